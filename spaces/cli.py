@@ -1,0 +1,127 @@
+"""The ``spaces`` command line: run the platform and administer accounts.
+
+Every command reads the same Settings (``SPACES_*`` environment variables; ``--data-dir`` overrides), so
+``spaces token create alice`` finds the database that ``spaces serve`` uses.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from spaces.errors import SpacesError
+from spaces.settings import Settings
+
+app = typer.Typer(help="spaces: a self-hostable Hugging Face Spaces.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+token_app = typer.Typer(help="Access tokens.", no_args_is_help=True)
+user_app = typer.Typer(help="Users.", no_args_is_help=True)
+org_app = typer.Typer(help="Organizations.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+app.add_typer(user_app, name="user")
+app.add_typer(org_app, name="org")
+
+err = Console(stderr=True)
+DataDir = typer.Option(None, "--data-dir", help="data directory (default: $SPACES_DATA_DIR or ~/.spaces)")
+
+
+def settings_with(**overrides: object) -> Settings:
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _db(data_dir: Optional[Path]):  # noqa: ANN202
+    from spaces.hub.app import build_hub
+
+    return build_hub(settings_with(data_dir=data_dir)).db
+
+
+def fail(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def serve(host: Optional[str] = typer.Option(None, help="listen address (default 127.0.0.1)"),
+          port: Optional[int] = typer.Option(None, help="listen port (default 8000)"),
+          data_dir: Optional[Path] = DataDir,
+          log_level: str = typer.Option("info", help="uvicorn log level")) -> None:
+    """Run the platform: the hub API, git over HTTP and the web pages, on one port."""
+    import uvicorn
+
+    from spaces.hub.app import create_app
+
+    settings = settings_with(host=host, port=port, data_dir=data_dir)
+    try:
+        application = create_app(settings)
+    except SpacesError as exc:
+        fail(exc.message)
+    err.print(f"[bold magenta]spaces[/] serving on [bold]{settings.hub_url}[/] "
+              f"(data in {settings.data_path}, database {settings.db_url.split('://')[0]})")
+    uvicorn.run(application, host=settings.host, port=settings.port, log_level=log_level,
+                timeout_graceful_shutdown=5)
+
+
+@token_app.command("create")
+def token_create(user: str = typer.Argument(..., help="user name; created if it does not exist"),
+                 role: str = typer.Option("write", help="read or write"),
+                 name: str = typer.Option("cli", help="a label for the token"),
+                 data_dir: Optional[Path] = DataDir) -> None:
+    """Create an access token and print it (only the token, on stdout, for scripts)."""
+    from spaces.services import accounts
+
+    try:
+        with _db(data_dir).session() as s:
+            account = accounts.ensure_user(s, user)
+            token = accounts.create_token(s, account, role=role, name=name)
+    except SpacesError as exc:
+        fail(exc.message)
+    print(token)
+
+
+@user_app.command("create")
+def user_create(name: str, admin: bool = typer.Option(False, "--admin", help="make the user an administrator"),
+                data_dir: Optional[Path] = DataDir) -> None:
+    """Create a user (or make an existing user an admin with --admin)."""
+    from spaces.services import accounts
+
+    try:
+        with _db(data_dir).session() as s:
+            account = accounts.ensure_user(s, name)
+            account.is_admin = account.is_admin or admin
+    except SpacesError as exc:
+        fail(exc.message)
+    err.print(f"user [bold]{name}[/] ready{' (admin)' if admin else ''}")
+
+
+@org_app.command("create")
+def org_create(name: str, member: list[str] = typer.Option([], "--member", help="user to add (repeatable)"),
+               role: str = typer.Option("write", help="role of the added members: read, write or admin"),
+               data_dir: Optional[Path] = DataDir) -> None:
+    """Create an organization (if needed) and add members."""
+    from spaces.services import accounts
+
+    try:
+        with _db(data_dir).session() as s:
+            org = accounts.find_account(s, name) or accounts.create_account(s, name, type="org")
+            if org.type != "org":
+                fail(f"'{name}' is a user, not an organization.")
+            for m in member:
+                accounts.add_member(s, org, accounts.ensure_user(s, m), role)
+    except SpacesError as exc:
+        fail(exc.message)
+    err.print(f"organization [bold]{name}[/] ready with {len(member)} member(s) added")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""Space stages, reason codes and the stage a Space shows for its state.
+
+Stage names are Hugging Face's ``SpaceStage`` values so the real clients understand them. Every stage change
+records a reason (a short code) and a message (a sentence): "why is my Space not running" always has an answer.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class SpaceStage(str, Enum):
+    NO_APP_FILE = "NO_APP_FILE"
+    CONFIG_ERROR = "CONFIG_ERROR"
+    BUILDING = "BUILDING"
+    BUILD_ERROR = "BUILD_ERROR"
+    APP_STARTING = "APP_STARTING"
+    RUNNING = "RUNNING"
+    RUNNING_BUILDING = "RUNNING_BUILDING"
+    RUNNING_APP_STARTING = "RUNNING_APP_STARTING"
+    RUNTIME_ERROR = "RUNTIME_ERROR"
+    PAUSED = "PAUSED"
+    STOPPED = "STOPPED"
+    SLEEPING = "SLEEPING"
+    DELETING = "DELETING"
+
+
+#: stages that ``wait_for_space`` (and our own waiters) keep polling through
+INTERMEDIATE = frozenset(
+    {SpaceStage.BUILDING, SpaceStage.RUNNING_BUILDING, SpaceStage.APP_STARTING, SpaceStage.RUNNING_APP_STARTING}
+)
+
+#: stages a visitor cannot fix by waiting; the proxy shows the message instead of waking the Space
+ERROR_STAGES = frozenset(
+    {SpaceStage.NO_APP_FILE, SpaceStage.CONFIG_ERROR, SpaceStage.BUILD_ERROR, SpaceStage.RUNTIME_ERROR}
+)

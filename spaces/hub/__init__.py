@@ -1,0 +1,1 @@
+"""The hub: the Hugging Face-compatible API, git smart HTTP and (later) the web pages. Thin edges over services."""

@@ -1,0 +1,1 @@
+"""The Hugging Face-compatible REST API, one router per area."""

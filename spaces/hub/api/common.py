@@ -1,0 +1,89 @@
+"""Small helpers shared by the API routers: raw path segments, JSON bodies, principal + session in one step."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import unquote
+
+from fastapi import Request
+
+from spaces.errors import BadRequest
+
+
+def raw_segments(request: Request) -> list[str]:
+    """Path segments, each percent-decoded on its own.
+
+    Clients quote revisions with ``safe=""`` (``refs%2Fpr%2F1``) and tree paths too (``a%2Fb``); the ASGI ``path``
+    has already turned ``%2F`` into ``/``, which would make a revision and a path indistinguishable, so routes
+    that take both read the raw path instead.
+    """
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    raw = raw.split(b"?", 1)[0]
+    return [unquote(seg.decode("latin-1")) for seg in raw.split(b"/")]
+
+
+def after(request: Request, marker: str, start: int) -> tuple[str, str]:
+    """(revision, path) from the raw segments that follow ``marker`` found at or after ``start``."""
+    segs = raw_segments(request)
+    try:
+        i = segs.index(marker, start)
+    except ValueError:
+        raise BadRequest("Malformed path.") from None
+    rest = segs[i + 1:]
+    if not rest or rest[0] == "":
+        return "main", ""
+    return rest[0], "/".join(rest[1:]).strip("/")
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"The request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    return data
+
+
+def get_str(data: dict[str, Any], key: str, *, required: bool = False, default: str | None = None) -> str | None:
+    value = data.get(key, default)
+    if value is None:
+        if required:
+            raise BadRequest(f"Missing field '{key}'.")
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"Field '{key}' must be a string.")
+    return value
+
+
+def get_int(data: dict[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(f"Field '{key}' must be an integer.")
+    return value
+
+
+async def in_session(request: Request, fn, *, auth_required: bool = False):  # noqa: ANN001, ANN201
+    """Run ``fn(session, principal)`` in a worker thread inside one transaction (commit on success).
+
+    Git and the database are blocking; keeping them off the event loop is what lets log streams and git
+    transfers go on while other requests write.
+    """
+    from starlette.concurrency import run_in_threadpool
+
+    from spaces.hub import auth
+
+    hub = request.app.state.hub
+
+    def work():  # noqa: ANN202
+        with hub.db.session() as s:
+            p = auth.require(request, s) if auth_required else auth.principal(request, s)
+            return fn(s, p)
+
+    return await run_in_threadpool(work)

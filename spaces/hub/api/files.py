@@ -1,0 +1,308 @@
+"""Files and history: tree, paths-info, refs, commits, preupload, the NDJSON commit and ``/resolve`` downloads.
+
+Revisions and paths are read from the raw URL (see ``common.raw_segments``) because clients percent-encode
+``/`` inside both. Every write goes through ``SpaceService.commit``: one real git commit per call.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from spaces.domain.naming import validate_folder_path, validate_path_in_repo
+from spaces.errors import BadRequest, EntryNotFound, RevisionNotFound
+from spaces.hub.api.common import after, in_session, json_body
+from spaces.hub.serialize import commit_json, tree_item
+from spaces.storage.gitrepo import Addition, GitRepo, blob_oid
+
+router = APIRouter()
+
+SPACE = "/api/spaces/{ns}/{name}"
+
+
+def _resolve(repo: GitRepo, rev: str) -> str:
+    sha = repo.resolve(rev)
+    if sha is None:
+        raise RevisionNotFound(rev)
+    return sha
+
+
+def _check_path(path: str) -> str:
+    return validate_path_in_repo(path) if path else ""
+
+
+@router.get(SPACE + "/tree/{rest:path}")
+async def list_tree(ns: str, name: str, rest: str, request: Request) -> JSONResponse:
+    hub = request.app.state.hub
+    rev, path = after(request, "tree", 5)
+    qp = request.query_params
+    recursive = qp.get("recursive") in ("true", "1")
+    expand = qp.get("expand") in ("true", "1")
+    offset = int(qp.get("cursor") or 0) if (qp.get("cursor") or "0").isdigit() else 0
+    page = hub.settings.limits.page_size if not expand else min(50, hub.settings.limits.page_size)
+
+    def work(s, p):  # noqa: ANN001, ANN202
+        space = hub.spaces.get(s, f"{ns}/{name}", p)
+        repo = hub.spaces.repo(space)
+        sha = _resolve(repo, rev)
+        entries = repo.list_tree(sha, _check_path(path), recursive=recursive)
+        chunk = entries[offset:offset + page]
+        last = repo.last_commits(sha, [e.path for e in chunk]) if expand else {}
+        return [tree_item(e, last.get(e.path)) for e in chunk], len(entries) > offset + page
+
+    items, more = await in_session(request, work)
+    headers = {}
+    if more:
+        params = [(k, v) for k, v in qp.multi_items() if k != "cursor"] + [("cursor", str(offset + page))]
+        headers["Link"] = f"<{hub.url(request.url.path)}?{urlencode(params)}>; rel=\"next\""
+    return JSONResponse(items, headers=headers)
+
+
+@router.post(SPACE + "/paths-info/{rest:path}")
+async def paths_info(ns: str, name: str, rest: str, request: Request) -> list[dict]:
+    hub = request.app.state.hub
+    rev, _ = after(request, "paths-info", 5)
+    form = await request.form()
+    paths = [str(v) for v in form.getlist("paths")]
+    expand = form.get("expand") in ("true", "1", "True")
+
+    def work(s, p):  # noqa: ANN001, ANN202
+        repo = hub.spaces.repo(hub.spaces.get(s, f"{ns}/{name}", p))
+        sha = _resolve(repo, rev)
+        found = []
+        for path in paths:
+            try:
+                found.append(repo.stat(sha, validate_path_in_repo(path)))
+            except EntryNotFound:
+                continue  # HF omits missing paths from the answer
+        last = repo.last_commits(sha, [e.path for e in found]) if expand else {}
+        return [tree_item(e, last.get(e.path)) for e in found]
+    return await in_session(request, work)
+
+
+@router.get(SPACE + "/refs")
+async def refs(ns: str, name: str, request: Request) -> dict:
+    hub = request.app.state.hub
+
+    def work(s, p):  # noqa: ANN001, ANN202
+        repo = hub.spaces.repo(hub.spaces.get(s, f"{ns}/{name}", p))
+        return {"branches": [{"name": b, "ref": f"refs/heads/{b}", "targetCommit": c} for b, c in repo.branches().items()],
+                "converts": [],
+                "tags": [{"name": t, "ref": f"refs/tags/{t}", "targetCommit": c} for t, c in repo.tags().items()],
+                "pullRequests": []}
+    return await in_session(request, work)
+
+
+@router.get(SPACE + "/commits/{rest:path}")
+async def commits(ns: str, name: str, rest: str, request: Request) -> JSONResponse:
+    hub = request.app.state.hub
+    rev, _ = after(request, "commits", 5)
+    qp = request.query_params
+    try:
+        page = max(1, min(int(qp.get("limit") or 50), 1000))
+        skip = max(0, int(qp.get("p") or 0)) * page
+    except ValueError:
+        raise BadRequest("limit and p must be integers.") from None
+
+    def work(s, p):  # noqa: ANN001, ANN202
+        repo = hub.spaces.repo(hub.spaces.get(s, f"{ns}/{name}", p))
+        sha = _resolve(repo, rev)
+        items = repo.log(sha, limit=page + 1, skip=skip)
+        return [commit_json(c) for c in items[:page]], len(items) > page
+
+    items, more = await in_session(request, work)
+    headers = {}
+    if more:
+        params = [(k, v) for k, v in qp.multi_items() if k != "p"] + [("p", str(skip // page + 1))]
+        headers["Link"] = f"<{hub.url(request.url.path)}?{urlencode(params)}>; rel=\"next\""
+    return JSONResponse(items, headers=headers)
+
+
+@router.get(SPACE + "/auth-check")
+@router.get(SPACE + "/auth-check/write")
+async def auth_check(ns: str, name: str, request: Request) -> dict:
+    hub = request.app.state.hub
+    write = request.url.path.endswith("/write")
+
+    def work(s, p):  # noqa: ANN001, ANN202
+        (hub.spaces.get_writable if write else hub.spaces.get)(s, f"{ns}/{name}", p)
+        return {}
+    return await in_session(request, work)
+
+
+@router.post(SPACE + "/preupload/{rest:path}")
+async def preupload(ns: str, name: str, rest: str, request: Request) -> dict:
+    hub = request.app.state.hub
+    rev, _ = after(request, "preupload", 5)
+    data = await json_body(request)
+    files = data.get("files")
+    if not isinstance(files, list):
+        raise BadRequest("Field 'files' must be a list of {path, sample, size}.")
+
+    def work(s, p):  # noqa: ANN001, ANN202
+        repo = hub.spaces.repo(hub.spaces.get_writable(s, f"{ns}/{name}", p))
+        sha = repo.resolve(rev)
+        out = []
+        for f in files:
+            if not isinstance(f, dict) or not isinstance(f.get("path"), str):
+                raise BadRequest("Each file needs a string 'path'.")
+            path = validate_path_in_repo(f["path"])
+            oid = None
+            if sha is not None:
+                try:
+                    entry = repo.stat(sha, path)
+                    oid = entry.oid if entry.type == "file" else None
+                except EntryNotFound:
+                    pass
+            # "regular": contents travel base64 in the commit; "lfs" would send hf_xet clients to a Xet server.
+            out.append({"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": oid})
+        return {"files": out, "commitOid": sha}
+    return await in_session(request, work, auth_required=True)
+
+
+def parse_ndjson(body: bytes) -> tuple[dict, list[Addition], list[str], list[str]]:
+    """Parse the commit body. Any malformed line rejects the whole commit before anything is written."""
+    header: dict | None = None
+    additions: list[Addition] = []
+    deletions: list[str] = []
+    folders: list[str] = []
+    for n, line in enumerate(body.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest(f"Line {n} of the commit is not valid JSON.") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("value"), dict):
+            raise BadRequest(f"Line {n} of the commit must be an object with 'key' and 'value'.")
+        key, value = obj.get("key"), obj["value"]
+        if n == 1 or header is None:
+            if key != "header":
+                raise BadRequest("The first line of a commit must be the header: {\"key\":\"header\",...}.")
+            header = value
+            continue
+        if key == "file":
+            path = validate_path_in_repo(_str(value, "path", n))
+            if value.get("encoding", "base64") != "base64":
+                raise BadRequest(f"Line {n}: only base64 file content is supported.")
+            try:
+                content = base64.b64decode(_str(value, "content", n), validate=True)
+            except (binascii.Error, ValueError):
+                raise BadRequest(f"Line {n}: 'content' of {path} is not valid base64.") from None
+            additions.append(Addition(path, content))
+        elif key == "deletedFile":
+            deletions.append(validate_path_in_repo(_str(value, "path", n)))
+        elif key == "deletedFolder":
+            folders.append(validate_folder_path(_str(value, "path", n)))
+        elif key == "lfsFile":
+            raise BadRequest(f"Line {n}: LFS files are not supported by this server; upload the file as a regular "
+                             "file (huggingface_hub does so when preupload answers 'regular').")
+        else:
+            raise BadRequest(f"Line {n}: unknown operation '{key}' (expected file, deletedFile or deletedFolder).")
+    if header is None:
+        raise BadRequest("The commit is empty: it needs a header line.")
+    paths = [a.path for a in additions] + deletions
+    if len(set(paths)) != len(paths):
+        raise BadRequest("The same path appears twice in one commit.")
+    return header, additions, deletions, folders
+
+
+def _str(value: dict, key: str, n: int) -> str:
+    v = value.get(key)
+    if not isinstance(v, str):
+        raise BadRequest(f"Line {n}: field '{key}' must be a string.")
+    return v
+
+
+@router.post(SPACE + "/commit/{rest:path}")
+async def commit(ns: str, name: str, rest: str, request: Request) -> dict:
+    hub = request.app.state.hub
+    rev, _ = after(request, "commit", 5)
+    if request.query_params.get("create_pr") in ("1", "true"):
+        raise BadRequest("Pull requests are not supported on this server; commit to main directly.")
+    body = await request.body()
+    header, additions, deletions, folders = parse_ndjson(body)
+    summary = header.get("summary") if isinstance(header.get("summary"), str) else ""
+    if not summary.strip():
+        raise BadRequest("The commit needs a non-empty summary.")
+    description = header.get("description") if isinstance(header.get("description"), str) else ""
+    parent = header.get("parentCommit")
+    if parent is not None and not isinstance(parent, str):
+        raise BadRequest("parentCommit must be a commit sha.")
+    if rev != "main":
+        raise BadRequest(f"Commits go to the main branch; '{rev}' is not supported.")
+
+    def work(s, p):  # noqa: ANN001, ANN202
+        space = hub.spaces.get_writable(s, f"{ns}/{name}", p)
+        sha = hub.spaces.commit(s, p, space, additions=additions, deletions=deletions, deleted_folders=folders,
+                                message=summary, description=description, parent=parent)
+        return {"success": True, "commitOid": sha, "commitUrl": hub.url(f"/spaces/{space.repo_id}/commit/{sha}"),
+                "commitMessage": summary, "hookOutput": ""}
+    return await in_session(request, work, auth_required=True)
+
+
+# ---- downloads ------------------------------------------------------------------------------------------
+@router.api_route("/spaces/{ns}/{name}/resolve/{rest:path}", methods=["GET", "HEAD"])
+async def resolve(ns: str, name: str, rest: str, request: Request) -> Response:
+    hub = request.app.state.hub
+    rev, path = after(request, "resolve", 4)
+    if not path:
+        raise EntryNotFound("", rev)
+
+    def work(s, p):  # noqa: ANN001, ANN202
+        repo = hub.spaces.repo(hub.spaces.get(s, f"{ns}/{name}", p))
+        sha = _resolve(repo, rev)
+        clean = validate_path_in_repo(path)
+        try:
+            entry = repo.stat(sha, clean)
+            if entry.type != "file":
+                raise EntryNotFound(clean, rev)
+        except EntryNotFound as exc:
+            exc.extra["commit"] = sha  # X-Repo-Commit rides on the 404 too (the client caches .no_exist)
+            raise
+        content = repo.read_blob(sha, clean) if request.method == "GET" else b""
+        return sha, entry, content
+
+    try:
+        sha, entry, content = await in_session(request, work)
+    except EntryNotFound as exc:
+        from spaces.hub.errors import error_response
+
+        resp = error_response(request, exc.status, exc.code, exc.message)
+        if "commit" in exc.extra:
+            resp.headers["X-Repo-Commit"] = exc.extra["commit"]
+        return resp
+    headers = {"X-Repo-Commit": sha, "ETag": f'"{entry.oid}"', "Accept-Ranges": "bytes",
+               "Content-Disposition": f"inline; filename*=UTF-8''{_quote(entry.path.rsplit('/', 1)[-1])}",
+               "Cache-Control": "private, max-age=0, must-revalidate"}
+    ctype = "application/octet-stream"
+    if request.method == "HEAD":
+        headers["Content-Length"] = str(entry.size)
+        return Response(status_code=200, headers=headers, media_type=ctype)
+    rng = request.headers.get("range")
+    if rng and rng.startswith("bytes="):
+        start_s, _, end_s = rng[6:].partition("-")
+        try:
+            start = int(start_s) if start_s else max(0, entry.size - int(end_s))
+            end = min(int(end_s), entry.size - 1) if end_s and start_s else entry.size - 1
+        except ValueError:
+            start, end = 0, entry.size - 1
+        if start >= entry.size or start > end:
+            return Response(status_code=416, headers={"Content-Range": f"bytes */{entry.size}", **headers})
+        headers["Content-Range"] = f"bytes {start}-{end}/{entry.size}"
+        return Response(content[start:end + 1], status_code=206, headers=headers, media_type=ctype)
+    return Response(content, headers=headers, media_type=ctype)
+
+
+def _quote(name: str) -> str:
+    from urllib.parse import quote
+
+    return quote(name, safe="")
+
+
+__all__ = ["router", "blob_oid"]

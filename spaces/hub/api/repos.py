@@ -1,0 +1,140 @@
+"""Accounts and repositories: whoami, create / delete / move a Space, settings, README validation."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from spaces.domain import cardconfig
+from spaces.errors import BadRequest, Forbidden
+from spaces.hub.api.common import get_int, get_str, in_session, json_body
+from spaces.services import accounts
+from spaces.services.spaces import CreateRequest, KeyValue
+
+router = APIRouter()
+
+
+def parse_kv_list(data: dict, key: str) -> list[KeyValue]:
+    items = data.get(key) or []
+    if not isinstance(items, list):
+        raise BadRequest(f"Field '{key}' must be a list of {{key, value, description?}} objects.")
+    out = []
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
+            raise BadRequest(f"Each entry of '{key}' needs a string 'key'.")
+        value = item.get("value", "")
+        out.append(KeyValue(item["key"], "" if value is None else str(value), item.get("description")))
+    return out
+
+
+def parse_visibility(data: dict) -> bool | None:
+    """True for private. Accepts 2.x's ``visibility`` and 0.x/1.x's ``private``; None when neither is given."""
+    vis = data.get("visibility")
+    if vis is not None:
+        if vis not in ("public", "private", "protected"):
+            raise BadRequest("visibility must be 'public', 'private' or 'protected'.")
+        return vis != "public"
+    private = data.get("private")
+    if private is None:
+        return None
+    if not isinstance(private, bool):
+        raise BadRequest("Field 'private' must be a boolean.")
+    return private
+
+
+@router.get("/api/health")
+async def health() -> dict:
+    return {"status": "ok"}
+
+
+@router.get("/api/agent-harnesses")
+async def agent_harnesses() -> dict:
+    return {"standardEnvVars": [], "harnesses": {}}
+
+
+@router.get("/api/whoami-v2")
+async def whoami(request: Request) -> dict:
+    def work(s, p):  # noqa: ANN001, ANN202
+        user = p.account
+        return {
+            "type": "user", "id": user.id, "name": user.name, "fullname": user.fullname, "email": user.email,
+            "emailVerified": bool(user.email), "isPro": False, "canPay": False, "isAdmin": user.is_admin,
+            "avatarUrl": "",
+            "orgs": [{"type": "org", "id": o.id, "name": o.name, "fullname": o.fullname, "roleInOrg": role}
+                     for o, role in accounts.user_orgs(s, user)],
+            "auth": {"type": "access_token",
+                     "accessToken": {"displayName": p.token.name if p.token else "session", "role": p.role}},
+        }
+    return await in_session(request, work, auth_required=True)
+
+
+@router.post("/api/repos/create")
+async def create_repo(request: Request) -> JSONResponse:
+    data = await json_body(request)
+    repo_type = data.get("type") or "model"
+    if repo_type != "space":
+        raise BadRequest(f"This server hosts Spaces only; repo type '{repo_type}' is not supported. "
+                         "Pass repo_type=\"space\".")
+    name = get_str(data, "name", required=True)
+    org = get_str(data, "organization")
+    sdk = get_str(data, "sdk", required=True)
+    hub = request.app.state.hub
+
+    def work(s, p):  # noqa: ANN001, ANN202
+        req = CreateRequest(namespace=org or p.account.name, name=name, sdk=sdk,
+                            private=bool(parse_visibility(data)), hardware=get_str(data, "hardware"),
+                            sleep_time=get_int(data, "sleepTimeSeconds"),
+                            secrets=parse_kv_list(data, "secrets"), variables=parse_kv_list(data, "variables"))
+        space = hub.spaces.create(s, p, req)
+        return {"url": hub.space_url(space.repo_id), "name": space.repo_id, "id": space.id}
+
+    return JSONResponse(await in_session(request, work, auth_required=True))
+
+
+def _repo_id_from(data: dict, key_name: str = "name", key_org: str = "organization") -> tuple[str | None, str]:
+    name = get_str(data, key_name, required=True)
+    return get_str(data, key_org), name
+
+
+@router.delete("/api/repos/delete")
+async def delete_repo(request: Request) -> dict:
+    data = await json_body(request)
+    org, name = _repo_id_from(data)
+    hub = request.app.state.hub
+
+    def work(s, p):  # noqa: ANN001, ANN202
+        space = hub.spaces.get_writable(s, f"{org or p.account.name}/{name}", p)
+        hub.spaces.delete(s, space)
+        return {}
+    return await in_session(request, work, auth_required=True)
+
+
+@router.post("/api/repos/move")
+async def move_repo(request: Request) -> dict:
+    raise Forbidden("Renaming a Space is not supported yet: duplicate it under the new name, then delete the old one.")
+
+
+@router.put("/api/spaces/{ns}/{name}/settings")
+async def update_settings(ns: str, name: str, request: Request) -> dict:
+    data = await json_body(request)
+    hub = request.app.state.hub
+
+    def work(s, p):  # noqa: ANN001, ANN202
+        space = hub.spaces.get_writable(s, f"{ns}/{name}", p)
+        private = parse_visibility(data)
+        if private is not None:
+            space.private = private
+        return {"private": space.private}
+    return await in_session(request, work, auth_required=True)
+
+
+@router.post("/api/validate-yaml")
+async def validate_yaml(request: Request) -> JSONResponse:
+    data = await json_body(request)
+    content = data.get("content")
+    if not isinstance(content, str):
+        return JSONResponse({"errors": [{"message": "Field 'content' must be the README text."}], "warnings": []},
+                            status_code=400)
+    errors, warnings = cardconfig.validate_yaml_for_api(content)
+    body = {"errors": [{"message": m} for m in errors], "warnings": [{"message": m} for m in warnings]}
+    return JSONResponse(body, status_code=400 if errors else 200)

@@ -1,0 +1,55 @@
+"""The app factory: one FastAPI application per Settings, no module-level state."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from spaces.db.session import Database
+from spaces.hub import errors
+from spaces.hub.api import files, repos, spaces
+from spaces.hub.context import Hub, request_base
+from spaces.hub.git_http import router as git_router
+from spaces.hub.limits import BodyLimit
+from spaces.services.logs import LogBus
+from spaces.services.spaces import SpaceService
+from spaces.settings import Settings
+
+log = logging.getLogger("spaces")
+
+
+def build_hub(settings: Settings) -> Hub:
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    settings.repos_path.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.db_url)
+    db.migrate()
+    return Hub(settings=settings, db=db, spaces=SpaceService(settings.repos_path), logs=LogBus(db))
+
+
+def create_app(settings: Settings | None = None, hub: Hub | None = None) -> FastAPI:
+    settings = settings or Settings()
+    hub = hub or build_hub(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # noqa: ANN202
+        yield
+        hub.db.engine.dispose()
+
+    app = FastAPI(title="spaces", version="0.1.0", lifespan=lifespan, docs_url="/api/docs", redoc_url=None,
+                  openapi_url="/api/openapi.json")
+    app.state.hub = hub
+    errors.install(app)
+    # Fixed /api/spaces/... paths come first: spaces.router registers them before {ns}/{name}.
+    app.include_router(repos.router)
+    app.include_router(spaces.router)
+    app.include_router(files.router)
+    app.include_router(git_router)
+    app.add_middleware(BodyLimit, limits=settings.limits)
+
+    @app.middleware("http")
+    async def remember_base(request, call_next):  # noqa: ANN001, ANN202
+        request_base.set(f"{request.url.scheme}://{request.headers.get('host', 'localhost')}")
+        return await call_next(request)
+    return app

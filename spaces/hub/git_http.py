@@ -1,0 +1,166 @@
+"""Git smart HTTP at ``/spaces/{ns}/{name}[.git]``, served by ``git http-backend`` (CGI) in a subprocess.
+
+Auth is HTTP Basic with any user name and an access token as password. Anonymous requests for a repository
+that is private *or missing* get the same 401 challenge, so git asks its credential helper and nobody learns
+whether a private Space exists; an authenticated caller without access gets 404 RepoNotFound. Pushing needs a
+write token of the owner or of a member of the owning organization. After a push the hub re-reads the tip of
+main (README config, stage) exactly as it does after an API commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from spaces.errors import RepoNotFound, SpacesError
+from spaces.hub import auth
+from spaces.hub.errors import error_response
+from spaces.services import accounts
+
+log = logging.getLogger("spaces.git")
+router = APIRouter()
+SERVICES = ("git-upload-pack", "git-receive-pack")
+
+
+def _authorize(request: Request, repo_id: str, write: bool):  # noqa: ANN202
+    """The Space's id and repo path if the caller may proceed; raises a SpacesError otherwise."""
+    hub = request.app.state.hub
+    with hub.db.session() as s:
+        principal = auth.principal(request, s)
+        space = hub.spaces.find(s, repo_id)
+        if principal is None and (space is None or space.private or write):
+            raise _challenge(repo_id)
+        if space is None:
+            raise RepoNotFound(repo_id)
+        accounts.check_read(s, principal, space)
+        if write:
+            accounts.check_write(s, principal, space)
+        return space.id, hub.spaces.repo(space).path
+
+
+def _challenge(repo_id: str) -> SpacesError:
+    return SpacesError(f"Repository spaces/{repo_id} not found, or authentication required: use your access "
+                       "token as the password.", code="RepoNotFound", status=401)
+
+
+async def _cgi(request: Request, repo_path, service_path: str, body: bool) -> Response:  # noqa: ANN001
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "GIT_PROJECT_ROOT": str(repo_path.parent),
+        "GIT_HTTP_EXPORT_ALL": "1",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "HOME": str(repo_path.parent),
+        "PATH_INFO": f"/{repo_path.name}/{service_path}",
+        "REQUEST_METHOD": request.method,
+        "QUERY_STRING": request.url.query,
+        "CONTENT_TYPE": request.headers.get("content-type", ""),
+        "REMOTE_USER": "spaces",
+        "REMOTE_ADDR": request.client.host if request.client else "",
+    }
+    for header, var in (("content-encoding", "HTTP_CONTENT_ENCODING"), ("git-protocol", "GIT_PROTOCOL")):
+        if header in request.headers:
+            env[var] = request.headers[header]
+    if "content-length" in request.headers:
+        env["CONTENT_LENGTH"] = request.headers["content-length"]
+    proc = await asyncio.create_subprocess_exec(
+        "git", "http-backend", env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+
+    async def feed() -> None:
+        try:
+            if body:
+                async for chunk in request.stream():
+                    proc.stdin.write(chunk)
+                    await proc.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        finally:
+            proc.stdin.close()
+
+    feeder = asyncio.create_task(feed())
+    status, headers = 200, {}
+    while True:
+        line = (await proc.stdout.readline()).decode("latin-1").rstrip("\r\n")
+        if not line:
+            break
+        key, _, value = line.partition(":")
+        if key.lower() == "status":
+            status = int(value.strip().split()[0])
+        else:
+            headers[key.strip()] = value.strip()
+
+    async def stream():  # noqa: ANN202
+        try:
+            while chunk := await proc.stdout.read(65536):
+                yield chunk
+        finally:
+            await feeder
+            err = (await proc.stderr.read()).decode(errors="replace").strip()
+            code = await proc.wait()
+            if code != 0 or (err and status >= 400):
+                log.warning("git http-backend exited %s: %s", code, err)
+
+    headers.pop("Content-Length", None)
+    return StreamingResponse(stream(), status_code=status, headers=headers)
+
+
+def _repo_id(ns: str, name: str) -> str:
+    return f"{ns}/{name[:-4] if name.endswith('.git') else name}"
+
+
+@router.get("/spaces/{ns}/{name}/info/refs")
+async def info_refs(ns: str, name: str, request: Request) -> Response:
+    service = request.query_params.get("service")
+    if service not in SERVICES:
+        return error_response(request, 403, "Forbidden", "Only the smart HTTP protocol is supported; update git.")
+    return await _serve(request, ns, name, "info/refs", write=service == "git-receive-pack", body=False)
+
+
+@router.post("/spaces/{ns}/{name}/git-upload-pack")
+async def upload_pack(ns: str, name: str, request: Request) -> Response:
+    return await _serve(request, ns, name, "git-upload-pack", write=False, body=True)
+
+
+@router.post("/spaces/{ns}/{name}/git-receive-pack")
+async def receive_pack(ns: str, name: str, request: Request) -> Response:
+    response = await _serve(request, ns, name, "git-receive-pack", write=True, body=True)
+    if not isinstance(response, StreamingResponse):
+        return response
+    hub = request.app.state.hub
+    repo_id = _repo_id(ns, name)
+    inner = response.body_iterator
+
+    async def then_refresh():  # noqa: ANN202
+        async for chunk in inner:
+            yield chunk
+
+        # The pack is in and refs are updated once http-backend has finished writing its answer.
+        def refresh() -> None:
+            with hub.db.session() as s:
+                space = hub.spaces.find(s, repo_id)
+                if space is not None:
+                    hub.spaces.refresh(s, space)
+        try:
+            await run_in_threadpool(refresh)
+        except Exception:  # the push itself succeeded; a failed refresh is retried by the next read
+            log.exception("refresh after push to %s failed", repo_id)
+
+    response.body_iterator = then_refresh()
+    return response
+
+
+async def _serve(request: Request, ns: str, name: str, service_path: str, *, write: bool, body: bool) -> Response:
+    repo_id = _repo_id(ns, name)
+    try:
+        space_id, repo_path = await run_in_threadpool(_authorize, request, repo_id, write)
+    except SpacesError as exc:
+        resp = error_response(request, exc.status, exc.code, exc.message)
+        if exc.status == 401:
+            resp.headers["WWW-Authenticate"] = 'Basic realm="spaces"'
+        return resp
+    return await _cgi(request, repo_path, service_path, body)

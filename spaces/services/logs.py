@@ -1,0 +1,74 @@
+"""Build and run logs: stored in the database (so they can be read later and replayed) and fanned out live.
+
+``LogBus.append`` is called from any thread (builders and backends run in threads); subscribers are asyncio
+queues on the server's event loop, fed with ``call_soon_threadsafe`` so a slow reader never blocks a writer.
+A reader that falls too far behind loses live lines (bounded queue) but can always replay the stored ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from spaces.db.models import LogLine, utcnow
+from spaces.db.session import Database
+
+KINDS = ("build", "run")
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    ts: datetime
+    data: str
+
+
+class LogBus:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._subs: dict[tuple[str, str], set[tuple[asyncio.AbstractEventLoop, asyncio.Queue]]] = defaultdict(set)
+        self._lock = threading.Lock()
+
+    def append(self, space_id: str, kind: str, data: str) -> None:
+        event = LogEvent(utcnow(), data if data.endswith("\n") else data + "\n")
+        with self.db.session() as s:
+            s.add(LogLine(space_id=space_id, kind=kind, ts=event.ts, data=event.data))
+        with self._lock:
+            subs = list(self._subs.get((space_id, kind), ()))
+        for loop, queue in subs:
+            loop.call_soon_threadsafe(_offer, queue, event)
+
+    def clear(self, space_id: str, kind: str) -> None:
+        with self.db.session() as s:
+            for row in s.scalars(select(LogLine).where(LogLine.space_id == space_id, LogLine.kind == kind)):
+                s.delete(row)
+
+    def history(self, space_id: str, kind: str, tail: int | None = None) -> list[LogEvent]:
+        with self.db.session() as s:
+            q = select(LogLine).where(LogLine.space_id == space_id, LogLine.kind == kind).order_by(LogLine.id.desc())
+            if tail:
+                q = q.limit(tail)
+            rows = list(s.scalars(q))
+        return [LogEvent(r.ts, r.data) for r in reversed(rows)]
+
+    def subscribe(self, space_id: str, kind: str) -> asyncio.Queue:
+        queue: asyncio.Queue = asyncio.Queue(maxsize=10_000)
+        with self._lock:
+            self._subs[(space_id, kind)].add((asyncio.get_running_loop(), queue))
+        return queue
+
+    def unsubscribe(self, space_id: str, kind: str, queue: asyncio.Queue) -> None:
+        with self._lock:
+            subs = self._subs.get((space_id, kind), set())
+            subs.discard((asyncio.get_running_loop(), queue))
+            if not subs:
+                self._subs.pop((space_id, kind), None)
+
+
+def _offer(queue: asyncio.Queue, event: LogEvent) -> None:
+    if not queue.full():
+        queue.put_nowait(event)

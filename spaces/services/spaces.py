@@ -1,0 +1,325 @@
+"""The Space lifecycle as the hub sees it: create, commit, duplicate, delete, settings, variables and secrets.
+
+Every change to a Space's files is a real git commit in its bare repository (``repos/{space.id}.git``), whether
+it came from the API or from ``git push``; after each one :meth:`SpaceService.refresh` re-reads README.md, stores
+the card data and the stage (NO_APP_FILE / CONFIG_ERROR with a message naming the key or line) and hands a
+buildable revision to the ``on_revision`` hook (the builder, when one is configured).
+
+Ordering rule for disk and database: the database row is written (flushed) first so that name conflicts fail
+before anything touches the disk; the git repository is created next; the transaction commits last. A crash in
+between leaves at most an unreferenced repository directory, which a later create of the same id replaces.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from spaces.db.models import Account, Space, SpaceSecret, SpaceVariable, new_id, utcnow
+from spaces.domain import hardware as hw
+from spaces.domain.cardconfig import evaluate
+from spaces.domain.naming import subdomain_candidates, validate_repo_id
+from spaces.domain.stages import SpaceStage
+from spaces.errors import BadRequest, EntryNotFound, Forbidden, RepoExists, RepoNotFound
+from spaces.services import accounts
+from spaces.services.accounts import Principal
+from spaces.storage.gitrepo import Addition, GitRepo
+
+SDKS = ("gradio", "streamlit", "docker", "static")
+SEED_GITATTRIBUTES = (
+    "# Large files go through git normally on this server; no LFS patterns are seeded.\n"
+    "* text=auto eol=lf\n"
+)
+DEFAULT_SDK_VERSION = {"gradio": "6.31.0", "streamlit": "1.67.0"}
+
+
+def seed_readme(title: str, sdk: str) -> str:
+    version = DEFAULT_SDK_VERSION.get(sdk)
+    lines = ["---", f"title: {title}", "emoji: 🚀", "colorFrom: purple", "colorTo: indigo", f"sdk: {sdk}"]
+    if version:
+        lines.append(f'sdk_version: "{version}"')
+    if sdk in ("gradio", "streamlit"):
+        lines.append("app_file: app.py")
+    elif sdk == "static":
+        lines.append("app_file: index.html")
+    elif sdk == "docker":
+        lines.append("app_port: 7860")
+    lines += ["pinned: false", "---", "", f"# {title}", "",
+              "Push your app to this repository with git or huggingface_hub; it is built and served on every push.", ""]
+    return "\n".join(lines)
+
+
+@dataclass
+class KeyValue:
+    key: str
+    value: str
+    description: str | None = None
+
+
+@dataclass
+class CreateRequest:
+    namespace: str
+    name: str
+    sdk: str
+    private: bool = False
+    hardware: str | None = None
+    sleep_time: int | None = None
+    secrets: list[KeyValue] = field(default_factory=list)
+    variables: list[KeyValue] = field(default_factory=list)
+
+
+class SpaceService:
+    """Operations on Spaces. Callers pass an open Session; the caller's transaction commits."""
+
+    def __init__(self, repos_root: Path, on_revision: Callable[[Space], None] | None = None) -> None:
+        self.repos_root = repos_root
+        self.on_revision = on_revision
+
+    # ---- lookup -----------------------------------------------------------------------------------------
+    def repo(self, space: Space) -> GitRepo:
+        return GitRepo(self.repos_root / f"{space.id}.git")
+
+    def find(self, s: Session, repo_id: str) -> Space | None:
+        return s.scalar(select(Space).where(Space.key == repo_id.lower()))
+
+    def get(self, s: Session, repo_id: str, principal: Principal | None) -> Space:
+        """The Space if the caller may read it; RepoNotFound otherwise (also for private Spaces)."""
+        space = self.find(s, repo_id)
+        if space is None:
+            raise RepoNotFound(repo_id)
+        accounts.check_read(s, principal, space)
+        return space
+
+    def get_writable(self, s: Session, repo_id: str, principal: Principal | None) -> Space:
+        space = self.get(s, repo_id, principal)
+        accounts.check_write(s, principal, space)
+        return space
+
+    # ---- create / delete --------------------------------------------------------------------------------
+    def _owner_for_create(self, s: Session, principal: Principal, namespace: str) -> Account:
+        owner = accounts.find_account(s, namespace)
+        if owner is None:
+            raise Forbidden(f"The namespace '{namespace}' does not exist; create the organization first.")
+        if not accounts.may_write_namespace(s, principal, owner):
+            raise Forbidden(f"You don't have the rights to create a Space under the namespace '{namespace}'.")
+        return owner
+
+    def _pick_subdomain(self, s: Session, repo_id: str) -> str:
+        for candidate in subdomain_candidates(repo_id):
+            if s.scalar(select(Space.id).where(Space.subdomain == candidate)) is None:
+                return candidate
+        raise RepoExists(f"No free subdomain for {repo_id}; choose another name.")
+
+    def _new_space(self, s: Session, principal: Principal, namespace: str, name: str, *, private: bool,
+                   hardware: str | None, sleep_time: int | None) -> Space:
+        repo_id = f"{namespace}/{name}"
+        validate_repo_id(repo_id)
+        owner = self._owner_for_create(s, principal, namespace)
+        repo_id = f"{owner.name}/{name}"
+        existing = self.find(s, repo_id)
+        if existing is not None:
+            raise RepoExists("You already created this space repo", repo_id=existing.repo_id)
+        flavor = hw.get_flavor(hardware or "cpu-basic").name
+        if sleep_time is not None and sleep_time != -1 and sleep_time < 60:
+            raise BadRequest("sleepTimeSeconds must be -1 (never sleep) or at least 60 seconds.")
+        space = Space(id=new_id(), owner_id=owner.id, owner=owner, name=name, repo_id=repo_id, key=repo_id.lower(),
+                      subdomain=self._pick_subdomain(s, repo_id), private=private, hardware=flavor,
+                      sleep_time=sleep_time, created_by=principal.account.id)
+        s.add(space)
+        s.flush()  # unique constraints fail here, before the disk is touched
+        return space
+
+    def create(self, s: Session, principal: Principal, req: CreateRequest) -> Space:
+        if req.sdk not in SDKS:
+            raise BadRequest(f"Invalid sdk '{req.sdk}': use one of {', '.join(SDKS)}.")
+        space = self._new_space(s, principal, req.namespace, req.name, private=req.private,
+                                hardware=req.hardware, sleep_time=req.sleep_time)
+        self._replace_kv(s, SpaceVariable, space, req.variables)
+        self._replace_kv(s, SpaceSecret, space, req.secrets)
+        path = self.repo(space).path
+        if path.exists():  # left over by a crash between disk and database
+            shutil.rmtree(path)
+        repo = GitRepo.init_bare(path)
+        try:
+            repo.commit(additions=[Addition("README.md", seed_readme(req.name, req.sdk).encode()),
+                                   Addition(".gitattributes", SEED_GITATTRIBUTES.encode())],
+                        message="initial commit", author_name=principal.account.name,
+                        author_email=f"{principal.account.name}@users.noreply.spaces")
+            self.refresh(s, space)
+        except BaseException:
+            repo.delete()
+            raise
+        return space
+
+    def delete(self, s: Session, space: Space) -> None:
+        repo = self.repo(space)
+        s.delete(space)
+        s.flush()
+        repo.delete()
+
+    def duplicate(self, s: Session, principal: Principal, source: Space, target_id: str, *, private: bool | None,
+                  hardware: str | None, sleep_time: int | None, secrets: list[KeyValue],
+                  variables: list[KeyValue] | None) -> Space:
+        """Copy files with full history and public variables (never secrets). Private unless asked otherwise."""
+        namespace, name = validate_repo_id(target_id)
+        space = self._new_space(s, principal, namespace, name, private=True if private is None else private,
+                                hardware=hardware, sleep_time=sleep_time)
+        space.duplicated_from = source.repo_id
+        copied = [KeyValue(v.key, v.value, v.description) for v in self._kv(s, SpaceVariable, source)]
+        by_key = {kv.key: kv for kv in copied}
+        for kv in variables or []:
+            by_key[kv.key] = kv
+        self._replace_kv(s, SpaceVariable, space, list(by_key.values()))
+        self._replace_kv(s, SpaceSecret, space, secrets)
+        path = self.repo(space).path
+        if path.exists():
+            shutil.rmtree(path)
+        copy = self.repo(source).copy_to(path)
+        try:
+            self.refresh(s, space)
+        except BaseException:
+            copy.delete()
+            raise
+        return space
+
+    # ---- files ------------------------------------------------------------------------------------------
+    def commit(self, s: Session, principal: Principal, space: Space, *, additions: list[Addition],
+               deletions: Iterable[str] = (), deleted_folders: Iterable[str] = (), message: str,
+               description: str = "", parent: str | None = None) -> str:
+        sha = self.repo(space).commit(
+            additions=additions, deletions=list(deletions), deleted_folders=list(deleted_folders), message=message,
+            description=description, author_name=principal.account.name,
+            author_email=principal.account.email or f"{principal.account.name}@users.noreply.spaces",
+            expected_parent=parent)
+        self.refresh(s, space)
+        return sha
+
+    def refresh(self, s: Session, space: Space) -> None:
+        """Re-read the tip of main after a commit or push: card data, sdk, stage; then hand it to the builder."""
+        repo = self.repo(space)
+        sha = repo.head()
+        if sha is None:
+            self.set_stage(space, SpaceStage.NO_APP_FILE, "empty_repository",
+                           "The repository has no commits yet: push an app to it.")
+            space.sha = None
+            return
+        files = {e.path for e in repo.list_tree(sha, recursive=True) if e.type == "file"}
+        readme = None
+        if "README.md" in files:
+            readme = repo.read_blob(sha, "README.md").decode("utf-8", errors="replace")
+        ev = evaluate(readme, files, default_title=space.name)
+        changed = sha != space.sha
+        space.sha = sha
+        space.card_data = ev.card
+        if ev.config is not None:
+            space.sdk = ev.config.sdk
+        space.last_modified = utcnow()
+        if ev.stage is not None:
+            self.set_stage(space, ev.stage, ev.reason, ev.message)
+        elif space.paused:
+            pass  # a paused Space stays paused until its owner restarts it, whatever is pushed
+        elif changed or space.stage in (SpaceStage.NO_APP_FILE, SpaceStage.CONFIG_ERROR):
+            self.revision_ready(space)
+
+    def revision_ready(self, space: Space) -> None:
+        """A buildable revision: the builder takes it from here when one is configured."""
+        if self.on_revision is not None:
+            self.on_revision(space)
+        else:
+            self.set_stage(space, SpaceStage.BUILDING, "build_queued",
+                           "This revision is queued for a build; no builder is configured on this server yet.")
+
+    @staticmethod
+    def set_stage(space: Space, stage: SpaceStage, reason: str, message: str) -> None:
+        if (space.stage, space.stage_reason, space.stage_message) != (stage.value, reason, message):
+            space.stage, space.stage_reason, space.stage_message = stage.value, reason, message
+            space.stage_changed_at = utcnow()
+
+    # ---- runtime settings -------------------------------------------------------------------------------
+    def set_hardware(self, s: Session, principal: Principal, space: Space, flavor: str | None,
+                     sleep_time: int | None) -> None:
+        # gradio_client's duplicate may send {"flavor": null} when the source has no current hardware: keep it.
+        if flavor is not None:
+            space.hardware = hw.get_flavor(flavor).name
+        if sleep_time is not None:
+            self.set_sleep_time(space, sleep_time)
+
+    @staticmethod
+    def set_sleep_time(space: Space, seconds: int) -> None:
+        if seconds != -1 and seconds < 60:
+            raise BadRequest("Sleep time must be -1 (never sleep) or at least 60 seconds.")
+        space.sleep_time = seconds
+
+    def pause(self, space: Space) -> None:
+        if space.sdk == "static":
+            raise BadRequest("Static Spaces are always available and cannot be paused.")
+        space.paused = True
+        self.set_stage(space, SpaceStage.PAUSED, "paused_by_owner",
+                       "This Space is paused by its owner; restart it to bring it back.")
+
+    def restart(self, s: Session, space: Space, *, factory: bool = False) -> None:
+        if space.sdk == "static" and not factory:
+            raise BadRequest("Static Spaces are always available; there is nothing to restart.")
+        space.paused = False
+        space.sha = None  # makes refresh() treat the tip as new and hand it on again
+        self.refresh(s, space)
+
+    @staticmethod
+    def settings_changed(s: Session, space: Space) -> None:
+        """Variables and secrets reach the app's environment; the runtime restarts a running Space on this."""
+        space.last_modified = utcnow()
+
+    # ---- variables and secrets --------------------------------------------------------------------------
+    @staticmethod
+    def _kv(s: Session, model: type, space: Space) -> list:
+        return list(s.scalars(select(model).where(model.space_id == space.id).order_by(model.key)))
+
+    def variables(self, s: Session, space: Space) -> list[SpaceVariable]:
+        return self._kv(s, SpaceVariable, space)
+
+    def secrets(self, s: Session, space: Space) -> list[SpaceSecret]:
+        return self._kv(s, SpaceSecret, space)
+
+    def _replace_kv(self, s: Session, model: type, space: Space, items: list[KeyValue]) -> None:
+        for kv in items:
+            self.upsert_kv(s, model, space, kv)
+
+    @staticmethod
+    def upsert_kv(s: Session, model: type, space: Space, kv: KeyValue) -> None:
+        validate_env_key(kv.key)
+        row = s.scalar(select(model).where(model.space_id == space.id, model.key == kv.key))
+        if row is None:
+            s.add(model(space_id=space.id, key=kv.key, value=kv.value, description=kv.description))
+        else:
+            row.value, row.updated_at = kv.value, utcnow()
+            if kv.description is not None:
+                row.description = kv.description
+        s.flush()
+
+    @staticmethod
+    def delete_kv(s: Session, model: type, space: Space, key: str) -> None:
+        row = s.scalar(select(model).where(model.space_id == space.id, model.key == key))
+        if row is None:
+            raise EntryNotFound(key)
+        s.delete(row)
+        s.flush()
+
+    # ---- listing ----------------------------------------------------------------------------------------
+    @staticmethod
+    def count(s: Session) -> int:
+        return s.scalar(select(func.count(Space.id))) or 0
+
+
+def validate_env_key(key: str) -> None:
+    import re
+
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,199}", key or ""):
+        raise BadRequest(f"Invalid key '{key}': use letters, digits and underscores, not starting with a digit.")
+    if key.upper().startswith(("SPACE_", "SPACES_")) or key in ("SYSTEM", "CPU_CORES", "MEMORY", "ACCELERATOR"):
+        raise BadRequest(f"'{key}' is reserved for the platform; choose another name.")
+

@@ -1,0 +1,81 @@
+"""Configuration: one pydantic-settings ``Settings`` read from ``SPACES_*`` environment variables.
+
+Nested models group a subsystem's settings; set them with a double underscore, e.g.
+``SPACES_LIMITS__MAX_COMMIT_BYTES=1048576``. Every setting has a default that makes ``spaces serve`` work on one
+machine with nothing else installed: SQLite and git repositories under ``data_dir``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Limits(BaseModel):
+    """Input limits: a request over one of these is refused with 413 before anything is written."""
+
+    max_commit_bytes: int = Field(512 * 1024 * 1024, description="largest NDJSON commit body accepted")
+    max_json_bytes: int = Field(1024 * 1024, description="largest plain JSON request body accepted")
+    page_size: int = Field(1000, description="items per page for listings (trees, Spaces, commits)")
+
+
+class Settings(BaseSettings):
+    """Every knob of the platform. See the configuration table in the README."""
+
+    model_config = SettingsConfigDict(env_prefix="SPACES_", env_nested_delimiter="__", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="address the server listens on (0.0.0.0 for all interfaces)")
+    port: int = Field(8000, description="port the server listens on")
+    data_dir: Path = Field(Path("~/.spaces"), description="git repositories, SQLite database and secret key")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default SQLite in data_dir, e.g. postgresql+psycopg://user@host/db"
+    )
+    public_url: str | None = Field(
+        None, description="the hub's base URL as users reach it (absolute URLs in answers); default http://localhost:PORT"
+    )
+    apps_domain: str | None = Field(
+        None, description="Spaces are served at http://{subdomain}.{apps_domain}; default localhost:PORT"
+    )
+    apps_scheme: str = Field("http", description="scheme of app URLs (https behind a TLS terminator)")
+    secret_key: str | None = Field(None, description="signs cookies; default a random key kept in data_dir")
+    signup_enabled: bool = Field(True, description="allow anyone to create an account from the web page")
+    limits: Limits = Field(default_factory=Limits)
+
+    @property
+    def data_path(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def repos_path(self) -> Path:
+        return self.data_path / "repos"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_path / 'spaces.db'}"
+
+    @property
+    def hub_url(self) -> str:
+        return (self.public_url or f"http://localhost:{self.port}").rstrip("/")
+
+    @property
+    def apps_base_domain(self) -> str:
+        return self.apps_domain or f"localhost:{self.port}"
+
+    def app_host(self, subdomain: str) -> str:
+        """The public origin of a Space's app: never a path on the hub's origin."""
+        return f"{self.apps_scheme}://{subdomain}.{self.apps_base_domain}"
+
+    @cached_property
+    def signing_key(self) -> str:
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_path / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
