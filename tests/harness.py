@@ -198,6 +198,8 @@ def server_env(
         SPACES_DATA_DIR=str(data_dir),
         SPACES_PUBLIC_URL=f"http://127.0.0.1:{port}",
         SPACES_MAX_COMMIT_BYTES=str(TEST_MAX_COMMIT_BYTES),
+        # the server's Settings spell it as a nested field; set both so either spelling applies
+        SPACES_LIMITS__MAX_COMMIT_BYTES=str(TEST_MAX_COMMIT_BYTES),
         HF_HUB_DISABLE_TELEMETRY="1",
         PYTHONUNBUFFERED="1",
     )

@@ -90,6 +90,14 @@ class Space(Base):
     stage_reason: Mapped[str] = mapped_column(String(64), default="")
     stage_message: Mapped[str] = mapped_column(Text, default="")
     stage_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # runtime: what was built, what runs, and whether it sleeps
+    artifact: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # builder.plan.Artifact
+    instance: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # runtime Handle of the app
+    instance_sha: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    asleep: Mapped[bool] = mapped_column(Boolean, default=False)
+    restarts: Mapped[int] = mapped_column(Integer, default=0)  # consecutive crashes, for backoff
+    retry_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    queued_at: Mapped[datetime | None] = mapped_column(nullable=True)  # waiting for capacity since
     likes: Mapped[int] = mapped_column(Integer, default=0)
     duplicated_from: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_by: Mapped[str | None] = mapped_column(String(24), nullable=True)
@@ -140,3 +148,41 @@ class LogLine(Base):
     kind: Mapped[str] = mapped_column(String(8))  # build | run
     ts: Mapped[datetime] = mapped_column(default=utcnow)
     data: Mapped[str] = mapped_column(Text)
+
+
+class Build(Base):
+    """One build of one commit; the newest row per Space is the one that counts."""
+
+    __tablename__ = "builds"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    space_id: Mapped[str] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"), index=True)
+    sha: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued | running | built | failed
+    message: Mapped[str] = mapped_column(Text, default="")
+    artifact: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    factory: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class UsageInterval(Base):
+    """A stretch of time a Space ran on a flavor: the unit of billing and of GPU-minute quotas."""
+
+    __tablename__ = "usage_intervals"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    space_id: Mapped[str] = mapped_column(String(24), index=True)
+    flavor: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class QuotaGrant(Base):
+    """An admin's override of an account's quota: running Spaces per flavor, GPU minutes, credits."""
+
+    __tablename__ = "quota_grants"
+    __table_args__ = (UniqueConstraint("account_id", "key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(64))  # e.g. "running:t4-small", "gpu_minutes", "credits_micro_usd"
+    value: Mapped[int] = mapped_column(Integer)

@@ -61,6 +61,8 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
+        """A transaction. Callables appended to ``s.info["after_commit"]`` run once it has committed: that is
+        how a write nudges a worker (builder, reconciler) without the worker reading uncommitted state."""
         s = self._factory()
         try:
             yield s
@@ -70,3 +72,10 @@ class Database:
             raise
         finally:
             s.close()
+        for callback in s.info.pop("after_commit", []):
+            callback()
+
+
+def after_commit(s: Session, callback) -> None:  # noqa: ANN001
+    """Run ``callback()`` after the session's transaction commits (see ``Database.session``)."""
+    s.info.setdefault("after_commit", []).append(callback)

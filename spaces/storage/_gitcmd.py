@@ -94,6 +94,21 @@ def popen_git(git_dir: Path, args: Sequence[str]) -> subprocess.Popen[bytes]:
     )
 
 
+def stream_blob(git_dir: Path, oid: str, chunk_size: int) -> Iterator[bytes]:
+    """Chunks of one blob from ``git cat-file blob``. The process starts on the first ``next()``; closing the
+    generator early kills it."""
+    proc = popen_git(git_dir, ["cat-file", "blob", oid])
+    try:
+        while chunk := proc.stdout.read(chunk_size):  # type: ignore[union-attr]
+            yield chunk
+        if proc.wait() != 0:
+            raise GitError(git_failure(["cat-file"], proc.returncode, proc.stderr.read()))  # type: ignore[union-attr]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
 def git_failure(args: Sequence[str], code: int, stderr: bytes) -> str:
     err = stderr.decode("utf-8", "replace").strip()
     return f"git {args[0] if args else ''} failed (exit {code}): {err or 'no error output'}"
@@ -187,3 +202,20 @@ def commit_lock(git_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def iter_log_names(records: Iterator[bytes], mark: bytes) -> Iterator[tuple[list[bytes], str]]:
+    """Parse ``git log -z --name-only --format=MARK%x00<5 fields>``: yield (the commit's 5 fields, changed path)
+    for every path of every commit. ``mark`` must be a value no file name equals (use a random token)."""
+    fields: list[bytes] = []
+    first_name = False
+    for rec in records:
+        if rec == mark:
+            fields = []
+        elif len(fields) < 5:
+            fields.append(rec)
+            first_name = len(fields) == 5
+        else:
+            if first_name:  # git separates the message from the file names with one "\n"
+                rec, first_name = rec.removeprefix(b"\n"), False
+            yield fields, dec(rec)

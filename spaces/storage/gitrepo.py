@@ -18,7 +18,7 @@ All methods are synchronous and thread-safe; the hub calls them from a thread po
 
 from __future__ import annotations
 
-import hashlib, os
+import hashlib
 import secrets
 import shutil
 import tempfile
@@ -34,22 +34,23 @@ from spaces.errors import BadRequest, EntryNotFound, GitError, PreconditionFaile
 from spaces.storage._gitcmd import (
     FULL_SHA,
     SHORT_SHA,
-    ZERO_OID,
     check_path,
     commit_lock,
     dec,
     enc,
-    git_failure,
     is_plain_refname,
+    iter_log_names,
     iter_z,
     popen_git,
     run_git,
     split_z,
+    stream_blob,
 )
+from spaces.storage._treeedit import apply_changes, compare_and_swap, list_files, read_tip, write_blobs, write_tree
 
 __all__ = ["Addition", "CommitInfo", "GitRepo", "TreeEntry", "blob_oid"]
 
-_CAS_ATTEMPTS = 1
+_CAS_ATTEMPTS = 5
 _LOG_FORMAT = "%H%x00%an%x00%ae%x00%aI%x00%B"
 
 
@@ -151,7 +152,8 @@ class GitRepo:
     def copy_to(self, dest: Path) -> GitRepo:
         """A full, independent copy (every ref, all history, same default branch) at ``dest``. Objects travel
         through git's pack protocol, so the copy shares no files with the source."""
-        head = dec(self._git("symbolic-ref", "--short", "HEAD").strip()) or "main"
+        proc = run_git(self.path, ["symbolic-ref", "-q", "--short", "HEAD"], ok=(0, 1))
+        head = dec(proc.stdout.strip()) or "main"  # a detached HEAD (only possible via manual edits) -> main
         copy = GitRepo.init_bare(dest, branch=head)
         try:
             copy._git("fetch", "--quiet", "--no-write-fetch-head", str(self.path.resolve()), "+refs/*:refs/*")
@@ -159,6 +161,20 @@ class GitRepo:
             copy.delete()
             raise
         return copy
+
+    def export(self, rev: str, dest: Path) -> Path:
+        """Write the files of ``rev`` into the new directory ``dest`` (a plain tree, no .git): the build context
+        and the working copy an instance runs from. ``git archive`` never writes outside ``dest``."""
+        import tarfile
+        import io
+
+        sha = self._rev(rev)
+        dest = Path(dest)
+        dest.mkdir(parents=True, exist_ok=False)
+        data = self._git("archive", "--format=tar", sha)
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            tar.extractall(dest, filter="data")  # "data" refuses absolute paths, links out of dest, devices
+        return dest
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file() and not p.is_symlink())
@@ -181,9 +197,9 @@ class GitRepo:
         if SHORT_SHA.fullmatch(hexrev) and len(hexrev) < 40:
             candidates.append(hexrev)
         # Names go on stdin, never argv: nothing here can become an option. ^{commit} peels annotated tags.
-        query = "".join(f"{c}^{{commit}}\n" for c in candidates).encode()
+        query = enc("".join(f"{c}^{{commit}}\n" for c in candidates))
         out = self._git("cat-file", "--batch-check=%(objectname) %(objecttype)", input=query)
-        for line in out.decode().splitlines():
+        for line in out.decode("utf-8", "replace").splitlines():
             oid, _, kind = line.partition(" ")
             if kind == "commit" and FULL_SHA.fullmatch(oid):
                 return oid
@@ -193,7 +209,7 @@ class GitRepo:
         """The tip commit of ``branch`` (a name or ``refs/...``), or None when it has no commits."""
         if not is_plain_refname(branch):
             return None
-        return self._tip(self._ref(branch))[0]
+        return read_tip(self.path, self._ref(branch))
 
     def branches(self) -> dict[str, str]:
         return self._refs("refs/heads/")
@@ -224,7 +240,7 @@ class GitRepo:
         executable keeps its mode. ``expected_parent`` (full sha or >=5 hex prefix) that is not the tip ->
         ``PreconditionFailed``; without it a lost compare-and-swap race is retried on the new tip. Nothing is
         written to refs when anything fails (unreferenced objects may remain until ``git gc``)."""
-        if not is_plain_refname(branch):
+        if not is_plain_refname(branch) or branch.startswith("refs/tags/"):
             raise BadRequest(f"Invalid branch name: {branch!r}")
         ref = self._ref(branch)
         if expected_parent is not None:
@@ -243,24 +259,24 @@ class GitRepo:
 
         with tempfile.TemporaryDirectory(prefix="spaces-commit-") as tmp:
             # Blobs are content-addressed and independent of the tip, so they are written before taking the lock.
-            blobs = self._write_blobs(additions, Path(tmp))
+            blobs = write_blobs(self.path, additions, Path(tmp))
             added = dict(zip(paths, blobs))  # a path given twice: the last one wins
-            with open(os.devnull):
-                for _attempt in range(_CAS_ATTEMPTS):
-                    tip, _tree = self._tip(ref)
+            with commit_lock(self.path):
+                for attempt in range(_CAS_ATTEMPTS):
+                    tip = read_tip(self.path, ref)
                     if expected_parent is not None and not (tip or "").startswith(expected_parent):
                         raise PreconditionFailed(
                             f"Parent commit {expected_parent} is not the tip of {branch} ({tip or 'no commits'}); "
                             "fetch the latest revision and retry."
                         )
-                    entries = self._apply(self._files(tip), added, dels, folders, branch)
-                    tree = self._write_tree(entries, Path(tmp) / f"index-{_attempt}")
+                    entries = apply_changes(list_files(self.path, tip), added, dels, folders, branch)
+                    tree = write_tree(self.path, entries, Path(tmp) / f"index-{attempt}")
                     parents = ["-p", tip] if tip else []
                     new = self._git("commit-tree", tree, *parents, input=text.encode(), env=env).decode().strip()
-                    if self._cas(ref, new, tip):
+                    if compare_and_swap(self.path, ref, new, tip):
                         return new
                     # Lost a race (a push, or a writer in another process without our lock): go again on the new tip.
-                    time.sleep(0.01 * (_attempt + 1))
+                    time.sleep(0.01 * (attempt + 1))
         if expected_parent is not None:
             raise PreconditionFailed(f"The tip of {branch} moved while committing; fetch and retry.")
         raise GitError(f"Could not update {branch}: it kept changing under concurrent writes; retry.")
@@ -322,7 +338,7 @@ class GitRepo:
         entry = self.stat(rev, path)
         if entry.type != "file":
             raise EntryNotFound(entry.path, rev)
-        return entry, self._stream_blob(entry.oid, chunk_size)
+        return entry, stream_blob(self.path, entry.oid, chunk_size)
 
     def log(self, rev: str, *, limit: int = 50, skip: int = 0, path: str | None = None) -> list[CommitInfo]:
         """Commits reachable from ``rev``, newest first; with ``path``, only those touching it."""
@@ -353,24 +369,10 @@ class GitRepo:
              *sorted(wanted)],
         )  # fmt: skip
         try:
-            fields: list[bytes] = []
-            current: CommitInfo | None = None
-            first_name = False
-            for rec in iter_z(proc.stdout):
-                if rec == mark:
-                    fields, current = [], None
-                    continue
-                if current is None:
-                    fields.append(rec)
-                    if len(fields) == 5:
-                        current, first_name = _commit_info(fields), True
-                    continue
-                if first_name:  # git separates the message from the file names with one "\n"
-                    rec, first_name = rec.removeprefix(b"\n"), False
-                name = dec(rec)
+            for fields, name in iter_log_names(iter_z(proc.stdout), mark):
                 for covered in (name, *(name[:i] for i, c in enumerate(name) if c == "/")):
                     if covered in wanted and covered not in found:
-                        found[covered] = current
+                        found[covered] = _commit_info(fields)
                 if len(found) == len(wanted):
                     break
         finally:
@@ -398,14 +400,6 @@ class GitRepo:
             raise RevisionNotFound(rev)
         return sha
 
-    def _tip(self, ref: str) -> tuple[str | None, str | None]:
-        out = self._git("for-each-ref", "--format=%(refname)%00%(objectname)%00%(tree)", ref)
-        for line in out.decode("utf-8", "surrogateescape").splitlines():
-            name, oid, tree = line.split("\0")
-            if name == ref:
-                return oid, tree or None
-        return None, None
-
     def _refs(self, prefix: str) -> dict[str, str]:
         out = self._git("for-each-ref", "--format=%(refname)%00%(objectname)%00%(*objectname)", prefix)
         refs = {}
@@ -424,92 +418,3 @@ class GitRepo:
         if len(parts) != 3 or not FULL_SHA.fullmatch(parts[0].decode("ascii", "replace")):
             return None  # "<name> missing"
         return parts[0].decode(), parts[1].decode(), int(parts[2])
-
-    def _files(self, tip: str | None) -> dict[str, tuple[str, str]]:
-        """path -> (mode, oid) for every non-directory entry at ``tip``."""
-        if tip is None:
-            return {}
-        files = {}
-        for rec in split_z(self._git("ls-tree", "-r", "-z", "--full-tree", tip)):
-            meta, _, name = rec.partition(b"\t")
-            mode, _kind, oid = meta.decode().split()
-            files[dec(name)] = (mode, oid)
-        return files
-
-    @staticmethod
-    def _apply(
-        files: dict[str, tuple[str, str]], added: dict[str, str], dels: list[str], folders: list[str], branch: str
-    ) -> dict[str, tuple[str, str]]:
-        new = dict(files)
-        for p in dels:
-            if p not in files:
-                raise EntryNotFound(p, branch)
-            new.pop(p, None)
-        for folder in folders:
-            inside = [p for p in files if p.startswith(folder + "/")]
-            if not inside:
-                raise EntryNotFound(folder, branch)
-            for p in inside:
-                new.pop(p, None)
-        for p, oid in added.items():
-            old = new.get(p)
-            new[p] = ("100755" if old and old[0] == "100755" else "100644", oid)
-        # A path cannot be both a file and a directory. Only added paths can introduce a clash.
-        dirs = {p[:i] for p in new for i, c in enumerate(p) if c == "/"}
-        for p in added:
-            if p in dirs:
-                raise BadRequest(f"Cannot add the file '{p}': a folder with that name exists.")
-            for i, c in enumerate(p):
-                if c == "/" and p[:i] in new:
-                    raise BadRequest(f"Cannot add the file '{p}': '{p[:i]}' is a file, not a folder.")
-        return new
-
-    def _write_blobs(self, additions: list[Addition], tmp: Path) -> list[str]:
-        """Write every addition's blob with ONE ``git hash-object`` (in-memory contents are spooled to ``tmp``)."""
-        if not additions:
-            return []
-        sources = []
-        for i, add in enumerate(additions):
-            if add.file is not None:
-                src = Path(add.file).resolve()
-            else:
-                src = tmp / f"blob-{i}"
-                src.write_bytes(add.content)
-            if "\n" in str(src):
-                raise BadRequest("An upload's file name must not contain a newline.")
-            sources.append(str(src))
-        # --no-filters: store the bytes exactly as given (no CRLF or attribute-driven conversion).
-        out = self._git("hash-object", "-w", "--no-filters", "--stdin-paths", input=enc("\n".join(sources) + "\n"))
-        oids = out.decode().split()
-        if len(oids) != len(additions):
-            raise GitError("git hash-object returned an unexpected number of object ids.")
-        return oids
-
-    def _write_tree(self, entries: dict[str, tuple[str, str]], index: Path) -> str:
-        """Build the full tree in a throwaway index (the bare repo has no real one) and write it."""
-        env = {"GIT_INDEX_FILE": str(index)}
-        info = b"".join(b"%s %s\t%s\0" % (mode.encode(), oid.encode(), enc(p)) for p, (mode, oid) in entries.items())
-        self._git("update-index", "-z", "--index-info", input=info, env=env)
-        return self._git("write-tree", env=env).decode().strip()
-
-    def _cas(self, ref: str, new: str, old: str | None) -> bool:
-        """Move ``ref`` from ``old`` (None: must not exist) to ``new`` atomically; False if someone got there first
-        (the ref moved, or its lock was held by a concurrent push)."""
-        proc = run_git(self.path, ["update-ref", "-m", "spaces: commit", ref, new, old or ZERO_OID], ok=(0, 1, 128))
-        if proc.returncode == 0:
-            return True
-        if self._tip(ref)[0] != old or b".lock" in proc.stderr:
-            return False
-        raise GitError(git_failure(["update-ref"], proc.returncode, proc.stderr))
-
-    def _stream_blob(self, oid: str, chunk_size: int) -> Iterator[bytes]:
-        proc = popen_git(self.path, ["cat-file", "blob", oid])
-        try:
-            while chunk := proc.stdout.read(chunk_size):
-                yield chunk
-            if proc.wait() != 0:
-                raise GitError(git_failure(["cat-file"], proc.returncode, proc.stderr.read()))
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.communicate()

@@ -37,7 +37,8 @@ CHILD = textwrap.dedent(
     httpx.Client.send = send
 
     import huggingface_hub
-    out["endpoint"] = huggingface_hub.constants.ENDPOINT
+    from huggingface_hub import constants
+    out["endpoint"] = constants.ENDPOINT
     try:
         info = huggingface_hub.space_info(repo_id, token=token)
         out["host"], out["subdomain"], out["private"] = info.host, info.subdomain, info.private

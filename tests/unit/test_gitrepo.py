@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import threading
 from datetime import timezone
 from pathlib import Path
@@ -19,7 +20,7 @@ from spaces.errors import (
     RepoExists,
     RevisionNotFound,
 )
-from spaces.storage import Addition, GitRepo, TreeEntry, blob_oid
+from spaces.storage import Addition, GitRepo, TreeEntry, blob_oid, gitrepo
 
 AUTHOR = {"author_name": "Alice Example", "author_email": "alice@example.org"}
 
@@ -95,6 +96,7 @@ BASE = {"README.md": b"# demo\n", "app.py": b"print(1)\n", "src/a.py": b"a\n", "
         pytest.param({"app.py/x": b"x"}, ["app.py"], [], {**{k: v for k, v in BASE.items() if k != "app.py"},
                      "app.py/x": b"x"}, id="folder-replaces-file"),  # fmt: skip
         pytest.param({"src/a.py": b"A"}, ["src/a.py"], [], {**BASE, "src/a.py": b"A"}, id="delete-then-add"),
+        pytest.param({}, [], [], BASE, id="empty-commit"),
     ],
 )
 def test_commit_operations(base: GitRepo, adds, dels, folders, expected) -> None:
@@ -129,6 +131,7 @@ def test_commit_operations(base: GitRepo, adds, dels, folders, expected) -> None
         ({"additions": [Addition("a\nb", b"x")]}, InvalidPath, "control"),
         ({"deletions": ["src/../app.py"]}, InvalidPath, ".."),
         ({"branch": "--upload-pack=x"}, BadRequest, "branch"),
+        ({"branch": "refs/tags/v1"}, BadRequest, "branch"),
         ({"expected_parent": "xyz"}, BadRequest, "parent"),
     ],
 )
@@ -177,13 +180,30 @@ def test_concurrent_commits_from_threads_all_land(repo: GitRepo) -> None:
     assert len({c.title for c in repo.log("main", limit=100)}) == 40
 
 
+def test_concurrent_commits_from_processes_all_land(repo: GitRepo) -> None:
+    """Separate worker processes share no Python lock: the file lock and the ref compare-and-swap must hold."""
+    script = (
+        "import sys; from pathlib import Path; from spaces.storage import GitRepo, Addition\n"
+        "r = GitRepo(Path(sys.argv[1]))\n"
+        "for i in range(5):\n"
+        "    r.commit(additions=[Addition(f'p{sys.argv[2]}/{i}', b'x')], message='m',\n"
+        "             author_name='a', author_email='e')\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(repo.path), str(n)], cwd=Path(__file__).parents[2])
+        for n in range(4)
+    ]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0, 0, 0]
+    assert repo.count_commits("main") == 20 and len(snapshot(repo)) == 20
+
+
 def _race(repo: GitRepo, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Make a 'git push' land between reading the tip and moving the ref, once."""
     racer: list[str] = []
-    real = GitRepo._write_tree
+    real = gitrepo.write_tree
 
-    def write_tree(self, entries, index):
-        tree = real(self, entries, index)
+    def write_tree(git_dir, entries, index):
+        tree = real(git_dir, entries, index)
         if not racer:
             gd = ["--git-dir", str(repo.path)]
             blob = cli(*gd, "hash-object", "-w", "--stdin", input=b"pushed")
@@ -194,7 +214,7 @@ def _race(repo: GitRepo, monkeypatch: pytest.MonkeyPatch) -> list[str]:
             cli(*gd, "update-ref", "refs/heads/main", racer[0], tip)
         return tree
 
-    monkeypatch.setattr(GitRepo, "_write_tree", write_tree)
+    monkeypatch.setattr(gitrepo, "write_tree", write_tree)
     return racer
 
 
@@ -224,7 +244,8 @@ def test_commit_message_author_and_large_file_addition(repo: GitRepo, tmp_path: 
     assert "author Bob b <bob@example.org>" in raw and "committer Bob b <bob@example.org>" in raw
     assert raw.endswith("Add weights\n\nLong\ntext")
     (info,) = repo.log("main")
-    assert (info.id, info.title, info.message, info.author_email) == (sha, "Add weights", "Long\ntext", "bob@example.org")
+    assert (info.id, info.title, info.message) == (sha, "Add weights", "Long\ntext")
+    assert (info.author_name, info.author_email) == ("Bob b", "bob@example.org")
     assert info.date.tzinfo == timezone.utc
     assert repo.read_blob("main", "weights.bin") == big.read_bytes()
     assert repo.stat("main", "weights.bin").oid == blob_oid(big.read_bytes())
@@ -250,18 +271,21 @@ def tagged(base: GitRepo) -> tuple[GitRepo, str, str]:
     [
         ("main", "second"), ("refs/heads/main", "second"), ("dev", "first"), ("refs/heads/dev", "first"),
         ("v1", "first"), ("v2", "second"), ("refs/tags/v2", "second"), ("refs/pr/1", "first"),
-        ("FULL:first", "first"), ("FULL:second", "second"), ("PREFIX:first", "first"), ("UPPER:second", "second"),
+        pytest.param(lambda s: s["first"], "first", id="full-sha"),
+        pytest.param(lambda s: s["second"][:8], "second", id="sha-prefix"),
+        pytest.param(lambda s: s["second"].upper(), "second", id="uppercase-sha"),
+        pytest.param(lambda s: s["second"][:3], None, id="prefix-too-short"),
         ("nope", None), ("refs/heads/nope", None), ("0" * 40, None), ("abc", None),
         ("--output=/tmp/x", None), ("-h", None), ("main~1", None), ("main^", None), ("main..dev", None),
         ("main:README.md", None), ("main@{0}", None), ("@", None), ("HEAD@{1}", None), ("ma*n", None),
         ("main ", None), ("", None), ("main\nv1", None),
     ],
 )  # fmt: skip
-def test_resolve(tagged, rev: str, want: str | None) -> None:
+def test_resolve(tagged, rev, want: str | None) -> None:
     repo, first, second = tagged
     shas = {"first": first, "second": second}
-    kind, _, name = rev.partition(":") if rev.split(":")[0] in ("FULL", "PREFIX", "UPPER") else ("", "", rev)
-    rev = {"FULL": shas.get(name), "PREFIX": shas.get(name, "")[:8], "UPPER": shas.get(name, "").upper()}.get(kind, rev)
+    if callable(rev):
+        rev = rev(shas)
     assert repo.resolve(rev) == (shas[want] if want else None)
 
 
@@ -391,7 +415,7 @@ def test_git_clone_sees_api_commits(base: GitRepo, tmp_path: Path) -> None:
 def test_git_push_is_visible_to_api(repo: GitRepo, tmp_path: Path) -> None:
     commit(repo, "api", {"a.txt": b"api"})
     work = tmp_path / "work"
-    cli("clone", "--quiet", str(repo.path), str(work))
+    cli("clone", "--quiet", repo.path.as_uri(), str(work))
     (work / "pushed dir").mkdir()
     (work / "pushed dir" / "run.sh").write_bytes(b"#!/bin/sh\n")
     (work / "pushed dir" / "run.sh").chmod(0o755)
@@ -439,6 +463,9 @@ def test_init_bare_config_and_existing(repo: GitRepo) -> None:
     with pytest.raises(RepoExists):
         GitRepo.init_bare(repo.path)
     assert not GitRepo(repo.path.parent / "nope.git").exists()
+    empty = repo.size_bytes()
+    commit(repo, "data", {"blob.bin": os.urandom(50_000)})
+    assert repo.size_bytes() > empty + 40_000  # random data does not compress
 
 
 def test_copy_to_keeps_history_and_is_independent(tagged, tmp_path: Path) -> None:
@@ -450,6 +477,7 @@ def test_copy_to_keeps_history_and_is_independent(tagged, tmp_path: Path) -> Non
     new = commit(copy, "only in copy", {"copy.txt": b"c"})
     assert copy.head() == new and repo.head() == second and repo.resolve(new) is None
     assert "remote" not in (copy.path / "config").read_text()  # no link back to the source
+    assert all(f.stat().st_nlink == 1 for f in (copy.path / "objects").rglob("*") if f.is_file())  # no hard links
     repo.delete()
     assert copy.read_blob("main", "README.md") == b"# demo\n" and copy.count_commits("main") == 3
 

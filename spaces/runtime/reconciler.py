@@ -1,0 +1,353 @@
+"""The reconciler: level-triggered and idempotent. Per Space: load desired state, observe through the backend,
+take one step, record the stage. It runs on a periodic sweep plus nudges (API writes, builds, wakes).
+
+Desired state of a Space: *running* when it has a built artifact and is neither paused nor asleep; otherwise
+*stopped* (asleep may first be *frozen*: the instance keeps its memory and thaws in milliseconds).
+
+The instance record on the Space row is ``{"current": Handle, "previous": Handle | None}``: while a new revision
+starts, the previous one keeps serving, and it is stopped only once the new one answers (zero-downtime swap).
+
+On start, ``adopt`` lists every labelled workload of the backend: the ones a Space row points at are kept as they
+are (nothing healthy is restarted), the rest are orphans and are stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from spaces.builder.plan import Artifact
+from spaces.db.models import Space, UsageInterval, utcnow
+from spaces.db.session import Database
+from spaces.domain.stages import SpaceStage
+from spaces.errors import SpacesError
+from spaces.runtime.contracts import LABEL_MANAGED, Backend, Handle, Observed, Phase
+from spaces.services.logs import LogBus
+
+log = logging.getLogger("spaces.reconciler")
+
+BACKOFF_BASE = 2.0  # seconds; doubled per consecutive crash
+BACKOFF_MAX = 300.0
+READY_POLL = 0.01  # the readiness watcher tries the app's port every 10 ms: a woken app is served at once
+
+
+@dataclass
+class RouteUpdate:
+    """What the proxy should know about a Space after a step (see spaces/proxy routes)."""
+
+    space_id: str
+    subdomain: str
+    state: str  # running | starting | sleeping | paused | error
+    upstream: tuple[str, int] | None
+    private: bool
+    owner_id: str
+    message: str
+
+
+class Reconciler:
+    def __init__(self, db: Database, backend: Backend, logs: LogBus, *, start_instance: Callable,
+                 publish_route: Callable[[RouteUpdate], None], sweep_seconds: float = 5.0,
+                 stop_frozen_after: float = 900.0) -> None:
+        self.db = db
+        self.backend = backend
+        self.logs = logs
+        self.start_instance = start_instance  # (session, space, artifact) -> Handle; raises SpacesError
+        self.publish_route = publish_route
+        self.sweep_seconds = sweep_seconds
+        self.stop_frozen_after = stop_frozen_after
+        self._pending: set[str] = set()
+        self._all = threading.Event()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._watchers: dict[str, threading.Thread] = {}
+        self._pumps: dict[str, threading.Thread] = {}
+        self._ready_listeners: dict[str, list[Callable[[], None]]] = {}
+        self._thread: threading.Thread | None = None
+
+    # ---- control ------------------------------------------------------------------------------------------
+    def nudge(self, space_id: str | None = None) -> None:
+        with self._lock:
+            if space_id is None:
+                self._all.set()
+            else:
+                self._pending.add(space_id)
+        self._wake.set()
+
+    def on_ready(self, space_id: str, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (once) the next time the Space is RUNNING; the wake service waits on this."""
+        with self._lock:
+            self._ready_listeners.setdefault(space_id, []).append(callback)
+        self.nudge(space_id)
+
+    def start(self) -> None:
+        self.adopt()
+        self._thread = threading.Thread(target=self._loop, name="reconciler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def _loop(self) -> None:
+        last_sweep = 0.0
+        while not self._stop.is_set():
+            self._wake.wait(timeout=self.sweep_seconds)
+            self._wake.clear()
+            with self._lock:
+                ids, self._pending = self._pending, set()
+                everything = self._all.is_set() or time.monotonic() - last_sweep >= self.sweep_seconds
+                self._all.clear()
+            if everything:
+                last_sweep = time.monotonic()
+                with self.db.session() as s:
+                    ids |= set(s.scalars(select(Space.id)))
+            for space_id in ids:
+                try:
+                    self.reconcile(space_id)
+                except Exception:
+                    log.exception("reconcile of %s failed", space_id)
+
+    # ---- adoption -----------------------------------------------------------------------------------------
+    def adopt(self) -> None:
+        running = self.backend.list({LABEL_MANAGED: "true"})
+        known: set[str] = set()
+        with self.db.session() as s:
+            for space in s.scalars(select(Space).where(Space.instance.is_not(None))):
+                for key in ("current", "previous"):
+                    h = (space.instance or {}).get(key)
+                    if h:
+                        known.add(Handle.from_json(h).ref)
+                if (space.instance or {}).get("current"):
+                    self._pump_logs(space.id, Handle.from_json(space.instance["current"]), replay=True)
+        for handle in running:
+            if handle.ref not in known:
+                log.info("stopping orphan %s", handle.ref)
+                self._stop_quietly(handle)
+        self.nudge()
+
+    # ---- one step -----------------------------------------------------------------------------------------
+    def reconcile(self, space_id: str) -> None:
+        with self.db.session() as s:
+            space = s.get(Space, space_id)
+            if space is None:
+                return
+            inst = dict(space.instance or {})
+            current = Handle.from_json(inst["current"]) if inst.get("current") else None
+            previous = Handle.from_json(inst["previous"]) if inst.get("previous") else None
+            artifact = Artifact.from_json(space.artifact) if space.artifact else None
+            obs = self.backend.poll(current) if current else None
+
+            if not self._wants_running(space, artifact):
+                self._wind_down(s, space, current, previous, obs)
+                return
+
+            if current is not None and obs is not None and obs.phase in (Phase.EXITED, Phase.GONE):
+                self._crashed(s, space, current, obs)
+                current, obs = None, None
+                inst = dict(space.instance or {})
+
+            if current is None or space.instance_sha != artifact.sha:
+                self._start_new(s, space, artifact, current)
+                return
+
+            if obs.phase == Phase.FROZEN:
+                self.backend.thaw(current)
+                obs = self.backend.poll(current)
+            if obs.phase == Phase.RUNNING:
+                self._running(s, space, current, previous, obs)
+            elif obs.phase == Phase.STARTING:
+                self._starting(s, space, current, obs)
+
+    @staticmethod
+    def _wants_running(space: Space, artifact: Artifact | None) -> bool:
+        blocked = (SpaceStage.NO_APP_FILE.value, SpaceStage.CONFIG_ERROR.value)
+        return artifact is not None and not space.paused and not space.asleep and space.stage not in blocked
+
+    def _set_stage(self, space: Space, stage: SpaceStage, reason: str, message: str) -> None:
+        from spaces.services.spaces import SpaceService
+
+        SpaceService.set_stage(space, stage, reason, message)
+
+    def _route(self, space: Space, state: str, upstream: tuple[str, int] | None, message: str = "") -> None:
+        self.publish_route(RouteUpdate(space.id, space.subdomain, state, upstream, space.private, space.owner_id,
+                                       message or space.stage_message))
+
+    def _wind_down(self, s, space: Space, current: Handle | None, previous: Handle | None,  # noqa: ANN001
+                   obs: Observed | None) -> None:
+        if previous is not None:
+            self._stop_quietly(previous)
+        if space.paused:
+            if current is not None:
+                self._stop_instance(s, space, current)
+            self._set_stage(space, SpaceStage.PAUSED, "paused_by_owner",
+                            "This Space is paused by its owner; restart it to bring it back.")
+            self._route(space, "paused", None)
+        elif space.asleep:
+            sleeping = SpaceStage.SLEEPING if space.hardware == "cpu-basic" else SpaceStage.STOPPED
+            if current is not None and obs is not None and obs.phase == Phase.RUNNING:
+                try:
+                    self.backend.freeze(current)  # first tier: instant thaw on the next visit
+                    self._close_usage(s, space)
+                except NotImplementedError:
+                    self._stop_instance(s, space, current)
+                    current = None
+            elif current is not None and obs is not None and obs.phase == Phase.FROZEN:
+                asleep_for = (utcnow() - _aware(space.stage_changed_at)).total_seconds()
+                if asleep_for > self.stop_frozen_after:
+                    self._stop_instance(s, space, current)  # second tier: give the memory back
+                    current = None
+            elif current is not None:
+                self._stop_instance(s, space, current)
+                current = None
+            self._set_stage(space, sleeping, "idle", "This Space is asleep after a period without visitors; "
+                                                     "opening it wakes it up.")
+            self._route(space, "sleeping", obs.address if (current and obs) else None)
+        else:
+            if current is not None:
+                self._stop_instance(s, space, current)
+            if space.stage not in (SpaceStage.BUILD_ERROR.value, SpaceStage.BUILDING.value):
+                pass
+            self._route(space, "error" if space.stage.endswith("ERROR") or space.stage == "NO_APP_FILE" else "starting",
+                        None)
+
+    def _crashed(self, s, space: Space, current: Handle, obs: Observed) -> None:  # noqa: ANN001
+        self._close_usage(s, space)
+        space.restarts = (space.restarts or 0) + 1
+        delay = min(BACKOFF_MAX, BACKOFF_BASE ** min(space.restarts, 10))
+        space.retry_at = utcnow() + timedelta(seconds=delay)
+        if obs.phase == Phase.EXITED:
+            tail = obs.message.strip() or "(no output)"
+            self._set_stage(space, SpaceStage.RUNTIME_ERROR, "app_crashed",
+                            f"The app exited with code {obs.exit_code}; restarting in {int(delay)} s. "
+                            f"Last log lines:\n{tail}")
+        self._stop_quietly(current)
+        space.instance = None
+        space.instance_sha = None
+        self._route(space, "error", None, space.stage_message)
+
+    def _start_new(self, s, space: Space, artifact: Artifact, current: Handle | None) -> None:  # noqa: ANN001
+        if space.retry_at is not None and _aware(space.retry_at) > utcnow():
+            return  # backing off after a crash; the sweep comes back
+        try:
+            handle = self.start_instance(s, space, artifact)
+        except SpacesError as exc:
+            space.queued_at = space.queued_at or utcnow()
+            stage = SpaceStage.RUNTIME_ERROR if exc.code not in ("QuotaExceeded", "Unschedulable") else (
+                SpaceStage.RUNNING if current else SpaceStage.APP_STARTING)
+            if exc.code in ("QuotaExceeded", "Unschedulable"):
+                self._set_stage(space, SpaceStage.RUNNING_APP_STARTING if current else SpaceStage.APP_STARTING,
+                                "waiting_for_capacity" if exc.code == "Unschedulable" else "quota_exceeded",
+                                exc.message)
+            else:
+                self._set_stage(space, stage, "start_failed", exc.message)
+            self._route(space, "error" if stage == SpaceStage.RUNTIME_ERROR else "starting", None, exc.message)
+            return
+        space.queued_at = None
+        space.instance = {"current": handle.to_json(), "previous": current.to_json() if current else None}
+        space.instance_sha = artifact.sha
+        self._set_stage(space, SpaceStage.RUNNING_APP_STARTING if current else SpaceStage.APP_STARTING, "starting",
+                        "Starting the app; it is served as soon as it answers on its port.")
+        self.logs.clear(space.id, "run")
+        self._pump_logs(space.id, handle, replay=False)
+        self._open_usage(s, space)
+        self._watch_ready(space.id, handle)
+        if current is None:
+            self._route(space, "starting", None)
+
+    def _running(self, s, space: Space, current: Handle, previous: Handle | None, obs: Observed) -> None:  # noqa: ANN001
+        if previous is not None:
+            self._stop_quietly(previous)
+            space.instance = {"current": current.to_json(), "previous": None}
+        space.restarts = 0 if space.stage != SpaceStage.RUNNING.value else space.restarts
+        if space.stage not in (SpaceStage.RUNNING_BUILDING.value, SpaceStage.BUILD_ERROR.value):
+            self._set_stage(space, SpaceStage.RUNNING, "running", "The app is running.")
+        self._route(space, "running", obs.address)
+        with self._lock:
+            listeners = self._ready_listeners.pop(space.id, [])
+        for cb in listeners:
+            cb()
+
+    def _starting(self, s, space: Space, current: Handle, obs: Observed) -> None:  # noqa: ANN001
+        timeout = float((space.card_data or {}).get("startup_duration_timeout_seconds") or 1800)
+        started = current.data.get("started_at")
+        if started and time.time() - float(started) > timeout:
+            self._stop_instance(s, space, current)
+            self._set_stage(space, SpaceStage.RUNTIME_ERROR, "startup_timeout",
+                            f"The app did not answer on its port within {int(timeout)} s "
+                            "(startup_duration_timeout). Check that it listens on 0.0.0.0 and the right port.")
+            self._route(space, "error", None)
+        else:
+            self._watch_ready(space.id, current)
+
+    # ---- helpers ------------------------------------------------------------------------------------------
+    def _stop_instance(self, s, space: Space, handle: Handle) -> None:  # noqa: ANN001
+        self._stop_quietly(handle)
+        self._close_usage(s, space)
+        space.instance = None
+        space.instance_sha = None
+
+    def _stop_quietly(self, handle: Handle) -> None:
+        try:
+            self.backend.stop(handle)
+        except Exception:
+            log.exception("stopping %s failed", handle.ref)
+
+    def _open_usage(self, s, space: Space) -> None:  # noqa: ANN001
+        open_row = s.scalar(select(UsageInterval).where(UsageInterval.space_id == space.id,
+                                                        UsageInterval.ended_at.is_(None)))
+        if open_row is None:
+            s.add(UsageInterval(account_id=space.owner_id, space_id=space.id, flavor=space.hardware))
+        space.hardware_current = space.hardware
+
+    def _close_usage(self, s, space: Space) -> None:  # noqa: ANN001
+        for row in s.scalars(select(UsageInterval).where(UsageInterval.space_id == space.id,
+                                                         UsageInterval.ended_at.is_(None))):
+            row.ended_at = utcnow()
+        space.hardware_current = None
+
+    def _watch_ready(self, space_id: str, handle: Handle) -> None:
+        """Poll the new instance's port every 10 ms in a thread of its own; nudge the moment it answers."""
+        with self._lock:
+            t = self._watchers.get(space_id)
+            if t is not None and t.is_alive():
+                return
+
+            def watch() -> None:
+                deadline = time.monotonic() + 3600
+                while not self._stop.is_set() and time.monotonic() < deadline:
+                    phase = self.backend.poll(handle).phase
+                    if phase != Phase.STARTING:
+                        break
+                    time.sleep(READY_POLL)
+                self.nudge(space_id)
+
+            t = threading.Thread(target=watch, name=f"ready-{space_id}", daemon=True)
+            self._watchers[space_id] = t
+        t.start()
+
+    def _pump_logs(self, space_id: str, handle: Handle, *, replay: bool) -> None:
+        def pump() -> None:
+            try:
+                if replay:
+                    self.logs.clear(space_id, "run")
+                for line in self.backend.logs(handle, follow=True):
+                    self.logs.append(space_id, "run", line)
+            except Exception:
+                log.debug("log pump for %s ended", space_id, exc_info=True)
+
+        t = threading.Thread(target=pump, name=f"logs-{space_id}", daemon=True)
+        self._pumps[space_id] = t
+        t.start()
+
+
+def _aware(dt):  # noqa: ANN001, ANN202
+    from datetime import timezone
+
+    return dt if dt is None or dt.tzinfo else dt.replace(tzinfo=timezone.utc)

@@ -1,0 +1,77 @@
+"""Assemble what an instance runs with: its working copy, its environment and its limits.
+
+The environment is exactly what Hugging Face gives an app (``SPACE_ID``, ``SPACE_HOST``, ``SPACE_AUTHOR_NAME``,
+``SPACE_REPO_NAME``, ``SPACE_TITLE``, ``SPACE_CREATOR_USER_ID``, ``CPU_CORES``, ``MEMORY``, ``ACCELERATOR``,
+``SYSTEM=spaces`` for Gradio) plus the Space's variables and secrets; nothing of the platform's own environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from spaces.builder.plan import Artifact
+from spaces.db.models import Space, SpaceSecret, SpaceVariable
+from spaces.domain import hardware as hw
+from spaces.runtime.contracts import LABEL_MANAGED, LABEL_SHA, LABEL_SPACE, InstanceSpec, Limits
+from spaces.storage.gitrepo import GitRepo
+
+DEFAULT_PORTS = {"gradio": 7860, "streamlit": 8501, "docker": 7860, "static": 8000}
+
+
+def variables_and_secrets(s: Session, space: Space) -> tuple[dict[str, str], dict[str, str]]:
+    from sqlalchemy import select
+
+    variables = {v.key: v.value for v in s.scalars(select(SpaceVariable).where(SpaceVariable.space_id == space.id))}
+    secrets = {v.key: v.value for v in s.scalars(select(SpaceSecret).where(SpaceSecret.space_id == space.id))}
+    return variables, secrets
+
+
+def app_env(s: Session, space: Space, app_host: str, flavor: hw.Flavor) -> dict[str, str]:
+    variables, secrets = variables_and_secrets(s, space)
+    card = space.card_data or {}
+    env = {**variables, **secrets}
+    env.update({
+        "SPACE_ID": space.repo_id,
+        "SPACE_AUTHOR_NAME": space.owner.name,
+        "SPACE_REPO_NAME": space.name,
+        "SPACE_TITLE": str(card.get("title") or space.name),
+        "SPACE_HOST": app_host.split("://", 1)[-1],
+        "SPACE_CREATOR_USER_ID": space.created_by or space.owner_id,
+        "CPU_CORES": str(int(flavor.cpu) if float(flavor.cpu).is_integer() else flavor.cpu),
+        "MEMORY": f"{int(flavor.memory_gb)}Gi",
+        "ACCELERATOR": flavor.name if flavor.gpu_count else "none",
+    })
+    if space.sdk == "gradio":
+        env["SYSTEM"] = "spaces"
+    return env
+
+
+def workdir_for(root: Path, repo: GitRepo, space_id: str, sha: str) -> Path:
+    """A checkout of ``sha`` for the instance (made once per revision; an interrupted export is redone)."""
+    path = root / space_id / sha
+    if not (path / ".spaces-complete").exists():
+        tmp = root / space_id / f".{sha}.tmp"
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(path, ignore_errors=True)
+        repo.export(sha, tmp)
+        (tmp / ".spaces-complete").touch()
+        tmp.rename(path)
+    return path
+
+
+def instance_spec(s: Session, space: Space, artifact: Artifact, *, app_host: str, workdir: Path,
+                  limits: Limits, node: str, startup_timeout: float) -> InstanceSpec:
+    flavor = hw.get_flavor(space.hardware)
+    card = space.card_data or {}
+    sdk = space.sdk or "gradio"
+    port = card.get("app_port") if sdk == "docker" and isinstance(card.get("app_port"), int) else DEFAULT_PORTS[sdk]
+    app_file = card.get("app_file") or {"gradio": "app.py", "streamlit": "app.py", "static": "index.html"}.get(sdk)
+    return InstanceSpec(
+        space_id=space.id, repo_id=space.repo_id, sha=artifact.sha, sdk=sdk, artifact=artifact,
+        workdir=str(workdir), app_file=app_file, port=port, env=app_env(s, space, app_host, flavor), limits=limits,
+        node=node, flavor=flavor.name, startup_timeout=startup_timeout,
+        labels={LABEL_MANAGED: "true", LABEL_SPACE: space.id, LABEL_SHA: artifact.sha})
