@@ -116,6 +116,58 @@ def org_create(name: str, member: list[str] = typer.Option([], "--member", help=
     err.print(f"organization [bold]{name}[/] ready with {len(member)} member(s) added")
 
 
+@app.command()
+def sleep(space: str = typer.Argument(..., help="OWNER/NAME"),
+          url: Optional[str] = typer.Option(None, help="the running server (default http://127.0.0.1:PORT)"),
+          port: Optional[int] = typer.Option(None, help="port of the running server"),
+          data_dir: Optional[Path] = DataDir) -> None:
+    """Put a running Space to sleep now (operators, tests and benchmarks)."""
+    _operator_call(space, "sleep", url=url, port=port, data_dir=data_dir)
+    err.print(f"[bold]{space}[/] is going to sleep; the next visit wakes it")
+
+
+def _operator_call(space: str, action: str, *, url: Optional[str], port: Optional[int],
+                   data_dir: Optional[Path]) -> dict:
+    """Call ``POST /api/spaces/{space}/{action}`` on the running server as the Space's owner.
+
+    The CLI acts for the operator, who owns the database: it mints a token for the owner, uses it once and
+    revokes it, so no long-lived credential is left behind.
+    """
+    import httpx
+
+    from spaces.db.models import Token
+    from spaces.services import accounts
+
+    settings = settings_with(data_dir=data_dir, port=port)
+    db = _db(data_dir)
+    with db.session() as s:
+        from spaces.services.spaces import SpaceService
+
+        row = SpaceService(settings.repos_path).find(s, space)
+        if row is None:
+            fail(f"No Space named {space}.")
+        from spaces.db.models import Account
+
+        owner = row.owner if row.owner.type == "user" else s.get(Account, row.created_by or "")
+        if owner is None or owner.type != "user":
+            owner = accounts.ensure_user(s, "spaces-operator")
+            owner.is_admin = True
+        token = accounts.create_token(s, owner, role="write", name="spaces-cli (ephemeral)")
+    try:
+        base = url or f"http://127.0.0.1:{settings.port}"
+        resp = httpx.post(f"{base}/api/spaces/{space}/{action}", headers={"authorization": f"Bearer {token}"},
+                          timeout=30)
+    except httpx.HTTPError as exc:
+        fail(f"Could not reach the server at {base}: {exc}. Is `spaces serve` running? Pass --url or --port.")
+    finally:
+        with db.session() as s:
+            for t in s.query(Token).filter(Token.token_hash == accounts.hash_token(token)):
+                s.delete(t)
+    if resp.status_code >= 400:
+        fail(resp.headers.get("x-error-message") or resp.text)
+    return resp.json()
+
+
 def main() -> None:
     try:
         app()

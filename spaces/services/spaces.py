@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from spaces.db.models import Account, Space, SpaceSecret, SpaceVariable, new_id, utcnow
+from spaces.db.session import after_commit
 from spaces.domain import hardware as hw
 from spaces.domain.cardconfig import evaluate
 from spaces.domain.naming import subdomain_candidates, validate_repo_id
@@ -28,6 +29,7 @@ from spaces.domain.stages import SpaceStage
 from spaces.errors import BadRequest, EntryNotFound, Forbidden, RepoExists, RepoNotFound
 from spaces.services import accounts
 from spaces.services.accounts import Principal
+from spaces.storage.cached import CachedGitRepo
 from spaces.storage.gitrepo import Addition, GitRepo
 
 SDKS = ("gradio", "streamlit", "docker", "static")
@@ -76,13 +78,24 @@ class CreateRequest:
 class SpaceService:
     """Operations on Spaces. Callers pass an open Session; the caller's transaction commits."""
 
-    def __init__(self, repos_root: Path, on_revision: Callable[[Space], None] | None = None) -> None:
+    def __init__(self, repos_root: Path) -> None:
         self.repos_root = repos_root
-        self.on_revision = on_revision
+        #: (session, space, factory=bool) -> None: take a buildable revision (the build service's ``submit``); None = no builder
+        self.on_revision: Callable[[Session, Space], None] | None = None
+        #: space id -> None, called after commit whenever desired state changed (the reconciler's ``nudge``)
+        self.on_change: Callable[[str], None] | None = None
+        #: instance record -> None, called after a Space is deleted so its workloads are stopped
+        self.on_deleted: Callable[[dict], None] | None = None
+
+    def changed(self, s: Session, space: Space) -> None:
+        """Tell the runtime, once this transaction commits, that the Space's desired state changed."""
+        if self.on_change is not None:
+            space_id, hook = space.id, self.on_change
+            after_commit(s, lambda: hook(space_id))
 
     # ---- lookup -----------------------------------------------------------------------------------------
     def repo(self, space: Space) -> GitRepo:
-        return GitRepo(self.repos_root / f"{space.id}.git")
+        return CachedGitRepo(self.repos_root / f"{space.id}.git")
 
     def find(self, s: Session, repo_id: str) -> Space | None:
         return s.scalar(select(Space).where(Space.key == repo_id.lower()))
@@ -158,9 +171,12 @@ class SpaceService:
 
     def delete(self, s: Session, space: Space) -> None:
         repo = self.repo(space)
+        instance, hook = space.instance, self.on_deleted
         s.delete(space)
         s.flush()
         repo.delete()
+        if instance and hook is not None:
+            after_commit(s, lambda: hook(instance))
 
     def duplicate(self, s: Session, principal: Principal, source: Space, target_id: str, *, private: bool | None,
                   hardware: str | None, sleep_time: int | None, secrets: list[KeyValue],
@@ -199,7 +215,7 @@ class SpaceService:
         self.refresh(s, space)
         return sha
 
-    def refresh(self, s: Session, space: Space) -> None:
+    def refresh(self, s: Session, space: Space, *, factory: bool = False) -> None:
         """Re-read the tip of main after a commit or push: card data, sdk, stage; then hand it to the builder."""
         repo = self.repo(space)
         sha = repo.head()
@@ -219,17 +235,18 @@ class SpaceService:
         if ev.config is not None:
             space.sdk = ev.config.sdk
         space.last_modified = utcnow()
+        self.changed(s, space)
         if ev.stage is not None:
             self.set_stage(space, ev.stage, ev.reason, ev.message)
         elif space.paused:
             pass  # a paused Space stays paused until its owner restarts it, whatever is pushed
         elif changed or space.stage in (SpaceStage.NO_APP_FILE, SpaceStage.CONFIG_ERROR):
-            self.revision_ready(space)
+            self.revision_ready(s, space, factory=factory)
 
-    def revision_ready(self, space: Space) -> None:
+    def revision_ready(self, s: Session, space: Space, *, factory: bool = False) -> None:
         """A buildable revision: the builder takes it from here when one is configured."""
         if self.on_revision is not None:
-            self.on_revision(space)
+            self.on_revision(s, space, factory=factory)
         else:
             self.set_stage(space, SpaceStage.BUILDING, "build_queued",
                            "This revision is queued for a build; no builder is configured on this server yet.")
@@ -248,6 +265,7 @@ class SpaceService:
             space.hardware = hw.get_flavor(flavor).name
         if sleep_time is not None:
             self.set_sleep_time(space, sleep_time)
+        self.changed(s, space)
 
     @staticmethod
     def set_sleep_time(space: Space, seconds: int) -> None:
@@ -255,24 +273,41 @@ class SpaceService:
             raise BadRequest("Sleep time must be -1 (never sleep) or at least 60 seconds.")
         space.sleep_time = seconds
 
-    def pause(self, space: Space) -> None:
+    def pause(self, space: Space, s: Session | None = None) -> None:
         if space.sdk == "static":
             raise BadRequest("Static Spaces are always available and cannot be paused.")
         space.paused = True
         self.set_stage(space, SpaceStage.PAUSED, "paused_by_owner",
                        "This Space is paused by its owner; restart it to bring it back.")
+        if s is not None:
+            self.changed(s, space)
+
+    def sleep(self, s: Session, space: Space) -> None:
+        if space.sdk == "static":
+            raise BadRequest("Static Spaces are always available and never sleep.")
+        space.asleep = True
+        self.changed(s, space)
 
     def restart(self, s: Session, space: Space, *, factory: bool = False) -> None:
         if space.sdk == "static" and not factory:
             raise BadRequest("Static Spaces are always available; there is nothing to restart.")
         space.paused = False
-        space.sha = None  # makes refresh() treat the tip as new and hand it on again
-        self.refresh(s, space)
+        space.asleep = False
+        space.restarts, space.retry_at = 0, None
+        if factory or space.stage == SpaceStage.BUILD_ERROR.value or space.artifact is None:
+            space.sha = None  # makes refresh() treat the tip as new: a fresh build
+            self.refresh(s, space, factory=factory)
+        else:
+            space.instance_sha = None  # a new instance of the same artifact replaces the running one
+            self.set_stage(space, SpaceStage.APP_STARTING, "restarting", "Restarting the app.")
+            self.changed(s, space)
 
-    @staticmethod
-    def settings_changed(s: Session, space: Space) -> None:
-        """Variables and secrets reach the app's environment; the runtime restarts a running Space on this."""
+    def settings_changed(self, s: Session, space: Space) -> None:
+        """Variables and secrets reach the app's environment: a running Space restarts to pick them up."""
         space.last_modified = utcnow()
+        if space.instance is not None:
+            space.instance_sha = None
+            self.changed(s, space)
 
     # ---- variables and secrets --------------------------------------------------------------------------
     @staticmethod

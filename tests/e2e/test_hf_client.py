@@ -21,7 +21,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from e2e.helpers import APP_PY, README_APP, SHA_RE, clone, git_blob_sha1, head, strings_in, wait_stage
+from e2e.helpers import APP_PY, README_APP, SHA_RE, clone, git_blob_sha1, head, wait_stage
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -335,7 +335,7 @@ def test_commit_history_lists_every_commit(alice, make_space):
 # downloads
 
 
-def test_downloads_metadata_and_cache(server, tmp_path, alice, bob, make_space):
+def test_downloads_metadata_and_cache(server, tmp_path, alice, make_space):
     repo_id = make_space(alice)
     payload = bytes(range(256)) * 40 + b"\xff\xfe tail"
     info = alice.api.create_commit(

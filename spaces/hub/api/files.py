@@ -25,7 +25,9 @@ router = APIRouter()
 SPACE = "/api/spaces/{ns}/{name}"
 
 
-def _resolve(repo: GitRepo, rev: str) -> str:
+def _resolve(repo: GitRepo, rev: str, space=None) -> str:  # noqa: ANN001
+    if rev == "main" and space is not None and space.sha:
+        return space.sha  # the tip of main as of the last commit or push: saves a git call per download
     sha = repo.resolve(rev)
     if sha is None:
         raise RevisionNotFound(rev)
@@ -255,8 +257,9 @@ async def resolve(ns: str, name: str, rest: str, request: Request) -> Response:
         raise EntryNotFound("", rev)
 
     def work(s, p):  # noqa: ANN001, ANN202
-        repo = hub.spaces.repo(hub.spaces.get(s, f"{ns}/{name}", p))
-        sha = _resolve(repo, rev)
+        space = hub.spaces.get(s, f"{ns}/{name}", p)
+        repo = hub.spaces.repo(space)
+        sha = _resolve(repo, rev, space)
         clean = validate_path_in_repo(path)
         try:
             entry = repo.stat(sha, clean)

@@ -1,0 +1,105 @@
+"""The New Space form: owner, name, SDK, starter template, hardware, visibility.
+
+Creating goes through ``SpaceService.create`` (README seeded for the SDK); a chosen template's files are then
+committed on top with ``SpaceService.commit``, its README's ``title:`` set to the new name. The browser lands on
+the new Space with the git and huggingface_hub instructions open.
+"""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from spaces.domain import hardware as hw
+from spaces.errors import BadRequest, SpacesError
+from spaces.hub import session as sess
+from spaces.hub.pages.web import db, form, redirect, render, require_user, hub_of
+from spaces.services.spaces import SDKS, CreateRequest
+from spaces.storage.gitrepo import Addition
+from spaces.templates_catalog import Template, list_templates
+
+router = APIRouter()
+
+
+class _Invalid(Exception):
+    def __init__(self, error: SpacesError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def _retitle(readme: bytes, title: str) -> bytes:
+    """Set ``title:`` in the README front matter (only there), so the card shows the new Space's name."""
+    text = readme.decode("utf-8", errors="replace")
+    match = re.match(r"^---\r?\n(.*?)\r?\n---", text, re.S)
+    if not match:
+        return readme
+    front = match.group(1)
+    new_front, n = re.subn(r"(?m)^title:.*$", f"title: {title}", front, count=1)
+    if n == 0:
+        new_front = f"title: {title}\n{front}"
+    return (text[: match.start(1)] + new_front + text[match.end(1):]).encode()
+
+
+def template_files(template: Template, title: str) -> list[Addition]:
+    files = template.files()
+    return [Addition(path, _retitle(data, title) if path == "README.md" else data) for path, data in files.items()]
+
+
+@router.get("/new", response_class=HTMLResponse)
+async def new_form(request: Request) -> HTMLResponse:
+    viewer = await db(request, lambda s, v: v)
+    require_user(viewer)
+    values = {"owner": request.query_params.get("owner") or viewer.account.name, "sdk": "gradio",
+              "template": request.query_params.get("template") or "", "hardware": hw.DEFAULT_FLAVOR,
+              "visibility": "public", "name": ""}
+    return await _form(request, values)
+
+
+async def _form(request: Request, values: dict, error: str | None = None, status: int = 200) -> HTMLResponse:
+    return await render(request, "new_space.html", status=status, values=values, error=error, sdks=SDKS,
+                        templates=list_templates(), flavors=list(hw.FLAVORS.values()))
+
+
+@router.post("/new")
+async def create(request: Request) -> Response:
+    data = await form(request)
+    hub = hub_of(request)
+    values = {k: str(data.get(k) or "").strip() for k in ("owner", "name", "sdk", "template", "hardware", "visibility")}
+    templates = {t.name: t for t in list_templates()}
+
+    def work(s, viewer):  # noqa: ANN001, ANN202
+        principal = require_user(viewer)
+        try:
+            template = None
+            if values["template"]:
+                template = templates.get(values["template"])
+                if template is None:
+                    raise BadRequest(f"There is no template called '{values['template']}'.")
+            sdk = template.sdk if template else values["sdk"]
+            if sdk not in SDKS:
+                raise BadRequest(f"Choose an SDK: {', '.join(SDKS)}.")
+            if not values["name"]:
+                raise BadRequest("Give your Space a name.")
+            space = hub.spaces.create(s, principal, CreateRequest(
+                namespace=values["owner"] or principal.account.name, name=values["name"], sdk=sdk,
+                private=values["visibility"] == "private", hardware=values["hardware"] or None))
+            if template is not None:
+                try:
+                    hub.spaces.commit(s, principal, space, additions=template_files(template, values["name"]),
+                                      message=f"Start from the {template.name} template")
+                except BaseException:
+                    hub.spaces.repo(space).delete()  # the row rolls back; the repository must go too
+                    raise
+        except SpacesError as exc:
+            raise _Invalid(exc) from None
+        return space.repo_id
+
+    try:
+        repo_id = await db(request, work)
+    except _Invalid as bad:
+        return await _form(request, values, bad.error.message, status=bad.error.status if bad.error.status < 500
+                           else 400)
+    sess.flash(request, f"Created {repo_id}.", "success")
+    return redirect(f"/spaces/{repo_id}?new=1")

@@ -1,0 +1,1 @@
+"""Backends: local (sandboxed processes), docker and kubernetes, one protocol (``spaces.runtime.contracts``)."""

@@ -1,0 +1,255 @@
+"""The Kubernetes backend: one Deployment + Service + Secret per running Space revision (see ``k8s_objects``).
+
+Lifecycle against the :class:`~spaces.runtime.contracts.Backend` protocol:
+
+* ``start(spec)``: create (or, when it already exists after a crash of ours, replace) the env Secret, the
+  Deployment and the Service, then hand the Secret to the Deployment as owner so Kubernetes collects it with the
+  Deployment. Returns at once; the kube-scheduler places the pod inside the flavor's pool (node selector,
+  tolerations, ``nvidia.com/gpu``) while our quotas still apply before ``start`` is ever called.
+* ``poll(handle)``: read the Deployment and its pods: ready replica -> RUNNING (address: the Service's cluster
+  DNS name, or the pod IP with ``address: pod`` when the control plane runs outside the cluster network);
+  crash-looping, OOM-killed or unpullable image -> EXITED with the log tail; unschedulable -> STARTING with
+  kube-scheduler's reason; Deployment gone -> GONE.
+* ``stop(handle)``: delete the three objects; 404 is success. Idempotent.
+* ``list(labels)``: Deployments matching the label selector in our namespace (re-adoption after a restart).
+* ``logs(handle, follow)``: ``read_namespaced_pod_log`` of the instance's newest pod.
+* ``freeze``/``thaw``: not supported: a pod cannot be paused; scaling to 0 is a stop, which the sleeper does.
+
+The ``kubernetes`` package is imported lazily, only when this backend is built.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from spaces.errors import SpacesError
+from spaces.runtime import k8s_objects as k8s
+from spaces.runtime.contracts import LABEL_SHA, LABEL_SPACE, Handle, InstanceSpec, Observed, Phase, StartFailed
+from spaces.runtime.flavors import FlavorCatalog
+
+log = logging.getLogger(__name__)
+
+# the generated client defaults patches to JSON Patch (a list of operations); our bodies are partial objects
+_MERGE = "application/strategic-merge-patch+json"
+
+
+class KubernetesSettings(BaseModel):
+    """Kubernetes backend configuration (nest as ``Settings.kubernetes``; env ``SPACES_KUBERNETES__...``)."""
+
+    namespace: str = Field("spaces", description="namespace Spaces run in (must exist)")
+    kubeconfig: str | None = Field(None, description="kubeconfig path; default KUBECONFIG or ~/.kube/config")
+    context: str | None = Field(None, description="kubeconfig context; default the current one")
+    in_cluster: bool | None = Field(None, description="use the pod's service account; default: when running in a pod")
+    address: Literal["service", "pod"] = Field(
+        "service", description="how the proxy reaches apps: the Service's cluster DNS name, or the pod IP"
+    )
+    image_pull_secrets: list[str] = Field(default_factory=list, description="Secrets for pulling Space images")
+    gpu_runtime_class: str | None = Field(None, description='runtimeClassName for GPU pods, e.g. "nvidia"')
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field("IfNotPresent")
+    log_tail_lines: int = Field(30, ge=1, description="log lines quoted in a crash message")
+
+
+def _load_api_client(settings: KubernetesSettings):
+    import os
+
+    from kubernetes import client, config
+
+    in_cluster = settings.in_cluster if settings.in_cluster is not None else "KUBERNETES_SERVICE_HOST" in os.environ
+    try:
+        if in_cluster:
+            config.load_incluster_config()
+            return client.ApiClient()
+        return config.new_client_from_config(config_file=settings.kubeconfig, context=settings.context)
+    except (config.ConfigException, OSError) as exc:
+        where = "the pod's service account" if in_cluster else (settings.kubeconfig or "KUBECONFIG / ~/.kube/config")
+        raise SpacesError(f"Cannot use the Kubernetes cluster from {where}: {exc}", code="KubernetesUnavailable",
+                          status=503) from None
+
+
+class KubernetesBackend:
+    name = "kubernetes"
+
+    def __init__(self, settings: KubernetesSettings | None = None, flavors: FlavorCatalog | None = None,
+                 api_client: Any = None) -> None:
+        from kubernetes import client
+
+        self.settings = settings or KubernetesSettings()
+        self.flavors = flavors or FlavorCatalog()
+        self.options = k8s.PodOptions(
+            namespace=self.settings.namespace, image_pull_secrets=tuple(self.settings.image_pull_secrets),
+            gpu_runtime_class=self.settings.gpu_runtime_class, image_pull_policy=self.settings.image_pull_policy,
+        )
+        self._client = client
+        self.api_client = api_client or _load_api_client(self.settings)
+        self.apps = client.AppsV1Api(self.api_client)
+        self.core = client.CoreV1Api(self.api_client)
+
+    @property
+    def namespace(self) -> str:
+        return self.settings.namespace
+
+    def _dict(self, obj: Any) -> dict:
+        return self.api_client.sanitize_for_serialization(obj)
+
+    # -- start ------------------------------------------------------------------------------------------------
+
+    def start(self, spec: InstanceSpec) -> Handle:
+        from kubernetes.client.exceptions import ApiException
+
+        if spec.artifact.kind != "image":
+            raise StartFailed(f"The Kubernetes backend runs images; this build produced a {spec.artifact.kind}.")
+        flavor = self.flavors.get(spec.flavor)
+        name = k8s.instance_name(spec.space_id, spec.sha)
+        c, ns = self._client, self.namespace
+        secret = c.V1Secret.from_dict(k8s.build_secret(spec, name, self.options))
+        deployment = c.V1Deployment.from_dict(
+            k8s.build_deployment(spec, name, flavor.reservation, flavor.tolerations, self.options))
+        try:
+            self._create_or(lambda: self.core.create_namespaced_secret(ns, secret),
+                            lambda: self.core.replace_namespaced_secret(f"{name}-env", ns, secret))
+            created = self._create_or(lambda: self.apps.create_namespaced_deployment(ns, deployment),
+                                      lambda: self.apps.replace_namespaced_deployment(name, ns, deployment))
+            owner = [k8s.owner_reference(name, created.metadata.uid)]
+            service = k8s.build_service(spec, name, self.options)
+            service["metadata"]["ownerReferences"] = owner
+            # a Service's clusterIP is immutable: patch, never replace, when it already exists
+            self._create_or(lambda: self.core.create_namespaced_service(ns, c.V1Service.from_dict(service)),
+                            lambda: self.core.patch_namespaced_service(name, ns, service, _content_type=_MERGE))
+            self.core.patch_namespaced_secret(f"{name}-env", ns, {"metadata": {"ownerReferences": owner}},
+                                              _content_type=_MERGE)
+        except ApiException as exc:
+            raise StartFailed(f"Kubernetes refused to start {spec.repo_id}: {exc.status} {exc.reason}: "
+                              f"{_api_message(exc)}") from None
+        # node: kube-scheduler picks the machine inside the flavor's pool, not us
+        return Handle("kubernetes", name, "kubernetes",
+                      {"namespace": ns, "port": spec.port, "space_id": spec.space_id, "sha": spec.sha})
+
+    @staticmethod
+    def _create_or(create, on_conflict):
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return create()
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            return on_conflict()
+
+    # -- observe ----------------------------------------------------------------------------------------------
+
+    def _pods(self, handle: Handle) -> list[dict]:
+        ns = handle.data.get("namespace", self.namespace)
+        pods = self.core.list_namespaced_pod(ns, label_selector=f"{k8s.LABEL_INSTANCE}={handle.ref}")
+        return [self._dict(p) for p in pods.items]
+
+    def poll(self, handle: Handle) -> Observed:
+        from kubernetes.client.exceptions import ApiException
+
+        ns = handle.data.get("namespace", self.namespace)
+        try:
+            deployment = self._dict(self.apps.read_namespaced_deployment(handle.ref, ns))
+        except ApiException as exc:
+            if exc.status == 404:
+                return Observed(Phase.GONE)
+            raise
+        pods = self._pods(handle)
+        port = int(handle.data.get("port") or 0)
+        pod = max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", default=None)
+        if self.settings.address == "pod":
+            ip = (pod or {}).get("status", {}).get("podIP")
+            address = (ip, port) if ip else None
+        else:
+            address = (f"{handle.ref}.{ns}.svc", port)
+        tail = ""
+        if pod is not None and k8s.crashed_container(pod) is not None:
+            tail = self._log_tail(pod["metadata"]["name"], ns)
+        return k8s.observe(deployment, pods, address, tail)
+
+    def _log_tail(self, pod: str, ns: str) -> str:
+        from kubernetes.client.exceptions import ApiException
+
+        for previous in (True, False):  # a crash-looping container's last words are in the previous instance
+            try:
+                text = self.core.read_namespaced_pod_log(pod, ns, container=k8s.CONTAINER, previous=previous,
+                                                         tail_lines=self.settings.log_tail_lines)
+            except ApiException:
+                continue
+            if text:
+                return text
+        return ""
+
+    def list(self, labels: dict[str, str]) -> list[Handle]:
+        deployments = self.apps.list_namespaced_deployment(self.namespace, label_selector=k8s.label_selector(labels))
+        handles = []
+        for d in deployments.items:
+            meta = d.metadata
+            ports = d.spec.template.spec.containers[0].ports or []
+            handles.append(Handle("kubernetes", meta.name, "kubernetes", {
+                "namespace": meta.namespace, "port": ports[0].container_port if ports else 0,
+                "space_id": (meta.labels or {}).get(LABEL_SPACE, ""), "sha": (meta.labels or {}).get(LABEL_SHA, ""),
+            }))
+        return handles
+
+    # -- stop, logs -------------------------------------------------------------------------------------------
+
+    def stop(self, handle: Handle) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        ns = handle.data.get("namespace", self.namespace)
+        for delete in (lambda: self.apps.delete_namespaced_deployment(handle.ref, ns, propagation_policy="Background"),
+                       lambda: self.core.delete_namespaced_service(handle.ref, ns),
+                       lambda: self.core.delete_namespaced_secret(f"{handle.ref}-env", ns)):
+            try:
+                delete()
+            except ApiException as exc:
+                if exc.status != 404:  # already gone is success
+                    raise
+
+    def logs(self, handle: Handle, follow: bool = False) -> Iterator[str]:
+        from kubernetes.client.exceptions import ApiException
+
+        ns = handle.data.get("namespace", self.namespace)
+        pods = self._pods(handle)
+        if not pods:
+            return
+        pod = max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")["metadata"]["name"]
+        try:
+            if not follow:
+                yield from self.core.read_namespaced_pod_log(pod, ns, container=k8s.CONTAINER).splitlines()
+                return
+            resp = self.core.read_namespaced_pod_log(pod, ns, container=k8s.CONTAINER, follow=True,
+                                                     _preload_content=False)
+        except ApiException as exc:
+            if exc.status in (400, 404):  # container not started yet, or pod gone: no lines
+                return
+            raise
+        buf = b""
+        try:
+            for chunk in resp.stream(4096):
+                buf += chunk
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    yield line.decode("utf-8", "replace")
+            if buf:
+                yield buf.decode("utf-8", "replace")
+        finally:
+            resp.release_conn()
+
+    def freeze(self, handle: Handle) -> None:
+        raise NotImplementedError("Kubernetes cannot pause a pod; sleeping a Space on Kubernetes stops it")
+
+    def thaw(self, handle: Handle) -> None:
+        raise NotImplementedError("Kubernetes cannot pause a pod; sleeping a Space on Kubernetes stops it")
+
+
+def _api_message(exc) -> str:
+    import json
+
+    try:
+        return json.loads(exc.body).get("message", "")
+    except (TypeError, ValueError, AttributeError):
+        return str(exc.body or "")

@@ -1,0 +1,167 @@
+"""Flavors as the runtime sees them: what the scheduler reserves (request) against what a Space may use (limit).
+
+A flavor's *shape* (``spaces.domain.hardware``: cpu-basic is 2 vCPU / 16 GB) is its **limit**: the most the
+Space may use (cgroup, ``docker --cpus/--memory``, Kubernetes ``limits``). What the scheduler **reserves** on a
+node is a separate, smaller **request**, so one 2-core, 24 GB machine holds dozens of idle cpu-basic Spaces
+(the same overcommit Kubernetes makes with requests < limits). GPUs are never overcommitted: a GPU flavor
+reserves its GPUs whole.
+
+Defaults (all operator-overridable through :class:`FlavorSettings`):
+
+=================  ======================  ======================================
+flavor             reserves                limit
+=================  ======================  ======================================
+cpu-basic          0.25 core, 512 MB       2 vCPU, 16 GB
+cpu-upgrade        1 core, 2048 MB         8 vCPU, 32 GB
+GPU flavors        n GPUs + n cores, n*4 GB  the flavor's shape (n = its GPU count)
+=================  ======================  ======================================
+
+Memory is in MiB throughout the runtime (``memory_mb``); a flavor's "16 GB" is 16 * 1024 MiB, matching the
+``MEMORY=16Gi`` an app sees. Prices per hour come from the hardware table, overridable here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from spaces.domain import hardware as hw
+from spaces.errors import BadRequest
+from spaces.runtime.contracts import Limits
+
+#: the taint GPU node pools usually carry (GKE, AKS, the NVIDIA GPU operator); GPU flavors tolerate it
+GPU_TOLERATION: dict[str, str] = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+
+
+class RequestOverride(BaseModel):
+    """An operator's change to what one flavor reserves; unset fields keep the default."""
+
+    cpu: float | None = Field(None, ge=0, description="cores reserved on the node")
+    memory_mb: int | None = Field(None, ge=0, description="MiB reserved on the node")
+
+
+class FlavorSettings(BaseModel):
+    """Runtime flavor configuration (nest as ``Settings.flavors``; env ``SPACES_FLAVORS__...``)."""
+
+    requests: dict[str, RequestOverride] = Field(
+        default_factory=dict, description='what each flavor reserves, e.g. {"cpu-basic": {"cpu": 0.5}}'
+    )
+    hardware: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description='flavor shape/price overrides, e.g. {"t4-small": {"price_per_hour_usd": 0.5}}',
+    )
+    node_selectors: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description='node labels a flavor needs (scheduler and Kubernetes nodeSelector), e.g. {"t4-small": {"pool": "t4"}}',
+    )
+    tolerations: dict[str, list[dict[str, Any]]] = Field(
+        default_factory=dict, description="Kubernetes tolerations per flavor; GPU flavors tolerate nvidia.com/gpu by default"
+    )
+    gpu_cpu_per_gpu: float = Field(1.0, ge=0, description="cores a GPU flavor reserves per GPU")
+    gpu_memory_mb_per_gpu: int = Field(4096, ge=0, description="MiB of host memory a GPU flavor reserves per GPU")
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """What the scheduler takes from a node for one Space of a flavor."""
+
+    cpu: float
+    memory_mb: int
+    gpus: int = 0
+    gpu_model: str | None = None
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RuntimeFlavor:
+    """One flavor resolved for the runtime: shape and price, reservation, limit, node pool."""
+
+    flavor: hw.Flavor
+    reservation: Reservation
+    tolerations: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.flavor.name
+
+    @property
+    def limits(self) -> Limits:
+        """The flavor's shape as a limit (GPU indices are filled in from the placement)."""
+        return Limits(cpu=float(self.flavor.cpu), memory_mb=int(self.flavor.memory_gb * 1024))
+
+    @property
+    def price_per_hour_usd(self) -> float:
+        return self.flavor.price_per_hour_usd
+
+    def describe_need(self) -> str:
+        """Human words for what this flavor needs from a node, e.g. ``1x T4`` or ``0.25 core, 512 MB``."""
+        r = self.reservation
+        if r.gpus:
+            return f"{r.gpus}x {r.gpu_model or 'GPU'}"
+        return f"{r.cpu:g} core{'s' if r.cpu != 1 else ''}, {r.memory_mb} MB"
+
+
+_CPU_DEFAULTS: dict[str, tuple[float, int]] = {"cpu-basic": (0.25, 512), "cpu-upgrade": (1.0, 2048)}
+
+
+class FlavorCatalog:
+    """Every flavor resolved from the hardware table plus :class:`FlavorSettings`. Immutable after init."""
+
+    def __init__(self, settings: FlavorSettings | None = None) -> None:
+        settings = settings or FlavorSettings()
+        base = hw.build_flavors(overrides=settings.hardware)
+        unknown = (set(settings.requests) | set(settings.node_selectors) | set(settings.tolerations)) - set(base)
+        if unknown:
+            # a typo in configuration must be loud, like hardware.build_flavors does for shapes
+            raise BadRequest(f"Flavor settings name unknown flavors {sorted(unknown)}; known: {', '.join(base)}")
+        self._flavors: dict[str, RuntimeFlavor] = {}
+        for name, flavor in base.items():
+            if flavor.is_gpu:
+                cpu = settings.gpu_cpu_per_gpu * flavor.gpu_count
+                mem = settings.gpu_memory_mb_per_gpu * flavor.gpu_count
+                tolerations: tuple[Mapping[str, Any], ...] = (GPU_TOLERATION,)
+            else:
+                # a CPU flavor not in the defaults (an operator-added one) reserves a quarter of its shape
+                cpu, mem = _CPU_DEFAULTS.get(name, (flavor.cpu / 4, int(flavor.memory_gb * 1024 / 4)))
+                tolerations = ()
+            override = settings.requests.get(name)
+            if override is not None:
+                cpu = override.cpu if override.cpu is not None else cpu
+                mem = override.memory_mb if override.memory_mb is not None else mem
+            if name in settings.tolerations:
+                tolerations = tuple(settings.tolerations[name])
+            reservation = Reservation(
+                cpu=float(cpu), memory_mb=int(mem), gpus=flavor.gpu_count, gpu_model=flavor.gpu_model,
+                node_selector=dict(settings.node_selectors.get(name, {})),
+            )
+            self._flavors[name] = RuntimeFlavor(flavor, reservation, tolerations)
+
+    def get(self, name: str) -> RuntimeFlavor:
+        """The flavor called ``name``; :class:`spaces.errors.BadRequest` listing valid names otherwise."""
+        if name not in self._flavors:
+            hw.get_flavor(name, {})  # raises the standard "Unknown hardware flavor" error
+        return self._flavors[name]
+
+    def names(self) -> list[str]:
+        return list(self._flavors)
+
+    def prices(self) -> dict[str, "Price"]:
+        """Per-flavor billing rates for :func:`spaces.runtime.quota.bill`."""
+        return {n: Price(f.price_per_hour_usd, f.flavor.gpu_count) for n, f in self._flavors.items()}
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._flavors
+
+    def __iter__(self):
+        return iter(self._flavors.values())
+
+
+@dataclass(frozen=True)
+class Price:
+    """What one running hour of a flavor costs, and how many GPUs it counts for GPU-minute quotas."""
+
+    per_hour_usd: float
+    gpus: int = 0

@@ -1,0 +1,197 @@
+"""Kubernetes object builders (spaces.runtime.k8s_objects): dict equality, and validation against the official
+Kubernetes OpenAPI schema two ways: the JSON schemas ``kubernetes-validate`` bundles per Kubernetes version
+(strict: unknown fields are errors), and the official client's typed models (required fields and types)."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from spaces.builder.plan import Artifact
+from spaces.runtime import k8s_objects as k8s
+from spaces.runtime.contracts import InstanceSpec
+from spaces.runtime.flavors import FlavorCatalog, FlavorSettings
+
+kv = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate carries the OpenAPI JSON schemas")
+client = pytest.importorskip("kubernetes.client")
+
+SCHEMA_VERSIONS = ["1.28", "1.31", "1.37"]
+SHA = "0123456789abcdef0123456789abcdef01234567"
+CAT = FlavorCatalog()
+
+
+def make_spec(flavor: str = "cpu-basic", catalog: FlavorCatalog = CAT, **kw) -> InstanceSpec:
+    base = dict(
+        space_id="65f0c0ffee0123456789abcd", repo_id="alice/demo", sha=SHA, sdk="gradio",
+        artifact=Artifact("image", "registry.local/spaces/demo:0123456789ab", "digest", SHA), workdir="/unused",
+        app_file="app.py", port=7860, env={"GREETING": "hi", "HF_TOKEN": "hf_s3cret_value"},
+        limits=catalog.get(flavor).limits, flavor=flavor,
+    )
+    base.update(kw)
+    return InstanceSpec(**base)
+
+
+NAME = "space-65f0c0ffee0123456789abcd-0123456789"
+LABELS = {"spaces.managed": "true", "spaces.space-id": "65f0c0ffee0123456789abcd", "spaces.sha": SHA,
+          "spaces.flavor": "cpu-basic", "spaces.instance": NAME}
+META = {"name": NAME, "namespace": "spaces", "labels": LABELS, "annotations": {"spaces.repo-id": "alice/demo"}}
+
+
+def objects(spec: InstanceSpec, catalog: FlavorCatalog = CAT, options: k8s.PodOptions = k8s.PodOptions()):
+    f = catalog.get(spec.flavor)
+    name = k8s.instance_name(spec.space_id, spec.sha)
+    return (k8s.build_secret(spec, name, options),
+            k8s.build_deployment(spec, name, f.reservation, f.tolerations, options),
+            k8s.build_service(spec, name, options))
+
+
+def test_cpu_basic_deployment_exactly() -> None:
+    _, deployment, _ = objects(make_spec())
+    assert deployment == {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": META,
+        "spec": {
+            "replicas": 1, "revisionHistoryLimit": 1, "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": {"spaces.instance": NAME}},
+            "template": {
+                "metadata": {"labels": LABELS, "annotations": {"spaces.repo-id": "alice/demo"}},
+                "spec": {
+                    "containers": [{
+                        "name": "app",
+                        "image": "registry.local/spaces/demo:0123456789ab",
+                        "imagePullPolicy": "IfNotPresent",
+                        "ports": [{"name": "http", "containerPort": 7860, "protocol": "TCP"}],
+                        "envFrom": [{"secretRef": {"name": f"{NAME}-env"}}],
+                        "resources": {"requests": {"cpu": "250m", "memory": "512Mi"},
+                                      "limits": {"cpu": "2", "memory": "16384Mi"}},
+                        "readinessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 2, "timeoutSeconds": 1,
+                                           "failureThreshold": 3, "successThreshold": 1},
+                        "securityContext": {"allowPrivilegeEscalation": False,
+                                            "seccompProfile": {"type": "RuntimeDefault"}},
+                    }],
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "terminationGracePeriodSeconds": 10,
+                },
+            },
+        },
+    }
+
+
+def test_secret_and_service_exactly() -> None:
+    secret, _, service = objects(make_spec())
+    assert secret == {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {**META, "name": f"{NAME}-env"},
+                      "stringData": {"GREETING": "hi", "HF_TOKEN": "hf_s3cret_value"}}
+    assert service == {"apiVersion": "v1", "kind": "Service", "metadata": META, "spec": {
+        "type": "ClusterIP", "selector": {"spaces.instance": NAME},
+        "ports": [{"name": "http", "port": 7860, "targetPort": "http", "protocol": "TCP"}]}}
+
+
+def test_secrets_never_inline_in_the_deployment() -> None:
+    _, deployment, service = objects(make_spec())
+    text = json.dumps(deployment) + json.dumps(service)
+    assert "hf_s3cret_value" not in text and "HF_TOKEN" not in text
+    assert "env" not in deployment["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_gpu_flavor_pool_tolerations_and_gpu_limits() -> None:
+    catalog = FlavorCatalog(FlavorSettings(node_selectors={"t4-small": {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}}))
+    options = k8s.PodOptions(namespace="apps", image_pull_secrets=("regcred",), gpu_runtime_class="nvidia")
+    _, deployment, _ = objects(make_spec("t4-small", catalog), catalog, options)
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["containers"][0]["resources"] == {
+        "requests": {"cpu": "1", "memory": "4096Mi", "nvidia.com/gpu": "1"},
+        "limits": {"cpu": "4", "memory": "15360Mi", "nvidia.com/gpu": "1"},
+    }
+    assert pod["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert pod["runtimeClassName"] == "nvidia" and pod["imagePullSecrets"] == [{"name": "regcred"}]
+    assert deployment["metadata"]["namespace"] == "apps"
+    # CPU flavors get neither the GPU runtime class nor tolerations
+    _, cpu, _ = objects(make_spec(), catalog, options)
+    assert {"runtimeClassName", "tolerations", "nodeSelector"}.isdisjoint(cpu["spec"]["template"]["spec"])
+
+
+VARIANTS = {
+    "cpu-basic": lambda: objects(make_spec()),
+    "t4-small": lambda: objects(make_spec("t4-small")),
+    "l4x4 with pools and pull secrets": lambda: objects(
+        make_spec("l4x4", FlavorCatalog(FlavorSettings(node_selectors={"l4x4": {"pool": "l4"}}))),
+        FlavorCatalog(FlavorSettings(node_selectors={"l4x4": {"pool": "l4"}})),
+        k8s.PodOptions(image_pull_secrets=("a", "b"), gpu_runtime_class="nvidia")),
+    "odd ids and labels": lambda: objects(make_spec(space_id="Alice_Demo/ÜBER.space", labels={"team": "a b/c"})),
+    "docker port": lambda: objects(make_spec(sdk="docker", port=8080)),
+}
+
+
+@pytest.mark.parametrize("version", SCHEMA_VERSIONS)
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_valid_against_openapi_json_schema(variant: str, version: str) -> None:
+    for obj in VARIANTS[variant]():
+        kv.validate(obj, version, strict=True)  # raises kubernetes_validate.ValidationError
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_valid_as_official_client_models(variant: str) -> None:
+    secret, deployment, service = VARIANTS[variant]()
+    for model, obj in ((client.V1Secret, secret), (client.V1Deployment, deployment), (client.V1Service, service)):
+        typed = model.from_dict(obj)
+        # round trip: nothing we wrote was dropped as unknown by the client's models
+        assert client.ApiClient().sanitize_for_serialization(typed) == obj
+
+
+@pytest.mark.parametrize("breakage", [
+    lambda d: d["spec"]["template"]["spec"]["containers"][0].pop("name"),
+    lambda d: d["spec"]["template"]["spec"]["containers"][0].update(bogus=1),
+    lambda d: d["spec"]["template"]["spec"]["containers"][0]["ports"][0].update(containerPort="7860"),
+    lambda d: d["spec"].pop("selector"),
+])
+def test_the_schema_check_can_fail(breakage) -> None:
+    _, deployment, _ = objects(make_spec())
+    broken = copy.deepcopy(deployment)
+    breakage(broken)
+    with pytest.raises(kv.ValidationError):
+        kv.validate(broken, SCHEMA_VERSIONS[-1], strict=True)
+
+
+NAME_TABLE = [
+    ("65f0c0ffee0123456789abcd", "space-65f0c0ffee0123456789abcd-0123456789"),
+    ("abc", "space-abc-0123456789"),
+]
+
+
+@pytest.mark.parametrize("space_id,expected", NAME_TABLE)
+def test_instance_name(space_id: str, expected: str) -> None:
+    assert k8s.instance_name(space_id, SHA) == expected
+
+
+@pytest.mark.parametrize("space_id", ["Alice/Demo", "alice/demo", "x" * 80, "Ünïcode", "-lead", "UPPER"])
+def test_instance_names_are_dns_labels_and_distinct(space_id: str) -> None:
+    name = k8s.instance_name(space_id, SHA)
+    assert k8s._DNS_LABEL.match(name) and len(name + "-env") <= 63
+    assert name != k8s.instance_name(space_id + "x", SHA) != k8s.instance_name(space_id, "f" * 40)
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("true", "true"), (SHA, SHA), ("t4-small", "t4-small"),
+    ("alice/demo", "alice-demo-" + k8s._short_hash("alice/demo")),
+    ("x" * 70, "x" * 54 + "-" + k8s._short_hash("x" * 70)),
+])
+def test_label_values(value: str, expected: str) -> None:
+    assert k8s.label_value(value) == expected
+
+
+def test_invalid_label_key_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a valid Kubernetes label key"):
+        objects(make_spec(labels={"bad key!": "v"}))
+
+
+@pytest.mark.parametrize("cores,q", [(0.25, "250m"), (1, "1"), (2.0, "2"), (0.1, "100m"), (1.5, "1500m")])
+def test_cpu_quantities(cores: float, q: str) -> None:
+    assert k8s.cpu_quantity(cores) == q
+
+
+def test_label_selector_matches_labels_written() -> None:
+    assert k8s.label_selector({"spaces.managed": "true", "spaces.space-id": "a/b"}) == \
+        f"spaces.managed=true,spaces.space-id={k8s.label_value('a/b')}"
