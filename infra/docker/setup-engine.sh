@@ -31,11 +31,12 @@ fi
 if ! have dockerd; then
     have apt-get || die "dockerd is missing and apt-get is not available: install a Docker engine by hand"
     say "installing docker.io (Debian package) ..."
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
-        || die "apt-get update failed"
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        docker.io iptables ca-certificates >/dev/null \
-        || die "apt-get install docker.io failed"
+    APT_LOG="$(mktemp)"
+    { $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+      && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+          docker.io iptables ca-certificates; } >"$APT_LOG" 2>&1 \
+        || { tail -n 20 "$APT_LOG" >&2; die "installing docker.io with apt-get failed (output above)"; }
+    rm -f "$APT_LOG"
 fi
 have dockerd || die "dockerd still not found after installing docker.io"
 

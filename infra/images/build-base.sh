@@ -16,7 +16,9 @@
 # Fast when done: two `docker image inspect` calls. Exits non-zero with a message saying what failed.
 set -euo pipefail
 
-VERSION=2
+# bump one of these when its recipe below changes: that image (and what is built on it) is rebuilt
+DEBIAN_VERSION=2
+PYTHON_VERSION=2
 DEBIAN_IMAGE="${SPACES_BASE_DEBIAN_IMAGE:-spaces/base-debian:bookworm}"
 PYTHON_IMAGE="${SPACES_BASE_PYTHON_IMAGE:-spaces/base-python:3.11}"
 SUITE=bookworm
@@ -29,11 +31,11 @@ have() { command -v "$1" >/dev/null 2>&1; }
 have docker || die "docker CLI not found: run infra/docker/setup-engine.sh first"
 timeout 10 docker info >/dev/null 2>&1 || die "the Docker engine does not answer: run infra/docker/setup-engine.sh first"
 
-image_current() {  # $1 image: present and built by this version of the script
+image_current() {  # $1 image, $2 version: present and built by this version of its recipe
     local v
     [ "${SPACES_BASE_REBUILD:-0}" = "1" ] && return 1
     v="$(docker image inspect --format '{{ index .Config.Labels "spaces.base.version" }}' "$1" 2>/dev/null)" || return 1
-    [ "$v" = "$VERSION" ]
+    [ "$v" = "$2" ]
 }
 
 mirror() {  # the Debian mirror apt uses on this host (deb822 or one-line format), else deb.debian.org
@@ -51,7 +53,7 @@ WORK="$(mktemp -d /tmp/spaces-base.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
 
 # -- spaces/base-debian:bookworm ---------------------------------------------------------------------------------
-if image_current "$DEBIAN_IMAGE"; then
+if image_current "$DEBIAN_IMAGE" "$DEBIAN_VERSION"; then
     say "$DEBIAN_IMAGE present"
 else
     [ "$(id -u)" -eq 0 ] || die "debootstrap needs root to build $DEBIAN_IMAGE"
@@ -78,14 +80,14 @@ SOURCES
         "$ROOTFS"/usr/share/man/* "$ROOTFS"/var/log/*.log "$ROOTFS"/tmp/*
     say "docker import -> $DEBIAN_IMAGE ..."
     tar -C "$ROOTFS" -c . | docker import \
-        -c "LABEL spaces.base.version=$VERSION" -c 'ENV LANG=C.UTF-8' -c 'CMD ["/bin/bash"]' \
+        -c "LABEL spaces.base.version=$DEBIAN_VERSION" -c 'ENV LANG=C.UTF-8' -c 'CMD ["/bin/bash"]' \
         - "$DEBIAN_IMAGE" >/dev/null || die "docker import failed"
     say "$DEBIAN_IMAGE built ($(docker image inspect --format '{{.Size}}' "$DEBIAN_IMAGE" | awk '{printf "%d MB", $1/1e6}'))"
     FORCE_PYTHON=1
 fi
 
 # -- spaces/base-python:3.11 -------------------------------------------------------------------------------------
-if [ "${FORCE_PYTHON:-0}" != "1" ] && image_current "$PYTHON_IMAGE"; then
+if [ "${FORCE_PYTHON:-0}" != "1" ] && image_current "$PYTHON_IMAGE" "$PYTHON_VERSION"; then
     say "$PYTHON_IMAGE present"
     exit 0
 fi
@@ -119,7 +121,7 @@ RUN (test -s /usr/local/share/ca-certificates/spaces-extra-ca.crt || rm /usr/loc
  && chown -R user:user /opt/venv
 ENV HOME=/home/user
 WORKDIR /home/user/app
-LABEL spaces.base.version=$VERSION
+LABEL spaces.base.version=$PYTHON_VERSION
 DOCKERFILE
 say "docker build -> $PYTHON_IMAGE ..."
 docker build -q -t "$PYTHON_IMAGE" "$CTX" >"$WORK/build.log" 2>&1 \

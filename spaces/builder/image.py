@@ -19,6 +19,8 @@ message: secrets are never downgraded to build args (they would land in ``docker
 Secrets: each is written to a private temporary file (0600) passed as ``--secret id=NAME,src=FILE`` and deleted
 after the build; the extra CA bundle and the package index URL travel the same way (``spaces_ca``,
 ``spaces_index_url``). Variables are passed as ``--build-arg NAME=VALUE`` (a Dockerfile reads them with ``ARG``).
+BuildKit keys a step's cache on its text, never on a secret's value: after changing a secret that a step reads,
+a factory rebuild (``factory=True``: ``--no-cache``) makes the step run again.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ class DockerBuildSettings(BaseModel):
 
     base_images: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_BASE_IMAGES),
-        description="Python version -> base image for gradio/streamlit/static images (built by infra/images/build-base.sh)")
+        description="Python version -> base image of gradio/streamlit/static images (infra/images/build-base.sh)")
     default_python: str = Field("3.11", description="base image used when the asked python_version has none")
     pip_index_url: str | None = Field(None, description="package index for pip/uv inside builds (a build secret)")
     extra_ca_bundle: Path | None = Field(
@@ -183,7 +185,8 @@ class DockerImageBuilder:
             code = proc.wait(timeout=self.settings.timeout_s)
         except subprocess.TimeoutExpired:
             proc.kill()
-            raise ImageBuildFailed(f"The image build ran past {self.settings.timeout_s:.0f}s and was stopped.") from None
+            raise ImageBuildFailed(
+                f"The image build ran past {self.settings.timeout_s:.0f}s and was stopped.") from None
         if code != 0:
             raise ImageBuildFailed(failure_message(steps, tail))
 

@@ -55,10 +55,12 @@ class FlavorSettings(BaseModel):
     )
     node_selectors: dict[str, dict[str, str]] = Field(
         default_factory=dict,
-        description='node labels a flavor needs (scheduler and Kubernetes nodeSelector), e.g. {"t4-small": {"pool": "t4"}}',
+        description='node labels a flavor needs (our scheduler and Kubernetes nodeSelector), '
+        'e.g. {"t4-small": {"pool": "t4"}}',
     )
     tolerations: dict[str, list[dict[str, Any]]] = Field(
-        default_factory=dict, description="Kubernetes tolerations per flavor; GPU flavors tolerate nvidia.com/gpu by default"
+        default_factory=dict,
+        description="Kubernetes tolerations per flavor; GPU flavors tolerate the nvidia.com/gpu taint by default",
     )
     gpu_cpu_per_gpu: float = Field(1.0, ge=0, description="cores a GPU flavor reserves per GPU")
     gpu_memory_mb_per_gpu: int = Field(4096, ge=0, description="MiB of host memory a GPU flavor reserves per GPU")
@@ -95,13 +97,6 @@ class RuntimeFlavor:
     @property
     def price_per_hour_usd(self) -> float:
         return self.flavor.price_per_hour_usd
-
-    def describe_need(self) -> str:
-        """Human words for what this flavor needs from a node, e.g. ``1x T4`` or ``0.25 core, 512 MB``."""
-        r = self.reservation
-        if r.gpus:
-            return f"{r.gpus}x {r.gpu_model or 'GPU'}"
-        return f"{r.cpu:g} core{'s' if r.cpu != 1 else ''}, {r.memory_mb} MB"
 
 
 _CPU_DEFAULTS: dict[str, tuple[float, int]] = {"cpu-basic": (0.25, 512), "cpu-upgrade": (1.0, 2048)}

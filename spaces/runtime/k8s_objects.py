@@ -112,7 +112,8 @@ def build_secret(spec: InstanceSpec, name: str, options: PodOptions = PodOptions
 
 
 def build_deployment(spec: InstanceSpec, name: str, reservation: Reservation,
-                     tolerations: Sequence[Mapping[str, Any]] = (), options: PodOptions = PodOptions()) -> dict[str, Any]:
+                     tolerations: Sequence[Mapping[str, Any]] = (),
+                     options: PodOptions = PodOptions()) -> dict[str, Any]:
     """The Deployment running ``spec.artifact.ref`` (an image) with the flavor's requests, limits and pool."""
     requests: dict[str, str] = {"cpu": cpu_quantity(reservation.cpu), "memory": memory_quantity(reservation.memory_mb)}
     limits: dict[str, str] = {"cpu": cpu_quantity(spec.limits.cpu), "memory": memory_quantity(spec.limits.memory_mb)}
@@ -210,7 +211,8 @@ def observe(deployment: Mapping[str, Any] | None, pods: Sequence[Mapping[str, An
         return Observed(Phase.STARTING, message="waiting for the pod to be created")
     status = pod.get("status") or {}
     if status.get("phase") == "Failed":
-        return Observed(Phase.EXITED, message=f"pod failed: {status.get('reason', '')} {status.get('message', '')}".strip())
+        why = f"{status.get('reason', '')} {status.get('message', '')}".strip()
+        return Observed(Phase.EXITED, message=f"pod failed: {why}")
     for cs in status.get("containerStatuses") or []:
         waiting = (cs.get("state") or {}).get("waiting") or {}
         if waiting.get("reason") in _IMAGE_ERRORS:

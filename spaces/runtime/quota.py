@@ -91,7 +91,8 @@ class QuotaSettings(BaseModel):
         return AccountQuota(dict(self.free_running), 0, self.free_gpu_minutes, self.free_credits_micro_usd)
 
 
-def quota_for(settings: QuotaSettings, grants: Mapping[str, int] | None = None, *, is_admin: bool = False) -> AccountQuota:
+def quota_for(settings: QuotaSettings, grants: Mapping[str, int] | None = None, *,
+              is_admin: bool = False) -> AccountQuota:
     """The effective quota of one account: defaults (or unlimited for admins), then its grants."""
     if is_admin and settings.admins_unlimited:
         return UNLIMITED
@@ -136,7 +137,8 @@ def check(account_quota: AccountQuota, current_usage: QuotaUsage, request: Quota
         hint = (f"This account may not use {flavor}; an administrator can grant it."
                 if limit == 0 else f"Stop or pause one of your {flavor} Spaces, or ask an administrator for more.")
         raise _refuse(f"running Spaces on {flavor}", limit, used, 1, hint)
-    if request.gpus and account_quota.gpu_minutes is not None and current_usage.gpu_minutes >= account_quota.gpu_minutes:
+    gpu_limit = account_quota.gpu_minutes
+    if request.gpus and gpu_limit is not None and current_usage.gpu_minutes >= gpu_limit:
         hint = ("This account has no GPU minutes; an administrator can grant them." if account_quota.gpu_minutes == 0
                 else "GPU minutes are used up for this period; an administrator can grant more.")
         # requested: the GPUs this Space would start burning minutes on

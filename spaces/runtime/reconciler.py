@@ -57,7 +57,8 @@ class Reconciler:
         self.db = db
         self.backend = backend
         self.logs = logs
-        self.start_instance = start_instance  # (session, space, artifact) -> Handle; raises SpacesError
+        #: (session, space, artifact) -> (Handle, placement dict); raises SpacesError (quota, capacity, start)
+        self.start_instance = start_instance
         self.publish_route = publish_route
         self.sweep_seconds = sweep_seconds
         self.stop_frozen_after = stop_frozen_after
@@ -236,7 +237,7 @@ class Reconciler:
         if space.retry_at is not None and _aware(space.retry_at) > utcnow():
             return  # backing off after a crash; the sweep comes back
         try:
-            handle = self.start_instance(s, space, artifact)
+            handle, placement = self.start_instance(s, space, artifact)
         except SpacesError as exc:
             space.queued_at = space.queued_at or utcnow()
             stage = SpaceStage.RUNTIME_ERROR if exc.code not in ("QuotaExceeded", "Unschedulable") else (
@@ -250,7 +251,8 @@ class Reconciler:
             self._route(space, "error" if stage == SpaceStage.RUNTIME_ERROR else "starting", None, exc.message)
             return
         space.queued_at = None
-        space.instance = {"current": handle.to_json(), "previous": current.to_json() if current else None}
+        space.instance = {"current": handle.to_json(), "previous": current.to_json() if current else None,
+                          "placement": placement}
         space.instance_sha = artifact.sha
         self._set_stage(space, SpaceStage.RUNNING_APP_STARTING if current else SpaceStage.APP_STARTING, "starting",
                         "Starting the app; it is served as soon as it answers on its port.")
@@ -264,7 +266,7 @@ class Reconciler:
     def _running(self, s, space: Space, current: Handle, previous: Handle | None, obs: Observed) -> None:  # noqa: ANN001
         if previous is not None:
             self._stop_quietly(previous)
-            space.instance = {"current": current.to_json(), "previous": None}
+            space.instance = {**(space.instance or {}), "previous": None}
         space.restarts = 0 if space.stage != SpaceStage.RUNNING.value else space.restarts
         if space.stage not in (SpaceStage.RUNNING_BUILDING.value, SpaceStage.BUILD_ERROR.value):
             self._set_stage(space, SpaceStage.RUNNING, "running", "The app is running.")

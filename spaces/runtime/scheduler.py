@@ -33,6 +33,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from pydantic import BaseModel, Field
+
 from spaces import errors
 from spaces.runtime.nodes import Node
 
@@ -106,6 +108,16 @@ class Policy:
     match_gpu_model: bool = False
     #: CPU-only Spaces go to GPU nodes only when no CPU node fits
     keep_gpu_nodes_for_gpu: bool = True
+
+
+class SchedulerSettings(BaseModel):
+    """Placement policy (nest as ``Settings.scheduler``; env ``SPACES_SCHEDULER__...``)."""
+
+    match_gpu_model: bool = Field(False, description="GPU flavors only on GPUs of their model (t4-small on a T4)")
+    keep_gpu_nodes_for_gpu: bool = Field(True, description="CPU-only Spaces use GPU nodes only when no CPU node fits")
+
+    def policy(self) -> Policy:
+        return Policy(self.match_gpu_model, self.keep_gpu_nodes_for_gpu)
 
 
 class Waiting(NamedTuple):
@@ -313,7 +325,7 @@ class _Packer:
             return Unschedulable(
                 "TooLarge",
                 f"no node is large enough: {req.flavor} reserves {req.cpu:g} cores and {req.memory_mb} MB; "
-                f"the largest node has {cores:g} cores and {mem} MB",
+                f"nodes have at most {cores:g} cores and {mem} MB",
             )
         return Unschedulable("Full", f"all nodes that fit {req.flavor} are busy; it needs {req.need()}",
                              transient=True)

@@ -4,7 +4,8 @@ The ``engine`` session fixture runs ``infra/docker/setup-engine.sh`` and ``infra
 idempotent and fast when done). If the engine cannot be started the engine tests are skipped with the reason,
 except where ``CI`` or ``SPACES_TEST_REQUIRE_DOCKER`` is set: there they fail, so CI never passes by skipping.
 
-Apps come from ``templates/<sdk>`` when that starter exists, else from ``tests/docker/fixtures/<sdk>``.
+Apps are the starter Spaces in ``templates/<sdk>``, plus ``fixtures/docker``: a docker-SDK app made for these tests
+(a build arg, a crash switch, request logs).
 Images are expensive (gradio is large), so each app image is built once per session and shared.
 """
 
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from docker_helpers import HOST_CA, ROOT, RUN_ID, TEST_LABEL, BuildLog, app_source, docker, plan_from_dir
+from docker_helpers import FIXTURES, HOST_CA, ROOT, RUN_ID, TEST_LABEL, BuildLog, app_source, docker, plan_from_dir
 
 from spaces.builder.image import DockerBuildSettings, DockerImageBuilder
 from spaces.builder.plan import Artifact
@@ -83,7 +84,7 @@ def gradio_image(build) -> tuple[Artifact, BuildLog, Path]:
 
 @pytest.fixture(scope="session")
 def docker_image(build) -> tuple[Artifact, BuildLog, Path]:
-    return build("docker", space_id=f"test/docker-{RUN_ID}", variables={"GREETING": "howdy"})
+    return build(FIXTURES / "docker", space_id=f"test/docker-{RUN_ID}", variables={"GREETING": "howdy"})
 
 
 @pytest.fixture(scope="session")

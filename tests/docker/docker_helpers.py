@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import time
 import uuid
@@ -22,12 +23,18 @@ _PORTS = {"gradio": 7860, "streamlit": 8501, "static": 8000}
 
 
 def app_source(sdk: str) -> Path:
-    """templates/<sdk> when another part of the project ships that starter, else our own fixture."""
-    template = ROOT / "templates" / sdk
-    usable = template.is_dir() and (template / "README.md").is_file()
-    if usable and sdk == "docker":  # a starter whose FROM image cannot be pulled here is no use offline
-        usable = "spaces/base-python" in (template / "Dockerfile").read_text()
-    return template if usable else FIXTURES / sdk
+    """The starter Space of an SDK (templates/<sdk>), which doubles as a build fixture."""
+    return ROOT / "templates" / sdk
+
+
+def verify_template(sdk: str, address: tuple[str, int]) -> None:
+    """The template's own checks (templates/verify.py): AssertionError naming the first that fails."""
+    spec = importlib.util.spec_from_file_location("templates_verify", ROOT / "templates" / "verify.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    base = f"http://{address[0]}:{address[1]}"
+    module.wait_ready(base + module.READY_PATH[sdk], deadline_s=30)
+    module.verify(sdk, base)
 
 
 def plan_from_dir(path: Path) -> BuildPlan:

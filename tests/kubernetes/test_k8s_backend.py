@@ -75,7 +75,8 @@ def _kubeconfig() -> str | None:
     return path if Path(path.split(os.pathsep)[0]).is_file() else None
 
 
-live = pytest.mark.skipif(_kubeconfig() is None, reason="no kubeconfig (KUBECONFIG or ~/.kube/config): no cluster to test against")
+live = pytest.mark.skipif(_kubeconfig() is None,
+                          reason="no kubeconfig (KUBECONFIG or ~/.kube/config): no cluster to test against")
 
 
 @live

@@ -39,7 +39,8 @@ LABELS = {"spaces.managed": "true", "spaces.space-id": "65f0c0ffee0123456789abcd
 META = {"name": NAME, "namespace": "spaces", "labels": LABELS, "annotations": {"spaces.repo-id": "alice/demo"}}
 
 
-def objects(spec: InstanceSpec, catalog: FlavorCatalog = CAT, options: k8s.PodOptions = k8s.PodOptions()):
+def objects(spec: InstanceSpec, catalog: FlavorCatalog = CAT, options: k8s.PodOptions | None = None):
+    options = options or k8s.PodOptions()
     f = catalog.get(spec.flavor)
     name = k8s.instance_name(spec.space_id, spec.sha)
     return (k8s.build_secret(spec, name, options),
@@ -81,7 +82,8 @@ def test_cpu_basic_deployment_exactly() -> None:
 
 def test_secret_and_service_exactly() -> None:
     secret, _, service = objects(make_spec())
-    assert secret == {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {**META, "name": f"{NAME}-env"},
+    assert secret == {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                      "metadata": {**META, "name": f"{NAME}-env"},
                       "stringData": {"GREETING": "hi", "HF_TOKEN": "hf_s3cret_value"}}
     assert service == {"apiVersion": "v1", "kind": "Service", "metadata": META, "spec": {
         "type": "ClusterIP", "selector": {"spaces.instance": NAME},
@@ -96,7 +98,8 @@ def test_secrets_never_inline_in_the_deployment() -> None:
 
 
 def test_gpu_flavor_pool_tolerations_and_gpu_limits() -> None:
-    catalog = FlavorCatalog(FlavorSettings(node_selectors={"t4-small": {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}}))
+    pool = {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}
+    catalog = FlavorCatalog(FlavorSettings(node_selectors={"t4-small": pool}))
     options = k8s.PodOptions(namespace="apps", image_pull_secrets=("regcred",), gpu_runtime_class="nvidia")
     _, deployment, _ = objects(make_spec("t4-small", catalog), catalog, options)
     pod = deployment["spec"]["template"]["spec"]

@@ -14,7 +14,8 @@ ADDR = ("space-x-0123456789.spaces.svc", 7860)
 
 
 def dep(ready: int = 0, replicas: int = 1) -> dict:
-    return {"metadata": {"name": "space-x"}, "spec": {"replicas": replicas}, "status": {"readyReplicas": ready} if ready else {}}
+    status = {"readyReplicas": ready} if ready else {}
+    return {"metadata": {"name": "space-x"}, "spec": {"replicas": replicas}, "status": status}
 
 
 def pod(phase: str = "Pending", created: str = "2026-01-01T00:00:00Z", conditions=(), **container_state) -> dict:

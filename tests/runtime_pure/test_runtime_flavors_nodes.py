@@ -75,7 +75,8 @@ def test_unknown_flavor() -> None:
 SMI_TABLE = [
     ("0, Tesla T4, 15360 MiB\n1, Tesla T4, 15360 MiB\n", (Gpu(0, "Tesla T4", 15360), Gpu(1, "Tesla T4", 15360))),
     ("0, NVIDIA H100 80GB HBM3, 81559\n", (Gpu(0, "NVIDIA H100 80GB HBM3", 81559),)),
-    ("1, NVIDIA A10G, 23028 MiB\n0, NVIDIA A10G, 23028 MiB\n", (Gpu(0, "NVIDIA A10G", 23028), Gpu(1, "NVIDIA A10G", 23028))),
+    ("1, NVIDIA A10G, 23028 MiB\n0, NVIDIA A10G, 23028 MiB\n",
+     (Gpu(0, "NVIDIA A10G", 23028), Gpu(1, "NVIDIA A10G", 23028))),
     ("0, Weird, Model, Name, 100 MiB\n", (Gpu(0, "Weird, Model, Name", 100),)),
     ("garbage\n\n0, T4, [N/A]\n", (Gpu(0, "T4", 0),)),
     ("", ()),

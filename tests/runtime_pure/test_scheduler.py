@@ -64,9 +64,11 @@ PLACE_TABLE = [
     ("any GPU model serves by default", req("s", "t4-small"), [A100], {}, Policy(), "a100", (0,)),
     ("model matching refuses an A100 for a T4 flavor", req("s", "t4-small"), [A100], {},
      Policy(match_gpu_model=True), "NoGpuModel", ()),
-    ("model matching accepts a Tesla T4", req("s", "t4-small"), [A100, T4], {}, Policy(match_gpu_model=True), "t4", (0,)),
+    ("model matching accepts a Tesla T4", req("s", "t4-small"), [A100, T4], {}, Policy(match_gpu_model=True),
+     "t4", (0,)),
     ("too few GPUs on any node", req("s", "a10g-largex2"), [T4], {}, Policy(), "NoGpu", ()),
-    ("reservation larger than any node", req("s", "cpu-upgrade"), [Node("tiny", 0.5, 1024)], {}, Policy(), "TooLarge", ()),
+    ("reservation larger than any node", req("s", "cpu-upgrade"), [Node("tiny", 0.5, 1024)], {}, Policy(),
+     "TooLarge", ()),
 ]
 
 
@@ -225,3 +227,10 @@ def test_packer_matches_brute_force(seed: int) -> None:
             u[2].update(expect[1])
         else:
             blocked.add(r.flavor)
+
+
+def test_scheduler_settings_make_the_policy() -> None:
+    from spaces.runtime.scheduler import SchedulerSettings
+
+    assert SchedulerSettings().policy() == Policy()
+    assert SchedulerSettings(match_gpu_model=True).policy() == Policy(match_gpu_model=True)

@@ -154,12 +154,21 @@ async def usage_page(request: Request) -> HTMLResponse:
     hooks = request.app.state.page_hooks
 
     def work(s, viewer):  # noqa: ANN001, ANN202
-        account = require_user(viewer).account
+        require_user(viewer)
         owners = [a.id for a in viewer.namespaces]
-        spaces = list(s.scalars(select(Space).where(Space.owner_id.in_(owners)).order_by(Space.key)))
+        by_flavor = s.execute(select(Space.hardware, func.count(Space.id)).where(Space.owner_id.in_(owners))
+                              .group_by(Space.hardware).order_by(func.count(Space.id).desc())).all()
+        # Only what costs or holds hardware is listed one by one: a long tail of sleeping free Spaces is a count.
+        spaces = list(s.scalars(select(Space).where(Space.owner_id.in_(owners), or_(
+            Space.hardware != "cpu-basic", Space.stage.in_(ACTIVE_STAGES))).order_by(Space.key).limit(USAGE_LIST_MAX)))
         managed = [s.get(Account, who.id) for who in viewer.namespaces]
         views = [(a, hooks.usage(hub, s, a), hooks.quota(hub, s, a)) for a in managed if a is not None]
-        return account, spaces, views
+        return spaces, views, by_flavor
 
-    account, spaces, views = await db(request, work)
-    return await render(request, "usage.html", spaces=spaces, views=views)
+    spaces, views, by_flavor = await db(request, work)
+    return await render(request, "usage.html", spaces=spaces, views=views, by_flavor=by_flavor,
+                        list_max=USAGE_LIST_MAX)
+
+
+USAGE_LIST_MAX = 100
+ACTIVE_STAGES = ("RUNNING", "RUNNING_BUILDING", "RUNNING_APP_STARTING", "APP_STARTING", "BUILDING")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import func, select
 
 from spaces.db.models import Account, Membership, Space
@@ -35,6 +37,12 @@ async def explore(request: Request) -> HTMLResponse:
                         sorts=listing.SORT_LABELS, sdks=SDKS, flavors=list(hw.FLAVORS.values()))
 
 
+@router.get("/spaces/{name}", response_class=HTMLResponse)
+async def namespace(name: str) -> RedirectResponse:
+    """``/spaces/alice`` (a Space URL cut short) shows alice's profile."""
+    return RedirectResponse(f"/{quote(name)}", status_code=302)
+
+
 @profile_router.get("/{name}", response_class=HTMLResponse)
 async def profile(name: str, request: Request) -> HTMLResponse:
     size = pages_settings(hub_of(request).settings).explore_page_size
@@ -54,7 +62,8 @@ async def profile(name: str, request: Request) -> HTMLResponse:
             related = [(a.name, role) for a, role in rows]
         else:
             related = [(o.name, role) for o, role in accounts.user_orgs(s, account)]
-        likes = s.scalar(select(func.coalesce(func.sum(Space.likes), 0)).where(Space.owner_id == account.id))
+        likes = s.scalar(select(func.coalesce(func.sum(Space.likes), 0))
+                         .where(Space.owner_id == account.id, Space.private.is_(False)))
         return account, cards, total, related, likes
 
     account, cards, total, related, likes = await db(request, work)

@@ -11,6 +11,8 @@ engineers replace them (``install_pages(app, hub, hooks=PageHooks(usage=...))`` 
 * ``nodes(hub, s)``: ``[{"name", "flavors", "capacity", "used", "status"}]``. Default: ``[]`` (no scheduler yet).
 * ``queue(hub, s)``: ``[{"repo_id", "hardware", "since", "reason"}]``. Default: ``[]`` (no scheduler yet).
 * ``running(hub, s)``: ``[{"repo_id", "hardware", "stage", "since"}]``. Default: ``[]`` (no runtime yet).
+* ``templates()``: the starter templates offered by the New Space form. Default: ``templates/`` through
+  :func:`spaces.templates_catalog.list_templates`.
 * ``wake(hub, space_id)``: called when a visitor opens a sleeping Space's page. Default: no-op; the app's
   iframe request reaches the proxy, which wakes the Space anyway.
 
@@ -29,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from spaces.db.models import Account, QuotaGrant, UsageInterval
 from spaces.domain import hardware as hw
+from spaces.templates_catalog import Template, list_templates
 
 
 @dataclass
@@ -59,8 +62,8 @@ def default_quota(hub: Any, s: Session, account: Account) -> list[dict] | None:
 def default_usage(hub: Any, s: Session, account: Account) -> UsageView:
     now = datetime.now(timezone.utc)
     start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    rows = s.scalars(select(UsageInterval).where(UsageInterval.account_id == account.id,
-                                                 (UsageInterval.ended_at.is_(None)) | (UsageInterval.ended_at >= start)))
+    open_or_recent = UsageInterval.ended_at.is_(None) | (UsageInterval.ended_at >= start)
+    rows = s.scalars(select(UsageInterval).where(UsageInterval.account_id == account.id, open_or_recent))
     minutes: dict[str, float] = {}
     for r in rows:
         begin = _aware(r.started_at)
@@ -93,3 +96,4 @@ class PageHooks:
     queue: Callable[[Any, Session], list[dict]] = _empty  # HOOK: scheduler queue, none until the runtime exists
     running: Callable[[Any, Session], list[dict]] = _empty  # HOOK: running instances, from the runtime
     wake: Callable[[Any, str], None] = _noop  # HOOK: wake a sleeping Space when its page opens
+    templates: Callable[[], list[Template]] = list_templates

@@ -18,7 +18,7 @@ from spaces.hub import session as sess
 from spaces.hub.pages.web import db, form, redirect, render, require_user, hub_of
 from spaces.services.spaces import SDKS, CreateRequest
 from spaces.storage.gitrepo import Addition
-from spaces.templates_catalog import Template, list_templates
+from spaces.templates_catalog import Template
 
 router = APIRouter()
 
@@ -59,7 +59,7 @@ async def new_form(request: Request) -> HTMLResponse:
 
 async def _form(request: Request, values: dict, error: str | None = None, status: int = 200) -> HTMLResponse:
     return await render(request, "new_space.html", status=status, values=values, error=error, sdks=SDKS,
-                        templates=list_templates(), flavors=list(hw.FLAVORS.values()))
+                        templates=request.app.state.page_hooks.templates(), flavors=list(hw.FLAVORS.values()))
 
 
 @router.post("/new")
@@ -67,7 +67,7 @@ async def create(request: Request) -> Response:
     data = await form(request)
     hub = hub_of(request)
     values = {k: str(data.get(k) or "").strip() for k in ("owner", "name", "sdk", "template", "hardware", "visibility")}
-    templates = {t.name: t for t in list_templates()}
+    templates = {t.name: t for t in request.app.state.page_hooks.templates()}
 
     def work(s, viewer):  # noqa: ANN001, ANN202
         principal = require_user(viewer)

@@ -113,6 +113,7 @@ class Renderer:
         self.env.filters.update(timeago=timeago, isodate=isodate, filesize=filesize, duration=duration,
                                 gradient=gradient)
         self.env.globals.update(stage_info=stage_info, static=self.static_url,
+                                serving_stages=" ".join(sorted(SERVING)),
                                 stages_json=Markup(json.dumps({k: list(v) for k, v in STAGES.items()})))
 
     def static_url(self, name: str) -> str:

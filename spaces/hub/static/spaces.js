@@ -19,7 +19,10 @@
   if (watch) {
     var url = watch.getAttribute("data-runtime-url");
     var current = watch.getAttribute("data-stage");
-    var reloadOn = (watch.getAttribute("data-reload-on") || "").split(" ");
+    var reload = watch.getAttribute("data-reload") === "1";
+    var serving = (watch.getAttribute("data-serving") || "").split(" ");
+    // what the App tab shows depends only on this: the app (any serving stage) or a stage panel
+    var view = function (stage) { return serving.indexOf(stage) >= 0 ? "app" : stage; };
     var busy = ["BUILDING", "APP_STARTING", "RUNNING_BUILDING", "RUNNING_APP_STARTING"];
     var tick = function () {
       if (document.hidden) { return setTimeout(tick, 4000); }
@@ -29,7 +32,7 @@
           if (rt && rt.stage) {
             $$("[data-stage-badge]").forEach(function (b) { setBadge(b, rt.stage); });
             $$("[data-stage-message]").forEach(function (m) { m.textContent = rt.message || ""; });
-            if (rt.stage !== current && reloadOn.indexOf("any") >= 0) { location.reload(); return; }
+            if (reload && view(rt.stage) !== view(current)) { location.reload(); return; }
             current = rt.stage;
           }
           setTimeout(tick, busy.indexOf(current) >= 0 ? 2000 : 8000);

@@ -1,0 +1,200 @@
+"""Proxy throughput and added latency: our proxy vs direct vs nginx vs configurable-http-proxy, one run.
+
+All proxies forward to the same fast upstream (nginx answering ``return 200 "ok"``) on loopback; wrk drives each
+at 1 and 50 connections for a short bounded run. Prints requests/s, p50/p99 latency, latency added over direct,
+and the ratios the proxy issue sets as goals (>= 0.8x nginx's throughput, >= 4x chp's, p99 <= 0.1x chp's).
+
+Needs: ``nginx`` and ``wrk`` (Debian packages), configurable-http-proxy from npm (installed into /tmp/chp on first
+use; skipped if npm cannot), uvloop optional (both event loops are measured when it is installed).
+
+    .venv/bin/python bench/proxy.py [--duration 5] [--connections 1,50]
+
+nginx runs with one worker, like our proxy's one process; ``--nginx-workers auto`` gives it every core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CHP_DIR = Path("/tmp/chp")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def nginx_conf(workdir: Path, body: str, workers: str) -> Path:
+    conf = workdir / f"nginx-{abs(hash(body))}.conf"
+    temp = " ".join(f"{k}_temp_path {workdir};" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    conf.write_text(f"""
+worker_processes {workers};
+pid {conf}.pid;
+error_log {workdir}/error.log;
+daemon off;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off; {temp}
+  {body}
+}}
+""")
+    return conf
+
+
+def start(cmd: list[str], **kw) -> subprocess.Popen:  # noqa: ANN003
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, **kw)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(5)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def ensure_chp() -> Path | None:
+    binary = CHP_DIR / "node_modules/.bin/configurable-http-proxy"
+    if not binary.exists() and shutil.which("npm"):
+        CHP_DIR.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["npm", "install", "--silent", "configurable-http-proxy"], cwd=CHP_DIR, check=False)
+    return binary if binary.exists() else None
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    return float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
+
+
+def wrk(port: int, connections: int, duration: float, host: str | None) -> dict[str, float]:
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency", f"http://127.0.0.1:{port}/"]
+    if host:
+        cmd[1:1] = ["-H", f"Host: {host}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    p50 = re.search(r"\s50%\s+(\S+)", out)
+    p99 = re.search(r"\s99%\s+(\S+)", out)
+    return {"rps": float(rps.group(1)) if rps else 0.0, "p50": _ms(p50.group(1)) if p50 else float("nan"),
+            "p99": _ms(p99.group(1)) if p99 else float("nan"), "errors": int(errors.group(1)) if errors else 0}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--connections", default="1,50")
+    parser.add_argument("--nginx-workers", default="1")
+    args = parser.parse_args()
+    for tool in ("nginx", "wrk"):
+        if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
+            print(f"{tool} is missing: apt-get install nginx-light wrk", file=sys.stderr)
+            return 2
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    work = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
+    procs: list[subprocess.Popen] = []
+    try:
+        up = free_port()
+        procs.append(start([nginx, "-c", str(nginx_conf(
+            work, f'server {{ listen 127.0.0.1:{up}; location / {{ return 200 "ok"; }} }}', "1"))]))
+        targets: list[tuple[str, int, str | None]] = [("direct", up, None)]
+
+        ng = free_port()
+        procs.append(start([nginx, "-c", str(nginx_conf(work, f"""
+  upstream app {{ server 127.0.0.1:{up}; keepalive 128; }}
+  server {{ listen 127.0.0.1:{ng}; location / {{ proxy_pass http://app; proxy_http_version 1.1;
+    proxy_set_header Connection ""; proxy_set_header Host $host;
+    proxy_set_header X-Forwarded-For $remote_addr; proxy_buffering off; }} }}""", args.nginx_workers))]))
+        targets.append((f"nginx ({args.nginx_workers} worker)", ng, None))
+
+        chp = ensure_chp()
+        if chp is not None:
+            cp = free_port()
+            procs.append(start([str(chp), "--ip", "127.0.0.1", "--port", str(cp), "--api-ip", "127.0.0.1",
+                                "--api-port", str(free_port()), "--default-target", f"http://127.0.0.1:{up}",
+                                "--log-level", "error"]))
+            targets.append(("configurable-http-proxy", cp, None))
+        else:
+            print("configurable-http-proxy unavailable (npm install failed): skipped", file=sys.stderr)
+
+        loops = ["asyncio"]
+        try:
+            import uvloop  # noqa: F401
+
+            loops.insert(0, "uvloop")
+        except ImportError:
+            pass
+        for loop in loops:
+            port = free_port()
+            procs.append(start([sys.executable, "-m", "spaces.proxy", "--listen", f"127.0.0.1:{port}",
+                                "--hub", f"127.0.0.1:{up}", "--apps-domain", "localhost",
+                                "--route", f"demo=127.0.0.1:{up}", "--loop", loop]))
+            targets.append((f"spaces proxy ({loop})", port, "demo.localhost"))
+
+        for _, port, _ in targets:
+            wait_port(port)
+        for _, port, host in targets:  # warm up: connections, JIT-less caches, page faults
+            wrk(port, 10, 1, host)
+
+        conns = [int(c) for c in args.connections.split(",")]
+        results: dict[tuple[str, int], dict[str, float]] = {}
+        for c in conns:
+            for name, port, host in targets:
+                results[(name, c)] = wrk(port, c, args.duration, host)
+
+        print(f"\nwrk -t1 -d{args.duration:g}s, upstream nginx 'return 200', loopback, {os.cpu_count()} cores\n")
+        print(f"{'target':30} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'+p50 ms':>8} {'+p99 ms':>8} {'non2xx':>6}")
+        for c in conns:
+            base = results[("direct", c)]
+            for name, _, _ in targets:
+                r = results[(name, c)]
+                print(f"{name:30} {c:>5} {r['rps']:>9.0f} {r['p50']:>8.3f} {r['p99']:>8.3f} "
+                      f"{r['p50'] - base['p50']:>8.3f} {r['p99'] - base['p99']:>8.3f} {r['errors']:>6}")
+        print("\nratios (goal: >= 0.8x nginx req/s, >= 4x chp req/s, p99 <= 0.1x chp p99)")
+        ng_name = targets[1][0]
+        for loop in loops:
+            ours = f"spaces proxy ({loop})"
+            for c in conns:
+                r = results[(ours, c)]
+                line = f"  {ours:24} c={c:<3} vs nginx: {r['rps'] / max(results[(ng_name, c)]['rps'], 1):.2f}x req/s"
+                if ("configurable-http-proxy", c) in results:
+                    ch = results[("configurable-http-proxy", c)]
+                    line += (f"; vs chp: {r['rps'] / max(ch['rps'], 1):.2f}x req/s, "
+                             f"p99 {r['p99'] / ch['p99']:.2f}x")
+                print(line)
+        return 0
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

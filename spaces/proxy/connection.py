@@ -1,0 +1,500 @@
+"""Moving bytes: one client connection, and at most one upstream connection behind it at a time.
+
+Lifecycle of a client connection (``ClientConnection.state``):
+
+``HEAD``    waiting for a request head. Each head is parsed and ``Gate.decide`` routes it: a ``Target`` is
+            forwarded, a ``Reply`` is written here, a coroutine (auth / wake) moves the connection to ``BUSY``;
+``BUSY``    waiting for that coroutine; bytes that arrive meanwhile are buffered (reading pauses past 1 MiB);
+``BODY``    the request head went upstream; body bytes are forwarded as they arrive, counted by a ``Framer``;
+``WAIT``    the request is complete; the response streams back. Pipelined bytes wait in the buffer, so every
+            request is routed, authorised and given X-Forwarded-* headers of its own (a load balancer that pools
+            connections may send requests for different Spaces and users on one connection);
+``TUNNEL``  after ``101 Switching Protocols`` (WebSocket): raw bytes both ways until either side closes;
+``CLOSED``  done.
+
+The upstream connection is reused for the next request while it goes to the same place and the app kept it
+alive. Back-pressure: when one side's write buffer is full, the other side stops reading. There is no timeout on
+a stream with traffic; the server's idle sweep closes connections that moved no byte for the configured time.
+Every chunk moving on a connection to a Space stamps its activity (a dict store) for the sleeper.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from time import monotonic
+from typing import TYPE_CHECKING, Any
+
+from spaces.proxy import pages
+from spaces.proxy.gate import Reply, Target
+from spaces.proxy.http1 import Framer, HttpError, RequestHead, ResponseHead
+
+if TYPE_CHECKING:
+    from spaces.proxy.server import ProxyServer
+
+log = logging.getLogger("spaces.proxy")
+
+HEAD, BUSY, BODY, WAIT, TUNNEL, CLOSED = range(6)
+R_IDLE, R_HEAD, R_BODY = range(3)
+READ_LIMIT = 1 << 20  # bytes buffered from a client before we stop reading it
+WRITE_HIGH = 1 << 19  # transport write buffer high-water mark
+MAX_RESPONSE_HEAD = 1 << 18
+# reasons the client's reading is paused (bit flags)
+P_UPSTREAM_FULL, P_BUFFER_FULL, P_CONNECTING = 1, 2, 4
+
+
+class ClientConnection(asyncio.Protocol):
+    def __init__(self, server: ProxyServer) -> None:
+        self.server = server
+        self.gate = server.gate
+        self.stamps = server.activity.stamps
+        self.transport: Any = None
+        self.client_ip = ""
+        self.state = HEAD
+        self.buf = b""
+        self.req: RequestHead | None = None
+        self.framer: Framer | None = None
+        self.up: Upstream | None = None
+        self.sid: str | None = None  # Space of the current exchange (activity stamps)
+        self.req_done = self.resp_done = False
+        self.close_after = False
+        self.write_blocked = False
+        self.paused = 0
+        self.task: asyncio.Task | None = None
+        self.tunnel_to: Any = None  # the upstream transport once the connection is a tunnel
+        self.last_io = monotonic()
+
+    # ---- asyncio callbacks ------------------------------------------------------------------------------
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.client_ip = peer[0] if isinstance(peer, tuple) else "127.0.0.1"
+        transport.set_write_buffer_limits(high=WRITE_HIGH)
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.state = CLOSED
+        self.server.connections.discard(self)
+        if self.up is not None:
+            self.up.close()
+            self.up = None
+        if self.task is not None:
+            self.task.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        now = monotonic()
+        self.last_io = now
+        state = self.state
+        if self.sid is not None:
+            self.stamps[self.sid] = now
+        if state == TUNNEL:
+            self.tunnel_to.write(data)
+        elif state == BODY:
+            self._body(data)
+        elif state == HEAD:
+            self.buf = self.buf + data if self.buf else data
+            self._process()
+        elif state != CLOSED:
+            self.buf = self.buf + data if self.buf else data
+            if len(self.buf) > READ_LIMIT:
+                self._pause(P_BUFFER_FULL)
+
+    def eof_received(self) -> bool:
+        if self.state in (BODY, WAIT, BUSY):
+            self.close_after = True  # half-closed after sending a request: answer it, then close
+            return True
+        return False
+
+    def pause_writing(self) -> None:
+        self.write_blocked = True
+        if self.up is not None:
+            self.up.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_blocked = False
+        if self.up is not None:
+            self.up.resume_reading()
+
+    # ---- requests ---------------------------------------------------------------------------------------
+    def _process(self) -> None:
+        while self.state == HEAD:
+            buf = self.buf
+            if buf[:2] == b"\r\n":
+                buf = buf.lstrip(b"\r\n")  # RFC 9112 2.2: ignore empty lines before a request line
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                self.buf = buf
+                if len(buf) > self.server.settings.max_head_bytes:
+                    self._fail(431, "The request head is too large.")
+                return
+            self.buf = buf[end + 4:]
+            try:
+                req = RequestHead(buf[:end])
+            except HttpError as exc:
+                self._fail(exc.status, exc.message)
+                return
+            try:
+                decision = self.gate.decide(req)
+            except Exception:
+                log.exception("routing failed")
+                decision = Reply(pages.response(500, b"internal proxy error", content_type="text/plain"), False)
+            kind = type(decision)
+            if kind is Target:
+                self._forward(req, decision)  # type: ignore[arg-type]
+            elif kind is Reply:
+                self._reply(req, decision)  # type: ignore[arg-type]
+            else:
+                self.state = BUSY
+                self.task = asyncio.get_running_loop().create_task(self._decide_later(req, decision))
+
+    async def _decide_later(self, req: RequestHead, pending: Any) -> None:
+        try:
+            decision = await pending
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("routing failed")
+            decision = Reply(pages.response(500, b"internal proxy error", content_type="text/plain"), False)
+        self.task = None
+        if self.state != BUSY:
+            return
+        self.state = HEAD
+        if type(decision) is Target:
+            self._forward(req, decision)
+        else:
+            self._reply(req, decision)
+        if self.state == HEAD:
+            self._unpause(P_BUFFER_FULL)
+            self._process()
+
+    def _reply(self, req: RequestHead, reply: Reply) -> None:
+        self.transport.write(reply.data)
+        if not (reply.keep_alive and req.keep_alive) or self.close_after:
+            self._close()
+
+    def _forward(self, req: RequestHead, target: Target) -> None:
+        server = self.server
+        self.req = req
+        sid = self.sid = target.space_id
+        if sid is not None:
+            self.stamps[sid] = monotonic()
+        head = req.forward(client_ip=self.client_ip, proto=server.proto, strip_auth=target.strip_auth,
+                           cookie_name=server.cookie, trust_forwarded=server.trust_forwarded)
+        if not req.keep_alive:
+            self.close_after = True
+        up = self.up
+        if up is None or up.key != target.key or up.closed:
+            if up is not None:
+                up.close()
+            up = self.up = Upstream(self, target)
+            up.connect()
+        up.expect(req)
+        up.write(head)
+        self.resp_done = False
+        framer = req.framer
+        if framer.done:
+            self.req_done = True
+            self.state = WAIT
+        else:
+            self.req_done = False
+            self.framer = framer
+            self.state = BODY
+            if self.buf:
+                data, self.buf = self.buf, b""
+                self._body(data)
+
+    def _body(self, data: bytes) -> None:
+        framer = self.framer
+        try:
+            n = framer.feed(data)  # type: ignore[union-attr]
+        except HttpError:
+            self._close()  # the head went upstream already: a malformed body can only end the connection
+            return
+        up = self.up
+        if n == len(data):
+            up.write(data)  # type: ignore[union-attr]
+        else:
+            up.write(data[:n])  # type: ignore[union-attr]
+            self.buf = data[n:]
+        if framer.done:  # type: ignore[union-attr]
+            self.req_done = True
+            self.state = WAIT
+            if self.resp_done:
+                self._exchange_done()
+
+    # ---- callbacks from the upstream side ---------------------------------------------------------------
+    def response_done(self, keep_upstream: bool) -> None:
+        self.resp_done = True
+        if not keep_upstream and self.up is not None:
+            up, self.up = self.up, None
+            up.close()
+        if not self.req_done:
+            self._close()  # the app answered before reading the whole body (e.g. 413): finish by closing
+        else:
+            self._exchange_done()
+
+    def _exchange_done(self) -> None:
+        self.req = None
+        self.framer = None
+        if self.close_after:
+            self._close()
+            return
+        self.state = HEAD
+        self._unpause(P_BUFFER_FULL)
+        if self.buf:
+            self._process()
+
+    def upgraded(self, head: bytes, rest: bytes) -> None:
+        self.state = TUNNEL
+        self.tunnel_to = self.up.transport  # type: ignore[union-attr]
+        self.transport.write(head)
+        if rest:
+            self.transport.write(rest)
+        if self.buf:
+            data, self.buf = self.buf, b""
+            self.up.write(data)  # type: ignore[union-attr]
+        self._unpause(P_BUFFER_FULL)
+
+    def upstream_failed(self, up: Upstream, exc: BaseException) -> None:
+        if up is not self.up or self.state == CLOSED:
+            return
+        self.up = None
+        if isinstance(exc, asyncio.TimeoutError):
+            reply = Reply(pages.response(504, pages.json_body(error="The app did not accept a connection in time."),
+                                         content_type="application/json"), False)
+        else:
+            reply = self.gate.upstream_dead(self.req, up.target)
+        self.transport.write(reply.data)
+        self._close()
+
+    def upstream_lost(self, up: Upstream) -> None:
+        if up is not self.up or self.state == CLOSED:
+            return
+        self.up = None
+        if self.state == TUNNEL:
+            self._close()
+        elif up.rstate == R_IDLE and self.state in (HEAD, BUSY):
+            return  # the app closed an idle keep-alive connection: the next request opens a new one
+        elif up.rstate == R_BODY and up.framer is not None and up.framer.kind == Framer.UNTIL_CLOSE:
+            self.close_after = True
+            self.resp_done = True
+            self._close()
+        elif up.rstate == R_HEAD and not up.answered:
+            self.transport.write(pages.response(502, pages.json_body(error="The app closed the connection "
+                                                                     "without answering."),
+                                                content_type="application/json", close=True))
+            self._close()
+        else:
+            self._close()  # cut in the middle of a response: the client must see it cut too
+
+    def bad_upstream(self, up: Upstream, message: str) -> None:
+        if up.rstate == R_HEAD and not up.answered:
+            self.transport.write(pages.response(502, pages.json_body(error=message),
+                                                content_type="application/json", close=True))
+        self._close()
+
+    # ---- plumbing ---------------------------------------------------------------------------------------
+    def _pause(self, reason: int) -> None:
+        if not self.paused and self.state != CLOSED:
+            self.transport.pause_reading()
+        self.paused |= reason
+
+    def _unpause(self, reason: int) -> None:
+        if self.paused & reason:
+            self.paused &= ~reason
+            if not self.paused and self.state != CLOSED:
+                self.transport.resume_reading()
+
+    def _fail(self, status: int, message: str) -> None:
+        self.transport.write(pages.response(status, pages.json_body(error=message), content_type="application/json",
+                                            close=True))
+        self._close()
+
+    def _close(self) -> None:
+        if self.state == CLOSED:
+            return
+        self.state = CLOSED
+        self.transport.close()  # flushes what is buffered first
+        if self.up is not None:
+            self.up.close()
+            self.up = None
+
+    def idle_expired(self, now: float, keepalive: float, stream: float) -> bool:
+        idle = now - self.last_io
+        if self.state == HEAD:
+            return idle > keepalive
+        if self.state == BUSY:
+            return False  # holding for a wake: bounded by wake_timeout
+        return 0 < stream < idle
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class Upstream(asyncio.Protocol):
+    """The connection to an app (or the hub) behind one client connection; parses response heads only."""
+
+    def __init__(self, client: ClientConnection, target: Target) -> None:
+        self.client = client
+        self.target = target
+        self.key = target.key
+        self.transport: Any = None
+        self.pending: list[bytes] = []
+        self.pending_size = 0
+        self.closed = False
+        self.rstate = R_IDLE
+        self.buf = b""
+        self.framer: Framer | None = None
+        self.method = b"GET"
+        self.upgrade = False
+        self.answered = False  # a response head (final or 1xx) was sent to the client for this request
+        self.keep = True
+        self.tunnel = False
+        self.reading_paused = False
+
+    def connect(self) -> None:
+        asyncio.get_running_loop().create_task(self._connect())
+
+    async def _connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        addr = self.target.addr
+        try:
+            if isinstance(addr, str):
+                coro = loop.create_unix_connection(lambda: self, addr)
+            else:
+                coro = loop.create_connection(lambda: self, addr[0], addr[1])
+            await asyncio.wait_for(coro, self.client.server.settings.connect_timeout)
+        except (OSError, asyncio.TimeoutError) as exc:
+            if not self.closed:
+                self.closed = True
+                self.client.upstream_failed(self, exc)
+
+    def expect(self, req: RequestHead) -> None:
+        self.rstate = R_HEAD
+        self.method = req.method
+        self.upgrade = req.upgrade is not None
+        self.answered = False
+
+    def write(self, data: bytes) -> None:
+        if self.closed:
+            return
+        if self.transport is not None:
+            self.transport.write(data)
+        else:
+            self.pending.append(data)
+            self.pending_size += len(data)
+            if self.pending_size > READ_LIMIT:
+                self.client._pause(P_CONNECTING)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.reading_paused:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and self.reading_paused:
+            self.reading_paused = False
+            self.transport.resume_reading()
+
+    # ---- asyncio callbacks ------------------------------------------------------------------------------
+    def connection_made(self, transport: Any) -> None:
+        if self.closed:  # the client left while we were connecting
+            transport.close()
+            return
+        self.transport = transport
+        transport.set_write_buffer_limits(high=WRITE_HIGH)
+        if self.pending:
+            transport.writelines(self.pending)
+            self.pending = []
+        self.client._unpause(P_CONNECTING)
+        if self.client.write_blocked:
+            self.pause_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.client.upstream_lost(self)
+
+    def pause_writing(self) -> None:
+        self.client._pause(P_UPSTREAM_FULL)
+
+    def resume_writing(self) -> None:
+        self.client._unpause(P_UPSTREAM_FULL)
+
+    def data_received(self, data: bytes) -> None:
+        client = self.client
+        now = monotonic()
+        client.last_io = now
+        if client.sid is not None:
+            client.stamps[client.sid] = now
+        if self.tunnel:
+            client.transport.write(data)
+        elif self.rstate == R_BODY:
+            self._body(data)
+        elif self.rstate == R_HEAD:
+            self._head(self.buf + data if self.buf else data)
+        else:
+            self.keep = False  # bytes nobody asked for: never reuse this connection
+            self.close()
+
+    def _head(self, buf: bytes) -> None:
+        client = self.client
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                self.buf = buf
+                if len(buf) > MAX_RESPONSE_HEAD:
+                    client.bad_upstream(self, "The app sent a response head that is too large.")
+                return
+            try:
+                head = ResponseHead(buf[:end], self.method)
+            except HttpError as exc:
+                client.bad_upstream(self, exc.message)
+                return
+            buf = buf[end + 4:]
+            self.buf = b""
+            if head.status == 101:
+                if not self.upgrade:
+                    client.bad_upstream(self, "The app switched protocols without being asked.")
+                    return
+                self.tunnel = True
+                self.rstate = R_IDLE
+                client.upgraded(head.data, buf)
+                return
+            self.answered = True
+            client.transport.write(head.data)
+            if head.status < 200:
+                continue  # 100 Continue, 103 Early Hints: the final response follows
+            self.keep = head.keep_alive
+            framer = self.framer = head.framer
+            if framer.kind == Framer.UNTIL_CLOSE:
+                client.close_after = True  # the body ends when the app closes: so must the client's
+            if framer.done:
+                self._done(bool(buf))
+            else:
+                self.rstate = R_BODY
+                if buf:
+                    self._body(buf)
+            return
+
+    def _body(self, data: bytes) -> None:
+        try:
+            n = self.framer.feed(data)  # type: ignore[union-attr]
+        except HttpError as exc:
+            self.client.bad_upstream(self, exc.message)
+            return
+        self.client.transport.write(data if n == len(data) else data[:n])
+        if self.framer.done:  # type: ignore[union-attr]
+            self._done(n < len(data))
+
+    def _done(self, extra: bool) -> None:
+        self.rstate = R_IDLE
+        if extra:
+            self.keep = False
+        self.client.response_done(self.keep and not self.closed)

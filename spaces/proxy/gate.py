@@ -1,0 +1,335 @@
+"""Per request, decide where it goes: the hub, a Space's app, or an answer the proxy writes itself.
+
+``Gate.decide(req)`` returns a :class:`Target` (forward), a :class:`Reply` (answer here), or a coroutine that
+resolves to one of the two when the decision needs I/O: a private Space's first request with a credential not
+seen in the last ``auth_cache_ttl`` seconds (``authorize``), or an API client held while a Space wakes
+(``waker``). Everything else (the hot path) is dict lookups.
+
+Rules, in order, for a Host under the apps domain (any other Host goes to the hub, which decides):
+
+1. unknown subdomain -> 404 (or, with ``auth_redirect_url``, browsers are sent to the hub to sign in);
+2. ``/__spaces/status`` and ``/__spaces/auth`` are answered here, never forwarded;
+3. private Space: a Bearer token (``Authorization`` or ``x-hf-authorization``) or our cookie must pass
+   ``authorize``; otherwise exactly the same answer as rule 1. The credential is stripped before forwarding;
+4. running with an upstream -> forward; paused / error -> a page or JSON with the stage and message;
+5. sleeping / starting -> one coalesced ``waker`` call per Space; browsers get the waiting page at once, API
+   clients wait for the route to turn running (at most ``wake_timeout``), then 503 with Retry-After.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from spaces.proxy import pages
+from spaces.proxy.http1 import RequestHead, cookie_value
+from spaces.proxy.routes import Route, RouteTable
+from spaces.proxy.settings import ProxySettings
+
+log = logging.getLogger("spaces.proxy")
+
+Waker = Callable[[str], Awaitable[Any]]  # space id -> WakeResult-like (``.ok``, ``.message``)
+Authorize = Callable[[str, "str | None", "str | None"], Awaitable[bool]]
+ROUTE_SETTLE = 2.0  # seconds a finished wake waits for the route table to say "running" (Redis propagation)
+
+
+class Target:
+    """Where to forward: ``addr`` is ``(host, port)`` or a unix socket path; ``key`` identifies a reusable
+    upstream connection; ``strip_auth``: drop Authorization (a private Space's credential must not reach the app)."""
+
+    __slots__ = ("key", "addr", "space_id", "title", "strip_auth")
+
+    def __init__(self, key: object, addr: tuple[str, int] | str, space_id: str | None, title: str = "",
+                 strip_auth: bool = False) -> None:
+        self.key, self.addr, self.space_id, self.title, self.strip_auth = key, addr, space_id, title, strip_auth
+
+
+class Reply:
+    """An answer written by the proxy. ``keep_alive`` False closes the connection after it."""
+
+    __slots__ = ("data", "keep_alive")
+
+    def __init__(self, data: bytes, keep_alive: bool = True) -> None:
+        self.data, self.keep_alive = data, keep_alive
+
+
+class Gate:
+    def __init__(self, *, routes: RouteTable, apps_domain: str, hub_upstream: tuple[str, int] | str,
+                 waker: Waker, authorize: Authorize, on_upstream_dead: Callable[[str], Any],
+                 settings: ProxySettings) -> None:
+        self.routes = routes
+        self.settings = settings
+        apps_host = apps_domain.lower().strip(".")
+        apps_host = apps_host[:apps_host.rindex(":")] if apps_host.rfind(":") > apps_host.rfind("]") else apps_host
+        self.suffix = b"." + apps_host.encode()
+        self.hub_hosts = frozenset(h.lower().split(":")[0].encode() for h in settings.hub_hosts)
+        self.hub = Target("hub", hub_upstream if isinstance(hub_upstream, str) else tuple(hub_upstream), None, "hub")
+        self.waker, self.authorize, self.on_upstream_dead = waker, authorize, on_upstream_dead
+        self.cookie = settings.cookie_name.encode()
+        self._wakes: dict[str, asyncio.Task] = {}
+        self._wake_failed: dict[str, tuple[str, float]] = {}
+        self._auth: dict[tuple[str, str | None, str | None], tuple[bool, float]] = {}
+        self._nudged: dict[str, float] = {}
+        self._targets: dict[str, tuple[Route, Target]] = {}
+        #: how many times ``waker`` was actually called (coalesced calls not counted)
+        self.wake_calls = 0
+
+    # ---- entry point ------------------------------------------------------------------------------------
+    def decide(self, req: RequestHead) -> Target | Reply | Awaitable[Target | Reply]:
+        hostname = req.hostname
+        suffix = self.suffix
+        if not hostname.endswith(suffix) or hostname in self.hub_hosts:
+            return self.hub
+        label = hostname[:-len(suffix)]
+        route = self.routes.get(label.decode()) if label and b"." not in label else None
+        if route is None:
+            return self._denied(req)
+        if req.target[:10] == b"/__spaces/":
+            return self._special(req, label.decode(), route)
+        if route.private:
+            token, cookie = self._credentials(req)
+            if token is None and cookie is None:
+                return self._denied(req)
+            ok = self._auth_cached(route.space_id, token, cookie)
+            if ok is None:
+                return self._authorize_then(req, label.decode(), route, token, cookie)
+            if not ok:
+                return self._denied(req)
+        return self._by_state(req, label.decode(), route)
+
+    # ---- state -> answer --------------------------------------------------------------------------------
+    def _by_state(self, req: RequestHead, label: str, route: Route) -> Target | Reply | Awaitable[Target | Reply]:
+        state = route.state
+        if state == "running" and route.upstream is not None:
+            return self._target(route)
+        if state in ("paused", "error"):
+            return self._stopped(req, route)
+        self._ensure_wake(label, route.space_id)
+        if _is_browser(req):
+            page = pages.waiting_page(route.title or label, route.stage or state, self._message(route))
+            return Reply(pages.response(200, page, head_only=req.method == b"HEAD"), _no_body(req))
+        return self._hold(req, label, route.space_id)
+
+    def _target(self, route: Route) -> Target:
+        cached = self._targets.get(route.space_id)
+        if cached is not None and cached[0] is route:  # same route object: reuse (no allocation per request)
+            return cached[1]
+        target = Target(("space", route.space_id, route.upstream), route.upstream, route.space_id,  # type: ignore[arg-type]
+                        route.title or route.space_id, route.private)
+        if len(self._targets) > 100_000:
+            self._targets.clear()
+        self._targets[route.space_id] = (route, target)
+        return target
+
+    def _stopped(self, req: RequestHead, route: Route) -> Reply:
+        paused = route.state == "paused"
+        stage = route.stage or ("PAUSED" if paused else "RUNTIME_ERROR")
+        message = route.message or ("This Space is paused by its owner." if paused else "The app is not running.")
+        if _is_browser(req):
+            body = pages.error_page(route.title or route.space_id, stage, message, paused=paused)
+            return Reply(pages.response(503, body, head_only=req.method == b"HEAD"), _no_body(req))
+        code = "SpacePaused" if paused else "SpaceError"
+        body = pages.json_body(error=message, state=route.state, stage=stage)
+        return Reply(pages.response(503, body, content_type="application/json",
+                                    headers=[("X-Error-Code", code), ("X-Error-Message", message)]), _no_body(req))
+
+    def _denied(self, req: RequestHead) -> Reply:
+        target = self.settings.auth_redirect_url
+        if target and req.method == b"GET" and _is_browser(req):
+            here = f"{self.settings.forwarded_proto}://{req.host.decode()}{req.target.decode('latin-1')}"
+            sep = "&" if "?" in target else "?"
+            return Reply(pages.response(302, b"", headers=[("Location", f"{target}{sep}next={quote(here, safe='')}")]),
+                         _no_body(req))
+        if _is_browser(req):
+            return Reply(pages.response(404, pages.not_found_page(), head_only=req.method == b"HEAD"), _no_body(req))
+        body = pages.json_body(error="Space not found.")
+        return Reply(pages.response(404, body, content_type="application/json",
+                                    headers=[("X-Error-Code", "RepoNotFound"),
+                                             ("X-Error-Message", "Space not found.")]), _no_body(req))
+
+    def _message(self, route: Route) -> str:
+        failed = self._wake_failed.get(route.space_id)
+        if failed and route.state != "running":
+            return failed[0]
+        return route.message or ("Waking up." if route.state == "sleeping" else "Starting the app.")
+
+    # ---- the proxy's own endpoints on the app origin -----------------------------------------------------
+    def _special(self, req: RequestHead, label: str, route: Route) -> Reply | Awaitable[Reply]:
+        path, _, query = req.target.decode("latin-1").partition("?")
+        if path == "/__spaces/auth":
+            return self._auth_ticket(req, route, parse_qs(query))
+        if path != "/__spaces/status":
+            return self._denied(req)
+        if route.private:
+            token, cookie = self._credentials(req)
+            ok = self._auth_cached(route.space_id, token, cookie) if (token or cookie) else False
+            if ok is None:
+                return self._authorize_then(req, label, route, token, cookie, status=True)
+            if not ok:
+                return self._denied(req)
+        return self._status(label, route)
+
+    def _status(self, label: str, route: Route) -> Reply:
+        if route.state in ("sleeping", "starting") or (route.state == "running" and route.upstream is None):
+            failed = self._wake_failed.get(route.space_id)
+            if failed is None or time.monotonic() - failed[1] > self.settings.retry_after:
+                self._ensure_wake(label, route.space_id)
+        state = "starting" if route.state == "running" and route.upstream is None else route.state
+        body = pages.json_body(state=state, stage=route.stage, message=self._message(route),
+                               waking=route.space_id in self._wakes)
+        return Reply(pages.response(200, body, content_type="application/json"))
+
+    async def _auth_ticket_check(self, req: RequestHead, route: Route, ticket: str, next_url: str) -> Reply:
+        if not await self._authorized(route.space_id, None, ticket):
+            return self._denied(req)
+        s = self.settings
+        cookie = (f"{s.cookie_name}={ticket}; Path=/; Max-Age={s.cookie_max_age}; HttpOnly; SameSite=Lax"
+                  + ("; Secure" if s.forwarded_proto == "https" else ""))
+        return Reply(pages.response(303, b"", headers=[("Location", next_url), ("Set-Cookie", cookie)]))
+
+    def _auth_ticket(self, req: RequestHead, route: Route, query: dict[str, list[str]]) -> Reply | Awaitable[Reply]:
+        ticket = (query.get("ticket") or [""])[0]
+        next_url = (query.get("next") or ["/"])[0]
+        if not next_url.startswith("/") or next_url.startswith("//") or "\\" in next_url:
+            next_url = "/"  # only paths on this origin: never an open redirect
+        if not ticket or not all(c.isalnum() or c in "-_.~:+/=" for c in ticket):
+            return self._denied(req)
+        return self._auth_ticket_check(req, route, ticket, next_url)
+
+    # ---- private Spaces ---------------------------------------------------------------------------------
+    def _credentials(self, req: RequestHead) -> tuple[str | None, str | None]:
+        token = None
+        for name in (b"authorization", b"x-hf-authorization"):
+            value = req.get(name)
+            if value and value[:7].lower() == b"bearer ":
+                token = value[7:].strip().decode("latin-1") or None
+                if token:
+                    break
+        return token, cookie_value(req, self.cookie)
+
+    def _auth_cached(self, space_id: str, token: str | None, cookie: str | None) -> bool | None:
+        hit = self._auth.get((space_id, token, cookie))
+        if hit is None or hit[1] < time.monotonic():
+            return None
+        return hit[0]
+
+    async def _authorized(self, space_id: str, token: str | None, cookie: str | None) -> bool:
+        try:
+            ok = bool(await self.authorize(space_id, token, cookie))
+        except Exception:
+            log.exception("authorize(%s) failed; refusing", space_id)
+            return False
+        if len(self._auth) > 50_000:  # bounded: a flood of random tokens must not grow memory forever
+            self._auth.clear()
+        ttl = self.settings.auth_cache_ttl if ok else self.settings.auth_cache_negative_ttl
+        self._auth[(space_id, token, cookie)] = (ok, time.monotonic() + ttl)
+        return ok
+
+    async def _authorize_then(self, req: RequestHead, label: str, route: Route, token: str | None,
+                              cookie: str | None, status: bool = False) -> Target | Reply:
+        if not await self._authorized(route.space_id, token, cookie):
+            return self._denied(req)
+        route = self.routes.get(label) or route
+        if status:
+            return self._status(label, route)
+        result = self._by_state(req, label, route)
+        return await result if inspect.isawaitable(result) else result
+
+    # ---- wake -------------------------------------------------------------------------------------------
+    def _ensure_wake(self, label: str, space_id: str) -> asyncio.Task:
+        task = self._wakes.get(space_id)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._wake(label, space_id))
+            self._wakes[space_id] = task
+        return task
+
+    async def _wake(self, label: str, space_id: str) -> None:
+        try:
+            self.wake_calls += 1
+            try:
+                result = await self.waker(space_id)
+            except Exception as exc:
+                log.exception("waking %s failed", space_id)
+                result = exc
+            ok = getattr(result, "ok", result is None or result is True)
+            if not ok:
+                self._wake_failed[space_id] = (getattr(result, "message", "") or "The Space could not start.",
+                                               time.monotonic())
+                return
+            self._wake_failed.pop(space_id, None)
+            # keep coalescing until the route table says so: a replica may see the change a moment later
+            deadline = time.monotonic() + ROUTE_SETTLE
+            while time.monotonic() < deadline:
+                route = self.routes.get(label)
+                if route is None or route.state in ("paused", "error") or (
+                        route.state == "running" and route.upstream is not None):
+                    return
+                await asyncio.sleep(0.01)
+        finally:
+            self._wakes.pop(space_id, None)
+
+    async def _hold(self, req: RequestHead, label: str, space_id: str) -> Target | Reply:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.wake_timeout
+        while True:
+            route = self.routes.get(label)
+            if route is None:
+                return self._denied(req)
+            if route.state == "running" and route.upstream is not None:
+                return self._target(route)
+            if route.state in ("paused", "error"):
+                return self._stopped(req, route)
+            failed = self._wake_failed.get(space_id)
+            task = self._wakes.get(space_id)
+            if task is None:
+                if failed is not None and time.monotonic() - failed[1] < 1.0:
+                    return self._not_ready(req, failed[0])
+                task = self._ensure_wake(label, space_id)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return self._not_ready(req, "The Space is still starting; try again in a moment.")
+            try:
+                await asyncio.wait_for(asyncio.shield(task), remaining)
+            except asyncio.TimeoutError:
+                return self._not_ready(req, "The Space is still starting; try again in a moment.")
+
+    def _not_ready(self, req: RequestHead, message: str) -> Reply:
+        body = pages.json_body(error=message, state="starting")
+        return Reply(pages.response(503, body, content_type="application/json",
+                                    headers=[("Retry-After", str(self.settings.retry_after)),
+                                             ("X-Error-Code", "SpaceNotReady"), ("X-Error-Message", message)]),
+                     _no_body(req))
+
+    # ---- upstream failures ------------------------------------------------------------------------------
+    def upstream_dead(self, req: RequestHead | None, target: Target) -> Reply:
+        """The app refused the connection: 502 now, and one nudge per second at most to the reconciler."""
+        if target.space_id is not None:
+            now = time.monotonic()
+            if now - self._nudged.get(target.space_id, -10.0) >= 1.0:
+                self._nudged[target.space_id] = now
+                try:
+                    result = self.on_upstream_dead(target.space_id)
+                    if inspect.isawaitable(result):
+                        asyncio.ensure_future(result)
+                except Exception:
+                    log.exception("on_upstream_dead(%s) failed", target.space_id)
+        message = "The app did not answer." if target.space_id else "The hub did not answer."
+        if req is not None and _is_browser(req):
+            return Reply(pages.response(502, pages.bad_gateway_page(target.title)), False)
+        return Reply(pages.response(502, pages.json_body(error=message), content_type="application/json",
+                                    headers=[("X-Error-Code", "BadGateway"), ("X-Error-Message", message)]), False)
+
+
+def _is_browser(req: RequestHead) -> bool:
+    accept = req.get(b"accept")
+    return accept is not None and b"text/html" in accept and req.method in (b"GET", b"HEAD")
+
+
+def _no_body(req: RequestHead) -> bool:
+    """Keep the connection after a local answer only when the request carried no body we would have to skip."""
+    return req.keep_alive and req.framer.done

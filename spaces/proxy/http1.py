@@ -1,0 +1,344 @@
+"""Just enough HTTP/1.1 to find message boundaries and rewrite heads; bodies pass through untouched.
+
+The proxy parses every request head on a connection (routing, auth and X-Forwarded-* are per request) and every
+response head (to know when a response ends, to spot ``101 Switching Protocols``, to drop hop-by-hop headers).
+Bodies are never decoded: :class:`Framer` only counts bytes (``Content-Length``) or walks chunk sizes
+(``chunked``), so chunked uploads, SSE and streamed downloads pass through as they arrive.
+
+The parser is strict on purpose: the upstream parses the same bytes again, and any message the two could read
+differently (request smuggling) is refused with 400: both Content-Length and Transfer-Encoding, differing or
+malformed Content-Length, a transfer coding other than ``chunked``, obsolete line folding, bare CR or LF,
+whitespace before a header colon, a request target that is not origin-form.
+"""
+
+from __future__ import annotations
+
+import re
+
+_TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+_TOKEN_LINE = re.compile(_TCHAR + rb"+:[^\r\n\x00]*\Z")
+#: a whole header block validated in one C-speed match: name ":" value lines, CRLF separated, no folding
+_HEADER_BLOCK = re.compile(_TCHAR + rb"+:[^\r\n\x00]*(?:\r\n" + _TCHAR + rb"+:[^\r\n\x00]*)*\Z")
+_METHOD = re.compile(_TCHAR + rb"+\Z")
+_HOST = re.compile(rb"(?:[A-Za-z0-9\-._~]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?\Z")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,15}\Z")
+_DIGITS = re.compile(rb"[0-9]{1,18}\Z")
+
+#: request headers never forwarded: hop-by-hop (RFC 9110 7.6.1) plus everything we set or must not leak.
+#: Searched as b"\n" + name in b"\n" + the lowercased block (names cannot contain spaces: validated).
+_DROP_EXACT = frozenset({b"connection", b"keep-alive", b"te", b"trailer", b"upgrade", b"forwarded", b"x-real-ip",
+                         b"x-hf-authorization"})
+_DROP_PREFIXES = (b"proxy-", b"x-forwarded-", b"x-spaces-")
+_DROP_SEARCH = re.compile(rb"\n(?:" + b"|".join([n + b":" for n in sorted(_DROP_EXACT)] + list(_DROP_PREFIXES)) + rb")")
+#: never dropped because a Connection header lists them (a classic way to make a proxy desynchronise)
+_PROTECTED = frozenset({b"host", b"content-length", b"transfer-encoding", b"authorization", b"cookie", b"close",
+                        b"keep-alive", b"upgrade", b""})
+_RESP_DROP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"proxy-authenticate"})
+
+
+class HttpError(Exception):
+    """A malformed message: answered with ``status`` and the connection is closed."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Framer:
+    """Counts the bytes of one message body. ``feed(data)`` returns how many of ``data`` belong to the body."""
+
+    __slots__ = ("kind", "remaining", "done", "_state", "_line")
+
+    NONE, LENGTH, CHUNKED, UNTIL_CLOSE = 0, 1, 2, 3
+    _SIZE, _DATA, _CRLF, _TRAILER = 0, 1, 2, 3
+
+    def __init__(self, kind: int, length: int = 0) -> None:
+        self.kind = kind
+        self.remaining = length
+        self.done = kind == 0 or (kind == 1 and length == 0)  # NONE, or LENGTH 0
+        self._state = 0  # _SIZE
+        self._line = b""
+
+    def feed(self, data: bytes) -> int:
+        kind = self.kind
+        if kind == Framer.LENGTH:
+            n = len(data)
+            if n < self.remaining:
+                self.remaining -= n
+                return n
+            n = self.remaining
+            self.remaining = 0
+            self.done = True
+            return n
+        if kind == Framer.UNTIL_CLOSE:
+            return len(data)
+        if kind == Framer.NONE:
+            return 0
+        return self._chunked(data)
+
+    def _chunked(self, data: bytes) -> int:
+        i, n = 0, len(data)
+        while i < n:
+            state = self._state
+            if state == Framer._DATA:
+                take = min(self.remaining, n - i)
+                i += take
+                self.remaining -= take
+                if self.remaining == 0:
+                    self._state, self.remaining = Framer._CRLF, 2
+            elif state == Framer._CRLF:
+                got = data[i:i + self.remaining]
+                if got != b"\r\n"[2 - self.remaining:2 - self.remaining + len(got)]:
+                    raise HttpError(400, "malformed chunked body: chunk data not followed by CRLF")
+                i += len(got)
+                self.remaining -= len(got)
+                if self.remaining == 0:
+                    self._state = Framer._SIZE
+            else:
+                j = data.find(b"\n", i)
+                if j < 0:
+                    self._line += data[i:]
+                    if len(self._line) > 8192:
+                        raise HttpError(400, "malformed chunked body: chunk line too long")
+                    return n
+                line, self._line, i = self._line + data[i:j + 1], b"", j + 1
+                if len(line) < 2 or line[-2] != 13 or b"\r" in line[:-2]:
+                    raise HttpError(400, "malformed chunked body: bare LF or CR")
+                line = line[:-2]
+                if state == Framer._SIZE:
+                    size = line.split(b";", 1)[0]
+                    if not _HEX.match(size):
+                        raise HttpError(400, "malformed chunked body: bad chunk size")
+                    size_n = int(size, 16)
+                    if size_n:
+                        self._state, self.remaining = Framer._DATA, size_n
+                    else:
+                        self._state = Framer._TRAILER
+                elif line:
+                    if not _TOKEN_LINE.match(line):
+                        raise HttpError(400, "malformed chunked body: bad trailer field")
+                else:
+                    self.done = True
+                    return i
+        return i
+
+
+class _Head:
+    """Header lookup without building a dict: ``block`` is the raw header block (validated), ``low`` is
+    ``b"\n" + block.lower()``, so ``low.find(b"\nname:")`` finds a field and its offset in ``block`` is one less."""
+
+    __slots__ = ("block", "low")
+
+    def get(self, name: bytes) -> bytes | None:
+        key = b"\n" + name + b":"
+        i = self.low.find(key)
+        if i < 0:
+            return None
+        start = i + len(key) - 1
+        end = self.block.find(b"\r", start)
+        return self.block[start:end if end >= 0 else len(self.block)].strip(b" \t")
+
+    def getall(self, name: bytes) -> list[bytes]:
+        key, block, low = b"\n" + name + b":", self.block, self.low
+        out, i = [], low.find(key)
+        while i >= 0:
+            start = i + len(key) - 1
+            end = block.find(b"\r", start)
+            out.append(block[start:end if end >= 0 else len(block)].strip(b" \t"))
+            i = low.find(key, start + 1)
+        return out
+
+    def has(self, name: bytes) -> bool:
+        return (b"\n" + name + b":") in self.low
+
+
+def _drop_lines(block: bytes, exact: frozenset[bytes] | set[bytes], prefixes: tuple[bytes, ...] = ()) -> bytes:
+    kept = []
+    for line in block.split(b"\r\n"):
+        name = line[:line.find(b":")].lower()
+        if name in exact or (prefixes and name.startswith(prefixes)):
+            continue
+        kept.append(line)
+    return b"\r\n".join(kept)
+
+
+def _content_length(values: list[bytes]) -> int:
+    first = values[0].strip()
+    for v in values:
+        for part in v.split(b","):
+            if part.strip() != first or not _DIGITS.match(first):
+                raise HttpError(400, "invalid or conflicting Content-Length")
+    return int(first)
+
+
+def _chunked_only(values: list[bytes]) -> None:
+    codings = [c.strip().lower() for v in values for c in v.split(b",") if c.strip()]
+    if codings != [b"chunked"]:
+        raise HttpError(501 if codings else 400, "only 'Transfer-Encoding: chunked' is supported")
+
+
+def _tokens(values: list[bytes] | None) -> set[bytes]:
+    tokens: set[bytes] = set()
+    for v in values or ():
+        tokens.update(t.strip().lower() for t in v.split(b","))
+    return tokens
+
+
+class RequestHead(_Head):
+    """One parsed request head: what routing, auth and framing need; everything else stays raw bytes."""
+
+    __slots__ = ("method", "target", "version", "host", "hostname", "framer", "keep_alive", "upgrade", "listed",
+                 "drops")
+
+    def __init__(self, raw: bytes) -> None:
+        start, _, block = raw.partition(b"\r\n")
+        parts = start.split(b" ")
+        if len(parts) != 3 or b"\n" in start or b"\r" in start:
+            raise HttpError(400, "malformed request line")
+        method, target, version = parts
+        if version != b"HTTP/1.1" and version != b"HTTP/1.0":
+            raise HttpError(505 if version.startswith(b"HTTP/") else 400, "only HTTP/1.0 and HTTP/1.1 are served")
+        if not _METHOD.match(method) or method == b"CONNECT":
+            raise HttpError(400 if method != b"CONNECT" else 405, "unsupported request method")
+        if not (target[:1] == b"/" or (target == b"*" and method == b"OPTIONS")) or b"#" in target:
+            raise HttpError(400, "the request target must be a path (origin-form)")
+        if block and not _HEADER_BLOCK.match(block):
+            raise HttpError(400, "malformed header line (bare CR/LF, folding or a space before ':')")
+        self.method, self.target, self.version, self.block = method, target, version, block
+        self.low = low = b"\n" + block.lower()
+
+        hosts = self.getall(b"host")
+        if not hosts:
+            if version == b"HTTP/1.1":
+                raise HttpError(400, "a Host header is required")
+            self.host = self.hostname = b""
+        elif len(hosts) > 1 or not _HOST.match(hosts[0]):
+            raise HttpError(400, "exactly one valid Host header is required")
+        else:
+            host = self.host = hosts[0].lower()
+            if host[:1] == b"[":
+                self.hostname = host[:host.index(b"]") + 1]
+            else:
+                self.hostname = host.split(b":", 1)[0]
+
+        if b"\ntransfer-encoding:" in low:
+            if b"\ncontent-length:" in low:
+                raise HttpError(400, "both Content-Length and Transfer-Encoding")
+            if version == b"HTTP/1.0":
+                raise HttpError(400, "Transfer-Encoding in an HTTP/1.0 request")
+            _chunked_only(self.getall(b"transfer-encoding"))
+            self.framer = Framer(Framer.CHUNKED)
+        elif b"\ncontent-length:" in low:
+            n = _content_length(self.getall(b"content-length"))
+            self.framer = Framer(Framer.LENGTH, n) if n else Framer(Framer.NONE)
+        else:
+            self.framer = Framer(Framer.NONE)
+
+        self.upgrade = None
+        self.listed: set[bytes] = set()
+        if b"\nconnection:" in low:
+            tokens = _tokens(self.getall(b"connection"))
+            self.keep_alive = b"close" not in tokens and (version == b"HTTP/1.1" or b"keep-alive" in tokens)
+            if b"upgrade" in tokens and version == b"HTTP/1.1":
+                self.upgrade = self.get(b"upgrade")
+            self.listed = tokens - _PROTECTED  # other headers the client names as hop-by-hop (rare)
+        else:
+            self.keep_alive = version == b"HTTP/1.1"
+        #: any header to drop present at all? (the common request has none: its block is forwarded as is)
+        self.drops = _DROP_SEARCH.search(low) is not None
+
+    def forward(self, *, client_ip: str, proto: bytes, strip_auth: bool, cookie_name: bytes | None,
+                trust_forwarded: bool) -> bytes:
+        """The head to send upstream: hop-by-hop headers dropped (and Authorization when ``strip_auth``), our
+        cookie removed, X-Forwarded-For/Proto/Host set (appended to the client's only when ``trust_forwarded``)."""
+        block = self.block
+        if self.drops or self.listed or (strip_auth and b"\nauthorization:" in self.low):
+            exact = _DROP_EXACT | self.listed if self.listed else _DROP_EXACT
+            if strip_auth:
+                exact = exact | {b"authorization"}
+            block = _drop_lines(block, exact, _DROP_PREFIXES)
+        if cookie_name is not None and cookie_name in block and b"\ncookie:" in self.low:
+            block = _drop_cookie(block, cookie_name)
+        xff = client_ip.encode()
+        if trust_forwarded:
+            prior = self.getall(b"x-forwarded-for")
+            if prior:
+                xff = b", ".join(prior) + b", " + xff
+            proto = (self.getall(b"x-forwarded-proto") or [proto])[-1]
+        parts = [self.method, b" ", self.target, b" ", self.version, b"\r\n"]
+        if block:
+            parts += (block, b"\r\n")
+        if self.upgrade is not None:
+            parts += (b"Connection: upgrade\r\nUpgrade: ", self.upgrade, b"\r\n")
+        parts += (b"X-Forwarded-For: ", xff, b"\r\nX-Forwarded-Proto: ", proto)
+        if self.host:
+            parts += (b"\r\nX-Forwarded-Host: ", self.host)
+        parts.append(b"\r\n\r\n")
+        return b"".join(parts)
+
+
+def _drop_cookie(block: bytes, cookie_name: bytes) -> bytes:
+    kept = []
+    for line in block.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.lower() == b"cookie":
+            crumbs = [c for c in value.split(b";") if c.strip().split(b"=", 1)[0] != cookie_name]
+            if not any(c.strip() for c in crumbs):
+                continue
+            line = name + b":" + b";".join(crumbs)
+        kept.append(line)
+    return b"\r\n".join(kept)
+
+
+def cookie_value(req: RequestHead, cookie_name: bytes) -> str | None:
+    for v in req.getall(b"cookie"):
+        for c in v.split(b";"):
+            k, _, val = c.strip().partition(b"=")
+            if k == cookie_name and val:
+                return val.decode("latin-1")
+    return None
+
+
+class ResponseHead(_Head):
+    """One parsed response head: status, how its body is framed, and the head to send to the client."""
+
+    __slots__ = ("status", "framer", "keep_alive", "data")
+
+    def __init__(self, raw: bytes, request_method: bytes) -> None:
+        start, _, block = raw.partition(b"\r\n")
+        code = start[9:12]
+        if start[:9] not in (b"HTTP/1.1 ", b"HTTP/1.0 ") or not code.isdigit() or (
+                raw.count(b"\n") != raw.count(b"\r\n")):
+            raise HttpError(502, "the app sent a malformed response")
+        self.status = status = int(code)
+        self.block = block
+        self.low = low = b"\n" + block.lower()
+        tokens = _tokens(self.getall(b"connection")) if b"\nconnection:" in low else set()
+        self.keep_alive = b"close" not in tokens and (start[5:8] == b"1.1" or b"keep-alive" in tokens)
+        drop_cl = False
+        if status < 200 or status in (204, 304) or request_method == b"HEAD":
+            self.framer = Framer(Framer.NONE)
+        elif b"\ntransfer-encoding:" in low:
+            te = self.getall(b"transfer-encoding")
+            if te[-1].lower().rsplit(b",", 1)[-1].strip() == b"chunked":
+                self.framer = Framer(Framer.CHUNKED)
+            else:
+                self.framer = Framer(Framer.UNTIL_CLOSE)
+            drop_cl = b"\ncontent-length:" in low
+        elif b"\ncontent-length:" in low:
+            try:
+                n = _content_length(self.getall(b"content-length"))
+            except HttpError:
+                raise HttpError(502, "the app sent an invalid Content-Length") from None
+            self.framer = Framer(Framer.LENGTH, n)
+        else:
+            self.framer = Framer(Framer.UNTIL_CLOSE)
+        if status == 101 or not (tokens or drop_cl or b"\nkeep-alive:" in low or b"\nproxy-" in low):
+            self.data = raw + b"\r\n\r\n"  # common case: nothing to drop, send the bytes as received
+            return
+        exact = _RESP_DROP | (tokens - _PROTECTED)
+        if drop_cl:
+            exact = exact | {b"content-length"}
+        block = _drop_lines(block, exact)
+        self.data = start + b"\r\n" + block + b"\r\n\r\n" if block else start + b"\r\n\r\n"

@@ -1,0 +1,112 @@
+"""A route table shared by several proxy replicas through Redis, read from a local cache.
+
+Layout: one hash ``{prefix}routes`` (field = host label, value = the route as JSON) is the truth; every write
+also publishes ``{"host": ..., "route": ... | null}`` on ``{prefix}routes:changed``. Each instance keeps a dict
+cache and a daemon thread subscribed to that channel, so ``get`` (the proxy's hot path) never leaves memory.
+
+Lifecycle: ``RedisRouteTable(url)`` connects, subscribes, then loads the whole hash (subscribe first, so no
+change made during the load is missed). When the subscription drops, the thread reconnects and reloads
+everything, since messages sent while it was away are lost. ``close()`` stops the thread. Writes go to Redis
+first and then to the local cache, so an instance reads its own writes at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+from spaces.proxy.routes import Route
+
+log = logging.getLogger("spaces.proxy.routes")
+
+
+class RedisRouteTable:
+    def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, prefix: str = "spaces:") -> None:
+        import redis  # adapters import redis lazily: it is an optional dependency
+
+        self._redis = redis.Redis.from_url(url, decode_responses=True)
+        self._hash = f"{prefix}routes"
+        self._channel = f"{prefix}routes:changed"
+        self._cache: dict[str, Route] = {}
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._listen, name="route-table-sub", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            self._stop.set()
+            raise ConnectionError(f"could not subscribe to {self._channel} on {url}")
+
+    # ---- contract ---------------------------------------------------------------------------------------
+    def put(self, host: str, route: Route) -> None:
+        host = host.lower()
+        data = json.dumps(route.to_json())
+        pipe = self._redis.pipeline()
+        pipe.hset(self._hash, host, data)
+        pipe.publish(self._channel, json.dumps({"host": host, "route": route.to_json()}))
+        pipe.execute()
+        self._cache[host] = route
+
+    def get(self, host: str) -> Route | None:
+        return self._cache.get(host)
+
+    def delete(self, host: str) -> None:
+        host = host.lower()
+        pipe = self._redis.pipeline()
+        pipe.hdel(self._hash, host)
+        pipe.publish(self._channel, json.dumps({"host": host, "route": None}))
+        pipe.execute()
+        self._cache.pop(host, None)
+
+    def all(self) -> dict[str, Route]:
+        return {host: _decode(raw) for host, raw in self._redis.hgetall(self._hash).items()}
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._redis.close()
+
+    # ---- cache upkeep -----------------------------------------------------------------------------------
+    def _reload(self) -> None:
+        fresh = {host: _decode(raw) for host, raw in self._redis.hgetall(self._hash).items()}
+        for host in list(self._cache):
+            if host not in fresh:
+                self._cache.pop(host, None)
+        self._cache.update(fresh)
+
+    def _apply(self, message: dict[str, Any]) -> None:
+        try:
+            body = json.loads(message["data"])
+            host = body["host"]
+            if body.get("route") is None:
+                self._cache.pop(host, None)
+            else:
+                self._cache[host] = Route.from_json(body["route"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring a malformed route message: %r", message.get("data"))
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(self._channel)
+                self._reload()  # after subscribing: nothing changed in between is lost
+                self._ready.set()
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=0.5)
+                    if message and message.get("type") == "message":
+                        self._apply(message)
+            except Exception as exc:  # connection lost: back off, then resubscribe and reload
+                log.warning("route table subscription lost (%s); reconnecting", exc)
+                time.sleep(0.5)
+            finally:
+                try:
+                    pubsub.close()
+                except Exception:
+                    pass
+
+
+def _decode(raw: str) -> Route:
+    return Route.from_json(json.loads(raw))

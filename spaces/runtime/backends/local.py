@@ -1,0 +1,353 @@
+"""The local backend: each Space a sandboxed process group on this machine; wake by forking a pre-warmed zygote.
+
+Lifecycle (the Backend contract, ``spaces/runtime/contracts.py``):
+
+* ``start(spec)``: allocate the Space's uid and a free loopback port, give it the working copy, prepare its home
+  and its cgroups (memory, CPU, pids, freezer), then launch ``{venv}/bin/python {app_file}`` (gradio) or
+  ``python -m streamlit run ...`` (streamlit): forked from the environment's zygote when one can serve this
+  Space (fast: the SDK is already imported), else cold (``zygote.py exec`` enters the same sandbox and execs;
+  the reason is logged). Writes ``{run_dir}/instances/{instance}.json`` and returns at once with
+  ``Handle(backend="local", ref=str(pid), data={pid, starttime, port, host, uid, instance, log, via, ...})``.
+* ``poll``: the process is identified by (pid, start time) so a reused pid is never mistaken for the app.
+  Alive: FROZEN if frozen, RUNNING once the port accepts TCP, STARTING before. Gone: EXITED with the exit code
+  (reaped by us for cold starts, by the zygote for forked ones, which writes ``{run_dir}/exits/{instance}.exit``;
+  None if the control plane restarted in between) and the log tail, plus a note when the memory limit killed it.
+* ``stop``: thaw, SIGTERM the process group, SIGKILL after ``stop_grace_s``, kill anything left in the cgroup,
+  remove the cgroup and the state file. Already gone is success; idempotent. The log file is kept.
+* ``list(labels)``: instances from the state files (how a control plane restarted after SIGKILL re-adopts: apps
+  live in their own sessions and survive it; poll then works from the handle alone).
+* ``freeze``/``thaw``: the cgroup freezer (v1 ``freezer.state``, v2 ``cgroup.freeze``), else SIGSTOP/SIGCONT.
+* ``logs(handle, follow)``: lines of the instance's log file; ``follow`` tails until the process is gone.
+
+Static Spaces: no process. ``start`` returns ``data={"static": workdir}`` and ``poll`` says RUNNING with no
+address: the proxy serves the files itself.
+
+Needs root for: setuid to the Space uids, chown of working copies and homes, cgroups, mount namespaces (private
+/tmp). Without cgroups or namespaces it degrades (no limits / shared /tmp) and says so once in the log; without
+root it cannot sandbox at all and refuses to start (StartFailed).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from spaces.builder.plan import Artifact
+from spaces.runtime import sandbox
+from spaces.runtime.cgroups import Cgroups
+from spaces.runtime.contracts import Handle, InstanceSpec, Observed, Phase, StartFailed
+from spaces.runtime.zygote_client import ZYGOTE_SCRIPT, ZygotePool, ZygoteUnavailable
+
+log = logging.getLogger(__name__)
+LOG_TAIL_LINES = 30
+
+
+class LocalBackendSettings(BaseModel):
+    """Settings of the local backend (nested as ``Settings.local``, env ``SPACES_LOCAL__*``)."""
+
+    root: Path = Field(Path("/var/lib/spaces/local"), description="base of the dirs below when they are unset; "
+                       "must be reachable by the Space uids (0711 up the path), never under a 0700 directory")
+    run_dir: Path | None = Field(None, description="instance state files, zygote sockets, exit codes (root, 0700)")
+    logs_dir: Path | None = Field(None, description="one log file per instance (root, 0700)")
+    state_dir: Path | None = Field(None, description="uid allocations, kept across restarts (root, 0700)")
+    homes_dir: Path | None = Field(None, description="private HOME per Space (0711; each home 0700, its uid)")
+    uid_min: int = Field(20000, description="first uid handed to Spaces (no /etc/passwd entry needed)")
+    uid_max: int = Field(29999, description="last uid handed to Spaces")
+    cgroup_root: str = Field("spaces", description="cgroup under which each instance gets its group")
+    zygote: bool = Field(True, description="fork Spaces from a pre-warmed interpreter per environment")
+    zygote_wait_s: float = Field(30.0, description="how long start waits for a zygote still importing its SDK")
+    stop_grace_s: float = Field(5.0, description="SIGTERM to SIGKILL delay on stop")
+    namespaces: bool = Field(True, description="private /tmp and fixed HOME through a mount namespace")
+    tmp_size_mb: int = Field(1024, description="size of each Space's private /tmp (tmpfs, counts as memory)")
+    pids_max: int = Field(2048, description="most processes and threads per Space (cgroup pids)")
+    host: str = Field("127.0.0.1", description="address apps listen on (the proxy reaches them there)")
+
+    def dir(self, name: str) -> Path:
+        value = getattr(self, f"{name}_dir")
+        return Path(value) if value is not None else self.root / name
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, settings: LocalBackendSettings | None = None, node: str = "local") -> None:
+        self.settings = s = settings or LocalBackendSettings()
+        self.node = node
+        self.run_dir, self.logs_dir = s.dir("run"), s.dir("logs")
+        self.state_dir, self.homes_dir = s.dir("state"), s.dir("homes")
+        for d, mode in ((self.run_dir, 0o700), (self.logs_dir, 0o700), (self.state_dir, 0o700),
+                        (self.homes_dir, 0o711)):
+            d.mkdir(parents=True, exist_ok=True)
+            os.chmod(d, mode)
+        self.instances_dir = self.run_dir / "instances"
+        self.exits_dir = self.run_dir / "exits"
+        self.uids = sandbox.UidAllocator(self.state_dir / "uids.json", s.uid_min, s.uid_max)
+        self.cgroups = Cgroups(s.cgroup_root)
+        self.namespaces = s.namespaces and _namespaces_work()
+        if s.namespaces and not self.namespaces:
+            log.warning("local backend: mount namespaces unavailable: Spaces share /tmp and see their home path")
+        self.zygotes = ZygotePool(self.run_dir, self.logs_dir)
+        self._children: dict[str, subprocess.Popen[bytes]] = {}  # cold starts we must reap
+
+    # -- start -----------------------------------------------------------------------------------------------
+    def start(self, spec: InstanceSpec) -> Handle:
+        instance = f"{sandbox.slug(spec.space_id)}-{spec.sha[:8]}-{secrets.token_hex(3)}"
+        if spec.artifact.kind == "static" or spec.sdk == "static":
+            self._save(sandbox.InstanceState(instance, 0, 0, 0, "", 0, spec.space_id, "static", "static", "",
+                                             dict(spec.labels), time.time(), workdir=spec.workdir))
+            return Handle("local", f"static:{instance}", self.node, {"static": spec.workdir, "instance": instance})
+        if spec.artifact.kind != "venv" or spec.sdk not in ("gradio", "streamlit"):
+            raise StartFailed(f"the local backend runs gradio and streamlit apps from a virtual environment, not "
+                              f"a {spec.sdk} app built as {spec.artifact.kind!r}; use the docker backend")
+        if os.geteuid() != 0:
+            raise StartFailed("the local backend needs root to sandbox Spaces (uids, cgroups, namespaces)")
+        venv, workdir = spec.artifact.ref, Path(spec.workdir)
+        app_file = spec.app_file or "app.py"
+        if not Path(venv, "bin", "python").exists():
+            raise StartFailed(f"the environment {venv} has no bin/python; rebuild the Space")
+        if not (workdir / app_file).is_file():
+            raise StartFailed(f"app file {app_file} not found in the working copy")
+        sandbox.check_reachable(Path(os.path.realpath(f"{venv}/bin/python")), "the interpreter")
+        sandbox.check_reachable(Path(venv) / "lib", "the environment")
+        sandbox.check_reachable(workdir, "the working copy")
+        if self.namespaces:  # /tmp is replaced by a private tmpfs inside the sandbox: nothing it needs may be there
+            for what, path in (("environment", venv), ("working copy", workdir), ("homes dir", self.homes_dir)):
+                if Path(os.path.realpath(path)).is_relative_to("/tmp"):
+                    raise StartFailed(f"the {what} {path} is under /tmp, which each Space replaces with its own "
+                                      "private /tmp; move it (e.g. under /var/tmp or the data dir)")
+        uid = self.uids.uid(spec.space_id)
+        sandbox.own_tree(workdir, uid, uid)
+        home, home_target = sandbox.prepare_home(self.homes_dir, spec.space_id, uid, uid)
+        home_env = str(home_target if self.namespaces else home)
+        port, host = sandbox.free_port(self.settings.host), self.settings.host
+        env = sandbox.build_env(spec, venv, home_env, port, host)
+        argv = sandbox.app_argv(spec.sdk, venv, app_file, port, host)
+        log_path = self.logs_dir / f"{instance}.log"
+        log_path.touch(mode=0o600)
+        all_gpus = tuple(range(8)) if spec.limits.gpus else ()
+        try:
+            procs = self.cgroups.create(instance, spec.limits.cpu, spec.limits.memory_mb, self.settings.pids_max,
+                                        spec.limits.gpus, all_gpus)
+        except OSError as e:
+            self.cgroups.remove(instance)
+            raise StartFailed(f"could not set up the Space's resource limits: {e}") from e
+        req = {"instance": instance, "uid": uid, "gid": uid, "cwd": str(workdir), "log": str(log_path),
+               "env": env, "argv": argv, "cgroup_procs": procs,
+               "namespace": {"tmp_size_mb": self.settings.tmp_size_mb, "home_src": str(home),
+                             "home_target": str(home_target)} if self.namespaces else None}
+        pid, via = self._launch(req, spec.sdk, venv, home_env)
+        st = sandbox.proc_stat(pid)
+        state = sandbox.InstanceState(instance, pid, st[1] if st else 0, port, host, uid, spec.space_id, spec.sdk,
+                                      via, str(log_path), dict(spec.labels), time.time(), bool(procs), str(workdir))
+        self._save(state)
+        return self._handle(state)
+
+    def _launch(self, req: dict, sdk: str, venv: str, home_env: str) -> tuple[int, str]:
+        if self.settings.zygote and self.namespaces:  # without a fixed HOME no fork matches a cold start
+            zygote = self.zygotes.get(venv, sdk, sandbox.basic_env(venv, home_env))
+            try:
+                return zygote.spawn(req, self.settings.zygote_wait_s), "zygote"
+            except ZygoteUnavailable as e:
+                log.info("space instance %s: cold start instead of zygote fork: %s", req["instance"], e)
+        with open(req["log"], "ab") as out:
+            proc = subprocess.Popen(
+                [f"{venv}/bin/python", str(ZYGOTE_SCRIPT), "exec"], stdin=subprocess.PIPE, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True, cwd="/",
+                env=sandbox.basic_env(venv, home_env),  # the launcher never sees the Space's secrets in its env
+            )
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(req).encode())
+        proc.stdin.close()
+        self._children[req["instance"]] = proc
+        return proc.pid, "exec"
+
+    def prewarm(self, artifact: Artifact, sdk: str | None = None) -> None:
+        """Start the zygote(s) of a venv artifact now, so the next start or wake forks at once."""
+        if artifact.kind != "venv" or not self.settings.zygote or not self.namespaces:
+            return
+        sdks = [sdk] if sdk else [name for name in ("gradio", "streamlit")
+                                  if list(Path(artifact.ref).glob(f"lib/python*/site-packages/{name}"))]
+        home_env = str(self.homes_dir / "home")
+        (self.homes_dir / "home").mkdir(exist_ok=True)
+        for name in sdks:
+            self.zygotes.get(artifact.ref, name, sandbox.basic_env(artifact.ref, home_env)).start()
+
+    # -- observe ---------------------------------------------------------------------------------------------
+    def poll(self, handle: Handle) -> Observed:
+        d = handle.data
+        if "static" in d:
+            return Observed(Phase.RUNNING if self._state_path(d["instance"]).exists() else Phase.GONE)
+        pid, instance = int(d["pid"]), d["instance"]
+        if sandbox.alive(pid, int(d["starttime"])):
+            if self._frozen(d):
+                return Observed(Phase.FROZEN, (d["host"], int(d["port"])))
+            addr = (d["host"], int(d["port"]))
+            return Observed(Phase.RUNNING if _port_open(addr) else Phase.STARTING, addr)
+        code = self._exit_code(instance, pid)
+        deadline = time.monotonic() + 2.0
+        while code is None and d.get("via") == "zygote" and _zombie(pid, int(d["starttime"])) \
+                and time.monotonic() < deadline:  # died a moment ago: its zygote is writing the exit code
+            time.sleep(0.02)
+            code = self._exit_code(instance, pid)
+        if code is None and not self._state_path(instance).exists():
+            return Observed(Phase.GONE)
+        message = _tail(Path(d["log"]), LOG_TAIL_LINES)
+        if self.cgroups.oom_killed(instance):
+            message = (f"{message}\n" if message else "") + "Killed: the Space went over its memory limit."
+        return Observed(Phase.EXITED, None, code, message)
+
+    def _exit_code(self, instance: str, pid: int) -> int | None:
+        proc = self._children.get(instance)
+        if proc is not None:
+            return proc.poll()
+        try:
+            return json.loads((self.exits_dir / f"{instance}.exit").read_text())["code"]
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def list(self, labels: dict[str, str]) -> list[Handle]:
+        handles = []
+        for path in sorted(self.instances_dir.glob("*.json")):
+            state = sandbox.InstanceState.load(path)
+            if state and all(state.labels.get(k) == v for k, v in labels.items()):
+                handles.append(self._handle(state))
+        return handles
+
+    def logs(self, handle: Handle, follow: bool = False) -> Iterator[str]:
+        path = handle.data.get("log")
+        if not path or not Path(path).exists():
+            return
+        with open(path, "rb") as f:
+            pending = b""
+            while True:
+                chunk = f.read(65536)
+                if chunk:
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        yield line.decode("utf-8", "replace")
+                    continue
+                if not follow or not sandbox.alive(int(handle.data["pid"]), int(handle.data["starttime"])):
+                    if pending:
+                        yield pending.decode("utf-8", "replace")
+                    return
+                time.sleep(0.2)
+
+    # -- stop, freeze ----------------------------------------------------------------------------------------
+    def stop(self, handle: Handle) -> None:
+        d = handle.data
+        instance = d.get("instance")
+        if instance is None:
+            return
+        if "static" not in d:
+            pid, starttime = int(d["pid"]), int(d["starttime"])
+            if sandbox.alive(pid, starttime):
+                if self._frozen(d):
+                    self.thaw(handle)
+                self._signal_group(pid, starttime, signal.SIGTERM)
+                deadline = time.monotonic() + self.settings.stop_grace_s
+                while sandbox.alive(pid, starttime) and time.monotonic() < deadline:
+                    self._exit_code(instance, pid)  # reap a cold start of ours
+                    time.sleep(0.05)
+                self._signal_group(pid, starttime, signal.SIGKILL)
+            self.cgroups.remove(instance)  # also kills stragglers that left the process group
+            proc = self._children.pop(instance, None)
+            if proc is not None:
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    pass
+            (self.exits_dir / f"{instance}.exit").unlink(missing_ok=True)
+        self._state_path(instance).unlink(missing_ok=True)
+
+    def freeze(self, handle: Handle) -> None:
+        self._set_frozen(handle, True)
+
+    def thaw(self, handle: Handle) -> None:
+        self._set_frozen(handle, False)
+
+    def _set_frozen(self, handle: Handle, frozen: bool) -> None:
+        d = handle.data
+        if "static" in d:
+            return
+        if d.get("cgroups") and self.cgroups.can_freeze():
+            self.cgroups.set_frozen(d["instance"], frozen)
+        else:
+            self._signal_group(int(d["pid"]), int(d["starttime"]), signal.SIGSTOP if frozen else signal.SIGCONT)
+
+    def _frozen(self, d: dict) -> bool:
+        if d.get("cgroups") and self.cgroups.can_freeze():
+            return self.cgroups.frozen(d["instance"])
+        st = sandbox.proc_stat(int(d["pid"]))
+        return st is not None and st[0] == "T"
+
+    def close(self) -> None:
+        """Stop this control plane's zygotes (instances keep running)."""
+        self.zygotes.close()
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+    def _signal_group(self, pid: int, starttime: int, sig: int) -> None:
+        if not sandbox.alive(pid, starttime):  # never signal a group whose leader pid was reused
+            return
+        try:
+            os.killpg(pid, sig)  # the app is a session (and group) leader: pgid == pid
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _state_path(self, instance: str) -> Path:
+        return self.instances_dir / f"{instance}.json"
+
+    def _save(self, state: sandbox.InstanceState) -> None:
+        state.save(self.instances_dir)
+
+    def _handle(self, s: sandbox.InstanceState) -> Handle:
+        if s.sdk == "static":
+            return Handle("local", f"static:{s.instance}", self.node, {"static": s.workdir, "instance": s.instance})
+        return Handle("local", str(s.pid), self.node, {
+            "pid": s.pid, "starttime": s.starttime, "port": s.port, "host": s.host, "uid": s.uid,
+            "instance": s.instance, "log": s.log, "via": s.via, "cgroups": s.cgroups, "space_id": s.space_id})
+
+
+def _zombie(pid: int, starttime: int) -> bool:
+    st = sandbox.proc_stat(pid)
+    return st is not None and st[1] == starttime and st[0] == "Z"
+
+
+def _port_open(addr: tuple[str, int]) -> bool:
+    try:
+        with socket.create_connection(addr, timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 16384))
+            data = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:])
+
+
+def _namespaces_work() -> bool:
+    """Probe once: can we unshare a mount namespace here (root, no seccomp/AppArmor veto)?"""
+    code = "import ctypes,sys; sys.exit(0 if ctypes.CDLL(None).unshare(0x20000) == 0 else 1)"
+    try:
+        return subprocess.run([sys.executable, "-c", code], env={"PATH": sandbox.SYSTEM_PATH},
+                              timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False

@@ -1,0 +1,94 @@
+"""Quota checks and placement against the database's view of what runs: the I/O shell around the pure
+``quota`` and ``scheduler`` modules.
+
+* ``check_quota(s, account, flavor)`` runs at create_repo with hardware, request_space_hardware, duplicate and
+  before every start or wake. A refusal raises ``QuotaExceeded`` (402) with limit, used and requested.
+* ``reserve(s, space)`` checks the quota again and places the Space on a node; the placement (node, cores,
+  memory, GPU indices) is stored in the instance record so the next placement counts it. Spaces that are
+  asleep or paused hold no instance and therefore no capacity.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from spaces.db.models import Account, QuotaGrant, Space, UsageInterval
+from spaces.runtime import quota as q
+from spaces.runtime import scheduler
+from spaces.runtime.flavors import FlavorCatalog
+from spaces.runtime.nodes import Node
+
+
+class Capacity:
+    def __init__(self, catalog: FlavorCatalog, nodes: list[Node], quotas: q.QuotaSettings,
+                 policy: scheduler.Policy | None = None) -> None:
+        self.catalog = catalog
+        self.nodes = nodes
+        self.quotas = quotas
+        self.policy = policy or scheduler.Policy()
+
+    # ---- quotas -------------------------------------------------------------------------------------------
+    def account_quota(self, s: Session, account: Account) -> q.AccountQuota:
+        grants = {g.key: g.value for g in s.scalars(select(QuotaGrant).where(QuotaGrant.account_id == account.id))}
+        return q.quota_for(self.quotas, grants, is_admin=account.is_admin)
+
+    def account_usage(self, s: Session, account: Account, *, exclude: str | None = None) -> q.QuotaUsage:
+        spaces = s.scalars(select(Space).where(Space.owner_id == account.id, Space.instance.is_not(None),
+                                               Space.asleep.is_(False)))
+        running = Counter(sp.hardware for sp in spaces if sp.id != exclude)
+        now = datetime.now(timezone.utc)
+        period = q.Period.month_of(now)
+        rows = s.scalars(select(UsageInterval).where(UsageInterval.account_id == account.id))
+        intervals = [q.Interval(r.space_id, r.flavor, "running", _aware(r.started_at), _aware(r.ended_at) or now)
+                     for r in rows]
+        usage = q.bill(intervals, self.catalog.prices(), period)
+        return usage.as_quota_usage(dict(running))
+
+    def check_quota(self, s: Session, account: Account, flavor: str, *, exclude: str | None = None) -> None:
+        request = q.QuotaRequest.for_flavor(self.catalog.get(flavor))
+        q.check(self.account_quota(s, account), self.account_usage(s, account, exclude=exclude), request)
+
+    # ---- placement ----------------------------------------------------------------------------------------
+    def node_usage(self, s: Session, *, exclude: str | None = None) -> dict[str, scheduler.NodeUsage]:
+        placements = []
+        for sp in s.scalars(select(Space).where(Space.instance.is_not(None))):
+            p = (sp.instance or {}).get("placement")
+            if p and sp.id != exclude:
+                placements.append(scheduler.Placement(sp.id, p["flavor"], p["node"], p["cpu"], p["memory_mb"],
+                                                      tuple(p.get("gpus") or ())))
+        return scheduler.tally(placements)
+
+    def reserve(self, s: Session, space: Space) -> scheduler.Placement:
+        """Quota check, then a node for the Space; raises QuotaExceeded or errors.Unschedulable."""
+        self.check_quota(s, space.owner, space.hardware, exclude=space.id)
+        flavor = self.catalog.get(space.hardware)
+        request = scheduler.Request.for_flavor(space.id, flavor)
+        result = scheduler.place(request, self.nodes, self.node_usage(s, exclude=space.id), self.policy)
+        if isinstance(result, scheduler.Unschedulable):
+            ahead = self._ahead(s, space)
+            err = result.error()
+            if result.transient:
+                err.message = (f"Waiting for {space.hardware} capacity: "
+                               f"{ahead} ahead of you." if ahead else f"Waiting for {space.hardware} capacity: "
+                               f"next in line. {result.message}")
+            raise err
+        return result
+
+    @staticmethod
+    def _ahead(s: Session, space: Space) -> int:
+        queued = s.scalars(select(Space).where(Space.queued_at.is_not(None), Space.hardware == space.hardware,
+                                               Space.id != space.id))
+        mine = _aware(space.queued_at) if space.queued_at else datetime.now(timezone.utc)
+        return sum(1 for other in queued if _aware(other.queued_at) < mine)
+
+
+def placement_json(p: scheduler.Placement) -> dict:
+    return {"node": p.node, "flavor": p.flavor, "cpu": p.cpu, "memory_mb": p.memory_mb, "gpus": list(p.gpus)}
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    return dt if dt is None or dt.tzinfo else dt.replace(tzinfo=timezone.utc)

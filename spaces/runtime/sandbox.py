@@ -1,0 +1,183 @@
+"""The local backend's sandbox, host side: uids, private directories, the environment, and process identity.
+
+What a Space's process gets (the launcher in ``zygote.py`` applies it, as root, before dropping privileges):
+
+* its own unprivileged uid/gid, ``uid_min + n``, allocated once per Space and kept in ``{state_dir}/uids.json``
+  (file-locked, so two control planes never hand one uid to two Spaces; no /etc/passwd entry is needed);
+* its working copy (``spec.workdir``) chowned to that uid, top directory 0700: other Spaces cannot even list it;
+* a private HOME: ``{homes_dir}/{space}`` (0700, the Space's uid) bind-mounted on one fixed path, ``HOME`` below,
+  so that every Space sees the same HOME (as on Hugging Face, where it is ``/home/user``) and a pre-warmed
+  interpreter's import-time view of HOME stays true for every Space it forks;
+* a private tmpfs on /tmp (its own mount namespace), sized ``tmp_size_mb``;
+* exactly ``spec.env`` plus PATH, HOME, LANG and PYTHONUNBUFFERED: nothing of the platform's environment.
+
+Directory modes the host must have (checked by :func:`check_reachable`, which names the offending directory):
+the platform's data dir 0711 or 0700 with everything of the Spaces' (working copies, homes, venvs) *outside* it;
+a 0700 directory anywhere on the path to a venv's interpreter (``/root/.pyenv``...) makes it unusable by Spaces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import socket
+import stat
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from spaces.runtime.contracts import InstanceSpec, StartFailed
+
+BASIC_LANG = "C.UTF-8"
+SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+class UidAllocator:
+    """Stable uid per Space from [uid_min, uid_max], persisted; never one uid for two Spaces."""
+
+    def __init__(self, path: Path, uid_min: int, uid_max: int) -> None:
+        self.path, self.uid_min, self.uid_max = path, uid_min, uid_max
+
+    @contextlib.contextmanager
+    def _locked(self):  # type: ignore[no-untyped-def]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            table = json.loads(self.path.read_text()) if self.path.exists() else {}
+            yield table
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(table, sort_keys=True))
+            os.replace(tmp, self.path)
+
+    def uid(self, space_id: str) -> int:
+        with self._locked() as table:
+            if space_id in table:
+                return int(table[space_id])
+            used = set(table.values())
+            for uid in range(self.uid_min, self.uid_max + 1):
+                if uid not in used:
+                    table[space_id] = uid
+                    return uid
+        raise StartFailed(f"no free sandbox uid left in {self.uid_min}-{self.uid_max}; raise uid_max")
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:80] or "space"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def check_reachable(path: Path, what: str) -> None:
+    """Every directory above ``path`` must be searchable by others, or an unprivileged uid cannot reach it."""
+    path = Path(os.path.realpath(path))
+    for parent in [*reversed(path.parents)]:
+        mode = parent.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            raise StartFailed(f"{what} {path} is not reachable by sandboxed Spaces: {parent} has mode "
+                              f"{stat.filemode(mode)}; make it 0711 (or 0755) or move {what} elsewhere")
+
+
+def own_tree(path: Path, uid: int, gid: int) -> None:
+    """Give the working copy to the Space's uid; the top directory 0700 locks everyone else out."""
+    for root, dirs, files in os.walk(path):
+        os.lchown(root, uid, gid)
+        for name in dirs + files:
+            os.lchown(os.path.join(root, name), uid, gid)
+    os.chmod(path, 0o700)
+
+
+def prepare_home(homes_dir: Path, space_id: str, uid: int, gid: int) -> tuple[Path, Path]:
+    """Return (private home of this Space, fixed HOME path it is mounted on)."""
+    homes_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(homes_dir, 0o711)
+    target = homes_dir / "home"  # empty, root-owned: only a mount point
+    target.mkdir(exist_ok=True)
+    os.chmod(target, 0o755)
+    home = homes_dir / "spaces" / slug(space_id)
+    home.parent.mkdir(exist_ok=True)
+    os.chmod(home.parent, 0o711)
+    home.mkdir(exist_ok=True)
+    own_tree(home, uid, gid)  # a uid may have changed since the last run (state_dir lost): re-own every time
+    return home, target
+
+
+def build_env(spec: InstanceSpec, venv: str, home: str, port: int, host: str) -> dict[str, str]:
+    """Exactly the Space's variables plus the basics; nothing inherited from the platform's own environment."""
+    env = {k: str(v) for k, v in spec.env.items()}
+    env.update(PATH=f"{venv}/bin:{SYSTEM_PATH}" if venv else SYSTEM_PATH, HOME=home, LANG=BASIC_LANG,
+               PYTHONUNBUFFERED="1")
+    if spec.sdk == "gradio":
+        env.update(GRADIO_SERVER_NAME=host, GRADIO_SERVER_PORT=str(port))
+    env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in spec.limits.gpus)
+    return env
+
+
+def basic_env(venv: str, home: str) -> dict[str, str]:
+    """The zygote's own start-up environment: the basics every Space's environment also has."""
+    return {"PATH": f"{venv}/bin:{SYSTEM_PATH}", "HOME": home, "LANG": BASIC_LANG, "PYTHONUNBUFFERED": "1"}
+
+
+def app_argv(sdk: str, venv: str, app_file: str, port: int, host: str) -> list[str]:
+    python = f"{venv}/bin/python"
+    if sdk == "streamlit":
+        return [python, "-m", "streamlit", "run", app_file, "--server.port", str(port), "--server.address", host,
+                "--server.headless", "true"]
+    return [python, app_file]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# process identity: a pid alone can be reused; (pid, start time) cannot
+
+
+def proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, start time in clock ticks) of a process, or None when there is none."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    fields = raw[raw.rindex(")") + 2:].split()  # the command name may contain spaces and parentheses
+    return fields[0], int(fields[19])
+
+
+def alive(pid: int, starttime: int) -> bool:
+    st = proc_stat(pid)
+    return st is not None and st[1] == starttime and st[0] not in ("Z", "X")
+
+
+@dataclass
+class InstanceState:
+    """What a restarted control plane needs to re-adopt an instance: ``{run_dir}/instances/{instance}.json``."""
+
+    instance: str
+    pid: int
+    starttime: int
+    port: int
+    host: str
+    uid: int
+    space_id: str
+    sdk: str
+    via: str  # "zygote" or "exec"
+    log: str
+    labels: dict[str, str] = field(default_factory=dict)
+    started_at: float = 0.0
+    cgroups: bool = False
+    workdir: str = ""
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = directory / f".{self.instance}.tmp"
+        tmp.write_text(json.dumps(asdict(self)))
+        os.replace(tmp, directory / f"{self.instance}.json")
+
+    @classmethod
+    def load(cls, path: Path) -> "InstanceState | None":
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None

@@ -1,0 +1,367 @@
+"""Sandbox entry and the pre-warmed interpreter ("zygote") of the local backend. Standalone: stdlib only.
+
+This file runs *inside a Space's virtual environment* (``{venv}/bin/python /path/to/zygote.py MODE``), which does
+not contain the ``spaces`` package, so it imports nothing from it. It is executed by path, as root, by the local
+backend (``spaces/runtime/zygote_client.py``), in one of two modes:
+
+``exec`` (cold start)
+    Read one launch request (JSON) from stdin, enter the sandbox (:func:`enter_sandbox`), then ``execve`` the app's
+    command. The app is a fresh interpreter: this is the reference a woken Space must be indistinguishable from.
+
+``serve --socket PATH --sdk SDK --exits DIR`` (zygote)
+    Import the SDK (gradio or streamlit) and nothing else (never user code), then listen on a root-only unix
+    socket. Per request: check that the Space's environment agrees with every variable the SDK read while it was
+    imported (else answer ``{"fallback": reason}`` and the backend cold-starts instead); fork; the child enters the
+    sandbox exactly like ``exec`` mode, re-applies the few import-time settings it knows how to refresh (gradio's
+    port and host, OAuth variables), and runs the app with ``runpy`` as ``__main__``; the parent answers
+    ``{"pid": N}``. The zygote reaps its children and writes ``DIR/{instance}.exit`` (JSON with the exit code) so
+    ``poll`` can report it. It exits when its parent (the control plane) dies; the children do not (own sessions).
+
+Lifecycle of a forked child, in order: setsid; join the instance's cgroups (refuse to run unconfined if asked
+for them); new mount namespace with a private tmpfs on /tmp and the Space's private home bind-mounted on the
+fixed HOME path; setgroups([]) / setgid / setuid to the Space's uid; umask 022; chdir to the working copy;
+stdin from /dev/null, stdout/stderr to the instance log; every other fd closed; os.environ replaced; random state
+reseeded (``random`` is reseeded by CPython at fork, numpy's legacy global generator here); argv and sys.path[0]
+as ``python app.py`` sets them.
+
+What a forked child shares with other children of the same zygote: read-only (copy-on-write) pages of the SDK
+import, the str hash secret and the address-space layout (ASLR offsets) of the zygote. Documented limitation.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import time
+
+CLONE_NEWNS = 0x00020000
+MS_REC, MS_PRIVATE, MS_BIND, MS_NOSUID, MS_NODEV = 0x4000, 1 << 18, 4096, 2, 4
+# environment prefixes read by the interpreter or native libraries (not via os.environ) at start-up: a Space that
+# sets any of them differently from the zygote's start-up environment is cold-started
+NATIVE_PREFIXES = ("PYTHON", "LD_", "LC_", "LANG", "MALLOC_", "OMP_", "OPENBLAS_", "MKL_", "JE_", "TMPDIR",
+                   "FSSPEC_", "TZ", "HOME", "PATH")
+# module attributes computed from the environment at SDK import that a child can recompute: (module, attr, fn)
+REFRESH = {
+    "GRADIO_SERVER_PORT": [("gradio.http_server", "INITIAL_PORT_VALUE", lambda e: int(e.get("GRADIO_SERVER_PORT", "7860"))),
+                           ("gradio.node_server", "INITIAL_PORT_VALUE", lambda e: int(e.get("GRADIO_SERVER_PORT", "7860")))],
+    "GRADIO_SERVER_NAME": [("gradio.http_server", "LOCALHOST_NAME", lambda e: e.get("GRADIO_SERVER_NAME", "127.0.0.1")),
+                           ("gradio.node_server", "LOCALHOST_NAME",
+                            lambda e: e.get("GRADIO_NODE_SERVER_NAME", e.get("GRADIO_SERVER_NAME", "127.0.0.1")))],
+    **{k: [("gradio.oauth", k, (lambda key: lambda e: e.get(key))(k))]
+       for k in ("OAUTH_CLIENT_ID", "OAUTH_CLIENT_SECRET", "OAUTH_SCOPES", "OPENID_PROVIDER_URL")},
+}
+# what the zygote imports: the SDK, then (optional, version-dependent) modules the SDK would otherwise import lazily
+# on the first Interface/launch or first run; measured by diffing sys.modules in a forked child at its first 200
+SDK_MODULES = {"gradio": ["gradio"], "streamlit": ["streamlit", "streamlit.web.cli", "streamlit.web.bootstrap"]}
+_SERVER = ["uvicorn", "uvicorn.main", "uvicorn.server", "uvicorn.config", "uvicorn.lifespan.on", "uvicorn.loops.auto",
+           "uvicorn.loops.asyncio", "uvicorn.protocols.http.auto", "uvicorn.protocols.http.h11_impl",
+           "uvicorn.protocols.websockets.auto", "uvicorn.protocols.websockets.websockets_sansio_impl",
+           "uvicorn.middleware.proxy_headers", "uvicorn.supervisors", "websockets.server", "anyio._backends._asyncio",
+           "multiprocessing.synchronize", "multiprocessing.connection", "logging.config", "logging.handlers",
+           "encodings.idna", "stringprep", "encodings.unicode_escape", "socketserver"]
+SDK_PRELOAD = {
+    "gradio": ["gradio.http_server", "gradio.routes", "pydantic.v1", "starlette.middleware.cors",
+               "fastapi.telemetry._runtime", *_SERVER],
+    "streamlit": ["streamlit.web.server", "starlette.applications", "starlette.routing", "starlette.staticfiles",
+                  "starlette.websockets", "starlette.middleware.sessions", "requests", "h11", *_SERVER],
+}
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+
+
+def _check(ret: int, what: str) -> None:
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _mount(src: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    enc = lambda s: s.encode() if s is not None else None  # noqa: E731
+    _check(_libc.mount(enc(src), enc(target), enc(fstype), flags, enc(data)), f"mount {target}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the sandbox, shared by both modes
+
+
+def enter_sandbox(req: dict) -> None:
+    """Turn the current (root, single-threaded) process into the Space's sandboxed process. Raises on failure."""
+    if os.getpid() != os.getsid(0):
+        os.setsid()
+    for procs in req.get("cgroup_procs", []):  # before dropping privileges: only root may move us
+        with open(procs, "w") as f:
+            f.write(str(os.getpid()))
+    ns = req.get("namespace")
+    if ns:
+        _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+        _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount propagates back to the host
+        _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={int(ns['tmp_size_mb'])}m")
+        if ns.get("home_src"):
+            _mount(ns["home_src"], ns["home_target"], None, MS_BIND | MS_REC)
+    log_fd = os.open(req["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    null_fd = os.open(os.devnull, os.O_RDONLY)
+    uid, gid = int(req["uid"]), int(req["gid"])
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)  # last: after it nothing privileged is possible (no way back to root)
+    os.umask(0o022)
+    os.chdir(req["cwd"])
+    os.dup2(null_fd, 0)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.closerange(3, os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") < 1 << 20 else 1 << 16)
+
+
+def run_exec(req: dict) -> None:
+    enter_sandbox(req)
+    os.execve(req["argv"][0], req["argv"], req["env"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the zygote
+
+
+class RecordingEnviron(os._Environ):  # type: ignore[name-defined]
+    """os.environ that remembers every key read (present or not) while the SDK is imported."""
+
+    reads: set[str] = set()
+
+    def __getitem__(self, key):  # type: ignore[no-untyped-def]
+        RecordingEnviron.reads.add(key)
+        return super().__getitem__(key)
+
+
+def import_sdk(sdk: str) -> dict[str, str | None]:
+    """Import the SDK with a recording environ; return {key read: value at import} ."""
+    import gc
+
+    gc.disable()  # re-enabled in each child (see serve: gc.freeze)
+    plain = os.environ
+    os.environ = RecordingEnviron(plain._data, plain.encodekey, plain.decodekey, plain.encodevalue, plain.decodevalue)
+    try:
+        import importlib
+
+        for mod in SDK_MODULES[sdk]:
+            importlib.import_module(mod)
+        for mod in SDK_PRELOAD[sdk]:
+            try:
+                importlib.import_module(mod)
+            except Exception:  # noqa: BLE001 - absent in this SDK version: the app imports what it needs
+                pass
+    finally:
+        os.environ = plain
+    return {k: plain.get(k) for k in RecordingEnviron.reads}
+
+
+def incompatibility(import_env: dict[str, str | None], env: dict[str, str]) -> str | None:
+    """Why a fork would not be indistinguishable from a cold start with ``env`` (None when it would)."""
+    zygote_env = dict(os.environ)
+    for key in set(env) | set(zygote_env):
+        if key.startswith(NATIVE_PREFIXES) and env.get(key) != zygote_env.get(key):
+            return f"{key} differs from the zygote's start-up environment"
+    for key, seen in import_env.items():
+        if env.get(key) != seen and key not in REFRESH and not key.startswith(NATIVE_PREFIXES):
+            return f"{key} was read while the SDK was imported and differs for this Space"
+    return None
+
+
+def _refresh(env: dict[str, str]) -> None:
+    for key, targets in REFRESH.items():
+        for module, attr, fn in targets:
+            if module in sys.modules:
+                setattr(sys.modules[module], attr, fn(env))
+
+
+def _finish(code: int) -> None:
+    """Interpreter shutdown as ``python app.py`` would do it: join threads, atexit, flush; then exit."""
+    import atexit
+    import threading
+
+    try:
+        threading._shutdown()  # type: ignore[attr-defined]
+        atexit._run_exitfuncs()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        os._exit(code)
+
+
+def child_main(req: dict, sdk: str) -> None:
+    """In the forked child: become the Space's app. Never returns."""
+    try:
+        signal.set_wakeup_fd(-1)  # the zygote's SIGCHLD pipe: must not be written to once the fd is closed
+        for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        enter_sandbox(req)
+        import gc
+
+        gc.enable()
+        os.environ.clear()
+        os.environ.update(req["env"])
+        _refresh(req["env"])
+        if "numpy" in sys.modules:  # random reseeds itself at fork; numpy's legacy global state does not
+            sys.modules["numpy"].random.seed()
+        sys.orig_argv = list(req["argv"])
+    except BaseException as e:  # noqa: BLE001 - report in the Space's log, never run half-sandboxed
+        try:
+            os.write(2, f"spaces: could not start the sandbox: {e}\n".encode())
+        finally:
+            os._exit(126)
+    code = 0
+    try:
+        import runpy
+
+        if sdk == "streamlit":  # argv: python -m streamlit run APP ...
+            sys.argv = [os.path.join(os.path.dirname(sys.modules["streamlit"].__file__), "__main__.py"),
+                        *req["argv"][3:]]
+            sys.path[0] = os.getcwd()
+            runpy.run_module("streamlit", run_name="__main__", alter_sys=True)
+        else:  # argv: python APP
+            app = req["argv"][1]
+            sys.argv = [app]
+            sys.path[0] = os.path.dirname(os.path.abspath(app))
+            runpy.run_path(os.path.abspath(app), run_name="__main__")  # __file__ absolute, as python app.py
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if e.code is not None and not isinstance(e.code, int):
+            print(e.code, file=sys.stderr)
+    except BaseException as e:  # noqa: BLE001 - print like the interpreter does, without our own frames
+        import traceback
+
+        tb, ours = e.__traceback__, (os.path.abspath(__file__), runpy.__file__, "<frozen runpy>")
+        while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename in ours:
+            tb = tb.tb_next
+        traceback.print_exception(type(e), e, tb)
+        code = 130 if isinstance(e, KeyboardInterrupt) else 1
+    _finish(code)
+
+
+def serve(sock_path: str, sdk: str, exits: str) -> None:
+    parent = os.getppid()
+    os.chdir("/")
+    import_env = import_sdk(sdk)
+    if len(os.listdir("/proc/self/task")) > 1:  # native threads (OpenBLAS, jemalloc) have fork handlers; say so
+        names = [open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task")]
+        print(f"zygote: native threads after import: {names}", flush=True)
+    import gc
+    import threading
+
+    # move everything imported out of the collector's reach: a full collection in a child would otherwise write
+    # to every object's GC header and un-share the pages (copy-on-write) the forks are meant to share. The
+    # collector was off during the import (see import_sdk), so no freed holes invite child allocations either.
+    gc.freeze()
+    if threading.active_count() != 1:
+        print("zygote: the SDK started Python threads; refusing to fork", flush=True)
+        sys.exit(3)
+    old = os.umask(0o077)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    if os.path.exists(sock_path):
+        os.unlink(sock_path)
+    listener.bind(sock_path)
+    os.umask(old)
+    os.chmod(sock_path, 0o600)
+    listener.listen(16)
+    print(f"zygote: ready sdk={sdk} pid={os.getpid()}", flush=True)
+    children: dict[int, str] = {}
+    # SIGCHLD wakes the loop at once (through a wakeup pipe), so exit codes are on disk within milliseconds
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.set_wakeup_fd(wake_w)
+    while True:
+        if os.getppid() != parent:  # the control plane died: the next one starts a new zygote
+            break
+        _reap(children, exits)
+        ready, _, _ = select.select([listener, wake_r], [], [], 0.5)
+        if wake_r in ready:
+            try:
+                os.read(wake_r, 4096)
+            except BlockingIOError:
+                pass
+        if listener not in ready:
+            continue
+        conn, _ = listener.accept()
+        try:
+            conn.settimeout(10)
+            req = json.loads(_recv_line(conn))
+            if req.get("op") == "ping":
+                conn.sendall(json.dumps({"ok": True, "import_env_keys": len(import_env)}).encode() + b"\n")
+                continue
+            why = incompatibility(import_env, req["env"])
+            if why:
+                conn.sendall(json.dumps({"fallback": why}).encode() + b"\n")
+                continue
+            pid = os.fork()
+            if pid == 0:
+                listener.close()
+                conn.close()
+                child_main(req, sdk)
+            children[pid] = req["instance"]
+            conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+        except Exception as e:  # noqa: BLE001 - one bad request never takes the zygote down
+            try:
+                conn.sendall(json.dumps({"error": str(e)}).encode() + b"\n")
+            except OSError:
+                pass
+        finally:
+            conn.close()
+    listener.close()
+
+
+def _recv_line(conn: socket.socket) -> bytes:
+    buf = b""
+    while not buf.endswith(b"\n"):
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+def _reap(children: dict[int, str], exits: str) -> None:
+    """Record each exited child's code, *then* reap it: poll never sees it gone without its exit file."""
+    while True:
+        try:
+            info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return
+        if info is None:
+            return
+        pid = info.si_pid
+        code = info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
+        instance = children.pop(pid, None)
+        if instance:
+            tmp = os.path.join(exits, f".{instance}.tmp")
+            with open(tmp, "w") as f:
+                json.dump({"pid": pid, "code": code, "at": time.time()}, f)
+            os.replace(tmp, os.path.join(exits, f"{instance}.exit"))
+        os.waitpid(pid, 0)
+
+
+def main(argv: list[str]) -> None:
+    # the script's own directory (spaces/runtime) must never shadow a top-level module of the SDK or the app
+    if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
+        sys.path[0] = "/nonexistent/spaces-zygote"  # a placeholder the child replaces with the app's directory
+    mode = argv[0] if argv else ""
+    if mode == "exec":
+        run_exec(json.loads(sys.stdin.buffer.read()))
+    elif mode == "serve":
+        opts = dict(zip(argv[1::2], argv[2::2]))
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+        serve(opts["--socket"], opts["--sdk"], opts["--exits"])
+    else:
+        sys.exit("usage: zygote.py exec < request.json | serve --socket PATH --sdk SDK --exits DIR")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

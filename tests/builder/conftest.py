@@ -1,0 +1,136 @@
+"""Fixtures for real local builds: one environments root per session, the gradio and streamlit templates built
+once into it (uv's cache, ~/.cache/uv unless SPACES_TEST_UV_CACHE says otherwise, makes repeats fast), and helpers
+to run a built app as a real process."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from spaces.builder.detect import plan_checkout
+from spaces.builder.localconfig import LocalBuildSettings
+from spaces.builder.localenv import LocalEnvBuilder
+from spaces.builder.plan import Artifact, BuildPlan
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = ROOT / "templates"
+
+
+def _load_verify():
+    spec = importlib.util.spec_from_file_location("templates_verify", TEMPLATES / "verify.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+verify = _load_verify()
+
+
+@dataclass
+class Recorder:
+    """A build log callback that keeps (phase, line) pairs; thread-safe enough (list.append is atomic)."""
+
+    lines: list[tuple[str, str]] = field(default_factory=list)
+
+    def __call__(self, phase: str, line: str) -> None:
+        self.lines.append((phase, line))
+
+    def phases(self) -> list[str]:
+        return [p for p, _ in self.lines]
+
+    def text(self) -> str:
+        return "\n".join(f"{p}: {x}" for p, x in self.lines)
+
+
+def settings(root: Path, **kw: object) -> LocalBuildSettings:
+    cache = os.environ.get("SPACES_TEST_UV_CACHE")
+    return LocalBuildSettings(envs_dir=root, uv_cache_dir=Path(cache) if cache else None, **kw)
+
+
+@dataclass
+class Built:
+    builder: LocalEnvBuilder
+    plan: BuildPlan
+    artifact: Artifact
+    log: Recorder
+
+    @property
+    def env(self) -> Path:
+        return Path(self.artifact.ref)
+
+
+@pytest.fixture(scope="session")
+def envs_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("envs")
+    yield root
+    shutil.rmtree(root, ignore_errors=True)  # ~400 MB per gradio env: do not leave them in /tmp
+
+
+def _build_template(root: Path, name: str) -> Built:
+    builder = LocalEnvBuilder(settings(root))
+    plan = plan_checkout(TEMPLATES / name)
+    log = Recorder()
+    return Built(builder, plan, builder.build(plan, "0" * 40, log), log)
+
+
+@pytest.fixture(scope="session")
+def gradio_env(envs_root: Path) -> Built:
+    return _build_template(envs_root, "gradio")
+
+
+@pytest.fixture(scope="session")
+def streamlit_env(envs_root: Path) -> Built:
+    return _build_template(envs_root, "streamlit")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class App:
+    """A real app process in its own process group, its output drained to a list (so pipes never fill)."""
+
+    def __init__(self, cmd: list[str], cwd: Path, env: dict[str, str]) -> None:
+        self.output: list[str] = []
+        self.proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **env}, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        for line in self.proc.stdout:
+            self.output.append(line.rstrip())
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+@pytest.fixture
+def run_app() -> Iterator:
+    apps: list[App] = []
+
+    def start(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> App:
+        app = App(cmd, cwd, env or {})
+        apps.append(app)
+        return app
+
+    yield start
+    for app in apps:
+        app.stop()

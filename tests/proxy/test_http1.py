@@ -1,0 +1,88 @@
+"""The HTTP/1.1 framing and head rules in isolation (pure: no sockets)."""
+
+from __future__ import annotations
+
+import pytest
+
+from spaces.proxy.http1 import Framer, HttpError, RequestHead, ResponseHead
+
+
+def _feed_all(framer: Framer, data: bytes, step: int) -> int:
+    used = 0
+    for i in range(0, len(data), step):
+        piece = data[i:i + step]
+        n = framer.feed(piece)
+        used += n
+        if framer.done:
+            return used
+    return used
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 7, 1000])
+def test_chunked_body_end_is_found_whatever_the_packet_boundaries(step):
+    body = b"5;ext=1\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\n"
+    framer = Framer(Framer.CHUNKED)
+    assert _feed_all(framer, body + b"GET /next", step) == len(body)
+    assert framer.done
+
+
+@pytest.mark.parametrize("body", [b"5\r\nhelloXX0\r\n\r\n", b"zz\r\n", b"5\nhello\r\n", b"-1\r\n"])
+def test_malformed_chunked_bodies_are_refused(body):
+    with pytest.raises(HttpError):
+        Framer(Framer.CHUNKED).feed(body)
+
+
+def test_content_length_body_stops_at_its_length():
+    framer = Framer(Framer.LENGTH, 5)
+    assert framer.feed(b"hel") == 3 and not framer.done
+    assert framer.feed(b"loGET /") == 2 and framer.done
+
+
+def test_forward_head_rewrites_only_what_it_must():
+    req = RequestHead(b"GET /p?q=1 HTTP/1.1\r\nHost: Demo.localhost:8000\r\nConnection: keep-alive, X-Hop\r\n"
+                      b"X-Hop: 1\r\nAuthorization: Bearer t\r\nCookie: a=1; spaces_app_auth=s; b=2\r\nX-Other: y")
+    assert req.hostname == b"demo.localhost" and req.keep_alive
+    head = req.forward(client_ip="10.0.0.1", proto=b"https", strip_auth=True, cookie_name=b"spaces_app_auth",
+                       trust_forwarded=False)
+    assert head == (b"GET /p?q=1 HTTP/1.1\r\nHost: Demo.localhost:8000\r\nCookie: a=1; b=2\r\nX-Other: y\r\n"
+                    b"X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: demo.localhost:8000"
+                    b"\r\n\r\n")
+
+
+def test_connection_header_cannot_drop_framing_headers():
+    req = RequestHead(b"POST / HTTP/1.1\r\nHost: a\r\nConnection: content-length, transfer-encoding, host\r\n"
+                      b"Content-Length: 3")
+    head = req.forward(client_ip="1.1.1.1", proto=b"http", strip_auth=False, cookie_name=None, trust_forwarded=False)
+    assert b"Content-Length: 3" in head and b"Host: a" in head
+
+
+def test_trusted_forwarded_headers_are_appended_to():
+    req = RequestHead(b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 9.9.9.9\r\nX-Forwarded-Proto: https")
+    head = req.forward(client_ip="10.0.0.2", proto=b"http", strip_auth=False, cookie_name=None, trust_forwarded=True)
+    assert b"X-Forwarded-For: 9.9.9.9, 10.0.0.2\r\n" in head and b"X-Forwarded-Proto: https\r\n" in head
+    assert head.count(b"X-Forwarded-For") == 1
+
+
+def test_upgrade_keeps_its_headers():
+    req = RequestHead(b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                      b"Sec-WebSocket-Key: k")
+    assert req.upgrade == b"websocket"
+    head = req.forward(client_ip="1.1.1.1", proto=b"http", strip_auth=False, cookie_name=None, trust_forwarded=False)
+    assert b"Connection: upgrade\r\nUpgrade: websocket\r\n" in head and b"Sec-WebSocket-Key: k" in head
+
+
+@pytest.mark.parametrize("raw,method,kind", [
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 3", b"GET", Framer.LENGTH),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked", b"GET", Framer.CHUNKED),
+    (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream", b"GET", Framer.UNTIL_CLOSE),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 3", b"HEAD", Framer.NONE),
+    (b"HTTP/1.1 304 Not Modified\r\nContent-Length: 3", b"GET", Framer.NONE),
+    (b"HTTP/1.1 100 Continue", b"POST", Framer.NONE),
+])
+def test_response_framing(raw, method, kind):
+    assert ResponseHead(raw, method).framer.kind == kind
+
+
+def test_response_with_nothing_to_drop_is_passed_as_received():
+    raw = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-a: b"
+    assert ResponseHead(raw, b"GET").data == raw + b"\r\n\r\n"
