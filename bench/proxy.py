@@ -7,7 +7,7 @@ and the ratios the proxy issue sets as goals (>= 0.8x nginx's throughput, >= 4x 
 Needs: ``nginx`` and ``wrk`` (Debian packages), configurable-http-proxy from npm (installed into /tmp/chp on first
 use; skipped if npm cannot), uvloop optional (both event loops are measured when it is installed).
 
-    .venv/bin/python bench/proxy.py [--duration 5] [--connections 1,50]
+    .venv/bin/python bench/proxy.py [--duration 3] [--rounds 3] [--connections 1,50]
 
 nginx runs with one worker, like our proxy's one process; ``--nginx-workers auto`` gives it every core.
 """
@@ -20,6 +20,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -109,9 +110,10 @@ def wrk(port: int, connections: int, duration: float, host: str | None) -> dict[
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--connections", default="1,50")
     parser.add_argument("--nginx-workers", default="1")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved runs per target; medians are printed")
     args = parser.parse_args()
     for tool in ("nginx", "wrk"):
         if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
@@ -164,12 +166,15 @@ def main() -> int:
             wrk(port, 10, 1, host)
 
         conns = [int(c) for c in args.connections.split(",")]
-        results: dict[tuple[str, int], dict[str, float]] = {}
-        for c in conns:
-            for name, port, host in targets:
-                results[(name, c)] = wrk(port, c, args.duration, host)
+        # interleaved rounds, median per figure: a busy machine slows whichever target runs at that moment
+        rounds: dict[tuple[str, int], list[dict[str, float]]] = {}
+        for _ in range(args.rounds):
+            for c in conns:
+                for name, port, host in targets:
+                    rounds.setdefault((name, c), []).append(wrk(port, c, args.duration, host))
+        results = {key: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for key, runs in rounds.items()}
 
-        print(f"\nwrk -t1 -d{args.duration:g}s, upstream nginx 'return 200', loopback, {os.cpu_count()} cores\n")
+        print(f"\nwrk -t1 -d{args.duration:g}s x {args.rounds} interleaved rounds (medians), upstream nginx 'return 200', loopback, {os.cpu_count()} cores\n")
         print(f"{'target':30} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'+p50 ms':>8} {'+p99 ms':>8} {'non2xx':>6}")
         for c in conns:
             base = results[("direct", c)]

@@ -48,21 +48,25 @@ def fail(message: str) -> None:
 def serve(host: Optional[str] = typer.Option(None, help="listen address (default 127.0.0.1)"),
           port: Optional[int] = typer.Option(None, help="listen port (default 8000)"),
           data_dir: Optional[Path] = DataDir,
-          log_level: str = typer.Option("info", help="uvicorn log level")) -> None:
-    """Run the platform: the hub API, git over HTTP and the web pages, on one port."""
-    import uvicorn
+          log_level: str = typer.Option("info", help="log level: debug, info, warning")) -> None:
+    """Run the platform on one port: hub API, git, web pages, builder, runtime and the Spaces' public URLs."""
+    import asyncio
+    import logging
 
-    from spaces.hub.app import create_app
+    from spaces.platform import Platform
 
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = settings_with(host=host, port=port, data_dir=data_dir)
     try:
-        application = create_app(settings)
+        platform = Platform(settings)
     except SpacesError as exc:
         fail(exc.message)
-    err.print(f"[bold magenta]spaces[/] serving on [bold]{settings.hub_url}[/] "
-              f"(data in {settings.data_path}, database {settings.db_url.split('://')[0]})")
-    uvicorn.run(application, host=settings.host, port=settings.port, log_level=log_level,
-                timeout_graceful_shutdown=5)
+    err.print(f"[bold magenta]spaces[/] serving on [bold]{settings.hub_url}[/] · apps at "
+              f"{settings.app_host('<space>')} · {settings.runtime.backend} backend · data in {settings.data_path}")
+    try:
+        asyncio.run(platform.serve())
+    except KeyboardInterrupt:
+        pass
 
 
 @token_app.command("create")

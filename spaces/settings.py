@@ -7,12 +7,32 @@ machine with nothing else installed: SQLite and git repositories under ``data_di
 
 from __future__ import annotations
 
+import os
 import secrets
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from spaces.builder.image import DockerBuildSettings
+from spaces.builder.localconfig import LocalBuildSettings
+from spaces.hub.pages.config import PagesSettings
+from spaces.proxy.settings import ProxySettings
+from spaces.runtime.backends.docker import DockerBackendSettings
+from spaces.runtime.backends.kubernetes import KubernetesSettings
+from spaces.runtime.backends.local import LocalBackendSettings
+from spaces.runtime.flavors import FlavorSettings
+from spaces.runtime.nodes import NodesSettings
+from spaces.runtime.quota import QuotaSettings
+from spaces.runtime.scheduler import SchedulerSettings
+
+
+def default_data_dir() -> Path:
+    # Space processes run as their own uids and must traverse to their environments and working copies, which
+    # /root (0700) forbids: as root the platform lives under /var/lib/spaces.
+    return Path("/var/lib/spaces") if os.geteuid() == 0 else Path("~/.spaces")
 
 
 class Limits(BaseModel):
@@ -23,6 +43,19 @@ class Limits(BaseModel):
     page_size: int = Field(1000, description="items per page for listings (trees, Spaces, commits)")
 
 
+class RuntimeSettings(BaseModel):
+    """How Spaces are built and run."""
+
+    backend: Literal["local", "docker", "kubernetes"] = Field(
+        "local", description="where Spaces run: sandboxed local processes, Docker engines or Kubernetes")
+    build_workers: int = Field(2, ge=1, description="builds that run at the same time")
+    sweep_seconds: float = Field(5.0, gt=0, description="the reconciler looks at every Space this often")
+    sleep_sweep_seconds: float = Field(10.0, gt=0, description="the sleeper checks for idle Spaces this often")
+    stop_frozen_after: float = Field(
+        900.0, ge=0, description="a Space asleep (frozen) this long is stopped to give its memory back")
+    default_startup_timeout: float = Field(1800.0, gt=0, description="when README has no startup_duration_timeout")
+
+
 class Settings(BaseSettings):
     """Every knob of the platform. See the configuration table in the README."""
 
@@ -30,7 +63,8 @@ class Settings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="address the server listens on (0.0.0.0 for all interfaces)")
     port: int = Field(8000, description="port the server listens on")
-    data_dir: Path = Field(Path("~/.spaces"), description="git repositories, SQLite database and secret key")
+    data_dir: Path = Field(default_factory=default_data_dir,
+                           description="repositories, database, environments (default /var/lib/spaces as root)")
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default SQLite in data_dir, e.g. postgresql+psycopg://user@host/db"
     )
@@ -43,7 +77,20 @@ class Settings(BaseSettings):
     apps_scheme: str = Field("http", description="scheme of app URLs (https behind a TLS terminator)")
     secret_key: str | None = Field(None, description="signs cookies; default a random key kept in data_dir")
     signup_enabled: bool = Field(True, description="allow anyone to create an account from the web page")
+    redis_url: str | None = Field(None, description="Redis for the route table shared by several proxy processes")
     limits: Limits = Field(default_factory=Limits)
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+    local: LocalBackendSettings = Field(default_factory=LocalBackendSettings)
+    local_build: LocalBuildSettings = Field(default_factory=LocalBuildSettings)
+    docker: DockerBackendSettings = Field(default_factory=DockerBackendSettings)
+    docker_build: DockerBuildSettings = Field(default_factory=DockerBuildSettings)
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    flavors: FlavorSettings = Field(default_factory=FlavorSettings)
+    nodes: NodesSettings = Field(default_factory=NodesSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    quotas: QuotaSettings = Field(default_factory=QuotaSettings)
+    proxy: ProxySettings = Field(default_factory=ProxySettings)
+    pages: PagesSettings = Field(default_factory=PagesSettings)
 
     @property
     def data_path(self) -> Path:

@@ -36,6 +36,9 @@ class LocalBuildSettings(BaseModel):
     pythons: list[Path] = Field(
         default_factory=list, description="extra Python interpreters builds may use, besides those uv finds and "
                                           "pyenv's versions")
+    shared_interpreters: bool = Field(
+        True, description="offer only interpreters every user can run (sandboxed Spaces run as their own uids; "
+                          "pyenv under a 0700 /root would not start for them)")
     search_pyenv: bool = Field(True, description="also offer the interpreters under $PYENV_ROOT/versions")
     missing_system_packages: Literal["fail", "warn"] = Field(
         "fail", description="what a packages.txt entry not installed on this host does to a local build: fail it "

@@ -292,14 +292,15 @@ class LocalEnvBuilder:
         they lack the version, so a code-only push never waits for interpreter discovery."""
         with self._interp_guard:
             if self._interpreters is None or not all(i.path.exists() for i in self._interpreters):
-                self._interpreters = discover(None, {}, list(self.settings.pythons), self.settings.search_pyenv)
+                self._interpreters = discover(None, {}, list(self.settings.pythons), self.settings.search_pyenv,
+                                              shared=self.settings.shared_interpreters)
                 self._asked_uv = False
             available = list(self._interpreters)
             default = self.settings.default_python or ("%d.%d" % available[0].version[:2] if available else "3")
             found = choose(wanted or default, available) if available else None
             if (found is None or found[1] is not None) and not self._asked_uv:
                 self._interpreters = discover(self._uv_bin(), self._env(), list(self.settings.pythons),
-                                              self.settings.search_pyenv)
+                                              self.settings.search_pyenv, shared=self.settings.shared_interpreters)
                 self._asked_uv = True
                 available = list(self._interpreters)
                 found = choose(wanted or default, available) if available else None

@@ -80,13 +80,41 @@ def _pyenv_pythons() -> list[Interpreter]:
     return found
 
 
-def discover(uv: str | None, env: dict[str, str], extra: list[Path], search_pyenv: bool) -> list[Interpreter]:
+def _system_pythons() -> list[Interpreter]:
+    """The distribution's interpreters (/usr/bin/python3.X): always reachable by every user."""
+    found = []
+    for exe in sorted(Path("/usr/bin").glob("python3.[0-9]*")) + sorted(Path("/usr/local/bin").glob("python3.[0-9]*")):
+        v = parse_version(exe.name[len("python"):])
+        if v and exe.is_file() and not exe.name.endswith("-config"):
+            probed = _probe(exe)
+            if probed:
+                found.append(probed)
+    return found
+
+
+def reachable_by_others(path: Path) -> bool:
+    """True when a user other than the owner can run ``path``: sandboxed Spaces run as their own uids, and a
+    virtual environment's interpreter behind a 0700 directory (pyenv under /root) would not start for them."""
+    try:
+        real = path.resolve()
+        if not os.stat(real).st_mode & 0o001:
+            return False
+        return all(os.stat(d).st_mode & 0o001 for d in real.parents)
+    except OSError:
+        return False
+
+
+def discover(uv: str | None, env: dict[str, str], extra: list[Path], search_pyenv: bool,
+             shared: bool = False) -> list[Interpreter]:
     """Every CPython 3 interpreter builds may use, best-preferred first, one per resolved path.
+
+    With ``shared`` (environments run by sandboxed uids) only interpreters other users can reach are offered,
+    and the distribution's come first.
 
     With ``uv=None`` only the cheap sources are read (no subprocess unless ``extra`` is set): the builder asks uv
     (about a second) only when those lack the version a Space wants.
     """
-    candidates: list[Interpreter | None] = [_platform_python()]
+    candidates: list[Interpreter | None] = [*_system_pythons(), _platform_python()] if shared else [_platform_python()]
     candidates += [_probe(p) for p in extra]
     if search_pyenv:
         candidates += _pyenv_pythons()
@@ -94,7 +122,7 @@ def discover(uv: str | None, env: dict[str, str], extra: list[Path], search_pyen
         candidates += _uv_pythons(uv, env)
     seen, out = set(), []
     for c in candidates:
-        if c is None or c.version[0] != 3:
+        if c is None or c.version[0] != 3 or (shared and not reachable_by_others(c.path)):
             continue
         key = c.path.resolve()
         if key not in seen:

@@ -22,6 +22,8 @@ class Hub:
     db: Database
     spaces: SpaceService
     logs: LogBus
+    #: quota and placement (spaces.runtime.capacity.Capacity) when a runtime is attached, for pages and the API
+    capacity: object | None = None
 
     def url(self, path: str = "") -> str:
         """An absolute URL on the hub. huggingface_hub only accepts URLs on the host it called, so without a

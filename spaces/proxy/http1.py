@@ -25,14 +25,15 @@ _HEX = re.compile(rb"[0-9A-Fa-f]{1,15}\Z")
 _DIGITS = re.compile(rb"[0-9]{1,18}\Z")
 
 #: request headers never forwarded: hop-by-hop (RFC 9110 7.6.1) plus everything we set or must not leak.
-#: Searched as b"\n" + name in b"\n" + the lowercased block (names cannot contain spaces: validated).
+#: Searched as b"\r\n" + name in the lowercased head (names cannot contain spaces: validated).
 _DROP_EXACT = frozenset({b"connection", b"keep-alive", b"te", b"trailer", b"upgrade", b"forwarded", b"x-real-ip",
                          b"x-hf-authorization"})
 _DROP_PREFIXES = (b"proxy-", b"x-forwarded-", b"x-spaces-")
-_DROP_SEARCH = re.compile(rb"\n(?:" + b"|".join([n + b":" for n in sorted(_DROP_EXACT)] + list(_DROP_PREFIXES)) + rb")")
+_DROP_SEARCH = re.compile(rb"\r\n(?:" + b"|".join([n + b":" for n in sorted(_DROP_EXACT)] + list(_DROP_PREFIXES)) + rb")")
 #: never dropped because a Connection header lists them (a classic way to make a proxy desynchronise)
 _PROTECTED = frozenset({b"host", b"content-length", b"transfer-encoding", b"authorization", b"cookie", b"close",
                         b"keep-alive", b"upgrade", b""})
+_NOTHING: set[bytes] = set()
 _RESP_DROP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"proxy-authenticate"})
 
 
@@ -125,32 +126,29 @@ class Framer:
 
 
 class _Head:
-    """Header lookup without building a dict: ``block`` is the raw header block (validated), ``low`` is
-    ``b"\n" + block.lower()``, so ``low.find(b"\nname:")`` finds a field and its offset in ``block`` is one less."""
+    """Header lookup without building a dict: ``low`` is the whole head lowercased, so ``low.find(b"\r\nname:")``
+    finds a field at the same offset in ``raw`` (lowercasing ASCII keeps every offset)."""
 
-    __slots__ = ("block", "low")
+    __slots__ = ("raw", "low")
 
     def get(self, name: bytes) -> bytes | None:
-        key = b"\n" + name + b":"
+        key = b"\r\n" + name + b":"
         i = self.low.find(key)
         if i < 0:
             return None
-        start = i + len(key) - 1
-        end = self.block.find(b"\r", start)
-        return self.block[start:end if end >= 0 else len(self.block)].strip(b" \t")
+        start = i + len(key)
+        end = self.raw.find(b"\r", start)
+        return self.raw[start:end if end >= 0 else len(self.raw)].strip(b" \t")
 
     def getall(self, name: bytes) -> list[bytes]:
-        key, block, low = b"\n" + name + b":", self.block, self.low
+        key, raw, low = b"\r\n" + name + b":", self.raw, self.low
         out, i = [], low.find(key)
         while i >= 0:
-            start = i + len(key) - 1
-            end = block.find(b"\r", start)
-            out.append(block[start:end if end >= 0 else len(block)].strip(b" \t"))
-            i = low.find(key, start + 1)
+            start = i + len(key)
+            end = raw.find(b"\r", start)
+            out.append(raw[start:end if end >= 0 else len(raw)].strip(b" \t"))
+            i = low.find(key, start)
         return out
-
-    def has(self, name: bytes) -> bool:
-        return (b"\n" + name + b":") in self.low
 
 
 def _drop_lines(block: bytes, exact: frozenset[bytes] | set[bytes], prefixes: tuple[bytes, ...] = ()) -> bytes:
@@ -192,7 +190,8 @@ class RequestHead(_Head):
                  "drops")
 
     def __init__(self, raw: bytes) -> None:
-        start, _, block = raw.partition(b"\r\n")
+        line_end = raw.find(b"\r\n")
+        start = raw if line_end < 0 else raw[:line_end]
         parts = start.split(b" ")
         if len(parts) != 3 or b"\n" in start or b"\r" in start:
             raise HttpError(400, "malformed request line")
@@ -203,41 +202,46 @@ class RequestHead(_Head):
             raise HttpError(400 if method != b"CONNECT" else 405, "unsupported request method")
         if not (target[:1] == b"/" or (target == b"*" and method == b"OPTIONS")) or b"#" in target:
             raise HttpError(400, "the request target must be a path (origin-form)")
-        if block and not _HEADER_BLOCK.match(block):
+        if line_end >= 0 and not _HEADER_BLOCK.match(raw, line_end + 2):
             raise HttpError(400, "malformed header line (bare CR/LF, folding or a space before ':')")
-        self.method, self.target, self.version, self.block = method, target, version, block
-        self.low = low = b"\n" + block.lower()
+        self.method, self.target, self.version, self.raw = method, target, version, raw
+        self.low = low = raw.lower()
 
-        hosts = self.getall(b"host")
-        if not hosts:
+        i = low.find(b"\r\nhost:")
+        if i < 0:
             if version == b"HTTP/1.1":
                 raise HttpError(400, "a Host header is required")
             self.host = self.hostname = b""
-        elif len(hosts) > 1 or not _HOST.match(hosts[0]):
-            raise HttpError(400, "exactly one valid Host header is required")
         else:
-            host = self.host = hosts[0].lower()
+            end = low.find(b"\r", i + 7)
+            host = low[i + 7:end if end >= 0 else len(low)].strip(b" \t")
+            if low.find(b"\r\nhost:", i + 7) >= 0 or not _HOST.match(host):
+                raise HttpError(400, "exactly one valid Host header is required")
+            self.host = host
             if host[:1] == b"[":
                 self.hostname = host[:host.index(b"]") + 1]
             else:
-                self.hostname = host.split(b":", 1)[0]
+                colon = host.find(b":")
+                self.hostname = host if colon < 0 else host[:colon]
 
-        if b"\ntransfer-encoding:" in low:
-            if b"\ncontent-length:" in low:
+        if b"\r\ntransfer-encoding:" in low:
+            if b"\r\ncontent-length:" in low:
                 raise HttpError(400, "both Content-Length and Transfer-Encoding")
             if version == b"HTTP/1.0":
                 raise HttpError(400, "Transfer-Encoding in an HTTP/1.0 request")
             _chunked_only(self.getall(b"transfer-encoding"))
             self.framer = Framer(Framer.CHUNKED)
-        elif b"\ncontent-length:" in low:
+        elif b"\r\ncontent-length:" in low:
             n = _content_length(self.getall(b"content-length"))
             self.framer = Framer(Framer.LENGTH, n) if n else Framer(Framer.NONE)
         else:
             self.framer = Framer(Framer.NONE)
 
         self.upgrade = None
-        self.listed: set[bytes] = set()
-        if b"\nconnection:" in low:
+        self.listed: set[bytes] = _NOTHING
+        #: any header to drop present at all? (the common request has none: its block is forwarded as is)
+        self.drops = drops = _DROP_SEARCH.search(low) is not None
+        if drops and b"\r\nconnection:" in low:
             tokens = _tokens(self.getall(b"connection"))
             self.keep_alive = b"close" not in tokens and (version == b"HTTP/1.1" or b"keep-alive" in tokens)
             if b"upgrade" in tokens and version == b"HTTP/1.1":
@@ -245,20 +249,20 @@ class RequestHead(_Head):
             self.listed = tokens - _PROTECTED  # other headers the client names as hop-by-hop (rare)
         else:
             self.keep_alive = version == b"HTTP/1.1"
-        #: any header to drop present at all? (the common request has none: its block is forwarded as is)
-        self.drops = _DROP_SEARCH.search(low) is not None
 
     def forward(self, *, client_ip: str, proto: bytes, strip_auth: bool, cookie_name: bytes | None,
                 trust_forwarded: bool) -> bytes:
         """The head to send upstream: hop-by-hop headers dropped (and Authorization when ``strip_auth``), our
         cookie removed, X-Forwarded-For/Proto/Host set (appended to the client's only when ``trust_forwarded``)."""
-        block = self.block
-        if self.drops or self.listed or (strip_auth and b"\nauthorization:" in self.low):
+        raw = self.raw
+        line_end = raw.find(b"\r\n")
+        block = b"" if line_end < 0 else raw[line_end + 2:]
+        if self.drops or (strip_auth and b"\r\nauthorization:" in self.low):
             exact = _DROP_EXACT | self.listed if self.listed else _DROP_EXACT
             if strip_auth:
                 exact = exact | {b"authorization"}
             block = _drop_lines(block, exact, _DROP_PREFIXES)
-        if cookie_name is not None and cookie_name in block and b"\ncookie:" in self.low:
+        if cookie_name is not None and cookie_name in block and b"\r\ncookie:" in self.low:
             block = _drop_cookie(block, cookie_name)
         xff = client_ip.encode()
         if trust_forwarded:
@@ -300,45 +304,77 @@ def cookie_value(req: RequestHead, cookie_name: bytes) -> str | None:
     return None
 
 
+_KEEP_ALIVE = frozenset({b"keep-alive"})
+
+
+def _value_at(low: bytes, start: int) -> bytes:
+    end = low.find(b"\r", start)
+    return low[start:end if end >= 0 else len(low)].strip(b" \t")
+
+
 class ResponseHead(_Head):
     """One parsed response head: status, how its body is framed, and the head to send to the client."""
 
     __slots__ = ("status", "framer", "keep_alive", "data")
 
     def __init__(self, raw: bytes, request_method: bytes) -> None:
-        start, _, block = raw.partition(b"\r\n")
-        code = start[9:12]
-        if start[:9] not in (b"HTTP/1.1 ", b"HTTP/1.0 ") or not code.isdigit() or (
+        code = raw[9:12]
+        if raw[:9] not in (b"HTTP/1.1 ", b"HTTP/1.0 ") or not code.isdigit() or (
                 raw.count(b"\n") != raw.count(b"\r\n")):
             raise HttpError(502, "the app sent a malformed response")
         self.status = status = int(code)
-        self.block = block
-        self.low = low = b"\n" + block.lower()
-        tokens = _tokens(self.getall(b"connection")) if b"\nconnection:" in low else set()
-        self.keep_alive = b"close" not in tokens and (start[5:8] == b"1.1" or b"keep-alive" in tokens)
+        self.raw = raw
+        self.low = low = raw.lower()
+        conn_at = low.find(b"\r\nconnection:")
+        if conn_at < 0:
+            tokens = _NOTHING
+        elif _value_at(low, conn_at + 13) == b"keep-alive" and low.find(b"\r\nconnection:", conn_at + 13) < 0:
+            tokens = _KEEP_ALIVE  # what nginx and most servers send: skip the general parse
+        else:
+            tokens = _tokens(self.getall(b"connection"))
+        self.keep_alive = b"close" not in tokens and (raw[5:8] == b"1.1" or b"keep-alive" in tokens)
         drop_cl = False
         if status < 200 or status in (204, 304) or request_method == b"HEAD":
             self.framer = Framer(Framer.NONE)
-        elif b"\ntransfer-encoding:" in low:
+        elif b"\r\ntransfer-encoding:" in low:
             te = self.getall(b"transfer-encoding")
             if te[-1].lower().rsplit(b",", 1)[-1].strip() == b"chunked":
                 self.framer = Framer(Framer.CHUNKED)
             else:
                 self.framer = Framer(Framer.UNTIL_CLOSE)
-            drop_cl = b"\ncontent-length:" in low
-        elif b"\ncontent-length:" in low:
-            try:
-                n = _content_length(self.getall(b"content-length"))
-            except HttpError:
-                raise HttpError(502, "the app sent an invalid Content-Length") from None
+            drop_cl = b"\r\ncontent-length:" in low
+        elif (cl_at := low.find(b"\r\ncontent-length:")) >= 0:
+            value = _value_at(low, cl_at + 17)
+            if _DIGITS.match(value) and low.find(b"\r\ncontent-length:", cl_at + 17) < 0:
+                n = int(value)
+            else:
+                try:
+                    n = _content_length(self.getall(b"content-length"))
+                except HttpError:
+                    raise HttpError(502, "the app sent an invalid Content-Length") from None
             self.framer = Framer(Framer.LENGTH, n)
         else:
             self.framer = Framer(Framer.UNTIL_CLOSE)
-        if status == 101 or not (tokens or drop_cl or b"\nkeep-alive:" in low or b"\nproxy-" in low):
-            self.data = raw + b"\r\n\r\n"  # common case: nothing to drop, send the bytes as received
+        if status == 101:
+            self.data = raw + b"\r\n\r\n"
             return
-        exact = _RESP_DROP | (tokens - _PROTECTED)
-        if drop_cl:
-            exact = exact | {b"content-length"}
-        block = _drop_lines(block, exact)
-        self.data = start + b"\r\n" + block + b"\r\n\r\n" if block else start + b"\r\n\r\n"
+        proxy_at = low.find(b"\r\nproxy-")
+        ka_at = low.find(b"\r\nkeep-alive:")
+        if conn_at < 0 and ka_at < 0 and proxy_at < 0 and not drop_cl:
+            self.data = raw + b"\r\n\r\n"  # nothing to drop: send the bytes as received
+            return
+        listed = tokens - _PROTECTED
+        if listed or drop_cl or proxy_at >= 0 or low.find(b"\r\nconnection:", conn_at + 1) >= 0 or (
+                ka_at >= 0 and low.find(b"\r\nkeep-alive:", ka_at + 1) >= 0):
+            line_end = raw.find(b"\r\n")
+            exact = _RESP_DROP | listed
+            if drop_cl:
+                exact = exact | {b"content-length"}
+            block = _drop_lines(raw[line_end + 2:], exact) if line_end >= 0 else b""
+            self.data = raw[:line_end] + b"\r\n" + block + b"\r\n\r\n" if block else raw[:line_end] + b"\r\n\r\n"
+            return
+        # common case: a single "Connection: keep-alive" (and maybe "Keep-Alive: ..."): cut those lines out
+        for at in sorted((x for x in (conn_at, ka_at) if x >= 0), reverse=True):
+            end = raw.find(b"\r\n", at + 2)
+            raw = raw[:at] + (raw[end:] if end >= 0 else b"")
+        self.data = raw + b"\r\n\r\n"

@@ -48,6 +48,10 @@ class RouteUpdate:
     private: bool
     owner_id: str
     message: str
+    title: str = ""
+    stage: str = ""
+    static_root: str | None = None  # static Spaces: the working copy the platform serves
+    app_file: str | None = None
 
 
 class Reconciler:
@@ -176,9 +180,11 @@ class Reconciler:
 
         SpaceService.set_stage(space, stage, reason, message)
 
-    def _route(self, space: Space, state: str, upstream: tuple[str, int] | None, message: str = "") -> None:
+    def _route(self, space: Space, state: str, upstream: tuple[str, int] | None, message: str = "",
+               static_root: str | None = None) -> None:
         self.publish_route(RouteUpdate(space.id, space.subdomain, state, upstream, space.private, space.owner_id,
-                                       message or space.stage_message))
+                                       message or space.stage_message, title=space.repo_id, stage=space.stage,
+                                       static_root=static_root, app_file=(space.card_data or {}).get("app_file")))
 
     def _wind_down(self, s, space: Space, current: Handle | None, previous: Handle | None,  # noqa: ANN001
                    obs: Observed | None) -> None:
@@ -270,7 +276,7 @@ class Reconciler:
         space.restarts = 0 if space.stage != SpaceStage.RUNNING.value else space.restarts
         if space.stage not in (SpaceStage.RUNNING_BUILDING.value, SpaceStage.BUILD_ERROR.value):
             self._set_stage(space, SpaceStage.RUNNING, "running", "The app is running.")
-        self._route(space, "running", obs.address)
+        self._route(space, "running", obs.address, static_root=current.data.get("static"))
         with self._lock:
             listeners = self._ready_listeners.pop(space.id, [])
         for cb in listeners:

@@ -86,6 +86,8 @@ class SpaceService:
         self.on_change: Callable[[str], None] | None = None
         #: instance record -> None, called after a Space is deleted so its workloads are stopped
         self.on_deleted: Callable[[dict], None] | None = None
+        #: (session, account, flavor) -> None, raises QuotaExceeded: checked whenever hardware is asked for
+        self.check_quota: Callable[[Session, Account, str], None] | None = None
 
     def changed(self, s: Session, space: Space) -> None:
         """Tell the runtime, once this transaction commits, that the Space's desired state changed."""
@@ -138,6 +140,8 @@ class SpaceService:
         if existing is not None:
             raise RepoExists("You already created this space repo", repo_id=existing.repo_id)
         flavor = hw.get_flavor(hardware or "cpu-basic").name
+        if self.check_quota is not None:
+            self.check_quota(s, owner, flavor)
         if sleep_time is not None and sleep_time != -1 and sleep_time < 60:
             raise BadRequest("sleepTimeSeconds must be -1 (never sleep) or at least 60 seconds.")
         space = Space(id=new_id(), owner_id=owner.id, owner=owner, name=name, repo_id=repo_id, key=repo_id.lower(),
@@ -262,7 +266,10 @@ class SpaceService:
                      sleep_time: int | None) -> None:
         # gradio_client's duplicate may send {"flavor": null} when the source has no current hardware: keep it.
         if flavor is not None:
-            space.hardware = hw.get_flavor(flavor).name
+            name = hw.get_flavor(flavor).name
+            if self.check_quota is not None and name != space.hardware:
+                self.check_quota(s, space.owner, name)
+            space.hardware = name
         if sleep_time is not None:
             self.set_sleep_time(space, sleep_time)
         self.changed(s, space)

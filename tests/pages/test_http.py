@@ -394,7 +394,9 @@ def test_tokens_page(web) -> None:  # noqa: ANN001
 def test_usage_and_admin_pages(web, pages_server: Server) -> None:  # noqa: ANN001
     w = web()
     w.sign_up()
-    assert w.get("/settings/usage").status_code == 200
+    usage = w.get("/settings/usage")
+    assert usage.status_code == 200
+    assert usage.text.count('id="by-flavor"') == 1 and w.name in usage.text
     assert w.get("/admin").status_code == 404  # not an admin: the page does not exist for them
     pages_server.user(w.name, admin=True)
     admin = w.get("/admin")

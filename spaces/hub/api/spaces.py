@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from email.utils import formatdate
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
@@ -358,5 +357,5 @@ async def logs(ns: str, name: str, kind: str, request: Request) -> StreamingResp
             hub.logs.unsubscribe(space_id, kind, queue)
 
     return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Date": formatdate(usegmt=True), "Cache-Control": "no-cache",
+                             headers={"Cache-Control": "no-cache",
                                       "X-Accel-Buffering": "no"})

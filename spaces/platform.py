@@ -1,0 +1,217 @@
+"""The composition root: one process runs the hub, the builder, the reconciler, the sleeper and the proxy.
+
+``spaces serve`` builds a :class:`Platform` and runs it: uvicorn serves the hub on a unix socket inside the data
+dir, and the proxy, the only public listener, routes ``{subdomain}.{apps domain}`` to running Spaces and
+everything else to that socket. Workers (builds, reconcile, sleep) are threads; the proxy and the hub share the
+event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from pathlib import Path
+
+from spaces.builder.detect import plan_checkout
+from spaces.builder.errors import BuildFailed
+from spaces.builder.plan import Artifact, BuildPlan
+from spaces.db.models import Space
+from spaces.hub.app import build_hub, create_app
+from spaces.proxy.routes import MemoryRouteTable, Route
+from spaces.proxy.server import ProxyServer
+from spaces.runtime.capacity import Capacity, placement_json
+from spaces.runtime.contracts import Handle, Limits
+from spaces.runtime.flavors import FlavorCatalog
+from spaces.runtime.nodes import detect_local_node, node_from_config
+from spaces.runtime.reconciler import Reconciler, RouteUpdate
+from spaces.runtime.sleeper import Sleeper
+from spaces.runtime.specs import instance_spec, variables_and_secrets, workdir_for
+from spaces.runtime.static_site import StaticSites
+from spaces.services import accounts
+from spaces.services.builds import BuildService
+from spaces.services.wake import WakeService
+from spaces.settings import Settings
+
+log = logging.getLogger("spaces")
+
+
+class LocalArtifacts:
+    """The local backend's builder: uv environments (shared by content address); static Spaces need none."""
+
+    def __init__(self, settings: Settings) -> None:
+        from spaces.builder.localenv import LocalEnvBuilder
+
+        self.envs = LocalEnvBuilder(settings.local_build, data_dir=settings.data_path)
+
+    def build(self, plan: BuildPlan, *, space_id: str, sha: str, context: Path, variables: dict, secrets: dict,
+              log, factory: bool) -> Artifact:  # noqa: ANN001
+        if plan.sdk == "static":
+            log("built", "Static Space: no environment to build; files are served as they are")
+            return Artifact("static", "", plan.env_digest, sha)
+        if plan.sdk == "docker":
+            raise BuildFailed("Docker Spaces need the docker backend: run the server with "
+                              "SPACES_RUNTIME__BACKEND=docker (see the README), or use sdk: gradio / streamlit.")
+        return self.envs.build(plan, sha, log)
+
+
+def make_backend(settings: Settings):  # noqa: ANN201
+    kind = settings.runtime.backend
+    if kind == "docker":
+        from spaces.runtime.backends.docker import DockerBackend
+
+        return DockerBackend(settings.docker)
+    if kind == "kubernetes":
+        from spaces.runtime.backends.kubernetes import KubernetesBackend
+
+        return KubernetesBackend(settings.kubernetes, FlavorCatalog(settings.flavors))
+    from spaces.runtime.backends.local import LocalBackend
+
+    return LocalBackend(settings.local)
+
+
+def make_builder(settings: Settings):  # noqa: ANN201
+    if settings.runtime.backend in ("docker", "kubernetes"):
+        from spaces.builder.image import DockerImageBuilder
+
+        return DockerImageBuilder(settings.docker_build)
+    return LocalArtifacts(settings)
+
+
+def make_routes(settings: Settings):  # noqa: ANN201
+    if settings.redis_url:
+        from spaces.proxy.redis_routes import RedisRouteTable
+
+        return RedisRouteTable(settings.redis_url)
+    return MemoryRouteTable()
+
+
+class Platform:
+    def __init__(self, settings: Settings) -> None:
+        if "root" not in settings.local.model_fields_set:
+            settings.local = settings.local.model_copy(update={"root": settings.data_path / "local"})
+        self.settings = settings
+        self.hub = hub = build_hub(settings)
+        self.backend = make_backend(settings)
+        self.routes = make_routes(settings)
+        self.catalog = FlavorCatalog(settings.flavors)
+        nodes = [node_from_config(n) for n in settings.nodes.nodes]
+        if settings.nodes.detect_local:
+            nodes.insert(0, detect_local_node(labels=settings.nodes.local_labels))
+        self.capacity = Capacity(self.catalog, nodes, settings.quotas, settings.scheduler.policy())
+        self.work_root = settings.data_path / "work"
+        self.work_root.mkdir(parents=True, exist_ok=True)
+        self.static = StaticSites(settings.apps_base_domain)
+        self._static_addr: tuple[str, int] | None = None
+        self.reconciler = Reconciler(hub.db, self.backend, hub.logs, start_instance=self._start_instance,
+                                     publish_route=self._publish_route, sweep_seconds=settings.runtime.sweep_seconds,
+                                     stop_frozen_after=settings.runtime.stop_frozen_after)
+        self.builds = BuildService(hub.db, hub.logs, repo_for=hub.spaces.repo, builder=make_builder(settings),
+                                   planner=plan_checkout, workers=settings.runtime.build_workers,
+                                   on_built=self.reconciler.nudge, env_for=variables_and_secrets)
+        hub.spaces.on_revision = self.builds.submit
+        hub.spaces.on_change = self.reconciler.nudge
+        hub.spaces.on_deleted = self._stop_deleted
+        hub.spaces.check_quota = self.capacity.check_quota
+        hub.capacity = self.capacity
+        self.wake = WakeService(hub.db, self.reconciler, timeout=settings.proxy.wake_timeout)
+        self.hub_socket = settings.data_path / "run" / "hub.sock"
+        self.proxy = ProxyServer(routes=self.routes, apps_domain=settings.apps_base_domain,
+                                 hub_upstream=str(self.hub_socket), waker=self.wake.wake,
+                                 authorize=self._authorize, on_upstream_dead=self.reconciler.nudge,
+                                 settings=settings.proxy)
+        self.sleeper = Sleeper(hub.db, last_seen=self.proxy.activity.last_seen, nudge=self.reconciler.nudge,
+                               interval=settings.runtime.sleep_sweep_seconds)
+        self.app = create_app(settings, hub)
+
+    # ---- glue called by the reconciler --------------------------------------------------------------------
+    def _start_instance(self, s, space: Space, artifact: Artifact) -> tuple[Handle, dict]:  # noqa: ANN001
+        placement = self.capacity.reserve(s, space)
+        flavor = self.catalog.get(space.hardware)
+        limits = Limits(cpu=flavor.limits.cpu, memory_mb=flavor.limits.memory_mb, gpus=placement.gpus)
+        workdir = workdir_for(self.work_root, self.hub.spaces.repo(space), space.id, artifact.sha)
+        timeout = (space.card_data or {}).get("startup_duration_timeout")
+        spec = instance_spec(s, space, artifact, app_host=self.settings.app_host(space.subdomain), workdir=workdir,
+                             limits=limits, node=placement.node,
+                             startup_timeout=_seconds(timeout, self.settings.runtime.default_startup_timeout))
+        return self.backend.start(spec), placement_json(placement)
+
+    def _publish_route(self, update: RouteUpdate) -> None:
+        upstream = update.upstream
+        if update.static_root:
+            self.static.roots[update.subdomain] = (Path(update.static_root), update.app_file or "index.html")
+            upstream = self._static_addr
+        elif update.subdomain in self.static.roots and update.state != "running":
+            self.static.roots.pop(update.subdomain, None)
+        self.routes.put(update.subdomain, Route(update.space_id, upstream, update.state, update.private,
+                                                update.owner_id, update.message, update.title, update.stage))
+
+    def _stop_deleted(self, instance: dict) -> None:
+        for key in ("current", "previous"):
+            if instance.get(key):
+                try:
+                    self.backend.stop(Handle.from_json(instance[key]))
+                except Exception:
+                    log.exception("stopping a deleted Space's instance failed")
+
+    async def _authorize(self, space_id: str, token: str | None, ticket: str | None) -> bool:
+        """May this token (or browser ticket from the hub) see this private Space?"""
+        def check() -> bool:
+            with self.hub.db.session() as s:
+                space = s.get(Space, space_id)
+                if space is None:
+                    return False
+                if token is not None:
+                    try:
+                        principal = accounts.authenticate(s, token)
+                    except Exception:
+                        return False
+                    return accounts.may_read_namespace(s, principal, space.owner)
+                if ticket is not None:
+                    from spaces.hub.tickets import verify_ticket
+
+                    return verify_ticket(self.settings.signing_key, ticket, space_id) is not None
+                return False
+        return await asyncio.to_thread(check)
+
+    # ---- running ------------------------------------------------------------------------------------------
+    async def serve(self) -> None:
+        import uvicorn
+
+        self.hub_socket.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.hub_socket.parent, 0o700)  # no Space uid may reach the hub's socket directly
+        if self.hub_socket.exists():
+            self.hub_socket.unlink()
+        hub_server = uvicorn.Server(uvicorn.Config(self.app, uds=str(self.hub_socket), log_level="warning",
+                                                   proxy_headers=True, forwarded_allow_ips="*",
+                                                   timeout_graceful_shutdown=5))
+        static_sock = socket.socket()
+        static_sock.bind(("127.0.0.1", 0))
+        self._static_addr = static_sock.getsockname()
+        static_server = uvicorn.Server(uvicorn.Config(self.static, log_level="warning"))
+        self.builds.start()
+        self.reconciler.start()
+        self.sleeper.start()
+        await self.proxy.start(self.settings.host, self.settings.port)
+        static_task = asyncio.create_task(static_server.serve(sockets=[static_sock]))
+        try:
+            await hub_server.serve()
+        finally:
+            static_server.should_exit = True
+            await self.proxy.close()
+            self.sleeper.stop()
+            self.reconciler.stop()
+            self.builds.stop()
+            await asyncio.wait([static_task], timeout=5)
+
+
+def _seconds(value, default: float) -> float:  # noqa: ANN001
+    if value in (None, ""):
+        return default
+    from spaces.domain.cardconfig import parse_duration
+
+    try:
+        return float(parse_duration(str(value)))
+    except Exception:
+        return default
