@@ -17,7 +17,8 @@ from pathlib import Path
 from spaces.builder.detect import plan_checkout
 from spaces.builder.errors import BuildFailed
 from spaces.builder.plan import Artifact, BuildPlan
-from spaces.db.models import Space
+from spaces.db.models import Account, Space
+from spaces.errors import SpacesError
 from spaces.hub.app import build_hub, create_app
 from spaces.proxy.routes import MemoryRouteTable, Route
 from spaces.proxy.server import ProxyServer
@@ -92,6 +93,9 @@ class Platform:
         if "root" not in settings.local.model_fields_set:
             settings.local = settings.local.model_copy(update={"root": settings.data_path / "local"})
         self.settings = settings
+        if settings.runtime.backend == "local" and Path("/tmp") in [settings.data_path, *settings.data_path.parents]:
+            raise SpacesError(f"The data dir {settings.data_path} is under /tmp, which every Space replaces with a "
+                              "private /tmp of its own; use another place (e.g. /var/lib/spaces or /var/tmp/...).")
         self.hub = hub = build_hub(settings)
         self.backend = make_backend(settings)
         self.routes = make_routes(settings)
@@ -171,7 +175,11 @@ class Platform:
                 if ticket is not None:
                     from spaces.hub.tickets import verify_ticket
 
-                    return verify_ticket(self.settings.signing_key, ticket, space_id) is not None
+                    user_id = verify_ticket(self.settings.signing_key, ticket, space_id)
+                    user = s.get(Account, user_id) if user_id else None
+                    # access is checked again now: a ticket outlives nothing its holder has lost since
+                    return user is not None and accounts.may_read_namespace(
+                        s, accounts.Principal(user, "read"), space.owner)
                 return False
         return await asyncio.to_thread(check)
 

@@ -11,6 +11,7 @@ from spaces.db.session import Database
 from spaces.hub import errors
 from spaces.hub.api import files, repos, spaces
 from spaces.hub.context import Hub, request_base
+from spaces.hub.git_http import install_hooks
 from spaces.hub.git_http import router as git_router
 from spaces.hub.limits import BodyLimit
 from spaces.services.logs import LogBus
@@ -21,10 +22,19 @@ log = logging.getLogger("spaces")
 
 
 def build_hub(settings: Settings) -> Hub:
+    # The data dir is traversable (0711) so sandboxed Spaces reach their environments and working copies; what
+    # holds user data or secrets (repositories, database, key) is readable by the platform's user only.
     settings.data_path.mkdir(parents=True, exist_ok=True)
+    settings.data_path.chmod(0o711)
     settings.repos_path.mkdir(parents=True, exist_ok=True)
+    settings.repos_path.chmod(0o700)
     db = Database(settings.db_url)
     db.migrate()
+    if settings.db_url.startswith("sqlite:///"):
+        for suffix in ("", "-wal", "-shm"):
+            path = settings.data_path / f"spaces.db{suffix}"
+            if path.exists():
+                path.chmod(0o600)
     return Hub(settings=settings, db=db, spaces=SpaceService(settings.repos_path), logs=LogBus(db))
 
 
@@ -40,6 +50,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
     app = FastAPI(title="spaces", version="0.1.0", lifespan=lifespan, docs_url="/api/docs", redoc_url=None,
                   openapi_url="/api/openapi.json")
     app.state.hub = hub
+    app.state.git_hooks = install_hooks(settings.data_path)
     errors.install(app)
     # Fixed /api/spaces/... paths come first: spaces.router registers them before {ns}/{name}.
     app.include_router(repos.router)

@@ -40,7 +40,10 @@ def _authorize(request: Request, repo_id: str, write: bool):  # noqa: ANN202
         accounts.check_read(s, principal, space)
         if write:
             accounts.check_write(s, principal, space)
-        return space.id, hub.spaces.repo(space).path
+        urls = {"SPACES_SPACE_URL": hub.space_url(space.repo_id),
+                "SPACES_LOGS_URL": hub.url(f"/api/spaces/{space.repo_id}/logs/build"),
+                "SPACES_APP_URL": hub.settings.app_host(space.subdomain)}
+        return space.id, hub.spaces.repo(space).path, urls
 
 
 def _challenge(repo_id: str) -> SpacesError:
@@ -48,8 +51,34 @@ def _challenge(repo_id: str) -> SpacesError:
                        "token as the password.", code="RepoNotFound", status=401)
 
 
-async def _cgi(request: Request, repo_path, service_path: str, body: bool) -> Response:  # noqa: ANN001
+POST_RECEIVE = """#!/bin/sh
+# Installed by spaces: tells the pusher what happens next (printed by git as "remote:" lines).
+while read old new ref; do
+  if [ "$ref" = "refs/heads/main" ] && [ "$new" != "0000000000000000000000000000000000000000" ]; then
+    short=$(printf %.7s "$new")
+    echo "spaces: received $short on main; building it now."
+    echo "spaces: follow the build at $SPACES_SPACE_URL?tab=logs"
+    echo "spaces: or: curl -N $SPACES_LOGS_URL"
+    echo "spaces: the app will be at $SPACES_APP_URL"
+  fi
+done
+"""
+
+
+def install_hooks(data_dir) -> str:  # noqa: ANN001
+    """Write the shared hooks directory (``core.hooksPath`` for every push) and return its path."""
+    hooks = data_dir / "git-hooks"
+    hooks.mkdir(parents=True, exist_ok=True)
+    hook = hooks / "post-receive"
+    if not hook.exists() or hook.read_text() != POST_RECEIVE:
+        hook.write_text(POST_RECEIVE)
+    hook.chmod(0o755)
+    return str(hooks)
+
+
+async def _cgi(request: Request, repo_path, service_path: str, body: bool, extra_env: dict) -> Response:  # noqa: ANN001
     env = {
+        **extra_env,
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "GIT_PROJECT_ROOT": str(repo_path.parent),
         "GIT_HTTP_EXPORT_ALL": "1",
@@ -157,10 +186,12 @@ async def receive_pack(ns: str, name: str, request: Request) -> Response:
 async def _serve(request: Request, ns: str, name: str, service_path: str, *, write: bool, body: bool) -> Response:
     repo_id = _repo_id(ns, name)
     try:
-        space_id, repo_path = await run_in_threadpool(_authorize, request, repo_id, write)
+        space_id, repo_path, urls = await run_in_threadpool(_authorize, request, repo_id, write)
     except SpacesError as exc:
         resp = error_response(request, exc.status, exc.code, exc.message)
         if exc.status == 401:
             resp.headers["WWW-Authenticate"] = 'Basic realm="spaces"'
         return resp
-    return await _cgi(request, repo_path, service_path, body)
+    hooks = request.app.state.git_hooks
+    extra = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "core.hooksPath", "GIT_CONFIG_VALUE_0": hooks, **urls}
+    return await _cgi(request, repo_path, service_path, body, extra)
