@@ -120,6 +120,73 @@ def org_create(name: str, member: list[str] = typer.Option([], "--member", help=
     err.print(f"organization [bold]{name}[/] ready with {len(member)} member(s) added")
 
 
+def _capacity(settings: Settings):  # noqa: ANN202
+    from spaces.runtime.capacity import Capacity
+    from spaces.runtime.flavors import FlavorCatalog
+    from spaces.runtime.nodes import detect_local_node, node_from_config
+
+    nodes = [node_from_config(n) for n in settings.nodes.nodes]
+    if settings.nodes.detect_local:
+        nodes.insert(0, detect_local_node(labels=settings.nodes.local_labels))
+    return Capacity(FlavorCatalog(settings.flavors), nodes, settings.quotas, settings.scheduler.policy())
+
+
+@app.command()
+def nodes(data_dir: Optional[Path] = DataDir) -> None:
+    """Nodes with their capacity and what running Spaces hold on them, and the queue."""
+    from rich.table import Table
+
+    settings = settings_with(data_dir=data_dir)
+    capacity = _capacity(settings)
+    with _db(data_dir).session() as s:
+        rows, queue = capacity.nodes_report(s), capacity.queue_report(s)
+    table = Table(title="nodes")
+    for col in ("node", "backend", "cpu used/total", "memory used/total", "GPUs", "Spaces"):
+        table.add_column(col)
+    for n in rows:
+        gpus = ", ".join(f"{g['index']}:{g['model']}{'*' if g['used'] else ''}" for g in n["gpus"]) or "-"
+        table.add_row(n["name"], n["backend"], f"{n['used']['cpu']:g}/{n['cpu']:g}",
+                      f"{n['used']['memoryMB']}/{n['memoryMB']} MB", gpus, str(n["used"]["spaces"]))
+    Console().print(table)
+    for q in queue:
+        Console().print(f"waiting: {q['id']} ({q['flavor']}) since {q['since']}: {q['message']}")
+
+
+@app.command()
+def usage(account: str, data_dir: Optional[Path] = DataDir) -> None:
+    """This month's usage and quota of a user or organization."""
+    import json
+
+    from spaces.services import accounts
+
+    settings = settings_with(data_dir=data_dir)
+    with _db(data_dir).session() as s:
+        acc = accounts.find_account(s, account)
+        if acc is None:
+            fail(f"No account named {account}.")
+        print(json.dumps(_capacity(settings).report(s, acc), indent=2))
+
+
+@app.command()
+def grant(account: str, key: str = typer.Argument(..., help="running:<flavor>, running:*, gpu_minutes or "
+                                                             "credits_micro_usd"),
+          value: int = typer.Argument(..., help="the limit; -1 for unlimited"),
+          data_dir: Optional[Path] = DataDir) -> None:
+    """Grant an account more quota, e.g. `spaces grant alice running:t4-small 1`."""
+    from spaces.runtime.quotagrants import set_grant
+    from spaces.services import accounts
+
+    try:
+        with _db(data_dir).session() as s:
+            acc = accounts.find_account(s, account)
+            if acc is None:
+                fail(f"No account named {account}.")
+            set_grant(s, acc, key, value)
+    except SpacesError as exc:
+        fail(exc.message)
+    err.print(f"{account}: {key} = {'unlimited' if value < 0 else value}")
+
+
 @app.command()
 def sleep(space: str = typer.Argument(..., help="OWNER/NAME"),
           url: Optional[str] = typer.Option(None, help="the running server (default http://127.0.0.1:PORT)"),

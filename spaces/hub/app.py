@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from spaces.db.session import Database
 from spaces.hub import errors
-from spaces.hub.api import files, repos, spaces
+from spaces.hub.api import admin, files, repos, spaces
 from spaces.hub.context import Hub, request_base
 from spaces.hub.git_http import install_hooks
 from spaces.hub.git_http import router as git_router
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
     app.include_router(repos.router)
     app.include_router(spaces.router)
     app.include_router(files.router)
+    app.include_router(admin.router)
     app.include_router(git_router)
     app.add_middleware(BodyLimit, limits=settings.limits)
 

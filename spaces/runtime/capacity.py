@@ -36,17 +36,59 @@ class Capacity:
         grants = {g.key: g.value for g in s.scalars(select(QuotaGrant).where(QuotaGrant.account_id == account.id))}
         return q.quota_for(self.quotas, grants, is_admin=account.is_admin)
 
-    def account_usage(self, s: Session, account: Account, *, exclude: str | None = None) -> q.QuotaUsage:
-        spaces = s.scalars(select(Space).where(Space.owner_id == account.id, Space.instance.is_not(None),
-                                               Space.asleep.is_(False)))
-        running = Counter(sp.hardware for sp in spaces if sp.id != exclude)
-        now = datetime.now(timezone.utc)
+    def metered(self, s: Session, account: Account, now: datetime | None = None) -> tuple[q.Period, q.Usage]:
+        """This calendar month's billed usage of the account (running time only, at the flavors' prices)."""
+        now = now or datetime.now(timezone.utc)
         period = q.Period.month_of(now)
-        rows = s.scalars(select(UsageInterval).where(UsageInterval.account_id == account.id))
+        rows = s.scalars(select(UsageInterval).where(UsageInterval.account_id == account.id,
+                                                     (UsageInterval.ended_at.is_(None))
+                                                     | (UsageInterval.ended_at >= period.start)))
         intervals = [q.Interval(r.space_id, r.flavor, "running", _aware(r.started_at), _aware(r.ended_at) or now)
                      for r in rows]
-        usage = q.bill(intervals, self.catalog.prices(), period)
-        return usage.as_quota_usage(dict(running))
+        return period, q.bill(intervals, self.catalog.prices(), period)
+
+    def running_counts(self, s: Session, account: Account, *, exclude: str | None = None) -> Counter:
+        spaces = s.scalars(select(Space).where(Space.owner_id == account.id, Space.instance.is_not(None),
+                                               Space.asleep.is_(False)))
+        return Counter(sp.hardware for sp in spaces if sp.id != exclude)
+
+    def account_usage(self, s: Session, account: Account, *, exclude: str | None = None) -> q.QuotaUsage:
+        _, usage = self.metered(s, account)
+        return usage.as_quota_usage(dict(self.running_counts(s, account, exclude=exclude)))
+
+    def report(self, s: Session, account: Account) -> dict:
+        """Usage and quota of one account, as the API and the CLI show it."""
+        period, usage = self.metered(s, account)
+        quota = self.account_quota(s, account)
+        running = self.running_counts(s, account)
+        flavors = sorted(set(running) | set(usage.seconds) | set(quota.running))
+        return {
+            "account": account.name,
+            "period": {"start": period.start.isoformat(), "end": period.end.isoformat()},
+            "running": [{"flavor": f, "running": running.get(f, 0), "limit": quota.running_limit(f),
+                         "seconds": round(float(usage.seconds.get(f, 0)), 1)} for f in flavors],
+            "defaultRunningLimit": quota.default_running,
+            "gpuMinutes": {"used": round(float(usage.gpu_minutes), 2), "limit": quota.gpu_minutes},
+            "creditsMicroUSD": {"used": int(usage.credits_micro_usd), "limit": quota.credits_micro_usd},
+        }
+
+    def nodes_report(self, s: Session) -> list[dict]:
+        """Every node with its capacity and what the placed Spaces hold on it."""
+        usage = self.node_usage(s)
+        out = []
+        for n in self.nodes:
+            u = usage.get(n.name, scheduler.NodeUsage())
+            out.append({"name": n.name, "backend": n.backend, "cpu": n.cpu, "memoryMB": n.memory_mb,
+                        "gpus": [{"index": g.index, "model": g.model, "memoryMB": g.memory_mb,
+                                  "used": g.index in u.gpus} for g in n.gpus],
+                        "used": {"cpu": u.cpu, "memoryMB": u.memory_mb, "spaces": u.spaces},
+                        "labels": dict(n.labels)})
+        return out
+
+    def queue_report(self, s: Session) -> list[dict]:
+        waiting = s.scalars(select(Space).where(Space.queued_at.is_not(None)).order_by(Space.queued_at))
+        return [{"id": sp.repo_id, "flavor": sp.hardware, "since": _aware(sp.queued_at).isoformat(),
+                 "message": sp.stage_message} for sp in waiting]
 
     def check_quota(self, s: Session, account: Account, flavor: str, *, exclude: str | None = None) -> None:
         request = q.QuotaRequest.for_flavor(self.catalog.get(flavor))

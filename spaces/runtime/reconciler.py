@@ -273,7 +273,7 @@ class Reconciler:
         if previous is not None:
             self._stop_quietly(previous)
             space.instance = {**(space.instance or {}), "previous": None}
-        space.restarts = 0 if space.stage != SpaceStage.RUNNING.value else space.restarts
+        self._open_usage(s, space)  # after a thaw billing resumes; idempotent while running
         if space.stage not in (SpaceStage.RUNNING_BUILDING.value, SpaceStage.BUILD_ERROR.value):
             self._set_stage(space, SpaceStage.RUNNING, "running", "The app is running.")
         self._route(space, "running", obs.address, static_root=current.data.get("static"))
