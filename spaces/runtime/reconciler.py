@@ -274,6 +274,7 @@ class Reconciler:
             self._stop_quietly(previous)
             space.instance = {**(space.instance or {}), "previous": None}
         self._open_usage(s, space)  # after a thaw billing resumes; idempotent while running
+        space.restarts, space.retry_at = 0, None
         if space.stage not in (SpaceStage.RUNNING_BUILDING.value, SpaceStage.BUILD_ERROR.value):
             self._set_stage(space, SpaceStage.RUNNING, "running", "The app is running.")
         self._route(space, "running", obs.address, static_root=current.data.get("static"))
