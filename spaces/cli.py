@@ -101,6 +101,24 @@ def user_create(name: str, admin: bool = typer.Option(False, "--admin", help="ma
     err.print(f"user [bold]{name}[/] ready{' (admin)' if admin else ''}")
 
 
+@user_app.command("set-password")
+def user_set_password(name: str, data_dir: Optional[Path] = DataDir) -> None:
+    """Set a user's web sign-in password (asked on the terminal, or read from stdin when piped)."""
+    from spaces.hub.pages.passwords import hash_password
+    from spaces.services import accounts
+
+    password = typer.prompt("password", hide_input=True, confirmation_prompt=True) if sys.stdin.isatty() \
+        else sys.stdin.readline().rstrip("\n")
+    if len(password) < 8:
+        fail("Use at least 8 characters.")
+    try:
+        with _db(data_dir).session() as s:
+            accounts.ensure_user(s, name).password_hash = hash_password(password)
+    except SpacesError as exc:
+        fail(exc.message)
+    err.print(f"password set for [bold]{name}[/]")
+
+
 @org_app.command("create")
 def org_create(name: str, member: list[str] = typer.Option([], "--member", help="user to add (repeatable)"),
                role: str = typer.Option("write", help="role of the added members: read, write or admin"),

@@ -14,6 +14,8 @@ from spaces.hub.context import Hub, request_base
 from spaces.hub.git_http import install_hooks
 from spaces.hub.git_http import router as git_router
 from spaces.hub.limits import BodyLimit
+from spaces.hub.pages import install_pages
+from spaces.hub.pages.runtime_hooks import runtime_hooks
 from spaces.services.logs import LogBus
 from spaces.services.spaces import SpaceService
 from spaces.settings import Settings
@@ -58,6 +60,8 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
     app.include_router(files.router)
     app.include_router(admin.router)
     app.include_router(git_router)
+    # last: the profile page /{name} matches any single path segment
+    install_pages(app, hub, hooks=runtime_hooks())
     app.add_middleware(BodyLimit, limits=settings.limits)
 
     @app.middleware("http")

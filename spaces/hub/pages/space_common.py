@@ -13,6 +13,7 @@ from spaces.domain import hardware as hw
 from spaces.hub.pages.listing import Card, card
 from spaces.hub.pages.web import Viewer
 from spaces.hub.serialize import gc_timeout
+from spaces.hub.tickets import mint_ticket
 from spaces.services import accounts
 
 
@@ -57,6 +58,13 @@ def load(hub: Any, s: Session, viewer: Viewer, ns: str, name: str, *, write: boo
         liked = s.scalar(select(Like.id).where(Like.space_id == space.id, Like.user_id == viewer.account.id)) \
             is not None
     keys = list(s.scalars(select(SpaceSecret.key).where(SpaceSecret.space_id == space.id).order_by(SpaceSecret.key)))
+    app_url = hub.settings.app_host(space.subdomain) + "/"
+    if space.private and viewer.account is not None:
+        # the app's origin never sees the hub's cookie: hand the browser a short-lived ticket for this Space
+        from urllib.parse import quote
+
+        ticket = mint_ticket(hub.settings.signing_key, viewer.account.id, space.id)
+        app_url = f"{app_url}__spaces/auth?ticket={quote(ticket, safe='')}&next=/"
     return SpacePage(space=space, card=card(space), can_write=can_write, liked=liked,
-                     app_url=hub.settings.app_host(space.subdomain) + "/", git_url=hub.space_url(space.repo_id),
+                     app_url=app_url, git_url=hub.space_url(space.repo_id),
                      hub_url=hub.url(), secret_keys=keys, flavors=list(hw.FLAVORS.values()))
