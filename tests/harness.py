@@ -34,6 +34,10 @@ PG_ADMIN_URL = os.environ.get("SPACES_TEST_PG_ADMIN_URL", "postgresql://postgres
 #: the SQLAlchemy URL prefix the server expects for a database on that cluster
 PG_SERVER_URL = os.environ.get("SPACES_TEST_PG_SERVER_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/{db}")
 
+#: the local backend gives every Space a private /tmp, so test data dirs live under /var/tmp
+TEST_ROOT = Path(os.environ.get("SPACES_TEST_ROOT", "/var/tmp/spaces-tests"))
+SHARED_ENVS_DIR = TEST_ROOT / "envs"
+
 #: commit body limit the test server runs with (tests send twice this to get a 413)
 TEST_MAX_COMMIT_BYTES = 1024 * 1024
 
@@ -197,9 +201,9 @@ def server_env(
         SPACES_PORT=str(port),
         SPACES_DATA_DIR=str(data_dir),
         SPACES_PUBLIC_URL=f"http://127.0.0.1:{port}",
-        SPACES_MAX_COMMIT_BYTES=str(TEST_MAX_COMMIT_BYTES),
-        # the server's Settings spell it as a nested field; set both so either spelling applies
         SPACES_LIMITS__MAX_COMMIT_BYTES=str(TEST_MAX_COMMIT_BYTES),
+        # environments are content-addressed: every test server shares one store, so each is built once per run
+        SPACES_LOCAL_BUILD__ENVS_DIR=str(SHARED_ENVS_DIR),
         HF_HUB_DISABLE_TELEMETRY="1",
         PYTHONUNBUFFERED="1",
     )
@@ -225,7 +229,9 @@ def start_server(
     """
     cleanups: list[Callable[[], None]] = []
     if data_dir is None:
-        data_dir = Path(tempfile.mkdtemp(prefix=f"spaces-test-{database}-"))
+        TEST_ROOT.mkdir(parents=True, exist_ok=True)
+        TEST_ROOT.chmod(0o711)  # sandboxed Spaces traverse it to reach their environments
+        data_dir = Path(tempfile.mkdtemp(prefix=f"spaces-test-{database}-", dir=TEST_ROOT))
         cleanups.append(lambda: shutil.rmtree(data_dir, ignore_errors=True))
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()

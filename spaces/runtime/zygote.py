@@ -13,7 +13,8 @@ backend (``spaces/runtime/zygote_client.py``), in one of two modes:
     socket. Per request: check that the Space's environment agrees with every variable the SDK read while it was
     imported (else answer ``{"fallback": reason}`` and the backend cold-starts instead); fork; the child enters the
     sandbox exactly like ``exec`` mode, re-applies the few import-time settings it knows how to refresh (gradio's
-    port and host, OAuth variables), and runs the app with ``runpy`` as ``__main__``; the parent answers
+    port and host, OAuth variables), and runs the app as ``__main__`` the way ``python app.py`` would (streamlit:
+    ``runpy`` as ``python -m streamlit``); the parent answers
     ``{"pid": N}``. The zygote reaps its children and writes ``DIR/{instance}.exit`` (JSON with the exit code) so
     ``poll`` can report it. It exits when its parent (the control plane) dies; the children do not (own sessions).
 
@@ -26,6 +27,10 @@ as ``python app.py`` sets them.
 
 What a forked child shares with other children of the same zygote: read-only (copy-on-write) pages of the SDK
 import, the str hash secret and the address-space layout (ASLR offsets) of the zygote. Documented limitation.
+Differences from a cold start an app could notice: /proc/self/cmdline and /proc/self/environ show the zygote's
+(root-set, secret-free) start-up values, and ``gc.get_freeze_count()`` is non-zero (the import is frozen so that
+the collector does not un-share it). Native threads present at fork (OpenBLAS, pyarrow's jemalloc) have fork
+handlers; the zygote refuses to serve if the import started Python threads.
 """
 
 from __future__ import annotations
@@ -195,6 +200,23 @@ def _finish(code: int) -> None:
         os._exit(code)
 
 
+def _run_main(app: str) -> None:
+    """Run ``app`` as ``python app.py`` does: a fresh ``__main__`` with an absolute ``__file__``, argv untouched."""
+    import builtins
+    import importlib.machinery
+    import types
+
+    path = os.path.abspath(app)
+    main = types.ModuleType("__main__")
+    main.__file__ = path
+    main.__builtins__ = builtins
+    main.__loader__ = importlib.machinery.SourceFileLoader("__main__", path)
+    sys.modules["__main__"] = main
+    with open(path, "rb") as f:
+        code = compile(f.read(), path, "exec", dont_inherit=True)
+    exec(code, main.__dict__)
+
+
 def child_main(req: dict, sdk: str) -> None:
     """In the forked child: become the Space's app. Never returns."""
     try:
@@ -231,7 +253,7 @@ def child_main(req: dict, sdk: str) -> None:
             app = req["argv"][1]
             sys.argv = [app]
             sys.path[0] = os.path.dirname(os.path.abspath(app))
-            runpy.run_path(os.path.abspath(app), run_name="__main__")  # __file__ absolute, as python app.py
+            _run_main(app)
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         if e.code is not None and not isinstance(e.code, int):
@@ -357,8 +379,15 @@ def main(argv: list[str]) -> None:
         run_exec(json.loads(sys.stdin.buffer.read()))
     elif mode == "serve":
         opts = dict(zip(argv[1::2], argv[2::2]))
-        signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+        def bye(*_: object) -> None:  # the socket's name is unique to this zygote: leave no stale file behind
+            try:
+                os.unlink(opts["--socket"])
+            finally:
+                os._exit(0)
+
+        signal.signal(signal.SIGTERM, bye)
         serve(opts["--socket"], opts["--sdk"], opts["--exits"])
+        bye()
     else:
         sys.exit("usage: zygote.py exec < request.json | serve --socket PATH --sdk SDK --exits DIR")
 

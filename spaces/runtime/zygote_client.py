@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import socket
 import subprocess
 import threading
@@ -35,7 +36,9 @@ class Zygote:
     def __init__(self, venv: str, sdk: str, run_dir: Path, logs_dir: Path, env: dict[str, str]) -> None:
         key = hashlib.sha256(f"{os.path.realpath(venv)}\0{sdk}".encode()).hexdigest()[:16]
         self.venv, self.sdk, self.key = venv, sdk, key
-        self.socket = run_dir / "zygotes" / f"{key}.sock"
+        # unique per control plane and start: a second control plane on the same run_dir never takes it over
+        self.sockets_dir = run_dir / "zygotes"
+        self.socket = self.sockets_dir / f"{key}.sock"
         self.exits = run_dir / "exits"
         self.log_path = logs_dir / f"zygote-{sdk}-{key}.log"
         self.env = env
@@ -50,10 +53,14 @@ class Zygote:
             return
         if self.proc is not None:
             log.warning("zygote %s (%s) exited with %s; restarting", self.key, self.venv, self.proc.returncode)
-        self.socket.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.socket.parent, 0o700)
+        self.sockets_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.sockets_dir, 0o700)
         self.exits.mkdir(parents=True, exist_ok=True)
-        self.socket.unlink(missing_ok=True)
+        self.socket.unlink(missing_ok=True)  # a previous zygote's, killed before it could remove it
+        self.socket = self.sockets_dir / f"{self.key[:12]}-{os.getpid()}-{secrets.token_hex(2)}.sock"
+        if len(str(self.socket).encode()) > 100:  # sun_path holds 108 bytes
+            raise ZygoteUnavailable(f"the socket path {self.socket} is too long for a unix socket; "
+                                    "use a shorter run_dir")
         with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen(
                 [f"{self.venv}/bin/python", str(ZYGOTE_SCRIPT), "serve", "--socket", str(self.socket),

@@ -111,7 +111,15 @@ async def delete_repo(request: Request) -> dict:
 
 @router.post("/api/repos/move")
 async def move_repo(request: Request) -> dict:
-    raise Forbidden("Renaming a Space is not supported yet: duplicate it under the new name, then delete the old one.")
+    data = await json_body(request)
+    source = get_str(data, "fromRepo", required=True)
+    hub = request.app.state.hub
+
+    def work(s, p):  # noqa: ANN001, ANN202
+        hub.spaces.get_writable(s, source, p)  # 404 / 403 first, as for any write
+        raise Forbidden("Renaming a Space is not supported yet: duplicate it under the new name "
+                        "(duplicate_repo), then delete the old one.")
+    return await in_session(request, work, auth_required=True)
 
 
 @router.put("/api/spaces/{ns}/{name}/settings")

@@ -181,7 +181,10 @@ class LocalBackend:
         home_env = str(self.homes_dir / "home")
         (self.homes_dir / "home").mkdir(exist_ok=True)
         for name in sdks:
-            self.zygotes.get(artifact.ref, name, sandbox.basic_env(artifact.ref, home_env)).start()
+            try:
+                self.zygotes.get(artifact.ref, name, sandbox.basic_env(artifact.ref, home_env)).start()
+            except (OSError, ZygoteUnavailable) as e:
+                log.warning("could not pre-warm a %s zygote for %s: %s", name, artifact.ref, e)
 
     # -- observe ---------------------------------------------------------------------------------------------
     def poll(self, handle: Handle) -> Observed:
