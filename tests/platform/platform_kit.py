@@ -203,11 +203,12 @@ def readme(sdk: str, *, app_file: str | None = None, title: str | None = None, *
     return "\n".join([*lines, "---", "", f"# {title or 'Test'}", ""])
 
 
-def upload(api: Any, repo_id: str, files: dict[str, bytes], message: str = "push") -> str:
+def upload(api: Any, repo_id: str, files: dict[str, bytes | str], message: str = "push") -> str:
     """One commit with these files (huggingface_hub ``create_commit``); returns the new revision."""
     from huggingface_hub import CommitOperationAdd
 
-    ops = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=data) for name, data in files.items()]
+    ops = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=data.encode() if isinstance(data, str) else data)
+           for name, data in files.items()]
     info = api.create_commit(repo_id, ops, commit_message=message, repo_type="space")
     return info.oid
 
@@ -331,20 +332,19 @@ def _hosts_locked() -> Iterator[str]:
         yield HOSTS_FILE.read_text()
 
 
-def instance_logs(platform: Platform, repo_id: str) -> list[Path]:
+def instance_logs(platform: Platform, space_id: str) -> list[Path]:
     """The per-instance log files the local backend wrote for this Space: one per instance ever started."""
     from spaces.runtime.sandbox import slug
 
-    space_id = space_row_id(platform, repo_id)
     return sorted((platform.data_dir / "local" / "logs").glob(f"{slug(space_id)}-*.log"))
 
 
-def space_row_id(platform: Platform, repo_id: str) -> str:
-    r = httpx.get(f"{platform.url}/api/spaces/{repo_id}", timeout=10,
-                  headers={"authorization": f"Bearer {platform.admin_token}"} if hasattr(platform, "admin_token")
-                  else {})
-    r.raise_for_status()
-    return r.json()["_id"]
+def space_id(actor: Any, repo_id: str) -> str:
+    """The Space's row id (``_id`` in space_info), which names its instances in the local backend."""
+    with actor.http() as c:
+        r = c.get(f"/api/spaces/{repo_id}")
+        r.raise_for_status()
+        return r.json()["_id"]
 
 
 def instance_states(platform: Platform) -> list[dict]:

@@ -111,8 +111,9 @@ async def streamlit_session(port: int, host: str) -> str:
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
     texts: list[str] = []
-    async with websockets.connect(f"ws://127.0.0.1:{port}/_stcore/stream", subprotocols=["streamlit"],
-                                  additional_headers={"Host": host}, open_timeout=30) as ws:
+    # the URI carries the Space's Host; the TCP connection goes to 127.0.0.1 (no *.localhost resolver here)
+    async with websockets.connect(f"ws://{host}/_stcore/stream", subprotocols=["streamlit"], open_timeout=30,
+                                  host="127.0.0.1", port=port) as ws:
         msg = BackMsg()
         msg.rerun_script.query_string = ""
         msg.rerun_script.page_script_hash = ""

@@ -1,0 +1,144 @@
+"""The runtime end to end: what an app sees of the world, crashes, quotas. Real apps in the local backend's sandbox.
+
+The probe app (``apps/probe.py``) answers Gradio API calls that read its environment, read files, scan
+``/proc`` and open raw HTTP connections, so these tests look at the sandbox from the inside.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+import pytest
+from huggingface_hub.errors import HfHubHTTPError
+
+import platform_kit as kit
+
+SPACE_ENV = ("SPACE_ID", "SPACE_HOST", "SPACE_AUTHOR_NAME", "SPACE_REPO_NAME", "SPACE_TITLE", "CPU_CORES",
+             "MEMORY", "ACCELERATOR", "SYSTEM")
+
+
+@pytest.fixture(scope="module")
+def probe(platform, alice) -> str:  # noqa: ANN001
+    """``alice/probe``: the probe app with one variable and one secret, RUNNING."""
+    repo_id = "alice/probe"
+    alice.api.create_repo(repo_id, repo_type="space", space_sdk="gradio",
+                          space_variables=[{"key": "GREETING_STYLE", "value": "loud"}],
+                          space_secrets=[{"key": "PROBE_SECRET", "value": "probe-secret-value"}])
+    files = kit.space_files(**{"README.md": kit.readme("gradio", title="Probe title"),
+                               "app.py": kit.app_source("probe.py")})
+    kit.upload(alice.api, repo_id, files)
+    kit.wait_stage(alice.api, repo_id, kit.RUNNING)
+    return repo_id
+
+
+def call(platform, repo_id: str, fn: str, arg: str) -> str:  # noqa: ANN001
+    return kit.gradio_call(platform.server, repo_id, fn, arg)[0]
+
+
+def test_run_log_has_the_apps_output(alice, probe) -> None:  # noqa: ANN001
+    log = kit.logs(alice.api, probe, build=False)
+    assert "PROBE-START alice/probe" in log, log[-2000:]
+    assert "Running on local URL" in log  # gradio's own start-up line
+
+
+def test_app_environment_is_the_spaces_and_nothing_of_the_platform(platform, alice, probe) -> None:  # noqa: ANN001
+    env = json.loads(call(platform, probe, "env", ""))
+    assert env["SPACE_ID"] == "alice/probe"
+    assert env["SPACE_AUTHOR_NAME"] == "alice"
+    assert env["SPACE_REPO_NAME"] == "probe"
+    assert env["SPACE_TITLE"] == "Probe title"
+    assert env["SPACE_HOST"] == f"alice-probe.localhost:{platform.port}"
+    assert env["SYSTEM"] == "spaces"
+    assert env["CPU_CORES"] == "2" and env["MEMORY"] == "16Gi" and env["ACCELERATOR"] == "none"  # cpu-basic
+    assert env["GREETING_STYLE"] == "loud"
+    assert env["PROBE_SECRET"] == "probe-secret-value"
+    # the platform's own environment stays out: its canary, its settings, its credentials
+    assert kit.PLATFORM_CANARY not in env
+    assert platform.canary not in json.dumps(env)
+    assert not [k for k in env if k.startswith(("SPACES_", "HF_HUB_DISABLE"))], sorted(env)
+    # and no process the app can read holds it either (the control plane's /proc/<pid>/environ is closed to it)
+    scan = json.loads(call(platform, probe, "scan", platform.canary))
+    assert scan["found"] == [], scan
+
+
+def test_new_secret_reaches_the_app_after_its_restart(platform, alice, probe) -> None:  # noqa: ANN001
+    value = secrets.token_hex(8)
+    alice.api.add_space_secret(probe, "LATE_SECRET", value)
+
+    def seen() -> bool:
+        try:
+            return json.loads(call(platform, probe, "env", "")).get("LATE_SECRET") == value
+        except Exception:
+            return False
+
+    kit.wait_for(seen, timeout=60, what="the new secret in the app's environment")
+
+
+def test_a_space_cannot_read_another_spaces_secrets_or_files(platform, alice, bob, probe, make_space) -> None:  # noqa: ANN001
+    secret = f"victim-{secrets.token_hex(8)}"
+    victim = make_space(bob, kit.space_files(**{"README.md": kit.readme("gradio"),
+                                                "app.py": kit.app_source("greet.py", MARK="victim")}),
+                        private=True, space_secrets=[{"key": "VICTIM_SECRET", "value": secret}])
+    kit.wait_stage(bob.api, victim, kit.RUNNING)
+    state = kit.instance_of(platform, kit.space_id(bob, victim))
+
+    # its environment: not in any /proc/<pid>/environ or cmdline the attacker can read
+    scan = json.loads(call(platform, probe, "scan", secret))
+    assert scan["found"] == [], scan
+    assert scan["denied"] > 0  # the victim's (and the platform's) are there, and closed
+    direct = call(platform, probe, "read", f"/proc/{state['pid']}/environ")
+    assert direct.startswith("ERR PermissionError"), direct
+    # its working copy, its home, the platform's database and secrets
+    for path in (state["workdir"], f"{state['workdir']}/app.py", str(platform.data_dir / "spaces.db"),
+                 str(platform.data_dir / "secret_key"), state["log"]):
+        got = call(platform, probe, "read", path)
+        assert got.startswith("ERR"), f"{path}: {got[:200]}"
+
+
+def test_crashing_app_is_runtime_error_with_its_log_and_others_keep_serving(platform, alice, demo,  # noqa: ANN001
+                                                                            make_space) -> None:
+    token = f"boom-{secrets.token_hex(4)}"
+    repo_id = make_space(alice, kit.space_files(**{"README.md": kit.readme("gradio"),
+                                                   "app.py": kit.app_source("crash.py", TOKEN=token)}))
+    rt = kit.wait_stage(alice.api, repo_id, "RUNTIME_ERROR", timeout=120)
+    message = rt.raw["message"]
+    assert f"RuntimeError: {token}: this app fails on purpose at import" in message, message
+    assert "crash-app: starting" in message  # the tail of its log, stdout and stderr
+    assert token in kit.logs(alice.api, repo_id, build=False)
+    # the visitor sees the stage and message, not a hang
+    r = kit.app_get(platform.server, repo_id, "/")
+    assert r.status_code == 503 and r.json()["stage"] == "RUNTIME_ERROR", r.text[:300]
+    # the platform and the other Spaces are fine
+    assert kit.gradio_call(platform.server, demo, "greet", "still") == ["Hello, still!"]
+    assert alice.api.get_space_runtime(demo).stage == kit.RUNNING
+
+
+def test_free_user_cannot_request_paid_hardware(platform, alice, make_space) -> None:  # noqa: ANN001
+    repo_id = make_space(alice, kit.space_files("static"), sdk="static")
+    for flavor in ("t4-small", "cpu-upgrade"):
+        with pytest.raises(HfHubHTTPError) as exc:
+            alice.api.request_space_hardware(repo_id, flavor)
+        resp = exc.value.response
+        assert resp.status_code == 402, (flavor, resp.status_code, resp.text)
+        message = resp.headers.get("x-error-message", "")
+        assert flavor in message and "limit" in message and "used" in message and "requested" in message, message
+    assert alice.api.get_space_runtime(repo_id).raw["hardware"]["requested"] == "cpu-basic"
+    # creating a Space with it is refused the same way, and creates nothing
+    with pytest.raises(HfHubHTTPError) as exc:
+        alice.api.create_repo(f"alice/{secrets.token_hex(4)}", repo_type="space", space_sdk="gradio",
+                              space_hardware="t4-small")
+    assert exc.value.response.status_code == 402
+
+
+def test_admin_may_request_paid_hardware(platform) -> None:  # noqa: ANN001
+    from huggingface_hub import HfApi
+
+    name = f"admin{secrets.token_hex(3)}"
+    platform.server.user(name, admin=True)
+    api = HfApi(endpoint=platform.url, token=platform.server.token(name))
+    repo_id = f"{name}/big"
+    api.create_repo(repo_id, repo_type="space", space_sdk="gradio")
+    rt = api.request_space_hardware(repo_id, "cpu-upgrade")
+    assert rt.raw["hardware"]["requested"] == "cpu-upgrade"
+    api.delete_repo(repo_id, repo_type="space")
