@@ -153,3 +153,8 @@ def hardware_json(flavor: Flavor) -> dict[str, Any]:
         "unitCostUSD": micro / 1_000_000,
         "unitLabel": "minute",
     }
+
+
+def effective_sleep_time(sleep_time: int | None, flavor_name: str) -> int | None:
+    """A Space's sleep time in seconds: its own setting, else its flavor's default; -1 or None = never."""
+    return sleep_time if sleep_time is not None else default_sleep_seconds(flavor_name)

@@ -20,7 +20,7 @@ def iso(dt: datetime | None) -> str | None:
 
 
 def gc_timeout(space: Space) -> int | None:
-    return space.sleep_time if space.sleep_time is not None else hw.default_sleep_seconds(space.hardware)
+    return hw.effective_sleep_time(space.sleep_time, space.hardware)
 
 
 def runtime_json(space: Space, app_host: str) -> dict[str, Any]:

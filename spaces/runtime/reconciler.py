@@ -26,7 +26,7 @@ from spaces.builder.plan import Artifact
 from spaces.db.models import Space, UsageInterval, utcnow
 from spaces.db.session import Database
 from spaces.domain.stages import SpaceStage
-from spaces.errors import SpacesError
+from spaces.errors import QuotaExceeded, SpacesError
 from spaces.runtime.contracts import LABEL_MANAGED, Backend, Handle, Observed, Phase
 from spaces.services.logs import LogBus
 
@@ -34,7 +34,9 @@ log = logging.getLogger("spaces.reconciler")
 
 BACKOFF_BASE = 2.0  # seconds; doubled per consecutive crash
 BACKOFF_MAX = 300.0
-READY_POLL = 0.01  # the readiness watcher tries the app's port every 10 ms: a woken app is served at once
+READY_POLL = 0.01
+#: scheduler refusals that mean "wait for capacity" (spaces.runtime.scheduler.Unschedulable reasons)
+WAITING_CODES = frozenset({"Full"})  # the readiness watcher tries the app's port every 10 ms: a woken app is served at once
 
 
 @dataclass
@@ -216,13 +218,11 @@ class Reconciler:
             self._set_stage(space, sleeping, "idle", "This Space is asleep after a period without visitors; "
                                                      "opening it wakes it up.")
             self._route(space, "sleeping", obs.address if (current and obs) else None)
-        else:
+        else:  # nothing to run yet (building, or a config error): the proxy shows the stage and its message
             if current is not None:
                 self._stop_instance(s, space, current)
-            if space.stage not in (SpaceStage.BUILD_ERROR.value, SpaceStage.BUILDING.value):
-                pass
-            self._route(space, "error" if space.stage.endswith("ERROR") or space.stage == "NO_APP_FILE" else "starting",
-                        None)
+            failed = space.stage.endswith("ERROR") or space.stage == SpaceStage.NO_APP_FILE.value
+            self._route(space, "error" if failed else "starting", None)
 
     def _crashed(self, s, space: Space, current: Handle, obs: Observed) -> None:  # noqa: ANN001
         self._close_usage(s, space)
@@ -244,17 +244,23 @@ class Reconciler:
             return  # backing off after a crash; the sweep comes back
         try:
             handle, placement = self.start_instance(s, space, artifact)
+        except QuotaExceeded as exc:
+            # a refusal never touches what already runs; the Space says why it is not running
+            self._set_stage(space, SpaceStage.RUNNING if current else SpaceStage.RUNTIME_ERROR, "quota_exceeded",
+                            exc.message)
+            if current is None:
+                self._route(space, "error", None, exc.message)
+            return
         except SpacesError as exc:
-            space.queued_at = space.queued_at or utcnow()
-            stage = SpaceStage.RUNTIME_ERROR if exc.code not in ("QuotaExceeded", "Unschedulable") else (
-                SpaceStage.RUNNING if current else SpaceStage.APP_STARTING)
-            if exc.code in ("QuotaExceeded", "Unschedulable"):
+            if exc.code in WAITING_CODES:  # no capacity now: queued, FIFO per flavor, the message says where
+                space.queued_at = space.queued_at or utcnow()
                 self._set_stage(space, SpaceStage.RUNNING_APP_STARTING if current else SpaceStage.APP_STARTING,
-                                "waiting_for_capacity" if exc.code == "Unschedulable" else "quota_exceeded",
-                                exc.message)
-            else:
-                self._set_stage(space, stage, "start_failed", exc.message)
-            self._route(space, "error" if stage == SpaceStage.RUNTIME_ERROR else "starting", None, exc.message)
+                                "waiting_for_capacity", exc.message)
+                if current is None:
+                    self._route(space, "starting", None, exc.message)
+                return
+            self._set_stage(space, SpaceStage.RUNTIME_ERROR, "start_failed", exc.message)
+            self._route(space, "error", None, exc.message)
             return
         space.queued_at = None
         space.instance = {"current": handle.to_json(), "previous": current.to_json() if current else None,

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from spaces.db.models import Space
 from spaces.db.session import Database
 from spaces.domain.stages import SpaceStage
-from spaces.hub.serialize import gc_timeout
+from spaces.domain.hardware import effective_sleep_time
 
 log = logging.getLogger("spaces.sleeper")
 
@@ -51,7 +51,7 @@ class Sleeper:
         with self.db.session() as s:
             for space in s.scalars(select(Space).where(Space.stage == SpaceStage.RUNNING.value,
                                                        Space.asleep.is_(False))):
-                timeout = gc_timeout(space)
+                timeout = effective_sleep_time(space.sleep_time, space.hardware)
                 if timeout is None or timeout < 0:
                     continue
                 seen = self.last_seen(space.id) or self._started.setdefault(space.id, now)

@@ -17,7 +17,6 @@ when the new artifact is running and healthy.
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
 import threading
 from collections.abc import Callable
@@ -232,6 +231,3 @@ class SpaceStageSetter:
         suffix = " The previous revision keeps running." if space.instance is not None else ""
         cls._set(space, SpaceStage.BUILD_ERROR, "build_failed", message + suffix)
 
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

@@ -18,7 +18,7 @@ from spaces.domain.naming import validate_folder_path, validate_path_in_repo
 from spaces.errors import BadRequest, EntryNotFound, RevisionNotFound
 from spaces.hub.api.common import after, in_session, json_body
 from spaces.hub.serialize import commit_json, tree_item
-from spaces.storage.gitrepo import Addition, GitRepo, blob_oid
+from spaces.storage.gitrepo import Addition, GitRepo
 
 router = APIRouter()
 
@@ -307,5 +307,3 @@ def _quote(name: str) -> str:
 
     return quote(name, safe="")
 
-
-__all__ = ["router", "blob_oid"]
