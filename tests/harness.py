@@ -186,9 +186,32 @@ class Server:
         if self.proc is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
+        # Space apps live in sessions of their own and outlive the control plane on purpose (a restarted
+        # server re-adopts them); a finished test has no restart coming, so they go too.
+        kill_space_processes(self.data_dir)
         while self._cleanups:
             with contextlib.suppress(Exception):
                 self._cleanups.pop()()
+
+
+def kill_space_processes(data_dir: Path) -> int:
+    """SIGKILL every process started for Spaces of the server that used ``data_dir`` (zygotes, forked and
+    cold-started apps): they run from its working copies or name its run dir. Returns how many."""
+    root = str(Path(data_dir).resolve())
+    killed = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if root in cmdline or cwd.startswith(root + "/"):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed += 1
+    return killed
 
 
 def server_env(
