@@ -256,10 +256,13 @@ def wait_stage(api: Any, repo_id: str, stages: str | set[str], *, timeout: float
 
 def logs(api: Any, repo_id: str, *, build: bool) -> str:
     """The stored build or run log through the real client (``fetch_space_logs``, no follow)."""
+    lines: list[str] = []
     try:
-        return "".join(api.fetch_space_logs(repo_id, build=build, follow=False))
-    except Exception as e:  # a failing test's message must not itself fail
-        return f"(could not read logs: {e!r})"
+        for line in api.fetch_space_logs(repo_id, build=build, follow=False):
+            lines.append(line)
+    except Exception as e:  # keep what came before the error: a failing test's message must not itself fail
+        lines.append(f"\n(reading the log failed: {e!r})\n")
+    return "".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------------------------

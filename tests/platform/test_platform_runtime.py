@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
+import time
+
+import httpx
 
 import pytest
 from huggingface_hub.errors import HfHubHTTPError
@@ -37,9 +41,46 @@ def call(platform, repo_id: str, fn: str, arg: str) -> str:  # noqa: ANN001
 
 
 def test_run_log_has_the_apps_output(alice, probe) -> None:  # noqa: ANN001
-    log = kit.logs(alice.api, probe, build=False)
-    assert "PROBE-START alice/probe" in log, log[-2000:]
-    assert "Running on local URL" in log  # gradio's own start-up line
+    def log() -> str:
+        text = kit.logs(alice.api, probe, build=False)
+        return text if "Running on local URL" in text else ""  # gradio's own line, printed once it listens
+
+    text = kit.wait_for(log, timeout=60, what="gradio's start-up line in the run log")
+    assert "PROBE-START alice/probe" in text, text[-2000:]
+    assert text.index("PROBE-START") < text.index("Running on local URL")
+
+
+def test_run_log_streams_new_lines_live(platform, alice, probe) -> None:  # noqa: ANN001
+    """A reader following the run log gets a line the app prints after the reader connected (SSE, live)."""
+    marker = f"live-line-{secrets.token_hex(4)}"
+    seen: list[str] = []
+    errors: list[BaseException] = []
+    connected = threading.Event()
+
+    def follow() -> None:
+        try:
+            with alice.http() as c, c.stream("GET", f"/api/spaces/{probe}/logs/run", params={"follow": "1"},
+                                             timeout=httpx.Timeout(30, read=30)) as r:
+                assert r.status_code == 200
+                connected.set()
+                for line in r.iter_lines():
+                    if line.startswith("data: {"):
+                        seen.append(json.loads(line[6:])["data"])
+                        if marker in seen[-1]:
+                            return
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+        finally:
+            connected.set()
+
+    t = threading.Thread(target=follow, daemon=True)
+    t.start()
+    assert connected.wait(30)
+    time.sleep(0.5)  # the history is replayed; now the app writes a new line
+    assert kit.gradio_call(platform.server, probe, "say", marker) == ["said"]
+    t.join(30)
+    assert not errors, f"the log stream broke: {errors[0]!r}"
+    assert any(marker in line for line in seen), seen[-5:]
 
 
 def test_app_environment_is_the_spaces_and_nothing_of_the_platform(platform, alice, probe) -> None:  # noqa: ANN001

@@ -1,6 +1,6 @@
 """A Gradio app that looks at its own sandbox: its environment, files, processes and network, on request.
 
-Endpoints (api_name): env, read, scan, http. Used by tests/platform to check what a Space can and cannot see.
+Endpoints (api_name): say (print to the run log), env, read, scan, http. Used by tests/platform to check what a Space can and cannot see.
 """
 
 import json
@@ -11,6 +11,11 @@ import gradio as gr
 
 print("PROBE-START " + os.environ.get("SPACE_ID", "?"), flush=True)
 print("PROBE-ENV-KEYS " + json.dumps(sorted(os.environ)), flush=True)
+
+
+def say(text: str) -> str:
+    print(text, flush=True)
+    return "said"
 
 
 def env(_: str) -> str:
@@ -75,7 +80,7 @@ def http(spec: str) -> str:
 with gr.Blocks(title="probe") as demo:
     box = gr.Textbox(label="input")
     out = gr.Textbox(label="output")
-    for fn in (env, read, scan, http):
+    for fn in (say, env, read, scan, http):
         gr.Button(fn.__name__).click(fn, box, out, api_name=fn.__name__)
 
 if __name__ == "__main__":
