@@ -151,7 +151,10 @@ class Platform:
         self.routes.put(update.subdomain, Route(update.space_id, upstream, update.state, update.private,
                                                 update.owner_id, update.message, update.title, update.stage))
 
-    def _stop_deleted(self, instance: dict) -> None:
+    def _stop_deleted(self, space_id: str, subdomain: str, instance: dict) -> None:
+        self.routes.delete(subdomain)
+        self.static.roots.pop(subdomain, None)
+        self.proxy.activity.forget(space_id)
         for key in ("current", "previous"):
             if instance.get(key):
                 try:

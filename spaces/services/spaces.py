@@ -84,8 +84,8 @@ class SpaceService:
         self.on_revision: Callable[[Session, Space], None] | None = None
         #: space id -> None, called after commit whenever desired state changed (the reconciler's ``nudge``)
         self.on_change: Callable[[str], None] | None = None
-        #: instance record -> None, called after a Space is deleted so its workloads are stopped
-        self.on_deleted: Callable[[dict], None] | None = None
+        #: (space id, subdomain, instance record) -> None, after a Space is deleted: stop it, drop its route
+        self.on_deleted: Callable[[str, str, dict], None] | None = None
         #: (session, account, flavor) -> None, raises QuotaExceeded: checked whenever hardware is asked for
         self.check_quota: Callable[[Session, Account, str], None] | None = None
 
@@ -175,12 +175,13 @@ class SpaceService:
 
     def delete(self, s: Session, space: Space) -> None:
         repo = self.repo(space)
-        instance, hook = space.instance, self.on_deleted
+        gone = (space.id, space.subdomain, space.instance or {})
+        hook = self.on_deleted
         s.delete(space)
         s.flush()
         repo.delete()
-        if instance and hook is not None:
-            after_commit(s, lambda: hook(instance))
+        if hook is not None:
+            after_commit(s, lambda: hook(*gone))
 
     def duplicate(self, s: Session, principal: Principal, source: Space, target_id: str, *, private: bool | None,
                   hardware: str | None, sleep_time: int | None, secrets: list[KeyValue],
@@ -288,6 +289,10 @@ class SpaceService:
                        "This Space is paused by its owner; restart it to bring it back.")
         if s is not None:
             self.changed(s, space)
+
+    def set_visibility(self, s: Session, space: Space, private: bool) -> None:
+        space.private = private
+        self.changed(s, space)  # the proxy's route must learn who may see the app
 
     def sleep(self, s: Session, space: Space) -> None:
         if space.sdk == "static":

@@ -131,7 +131,7 @@ async def update_settings(ns: str, name: str, request: Request) -> dict:
         space = hub.spaces.get_writable(s, f"{ns}/{name}", p)
         private = parse_visibility(data)
         if private is not None:
-            space.private = private
+            hub.spaces.set_visibility(s, space, private)
         return {"private": space.private}
     return await in_session(request, work, auth_required=True)
 
