@@ -281,14 +281,13 @@ class SpaceService:
             raise BadRequest("Sleep time must be -1 (never sleep) or at least 60 seconds.")
         space.sleep_time = seconds
 
-    def pause(self, space: Space, s: Session | None = None) -> None:
+    def pause(self, s: Session, space: Space) -> None:
         if space.sdk == "static":
             raise BadRequest("Static Spaces are always available and cannot be paused.")
         space.paused = True
         self.set_stage(space, SpaceStage.PAUSED, "paused_by_owner",
                        "This Space is paused by its owner; restart it to bring it back.")
-        if s is not None:
-            self.changed(s, space)
+        self.changed(s, space)
 
     def set_visibility(self, s: Session, space: Space, private: bool) -> None:
         space.private = private

@@ -186,7 +186,7 @@ async def set_sleeptime(ns: str, name: str, request: Request) -> dict:
 
 @router.post("/api/spaces/{ns}/{name}/pause")
 async def pause(ns: str, name: str, request: Request) -> dict:
-    return await _runtime_call(request, ns, name, lambda s, p, sp: request.app.state.hub.spaces.pause(sp, s),
+    return await _runtime_call(request, ns, name, lambda s, p, sp: request.app.state.hub.spaces.pause(s, sp),
                                write=True)
 
 

@@ -105,7 +105,7 @@ async def settings_action(ns: str, name: str, action: str, request: Request) -> 
         "variable-delete": (kv(SpaceVariable, True), "Variable deleted."),
         "secret": (kv(SpaceSecret, False), "Secret saved; the Space restarts to pick it up."),
         "secret-delete": (kv(SpaceSecret, True), "Secret deleted."),
-        "pause": (lambda s, v, sp: svc.pause(sp, s), "Space paused: it uses no hardware until you restart it."),
+        "pause": (lambda s, v, sp: svc.pause(s, sp), "Space paused: it uses no hardware until you restart it."),
         "restart": (lambda s, v, sp: svc.restart(s, sp), "Restarting the Space."),
         "rebuild": (lambda s, v, sp: svc.restart(s, sp, factory=True), "Factory rebuild started."),
     }
