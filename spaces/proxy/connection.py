@@ -468,19 +468,31 @@ class Upstream(asyncio.Protocol):
                 client.upgraded(head.data, buf)
                 return
             self.answered = True
-            client.transport.write(head.data)
             if head.status < 200:
+                client.transport.write(head.data)
                 continue  # 100 Continue, 103 Early Hints: the final response follows
             self.keep = head.keep_alive
             framer = self.framer = head.framer
             if framer.kind == Framer.UNTIL_CLOSE:
                 client.close_after = True  # the body ends when the app closes: so must the client's
             if framer.done:
+                client.transport.write(head.data)
                 self._done(bool(buf))
-            else:
-                self.rstate = R_BODY
-                if buf:
-                    self._body(buf)
+                return
+            self.rstate = R_BODY
+            if not buf:
+                client.transport.write(head.data)
+                return
+            try:
+                n = framer.feed(buf)
+            except HttpError as exc:
+                client.bad_upstream(self, exc.message)
+                return
+            # head and the body bytes that came with it leave in one send: a syscall is most of a small
+            # response's cost
+            client.transport.write(head.data + (buf if n == len(buf) else buf[:n]))
+            if framer.done:
+                self._done(n < len(buf))
             return
 
     def _body(self, data: bytes) -> None:

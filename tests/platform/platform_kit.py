@@ -17,6 +17,7 @@ Kept free of pytest imports: ``bench/`` uses it too.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import json
@@ -113,7 +114,7 @@ class Platform:
         for srv in [self.server, *self.old_servers]:
             with contextlib.suppress(Exception):
                 srv.stop()
-        stop_instances(self.data_dir / "local")
+        stop_instances(self.data_dir / "local", self.cgroup_root)
         for pid in self.space_processes():  # stragglers of our uids only (e.g. a killed zygote's children)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -149,29 +150,34 @@ def start_platform(base: Path, name: str = "data", *, envs_dir: Path | None = No
     return Platform(server, base, data_dir, env, uid_min, uid_max, cgroup_root, canary)
 
 
-def stop_instances(local_root: Path) -> None:
+def stop_instances(local_root: Path, cgroup_root: str) -> None:
     """Stop every instance a (dead or stopped) platform's local backend left, through the backend itself."""
     if not (local_root / "run" / "instances").exists():
         return
     from spaces.runtime.backends.local import LocalBackend, LocalBackendSettings
 
-    backend = LocalBackend(LocalBackendSettings(root=local_root, stop_grace_s=2))
+    backend = LocalBackend(LocalBackendSettings(root=local_root, cgroup_root=cgroup_root, stop_grace_s=2))
     for handle in backend.list({}):
         with contextlib.suppress(Exception):
             backend.stop(handle)
 
 
-def remove_cgroups(root_name: str) -> None:
-    """Remove a cgroup root (v1: under every controller; v2: the unified tree), deepest first."""
-    for top in Path("/sys/fs/cgroup").glob("*"):
-        for base in (top / root_name, Path("/sys/fs/cgroup") / root_name):
-            if not base.is_dir():
-                continue
+def remove_cgroups(root_name: str, wait: float = 5.0) -> None:
+    """Remove a cgroup root (v1: under every controller; v2: the unified tree), deepest first. Killed processes
+    leave their cgroup a moment after the signal, so this retries for up to ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        left = [d for top in [Path("/sys/fs/cgroup"), *Path("/sys/fs/cgroup").glob("*")]
+                if (d := top / root_name).is_dir()]
+        for base in left:
             for d in sorted((p for p in base.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
                 with contextlib.suppress(OSError):
                     d.rmdir()
             with contextlib.suppress(OSError):
                 base.rmdir()
+        if not any(d.exists() for d in left) or time.monotonic() > deadline:
+            return
+        time.sleep(0.1)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -309,6 +315,19 @@ def gradio_call(server: Server, repo_id: str, api_name: str, *args: Any, timeout
                         raise AssertionError(f"{api_name} failed in the app: {data}")
                     return json.loads(data)
     raise AssertionError(f"{api_name}: no result event")
+
+
+async def storm(port: int, host: str, n: int, path: str = "/config") -> dict[Any, int]:
+    """``n`` concurrent GETs (separate connections) to one Space through the proxy; status -> count."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120,
+                                 limits=httpx.Limits(max_connections=n)) as c:
+        results = await asyncio.gather(*(c.get(path, headers={"host": host}) for _ in range(n)),
+                                       return_exceptions=True)
+    counts: dict = {}
+    for r in results:
+        key = r.status_code if isinstance(r, httpx.Response) else type(r).__name__
+        counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 @contextlib.contextmanager

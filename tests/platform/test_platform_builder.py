@@ -10,8 +10,13 @@ import asyncio
 import secrets
 from pathlib import Path
 
+import pytest
+
 import platform_kit as kit
 from e2e.helpers import clone, commit_all, git
+
+# huggingface_hub warns that `sdk: streamlit` is deprecated on Hugging Face; it is supported here
+pytestmark = pytest.mark.filterwarnings("ignore:Warnings while validating metadata")
 
 
 def test_gradio_template_runs_behind_the_proxy(platform, alice, demo) -> None:  # noqa: ANN001
@@ -95,7 +100,8 @@ def test_static_template_is_served_through_the_proxy(platform, alice, make_space
     assert kit.app_get(platform.server, repo_id, "/nope.html").status_code == 404
 
 
-def test_streamlit_template_answers_over_websocket_through_the_proxy(platform, alice, make_space) -> None:  # noqa: ANN001
+def test_streamlit_template_answers_over_websocket_through_the_proxy(  # noqa: ANN001
+        platform, alice, make_space) -> None:
     repo_id = make_space(alice, kit.space_files("streamlit"), sdk="streamlit")
     kit.wait_stage(alice.api, repo_id, kit.RUNNING, timeout=300)
     assert kit.app_get(platform.server, repo_id, "/_stcore/health").text == "ok"

@@ -50,6 +50,20 @@ def test_run_log_has_the_apps_output(alice, probe) -> None:  # noqa: ANN001
     assert text.index("PROBE-START") < text.index("Running on local URL")
 
 
+@kit.known_bug("every gradio app's run log shows a traceback at start: gradio starts its Spaces hot-reload "
+               "watcher when SYSTEM=spaces and raises 'spaces package is required' because the built environment "
+               "lacks the `spaces` package that Hugging Face's gradio images include")
+def test_healthy_gradio_app_logs_no_traceback(alice, demo) -> None:  # noqa: ANN001
+    def log() -> str:
+        text = kit.logs(alice.api, demo, build=False)
+        return text if "Running on local URL" in text else ""
+
+    text = kit.wait_for(log, timeout=60, what="gradio's start-up line in the run log")
+    assert "Traceback" not in text, text[-2000:]
+
+
+@kit.known_bug("a live log line after the replay crashes the SSE stream on SQLite (TypeError: can't compare "
+               "offset-naive and offset-aware datetimes, spaces/hub/api/spaces.py logs().stream)")
 def test_run_log_streams_new_lines_live(platform, alice, probe) -> None:  # noqa: ANN001
     """A reader following the run log gets a line the app prints after the reader connected (SSE, live)."""
     marker = f"live-line-{secrets.token_hex(4)}"
@@ -116,7 +130,8 @@ def test_new_secret_reaches_the_app_after_its_restart(platform, alice, probe) ->
     kit.wait_for(seen, timeout=60, what="the new secret in the app's environment")
 
 
-def test_a_space_cannot_read_another_spaces_secrets_or_files(platform, alice, bob, probe, make_space) -> None:  # noqa: ANN001
+def test_a_space_cannot_read_another_spaces_secrets_or_files(  # noqa: ANN001
+        platform, alice, bob, probe, make_space) -> None:
     secret = f"victim-{secrets.token_hex(8)}"
     victim = make_space(bob, kit.space_files(**{"README.md": kit.readme("gradio"),
                                                 "app.py": kit.app_source("greet.py", MARK="victim")}),
@@ -146,7 +161,8 @@ def test_crashing_app_is_runtime_error_with_its_log_and_others_keep_serving(plat
     message = rt.raw["message"]
     assert f"RuntimeError: {token}: this app fails on purpose at import" in message, message
     assert "crash-app: starting" in message  # the tail of its log, stdout and stderr
-    assert token in kit.logs(alice.api, repo_id, build=False)
+    kit.wait_for(lambda: token in kit.logs(alice.api, repo_id, build=False), timeout=30,
+                 what="the crash in the run log")
     # the visitor sees the stage and message, not a hang
     r = kit.app_get(platform.server, repo_id, "/")
     assert r.status_code == 503 and r.json()["stage"] == "RUNTIME_ERROR", r.text[:300]
