@@ -67,9 +67,12 @@ def make_backend(settings: Settings):  # noqa: ANN201
         from spaces.runtime.backends.kubernetes import KubernetesBackend
 
         return KubernetesBackend(settings.kubernetes, FlavorCatalog(settings.flavors))
+    from spaces.runtime import netguard
     from spaces.runtime.backends.local import LocalBackend
 
-    return LocalBackend(settings.local)
+    local = settings.local
+    netguard.install(local.uid_min, local.uid_max, allow_ports=[settings.port])
+    return netguard.GuardedBackend(LocalBackend(local), local.uid_min)
 
 
 def make_builder(settings: Settings):  # noqa: ANN201
@@ -195,7 +198,7 @@ class Platform:
         if self.hub_socket.exists():
             self.hub_socket.unlink()
         hub_server = uvicorn.Server(uvicorn.Config(self.app, uds=str(self.hub_socket), log_level="warning",
-                                                   proxy_headers=True, forwarded_allow_ips="*",
+                                                   proxy_headers=True, forwarded_allow_ips="*", date_header=False,
                                                    timeout_graceful_shutdown=5))
         static_sock = socket.socket()
         static_sock.bind(("127.0.0.1", 0))

@@ -137,7 +137,9 @@ def _pin(package: str, version: str | None) -> str:
 def render_gradio(plan: BuildPlan, options: DockerfileOptions) -> Rendered:
     env = {"GRADIO_SERVER_NAME": "0.0.0.0", "GRADIO_SERVER_PORT": str(plan.app_port), "SYSTEM": "spaces",
            "HOME": "/home/user", "PYTHONUNBUFFERED": "1"}
-    return _python_image(plan, options, _pin("gradio", plan.sdk_version), env, ["python", plan.app_file or "app.py"])
+    # like Hugging Face's images: the `spaces` package next to gradio (its Spaces integration imports it)
+    return _python_image(plan, options, _pin("gradio", plan.sdk_version) + " spaces", env,
+                         ["python", plan.app_file or "app.py"])
 
 
 def render_streamlit(plan: BuildPlan, options: DockerfileOptions) -> Rendered:

@@ -53,6 +53,11 @@ _DROP_ENV = ("VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONHOME", "PYTHONPATH", "UV_PYTH
              "UV_PROJECT_ENVIRONMENT")
 
 
+#: what Hugging Face installs next to the SDK in its images; gradio's Spaces integration (hot reload, ZeroGPU
+#: decorators) imports the ``spaces`` package whenever SYSTEM=spaces, and logs a traceback without it
+COMPANIONS = {"gradio": ("spaces",)}
+
+
 def sdk_requirement(plan: BuildPlan) -> tuple[str | None, bool]:
     """(requirement, as_override) for the SDK package; requirement None when requirements.txt decides."""
     sdk = plan.sdk
@@ -129,7 +134,7 @@ class LocalEnvBuilder:
 
     def address(self, plan: BuildPlan, interp: Interpreter, requirement: str | None) -> str:
         """Content address of the environment on this host."""
-        basis = json.dumps([plan.env_digest, interp.text, requirement], sort_keys=True)
+        basis = json.dumps([plan.env_digest, interp.text, requirement, COMPANIONS.get(plan.sdk, ())], sort_keys=True)
         return hashlib.sha256(basis.encode()).hexdigest()[:32]
 
     def clean_stale(self) -> None:
@@ -168,6 +173,7 @@ class LocalEnvBuilder:
                 args += [requirement, "--override", str(inputs / "sdk-override.txt")]
             elif requirement:
                 args.append(requirement)
+            args += COMPANIONS.get(plan.sdk, ())
             what = "requirements.txt and " if plan.requirements.strip() else ""
             log("installing", f"installing {what}{requirement or plan.sdk}")
             self._uv_run(self._install(python, *args), "installing", log, "Installing the requirements failed")

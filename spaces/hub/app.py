@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from email.utils import formatdate
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -67,5 +68,8 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
     @app.middleware("http")
     async def remember_base(request, call_next):  # noqa: ANN001, ANN202
         request_base.set(f"{request.url.scheme}://{request.headers.get('host', 'localhost')}")
-        return await call_next(request)
+        response = await call_next(request)
+        if "date" not in response.headers:  # the server runs with date_header=False: see logs() for why
+            response.headers["Date"] = formatdate(usegmt=True)
+        return response
     return app

@@ -191,6 +191,7 @@ class Reconciler:
     def _wind_down(self, s, space: Space, current: Handle | None, previous: Handle | None,  # noqa: ANN001
                    obs: Observed | None) -> None:
         if previous is not None:
+            s.commit()
             self._stop_quietly(previous)
         if space.paused:
             if current is not None:
@@ -201,6 +202,7 @@ class Reconciler:
         elif space.asleep:
             sleeping = SpaceStage.SLEEPING if space.hardware == "cpu-basic" else SpaceStage.STOPPED
             if current is not None and obs is not None and obs.phase == Phase.RUNNING:
+                s.commit()
                 try:
                     self.backend.freeze(current)  # first tier: instant thaw on the next visit
                     self._close_usage(s, space)
@@ -234,6 +236,7 @@ class Reconciler:
             self._set_stage(space, SpaceStage.RUNTIME_ERROR, "app_crashed",
                             f"The app exited with code {obs.exit_code}; restarting in {int(delay)} s. "
                             f"Last log lines:\n{tail}")
+        s.commit()
         self._stop_quietly(current)
         space.instance = None
         space.instance_sha = None
@@ -242,6 +245,7 @@ class Reconciler:
     def _start_new(self, s, space: Space, artifact: Artifact, current: Handle | None) -> None:  # noqa: ANN001
         if space.retry_at is not None and _aware(space.retry_at) > utcnow():
             return  # backing off after a crash; the sweep comes back
+        s.commit()  # never hold the database's write lock across a start (a zygote may take seconds)
         try:
             handle, placement = self.start_instance(s, space, artifact)
         except QuotaExceeded as exc:
@@ -277,6 +281,7 @@ class Reconciler:
 
     def _running(self, s, space: Space, current: Handle, previous: Handle | None, obs: Observed) -> None:  # noqa: ANN001
         if previous is not None:
+            s.commit()
             self._stop_quietly(previous)
             space.instance = {**(space.instance or {}), "previous": None}
         self._open_usage(s, space)  # after a thaw billing resumes; idempotent while running
@@ -303,6 +308,7 @@ class Reconciler:
 
     # ---- helpers ------------------------------------------------------------------------------------------
     def _stop_instance(self, s, space: Space, handle: Handle) -> None:  # noqa: ANN001
+        s.commit()  # a stop waits out the app's grace period: not while holding the write lock
         self._stop_quietly(handle)
         self._close_usage(s, space)
         space.instance = None

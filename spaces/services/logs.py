@@ -8,10 +8,12 @@ A reader that falls too far behind loses live lines (bounded queue) but can alwa
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import select
 
@@ -19,6 +21,7 @@ from spaces.db.models import LogLine, utcnow
 from spaces.db.session import Database
 
 KINDS = ("build", "run")
+log = logging.getLogger("spaces.logs")
 
 
 @dataclass(frozen=True)
@@ -32,28 +35,55 @@ class LogBus:
         self.db = db
         self._subs: dict[tuple[str, str], set[tuple[asyncio.AbstractEventLoop, asyncio.Queue]]] = defaultdict(set)
         self._lock = threading.Lock()
+        # Lines are written in batches: a build prints hundreds of lines a second, and one transaction per line
+        # would keep the database's write lock busy for everyone else. Readers flush first (see history).
+        self._pending: list[LogLine] = []
+        self._flush_lock = threading.Lock()
+        self._kick = threading.Event()
+        threading.Thread(target=self._writer, name="log-writer", daemon=True).start()
 
     def append(self, space_id: str, kind: str, data: str) -> None:
         event = LogEvent(utcnow(), data if data.endswith("\n") else data + "\n")
-        with self.db.session() as s:
-            s.add(LogLine(space_id=space_id, kind=kind, ts=event.ts, data=event.data))
         with self._lock:
+            self._pending.append(LogLine(space_id=space_id, kind=kind, ts=event.ts, data=event.data))
             subs = list(self._subs.get((space_id, kind), ()))
+        self._kick.set()
         for loop, queue in subs:
             loop.call_soon_threadsafe(_offer, queue, event)
 
+    def flush(self) -> None:
+        with self._flush_lock:
+            with self._lock:
+                batch, self._pending = self._pending, []
+            if batch:
+                with self.db.session() as s:
+                    s.add_all(batch)
+
+    def _writer(self) -> None:
+        while True:
+            self._kick.wait()
+            time.sleep(0.2)  # gather a batch
+            self._kick.clear()
+            try:
+                self.flush()
+            except Exception:  # a failed batch is dropped from the store, never from live readers
+                log.exception("writing log lines failed")
+
     def clear(self, space_id: str, kind: str) -> None:
+        self.flush()
         with self.db.session() as s:
             for row in s.scalars(select(LogLine).where(LogLine.space_id == space_id, LogLine.kind == kind)):
                 s.delete(row)
 
     def history(self, space_id: str, kind: str, tail: int | None = None) -> list[LogEvent]:
+        self.flush()
         with self.db.session() as s:
             q = select(LogLine).where(LogLine.space_id == space_id, LogLine.kind == kind).order_by(LogLine.id.desc())
             if tail:
                 q = q.limit(tail)
             rows = list(s.scalars(q))
-        return [LogEvent(r.ts, r.data) for r in reversed(rows)]
+        # SQLite hands datetimes back without a zone; everything here is UTC, and live events are aware
+        return [LogEvent(r.ts if r.ts.tzinfo else r.ts.replace(tzinfo=timezone.utc), r.data) for r in reversed(rows)]
 
     def subscribe(self, space_id: str, kind: str) -> asyncio.Queue:
         queue: asyncio.Queue = asyncio.Queue(maxsize=10_000)

@@ -44,9 +44,10 @@ def test_dependencies_are_installed_before_the_code_is_copied(plan: BuildPlan) -
 
 
 @pytest.mark.parametrize("plan, pin", [
-    (GRADIO, '"gradio==6.31.0"'),
+    (GRADIO, '"gradio==6.31.0" spaces'),  # gradio images get HF's `spaces` package beside the SDK
     (STREAMLIT, '"streamlit==1.67.0"'),
-    (BuildPlan(sdk="gradio", python_version="3.11", sdk_version=None, app_file="app.py", app_port=7860), "gradio"),
+    (BuildPlan(sdk="gradio", python_version="3.11", sdk_version=None, app_file="app.py", app_port=7860),
+     "gradio spaces"),
 ])
 def test_the_sdk_pin_is_installed_with_the_requirements(plan: BuildPlan, pin: str) -> None:
     text = render(plan).text

@@ -50,9 +50,6 @@ def test_run_log_has_the_apps_output(alice, probe) -> None:  # noqa: ANN001
     assert text.index("PROBE-START") < text.index("Running on local URL")
 
 
-@kit.known_bug("every gradio app's run log shows a traceback at start: gradio starts its Spaces hot-reload "
-               "watcher when SYSTEM=spaces and raises 'spaces package is required' because the built environment "
-               "lacks the `spaces` package that Hugging Face's gradio images include")
 def test_healthy_gradio_app_logs_no_traceback(alice, demo) -> None:  # noqa: ANN001
     def log() -> str:
         text = kit.logs(alice.api, demo, build=False)
@@ -62,8 +59,6 @@ def test_healthy_gradio_app_logs_no_traceback(alice, demo) -> None:  # noqa: ANN
     assert "Traceback" not in text, text[-2000:]
 
 
-@kit.known_bug("a live log line after the replay crashes the SSE stream on SQLite (TypeError: can't compare "
-               "offset-naive and offset-aware datetimes, spaces/hub/api/spaces.py logs().stream)")
 def test_run_log_streams_new_lines_live(platform, alice, probe) -> None:  # noqa: ANN001
     """A reader following the run log gets a line the app prints after the reader connected (SSE, live)."""
     marker = f"live-line-{secrets.token_hex(4)}"

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import time
+from email.utils import formatdate
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
@@ -356,6 +359,9 @@ async def logs(ns: str, name: str, kind: str, request: Request) -> StreamingResp
         finally:
             hub.logs.unsubscribe(space_id, kind, queue)
 
+    # huggingface_hub's no-follow read stops at the first event later than Date + 1 s; Date has whole seconds,
+    # so it is rounded *up*: every replayed line is then before the cut, however recent it is
+    date = formatdate(math.ceil(time.time()), usegmt=True)
     return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache",
+                             headers={"Date": date, "Cache-Control": "no-cache",
                                       "X-Accel-Buffering": "no"})

@@ -1,0 +1,146 @@
+"""Wake through the whole platform: a sleeping Space to its first 200 through the proxy, per sleep tier, in one run.
+
+    .venv/bin/python bench/wake.py [--rounds 20] [--concurrency 5] [--sdks gradio,streamlit] [--envs-dir DIR]
+
+Three ``spaces serve`` configurations, one after the other, each with a gradio and a streamlit template Space:
+
+* **frozen** (defaults): ``spaces sleep`` freezes the app (cgroup freezer); a wake thaws it.
+* **stopped** (``SPACES_RUNTIME__STOP_FROZEN_AFTER=0``): sleep freezes then stops the process; a wake starts a
+  new instance forked from the environment's pre-warmed zygote.
+* **cold** (the same plus ``SPACES_LOCAL__ZYGOTE=false``): a wake starts a fresh interpreter, as a first start
+  does: the reference.
+
+Each round: ``POST /api/spaces/{id}/sleep``, wait until the Space is fully asleep (stage SLEEPING; for the two
+stopping tiers, its process gone), then send ``--concurrency`` requests at once as an API client (held by the proxy
+until the app answers) and time the first 200. Any answer other than 200 during a wake counts as a failure.
+Prints p50/p95 per (sdk, tier), failures, and the ratios of p50 against the cold start of the same run.
+Needs root (the local backend). ``--envs-dir`` reuses built environments across runs (content addressed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "platform")]
+
+import platform_kit as kit  # noqa: E402
+from huggingface_hub import HfApi  # noqa: E402
+
+TIERS = {
+    "frozen": {},
+    "stopped": {"SPACES_RUNTIME__STOP_FROZEN_AFTER": "0"},
+    "cold": {"SPACES_RUNTIME__STOP_FROZEN_AFTER": "0", "SPACES_LOCAL__ZYGOTE": "false"},
+}
+
+
+class Actor:
+    def __init__(self, server, name: str) -> None:  # noqa: ANN001
+        self.name, self.token, self.url = name, server.token(name), server.url
+        self.api = HfApi(endpoint=server.url, token=self.token)
+
+    def http(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"authorization": f"Bearer {self.token}"}, timeout=30)
+
+
+async def wake_once(port: int, host: str, concurrency: int) -> tuple[float, int]:
+    """Fire ``concurrency`` requests at once; (seconds to the first 200, non-200 answers)."""
+    t0 = time.perf_counter()
+    firsts: list[float] = []
+
+    async def one(c: httpx.AsyncClient) -> int:
+        r = await c.get("/", headers={"host": host})
+        if r.status_code == 200:
+            firsts.append(time.perf_counter() - t0)
+        return r.status_code
+
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=180,
+                                 limits=httpx.Limits(max_connections=concurrency)) as c:
+        codes = await asyncio.gather(*(one(c) for _ in range(concurrency)), return_exceptions=True)
+    failures = sum(1 for code in codes if code != 200)
+    return (min(firsts) if firsts else float("nan")), failures
+
+
+def fully_asleep(platform: kit.Platform, actor: Actor, repo_id: str, space_id: str, stopping: bool) -> bool:
+    if actor.api.get_space_runtime(repo_id).stage != "SLEEPING":
+        return False
+    return not stopping or not [s for s in kit.instance_states(platform) if s.get("space_id") == space_id]
+
+
+def run_tier(base: Path, envs: Path, tier: str, sdks: list[str], rounds: int, concurrency: int) -> dict:
+    platform = kit.start_platform(base, f"wake-{tier}", envs_dir=envs, extra_env=TIERS[tier])
+    results = {}
+    try:
+        actor = Actor(platform.server, "bench")
+        for sdk in sdks:
+            repo_id = f"bench/{sdk}-{tier}"
+            kit.create_space(actor.api, repo_id, kit.space_files(sdk), sdk=sdk)
+            kit.wait_stage(actor.api, repo_id, kit.RUNNING, timeout=600)
+            space_id = kit.space_id(actor, repo_id)
+            host = kit.app_host(platform.server, repo_id)
+            assert kit.app_get(platform.server, repo_id, "/").status_code == 200
+            samples, failures = [], 0
+            for _ in range(rounds):
+                with actor.http() as c:
+                    c.post(f"/api/spaces/{repo_id}/sleep").raise_for_status()
+                kit.wait_until(lambda: fully_asleep(platform, actor, repo_id, space_id, tier != "frozen"),
+                               timeout=60, interval=0.05, what=f"{repo_id} asleep")
+                seconds, failed = asyncio.run(wake_once(platform.port, host, concurrency))
+                samples.append(seconds)
+                failures += failed
+            results[sdk] = (samples, failures)
+            print(f"  {sdk:<9} {tier:<8} p50 {_ms(statistics.median(samples))}  p95 {_ms(_p95(samples))}  "
+                  f"failed requests {failures}/{rounds * concurrency}", flush=True)
+    finally:
+        platform.stop()
+    return results
+
+
+def _p95(xs: list[float]) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(0.95 * (len(xs) - 1))))]
+
+
+def _ms(s: float) -> str:
+    return f"{s * 1000:8.1f} ms"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--concurrency", type=int, default=5, help="requests sent at once per wake")
+    ap.add_argument("--sdks", default="gradio,streamlit")
+    ap.add_argument("--tiers", default="frozen,stopped,cold")
+    ap.add_argument("--envs-dir", type=Path, default=None, help="built environments to reuse (default: fresh)")
+    args = ap.parse_args()
+    warnings.filterwarnings("ignore", message="Warnings while validating metadata")  # sdk: streamlit is deprecated
+    sdks, tiers = args.sdks.split(","), args.tiers.split(",")
+    base = kit.new_base("spaces-bench-wake-")
+    envs = args.envs_dir or base / "envs"
+    print(f"wake through the proxy, {args.rounds} wakes per (sdk, tier), {args.concurrency} requests per wake")
+    table: dict[str, dict[str, tuple[list[float], int]]] = {}
+    try:
+        for tier in tiers:
+            for sdk, res in run_tier(base, envs, tier, sdks, args.rounds, args.concurrency).items():
+                table.setdefault(sdk, {})[tier] = res
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    print("\nsdk       tier        p50          p95     p95/p50  p50 vs cold  failed")
+    for sdk, by_tier in table.items():
+        cold = statistics.median(by_tier["cold"][0]) if "cold" in by_tier else float("nan")
+        for tier, (samples, failures) in by_tier.items():
+            p50, p95 = statistics.median(samples), _p95(samples)
+            print(f"{sdk:<9} {tier:<8} {_ms(p50)} {_ms(p95)}  {p95 / p50:6.2f}x  {p50 / cold:9.3f}x  {failures:6d}")
+
+
+if __name__ == "__main__":
+    main()
