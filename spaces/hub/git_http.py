@@ -165,10 +165,15 @@ async def receive_pack(ns: str, name: str, request: Request) -> Response:
     inner = response.body_iterator
 
     async def then_refresh():  # noqa: ANN202
+        # The refs are updated once http-backend has finished writing its answer, and git considers the push
+        # done as soon as it reads the status report at the end of it: so the last chunk is held back until the
+        # hub has read the new tip, and a client that reads the Space right after `git push` sees its commit.
+        held = None
         async for chunk in inner:
-            yield chunk
+            if held is not None:
+                yield held
+            held = chunk
 
-        # The pack is in and refs are updated once http-backend has finished writing its answer.
         def refresh() -> None:
             with hub.db.session() as s:
                 space = hub.spaces.find(s, repo_id)
@@ -176,8 +181,10 @@ async def receive_pack(ns: str, name: str, request: Request) -> Response:
                     hub.spaces.refresh(s, space)
         try:
             await run_in_threadpool(refresh)
-        except Exception:  # the push itself succeeded; a failed refresh is retried by the next read
+        except Exception:  # the push itself succeeded; the next push, commit or restart reads the tip again
             log.exception("refresh after push to %s failed", repo_id)
+        if held is not None:
+            yield held
 
     response.body_iterator = then_refresh()
     return response
