@@ -76,6 +76,7 @@ class Reconciler:
         self._watchers: dict[str, threading.Thread] = {}
         self._pumps: dict[str, threading.Thread] = {}
         self._ready_listeners: dict[str, list[Callable[[], None]]] = {}
+        self._seen: dict[str, tuple] = {}  # desired state each step decided from (see _commit)
         self._thread: threading.Thread | None = None
 
     # ---- control ------------------------------------------------------------------------------------------
@@ -141,10 +142,34 @@ class Reconciler:
 
     # ---- one step -----------------------------------------------------------------------------------------
     def reconcile(self, space_id: str) -> None:
+        try:
+            self._reconcile(space_id)
+        except _DesiredChanged:
+            self.nudge(space_id)  # an API write landed meanwhile: look again with what is true now
+
+    def _commit(self, s, space: Space) -> None:  # noqa: ANN001
+        """Commit this step unless the desired state changed under it (then roll back and raise).
+
+        The step's decisions were made from the desired state read at its start; an API write (pause, restart,
+        push, hardware, visibility) may have landed since. After the flush this transaction holds the write
+        lock (SQLite) or the row lock (PostgreSQL, FOR UPDATE), so the check and the commit are atomic.
+        """
+        if s.info.pop("acted", False):
+            s.commit()  # something was started or stopped: that must be on record, whatever the stage says
+            return
+        s.flush()
+        now = s.execute(select(*_DESIRED).where(Space.id == space.id).with_for_update()).one_or_none()
+        if now is None or tuple(now) != self._seen.get(space.id):
+            s.rollback()
+            raise _DesiredChanged()
+        s.commit()
+
+    def _reconcile(self, space_id: str) -> None:
         with self.db.session() as s:
             space = s.get(Space, space_id)
             if space is None:
                 return
+            self._seen[space.id] = tuple(getattr(space, c.key) for c in _DESIRED)
             inst = dict(space.instance or {})
             current = Handle.from_json(inst["current"]) if inst.get("current") else None
             previous = Handle.from_json(inst["previous"]) if inst.get("previous") else None
@@ -153,6 +178,7 @@ class Reconciler:
 
             if not self._wants_running(space, artifact):
                 self._wind_down(s, space, current, previous, obs)
+                self._commit(s, space)
                 return
 
             if current is not None and obs is not None and obs.phase in (Phase.EXITED, Phase.GONE):
@@ -162,15 +188,18 @@ class Reconciler:
 
             if current is None or space.instance_sha != artifact.sha:
                 self._start_new(s, space, artifact, current)
+                self._commit(s, space)
                 return
 
             if obs.phase == Phase.FROZEN:
                 self.backend.thaw(current)
+                s.info["acted"] = True
                 obs = self.backend.poll(current)
             if obs.phase == Phase.RUNNING:
                 self._running(s, space, current, previous, obs)
             elif obs.phase == Phase.STARTING:
                 self._starting(s, space, current, obs)
+            self._commit(s, space)
 
     @staticmethod
     def _wants_running(space: Space, artifact: Artifact | None) -> bool:
@@ -191,8 +220,9 @@ class Reconciler:
     def _wind_down(self, s, space: Space, current: Handle | None, previous: Handle | None,  # noqa: ANN001
                    obs: Observed | None) -> None:
         if previous is not None:
-            s.commit()
+            self._commit(s, space)
             self._stop_quietly(previous)
+            s.info["acted"] = True
         if space.paused:
             if current is not None:
                 self._stop_instance(s, space, current)
@@ -202,9 +232,10 @@ class Reconciler:
         elif space.asleep:
             sleeping = SpaceStage.SLEEPING if space.hardware == "cpu-basic" else SpaceStage.STOPPED
             if current is not None and obs is not None and obs.phase == Phase.RUNNING:
-                s.commit()
+                self._commit(s, space)
                 try:
                     self.backend.freeze(current)  # first tier: instant thaw on the next visit
+                    s.info["acted"] = True
                     self._close_usage(s, space)
                 except NotImplementedError:
                     self._stop_instance(s, space, current)
@@ -236,8 +267,9 @@ class Reconciler:
             self._set_stage(space, SpaceStage.RUNTIME_ERROR, "app_crashed",
                             f"The app exited with code {obs.exit_code}; restarting in {int(delay)} s. "
                             f"Last log lines:\n{tail}")
-        s.commit()
+        self._commit(s, space)
         self._stop_quietly(current)
+        s.info["acted"] = True
         space.instance = None
         space.instance_sha = None
         self._route(space, "error", None, space.stage_message)
@@ -245,9 +277,10 @@ class Reconciler:
     def _start_new(self, s, space: Space, artifact: Artifact, current: Handle | None) -> None:  # noqa: ANN001
         if space.retry_at is not None and _aware(space.retry_at) > utcnow():
             return  # backing off after a crash; the sweep comes back
-        s.commit()  # never hold the database's write lock across a start (a zygote may take seconds)
+        self._commit(s, space)  # never hold the database's write lock across a start (a zygote may take seconds)
         try:
             handle, placement = self.start_instance(s, space, artifact)
+            s.info["acted"] = True
         except QuotaExceeded as exc:
             # a refusal never touches what already runs; the Space says why it is not running
             self._set_stage(space, SpaceStage.RUNNING if current else SpaceStage.RUNTIME_ERROR, "quota_exceeded",
@@ -281,8 +314,9 @@ class Reconciler:
 
     def _running(self, s, space: Space, current: Handle, previous: Handle | None, obs: Observed) -> None:  # noqa: ANN001
         if previous is not None:
-            s.commit()
+            self._commit(s, space)
             self._stop_quietly(previous)
+            s.info["acted"] = True
             space.instance = {**(space.instance or {}), "previous": None}
         self._open_usage(s, space)  # after a thaw billing resumes; idempotent while running
         space.restarts, space.retry_at = 0, None
@@ -308,8 +342,9 @@ class Reconciler:
 
     # ---- helpers ------------------------------------------------------------------------------------------
     def _stop_instance(self, s, space: Space, handle: Handle) -> None:  # noqa: ANN001
-        s.commit()  # a stop waits out the app's grace period: not while holding the write lock
+        self._commit(s, space)  # a stop waits out the app's grace period: not while holding the write lock
         self._stop_quietly(handle)
+        s.info["acted"] = True
         self._close_usage(s, space)
         space.instance = None
         space.instance_sha = None
@@ -366,6 +401,14 @@ class Reconciler:
         t = threading.Thread(target=pump, name=f"logs-{space_id}", daemon=True)
         self._pumps[space_id] = t
         t.start()
+
+
+#: what users and builds change and the reconciler only reads
+_DESIRED = (Space.paused, Space.asleep, Space.sha, Space.hardware, Space.private)
+
+
+class _DesiredChanged(Exception):
+    pass
 
 
 def _aware(dt):  # noqa: ANN001, ANN202
