@@ -33,7 +33,7 @@ os.environ.update(
 )
 
 import httpx  # noqa: E402
-from harness import Server, start_server, unique  # noqa: E402
+from harness import Actor, Server, make_actor, start_server, unique  # noqa: E402
 from huggingface_hub import HfApi  # noqa: E402
 
 DATABASES = [d.strip() for d in os.environ.get("SPACES_TEST_DATABASES", "sqlite,postgres").split(",") if d.strip()]
@@ -85,47 +85,25 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 # people
 
 
-@dataclass
-class Actor:
-    """A user (or nobody) as seen by the clients: name, token and an ``HfApi`` bound to the server."""
-
-    name: str | None
-    token: str | None
-    api: HfApi
-    server: Server
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"authorization": f"Bearer {self.token}"} if self.token else {}
-
-    def http(self) -> httpx.Client:
-        return httpx.Client(base_url=self.server.url, headers=self.headers, timeout=30)
-
-
-def _actor(server: Server, name: str, role: str = "write") -> Actor:
-    token = server.token(name, role=role, name=f"e2e-{role}")
-    return Actor(name=name, token=token, api=HfApi(endpoint=server.url, token=token), server=server)
-
-
 @pytest.fixture(scope="session")
 def alice(server: Server) -> Actor:
-    return _actor(server, "alice")
+    return make_actor(server, "alice")
 
 
 @pytest.fixture(scope="session")
 def alice_read(server: Server, alice: Actor) -> Actor:
     """Alice again, with a read-only token."""
-    return _actor(server, "alice", role="read")
+    return make_actor(server, "alice", role="read")
 
 
 @pytest.fixture(scope="session")
 def bob(server: Server) -> Actor:
-    return _actor(server, "bob")
+    return make_actor(server, "bob")
 
 
 @pytest.fixture(scope="session")
 def carol(server: Server) -> Actor:
-    return _actor(server, "carol")
+    return make_actor(server, "carol")
 
 
 @pytest.fixture(scope="session")

@@ -320,3 +320,37 @@ def subdomain_for(repo_id: str) -> str:
     import re
 
     return re.sub(r"[^a-z0-9]+", "-", repo_id.lower()).strip("-")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# users as the clients see them
+
+
+@dataclass
+class Actor:
+    """A user (or nobody) as seen by the clients: name, token and an ``HfApi`` bound to the server."""
+
+    name: str | None
+    token: str | None
+    api: Any  # huggingface_hub.HfApi
+    server: Server
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def http(self) -> httpx.Client:
+        return httpx.Client(base_url=self.server.url, headers=self.headers, timeout=30)
+
+
+def make_actor(server: Server, name: str, role: str = "write") -> Actor:
+    token = server.token(name, role=role, name=f"e2e-{role}")
+    return Actor(name=name, token=token, api=_hfapi(server.url, token), server=server)
+
+
+
+
+def _hfapi(endpoint: str, token: str | bool | None) -> Any:
+    from huggingface_hub import HfApi  # imported late: the test's HF_* environment must be set first
+
+    return HfApi(endpoint=endpoint, token=token)

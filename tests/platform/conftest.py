@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from harness import Server, unique
+from harness import Server, make_actor, unique
 
 import platform_kit as kit
 
@@ -53,6 +53,18 @@ def platform(platform_base: Path) -> Iterator[kit.Platform]:
 @pytest.fixture(scope="session")
 def server(platform: kit.Platform) -> Server:
     return platform.server
+
+
+# The users are redefined here, not inherited: the hub suite's session-scoped users belong to *its* servers, and
+# pytest would hand those cached ones to these tests even though ``server`` means this platform here.
+@pytest.fixture(scope="session")
+def alice(server: Server):  # noqa: ANN201
+    return make_actor(server, "alice")
+
+
+@pytest.fixture(scope="session")
+def bob(server: Server):  # noqa: ANN201
+    return make_actor(server, "bob")
 
 
 @pytest.fixture(scope="session")
