@@ -12,12 +12,13 @@ between leaves at most an unreferenced repository directory, which a later creat
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from spaces.db.models import Account, Space, SpaceSecret, SpaceVariable, new_id, utcnow
@@ -355,15 +356,9 @@ class SpaceService:
         s.delete(row)
         s.flush()
 
-    # ---- listing ----------------------------------------------------------------------------------------
-    @staticmethod
-    def count(s: Session) -> int:
-        return s.scalar(select(func.count(Space.id))) or 0
 
 
 def validate_env_key(key: str) -> None:
-    import re
-
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,199}", key or ""):
         raise BadRequest(f"Invalid key '{key}': use letters, digits and underscores, not starting with a digit.")
     if key.upper().startswith(("SPACE_", "SPACES_")) or key in ("SYSTEM", "CPU_CORES", "MEMORY", "ACCELERATOR"):
