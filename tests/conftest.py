@@ -122,8 +122,12 @@ def make_org(server: Server) -> Callable[..., str]:
 
 
 @pytest.fixture
-def make_space() -> Callable[..., str]:
-    """``make_space(alice, private=True)`` creates a Space through the real client and returns its id."""
+def make_space() -> Iterator[Callable[..., str]]:
+    """``make_space(alice, private=True)`` creates a Space through the real client and returns its id.
+
+    The Spaces are deleted after the test: a pushed app runs (and costs CPU) until its Space goes, and the
+    servers of this suite live for the whole session."""
+    made: list[tuple[Actor, str]] = []
 
     def make(
         owner: Actor,
@@ -136,9 +140,15 @@ def make_space() -> Callable[..., str]:
     ) -> str:
         repo_id = f"{namespace or owner.name}/{name or unique('sp')}"
         owner.api.create_repo(repo_id, repo_type="space", space_sdk=sdk, private=private, **kwargs)  # type: ignore[arg-type]
+        made.append((owner, repo_id))
         return repo_id
 
-    return make
+    yield make
+    for owner, repo_id in made:
+        try:
+            owner.api.delete_repo(repo_id, repo_type="space", missing_ok=True)
+        except Exception:  # a test may have deleted it, or made it unreachable for its owner: nothing to clean
+            pass
 
 
 @pytest.fixture
