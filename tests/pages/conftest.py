@@ -47,7 +47,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 
 
 # ---- browser ----------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API runs an event loop in this thread while it is open, so a session-wide
+# instance would keep other suites (tests/platform) from starting their own browser.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's browser with `apt-get install -y chromium` "
