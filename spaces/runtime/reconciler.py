@@ -184,7 +184,6 @@ class Reconciler:
             if current is not None and obs is not None and obs.phase in (Phase.EXITED, Phase.GONE):
                 self._crashed(s, space, current, obs)
                 current, obs = None, None
-                inst = dict(space.instance or {})
 
             if current is None or space.instance_sha != artifact.sha:
                 self._start_new(s, space, artifact, current)
