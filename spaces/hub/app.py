@@ -24,6 +24,30 @@ from spaces.settings import Settings
 log = logging.getLogger("spaces")
 
 
+class RequestBase:
+    """Pure ASGI (BaseHTTPMiddleware would wrap every body, git's and the SSE streams' included): remembers the
+    base URL the request came in on, and adds a Date header where the endpoint set none (the server runs with
+    uvicorn's own Date off, see the logs endpoint for why)."""
+
+    def __init__(self, app) -> None:  # noqa: ANN001
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "localhost")
+        request_base.set(f"{scope.get('scheme', 'http')}://{host}")
+
+        async def send_with_date(message) -> None:  # noqa: ANN001
+            if message["type"] == "http.response.start" and not any(
+                    k.lower() == b"date" for k, _ in message.get("headers", ())):
+                message = {**message, "headers": [*message.get("headers", ()),
+                                                  (b"date", formatdate(usegmt=True).encode())]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_date)
+
+
 def build_hub(settings: Settings) -> Hub:
     # The data dir is traversable (0711) so sandboxed Spaces reach their environments and working copies; what
     # holds user data or secrets (repositories, database, key) is readable by the platform's user only.
@@ -65,11 +89,5 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
     install_pages(app, hub, hooks=runtime_hooks())
     app.add_middleware(BodyLimit, limits=settings.limits)
 
-    @app.middleware("http")
-    async def remember_base(request, call_next):  # noqa: ANN001, ANN202
-        request_base.set(f"{request.url.scheme}://{request.headers.get('host', 'localhost')}")
-        response = await call_next(request)
-        if "date" not in response.headers:  # the server runs with date_header=False: see logs() for why
-            response.headers["Date"] = formatdate(usegmt=True)
-        return response
+    app.add_middleware(RequestBase)
     return app

@@ -112,6 +112,8 @@ async def _cgi(request: Request, repo_path, service_path: str, body: bool, extra
             proc.stdin.close()
 
     feeder = asyncio.create_task(feed())
+    # stderr is drained as it comes: a full stderr pipe would stop http-backend before it finishes stdout
+    errors = asyncio.create_task(proc.stderr.read())
     status, headers = 200, {}
     while True:
         line = (await proc.stdout.readline()).decode("latin-1").rstrip("\r\n")
@@ -129,7 +131,7 @@ async def _cgi(request: Request, repo_path, service_path: str, body: bool, extra
                 yield chunk
         finally:
             await feeder
-            err = (await proc.stderr.read()).decode(errors="replace").strip()
+            err = (await errors).decode(errors="replace").strip()
             code = await proc.wait()
             if code != 0 or (err and status >= 400):
                 log.warning("git http-backend exited %s: %s", code, err)
