@@ -61,6 +61,10 @@ def git(*args: str, cwd: Path | str | None = None, check: bool = True, timeout: 
         except subprocess.TimeoutExpired:
             if attempt == 2:
                 raise
+            if args and args[0] == "clone":  # a stalled clone leaves its half-made target behind
+                import shutil
+
+                shutil.rmtree(Path(cwd or ".") / args[-1], ignore_errors=True)
     if check and res.returncode != 0:
         raise AssertionError(f"git {' '.join(args)} exited {res.returncode}\nstdout:\n{res.stdout}\nstderr:\n{res.stderr}")
     return res
