@@ -61,7 +61,7 @@ def git(*args: str, cwd: Path | str | None = None, check: bool = True, timeout: 
         except subprocess.TimeoutExpired:
             if attempt == 2:
                 raise
-            if args and args[0] == "clone":  # a stalled clone leaves its half-made target behind
+            if "clone" in args:  # a stalled clone leaves its half-made target behind
                 import shutil
 
                 shutil.rmtree(Path(cwd or ".") / args[-1], ignore_errors=True)
