@@ -30,6 +30,15 @@ from pathlib import Path
 CHP_DIR = Path("/tmp/chp")
 
 
+def event_loops() -> list[str]:
+    """The event loops the proxy can run on here: uvloop when installed, and asyncio."""
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return ["asyncio"]
+    return ["uvloop", "asyncio"]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -146,13 +155,7 @@ def main() -> int:
         else:
             print("configurable-http-proxy unavailable (npm install failed): skipped", file=sys.stderr)
 
-        loops = ["asyncio"]
-        try:
-            import uvloop  # noqa: F401
-
-            loops.insert(0, "uvloop")
-        except ImportError:
-            pass
+        loops = event_loops()
         for loop in loops:
             port = free_port()
             procs.append(start([sys.executable, "-m", "spaces.proxy", "--listen", f"127.0.0.1:{port}",

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from proxy import free_port, nginx_conf, start, stop, wait_port  # noqa: E402
+from proxy import event_loops, free_port, nginx_conf, start, stop, wait_port  # noqa: E402
 
 ECHO = """
 import asyncio, sys
@@ -79,13 +79,7 @@ def main() -> int:
     proxy_set_header Connection $connection_upgrade; proxy_set_header Host $host; proxy_read_timeout 1h; }} }}""",
                                                              "1"))]))
         paths: list[tuple[str, int, str | None]] = [("direct", echo_port, None), ("nginx (1 worker)", ng, None)]
-        loops = ["asyncio"]
-        try:
-            import uvloop  # noqa: F401
-
-            loops.insert(0, "uvloop")
-        except ImportError:
-            pass
+        loops = event_loops()
         for loop in loops:
             port = free_port()
             procs.append(start([sys.executable, "-m", "spaces.proxy", "--listen", f"127.0.0.1:{port}",
