@@ -28,7 +28,7 @@ from spaces.runtime.flavors import FlavorCatalog
 from spaces.runtime.nodes import detect_local_node, node_from_config
 from spaces.runtime.reconciler import Reconciler, RouteUpdate
 from spaces.runtime.sleeper import Sleeper
-from spaces.runtime.specs import instance_spec, variables_and_secrets, workdir_for
+from spaces.runtime.specs import instance_spec, startup_timeout, variables_and_secrets, workdir_for
 from spaces.runtime.static_site import StaticSites
 from spaces.services import accounts
 from spaces.services.builds import BuildService
@@ -138,10 +138,10 @@ class Platform:
         flavor = self.catalog.get(space.hardware)
         limits = Limits(cpu=flavor.limits.cpu, memory_mb=flavor.limits.memory_mb, gpus=placement.gpus)
         workdir = workdir_for(self.work_root, self.hub.spaces.repo(space), space.id, artifact.sha)
-        timeout = (space.card_data or {}).get("startup_duration_timeout")
         spec = instance_spec(s, space, artifact, app_host=self.settings.app_host(space.subdomain), workdir=workdir,
                              limits=limits, node=placement.node,
-                             startup_timeout=_seconds(timeout, self.settings.runtime.default_startup_timeout))
+                             startup_timeout=startup_timeout(space.card_data,
+                                                             self.settings.runtime.default_startup_timeout))
         return self.backend.start(spec), placement_json(placement)
 
     def _publish_route(self, update: RouteUpdate) -> None:
@@ -219,13 +219,3 @@ class Platform:
             self.builds.stop()
             await asyncio.wait([static_task], timeout=5)
 
-
-def _seconds(value, default: float) -> float:  # noqa: ANN001
-    if value in (None, ""):
-        return default
-    from spaces.domain.cardconfig import parse_duration
-
-    try:
-        return float(parse_duration(str(value)))
-    except Exception:
-        return default

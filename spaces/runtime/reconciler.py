@@ -28,6 +28,7 @@ from spaces.db.session import Database
 from spaces.domain.stages import SpaceStage
 from spaces.errors import QuotaExceeded, SpacesError
 from spaces.runtime.contracts import LABEL_MANAGED, Backend, Handle, Observed, Phase
+from spaces.runtime.specs import startup_timeout
 from spaces.services.logs import LogBus
 
 log = logging.getLogger("spaces.reconciler")
@@ -328,7 +329,7 @@ class Reconciler:
             cb()
 
     def _starting(self, s, space: Space, current: Handle, obs: Observed) -> None:  # noqa: ANN001
-        timeout = float((space.card_data or {}).get("startup_duration_timeout_seconds") or 1800)
+        timeout = startup_timeout(space.card_data)
         started = current.data.get("started_at")
         if started and time.time() - float(started) > timeout:
             self._stop_instance(s, space, current)

@@ -75,3 +75,16 @@ def instance_spec(s: Session, space: Space, artifact: Artifact, *, app_host: str
         workdir=str(workdir), app_file=app_file, port=port, env=app_env(s, space, app_host, flavor), limits=limits,
         node=node, flavor=flavor.name, startup_timeout=startup_timeout,
         labels={LABEL_MANAGED: "true", LABEL_SPACE: space.id, LABEL_SHA: artifact.sha})
+
+
+def startup_timeout(card: dict | None, default: float = 1800.0) -> float:
+    """README's ``startup_duration_timeout`` ("30m", "1h") in seconds; ``default`` when unset or unreadable."""
+    value = (card or {}).get("startup_duration_timeout")
+    if value in (None, ""):
+        return default
+    from spaces.domain.cardconfig import parse_duration
+
+    try:
+        return float(parse_duration(str(value)))
+    except Exception:  # a bad value is reported as a config problem on commit; here the default applies
+        return default
