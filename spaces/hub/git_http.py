@@ -137,7 +137,24 @@ async def _cgi(request: Request, repo_path, service_path: str, body: bool, extra
                 log.warning("git http-backend exited %s: %s", code, err)
 
     headers.pop("Content-Length", None)
-    return StreamingResponse(stream(), status_code=status, headers=headers)
+    return _CgiResponse(stream(), feeder, status_code=status, headers=headers)
+
+
+class _CgiResponse(StreamingResponse):
+    """A streamed CGI answer whose request body is still being fed to the CGI by another task.
+
+    Starlette's StreamingResponse (under ASGI spec < 2.4, i.e. uvicorn) watches for a disconnect by calling
+    ``receive()`` while the body streams. Here the feeder is still calling ``receive()`` for the request body, and
+    a chunk the watcher takes is lost: git's upload-pack then waits forever for the end of its input and the clone
+    stalls after the response head. So the watch starts only once the whole body has been read."""
+
+    def __init__(self, content, body_read: asyncio.Task, **kwargs) -> None:  # noqa: ANN001, ANN003
+        super().__init__(content, **kwargs)
+        self._body_read = body_read
+
+    async def listen_for_disconnect(self, receive) -> None:  # noqa: ANN001
+        await asyncio.wait([self._body_read])  # never cancels the feeder when this watch is cancelled
+        await super().listen_for_disconnect(receive)
 
 
 def _repo_id(ns: str, name: str) -> str:
