@@ -6,6 +6,10 @@ Each app is started, answers one GET / (so what a first visit loads is resident)
 proportional set size (``/proc/PID/smaps_rollup``: shared pages divided among their sharers) summed over every
 app process and its descendants, plus, for the fork design, the zygote itself (it is the cost of the design).
 Prints MiB per app, apps per GiB for each design, and the ratio (goal: at least 3x). Needs root.
+
+With memory merging on (``SPACES_LOCAL__MEMORY_MERGE``, the default) the forks are measured once ksmd, at the
+kernel's default scan rate, has merged what it will (it prints how long that took); ``--no-merge`` measures the
+forks without it. The cold processes are never merged: they are the one-process-per-Space reference.
 """
 
 from __future__ import annotations
@@ -56,6 +60,26 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
+KSM = Path("/sys/kernel/mm/ksm")
+
+
+def wait_merged(timeout: float = 600.0) -> tuple[float, int]:
+    """Wait until ksmd has merged what it will: two more full scans, and the last one added under 1%.
+    Returns (seconds waited, pages sharing a merged page)."""
+    read = lambda name: int((KSM / name).read_text())  # noqa: E731
+    t0 = time.monotonic()
+    scans, previous = read("full_scans"), -1
+    while time.monotonic() - t0 < timeout:
+        time.sleep(2)
+        now = read("full_scans")
+        if now >= scans + 2:
+            sharing = read("pages_sharing")
+            if previous >= 0 and sharing - previous <= previous / 100:
+                break
+            scans, previous = now, sharing
+    return time.monotonic() - t0, read("pages_sharing")
+
+
 def run(backend: LocalBackend, root: Path, venv: str, n: int, fork: bool) -> tuple[float, float]:
     """(summed PSS MiB of the apps and their descendants, PSS MiB of the zygote or 0)."""
     backend.settings.zygote = fork
@@ -66,6 +90,10 @@ def run(backend: LocalBackend, root: Path, venv: str, n: int, fork: bool) -> tup
             first_200(h.data["port"])
             handles.append(h)
         time.sleep(3)
+        if fork and backend.zygotes.memory_merge:
+            waited, sharing = wait_merged()
+            print(f"kernel samepage merging: {sharing * 4 / 1024:.0f} MiB of pages merged after {waited:.0f} s "
+                  "of ksmd at its default scan rate", flush=True)
         pids = {p for h in handles for p in descendants(int(h.data["pid"]))}
         zygote = 0.0
         if fork:
@@ -82,11 +110,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=8)
     ap.add_argument("--venv", default=os.environ.get("SPACES_TEST_LOCAL_VENV", DEFAULT_VENV))
+    ap.add_argument("--no-merge", action="store_true", help="forks without kernel samepage merging")
     args = ap.parse_args()
     root = Path(f"/var/tmp/spaces-bench-density-{secrets.token_hex(3)}")
     root.mkdir(mode=0o711)
     backend = LocalBackend(LocalBackendSettings(root=root / "backend", cgroup_root="spaces-bench", uid_min=31100,
-                                                uid_max=31199, stop_grace_s=2, zygote_wait_s=120))
+                                                uid_max=31199, stop_grace_s=2, zygote_wait_s=120,
+                                                memory_merge=not args.no_merge))
     try:
         backend.prewarm(Artifact("venv", args.venv, "bench", "b" * 40), "gradio")
         backend.zygotes.get(args.venv, "gradio", {}).wait_ready(120)
@@ -97,7 +127,8 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
     (cold, _), (apps, zygote) = cold, fork
     fork_total = apps + zygote
-    print(f"{args.n} idle gradio hello apps, summed PSS")
+    merged = " with memory merging" if backend.zygotes.memory_merge else " without memory merging"
+    print(f"{args.n} idle gradio hello apps, summed PSS; forks{merged}")
     for name, mib in (("cold processes", cold), ("zygote forks + zygote", fork_total), ("zygote forks only", apps)):
         print(f"{name:24} {mib:8.1f} MiB total  {mib / args.n:6.1f} MiB/app  {1024 * args.n / mib:6.1f} apps/GiB")
     print(f"ratio apps/GiB, forks + zygote vs cold: {cold / fork_total:.2f}x (goal >= 3x)")

@@ -27,6 +27,10 @@ as ``python app.py`` sets them.
 
 What a forked child shares with other children of the same zygote: read-only (copy-on-write) pages of the SDK
 import, the str hash secret and the address-space layout (ASLR offsets) of the zygote. Documented limitation.
+With ``--memory-merge 1`` the zygote opts itself and (by inheritance) its forks into kernel samepage merging: pages
+that the forks copied on write but that are byte-identical again (the same SDK objects touched the same way) are
+merged back into one write-protected copy by ksmd; a write splits the page again. The README's security model
+discusses what that shares.
 Differences from a cold start an app could notice: /proc/self/cmdline and /proc/self/environ show the zygote's
 (root-set, secret-free) start-up values, and ``gc.get_freeze_count()`` is non-zero (the import is frozen so that
 the collector does not un-share it). Native threads present at fork (OpenBLAS, pyarrow's jemalloc) have fork
@@ -269,7 +273,22 @@ def child_main(req: dict, sdk: str) -> None:
     _finish(code)
 
 
-def serve(sock_path: str, sdk: str, exits: str) -> None:
+PR_SET_MEMORY_MERGE = 67
+
+
+def enable_memory_merge() -> None:
+    """Let the kernel merge this process's identical pages with its forks' (KSM, Linux 6.4+; inherited on fork).
+
+    Forks of one zygote run the same SDK code on the same inherited heap: many pages they copy on write end up
+    byte-identical in every fork (the same objects touched the same way). ksmd merges such pages back into one
+    write-protected copy; a write un-merges just that page again. Unavailable: the forks simply share less."""
+    _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    if _libc.prctl(PR_SET_MEMORY_MERGE, 1, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        print(f"zygote: memory merging unavailable: {os.strerror(err)}", flush=True)
+
+
+def serve(sock_path: str, sdk: str, exits: str, memory_merge: bool = False) -> None:
     parent = os.getppid()
     os.chdir("/")
     import_env = import_sdk(sdk)
@@ -283,6 +302,8 @@ def serve(sock_path: str, sdk: str, exits: str) -> None:
     # to every object's GC header and un-share the pages (copy-on-write) the forks are meant to share. The
     # collector was off during the import (see import_sdk), so no freed holes invite child allocations either.
     gc.freeze()
+    if memory_merge:
+        enable_memory_merge()
     if threading.active_count() != 1:
         print("zygote: the SDK started Python threads; refusing to fork", flush=True)
         sys.exit(3)
@@ -386,10 +407,10 @@ def main(argv: list[str]) -> None:
                 os._exit(0)
 
         signal.signal(signal.SIGTERM, bye)
-        serve(opts["--socket"], opts["--sdk"], opts["--exits"])
+        serve(opts["--socket"], opts["--sdk"], opts["--exits"], opts.get("--memory-merge") == "1")
         bye()
     else:
-        sys.exit("usage: zygote.py exec < request.json | serve --socket PATH --sdk SDK --exits DIR")
+        sys.exit("usage: zygote.py exec < request.json | serve --socket PATH --sdk SDK --exits DIR [--memory-merge 1]")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@ class ZygoteUnavailable(Exception):
 
 
 class Zygote:
-    def __init__(self, venv: str, sdk: str, run_dir: Path, logs_dir: Path, env: dict[str, str]) -> None:
+    def __init__(self, venv: str, sdk: str, run_dir: Path, logs_dir: Path, env: dict[str, str], *,
+                 memory_merge: bool = False) -> None:
         key = hashlib.sha256(f"{os.path.realpath(venv)}\0{sdk}".encode()).hexdigest()[:16]
         self.venv, self.sdk, self.key = venv, sdk, key
         # unique per control plane and start: a second control plane on the same run_dir never takes it over
@@ -42,6 +43,7 @@ class Zygote:
         self.exits = run_dir / "exits"
         self.log_path = logs_dir / f"zygote-{sdk}-{key}.log"
         self.env = env
+        self.memory_merge = memory_merge  # KSM for the zygote and its forks (zygote.enable_memory_merge)
         self.proc: subprocess.Popen[bytes] | None = None
         self.lock = threading.Lock()
 
@@ -64,7 +66,7 @@ class Zygote:
         with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen(
                 [f"{self.venv}/bin/python", str(ZYGOTE_SCRIPT), "serve", "--socket", str(self.socket),
-                 "--sdk", self.sdk, "--exits", str(self.exits)],
+                 "--sdk", self.sdk, "--exits", str(self.exits), "--memory-merge", "1" if self.memory_merge else "0"],
                 env=self.env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, close_fds=True,
                 cwd="/",
             )
@@ -129,8 +131,9 @@ class Zygote:
 class ZygotePool:
     """The zygotes of one control plane, keyed by (venv, sdk)."""
 
-    def __init__(self, run_dir: Path, logs_dir: Path) -> None:
+    def __init__(self, run_dir: Path, logs_dir: Path, *, memory_merge: bool = False) -> None:
         self.run_dir, self.logs_dir = run_dir, logs_dir
+        self.memory_merge = memory_merge
         self._zygotes: dict[tuple[str, str], Zygote] = {}
         self._lock = threading.Lock()
 
@@ -139,7 +142,8 @@ class ZygotePool:
             key = (os.path.realpath(venv), sdk)
             z = self._zygotes.get(key)
             if z is None:
-                z = self._zygotes[key] = Zygote(venv, sdk, self.run_dir, self.logs_dir, env)
+                z = self._zygotes[key] = Zygote(venv, sdk, self.run_dir, self.logs_dir, env,
+                                                  memory_merge=self.memory_merge)
             return z
 
     def close(self) -> None:

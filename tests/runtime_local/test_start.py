@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,28 @@ def test_static_space_has_no_process(spaces: Spaces, backend: LocalBackend) -> N
     assert any(h.data.get("instance") == handle.data["instance"] for h in backend.list({}))
     backend.stop(handle)
     assert backend.poll(handle).phase == Phase.GONE
+
+
+def _merge_any(pid: int) -> str | None:
+    """'yes'/'no' from /proc/PID/ksm_stat (Linux 6.8+), None when the kernel does not say."""
+    try:
+        for line in Path(f"/proc/{pid}/ksm_stat").read_text().splitlines():
+            if line.startswith("ksm_merge_any:"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def test_zygote_forks_are_opted_into_memory_merging_and_cold_starts_are_not(
+        spaces: Spaces, backend: LocalBackend) -> None:
+    if _merge_any(os.getpid()) is None or not backend.zygotes.memory_merge:
+        pytest.skip("this kernel has no process-wide samepage merging (PR_SET_MEMORY_MERGE, /proc/PID/ksm_stat)")
+    assert Path("/sys/kernel/mm/ksm/run").read_text().strip() == "1"  # the backend turned ksmd on
+    seen = {}
+    for mode in ("zygote", "cold"):
+        handle = spaces.start(spaces.spec({"app.py": HELLO_GRADIO}), zygote=mode == "zygote")
+        assert handle.data["via"] == ("zygote" if mode == "zygote" else "exec")
+        wait_phase(backend, handle, Phase.RUNNING)
+        seen[mode] = _merge_any(int(handle.data["pid"]))
+    assert seen == {"zygote": "yes", "cold": "no"}

@@ -66,6 +66,9 @@ class LocalBackendSettings(BaseModel):
     uid_max: int = Field(29999, description="last uid handed to Spaces")
     cgroup_root: str = Field("spaces", description="cgroup under which each instance gets its group")
     zygote: bool = Field(True, description="fork Spaces from a pre-warmed interpreter per environment")
+    memory_merge: bool = Field(True, description="let the kernel merge identical memory pages of a zygote's forks "
+                               "(KSM; turns ksmd on if it is off). Merged pages are read-only to every fork; see "
+                               "the README's security model for the trade-off")
     zygote_wait_s: float = Field(30.0, description="how long start waits for a zygote still importing its SDK")
     stop_grace_s: float = Field(5.0, description="SIGTERM to SIGKILL delay on stop")
     namespaces: bool = Field(True, description="private /tmp and fixed HOME through a mount namespace")
@@ -97,7 +100,7 @@ class LocalBackend:
         self.namespaces = s.namespaces and _namespaces_work()
         if s.namespaces and not self.namespaces:
             log.warning("local backend: mount namespaces unavailable: Spaces share /tmp and see their home path")
-        self.zygotes = ZygotePool(self.run_dir, self.logs_dir)
+        self.zygotes = ZygotePool(self.run_dir, self.logs_dir, memory_merge=s.memory_merge and _ksm_running())
         self._children: dict[str, subprocess.Popen[bytes]] = {}  # cold starts we must reap
 
     # -- start -----------------------------------------------------------------------------------------------
@@ -353,4 +356,25 @@ def _namespaces_work() -> bool:
         return subprocess.run([sys.executable, "-c", code], env={"PATH": sandbox.SYSTEM_PATH},
                               timeout=10).returncode == 0
     except (OSError, subprocess.SubprocessError):
+        return False
+
+
+KSM_RUN = Path("/sys/kernel/mm/ksm/run")
+
+
+def _ksm_running() -> bool:
+    """Kernel samepage merging on (turned on when it is off and we may): else memory merging is not asked for."""
+    try:
+        state = KSM_RUN.read_text().strip()
+        if state == "1":
+            return True
+        if state != "0":  # 2: an operator asked the kernel to unmerge everything; leave that alone
+            log.warning("local backend: kernel samepage merging is set to %s; forks are not merged", state)
+            return False
+        KSM_RUN.write_text("1")
+        log.info("local backend: turned kernel samepage merging on (%s) for the zygotes' forks", KSM_RUN)
+        return True
+    except OSError as exc:
+        log.warning("local backend: kernel samepage merging unavailable (%s): forks share only what they inherit",
+                    exc)
         return False
