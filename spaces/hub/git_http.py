@@ -146,7 +146,9 @@ class _CgiResponse(StreamingResponse):
     Starlette's StreamingResponse (under ASGI spec < 2.4, i.e. uvicorn) watches for a disconnect by calling
     ``receive()`` while the body streams. Here the feeder is still calling ``receive()`` for the request body, and
     a chunk the watcher takes is lost: git's upload-pack then waits forever for the end of its input and the clone
-    stalls after the response head. So the watch starts only once the whole body has been read."""
+    stalls after the response head. The watch may even run before the feeder's first step: when http-backend's
+    head is already buffered (a loaded machine), ``_cgi`` returns without yielding and the watch takes a small
+    request's whole body. So the watch starts only once the whole body has been read."""
 
     def __init__(self, content, body_read: asyncio.Task, **kwargs) -> None:  # noqa: ANN001, ANN003
         super().__init__(content, **kwargs)

@@ -50,21 +50,7 @@ def git_env(**extra: str) -> dict[str, str]:
 
 
 def git(*args: str, cwd: Path | str | None = None, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    # KNOWN ISSUE (see the closing note of the hub issue): on a loaded machine a fetch through the proxy has
-    # been seen to stall after its response head. A stalled command is retried twice so the rest of the suite
-    # still runs; a third stall fails the test.
-    for attempt in range(3):
-        try:
-            res = subprocess.run(["git", *args], cwd=cwd, env=git_env(), capture_output=True, text=True,
-                                 timeout=timeout)
-            break
-        except subprocess.TimeoutExpired:
-            if attempt == 2:
-                raise
-            if "clone" in args:  # a stalled clone leaves its half-made target behind
-                import shutil
-
-                shutil.rmtree(Path(cwd or ".") / args[-1], ignore_errors=True)
+    res = subprocess.run(["git", *args], cwd=cwd, env=git_env(), capture_output=True, text=True, timeout=timeout)
     if check and res.returncode != 0:
         raise AssertionError(f"git {' '.join(args)} exited {res.returncode}\nstdout:\n{res.stdout}\nstderr:\n{res.stderr}")
     return res
