@@ -34,6 +34,7 @@ _DROP_SEARCH = re.compile(rb"\r\n(?:" + b"|".join([n + b":" for n in sorted(_DRO
 _PROTECTED = frozenset({b"host", b"content-length", b"transfer-encoding", b"authorization", b"cookie", b"close",
                         b"keep-alive", b"upgrade", b""})
 _NOTHING: set[bytes] = set()
+_COMMON_METHODS = frozenset({b"GET", b"POST", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"PATCH"})
 _RESP_DROP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"proxy-authenticate"})
 
 
@@ -125,6 +126,19 @@ class Framer:
         return i
 
 
+#: the framer of every message without a body: never fed, never changes, so one instance serves them all
+NO_BODY = Framer(Framer.NONE)
+
+#: one pass over a lowercased request head for every field name the proxy acts on (names are validated tokens,
+#: so "\r\n" + name + ":" can only be the start of a field line). The common request has only ``host``.
+_REQ_SPECIAL = re.compile(rb"\r\n(host|content-length|transfer-encoding|connection|" + b"|".join(
+    sorted(_DROP_EXACT - {b"connection"})) + rb"|(?:" + b"|".join(_DROP_PREFIXES) + rb")" + _TCHAR + rb"*):")
+_JUST_HOST = [b"host"]
+#: the same for a response head, with each value (up to the end of its line, leading blanks skipped)
+_RESP_SPECIAL = re.compile(rb"\r\n(connection|keep-alive|transfer-encoding|content-length|proxy-" + _TCHAR
+                           + rb"*):[ \t]*([^\r]*)")
+
+
 class _Head:
     """Header lookup without building a dict: ``low`` is the whole head lowercased, so ``low.find(b"\r\nname:")``
     finds a field at the same offset in ``raw`` (lowercasing ASCII keeps every offset)."""
@@ -183,6 +197,25 @@ def _tokens(values: list[bytes] | None) -> set[bytes]:
     return tokens
 
 
+#: valid Host values seen lately -> their host name (a proxy sees the same few hosts over and over)
+_hostnames: dict[bytes, bytes] = {}
+
+
+def _hostname(host: bytes) -> bytes:
+    """Validate a (lowercased) Host value and return its name without the port; remembered in ``_hostnames``."""
+    if not _HOST.match(host):
+        raise HttpError(400, "exactly one valid Host header is required")
+    if host[:1] == b"[":
+        name = host[:host.index(b"]") + 1]
+    else:
+        colon = host.find(b":")
+        name = host if colon < 0 else host[:colon]
+    if len(_hostnames) >= 4096:  # bounded: a client inventing hosts cannot grow it
+        _hostnames.clear()
+    _hostnames[host] = name
+    return name
+
+
 class RequestHead(_Head):
     """One parsed request head: what routing, auth and framing need; everything else stays raw bytes."""
 
@@ -198,7 +231,7 @@ class RequestHead(_Head):
         method, target, version = parts
         if version != b"HTTP/1.1" and version != b"HTTP/1.0":
             raise HttpError(505 if version.startswith(b"HTTP/") else 400, "only HTTP/1.0 and HTTP/1.1 are served")
-        if not _METHOD.match(method) or method == b"CONNECT":
+        if method not in _COMMON_METHODS and (not _METHOD.match(method) or method == b"CONNECT"):
             raise HttpError(400 if method != b"CONNECT" else 405, "unsupported request method")
         if not (target[:1] == b"/" or (target == b"*" and method == b"OPTIONS")) or b"#" in target:
             raise HttpError(400, "the request target must be a path (origin-form)")
@@ -206,6 +239,21 @@ class RequestHead(_Head):
             raise HttpError(400, "malformed header line (bare CR/LF, folding or a space before ':')")
         self.method, self.target, self.version, self.raw = method, target, version, raw
         self.low = low = raw.lower()
+        found = _REQ_SPECIAL.findall(low)
+        if found == _JUST_HOST:  # the common request: a Host, no body, nothing to drop
+            i = low.find(b"\r\nhost:")
+            end = low.find(b"\r", i + 7)
+            host = low[i + 7:end if end >= 0 else len(low)].strip(b" \t")
+            hostname = _hostnames.get(host)
+            if hostname is None:
+                hostname = _hostname(host)
+            self.host, self.hostname = host, hostname
+            self.framer = NO_BODY
+            self.upgrade = None
+            self.listed = _NOTHING
+            self.drops = False
+            self.keep_alive = version == b"HTTP/1.1"
+            return
 
         i = low.find(b"\r\nhost:")
         if i < 0:
@@ -215,14 +263,10 @@ class RequestHead(_Head):
         else:
             end = low.find(b"\r", i + 7)
             host = low[i + 7:end if end >= 0 else len(low)].strip(b" \t")
-            if low.find(b"\r\nhost:", i + 7) >= 0 or not _HOST.match(host):
+            if low.find(b"\r\nhost:", i + 7) >= 0:
                 raise HttpError(400, "exactly one valid Host header is required")
             self.host = host
-            if host[:1] == b"[":
-                self.hostname = host[:host.index(b"]") + 1]
-            else:
-                colon = host.find(b":")
-                self.hostname = host if colon < 0 else host[:colon]
+            self.hostname = _hostnames.get(host) or _hostname(host)
 
         if b"\r\ntransfer-encoding:" in low:
             if b"\r\ncontent-length:" in low:
@@ -233,9 +277,9 @@ class RequestHead(_Head):
             self.framer = Framer(Framer.CHUNKED)
         elif b"\r\ncontent-length:" in low:
             n = _content_length(self.getall(b"content-length"))
-            self.framer = Framer(Framer.LENGTH, n) if n else Framer(Framer.NONE)
+            self.framer = Framer(Framer.LENGTH, n) if n else NO_BODY
         else:
-            self.framer = Framer(Framer.NONE)
+            self.framer = NO_BODY
 
         self.upgrade = None
         self.listed: set[bytes] = _NOTHING
@@ -325,6 +369,32 @@ class ResponseHead(_Head):
         self.status = status = int(code)
         self.raw = raw
         self.low = low = raw.lower()
+        found = _RESP_SPECIAL.findall(low)
+        if len(found) <= 2:  # fast path: at most one Content-Length and one "Connection: keep-alive"
+            cl = conn = None
+            for name, value in found:
+                if name == b"content-length" and cl is None:
+                    cl = value.rstrip(b" \t")
+                elif name == b"connection" and conn is None:
+                    conn = value.rstrip(b" \t")
+                else:
+                    break
+            else:
+                if (conn is None or conn == b"keep-alive") and (cl is None or _DIGITS.match(cl)):
+                    self.keep_alive = conn is not None or raw[5:8] == b"1.1"
+                    if status < 200 or status in (204, 304) or request_method == b"HEAD":
+                        self.framer = NO_BODY
+                    elif cl is not None:
+                        self.framer = Framer(Framer.LENGTH, int(cl))
+                    else:
+                        self.framer = Framer(Framer.UNTIL_CLOSE)
+                    if conn is None:
+                        self.data = raw + b"\r\n\r\n"  # nothing to drop: the bytes as received
+                    else:  # cut the hop-by-hop "Connection: keep-alive" line out
+                        at = low.find(b"\r\nconnection:")
+                        end = raw.find(b"\r\n", at + 2)
+                        self.data = raw[:at] + (raw[end:] if end >= 0 else b"") + b"\r\n\r\n"
+                    return
         conn_at = low.find(b"\r\nconnection:")
         if conn_at < 0:
             tokens = _NOTHING
@@ -335,7 +405,7 @@ class ResponseHead(_Head):
         self.keep_alive = b"close" not in tokens and (raw[5:8] == b"1.1" or b"keep-alive" in tokens)
         drop_cl = False
         if status < 200 or status in (204, 304) or request_method == b"HEAD":
-            self.framer = Framer(Framer.NONE)
+            self.framer = NO_BODY
         elif b"\r\ntransfer-encoding:" in low:
             te = self.getall(b"transfer-encoding")
             if te[-1].lower().rsplit(b",", 1)[-1].strip() == b"chunked":

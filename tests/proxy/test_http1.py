@@ -86,3 +86,51 @@ def test_response_framing(raw, method, kind):
 def test_response_with_nothing_to_drop_is_passed_as_received():
     raw = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-a: b"
     assert ResponseHead(raw, b"GET").data == raw + b"\r\n\r\n"
+
+
+@pytest.mark.parametrize("raw,keep_alive,length,sent", [
+    # the common heads take a fast path; the answers must be those of the general rules
+    (b"HTTP/1.1 200 OK\r\nServer: s\r\nContent-Length: 2\r\nConnection: keep-alive\r\nX-A: b", True, 2,
+     b"HTTP/1.1 200 OK\r\nServer: s\r\nContent-Length: 2\r\nX-A: b\r\n\r\n"),
+    (b"HTTP/1.1 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 7 ", True, 7,
+     b"HTTP/1.1 200 OK\r\nContent-Length: 7 \r\n\r\n"),
+    (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive", True, 2,
+     b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n"),
+    (b"HTTP/1.0 200 OK\r\nContent-Length: 2", False, 2, b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n"),
+    # and the rest take the general one
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close", False, 2,
+     b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5", True, 2,
+     b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive, x-a\r\nX-A: b", True, 2,
+     b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"),
+])
+def test_response_keep_alive_and_hop_by_hop_headers(raw, keep_alive, length, sent):
+    head = ResponseHead(raw, b"GET")
+    assert (head.keep_alive, head.framer.kind, head.framer.remaining, head.data) == (
+        keep_alive, Framer.LENGTH, length, sent)
+
+
+@pytest.mark.parametrize("raw", [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3",
+    b"HTTP/1.1 200 OK\r\nContent-Length: x2\r\nConnection: keep-alive",
+    b"HTTP/1.1 200 OK\r\nContent-Length: -1",
+])
+def test_invalid_response_lengths_are_refused(raw):
+    with pytest.raises(HttpError) as exc:
+        ResponseHead(raw, b"GET")
+    assert exc.value.status == 502
+
+
+def test_a_known_host_is_validated_once_and_a_bad_one_always_refused():
+    for _ in range(2):  # the second time the remembered host name is used
+        req = RequestHead(b"GET / HTTP/1.1\r\nHost: Demo.Localhost:8000")
+        assert (req.host, req.hostname, req.framer.done) == (b"demo.localhost:8000", b"demo.localhost", True)
+    for bad in (b"demo.localhost:8000/x", b"a b", b"", b"demo.localhost:123456"):
+        with pytest.raises(HttpError):
+            RequestHead(b"GET / HTTP/1.1\r\nHost: " + bad)
+    hosts = [b"h%d.localhost" % i for i in range(5000)]
+    for h in hosts:  # many distinct hosts never grow the memory without bound
+        assert RequestHead(b"GET / HTTP/1.1\r\nHost: " + h).hostname == h
+    from spaces.proxy import http1
+    assert len(http1._hostnames) <= 4096
