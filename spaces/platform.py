@@ -113,7 +113,8 @@ class Platform:
         self._static_addr: tuple[str, int] | None = None
         self.reconciler = Reconciler(hub.db, self.backend, hub.logs, start_instance=self._start_instance,
                                      publish_route=self._publish_route, sweep_seconds=settings.runtime.sweep_seconds,
-                                     stop_frozen_after=settings.runtime.stop_frozen_after)
+                                     stop_frozen_after=settings.runtime.stop_frozen_after,
+                                     memory_pressure=self._memory_pressure())
         self.builds = BuildService(hub.db, hub.logs, repo_for=hub.spaces.repo, builder=make_builder(settings),
                                    planner=plan_checkout, workers=settings.runtime.build_workers,
                                    on_built=self.reconciler.nudge, env_for=variables_and_secrets)
@@ -131,6 +132,15 @@ class Platform:
         self.sleeper = Sleeper(hub.db, last_seen=self.proxy.activity.last_seen, nudge=self.reconciler.nudge,
                                interval=settings.runtime.sleep_sweep_seconds)
         self.app = create_app(settings, hub)
+
+    def _memory_pressure(self):  # noqa: ANN202
+        """The local backend's machine is this one: its memory decides when sleeping Spaces give theirs back."""
+        if self.settings.runtime.backend != "local":
+            return None
+        from spaces.runtime.pressure import low_memory
+
+        threshold = self.settings.runtime.min_available_memory
+        return lambda: low_memory(threshold)
 
     # ---- glue called by the reconciler --------------------------------------------------------------------
     def _start_instance(self, s, space: Space, artifact: Artifact) -> tuple[Handle, dict]:  # noqa: ANN001

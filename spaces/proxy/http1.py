@@ -299,6 +299,12 @@ class RequestHead(_Head):
         """The head to send upstream: hop-by-hop headers dropped (and Authorization when ``strip_auth``), our
         cookie removed, X-Forwarded-For/Proto/Host set (appended to the client's only when ``trust_forwarded``)."""
         raw = self.raw
+        if not (self.drops or strip_auth or trust_forwarded or self.upgrade is not None or not self.host) and (
+                cookie_name is None or cookie_name not in raw):
+            # nothing to take out: the head as received (its request line is exactly method, target and version
+            # joined by single spaces) plus our three headers
+            return b"".join((raw, b"\r\nX-Forwarded-For: ", client_ip.encode(), b"\r\nX-Forwarded-Proto: ", proto,
+                             b"\r\nX-Forwarded-Host: ", self.host, b"\r\n\r\n"))
         line_end = raw.find(b"\r\n")
         block = b"" if line_end < 0 else raw[line_end + 2:]
         if self.drops or (strip_auth and b"\r\nauthorization:" in self.low):

@@ -60,7 +60,7 @@ class RouteUpdate:
 class Reconciler:
     def __init__(self, db: Database, backend: Backend, logs: LogBus, *, start_instance: Callable,
                  publish_route: Callable[[RouteUpdate], None], sweep_seconds: float = 5.0,
-                 stop_frozen_after: float = 900.0) -> None:
+                 stop_frozen_after: float = 21600.0, memory_pressure: Callable[[], bool] | None = None) -> None:
         self.db = db
         self.backend = backend
         self.logs = logs
@@ -69,6 +69,9 @@ class Reconciler:
         self.publish_route = publish_route
         self.sweep_seconds = sweep_seconds
         self.stop_frozen_after = stop_frozen_after
+        #: () -> bool, is this machine short of memory? Then the longest-asleep frozen Space is stopped each sweep
+        self.memory_pressure = memory_pressure
+        self._evict: set[str] = set()
         self._pending: set[str] = set()
         self._all = threading.Event()
         self._wake = threading.Event()
@@ -117,11 +120,27 @@ class Reconciler:
                 last_sweep = time.monotonic()
                 with self.db.session() as s:
                     ids |= set(s.scalars(select(Space.id)))
+                self._choose_evictions()
             for space_id in ids:
                 try:
                     self.reconcile(space_id)
                 except Exception:
                     log.exception("reconcile of %s failed", space_id)
+
+    def _choose_evictions(self) -> None:
+        """Under memory pressure, mark the frozen Space asleep the longest for the second tier (stop) now."""
+        try:
+            if self.memory_pressure is None or not self.memory_pressure():
+                return
+            with self.db.session() as s:
+                oldest = s.scalars(select(Space.id).where(Space.asleep.is_(True), Space.instance.is_not(None))
+                                   .order_by(Space.stage_changed_at).limit(1)).first()
+        except Exception:
+            log.exception("checking memory pressure failed")
+            return
+        if oldest is not None:
+            log.info("memory is short: stopping the longest-asleep Space %s", oldest)
+            self._evict.add(oldest)
 
     # ---- adoption -----------------------------------------------------------------------------------------
     def adopt(self) -> None:
@@ -171,6 +190,8 @@ class Reconciler:
             if space is None:
                 return
             self._seen[space.id] = tuple(getattr(space, c.key) for c in _DESIRED)
+            if not space.asleep:
+                self._evict.discard(space.id)  # woken before its eviction: nothing to give back any more
             inst = dict(space.instance or {})
             current = Handle.from_json(inst["current"]) if inst.get("current") else None
             previous = Handle.from_json(inst["previous"]) if inst.get("previous") else None
@@ -242,8 +263,9 @@ class Reconciler:
                     current = None
             elif current is not None and obs is not None and obs.phase == Phase.FROZEN:
                 asleep_for = (utcnow() - _aware(space.stage_changed_at)).total_seconds()
-                if asleep_for > self.stop_frozen_after:
+                if asleep_for > self.stop_frozen_after or space.id in self._evict:
                     self._stop_instance(s, space, current)  # second tier: give the memory back
+                    self._evict.discard(space.id)
                     current = None
             elif current is not None:
                 self._stop_instance(s, space, current)

@@ -1,8 +1,9 @@
 """The control plane dies (SIGKILL) and comes back: running Spaces are re-adopted untouched, builds resume; and
 the second sleep tier (stop) wakes with exactly one start.
 
-A platform of its own for this module (it gets killed), configured with ``stop_frozen_after=0`` so that a Space put
-to sleep is frozen and then stopped (the second tier). It shares the session's environments dir: no rebuild.
+A platform of its own for this module (it gets killed), configured to be always short of memory
+(``min_available_memory=1.0``) so that a Space put to sleep is frozen and then, long before ``stop_frozen_after``,
+stopped (the second tier, reached through memory pressure). It shares the session's environments dir: no rebuild.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class Who:
 def crashy(platform_base: Path, platform) -> Iterator[kit.Platform]:  # noqa: ANN001
     # ``platform`` first: the session's gradio environment exists (or is built there) before this one starts
     p = kit.start_platform(platform_base, f"crashy-{secrets.token_hex(3)}", envs_dir=platform_base / "envs",
-                           extra_env={"SPACES_RUNTIME__STOP_FROZEN_AFTER": "0"})
+                           extra_env={"SPACES_RUNTIME__MIN_AVAILABLE_MEMORY": "1.0"})
     try:
         yield p
     finally:
@@ -125,7 +126,7 @@ def test_wake_storm_from_the_stopped_tier_starts_one_instance(crashy, carl) -> N
     logs_before = kit.instance_logs(crashy, space_id)
     crashy.server.cli("sleep", repo_id, "--port", str(crashy.port))
     kit.wait_stage(carl.api, repo_id, "SLEEPING", timeout=30)
-    # second tier: the process is stopped, its instance record gone
+    # second tier, under memory pressure: the process is stopped, its instance record gone
     kit.wait_for(lambda: not [s for s in kit.instance_states(crashy) if s.get("space_id") == space_id],
                  timeout=30, what="the sleeping Space's process to be stopped")
     assert before["pid"] not in crashy.space_processes()

@@ -134,3 +134,17 @@ def test_a_known_host_is_validated_once_and_a_bad_one_always_refused():
         assert RequestHead(b"GET / HTTP/1.1\r\nHost: " + h).hostname == h
     from spaces.proxy import http1
     assert len(http1._hostnames) <= 4096
+
+
+@pytest.mark.parametrize("raw", [
+    b"GET /a?b=1 HTTP/1.1\r\nHost: demo.localhost:8000\r\nAccept: */*",
+    b"POST /x HTTP/1.0\r\nHost: d.localhost\r\nContent-Length: 3\r\nCookie: a=1",
+])
+def test_a_head_with_nothing_to_take_out_is_forwarded_as_the_general_rules_would(raw):
+    req = RequestHead(raw)
+    kw = dict(client_ip="10.0.0.1", proto=b"https", cookie_name=b"spaces_app_auth", trust_forwarded=False)
+    quick = req.forward(strip_auth=False, **kw)  # the shortcut (nothing to drop)
+    general = req.forward(strip_auth=True, **kw)  # no Authorization to strip: the general rules, same result
+    assert quick == general
+    assert quick == raw + (b"\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: "
+                           + req.host + b"\r\n\r\n")
