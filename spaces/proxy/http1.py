@@ -29,7 +29,6 @@ _DIGITS = re.compile(rb"[0-9]{1,18}\Z")
 _DROP_EXACT = frozenset({b"connection", b"keep-alive", b"te", b"trailer", b"upgrade", b"forwarded", b"x-real-ip",
                          b"x-hf-authorization"})
 _DROP_PREFIXES = (b"proxy-", b"x-forwarded-", b"x-spaces-")
-_DROP_SEARCH = re.compile(rb"\r\n(?:" + b"|".join([n + b":" for n in sorted(_DROP_EXACT)] + list(_DROP_PREFIXES)) + rb")")
 #: never dropped because a Connection header lists them (a classic way to make a proxy desynchronise)
 _PROTECTED = frozenset({b"host", b"content-length", b"transfer-encoding", b"authorization", b"cookie", b"close",
                         b"keep-alive", b"upgrade", b""})
@@ -134,6 +133,7 @@ NO_BODY = Framer(Framer.NONE)
 _REQ_SPECIAL = re.compile(rb"\r\n(host|content-length|transfer-encoding|connection|" + b"|".join(
     sorted(_DROP_EXACT - {b"connection"})) + rb"|(?:" + b"|".join(_DROP_PREFIXES) + rb")" + _TCHAR + rb"*):")
 _JUST_HOST = [b"host"]
+_NOT_DROPPED = (b"host", b"content-length", b"transfer-encoding")
 #: the same for a response head, with each value (up to the end of its line, leading blanks skipped)
 _RESP_SPECIAL = re.compile(rb"\r\n(connection|keep-alive|transfer-encoding|content-length|proxy-" + _TCHAR
                            + rb"*):[ \t]*([^\r]*)")
@@ -201,6 +201,14 @@ def _tokens(values: list[bytes] | None) -> set[bytes]:
 _hostnames: dict[bytes, bytes] = {}
 
 
+def _host_at(low: bytes, i: int) -> tuple[bytes, bytes]:
+    """The Host value whose field starts at ``i`` in the lowercased head, and its name without the port."""
+    end = low.find(b"\r", i + 7)
+    host = low[i + 7:end if end >= 0 else len(low)].strip(b" \t")
+    name = _hostnames.get(host)
+    return host, name if name is not None else _hostname(host)
+
+
 def _hostname(host: bytes) -> bytes:
     """Validate a (lowercased) Host value and return its name without the port; remembered in ``_hostnames``."""
     if not _HOST.match(host):
@@ -241,13 +249,7 @@ class RequestHead(_Head):
         self.low = low = raw.lower()
         found = _REQ_SPECIAL.findall(low)
         if found == _JUST_HOST:  # the common request: a Host, no body, nothing to drop
-            i = low.find(b"\r\nhost:")
-            end = low.find(b"\r", i + 7)
-            host = low[i + 7:end if end >= 0 else len(low)].strip(b" \t")
-            hostname = _hostnames.get(host)
-            if hostname is None:
-                hostname = _hostname(host)
-            self.host, self.hostname = host, hostname
+            self.host, self.hostname = _host_at(low, low.find(b"\r\nhost:"))
             self.framer = NO_BODY
             self.upgrade = None
             self.listed = _NOTHING
@@ -261,12 +263,9 @@ class RequestHead(_Head):
                 raise HttpError(400, "a Host header is required")
             self.host = self.hostname = b""
         else:
-            end = low.find(b"\r", i + 7)
-            host = low[i + 7:end if end >= 0 else len(low)].strip(b" \t")
             if low.find(b"\r\nhost:", i + 7) >= 0:
                 raise HttpError(400, "exactly one valid Host header is required")
-            self.host = host
-            self.hostname = _hostnames.get(host) or _hostname(host)
+            self.host, self.hostname = _host_at(low, i)
 
         if b"\r\ntransfer-encoding:" in low:
             if b"\r\ncontent-length:" in low:
@@ -284,7 +283,7 @@ class RequestHead(_Head):
         self.upgrade = None
         self.listed: set[bytes] = _NOTHING
         #: any header to drop present at all? (the common request has none: its block is forwarded as is)
-        self.drops = drops = _DROP_SEARCH.search(low) is not None
+        self.drops = drops = any(name not in _NOT_DROPPED for name in found)
         if drops and b"\r\nconnection:" in low:
             tokens = _tokens(self.getall(b"connection"))
             self.keep_alive = b"close" not in tokens and (version == b"HTTP/1.1" or b"keep-alive" in tokens)
