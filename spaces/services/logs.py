@@ -15,9 +15,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 
-from spaces.db.models import LogLine, utcnow
+from spaces.db.models import LogLine, Space, utcnow
 from spaces.db.session import Database
 
 KINDS = ("build", "run")
@@ -37,7 +38,7 @@ class LogBus:
         self._lock = threading.Lock()
         # Lines are written in batches: a build prints hundreds of lines a second, and one transaction per line
         # would keep the database's write lock busy for everyone else. Readers flush first (see history).
-        self._pending: list[LogLine] = []
+        self._pending: list[dict] = []
         self._flush_lock = threading.Lock()
         self._kick = threading.Event()
         threading.Thread(target=self._writer, name="log-writer", daemon=True).start()
@@ -45,19 +46,34 @@ class LogBus:
     def append(self, space_id: str, kind: str, data: str) -> None:
         event = LogEvent(utcnow(), data if data.endswith("\n") else data + "\n")
         with self._lock:
-            self._pending.append(LogLine(space_id=space_id, kind=kind, ts=event.ts, data=event.data))
+            self._pending.append({"space_id": space_id, "kind": kind, "ts": event.ts, "data": event.data})
             subs = list(self._subs.get((space_id, kind), ()))
         self._kick.set()
         for loop, queue in subs:
             loop.call_soon_threadsafe(_offer, queue, event)
 
     def flush(self) -> None:
+        """Write the pending lines. Lines of a Space deleted since they were printed (a stopping app's last
+        words) are dropped; they must never cost the other Spaces' lines, or fail the caller's own work."""
         with self._flush_lock:
             with self._lock:
                 batch, self._pending = self._pending, []
-            if batch:
+            if not batch:
+                return
+            try:
+                self._insert(batch)
+            except IntegrityError:
                 with self.db.session() as s:
-                    s.add_all(batch)
+                    alive = set(s.scalars(select(Space.id).where(Space.id.in_({r["space_id"] for r in batch}))))
+                try:
+                    self._insert([r for r in batch if r["space_id"] in alive])
+                except IntegrityError:  # another Space went in between: this batch is not worth a third try
+                    log.warning("dropped %d log lines of Spaces deleted while they were written", len(batch))
+
+    def _insert(self, rows: list[dict]) -> None:
+        if rows:
+            with self.db.session() as s:
+                s.execute(insert(LogLine), rows)
 
     def _writer(self) -> None:
         while True:

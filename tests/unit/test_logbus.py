@@ -1,0 +1,71 @@
+"""LogBus batches: a deleted Space's last lines never cost other Spaces' lines or the caller's work.
+
+A stopping app prints its last words after its Space row is gone; those lines sat in the same batch as a build's
+and the foreign key failed the whole batch, which crashed the build that flushed it (CI, December 2026).
+Runs against SQLite and PostgreSQL, the two databases the server supports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete
+
+from spaces.db.models import Account, Space
+from spaces.db.session import Database
+from spaces.services.logs import LogBus
+from tests.harness import create_postgres_database
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    if request.param == "sqlite":
+        url, drop = f"sqlite:///{tmp_path / 'spaces.db'}", (lambda: None)
+    else:
+        url, drop = create_postgres_database("spaces_logbus")
+    database = Database(url)
+    database.migrate()
+    try:
+        yield database
+    finally:
+        database.engine.dispose()
+        drop()
+
+
+def _space(db: Database, name: str) -> str:
+    with db.session() as s:
+        owner = Account(name=f"u-{name}", key=f"u-{name}")
+        s.add(owner)
+        s.flush()
+        space = Space(owner_id=owner.id, name=name, repo_id=f"u-{name}/{name}", key=f"u-{name}/{name}", subdomain=name)
+        s.add(space)
+        s.flush()
+        return space.id
+
+
+def test_lines_of_a_deleted_space_are_dropped_and_the_rest_kept(db: Database) -> None:
+    bus = LogBus(db)
+    kept, gone = _space(db, "kept"), _space(db, "gone")
+    bus.append(gone, "run", "last words")
+    bus.append(kept, "build", "step 1")
+    with db.session() as s:
+        s.execute(delete(Space).where(Space.id == gone))
+    bus.append(kept, "build", "step 2")
+
+    bus.clear(kept, "run")  # flushes the mixed batch first: must not raise
+
+    assert [e.data for e in bus.history(kept, "build")] == ["step 1\n", "step 2\n"]
+    assert bus.history(gone, "run") == []
+
+
+def test_clear_and_history_of_one_space(db: Database) -> None:
+    bus = LogBus(db)
+    a, b = _space(db, "a"), _space(db, "b")
+    for i in range(3):
+        bus.append(a, "build", f"a{i}")
+        bus.append(b, "build", f"b{i}")
+    bus.clear(a, "build")
+    assert bus.history(a, "build") == []
+    assert [e.data for e in bus.history(b, "build", tail=2)] == ["b1\n", "b2\n"]
