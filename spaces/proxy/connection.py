@@ -12,8 +12,11 @@ Lifecycle of a client connection (``ClientConnection.state``):
 ``TUNNEL``  after ``101 Switching Protocols`` (WebSocket): raw bytes both ways until either side closes;
 ``CLOSED``  done.
 
-The upstream connection is reused for the next request while it goes to the same place and the app kept it
-alive. Back-pressure: when one side's write buffer is full, the other side stops reading. There is no timeout on
+The upstream connection is reused for the next request while it goes to the same place, the app kept it
+alive and it has been idle for less than ``upstream_idle_timeout``. An app closes an idle connection on a timer of
+its own (a thawed Space fires every timer that passed while it was frozen), so a request can cross the close: a
+request that is safe to repeat (idempotent method, no body) is then sent once more on a new connection instead
+of failing with 502, as browsers and nginx do. Back-pressure: when one side's write buffer is full, the other side stops reading. There is no timeout on
 a stream with traffic; the server's idle sweep closes connections that moved no byte for the configured time.
 Every chunk moving on a connection to a Space stamps its activity (a dict store) for the sleeper.
 """
@@ -39,6 +42,8 @@ R_IDLE, R_HEAD, R_BODY = range(3)
 READ_LIMIT = 1 << 20  # bytes buffered from a client before we stop reading it
 WRITE_HIGH = 1 << 19  # transport write buffer high-water mark
 MAX_RESPONSE_HEAD = 1 << 18
+# RFC 9110 9.2.2: requests a client may repeat when the connection closed before any answer came
+REPLAYABLE = frozenset((b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"))
 # reasons the client's reading is paused (bit flags)
 P_UPSTREAM_FULL, P_BUFFER_FULL, P_CONNECTING = 1, 2, 4
 
@@ -62,6 +67,7 @@ class ClientConnection(asyncio.Protocol):
         self.paused = 0
         self.task: asyncio.Task | None = None
         self.tunnel_to: Any = None  # the upstream transport once the connection is a tunnel
+        self.replay: bytes | None = None  # the head to send again if a reused upstream closes without answering
         self.last_io = monotonic()
 
     # ---- asyncio callbacks ------------------------------------------------------------------------------
@@ -175,23 +181,27 @@ class ClientConnection(asyncio.Protocol):
     def _forward(self, req: RequestHead, target: Target) -> None:
         server = self.server
         self.req = req
+        now = monotonic()
         sid = self.sid = target.space_id
         if sid is not None:
-            self.stamps[sid] = monotonic()
+            self.stamps[sid] = now
         head = req.forward(client_ip=self.client_ip, proto=server.proto, strip_auth=target.strip_auth,
                            cookie_name=server.cookie, trust_forwarded=server.trust_forwarded)
         if not req.keep_alive:
             self.close_after = True
+        framer = req.framer
         up = self.up
-        if up is None or up.key != target.key or up.closed:
+        if up is None or up.key != target.key or up.closed or now - up.idle_since > server.upstream_idle:
             if up is not None:
                 up.close()
             up = self.up = Upstream(self, target)
             up.connect()
+            self.replay = None
+        else:
+            self.replay = head if framer.done and req.method in REPLAYABLE else None
         up.expect(req)
         up.write(head)
         self.resp_done = False
-        framer = req.framer
         if framer.done:
             self.req_done = True
             self.state = WAIT
@@ -279,6 +289,12 @@ class ClientConnection(asyncio.Protocol):
             self.close_after = True
             self.resp_done = True
             self._close()
+        elif up.rstate == R_HEAD and not up.answered and self.replay is not None and self.req is not None:
+            head, self.replay = self.replay, None
+            up = self.up = Upstream(self, up.target)
+            up.connect()
+            up.expect(self.req)
+            up.write(head)
         elif up.rstate == R_HEAD and not up.answered:
             self.transport.write(pages.response(502, pages.json_body(error="The app closed the connection "
                                                                      "without answering."),
@@ -352,6 +368,7 @@ class Upstream(asyncio.Protocol):
         self.keep = True
         self.tunnel = False
         self.reading_paused = False
+        self.idle_since = monotonic()  # when the last exchange on this connection ended
 
     def connect(self) -> None:
         asyncio.get_running_loop().create_task(self._connect())
@@ -507,6 +524,7 @@ class Upstream(asyncio.Protocol):
 
     def _done(self, extra: bool) -> None:
         self.rstate = R_IDLE
+        self.idle_since = monotonic()
         if extra:
             self.keep = False
         self.client.response_done(self.keep and not self.closed)

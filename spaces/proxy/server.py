@@ -58,6 +58,7 @@ class ProxyServer:
         self.proto = settings.forwarded_proto.encode()
         self.cookie = settings.cookie_name.encode()
         self.trust_forwarded = settings.trust_forwarded
+        self.upstream_idle = settings.upstream_idle_timeout
         self._server: asyncio.AbstractServer | None = None
         self._sweeper: asyncio.Task | None = None
 

@@ -36,6 +36,12 @@ class ProxySettings(BaseModel):
         "byte in either direction; 0 = never. A stream with traffic is never cut",
     )
     connect_timeout: float = Field(10.0, description="seconds to open a connection to an app or the hub")
+    upstream_idle_timeout: float = Field(
+        4.0,
+        description="reuse a kept-alive connection to an app only if it was idle for less than this many seconds; "
+        "below the apps' own keep-alive limit (uvicorn: 5 s) so the proxy rarely writes to a connection the app "
+        "is closing",
+    )
     max_head_bytes: int = Field(65536, description="largest request head accepted (431 above)")
     auth_cache_ttl: float = Field(60.0, description="seconds an allowed (Space, credential) pair is remembered")
     auth_cache_negative_ttl: float = Field(5.0, description="seconds a refused (Space, credential) pair is remembered")

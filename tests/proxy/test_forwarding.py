@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 
 import pytest
 
@@ -205,3 +206,76 @@ def test_upstream_dead_gives_502_and_a_nudge(proxy):
     assert r.status_code == 502
     assert r.headers["x-error-code"] == "BadGateway"
     assert proxy.controls.dead == ["carol/gone"]
+
+
+class _OneShotApp:
+    """A raw app that answers the first request on each connection and closes the connection when the next one
+    comes, unanswered: what an app does when its keep-alive timer closes a connection the proxy is writing to.
+    ``seen`` lists (connection number, request line) for every request head read."""
+
+    def __init__(self) -> None:
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen()
+        self.addr = self.srv.getsockname()
+        self.seen: list[tuple[int, bytes]] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        n = 0
+        while True:
+            try:
+                conn, _ = self.srv.accept()
+            except OSError:
+                return
+            n += 1
+            threading.Thread(target=self._serve, args=(conn, n), daemon=True).start()
+
+    def _serve(self, conn: socket.socket, n: int) -> None:
+        buf = b""
+        with conn:
+            for answered in (False, True):
+                while b"\r\n\r\n" not in buf:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                self.seen.append((n, head.split(b"\r\n")[0]))
+                if answered:
+                    return  # closed without answering
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+
+    def close(self) -> None:
+        self.srv.close()
+
+
+def test_a_safe_request_crossing_the_apps_close_is_sent_again(make_proxy):
+    app = _OneShotApp()
+    handle = make_proxy()
+    handle.put("oneshot", "x/oneshot", app.addr)
+    try:
+        with handle.client("oneshot") as c:
+            assert c.get("/first").status_code == 200
+            assert c.get("/second").status_code == 200  # crossed the close: sent again on a new connection
+            # a request with a body is not repeated (the app may have acted on it): 502, sent once
+            r = c.post("/third", content=b"x")
+            assert r.status_code == 502
+    finally:
+        app.close()
+    assert app.seen == [(1, b"GET /first HTTP/1.1"), (1, b"GET /second HTTP/1.1"), (2, b"GET /second HTTP/1.1"),
+                        (2, b"POST /third HTTP/1.1")]
+
+
+def test_an_upstream_connection_idle_too_long_is_not_reused(make_proxy):
+    app = _OneShotApp()
+    handle = make_proxy(upstream_idle_timeout=0.3)
+    handle.put("oneshot", "x/oneshot", app.addr)
+    try:
+        with handle.client("oneshot") as c:
+            assert c.get("/first").status_code == 200
+            time.sleep(0.6)
+            assert c.post("/second", content=b"x").status_code == 200  # a new connection: no close to cross
+    finally:
+        app.close()
+    assert app.seen == [(1, b"GET /first HTTP/1.1"), (2, b"POST /second HTTP/1.1")]
