@@ -30,7 +30,17 @@ DataDir = typer.Option(None, "--data-dir", help="data directory (default: $SPACE
 
 
 def settings_with(**overrides: object) -> Settings:
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """The settings from the environment with the command line's overrides; a bad value ends the command with
+    one line per problem, naming the variable to fix (never a traceback)."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = [f"SPACES_{'__'.join(str(part) for part in e['loc']).upper()}: {e['msg']} (got {e.get('input')!r})"
+                    for e in exc.errors()]
+        fail("bad settings:\n  " + "\n  ".join(problems))
+        raise  # unreachable: fail() exits
 
 
 def _db(data_dir: Optional[Path]):  # noqa: ANN202

@@ -23,8 +23,11 @@ import fcntl
 import json
 import os
 import re
+import secrets
 import socket
 import stat
+import threading
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -67,10 +70,53 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:80] or "space"
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+class PortAllocator:
+    """Listening ports for apps, from ``[lo, hi]``: a range kept apart from the kernel's ephemeral ports.
+
+    A port found with ``bind(0)`` comes from the ephemeral range, which every outgoing connection on the machine
+    draws its local port from too: between the check and the app's own bind, a connection (the proxy's, a client's)
+    could take it, and the app then fails with "address in use". Ports here are checked with a plain bind (no
+    SO_REUSEADDR: a port with any connection left on it is skipped) and remembered for ``hold_s`` seconds, so two
+    starts in this process never get the same port before the first app has bound it.
+    """
+
+    def __init__(self, lo: int, hi: int, hold_s: float = 120.0) -> None:
+        if not 1024 <= lo <= hi <= 65535:
+            raise ValueError(f"app port range {lo}-{hi} is not within 1024-65535")
+        self.lo, self.hi, self.hold_s = lo, hi, hold_s
+        self._lock = threading.Lock()
+        self._held: dict[int, float] = {}
+
+    def take(self, host: str = "127.0.0.1") -> int:
+        now = time.monotonic()
+        size = self.hi - self.lo + 1
+        with self._lock:
+            self._held = {p: t for p, t in self._held.items() if now - t < self.hold_s}
+            start = secrets.randbelow(size)  # random: control planes sharing a machine rarely try the same port
+            for i in range(size):
+                port = self.lo + (start + i) % size
+                if port not in self._held and _bindable(host, port):
+                    self._held[port] = now
+                    return port
+        raise StartFailed(f"no free port left for apps in {self.lo}-{self.hi}; widen SPACES_LOCAL__PORT_MIN/_MAX")
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def ephemeral_ports() -> tuple[int, int] | None:
+    """The kernel's range for outgoing connections' local ports (Linux), or None where it cannot be read."""
+    try:
+        lo, hi = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return None
 
 
 def check_reachable(path: Path, what: str) -> None:

@@ -138,6 +138,14 @@ def test_client_resolves_private_space_with_token(server, alice, make_space):
     assert out.get("private") is True
     origin = f"http://{subdomain_for(repo_id)}.localhost:{server.port}"
     reached = app_requests(out, origin)
-    assert reached, f"gradio_client never tried the app origin {origin}: {out}"
+    if not reached:
+        runtime = alice.api.get_space_runtime(repo_id).raw
+        lines: list[str] = []
+        try:
+            lines.extend(alice.api.fetch_space_logs(repo_id, build=False))
+        except Exception as exc:  # noqa: BLE001 - a stream kept open ends on the read timeout: keep what came
+            lines.append(f"({type(exc).__name__})")
+        pytest.fail(f"gradio_client never tried the app origin {origin}: {out}\nruntime now: {runtime}\n"
+                    f"run log: {''.join(lines)[-2000:]}")
     # the token goes to the app host as x-hf-authorization (never as authorization)
     assert reached[0]["x_hf_authorization"] is True

@@ -41,7 +41,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from spaces.builder.plan import Artifact
 from spaces.runtime import sandbox
@@ -75,6 +75,17 @@ class LocalBackendSettings(BaseModel):
     tmp_size_mb: int = Field(1024, description="size of each Space's private /tmp (tmpfs, counts as memory)")
     pids_max: int = Field(2048, description="most processes and threads per Space (cgroup pids)")
     host: str = Field("127.0.0.1", description="address apps listen on (the proxy reaches them there)")
+    port_min: int = Field(20000, ge=1024, le=65535, description="first port handed to apps; keep the range apart from the kernel's "
+                          "ephemeral ports (net.ipv4.ip_local_port_range, Linux default 32768-60999)")
+    port_max: int = Field(32767, ge=1024, le=65535, description="last port handed to apps")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> LocalBackendSettings:
+        if self.port_min > self.port_max:
+            raise ValueError(f"port_min {self.port_min} is above port_max {self.port_max}")
+        if self.uid_min > self.uid_max:
+            raise ValueError(f"uid_min {self.uid_min} is above uid_max {self.uid_max}")
+        return self
 
     def dir(self, name: str) -> Path:
         value = getattr(self, f"{name}_dir")
@@ -96,6 +107,12 @@ class LocalBackend:
         self.instances_dir = self.run_dir / "instances"
         self.exits_dir = self.run_dir / "exits"
         self.uids = sandbox.UidAllocator(self.state_dir / "uids.json", s.uid_min, s.uid_max)
+        self.ports = sandbox.PortAllocator(s.port_min, s.port_max)
+        ephemeral = sandbox.ephemeral_ports()
+        if ephemeral and ephemeral[0] <= s.port_max and s.port_min <= ephemeral[1]:
+            log.warning("local backend: app ports %d-%d overlap the kernel's ephemeral ports %d-%d; an app may find "
+                        "its port taken by an outgoing connection. Set SPACES_LOCAL__PORT_MIN/_MAX apart from them",
+                        s.port_min, s.port_max, *ephemeral)
         self.cgroups = Cgroups(s.cgroup_root)
         self.namespaces = s.namespaces and _namespaces_work()
         if s.namespaces and not self.namespaces:
@@ -133,7 +150,7 @@ class LocalBackend:
         sandbox.own_tree(workdir, uid, uid)
         home, home_target = sandbox.prepare_home(self.homes_dir, spec.space_id, uid, uid)
         home_env = str(home_target if self.namespaces else home)
-        port, host = sandbox.free_port(self.settings.host), self.settings.host
+        port, host = self.ports.take(self.settings.host), self.settings.host
         env = sandbox.build_env(spec, venv, home_env, port, host)
         argv = sandbox.app_argv(spec.sdk, venv, app_file, port, host)
         log_path = self.logs_dir / f"{instance}.log"
