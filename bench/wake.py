@@ -1,6 +1,7 @@
 """Wake through the whole platform: a sleeping Space to its first 200 through the proxy, per sleep tier, in one run.
 
     .venv/bin/python bench/wake.py [--rounds 20] [--concurrency 5] [--sdks gradio,streamlit] [--envs-dir DIR]
+    .venv/bin/python bench/wake.py --backend docker     # the Docker backend (engine and base image set up first)
 
 Three ``spaces serve`` configurations, one after the other, each with a gradio and a streamlit template Space:
 
@@ -9,6 +10,10 @@ Three ``spaces serve`` configurations, one after the other, each with a gradio a
   new instance forked from the environment's pre-warmed zygote.
 * **cold** (the same plus ``SPACES_LOCAL__ZYGOTE=false``): a wake starts a fresh interpreter, as a first start
   does: the reference.
+
+With ``--backend docker`` there are two tiers: **frozen** (``docker pause``; a wake unpauses) and **cold**
+(``SPACES_RUNTIME__STOP_FROZEN_AFTER=0``: sleep removes the container, a wake starts a new one from the Space's
+image, as a first start does). Docker has no zygote tier.
 
 Each round: ``POST /api/spaces/{id}/sleep``, wait until the Space is fully asleep (stage SLEEPING; for the two
 stopping tiers, its process gone), then send ``--concurrency`` requests at once as an API client (held by the proxy
@@ -23,6 +28,7 @@ import argparse
 import asyncio
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 import warnings
@@ -36,11 +42,33 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "platform")
 import platform_kit as kit  # noqa: E402
 from huggingface_hub import HfApi  # noqa: E402
 
+from spaces.runtime.contracts import LABEL_SPACE  # noqa: E402
+
 TIERS = {
     "frozen": {},
     "stopped": {"SPACES_RUNTIME__STOP_FROZEN_AFTER": "0"},
     "cold": {"SPACES_RUNTIME__STOP_FROZEN_AFTER": "0", "SPACES_LOCAL__ZYGOTE": "false"},
 }
+DOCKER_TIERS = {"frozen": {}, "cold": {"SPACES_RUNTIME__STOP_FROZEN_AFTER": "0"}}
+HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def docker_env() -> dict[str, str]:
+    """Set up the engine and base image as the tests do, and the settings that run the platform on Docker."""
+    for script in ("infra/docker/setup-engine.sh", "infra/images/build-base.sh"):
+        subprocess.run([str(ROOT / script)], check=True, timeout=900)
+    env = {"SPACES_RUNTIME__BACKEND": "docker"}
+    if HOST_CA.is_file():
+        env["SPACES_DOCKER_BUILD__EXTRA_CA_BUNDLE"] = str(HOST_CA)
+    return env
+
+
+def containers(space_id: str, running_only: bool = True) -> list[str]:
+    """The ids of the Docker backend's containers of a Space."""
+    args = ["docker", "ps", "-q", "--filter", f"label={LABEL_SPACE}={space_id}"]
+    if not running_only:
+        args.insert(2, "-a")
+    return subprocess.run(args, capture_output=True, text=True, check=True).stdout.split()
 
 
 class Actor:
@@ -70,15 +98,23 @@ async def wake_once(port: int, host: str, concurrency: int) -> tuple[float, int]
     return (min(firsts) if firsts else float("nan")), failures
 
 
-def fully_asleep(platform: kit.Platform, actor: Actor, repo_id: str, space_id: str, stopping: bool) -> bool:
+def fully_asleep(platform: kit.Platform, actor: Actor, repo_id: str, space_id: str, stopping: bool,
+                 docker: bool) -> bool:
     if actor.api.get_space_runtime(repo_id).stage != "SLEEPING":
         return False
-    return not stopping or not [s for s in kit.instance_states(platform) if s.get("space_id") == space_id]
+    if not stopping:
+        return True
+    if docker:
+        return not containers(space_id)
+    return not [s for s in kit.instance_states(platform) if s.get("space_id") == space_id]
 
 
-def run_tier(base: Path, envs: Path, tier: str, sdks: list[str], rounds: int, concurrency: int) -> dict:
-    platform = kit.start_platform(base, f"wake-{tier}", envs_dir=envs, extra_env=TIERS[tier])
+def run_tier(base: Path, envs: Path, tier: str, sdks: list[str], rounds: int, concurrency: int,
+             docker: dict[str, str] | None) -> dict:
+    env = {**docker, **DOCKER_TIERS[tier]} if docker is not None else TIERS[tier]
+    platform = kit.start_platform(base, f"wake-{tier}", envs_dir=envs, extra_env=env)
     results = {}
+    space_ids: list[str] = []
     try:
         actor = Actor(platform.server, "bench")
         for sdk in sdks:
@@ -86,13 +122,15 @@ def run_tier(base: Path, envs: Path, tier: str, sdks: list[str], rounds: int, co
             kit.create_space(actor.api, repo_id, kit.space_files(sdk), sdk=sdk)
             kit.wait_stage(actor.api, repo_id, kit.RUNNING, timeout=600)
             space_id = kit.space_id(actor, repo_id)
+            space_ids.append(space_id)
             host = kit.app_host(platform.server, repo_id)
             assert kit.app_get(platform.server, repo_id, "/").status_code == 200
             samples, failures = [], 0
             for _ in range(rounds):
                 with actor.http() as c:
                     c.post(f"/api/spaces/{repo_id}/sleep").raise_for_status()
-                kit.wait_until(lambda: fully_asleep(platform, actor, repo_id, space_id, tier != "frozen"),
+                kit.wait_until(lambda: fully_asleep(platform, actor, repo_id, space_id, tier != "frozen",
+                                                    docker is not None),
                                timeout=60, interval=0.05, what=f"{repo_id} asleep")
                 seconds, failed = asyncio.run(wake_once(platform.port, host, concurrency))
                 samples.append(seconds)
@@ -102,6 +140,9 @@ def run_tier(base: Path, envs: Path, tier: str, sdks: list[str], rounds: int, co
                   f"failed requests {failures}/{rounds * concurrency}", flush=True)
     finally:
         platform.stop()
+        for space_id in space_ids if docker is not None else ():
+            for cid in containers(space_id, running_only=False):
+                subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
     return results
 
 
@@ -119,18 +160,25 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--concurrency", type=int, default=5, help="requests sent at once per wake")
     ap.add_argument("--sdks", default="gradio,streamlit")
-    ap.add_argument("--tiers", default="frozen,stopped,cold")
+    ap.add_argument("--tiers", default=None, help="default: frozen,stopped,cold (local), frozen,cold (docker)")
+    ap.add_argument("--backend", choices=("local", "docker"), default="local")
     ap.add_argument("--envs-dir", type=Path, default=None, help="built environments to reuse (default: fresh)")
     args = ap.parse_args()
     warnings.filterwarnings("ignore", message="Warnings while validating metadata")  # sdk: streamlit is deprecated
-    sdks, tiers = args.sdks.split(","), args.tiers.split(",")
+    docker = docker_env() if args.backend == "docker" else None
+    tiers = (args.tiers or ",".join(DOCKER_TIERS if docker is not None else TIERS)).split(",")
+    sdks = args.sdks.split(",")
+    unknown = set(tiers) - set(DOCKER_TIERS if docker is not None else TIERS)
+    if unknown:
+        ap.error(f"unknown tiers for the {args.backend} backend: {', '.join(sorted(unknown))}")
     base = kit.new_base("spaces-bench-wake-")
     envs = args.envs_dir or base / "envs"
-    print(f"wake through the proxy, {args.rounds} wakes per (sdk, tier), {args.concurrency} requests per wake")
+    print(f"wake through the proxy ({args.backend} backend), {args.rounds} wakes per (sdk, tier), "
+          f"{args.concurrency} requests per wake")
     table: dict[str, dict[str, tuple[list[float], int]]] = {}
     try:
         for tier in tiers:
-            for sdk, res in run_tier(base, envs, tier, sdks, args.rounds, args.concurrency).items():
+            for sdk, res in run_tier(base, envs, tier, sdks, args.rounds, args.concurrency, docker).items():
                 table.setdefault(sdk, {})[tier] = res
     finally:
         shutil.rmtree(base, ignore_errors=True)
