@@ -12,12 +12,13 @@ Lifecycle of a client connection (``ClientConnection.state``):
 ``TUNNEL``  after ``101 Switching Protocols`` (WebSocket): raw bytes both ways until either side closes;
 ``CLOSED``  done.
 
-The upstream connection is reused for the next request while it goes to the same place, the app kept it
-alive and it has been idle for less than ``upstream_idle_timeout``. An app closes an idle connection on a timer of
-its own (a thawed Space fires every timer that passed while it was frozen), so a request can cross the close: a
-request that is safe to repeat (idempotent method, no body) is then sent once more on a new connection instead
-of failing with 502, as browsers and nginx do. Back-pressure: when one side's write buffer is full, the other side stops reading. There is no timeout on
-a stream with traffic; the server's idle sweep closes connections that moved no byte for the configured time.
+The upstream connection is reused for the next request while it goes to the same place, the app kept it alive
+and it has been idle for less than ``upstream_idle_timeout``. An app closes an idle connection on a timer of its
+own (a thawed Space fires every timer that passed while it was frozen), so a request can cross the close: one
+that is safe to repeat (idempotent method, no body) is then sent once more on a new connection instead of failing
+with 502, as browsers and nginx do. Back-pressure: when one side's write buffer is full, the other side stops
+reading. There is no timeout on a stream with traffic; the server's idle sweep closes connections that moved no
+byte for the configured time.
 Every chunk moving on a connection to a Space stamps its activity (a dict store) for the sleeper.
 """
 

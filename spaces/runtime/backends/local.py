@@ -75,8 +75,9 @@ class LocalBackendSettings(BaseModel):
     tmp_size_mb: int = Field(1024, description="size of each Space's private /tmp (tmpfs, counts as memory)")
     pids_max: int = Field(2048, description="most processes and threads per Space (cgroup pids)")
     host: str = Field("127.0.0.1", description="address apps listen on (the proxy reaches them there)")
-    port_min: int = Field(20000, ge=1024, le=65535, description="first port handed to apps; keep the range apart from the kernel's "
-                          "ephemeral ports (net.ipv4.ip_local_port_range, Linux default 32768-60999)")
+    port_min: int = Field(20000, ge=1024, le=65535,
+                          description="first port handed to apps; keep the range apart from the kernel's ephemeral "
+                          "ports (net.ipv4.ip_local_port_range, Linux default 32768-60999)")
     port_max: int = Field(32767, ge=1024, le=65535, description="last port handed to apps")
 
     @model_validator(mode="after")
