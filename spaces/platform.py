@@ -219,6 +219,7 @@ class Platform:
         self.sleeper.start()
         await self.proxy.start(self.settings.host, self.settings.port)
         static_task = asyncio.create_task(static_server.serve(sockets=[static_sock]))
+        freeze_task = asyncio.create_task(_freeze_heap_once_started(hub_server, self.settings.gc_freeze))
         try:
             await hub_server.serve()
         finally:
@@ -227,5 +228,24 @@ class Platform:
             self.sleeper.stop()
             self.reconciler.stop()
             self.builds.stop()
+            freeze_task.cancel()
             await asyncio.wait([static_task], timeout=5)
+
+
+async def _freeze_heap_once_started(server, enabled: bool = True) -> None:  # noqa: ANN001
+    """Move everything alive after start-up out of the cyclic collector's reach (``gc.freeze``).
+
+    The hub and the proxy share this process and its event loop: a full collection walks every tracked object
+    (about 130,000 after start-up: routes, models, templates), about 100 ms here, during which no proxied byte
+    moves. Start-up objects live as long as the process, so walking them again finds nothing; frozen, they are
+    never walked and a full collection only sees what was made since. Garbage is collected once first so that
+    nothing dead is frozen."""
+    import gc
+
+    if not enabled:
+        return
+    while not server.started:
+        await asyncio.sleep(0.05)
+    gc.collect()
+    gc.freeze()
 

@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(None, description="signs cookies; default a random key kept in data_dir")
     signup_enabled: bool = Field(True, description="allow anyone to create an account from the web page")
     redis_url: str | None = Field(None, description="Redis for the route table shared by several proxy processes")
+    gc_freeze: bool = Field(True, description="after start-up, keep the start-up heap out of Python's cyclic "
+                            "collector (gc.freeze): a full collection then stalls the proxy far less. Off only to "
+                            "measure it (bench/gc_freeze.py)")
     limits: Limits = Field(default_factory=Limits)
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     local: LocalBackendSettings = Field(default_factory=LocalBackendSettings)
