@@ -252,8 +252,7 @@ class DockerBackend:
     def _pause(self, handle: Handle, pause: bool) -> None:
         import docker
 
-        container = self.client(handle.node).containers.get(handle.ref)
-        container.reload()
+        container = self.client(handle.node).containers.get(handle.ref)  # fresh state: get inspects the container
         if (container.status == "paused") == pause:
             return  # already in the asked state
         try:
