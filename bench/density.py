@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
@@ -85,10 +87,11 @@ def run(backend: LocalBackend, root: Path, venv: str, n: int, fork: bool) -> tup
     backend.settings.zygote = fork
     handles = []
     try:
-        for _ in range(n):
-            h = backend.start(make_spec(root, venv))
-            first_200(h.data["port"])
-            handles.append(h)
+        with httpx.Client(timeout=5) as client:
+            for _ in range(n):
+                h = backend.start(make_spec(root, venv))
+                first_200(client, h.data["port"])
+                handles.append(h)
         time.sleep(3)
         if fork and backend.zygotes.memory_merge:
             waited, sharing = wait_merged()
