@@ -21,10 +21,17 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
+sys.path.insert(0, str(ROOT / "tests"))
 
 from harness import start_server  # noqa: E402
-from proxy import _ms  # noqa: E402
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    """wrk's "1.23ms" / "850.00us" / "1.02s" in milliseconds."""
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    return float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
 
 
 def wrk(url: str, connections: int, duration: float) -> dict[str, float]:
