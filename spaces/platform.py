@@ -248,4 +248,3 @@ async def _freeze_heap_once_started(server, enabled: bool = True) -> None:  # no
         await asyncio.sleep(0.05)
     gc.collect()
     gc.freeze()
-
