@@ -193,3 +193,27 @@ def test_a_space_cannot_reach_another_spaces_container(docker_image, backend) ->
     finally:
         backend.stop(a)
         backend.stop(b)
+
+
+def test_the_answer_probe_is_for_start_up_only(gradio_image, backend) -> None:
+    """Once a run of the container answered, polls (every sweep, and after an unpause) trust the running
+    container; a restart of the container is a new start and is probed again."""
+    artifact, _, _ = gradio_image
+    handle = backend.start(make_spec(artifact, port=7860))
+    probes: list[tuple[str, int]] = []
+    real = backend._answers
+    try:
+        assert wait_for(backend, handle, {Phase.RUNNING, Phase.EXITED}).phase is Phase.RUNNING
+        backend._answers = lambda address: probes.append(address) or False  # would say "not answering"
+        assert backend.poll(handle).phase is Phase.RUNNING and probes == []
+        backend.freeze(handle)
+        assert backend.poll(handle).phase is Phase.FROZEN
+        backend.thaw(handle)
+        assert backend.poll(handle).phase is Phase.RUNNING and probes == []
+        docker("restart", "-t", "1", handle.ref)
+        assert backend.poll(handle).phase is Phase.STARTING and len(probes) == 1  # a new run: probed again
+        backend._answers = real
+        assert wait_for(backend, handle, {Phase.RUNNING}).phase is Phase.RUNNING
+    finally:
+        backend._answers = real
+        backend.stop(handle)

@@ -9,7 +9,10 @@ Lifecycle (the Backend contract in ``runtime/contracts.py``):
   random host port, which is the address the proxy connects to. Returns at once; readiness is ``poll``'s job.
 * ``poll(handle)``: container state -> Phase. A running container is RUNNING only when its app *answers* on the
   published port: a bare TCP connect is not enough, because docker-proxy accepts on the host port even while
-  nothing listens inside, so the probe sends a tiny HTTP request and wants any bytes back.
+  nothing listens inside, so the probe sends a tiny HTTP request and wants any bytes back. The probe is for start-up
+  only: once a start of the container has answered, it stays RUNNING while the container runs (the app is its
+  PID 1: if the app dies, so does the container). Probing on every poll rendered a page of every running app at
+  every reconciler sweep, and once more on each wake from ``docker pause``.
   Exited / dead -> EXITED with the exit code and the tail of the log (and "out of memory" when OOM-killed).
 * ``stop(handle)``: stop (SIGTERM, then SIGKILL after ``stop_timeout_s``) and remove; 404 / 409 are success.
 * ``list(labels)``: managed containers carrying ``labels``, on every engine: how a restarted control plane
@@ -123,6 +126,7 @@ class DockerBackend:
         self._clients: dict[str, Any] = {}
         self._networks: set[str] = set()
         self._lock = threading.Lock()
+        self._answered: dict[str, str] = {}  # container id -> State.StartedAt of the run whose app answered
 
     # ---- engines ------------------------------------------------------------------------------------------
     def client(self, node: str) -> Any:
@@ -187,6 +191,7 @@ class DockerBackend:
         try:
             container = self.client(handle.node).containers.get(handle.ref)
         except docker.errors.NotFound:
+            self._answered.pop(handle.ref, None)
             return Observed(Phase.GONE)
         state = container.attrs.get("State", {})
         status = state.get("Status", container.status)
@@ -199,13 +204,17 @@ class DockerBackend:
             why = f"out of memory (limit {container.attrs['HostConfig'].get('Memory', 0) // 2**20} MB); " \
                 if state.get("OOMKilled") else ""
             return Observed(Phase.EXITED, None, code, f"{why}exit code {code}\n{tail}".strip())
-        if status == "running" and address and self._answers(address):
-            return Observed(Phase.RUNNING, address)
+        if status == "running" and address:
+            started = state.get("StartedAt", "")
+            if self._answered.get(handle.ref) == started or self._answers(address):
+                self._answered[handle.ref] = started
+                return Observed(Phase.RUNNING, address)
         return Observed(Phase.STARTING, address)
 
     def stop(self, handle: Handle) -> None:
         import docker
 
+        self._answered.pop(handle.ref, None)
         try:
             container = self.client(handle.node).containers.get(handle.ref)
             if container.status == "paused":  # a frozen app cannot take SIGTERM; it is going away anyway
