@@ -33,10 +33,8 @@ os.environ.update(
 )
 
 import httpx  # noqa: E402
-from harness import Actor, Server, make_actor, start_server, unique  # noqa: E402
+from harness import DATABASES, Actor, Server, make_actor, start_server, unique  # noqa: E402
 from huggingface_hub import HfApi  # noqa: E402
-
-DATABASES = [d.strip() for d in os.environ.get("SPACES_TEST_DATABASES", "sqlite,postgres").split(",") if d.strip()]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

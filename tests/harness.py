@@ -29,6 +29,8 @@ import httpx
 
 T = TypeVar("T")
 
+#: the databases tests run against (``SPACES_TEST_DATABASES=sqlite scripts/test`` runs without PostgreSQL)
+DATABASES = [d.strip() for d in os.environ.get("SPACES_TEST_DATABASES", "sqlite,postgres").split(",") if d.strip()]
 #: the admin database used to create and drop the per-run test databases
 PG_ADMIN_URL = os.environ.get("SPACES_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
 #: the SQLAlchemy URL prefix the server expects for a database on that cluster

@@ -2,7 +2,7 @@
 
 A stopping app prints its last words after its Space row is gone; those lines sat in the same batch as a build's
 and the foreign key failed the whole batch, which crashed the build that flushed it (CI, December 2026).
-Runs against SQLite and PostgreSQL, the two databases the server supports.
+Runs against SQLite and PostgreSQL, the two databases the server supports (``SPACES_TEST_DATABASES`` picks).
 """
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from harness import DATABASES, create_postgres_database
 from sqlalchemy import delete
 
 from spaces.db.models import Account, Space
 from spaces.db.session import Database
 from spaces.services.logs import LogBus
-from tests.harness import create_postgres_database
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=DATABASES)
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     if request.param == "sqlite":
         url, drop = f"sqlite:///{tmp_path / 'spaces.db'}", (lambda: None)
