@@ -23,9 +23,10 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "docker"))
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "docker")]
 
 from docker_helpers import HOST_CA, plan_from_dir  # noqa: E402
+from harness import setup_docker_engine  # noqa: E402
 
 from spaces.builder.image import DockerBuildSettings, DockerImageBuilder  # noqa: E402
 
@@ -44,8 +45,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--cold", action="store_true", help="docker builder prune -af before each first build")
     args = parser.parse_args()
-    for script in ("infra/docker/setup-engine.sh", "infra/images/build-base.sh"):
-        subprocess.run([str(ROOT / script)], check=True, stdout=subprocess.DEVNULL)
+    reason = setup_docker_engine()
+    if reason:
+        raise SystemExit(reason)
     builder = DockerImageBuilder(DockerBuildSettings(extra_ca_bundle=HOST_CA if HOST_CA.is_file() else None))
     firsts, rebuilds, tags = [], [], []
     with tempfile.TemporaryDirectory() as tmp:

@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "platform")]
 
 import platform_kit as kit  # noqa: E402
+from harness import docker_backend_env, setup_docker_engine  # noqa: E402
 from huggingface_hub import HfApi  # noqa: E402
 
 from spaces.runtime.contracts import LABEL_SPACE  # noqa: E402
@@ -50,17 +51,14 @@ TIERS = {
     "cold": {"SPACES_RUNTIME__STOP_FROZEN_AFTER": "0", "SPACES_LOCAL__ZYGOTE": "false"},
 }
 DOCKER_TIERS = {"frozen": {}, "cold": {"SPACES_RUNTIME__STOP_FROZEN_AFTER": "0"}}
-HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
 def docker_env() -> dict[str, str]:
-    """Set up the engine and base image as the tests do, and the settings that run the platform on Docker."""
-    for script in ("infra/docker/setup-engine.sh", "infra/images/build-base.sh"):
-        subprocess.run([str(ROOT / script)], check=True, timeout=900)
-    env = {"SPACES_RUNTIME__BACKEND": "docker"}
-    if HOST_CA.is_file():
-        env["SPACES_DOCKER_BUILD__EXTRA_CA_BUNDLE"] = str(HOST_CA)
-    return env
+    """Set up the engine and base images as the tests do; the settings that run the platform on Docker."""
+    reason = setup_docker_engine()
+    if reason:
+        raise SystemExit(reason)
+    return docker_backend_env()
 
 
 def containers(space_id: str, running_only: bool = True) -> list[str]:

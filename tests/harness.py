@@ -43,6 +43,28 @@ SHARED_ENVS_DIR = TEST_ROOT / "envs"
 #: commit body limit the test server runs with (tests send twice this to get a 413)
 TEST_MAX_COMMIT_BYTES = 1024 * 1024
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+#: the host's CA bundle: package indexes inside containers are reachable only with it here
+HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def setup_docker_engine() -> str:
+    """Start the Docker engine and build the base images when missing (both scripts are idempotent).
+    Returns "" when done, else why not: the failing script and the tail of what it printed."""
+    for script in ("infra/docker/setup-engine.sh", "infra/images/build-base.sh"):
+        proc = subprocess.run([str(REPO_ROOT / script)], capture_output=True, text=True, timeout=900)
+        if proc.returncode != 0:
+            return f"{script} failed: {(proc.stderr or proc.stdout).strip()[-800:]}"
+    return ""
+
+
+def docker_backend_env() -> dict[str, str]:
+    """The settings that run ``spaces serve`` on the Docker backend here (builds trust the host's CA bundle)."""
+    env = {"SPACES_RUNTIME__BACKEND": "docker"}
+    if HOST_CA.is_file():
+        env["SPACES_DOCKER_BUILD__EXTRA_CA_BUNDLE"] = str(HOST_CA)
+    return env
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

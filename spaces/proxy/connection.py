@@ -525,7 +525,7 @@ class Upstream(asyncio.Protocol):
 
     def _done(self, extra: bool) -> None:
         self.rstate = R_IDLE
-        self.idle_since = monotonic()
+        self.idle_since = self.client.last_io  # stamped by data_received for the bytes that ended the response
         if extra:
             self.keep = False
         self.client.response_done(self.keep and not self.closed)

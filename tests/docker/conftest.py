@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from docker_helpers import FIXTURES, HOST_CA, ROOT, RUN_ID, TEST_LABEL, BuildLog, app_source, docker, plan_from_dir
+from docker_helpers import FIXTURES, HOST_CA, RUN_ID, TEST_LABEL, BuildLog, app_source, docker, plan_from_dir
+from harness import setup_docker_engine
 
 from spaces.builder.image import DockerBuildSettings, DockerImageBuilder
 from spaces.builder.plan import Artifact
@@ -28,14 +28,11 @@ from spaces.builder.plan import Artifact
 @pytest.fixture(scope="session")
 def engine() -> None:
     """A running Docker engine with the base images; skip (or fail in CI) when it cannot be had."""
-    must = bool(os.environ.get("CI") or os.environ.get("SPACES_TEST_REQUIRE_DOCKER"))
-    for script in ("infra/docker/setup-engine.sh", "infra/images/build-base.sh"):
-        proc = subprocess.run([str(ROOT / script)], capture_output=True, text=True, timeout=900)
-        if proc.returncode != 0:
-            reason = f"{script} failed: {(proc.stderr or proc.stdout).strip()[-800:]}"
-            if must:
-                pytest.fail(reason)
-            pytest.skip(reason)
+    reason = setup_docker_engine()
+    if reason:
+        if os.environ.get("CI") or os.environ.get("SPACES_TEST_REQUIRE_DOCKER"):
+            pytest.fail(reason)
+        pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+from harness import HOST_CA  # noqa: F401 - the Docker tests take it from here
 
 from spaces.builder.plan import Artifact, BuildPlan
 from spaces.domain.cardconfig import parse_readme
@@ -16,7 +17,6 @@ from spaces.runtime.contracts import Handle, InstanceSpec, Limits, Observed, Pha
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent / "fixtures"
-HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 TEST_LABEL = "spaces.test-run"
 RUN_ID = uuid.uuid4().hex[:8]
 _PORTS = {"gradio": 7860, "streamlit": 8501, "static": 8000}

@@ -12,10 +12,9 @@ import httpx
 import pytest
 from huggingface_hub import HfApi
 
-from harness import start_server, wait_until
+from harness import docker_backend_env, setup_docker_engine, start_server, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
-HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
 def docker(*args: str) -> str:
@@ -24,16 +23,12 @@ def docker(*args: str) -> str:
 
 @pytest.fixture(scope="module")
 def server():
-    for script in ("infra/docker/setup-engine.sh", "infra/images/build-base.sh"):
-        proc = subprocess.run([str(REPO / script)], capture_output=True, text=True, timeout=900)
-        if proc.returncode != 0:
-            if os.environ.get("CI") or os.environ.get("SPACES_TEST_REQUIRE_DOCKER"):
-                pytest.fail(f"{script} failed: {proc.stderr[-800:]}")
-            pytest.skip(f"{script} failed: {proc.stderr[-800:]}")
-    extra = {"SPACES_RUNTIME__BACKEND": "docker"}
-    if HOST_CA.is_file():
-        extra["SPACES_DOCKER_BUILD__EXTRA_CA_BUNDLE"] = str(HOST_CA)
-    srv = start_server("sqlite", extra_env=extra)
+    reason = setup_docker_engine()
+    if reason:
+        if os.environ.get("CI") or os.environ.get("SPACES_TEST_REQUIRE_DOCKER"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    srv = start_server("sqlite", extra_env=docker_backend_env())
     try:
         yield srv
     finally:
