@@ -35,9 +35,9 @@ log = logging.getLogger("spaces.reconciler")
 
 BACKOFF_BASE = 2.0  # seconds; doubled per consecutive crash
 BACKOFF_MAX = 300.0
-READY_POLL = 0.01
+READY_POLL = 0.01  # the readiness watcher tries the app's port every 10 ms: a woken app is served at once
 #: scheduler refusals that mean "wait for capacity" (spaces.runtime.scheduler.Unschedulable reasons)
-WAITING_CODES = frozenset({"Full"})  # the readiness watcher tries the app's port every 10 ms: a woken app is served at once
+WAITING_CODES = frozenset({"Full"})
 
 
 @dataclass
@@ -317,6 +317,13 @@ class Reconciler:
                                 "waiting_for_capacity", exc.message)
                 if current is None:
                     self._route(space, "starting", None, exc.message)
+                return
+            if exc.code == "RevisionNotFound" and space.sha and space.sha != artifact.sha:
+                # the built revision cannot be read, but a newer one is on its way through the builder: wait for
+                # that build instead of marking the Space broken (logged: a built revision should never vanish)
+                log.error("space %s: built revision %s cannot be read from its repository (tip %s): %s",
+                          space.id, artifact.sha, space.sha, exc.message)
+                space.retry_at = utcnow() + timedelta(seconds=BACKOFF_MAX)  # the build's end clears it
                 return
             self._set_stage(space, SpaceStage.RUNTIME_ERROR, "start_failed", exc.message)
             self._route(space, "error", None, exc.message)
