@@ -197,6 +197,14 @@ def main() -> int:
                     line += (f"; vs chp: {r['rps'] / max(ch['rps'], 1):.2f}x req/s, "
                              f"p99 {r['p99'] / ch['p99']:.2f}x")
                 print(line)
+        if any(("configurable-http-proxy", c) in results for c in conns):
+            # the same yardstick for nginx: tells how far the machine itself lets a proxy go
+            print("reference: nginx on the same goals")
+            for c in conns:
+                ch, ng = results.get(("configurable-http-proxy", c)), results[(ng_name, c)]
+                if ch:
+                    print(f"  {ng_name:24} c={c:<3} vs chp: {ng['rps'] / max(ch['rps'], 1):.2f}x req/s, "
+                          f"p99 {ng['p99'] / ch['p99']:.2f}x")
         return 0
     finally:
         for proc in reversed(procs):
