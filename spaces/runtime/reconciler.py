@@ -318,13 +318,14 @@ class Reconciler:
                 if current is None:
                     self._route(space, "starting", None, exc.message)
                 return
-            if exc.code == "RevisionNotFound" and space.sha and space.sha != artifact.sha:
-                # the built revision cannot be read, but a newer one is on its way through the builder: wait for
-                # that build instead of marking the Space broken (logged: a built revision should never vanish)
-                log.error("space %s: built revision %s cannot be read from its repository (tip %s): %s",
-                          space.id, artifact.sha, space.sha, exc.message)
-                space.retry_at = utcnow() + timedelta(seconds=BACKOFF_MAX)  # the build's end clears it
-                return
+            if exc.code == "RevisionNotFound":  # a built revision should never vanish: leave a trace
+                log.error("space %s: built revision %s cannot be read from its repository (tip %s)",
+                          space.id, artifact.sha, space.sha)
+                if space.sha and space.sha != artifact.sha:
+                    # a newer revision is on its way through the builder: wait for that build rather than mark
+                    # the Space broken
+                    space.retry_at = utcnow() + timedelta(seconds=BACKOFF_MAX)  # the build's end clears it
+                    return
             self._set_stage(space, SpaceStage.RUNTIME_ERROR, "start_failed", exc.message)
             self._route(space, "error", None, exc.message)
             return
