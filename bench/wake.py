@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/wake.py [--rounds 20] [--concurrency 5] [--sdks gradio,streamlit] [--envs-dir DIR]
     .venv/bin/python bench/wake.py --backend docker     # the Docker backend (engine and base image set up first)
+    WAKE_SAMPLES=1 .venv/bin/python bench/wake.py ...    # also print every wake's time, in order
 
 Three ``spaces serve`` configurations, one after the other, each with a gradio and a streamlit template Space:
 
@@ -142,7 +143,7 @@ def run_tier(base: Path, envs: Path, tier: str, sdks: list[str], rounds: int, co
                 samples.append(seconds)
                 failures += failed
             results[sdk] = (samples, failures)
-            if os.environ.get("WAKE_SAMPLES"):  # every wake, in order: a slow one next to what the server logged
+            if os.environ.get("WAKE_SAMPLES"):  # every wake, in order: tells a one-off slow wake from a spread
                 print("   ", " ".join(f"{x * 1000:.0f}" for x in samples), flush=True)
             print(f"  {sdk:<9} {tier:<8} p50 {_ms(statistics.median(samples))}  p99 {_ms(_pct(samples, 0.99))}  "
                   f"failed requests {failures}/{rounds * concurrency}", flush=True)
