@@ -31,17 +31,10 @@ _HF_HOME = tempfile.mkdtemp(prefix="spaces-bench-hf-home-")
 os.environ.update(HF_HOME=_HF_HOME, HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1",
                   HF_HUB_DISABLE_IMPLICIT_TOKEN="1")
 
+from benchstats import percentile  # noqa: E402
 from harness import start_server  # noqa: E402
 from huggingface_hub import CommitOperationAdd, HfApi  # noqa: E402
 from huggingface_hub.utils import logging as hf_logging  # noqa: E402
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    k = min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))
-    return s[k]
 
 
 def main() -> int:

@@ -32,6 +32,7 @@ _HF_HOME = tempfile.mkdtemp(prefix="spaces-bench-hf-home-")
 os.environ.update(HF_HOME=_HF_HOME, HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1",
                   HF_HUB_DISABLE_IMPLICIT_TOKEN="1")
 
+from benchstats import percentile  # noqa: E402
 from huggingface_hub import CommitOperationAdd  # noqa: E402
 from pagekit import Web, server_db, start_pages_server  # noqa: E402
 
@@ -40,11 +41,6 @@ EMOJIS = ["🚀", "🎨", "💬", "📈", "🐳", "🎙️", "🖼️", "🔥", 
 SDKS = ["gradio", "streamlit", "docker", "static"]
 STAGES = ["RUNNING"] * 6 + ["SLEEPING"] * 2 + ["BUILDING", "BUILD_ERROR", "PAUSED", "RUNTIME_ERROR"]
 HARDWARE = ["cpu-basic"] * 6 + ["cpu-upgrade", "t4-small", "a10g-small", "zero-a10g"]
-
-
-def percentile(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))]
 
 
 def populate(server, owner: str, source_repo_id: str, count: int) -> None:  # noqa: ANN001

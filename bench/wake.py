@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "platform")]
 
 import platform_kit as kit  # noqa: E402
+from benchstats import percentile  # noqa: E402
 from harness import docker_backend_env, setup_docker_engine  # noqa: E402
 from huggingface_hub import HfApi  # noqa: E402
 
@@ -145,7 +146,7 @@ def run_tier(base: Path, envs: Path, tier: str, sdks: list[str], rounds: int, co
             results[sdk] = (samples, failures)
             if os.environ.get("WAKE_SAMPLES"):  # every wake, in order: tells a one-off slow wake from a spread
                 print("   ", " ".join(f"{x * 1000:.0f}" for x in samples), flush=True)
-            print(f"  {sdk:<9} {tier:<8} p50 {_ms(statistics.median(samples))}  p99 {_ms(_pct(samples, 0.99))}  "
+            print(f"  {sdk:<9} {tier:<8} p50 {_ms(statistics.median(samples))}  p99 {_ms(percentile(samples, 99))}  "
                   f"failed requests {failures}/{rounds * concurrency}", flush=True)
     finally:
         platform.stop()
@@ -153,12 +154,6 @@ def run_tier(base: Path, envs: Path, tier: str, sdks: list[str], rounds: int, co
             for cid in containers(space_id, running_only=False):
                 subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
     return results
-
-
-def _pct(xs: list[float], q: float) -> float:
-    """Nearest-rank percentile ``q`` (0..1) of ``xs``."""
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
 
 
 def _ms(s: float) -> str:
@@ -176,9 +171,10 @@ def main() -> None:
     args = ap.parse_args()
     warnings.filterwarnings("ignore", message="Warnings while validating metadata")  # sdk: streamlit is deprecated
     docker = docker_env() if args.backend == "docker" else None
-    tiers = (args.tiers or ",".join(DOCKER_TIERS if docker is not None else TIERS)).split(",")
+    known = DOCKER_TIERS if docker is not None else TIERS
+    tiers = (args.tiers or ",".join(known)).split(",")
     sdks = args.sdks.split(",")
-    unknown = set(tiers) - set(DOCKER_TIERS if docker is not None else TIERS)
+    unknown = set(tiers) - set(known)
     if unknown:
         ap.error(f"unknown tiers for the {args.backend} backend: {', '.join(sorted(unknown))}")
     base = kit.new_base("spaces-bench-wake-")
@@ -196,7 +192,7 @@ def main() -> None:
     for sdk, by_tier in table.items():
         cold = statistics.median(by_tier["cold"][0]) if "cold" in by_tier else float("nan")
         for tier, (samples, failures) in by_tier.items():
-            p50, p95, p99 = statistics.median(samples), _pct(samples, 0.95), _pct(samples, 0.99)
+            p50, p95, p99 = statistics.median(samples), percentile(samples, 95), percentile(samples, 99)
             print(f"{sdk:<9} {tier:<8} {_ms(p50)} {_ms(p95)} {_ms(p99)}  {p99 / p50:6.2f}x  {p50 / cold:9.3f}x  "
                   f"{failures:6d}")
 

@@ -25,6 +25,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchstats import percentile  # noqa: E402
+
 from spaces.builder.plan import Artifact  # noqa: E402
 from spaces.runtime.backends.local import LocalBackend, LocalBackendSettings  # noqa: E402
 from spaces.runtime.contracts import InstanceSpec, Limits  # noqa: E402
@@ -46,11 +48,6 @@ def first_200(client: httpx.Client, port: int, timeout: float = 120.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"no 200 on port {port} in {timeout}s")
         time.sleep(0.005)
-
-
-def pct(samples: list[float], q: float) -> float:
-    s = sorted(samples)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
 
 
 def make_spec(root: Path, venv: str) -> InstanceSpec:
@@ -109,7 +106,7 @@ def main() -> None:
     print(f"gradio hello app, local backend, {len(results['cold'])} rounds, cgroups v{backend.cgroups.version}")
     print(f"{'mode':6} {'p50 s':>8} {'p95 s':>8} {'p50/cold':>9} {'p95/p50':>8}")
     for mode, samples in results.items():
-        p50, p95 = statistics.median(samples), pct(samples, 0.95)
+        p50, p95 = statistics.median(samples), percentile(samples, 95)
         print(f"{mode:6} {p50:8.3f} {p95:8.3f} {p50 / cold50:9.3f} {p95 / p50:8.2f}")
 
 
