@@ -149,7 +149,7 @@ class Platform:
         limits = Limits(cpu=flavor.limits.cpu, memory_mb=flavor.limits.memory_mb, gpus=placement.gpus)
         workdir = workdir_for(self.work_root, self.hub.spaces.repo(space), space.id, artifact.sha)
         spec = instance_spec(s, space, artifact, app_host=self.settings.app_host(space.subdomain), workdir=workdir,
-                             limits=limits, node=placement.node,
+                             limits=limits, node=placement.node, telemetry=self.settings.runtime.sdk_telemetry,
                              startup_timeout=startup_timeout(space.card_data,
                                                              self.settings.runtime.default_startup_timeout))
         return self.backend.start(spec), placement_json(placement)

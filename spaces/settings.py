@@ -58,6 +58,9 @@ class RuntimeSettings(BaseModel):
         0.15, ge=0, le=1.0, description="local backend: while less than this fraction of the machine's memory is "
         "available, the longest-asleep frozen Space is stopped at each sweep (1.0: always, 0: never)")
     default_startup_timeout: float = Field(1800.0, gt=0, description="when README has no startup_duration_timeout")
+    sdk_telemetry: bool = Field(
+        False, description="let Gradio and Streamlit send their usage telemetry to their vendors; off by default "
+        "(GRADIO_ANALYTICS_ENABLED=False, STREAMLIT_BROWSER_GATHER_USAGE_STATS=false), a Space's own variable wins")
 
 
 class Settings(BaseSettings):

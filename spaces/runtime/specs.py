@@ -3,6 +3,8 @@
 The environment is exactly what Hugging Face gives an app (``SPACE_ID``, ``SPACE_HOST``, ``SPACE_AUTHOR_NAME``,
 ``SPACE_REPO_NAME``, ``SPACE_TITLE``, ``SPACE_CREATOR_USER_ID``, ``CPU_CORES``, ``MEMORY``, ``ACCELERATOR``,
 ``SYSTEM=spaces`` for Gradio) plus the Space's variables and secrets; nothing of the platform's own environment.
+One exception, for the operator's sake: the SDKs' usage telemetry to their vendors (``TELEMETRY_OFF``) is off
+unless the operator allows it (``runtime.sdk_telemetry``) or the Space sets the variable itself.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from spaces.runtime.contracts import LABEL_MANAGED, LABEL_SHA, LABEL_SPACE, Inst
 from spaces.storage.gitrepo import GitRepo
 
 DEFAULT_PORTS = {"gradio": 7860, "streamlit": 8501, "docker": 7860, "static": 8000}
+#: what turns off each SDK's usage telemetry: Gradio's reports to huggingface.co at every launch (two threads that
+#: race the app's start-up for the CPU), Streamlit's browser-side usage statistics
+TELEMETRY_OFF = {"gradio": {"GRADIO_ANALYTICS_ENABLED": "False"},
+                 "streamlit": {"STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}}
 
 
 def variables_and_secrets(s: Session, space: Space) -> tuple[dict[str, str], dict[str, str]]:
@@ -28,10 +34,11 @@ def variables_and_secrets(s: Session, space: Space) -> tuple[dict[str, str], dic
     return variables, secrets
 
 
-def app_env(s: Session, space: Space, app_host: str, flavor: hw.Flavor) -> dict[str, str]:
+def app_env(s: Session, space: Space, app_host: str, flavor: hw.Flavor, *,
+            telemetry: bool = False) -> dict[str, str]:
     variables, secrets = variables_and_secrets(s, space)
     card = space.card_data or {}
-    env = {**variables, **secrets}
+    env = {**({} if telemetry else TELEMETRY_OFF.get(space.sdk or "", {})), **variables, **secrets}
     env.update({
         "SPACE_ID": space.repo_id,
         "SPACE_AUTHOR_NAME": space.owner.name,
@@ -64,7 +71,7 @@ def workdir_for(root: Path, repo: GitRepo, space_id: str, sha: str) -> Path:
 
 
 def instance_spec(s: Session, space: Space, artifact: Artifact, *, app_host: str, workdir: Path,
-                  limits: Limits, node: str, startup_timeout: float) -> InstanceSpec:
+                  limits: Limits, node: str, startup_timeout: float, telemetry: bool = False) -> InstanceSpec:
     flavor = hw.get_flavor(space.hardware)
     card = space.card_data or {}
     sdk = space.sdk or "gradio"
@@ -72,7 +79,8 @@ def instance_spec(s: Session, space: Space, artifact: Artifact, *, app_host: str
     app_file = card.get("app_file") or {"gradio": "app.py", "streamlit": "app.py", "static": "index.html"}.get(sdk)
     return InstanceSpec(
         space_id=space.id, repo_id=space.repo_id, sha=artifact.sha, sdk=sdk, artifact=artifact,
-        workdir=str(workdir), app_file=app_file, port=port, env=app_env(s, space, app_host, flavor), limits=limits,
+        workdir=str(workdir), app_file=app_file, port=port,
+        env=app_env(s, space, app_host, flavor, telemetry=telemetry), limits=limits,
         node=node, flavor=flavor.name, startup_timeout=startup_timeout,
         labels={LABEL_MANAGED: "true", LABEL_SPACE: space.id, LABEL_SHA: artifact.sha})
 

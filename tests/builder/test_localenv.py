@@ -66,6 +66,17 @@ def test_gradio_env_has_the_pinned_sdk_compiled(gradio_env: Built) -> None:
     assert "installing" in gradio_env.log.phases() and gradio_env.log.phases()[-1] == "built"
 
 
+def test_gradio_env_keeps_the_spaces_hot_reload_server_off(gradio_env: Built) -> None:
+    """The start-up hook (venv_hook.py) is installed, compiled, and switches only gradio.http_server's choice of
+    server: Gradio itself still knows it runs as a Space."""
+    site = next(gradio_env.env.glob("lib/python*/site-packages"))
+    assert list((site / "__pycache__").glob("_spaces_platform.cpython-*.pyc"))
+    seen = env_python(gradio_env.env, "import os; os.environ.update(SYSTEM='spaces', SPACE_ID='alice/demo'); "
+                                      "import gradio.http_server as h, gradio.utils as u; "
+                                      "print(h.get_space(), u.get_space())")
+    assert seen == "None alice/demo"
+
+
 def test_code_only_push_reuses_the_environment(gradio_env: Built) -> None:
     files = template_files("gradio", **{"app.py": "import gradio as gr\ngr.Markdown('v2')\n"})
     plan = make_plan(MemoryTree(files))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
 import threading
 import time
 
@@ -103,6 +104,7 @@ def test_app_environment_is_the_spaces_and_nothing_of_the_platform(platform, ali
     assert env["CPU_CORES"] == "2" and env["MEMORY"] == "16Gi" and env["ACCELERATOR"] == "none"  # cpu-basic
     assert env["GREETING_STYLE"] == "loud"
     assert env["PROBE_SECRET"] == "probe-secret-value"
+    assert env["GRADIO_ANALYTICS_ENABLED"] == "False"  # SDK telemetry stays off unless the operator allows it
     # the platform's own environment stays out: its canary, its settings, its credentials
     assert kit.PLATFORM_CANARY not in env
     assert platform.canary not in json.dumps(env)
@@ -110,6 +112,16 @@ def test_app_environment_is_the_spaces_and_nothing_of_the_platform(platform, ali
     # and no process the app can read holds it either (the control plane's /proc/<pid>/environ is closed to it)
     scan = json.loads(call(platform, probe, "scan", platform.canary))
     assert scan["found"] == [], scan
+
+
+def test_gradio_runs_as_a_space_without_the_hot_reload_server(platform, alice, probe) -> None:  # noqa: ANN001
+    """As a Space, Gradio would also start the ``spaces`` package's hot-reload server: an unauthenticated API on
+    0.0.0.0:7887 that rewrites the app's files and reloads its code. The environment's start-up hook keeps it off
+    (nothing here relays Hugging Face's hot reload), and Gradio still runs as a Space."""
+    seen = json.loads(call(platform, probe, "gradio", ""))
+    assert seen == {"space": "alice/probe", "reload_server": False}, seen
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", 7887), timeout=5).close()
 
 
 def test_new_secret_reaches_the_app_after_its_restart(platform, alice, probe) -> None:  # noqa: ANN001

@@ -1,12 +1,13 @@
 """A Gradio app that looks at its own sandbox: its environment, files, processes and network, on request.
 
-Endpoints (api_name): say (print to the run log), env, read, scan, http. Used by tests/platform to check what
+Endpoints (api_name): say (print to the run log), env, read, scan, http, gradio (how Gradio sees itself). Used by tests/platform to check what
 a Space can and cannot see.
 """
 
 import json
 import os
 import socket
+import sys
 
 import gradio as gr
 
@@ -78,10 +79,15 @@ def http(spec: str) -> str:
         return f"ERR {type(e).__name__}: {e}"
 
 
+def gradio(_: str) -> str:
+    """Whether Gradio knows it runs as a Space, and whether the ``spaces`` package's hot-reload server was loaded."""
+    return json.dumps({"space": gr.utils.get_space(), "reload_server": "spaces.reloading" in sys.modules})
+
+
 with gr.Blocks(title="probe") as demo:
     box = gr.Textbox(label="input")
     out = gr.Textbox(label="output")
-    for fn in (say, env, read, scan, http):
+    for fn in (say, env, read, scan, http, gradio):
         gr.Button(fn.__name__).click(fn, box, out, api_name=fn.__name__)
 
 if __name__ == "__main__":
