@@ -29,6 +29,7 @@ import posixpath
 import re
 from dataclasses import dataclass, field
 
+from spaces.builder import hooks
 from spaces.builder.plan import BuildPlan
 
 APP_DIR = "/home/user/app"
@@ -113,6 +114,10 @@ def _python_image(plan: BuildPlan, options: DockerfileOptions, sdk_pin: str, env
         lines.append("RUN apt-get update \\\n && apt-get install -y --no-install-recommends "
                      + " ".join(pkgs) + " \\\n && rm -rf /var/lib/apt/lists/*")
     lines += ["USER user", f"WORKDIR {APP_DIR}"]
+    hook = hooks.dockerfile_step(plan.sdk, VENV_PYTHON)
+    if hook:  # first: it changes least often, so every layer below keeps its cache
+        lines += ["# the platform's start-up hook (spaces/builder/venv_hook.py): Gradio's Spaces hot-reload server "
+                  "stays off", hook]
     # dependency files only: their content (not the code's) keys the cache of the install layers below
     if plan.pre_requirements.strip():
         lines.append("COPY --chown=user pre-requirements.txt /tmp/deps/pre-requirements.txt")

@@ -15,7 +15,7 @@ Lifecycle of ``LocalEnvBuilder.build(plan, sha, log)`` (thread-safe; called from
    (``gradio=={sdk_version}`` as an *override*, so it wins over a pin in requirements.txt as on Hugging Face; with
    no sdk_version, the version the platform itself has, else whatever requirements.txt says, else the latest).
    Bytecode is compiled here, once, so no start or wake ever compiles. A Gradio environment also gets the
-   platform's start-up hook (``venv_hook.py``: Gradio's Spaces hot-reload server stays off).
+   platform's start-up hook (``hooks.py``: Gradio's Spaces hot-reload server stays off).
 5. Write the marker (the inputs, as JSON) and ``os.rename`` the folder to its final path: atomic, so an env is
    either complete and trusted or absent. Any failure or interruption removes the temp folder; one left by a killed
    process is removed when a builder starts (only when no live build holds its lock).
@@ -35,12 +35,12 @@ import os
 import re
 import secrets
 import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from spaces.builder import hooks
 from spaces.builder.errors import BuildConfigError, BuildFailed
 from spaces.builder.localconfig import LocalBuildSettings
 from spaces.builder.plan import Artifact, BuildPlan
@@ -58,25 +58,6 @@ _DROP_ENV = ("VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONHOME", "PYTHONPATH", "UV_PYTH
 #: what Hugging Face installs next to the SDK in its images; gradio's Spaces integration (hot reload, ZeroGPU
 #: decorators) imports the ``spaces`` package whenever SYSTEM=spaces, and logs a traceback without it
 COMPANIONS = {"gradio": ("spaces",)}
-#: start-up hooks written into an SDK's environments (``spaces/builder/venv_hook.py``: Gradio's Spaces hot-reload
-#: server stays off); their text is part of the environment's address, so a changed hook makes new environments
-HOOKS = {"gradio": Path(__file__).with_name("venv_hook.py")}
-HOOK_MODULE = "_spaces_platform"
-
-
-def install_hook(venv: Path, source: Path, python: str) -> None:
-    """Write ``source`` into the environment as ``_spaces_platform.py`` (compiled by the environment's own
-    interpreter, like every other module here) plus the ``.pth`` line that installs it at every interpreter start
-    (site runs the ``import`` lines of ``.pth`` files in site-packages)."""
-    site = next(venv.glob("lib/python*/site-packages"))
-    module = site / f"{HOOK_MODULE}.py"
-    module.write_bytes(source.read_bytes())
-    (site / f"{HOOK_MODULE}.pth").write_text(f"import {HOOK_MODULE}; {HOOK_MODULE}.install()\n")
-    done = subprocess.run([python, "-m", "py_compile", str(module)], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise BuildFailed(f"Installing the platform's start-up hook failed: {done.stderr.strip()[-300:]}")
-
-
 def sdk_requirement(plan: BuildPlan) -> tuple[str | None, bool]:
     """(requirement, as_override) for the SDK package; requirement None when requirements.txt decides."""
     sdk = plan.sdk
@@ -153,9 +134,8 @@ class LocalEnvBuilder:
 
     def address(self, plan: BuildPlan, interp: Interpreter, requirement: str | None) -> str:
         """Content address of the environment on this host."""
-        hook = HOOKS.get(plan.sdk)
         basis = json.dumps([plan.env_digest, interp.text, requirement, COMPANIONS.get(plan.sdk, ()),
-                            hashlib.sha256(hook.read_bytes()).hexdigest() if hook else None], sort_keys=True)
+                            hooks.digest(plan.sdk)], sort_keys=True)
         return hashlib.sha256(basis.encode()).hexdigest()[:32]
 
     def clean_stale(self) -> None:
@@ -198,8 +178,7 @@ class LocalEnvBuilder:
             what = "requirements.txt and " if plan.requirements.strip() else ""
             log("installing", f"installing {what}{requirement or plan.sdk}")
             self._uv_run(self._install(python, *args), "installing", log, "Installing the requirements failed")
-            if plan.sdk in HOOKS:
-                install_hook(tmp, HOOKS[plan.sdk], python)
+            hooks.install_into_venv(plan.sdk, tmp, python)
             marker = {"version": MARKER_VERSION, "key": key, "env_inputs": plan.env_inputs(),
                       "env_digest": plan.env_digest, "python": interp.text, "interpreter": str(interp.path),
                       "sdk_requirement": requirement, "built_at": time.time()}

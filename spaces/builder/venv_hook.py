@@ -1,19 +1,19 @@
-"""Start-up hook that the local builder installs into every Gradio environment. Standalone: stdlib only.
+"""Start-up hook that the builders install into every Gradio environment and image. Standalone: stdlib only.
 
-The builder copies this file into the environment's site-packages as ``_spaces_platform.py``, next to a
-``_spaces_platform.pth`` whose one line installs it, so it runs at every interpreter start in that environment:
-a cold start (``python app.py``) and the zygote, whose forks inherit it, alike. Importing it does nothing;
+The builders (``hooks.py``) copy this file into the environment's site-packages as ``_spaces_platform.py``,
+next to a ``_spaces_platform.pth`` whose one line installs it, so it runs at every interpreter start there: a
+cold start (``python app.py``) and the zygote, whose forks inherit it, alike. Importing it does nothing;
 :func:`install` only puts a finder on ``sys.meta_path`` that waits for ``gradio.http_server``.
 
-Why: when Gradio runs as a Hugging Face Space (``SYSTEM=spaces`` and ``SPACE_ID`` set, as the platform sets them),
-its server also starts the ``spaces`` package's hot-reload server: an unauthenticated HTTP API on
+Why: when Gradio runs as a Hugging Face Space (``SYSTEM=spaces`` and ``SPACE_ID`` set, as the platform sets
+them), its server also starts the ``spaces`` package's hot-reload server: an unauthenticated HTTP API on
 ``0.0.0.0:7887`` that writes files into the app's folder and reloads its code. Hugging Face reaches it through
-its own network (``hf spaces hot-reload``). This platform has no such relay, and on the local backend every Space
-shares the host's network, so the server would be a code-injection door open to the network (on the first Gradio
-Space of the host; the others fail to bind the fixed port). It also indexes every code object of the process:
-about 0.8 s of CPU racing the app's first request and about 35 MB per Space. The hook makes
+its own network (``hf spaces hot-reload``). This platform has no such relay, and on the local backend every
+Space shares the host's network, so there the server would be a code-injection door open to the network (on
+the first Gradio Space of the host; the others fail to bind the fixed port). It also indexes every code object
+of the process: about 0.8 s of CPU racing the app's first request, and about 35 MB per Space. The hook makes
 ``gradio.http_server`` run its plain server; everything else about running as a Space (``gradio.utils.get_space``)
-is unchanged. With a Gradio that no longer has this switch the finder just does nothing.
+is unchanged. With a Gradio that no longer has this switch the finder does nothing.
 """
 
 from __future__ import annotations

@@ -189,3 +189,30 @@ def test_failure_message_names_the_step_and_its_error_line() -> None:
 def test_failure_message_without_steps_quotes_the_last_line() -> None:
     message = failure_message({}, ["", "error: failed to read dockerfile: no such file", ""])
     assert message == "Docker build failed: error: failed to read dockerfile: no such file"
+
+
+def test_gradio_images_get_the_start_up_hook_before_anything_else_is_installed() -> None:
+    gradio = lines_of(render(GRADIO, DockerfileOptions()).text)
+    hook = index_of(gradio, 'RUN ["/opt/venv/bin/python", "-c"')
+    assert hook < index_of(gradio, "COPY --chown=user requirements.txt")
+    assert not [line for line in lines_of(render(STREAMLIT, DockerfileOptions()).text) if "_spaces_platform" in line]
+
+
+def test_the_hook_step_installs_a_working_hook(tmp_path) -> None:  # noqa: ANN001
+    """Run the step's exact command against a fresh virtual environment: the hook is written, compiled, and
+    installed at the next interpreter start."""
+    import json
+    import subprocess
+    import sys
+
+    from spaces.builder.hooks import dockerfile_step
+
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "v")], check=True)
+    python = str(tmp_path / "v" / "bin" / "python")
+    step = dockerfile_step("gradio", python)
+    assert step is not None and step.startswith("RUN [")
+    subprocess.run(json.loads(step[4:]), check=True)
+    assert list(tmp_path.glob("v/lib/python*/site-packages/__pycache__/_spaces_platform.*.pyc"))
+    out = subprocess.run([python, "-c", "import sys; print([type(f).__name__ for f in sys.meta_path][0])"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "GradioReloaderOff"

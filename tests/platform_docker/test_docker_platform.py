@@ -62,6 +62,14 @@ def test_gradio_space_runs_as_a_container_sleeps_wakes_and_goes(server):
                 if info.sha[:12] in docker("inspect", "--format", "{{.Config.Image}}", c)]
     assert len(labelled) == 1, docker("ps")
     server.containers = labelled  # removed at teardown even if the test fails before deleting the Space
+    # the image's start-up hook keeps Gradio's Spaces hot-reload server (port 7887) off; gradio runs as a Space
+    table = docker("exec", labelled[0], "cat", "/proc/net/tcp", "/proc/net/tcp6").splitlines()
+    rows = [line.split() for line in table]
+    listening = {int(f[1].rsplit(":", 1)[1], 16) for f in rows if len(f) > 3 and f[3] == "0A"}  # 0A: LISTEN
+    assert 7860 in listening and 7887 not in listening, listening
+    seen = docker("exec", labelled[0], "python", "-c", "import gradio.http_server as h, gradio.utils as u; "
+                  "print(h.get_space(), u.get_space())").strip()
+    assert seen == "None dora/boxed", seen
 
     # sleep pauses the container; the next request through the proxy unpauses it
     httpx.post(f"{server.url}/api/spaces/{repo_id}/sleep", headers={"authorization": f"Bearer {token}"})
