@@ -67,14 +67,16 @@ def test_gradio_env_has_the_pinned_sdk_compiled(gradio_env: Built) -> None:
 
 
 def test_gradio_env_keeps_the_spaces_hot_reload_server_off(gradio_env: Built) -> None:
-    """The start-up hook (venv_hook.py) is installed, compiled, and switches only gradio.http_server's choice of
-    server: Gradio itself still knows it runs as a Space."""
+    """The start-up hook (venv_hook.py) is installed and compiled; it switches only gradio.http_server's choice of
+    server (Gradio itself still knows it runs as a Space) and freezes the SDK import for the collector."""
     site = next(gradio_env.env.glob("lib/python*/site-packages"))
     assert list((site / "__pycache__").glob("_spaces_platform.cpython-*.pyc"))
-    seen = env_python(gradio_env.env, "import os; os.environ.update(SYSTEM='spaces', SPACE_ID='alice/demo'); "
-                                      "import gradio.http_server as h, gradio.utils as u; "
-                                      "print(h.get_space(), u.get_space())")
-    assert seen == "None alice/demo"
+    seen = env_python(gradio_env.env, "import gc, os; os.environ.update(SYSTEM='spaces', SPACE_ID='alice/demo'); "
+                                      "before = gc.get_freeze_count(); "
+                                      "import gradio.http_server as h, gradio.utils as u, sys; "
+                                      "print(h.get_space(), u.get_space(), before, gc.get_freeze_count() > 10000, "
+                                      "[f for f in sys.meta_path if type(f).__name__ == 'GradioHook'])")
+    assert seen == "None alice/demo 0 True []"  # the SDK import is frozen, and the finder has left
 
 
 def test_code_only_push_reuses_the_environment(gradio_env: Built) -> None:

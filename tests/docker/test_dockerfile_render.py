@@ -215,4 +215,4 @@ def test_the_hook_step_installs_a_working_hook(tmp_path) -> None:  # noqa: ANN00
     assert list(tmp_path.glob("v/lib/python*/site-packages/__pycache__/_spaces_platform.*.pyc"))
     out = subprocess.run([python, "-c", "import sys; print([type(f).__name__ for f in sys.meta_path][0])"],
                          capture_output=True, text=True, check=True).stdout.strip()
-    assert out == "GradioReloaderOff"
+    assert out == "GradioHook"
