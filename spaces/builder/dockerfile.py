@@ -116,8 +116,8 @@ def _python_image(plan: BuildPlan, options: DockerfileOptions, sdk_pin: str, env
     lines += ["USER user", f"WORKDIR {APP_DIR}"]
     hook = hooks.dockerfile_step(plan.sdk, VENV_PYTHON)
     if hook:  # first: it changes least often, so every layer below keeps its cache
-        lines += ["# the platform's start-up hook (spaces/builder/venv_hook.py): Gradio's Spaces hot-reload server "
-                  "stays off", hook]
+        lines += ["# the platform's start-up hook (spaces/builder/venv_hook.py): no Spaces hot-reload server, the "
+                  "SDK import frozen for the collector", hook]
     # dependency files only: their content (not the code's) keys the cache of the install layers below
     if plan.pre_requirements.strip():
         lines.append("COPY --chown=user pre-requirements.txt /tmp/deps/pre-requirements.txt")

@@ -1,10 +1,11 @@
 """The platform's start-up hooks in Space environments: which SDK gets which, and how each builder installs them.
 
-A hook is a standalone module (today only ``venv_hook.py``, for Gradio: its Spaces hot-reload server stays off)
-written into the environment's site-packages as ``_spaces_platform.py`` next to a ``_spaces_platform.pth`` whose
-one line installs it at every interpreter start. The local builder writes both into the uv environment
-(:func:`install_into_venv`); the Docker builder adds one step to the image (:func:`dockerfile_step`). The hook's
-text is part of both builders' cache keys, so a changed hook makes new environments and images.
+A hook is a standalone module (today only ``venv_hook.py``, for Gradio: its Spaces hot-reload server stays off
+and its import is frozen for the collector) written into the environment's site-packages as
+``_spaces_platform.py`` next to a ``_spaces_platform.pth`` whose one line installs it at every interpreter start.
+The local builder writes both into the uv environment (:func:`install_into_venv`); the Docker builder adds one
+step to the image (:func:`dockerfile_step`). The hook's text is part of both builders' cache keys, so a changed
+hook makes new environments and images.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ Lifecycle of ``LocalEnvBuilder.build(plan, sha, log)`` (thread-safe; called from
    (``gradio=={sdk_version}`` as an *override*, so it wins over a pin in requirements.txt as on Hugging Face; with
    no sdk_version, the version the platform itself has, else whatever requirements.txt says, else the latest).
    Bytecode is compiled here, once, so no start or wake ever compiles. A Gradio environment also gets the
-   platform's start-up hook (``hooks.py``: Gradio's Spaces hot-reload server stays off).
+   platform's start-up hook (``hooks.py``: no Spaces hot-reload server, the SDK import frozen for the collector).
 5. Write the marker (the inputs, as JSON) and ``os.rename`` the folder to its final path: atomic, so an env is
    either complete and trusted or absent. Any failure or interruption removes the temp folder; one left by a killed
    process is removed when a builder starts (only when no live build holds its lock).
@@ -58,6 +58,8 @@ _DROP_ENV = ("VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONHOME", "PYTHONPATH", "UV_PYTH
 #: what Hugging Face installs next to the SDK in its images; gradio's Spaces integration (hot reload, ZeroGPU
 #: decorators) imports the ``spaces`` package whenever SYSTEM=spaces, and logs a traceback without it
 COMPANIONS = {"gradio": ("spaces",)}
+
+
 def sdk_requirement(plan: BuildPlan) -> tuple[str | None, bool]:
     """(requirement, as_override) for the SDK package; requirement None when requirements.txt decides."""
     sdk = plan.sdk
