@@ -78,7 +78,14 @@ SDK_PRELOAD = {
     "gradio": ["gradio.http_server", "gradio.routes", "pydantic.v1", "starlette.middleware.cors",
                "fastapi.telemetry._runtime", *_SERVER],
     "streamlit": ["streamlit.web.server", "starlette.applications", "starlette.routing", "starlette.staticfiles",
-                  "starlette.websockets", "starlette.middleware.sessions", "requests", "h11", *_SERVER],
+                  "starlette.websockets", "starlette.middleware.sessions", "requests", "h11",
+                  # streamlit 1.67's server start (components v2, the agent routes), 30-50 ms of a fork's start
+                  "streamlit.components.v2.manifest_scanner", "streamlit.runtime.agent.mcp",
+                  "streamlit.runtime.agent.snapshot", "streamlit.runtime.agent.tree",
+                  "streamlit.runtime.agent.widget_values", "streamlit.runtime.agent.widget_writes",
+                  "streamlit.runtime.agent.interaction", "streamlit.web.server.app_discovery",
+                  "streamlit.web.server.starlette.starlette_agent_routes", "streamlit.watcher.polling_path_watcher",
+                  "watchdog", "packaging.tags", "zoneinfo", "sysconfig", "anyio._core._fileio", *_SERVER],
 }
 
 _libc = ctypes.CDLL(None, use_errno=True)
