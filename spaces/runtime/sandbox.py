@@ -130,11 +130,18 @@ def check_reachable(path: Path, what: str) -> None:
 
 
 def own_tree(path: Path, uid: int, gid: int) -> None:
-    """Give the working copy to the Space's uid; the top directory 0700 locks everyone else out."""
-    for root, dirs, files in os.walk(path):
-        os.lchown(root, uid, gid)
+    """Give a tree (working copy, home) to the Space's uid; the top directory 0700 locks everyone else out.
+
+    The top directory is changed last, after everything under it, so a top that already belongs to ``uid`` with
+    mode 0700 means the whole tree was given away before (an interrupted walk leaves the top as it was): then
+    nothing is walked, and a wake does not re-own a home full of model files again."""
+    st = os.lstat(path)
+    if st.st_uid == uid and st.st_gid == gid and stat.S_IMODE(st.st_mode) == 0o700:
+        return
+    for root, dirs, files in os.walk(path, topdown=False):
         for name in dirs + files:
             os.lchown(os.path.join(root, name), uid, gid)
+    os.lchown(path, uid, gid)
     os.chmod(path, 0o700)
 
 
@@ -149,7 +156,7 @@ def prepare_home(homes_dir: Path, space_id: str, uid: int, gid: int) -> tuple[Pa
     home.parent.mkdir(exist_ok=True)
     os.chmod(home.parent, 0o711)
     home.mkdir(exist_ok=True)
-    own_tree(home, uid, gid)  # a uid may have changed since the last run (state_dir lost): re-own every time
+    own_tree(home, uid, gid)  # a uid may have changed since the last run (state_dir lost): checked at every start
     return home, target
 
 
