@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from spaces.db.models import Account, Space, SpaceVariable
 from spaces.db.session import Database
 from spaces.domain import hardware as hw
 from spaces.runtime.specs import app_env
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'spaces.db'}")
-    database.migrate()
-    yield database
-    database.engine.dispose()
 
 
 def _env(db: Database, sdk: str, variables: dict[str, str], *, telemetry: bool = False) -> dict[str, str]:

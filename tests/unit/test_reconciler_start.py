@@ -8,11 +8,6 @@ not worth a broken Space: the reconciler logs it and waits for the build (whose 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from spaces.builder.plan import Artifact
 from spaces.db.models import Account, Space
 from spaces.db.session import Database
@@ -22,14 +17,6 @@ from spaces.runtime.reconciler import Reconciler
 from spaces.services.logs import LogBus
 
 OLD, NEW = "a" * 40, "b" * 40
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'spaces.db'}")
-    database.migrate()
-    yield database
-    database.engine.dispose()
 
 
 def _space(db: Database, *, sha: str, stage: SpaceStage) -> str:
