@@ -3,9 +3,9 @@
 A hook is a standalone module (today only ``venv_hook.py``, for Gradio: its Spaces hot-reload server stays off
 and its import is frozen for the collector) written into the environment's site-packages as
 ``_spaces_platform.py`` next to a ``_spaces_platform.pth`` whose one line installs it at every interpreter start.
-The local builder writes both into the uv environment (:func:`install_into_venv`); the Docker builder adds one
-step to the image (:func:`dockerfile_step`). The hook's text is part of both builders' cache keys, so a changed
-hook makes new environments and images.
+Both builders run the same command (:func:`install_command`): the local builder with the uv environment's
+interpreter, the Docker builder as one step of the image (:func:`dockerfile_step`). The hook's text is part of
+both builders' cache keys, so a changed hook makes new environments and images.
 """
 
 from __future__ import annotations
@@ -30,26 +30,13 @@ def digest(sdk: str | None) -> str | None:
     return hashlib.sha256(source.read_bytes()).hexdigest() if source else None
 
 
-def install_into_venv(sdk: str | None, venv: Path, python: str) -> None:
-    """Write the SDK's hook into a uv environment and compile it with the environment's own interpreter (as every
-    other module there is compiled at build time)."""
-    source = SOURCES.get(sdk or "")
-    if source is None:
-        return
-    site = next(venv.glob("lib/python*/site-packages"))
-    module = site / f"{MODULE}.py"
-    module.write_bytes(source.read_bytes())
-    (site / f"{MODULE}.pth").write_text(PTH_LINE)
-    done = subprocess.run([python, "-m", "py_compile", str(module)], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise BuildFailed(f"Installing the platform's start-up hook failed: {done.stderr.strip()[-300:]}")
+def install_command(sdk: str | None, python: str) -> list[str] | None:
+    """The command that installs the SDK's hook into ``python``'s environment (its purelib) and compiles it with
+    that interpreter, as every other module there is compiled at build time; None when the SDK gets no hook.
 
-
-def dockerfile_step(sdk: str | None, python: str) -> str | None:
-    """One exec-form ``RUN`` that writes the SDK's hook into the image's environment (``python``'s purelib).
-
-    The source travels inside the Dockerfile (compressed, base64): the build context is the user's repository,
-    and a named extra context would need a newer docker CLI than Debian's."""
+    The source travels inside the command (compressed, base64), so the same command works on this host and as a
+    Dockerfile step: there the build context is the user's repository, and a named extra context would need a
+    newer docker CLI than Debian's."""
     source = SOURCES.get(sdk or "")
     if source is None:
         return None
@@ -60,4 +47,20 @@ def dockerfile_step(sdk: str | None, python: str) -> str | None:
               f"module.write_bytes(zlib.decompress(base64.b64decode('{blob}'))); "
               f"(site / '{MODULE}.pth').write_text({PTH_LINE!r}); "
               "py_compile.compile(str(module), doraise=True)")
-    return "RUN " + json.dumps([python, "-c", script])
+    return [python, "-c", script]
+
+
+def install_into_venv(sdk: str | None, python: str) -> None:
+    """Install the SDK's hook into the uv environment of ``python`` (the local builder)."""
+    command = install_command(sdk, python)
+    if command is None:
+        return
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise BuildFailed(f"Installing the platform's start-up hook failed: {done.stderr.strip()[-300:]}")
+
+
+def dockerfile_step(sdk: str | None, python: str) -> str | None:
+    """The same as one exec-form ``RUN`` for the image's environment (the Docker builder)."""
+    command = install_command(sdk, python)
+    return None if command is None else "RUN " + json.dumps(command)

@@ -180,7 +180,7 @@ class LocalEnvBuilder:
             what = "requirements.txt and " if plan.requirements.strip() else ""
             log("installing", f"installing {what}{requirement or plan.sdk}")
             self._uv_run(self._install(python, *args), "installing", log, "Installing the requirements failed")
-            hooks.install_into_venv(plan.sdk, tmp, python)
+            hooks.install_into_venv(plan.sdk, python)
             marker = {"version": MARKER_VERSION, "key": key, "env_inputs": plan.env_inputs(),
                       "env_digest": plan.env_digest, "python": interp.text, "interpreter": str(interp.path),
                       "sdk_requirement": requirement, "built_at": time.time()}

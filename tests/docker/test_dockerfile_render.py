@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 
 from spaces.builder.dockerfile import DockerfileError, DockerfileOptions, choose_base, render
+from spaces.builder.hooks import dockerfile_step
 from spaces.builder.image import build_digest, failure_message, image_tag
 from spaces.builder.plan import BuildPlan
 
@@ -201,12 +206,6 @@ def test_gradio_images_get_the_start_up_hook_before_anything_else_is_installed()
 def test_the_hook_step_installs_a_working_hook(tmp_path) -> None:  # noqa: ANN001
     """Run the step's exact command against a fresh virtual environment: the hook is written, compiled, and
     installed at the next interpreter start."""
-    import json
-    import subprocess
-    import sys
-
-    from spaces.builder.hooks import dockerfile_step
-
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "v")], check=True)
     python = str(tmp_path / "v" / "bin" / "python")
     step = dockerfile_step("gradio", python)

@@ -1,7 +1,7 @@
 """A Gradio app that looks at its own sandbox: its environment, files, processes and network, on request.
 
-Endpoints (api_name): say (print to the run log), env, read, scan, http, gradio (how Gradio sees itself). Used by tests/platform to check what
-a Space can and cannot see.
+Endpoints (api_name): say (print to the run log), env, read, scan, http, gradio (how Gradio sees itself). Used
+by tests/platform to check what a Space can and cannot see.
 """
 
 import json
