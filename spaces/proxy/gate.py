@@ -86,21 +86,22 @@ class Gate:
         if not hostname.endswith(suffix) or hostname in self.hub_hosts:
             return self.hub
         label = hostname[:-len(suffix)]
-        route = self.routes.get(label.decode()) if label and b"." not in label else None
+        name = label.decode()
+        route = self.routes.get(name) if label and label.find(b".") < 0 else None
         if route is None:
             return self._denied(req)
         if req.target[:10] == b"/__spaces/":
-            return self._special(req, label.decode(), route)
+            return self._special(req, name, route)
         if route.private:
             token, cookie = self._credentials(req)
             if token is None and cookie is None:
                 return self._denied(req)
             ok = self._auth_cached(route.space_id, token, cookie)
             if ok is None:
-                return self._authorize_then(req, label.decode(), route, token, cookie)
+                return self._authorize_then(req, name, route, token, cookie)
             if not ok:
                 return self._denied(req)
-        return self._by_state(req, label.decode(), route)
+        return self._by_state(req, name, route)
 
     # ---- state -> answer --------------------------------------------------------------------------------
     def _by_state(self, req: RequestHead, label: str, route: Route) -> Target | Reply | Awaitable[Target | Reply]:

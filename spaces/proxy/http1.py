@@ -9,6 +9,9 @@ The parser is strict on purpose: the upstream parses the same bytes again, and a
 differently (request smuggling) is refused with 400: both Content-Length and Transfer-Encoding, differing or
 malformed Content-Length, a transfer coding other than ``chunked``, obsolete line folding, bare CR or LF,
 whitespace before a header colon, a request target that is not origin-form.
+
+Per request, substring tests use ``bytes.find``, not ``in``: CPython's ``bytes.__contains__`` first tries its
+argument as an integer and formats, raises and discards a TypeError before it searches (about 90 ns each).
 """
 
 from __future__ import annotations
@@ -234,7 +237,7 @@ class RequestHead(_Head):
         line_end = raw.find(b"\r\n")
         start = raw if line_end < 0 else raw[:line_end]
         parts = start.split(b" ")
-        if len(parts) != 3 or b"\n" in start or b"\r" in start:
+        if len(parts) != 3 or start.find(b"\n") >= 0 or start.find(b"\r") >= 0:
             raise HttpError(400, "malformed request line")
         method, target, version = parts
         if version != b"HTTP/1.1" and version != b"HTTP/1.0":
@@ -267,14 +270,14 @@ class RequestHead(_Head):
                 raise HttpError(400, "exactly one valid Host header is required")
             self.host, self.hostname = _host_at(low, i)
 
-        if b"\r\ntransfer-encoding:" in low:
-            if b"\r\ncontent-length:" in low:
+        if low.find(b"\r\ntransfer-encoding:") >= 0:
+            if low.find(b"\r\ncontent-length:") >= 0:
                 raise HttpError(400, "both Content-Length and Transfer-Encoding")
             if version == b"HTTP/1.0":
                 raise HttpError(400, "Transfer-Encoding in an HTTP/1.0 request")
             _chunked_only(self.getall(b"transfer-encoding"))
             self.framer = Framer(Framer.CHUNKED)
-        elif b"\r\ncontent-length:" in low:
+        elif low.find(b"\r\ncontent-length:") >= 0:
             n = _content_length(self.getall(b"content-length"))
             self.framer = Framer(Framer.LENGTH, n) if n else NO_BODY
         else:
@@ -284,7 +287,7 @@ class RequestHead(_Head):
         self.listed: set[bytes] = _NOTHING
         #: any header to drop present at all? (the common request has none: its block is forwarded as is)
         self.drops = drops = any(name not in _NOT_DROPPED for name in found)
-        if drops and b"\r\nconnection:" in low:
+        if drops and low.find(b"\r\nconnection:") >= 0:
             tokens = _tokens(self.getall(b"connection"))
             self.keep_alive = b"close" not in tokens and (version == b"HTTP/1.1" or b"keep-alive" in tokens)
             if b"upgrade" in tokens and version == b"HTTP/1.1":
@@ -299,7 +302,7 @@ class RequestHead(_Head):
         cookie removed, X-Forwarded-For/Proto/Host set (appended to the client's only when ``trust_forwarded``)."""
         raw = self.raw
         if not (self.drops or strip_auth or trust_forwarded or self.upgrade is not None or not self.host) and (
-                cookie_name is None or cookie_name not in raw):
+                cookie_name is None or raw.find(cookie_name) < 0):
             # nothing to take out: the head as received (its request line is exactly method, target and version
             # joined by single spaces) plus our three headers
             return b"".join((raw, b"\r\nX-Forwarded-For: ", client_ip.encode(), b"\r\nX-Forwarded-Proto: ", proto,
