@@ -52,10 +52,14 @@ import time
 
 CLONE_NEWNS = 0x00020000
 MS_REC, MS_PRIVATE, MS_BIND, MS_NOSUID, MS_NODEV = 0x4000, 1 << 18, 4096, 2, 4
-# environment prefixes read by the interpreter or native libraries (not via os.environ) at start-up: a Space that
-# sets any of them differently from the zygote's start-up environment is cold-started
-NATIVE_PREFIXES = ("PYTHON", "LD_", "LC_", "LANG", "MALLOC_", "OMP_", "OPENBLAS_", "MKL_", "JE_", "TMPDIR",
-                   "FSSPEC_", "TZ", "HOME", "PATH")
+# environment prefixes read by the interpreter or native libraries (getenv, not os.environ) while the zygote starts
+# and imports the SDK; what they configure then stays configured in every fork, so a Space that sets any of them
+# differently from the zygote's start-up environment is cold-started. Audited with a getenv recorder over both
+# SDKs' imports (tests/runtime_local/test_zygote_native_env.py): CPython, glibc's locale and iconv, OpenSSL, numpy,
+# OpenBLAS and its gfortran runtime, pyarrow (when pandas finds it), jemalloc.
+NATIVE_PREFIXES = ("PYTHON", "LD_", "LC_", "LANG", "LOCPATH", "GCONV_PATH", "MALLOC_", "OMP_", "OPENBLAS_", "GOTO_",
+                   "GFORTRAN_", "MKL_", "NPY_", "NUMPY_", "OPENSSL_", "SSLKEYLOGFILE", "ARROW_", "AZURE_", "JE_",
+                   "TMPDIR", "FSSPEC_", "TZ", "HOME", "PATH", "__PYVENV_LAUNCHER__")
 # module attributes computed from the environment at SDK import that a child can recompute: (module, attr, fn)
 REFRESH = {
     "GRADIO_SERVER_PORT": [("gradio.http_server", "INITIAL_PORT_VALUE", lambda e: int(e.get("GRADIO_SERVER_PORT", "7860"))),
