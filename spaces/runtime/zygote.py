@@ -9,9 +9,10 @@ backend (``spaces/runtime/zygote_client.py``), in one of two modes:
     command. The app is a fresh interpreter: this is the reference a woken Space must be indistinguishable from.
 
 ``serve --socket PATH --sdk SDK --exits DIR`` (zygote)
-    Import the SDK (gradio or streamlit) and nothing else (never user code), then listen on a root-only unix
-    socket. Per request: check that the Space's environment agrees with every variable the SDK read while it was
-    imported (else answer ``{"fallback": reason}`` and the backend cold-starts instead); fork; the child enters the
+    Import the SDK (gradio or streamlit) and nothing else (never user code), fill the SDK caches that depend only on
+    the SDK's own files (``SDK_WARM``: Gradio's page template), then listen on a root-only unix socket. Per
+    request: check that the Space's environment agrees with every variable the SDK read while it was imported
+    (else answer ``{"fallback": reason}`` and the backend cold-starts instead); fork; the child enters the
     sandbox exactly like ``exec`` mode, re-applies the few import-time settings it knows how to refresh (gradio's
     port and host, OAuth variables), and runs the app as ``__main__`` the way ``python app.py`` would (streamlit:
     ``runpy`` as ``python -m streamlit``); the parent answers
@@ -93,6 +94,14 @@ SDK_PRELOAD = {
                   "watchdog", "packaging.tags", "zoneinfo", "sysconfig", "anyio._core._fileio", *_SERVER],
 }
 
+# caches inside the SDK that only the SDK's own files fill, filled once here instead of in every fork:
+# (module, attribute, fill). Gradio compiles its page template on the first request for a page, about 10 ms of a
+# woken Space's first answer; the compiled template depends on nothing an app or its environment sets.
+SDK_WARM = {
+    "gradio": [("gradio.routes", "templates", lambda templates: templates.get_template("frontend/index.html"))],
+    "streamlit": [],
+}
+
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 
@@ -160,7 +169,7 @@ class RecordingEnviron(os._Environ):  # type: ignore[name-defined]
 
 
 def import_sdk(sdk: str) -> dict[str, str | None]:
-    """Import the SDK with a recording environ; return {key read: value at import} ."""
+    """Import the SDK and fill its ``SDK_WARM`` caches with a recording environ; return {key read: value then}."""
     import gc
 
     gc.disable()  # re-enabled in each child (see serve: gc.freeze)
@@ -176,6 +185,13 @@ def import_sdk(sdk: str) -> dict[str, str | None]:
                 importlib.import_module(mod)
             except Exception:  # noqa: BLE001 - absent in this SDK version: the app imports what it needs
                 pass
+        for module, attr, fill in SDK_WARM[sdk]:
+            target = getattr(sys.modules.get(module), attr, None)
+            if target is not None:
+                try:
+                    fill(target)
+                except Exception:  # noqa: BLE001 - another SDK version: its first request fills it instead
+                    pass
     finally:
         os.environ = plain
     return {k: plain.get(k) for k in RecordingEnviron.reads}

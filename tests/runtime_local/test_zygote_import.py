@@ -1,4 +1,6 @@
-"""Variables that native code reads while the zygote imports an SDK must make a differing Space cold-start.
+"""What the zygote's SDK import leaves behind for its forks, checked on a real environment.
+
+Variables that native code reads while the zygote imports an SDK must make a differing Space cold-start.
 
 A fork inherits whatever the zygote's native libraries configured from the environment at import (OpenSSL's config
 file, numpy's CPU dispatch, OpenBLAS's threads, pyarrow's memory pool, ...): the Space's own values for those can
@@ -6,6 +8,8 @@ only apply in a fresh process. ``os.environ`` reads are recorded by the zygote i
 not, so ``zygote.NATIVE_PREFIXES`` lists them. This test records every ``getenv`` / ``secure_getenv`` of a real SDK
 import (an ``LD_PRELOAD`` shim built here with gcc) and fails on a name the list does not cover, e.g. after an SDK
 upgrade pulls in a library that reads a new variable.
+
+The SDK caches the zygote fills (``zygote.SDK_WARM``) must still be filled by the SDK version we test.
 """
 
 from __future__ import annotations
@@ -73,13 +77,17 @@ def shim(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return work / "shim.so"
 
 
+def import_script(sdk: str, then: str = "") -> str:
+    """Python that imports ``sdk`` exactly as the zygote does (``zygote.py`` is stdlib-only: loaded by path)."""
+    return (f"import sys; sys.path.insert(0, {str(Path(zygote.__file__).parent)!r}); import zygote; "
+            f"zygote.import_sdk({sdk!r}); {then}")
+
+
 def native_reads(venv: Path, shim: Path, sdk: str, tmp_path: Path) -> set[str]:
     """Every variable name native code asked for while a zygote's interpreter started and imported ``sdk``."""
     log = tmp_path / f"{sdk}.getenv"
-    script = (f"import sys; sys.path.insert(0, {str(Path(zygote.__file__).parent)!r}); import zygote; "
-              f"zygote.import_sdk({sdk!r})")
     with open(log, "w") as out:
-        subprocess.run([str(venv / "bin" / "python"), "-c", script], check=True, timeout=300, cwd="/",
+        subprocess.run([str(venv / "bin" / "python"), "-c", import_script(sdk)], check=True, timeout=300, cwd="/",
                        env={"PATH": os.environ["PATH"], "HOME": "/root", "LD_PRELOAD": str(shim),
                             "GETENV_LOG_FD": str(out.fileno())}, pass_fds=(out.fileno(),))
     return set(log.read_text().split())
@@ -103,3 +111,11 @@ def test_a_space_setting_a_native_variable_is_cold_started(spaces: Spaces, backe
     assert handle.data["via"] == "exec"
     wait_phase(backend, handle, Phase.RUNNING)
     assert get(handle).status_code == 200
+
+
+def test_the_zygote_compiles_gradios_page_template(venv: Path) -> None:
+    check = ("import gradio.routes as r; "
+             "print(sorted(key[1] for key in r.templates.env.cache.keys()) if r.templates.env.cache else [])")
+    out = subprocess.run([str(venv / "bin" / "python"), "-c", import_script("gradio", check)], check=True,
+                         capture_output=True, text=True, timeout=300, cwd="/").stdout
+    assert "frontend/index.html" in out
