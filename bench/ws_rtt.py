@@ -1,10 +1,10 @@
 """WebSocket round trip: direct vs through our proxy vs through nginx, to the same echo server, one run.
 
 An echo server (``websockets``, in a subprocess) answers each message; one client sends ``--count`` small messages
-one after another on one connection per path and records each round trip. Prints p50/p99 and the ratio of ours to
-nginx's (goal: no slower than nginx). Loopback only; bounded count.
+one after another on one connection per path and records each round trip, in ``--rounds`` interleaved rounds.
+Prints p50/p99 and the ratio of ours to nginx's (goal: no slower than nginx). Loopback only; bounded count.
 
-    .venv/bin/python bench/ws_rtt.py [--count 3000] [--size 64]
+    .venv/bin/python bench/ws_rtt.py [--count 3000] [--size 64] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds over all paths")
     args = parser.parse_args()
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     work = Path(tempfile.mkdtemp(prefix="bench-ws-"))
@@ -88,9 +89,14 @@ def main() -> int:
             paths.append((f"spaces proxy ({loop})", port, f"echo.localhost:{port}"))
         for _, port, _ in paths:
             wait_port(port)
-        results = {name: measure(f"ws://127.0.0.1:{port}/ws", args.count, args.size, host)
-                   for name, port, host in paths}
-        print(f"\nWebSocket echo round trip, {args.count} messages of {args.size} B, one connection each (µs)\n")
+        # interleaved rounds, all samples pooled: a machine that drifts slows every path alike, not the last one
+        results: dict[str, list[float]] = {}
+        for _ in range(args.rounds):
+            for name, port, host in paths:
+                results.setdefault(name, []).extend(
+                    measure(f"ws://127.0.0.1:{port}/ws", args.count, args.size, host))
+        print(f"\nWebSocket echo round trip, {args.rounds} x {args.count} messages of {args.size} B, one connection "
+              f"per path and round (µs)\n")
         print(f"{'path':26} {'p50':>8} {'p99':>8} {'mean':>8}")
         for name, rtts in results.items():
             q = statistics.quantiles(rtts, n=100)
