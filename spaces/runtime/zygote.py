@@ -56,7 +56,7 @@ MS_REC, MS_PRIVATE, MS_BIND, MS_NOSUID, MS_NODEV = 0x4000, 1 << 18, 4096, 2, 4
 # environment prefixes read by the interpreter or native libraries (getenv, not os.environ) while the zygote starts
 # and imports the SDK; what they configure then stays configured in every fork, so a Space that sets any of them
 # differently from the zygote's start-up environment is cold-started. Audited with a getenv recorder over both
-# SDKs' imports (tests/runtime_local/test_zygote_native_env.py): CPython, glibc's locale and iconv, OpenSSL, numpy,
+# SDKs' imports (tests/runtime_local/test_zygote_import.py): CPython, glibc's locale and iconv, OpenSSL, numpy,
 # OpenBLAS and its gfortran runtime, pyarrow (when pandas finds it), jemalloc.
 NATIVE_PREFIXES = ("PYTHON", "LD_", "LC_", "LANG", "LOCPATH", "GCONV_PATH", "MALLOC_", "OMP_", "OPENBLAS_", "GOTO_",
                    "GFORTRAN_", "MKL_", "NPY_", "NUMPY_", "OPENSSL_", "SSLKEYLOGFILE", "ARROW_", "AZURE_", "JE_",
