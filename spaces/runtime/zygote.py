@@ -35,7 +35,8 @@ discusses what that shares.
 Differences from a cold start an app could notice: /proc/self/cmdline and /proc/self/environ show the zygote's
 (root-set, secret-free) start-up values, and ``gc.get_freeze_count()`` is non-zero (the import is frozen so that
 the collector does not un-share it; a cold-started Gradio app freezes its SDK import too, through the start-up
-hook in its environment, ``spaces/builder/venv_hook.py``, so there only the count differs). Native threads
+hook in its environment, ``spaces/builder/venv_hook.py``, so there only the count differs), and what ``SDK_WARM``
+fills is filled already (Gradio's Jinja cache holds its page template before the first request). Native threads
 present at fork (OpenBLAS, pyarrow's jemalloc) have fork handlers; the zygote refuses to serve if the import
 started Python threads.
 """
