@@ -7,8 +7,8 @@ Bodies are never decoded: :class:`Framer` only counts bytes (``Content-Length``)
 
 The parser is strict on purpose: the upstream parses the same bytes again, and any message the two could read
 differently (request smuggling) is refused with 400: both Content-Length and Transfer-Encoding, differing or
-malformed Content-Length, a transfer coding other than ``chunked``, obsolete line folding, bare CR or LF,
-whitespace before a header colon, a request target that is not origin-form.
+malformed Content-Length, a transfer coding other than ``chunked``, obsolete line folding, bare CR or LF, a
+control byte in a field value, whitespace before a header colon, a request target that is not origin-form.
 
 Per request, substring tests use ``bytes.find``, not ``in``: CPython's ``bytes.__contains__`` first tries its
 argument as an integer and formats, raises and discards a TypeError before it searches (about 90 ns each).
@@ -19,9 +19,13 @@ from __future__ import annotations
 import re
 
 _TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
-_TOKEN_LINE = re.compile(_TCHAR + rb"+:[^\r\n\x00]*\Z")
+#: a field value: visible bytes, obs-text, spaces and tabs; no control byte (RFC 9110 5.5). Some servers read a
+#: vertical tab or form feed as blank space ("Content-Length: 5\x0b"), others refuse the line: a value the two
+#: could read differently never passes
+_VALUE = rb"[^\x00-\x08\x0a-\x1f\x7f]*"
+_TOKEN_LINE = re.compile(_TCHAR + rb"+:" + _VALUE + rb"\Z")
 #: a whole header block validated in one C-speed match: name ":" value lines, CRLF separated, no folding
-_HEADER_BLOCK = re.compile(_TCHAR + rb"+:[^\r\n\x00]*(?:\r\n" + _TCHAR + rb"+:[^\r\n\x00]*)*\Z")
+_HEADER_BLOCK = re.compile(_TCHAR + rb"+:" + _VALUE + rb"(?:\r\n" + _TCHAR + rb"+:" + _VALUE + rb")*\Z")
 _METHOD = re.compile(_TCHAR + rb"+\Z")
 _HOST = re.compile(rb"(?:[A-Za-z0-9\-._~]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?\Z")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,15}\Z")
@@ -179,18 +183,20 @@ def _drop_lines(block: bytes, exact: frozenset[bytes] | set[bytes], prefixes: tu
 
 
 def _content_length(values: list[bytes]) -> int:
-    first = values[0].strip()
+    first = values[0].strip(b" \t")
     for v in values:
         for part in v.split(b","):
-            if part.strip() != first or not _DIGITS.match(first):
+            if part.strip(b" \t") != first or not _DIGITS.match(first):
                 raise HttpError(400, "invalid or conflicting Content-Length")
     return int(first)
 
 
 def _chunked_only(values: list[bytes]) -> None:
-    codings = [c.strip().lower() for v in values for c in v.split(b",") if c.strip()]
+    codings = [c.strip(b" \t").lower() for v in values for c in v.split(b",")]
+    if b"" in codings:  # an empty field or element: "chunked" to us, but one that servers read differently
+        raise HttpError(400, "an empty Transfer-Encoding")
     if codings != [b"chunked"]:
-        raise HttpError(501 if codings else 400, "only 'Transfer-Encoding: chunked' is supported")
+        raise HttpError(501, "only 'Transfer-Encoding: chunked' is supported")
 
 
 def _tokens(values: list[bytes] | None) -> set[bytes]:

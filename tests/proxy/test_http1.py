@@ -49,6 +49,19 @@ def test_forward_head_rewrites_only_what_it_must():
                     b"\r\n\r\n")
 
 
+def test_field_values_may_hold_tabs_and_non_ascii_but_no_control_byte():
+    assert RequestHead(b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\tc \xc3\xa9").get(b"x-a") == b"b\tc \xc3\xa9"
+    for bad in (b"\x0b", b"\x0c", b"\x1b", b"\x7f", b"\x01"):
+        with pytest.raises(HttpError):
+            RequestHead(b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b" + bad)
+        with pytest.raises(HttpError):  # "5\x0b" is 5 to some servers and an error to others
+            RequestHead(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5" + bad)
+    with pytest.raises(HttpError):
+        Framer(Framer.CHUNKED).feed(b"0\r\nX-Trailer: a\x0bb\r\n\r\n")
+    with pytest.raises(HttpError):  # an app's response is held to the same rule for its length
+        ResponseHead(b"HTTP/1.1 200 OK\r\nContent-Length: 5\x0b", b"GET")
+
+
 def test_connection_header_cannot_drop_framing_headers():
     req = RequestHead(b"POST / HTTP/1.1\r\nHost: a\r\nConnection: content-length, transfer-encoding, host\r\n"
                       b"Content-Length: 3")
