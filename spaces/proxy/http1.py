@@ -8,7 +8,9 @@ Bodies are never decoded: :class:`Framer` only counts bytes (``Content-Length``)
 The parser is strict on purpose: the upstream parses the same bytes again, and any message the two could read
 differently (request smuggling) is refused with 400: both Content-Length and Transfer-Encoding, differing or
 malformed Content-Length, a transfer coding other than ``chunked``, obsolete line folding, bare CR or LF, a
-control byte in a field value, whitespace before a header colon, a request target that is not origin-form.
+control byte in a field value, whitespace before a header colon, a request target that is not origin-form. A
+response head is parsed again by the client (or by a load balancer that pools its connections to us), so the same
+syntax rules hold for it, and a malformed status line or field line from the app becomes a 502.
 
 Per request, substring tests use ``bytes.find``, not ``in``: CPython's ``bytes.__contains__`` first tries its
 argument as an integer and formats, raises and discards a TypeError before it searches (about 90 ns each).
@@ -24,8 +26,10 @@ _TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
 #: could read differently never passes
 _VALUE = rb"[^\x00-\x08\x0a-\x1f\x7f]*"
 _TOKEN_LINE = re.compile(_TCHAR + rb"+:" + _VALUE + rb"\Z")
-#: a whole header block validated in one C-speed match: name ":" value lines, CRLF separated, no folding
+#: a whole header block validated in one C-speed match: name ":" value lines, CRLF separated, no folding (the
+#: status line of a response: version, three digits, then a space and a reason or nothing)
 _HEADER_BLOCK = re.compile(_TCHAR + rb"+:" + _VALUE + rb"(?:\r\n" + _TCHAR + rb"+:" + _VALUE + rb")*\Z")
+_STATUS_LINE = re.compile(rb"HTTP/1\.[01] [0-9]{3}(?: " + _VALUE + rb")?\Z")
 _METHOD = re.compile(_TCHAR + rb"+\Z")
 _HOST = re.compile(rb"(?:[A-Za-z0-9\-._~]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?\Z")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,15}\Z")
@@ -376,11 +380,13 @@ class ResponseHead(_Head):
     __slots__ = ("status", "framer", "keep_alive", "data")
 
     def __init__(self, raw: bytes, request_method: bytes) -> None:
-        code = raw[9:12]
-        if raw[:9] not in (b"HTTP/1.1 ", b"HTTP/1.0 ") or not code.isdigit() or (
-                raw.count(b"\n") != raw.count(b"\r\n")):
+        # held to the request rules: the client (or a load balancer pooling its connections to us) parses these
+        # bytes after us, and an app must not get a head past us that it reads differently
+        line_end = raw.find(b"\r\n")
+        if not _STATUS_LINE.match(raw, 0, line_end if line_end >= 0 else len(raw)) or (
+                line_end >= 0 and not _HEADER_BLOCK.match(raw, line_end + 2)):
             raise HttpError(502, "the app sent a malformed response")
-        self.status = status = int(code)
+        self.status = status = int(raw[9:12])
         self.raw = raw
         self.low = low = raw.lower()
         found = _RESP_SPECIAL.findall(low)

@@ -285,3 +285,28 @@ def test_an_upstream_connection_idle_too_long_is_not_reused(make_proxy):
     finally:
         app.close()
     assert app.seen == [(1, b"GET /first HTTP/1.1"), (2, b"POST /second HTTP/1.1")]
+
+
+@pytest.mark.parametrize("head", [b"HTTP/1.1 200 OK\r\nTransfer-Encoding : chunked\r\nContent-Length: 2",
+                                  b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: a\r\n folded"])
+def test_an_app_cannot_pass_a_response_head_the_client_could_read_differently(make_proxy, head):
+    """A client or a pooling load balancer parses the response after us: an app's malformed head becomes our 502."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+
+    def answer() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(head + b"\r\n\r\n{}")
+
+    threading.Thread(target=answer, daemon=True).start()
+    handle = make_proxy()
+    handle.put("crooked", "x/crooked", srv.getsockname())
+    try:
+        with handle.client("crooked") as c:
+            r = c.get("/")
+    finally:
+        srv.close()
+    assert r.status_code == 502 and r.json() == {"error": "the app sent a malformed response"}

@@ -135,6 +135,27 @@ def test_invalid_response_lengths_are_refused(raw):
     assert exc.value.status == 502
 
 
+@pytest.mark.parametrize("raw", [
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding : chunked",  # chunked to some clients, an unknown field to others
+    b"HTTP/1.1 200 OK\r\nX-A: 1\r\n Content-Length: 9",  # folded
+    b"HTTP/1.1 200 OK\r\nX-A: 1\rContent-Length: 9",  # bare CR
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\nX: y",  # bare LF
+    b"HTTP/1.1 200 OK\r\nX-A: \x0b",
+    b"HTTP/1.1 2000 OK\r\nContent-Length: 2",
+    b"HTTP/1.1 200 OK\x00\r\nContent-Length: 2",
+    b"HTTP/1.1 20 OK",
+])
+def test_malformed_response_heads_are_refused(raw):
+    with pytest.raises(HttpError) as exc:
+        ResponseHead(raw, b"GET")
+    assert exc.value.status == 502
+
+
+@pytest.mark.parametrize("raw", [b"HTTP/1.1 200", b"HTTP/1.1 200 ", b"HTTP/1.0 404 Not \xc3\xa9\tFound\r\nX: a\tb"])
+def test_bare_and_unusual_but_valid_status_lines_pass(raw):
+    assert ResponseHead(raw, b"GET").status == int(raw[9:12])
+
+
 def test_a_known_host_is_validated_once_and_a_bad_one_always_refused():
     for _ in range(2):  # the second time the remembered host name is used
         req = RequestHead(b"GET / HTTP/1.1\r\nHost: Demo.Localhost:8000")
