@@ -1,17 +1,22 @@
-"""Request smuggling, checked against the parsers our upstreams run: what the proxy forwards must be framed by h11
-and by llhttp (httptools, uvicorn's default) exactly as the proxy framed it.
+"""Smuggling and response splitting, checked against real parsers: what the proxy passes on must be framed by the
+next parser exactly as the proxy framed it.
 
-Twenty thousand request heads are generated from a fixed seed, most with a hostile part or two: duplicated or
+* Requests: what the proxy forwards, parsed by h11 and by llhttp (httptools, which uvicorn uses when installed).
+* Responses: what the proxy passes back, parsed by h11 (httpx's parser; a client, or a load balancer pooling its
+  connections to us).
+
+Twenty thousand heads of each kind come from a fixed seed, most with a hostile part or two: duplicated or
 conflicting Content-Length, Transfer-Encoding spellings, both together, obsolete folding, bare CR or LF, control
-bytes, blanks before a colon, duplicate Hosts, odd methods, targets and versions. For every head the proxy accepts,
-the bytes it would send upstream (the rewritten head, then the body as the proxy counts it, then the next request,
-unless the connection ends there) are fed to each reference parser, which must see the same method, target and Host,
-the same body, and the next request starting exactly where the proxy starts it.
+bytes, blanks before a colon, duplicate Hosts, odd methods, targets, versions and status lines. For every head the
+proxy accepts, the bytes it would send on (the head as rewritten, then the body as the proxy counts it, then the
+next message unless the connection ends there) go to the reference, which must read the same method, target and
+Host (or status), the same body, and the next message starting exactly where the proxy starts it.
 
-A head the proxy refuses is never sent anywhere, so refusing more than a reference is always allowed. A head a
-reference refuses gets a 400 from the app and smuggles nothing; llhttp refuses some that the proxy passes on
-(methods it does not know, an identical Content-Length twice), so the test asks only that most accepted heads reach
-a verdict of both.
+A head the proxy refuses goes nowhere, so refusing more than a reference is always allowed. A reference that refuses
+a first head answers 400 (or shows the client an error) and nothing is smuggled; llhttp refuses some heads the proxy
+passes on (methods it does not know, an identical Content-Length twice), so each test asks only that most accepted
+heads get a reference's verdict. A reference that accepts a head and then fails on what follows it has framed the
+message differently: that fails the test.
 """
 
 from __future__ import annotations
@@ -22,11 +27,12 @@ import h11
 import httptools
 import pytest
 
-from spaces.proxy.http1 import Framer, HttpError, RequestHead
+from spaces.proxy.http1 import Framer, HttpError, RequestHead, ResponseHead
 
 SEED, CASES = 20261203, 20000
 NEXT = b"GET /next HTTP/1.1\r\nHost: next.example\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n"
 CHUNKED_BODY = b"3\r\nabc\r\n0\r\n\r\n"
+FAILED = ("parse error after the head",)
 HOSTILE = 0.12  # the chance of each part being a hostile spelling: most heads have one or two
 
 # (plain spellings, hostile spellings) of each part of a head
@@ -65,7 +71,7 @@ def random_head(rnd: random.Random) -> bytes:
     fields += [pick(rnd, OTHERS) for _ in range(rnd.choice((0, 1, 2, 3)))]
     rnd.shuffle(fields)
     lines += fields
-    sep = b"\r\n" if rnd.random() > HOSTILE / 2 else rnd.choice((b"\n", b"\r", b"\r\n\r\n"))
+    sep = b"\r\n" if rnd.random() > HOSTILE / 2 else rnd.choice((b"\n", b"\r"))
     return sep.join(lines)
 
 
@@ -91,10 +97,12 @@ def proxy_view(raw: bytes) -> tuple[RequestHead, bytes, bytes, bytes] | None:
 
 
 def h11_view(stream: bytes) -> list[tuple[bytes, bytes, bytes, bytes]] | None:
-    """The requests h11 reads from ``stream``: (method, target, host, body) each; None if h11 refuses it."""
+    """The requests h11 reads from ``stream``: (method, target, host, body) each, then ``FAILED`` if it failed after
+    reading a head; None if it refuses the first head."""
     conn = h11.Connection(h11.SERVER)
     conn.receive_data(stream)
     out: list[tuple[bytes, bytes, bytes, bytes]] = []
+    current = None
     try:
         while len(out) < 2:
             event = conn.next_event()
@@ -113,7 +121,9 @@ def h11_view(stream: bytes) -> list[tuple[bytes, bytes, bytes, bytes]] | None:
             elif event is h11.NEED_DATA or isinstance(event, h11.ConnectionClosed):
                 break
     except h11.RemoteProtocolError:
-        return None
+        if not out and current is None:
+            return None  # refused the first head: the app answers 400
+        out.append(FAILED)  # accepted the head, then failed on what followed it: framed differently
     return out
 
 
@@ -125,6 +135,7 @@ class _Llhttp:
         self.out: list[tuple[bytes, bytes, bytes, bytes]] = []
         self.headers: dict[bytes, bytes] = {}
         self.method = self.url = self.body = b""
+        self.heads = 0
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -134,6 +145,7 @@ class _Llhttp:
 
     def on_headers_complete(self) -> None:
         self.method = self.parser.get_method()
+        self.heads += 1
 
     def on_body(self, body: bytes) -> None:
         self.body += body
@@ -144,14 +156,16 @@ class _Llhttp:
 
 
 def llhttp_view(stream: bytes) -> list[tuple[bytes, bytes, bytes, bytes]] | None:
-    """The requests llhttp reads from ``stream``, as :func:`h11_view`; None if it refuses them."""
+    """The requests llhttp reads from ``stream``, as :func:`h11_view`."""
     sink = _Llhttp()
     try:
         sink.parser.feed_data(stream)
     except httptools.HttpParserUpgrade:
         pass  # an upgrade stops llhttp at the head: what follows belongs to the new protocol
     except httptools.HttpParserError:
-        return None
+        if not sink.heads:
+            return None
+        return [*sink.out, FAILED]
     return sink.out
 
 
@@ -176,11 +190,119 @@ def test_what_the_proxy_forwards_is_framed_the_same_by_the_upstreams_parser(refe
         if seen is None:
             continue  # the app answers 400: nothing is smuggled
         expected_first = (req.method, req.target, req.host, content)
+        if req.upgrade is not None:  # the app may switch protocols right after the head: only the head is HTTP
+            assert [m[:3] for m in seen] in ([], [expected_first[:3]]), (raw, seen)
+            continue
         if last:
-            assert len(seen) <= 1 and (not seen or seen[0][:3] == expected_first[:3]), (raw, seen)
+            assert seen == [expected_first], (raw, seen)
             continue
         assert len(seen) == 2, (raw, seen)
         assert seen[0] == expected_first, (raw, seen[0])
         assert seen[1][:3] == (b"GET", b"/next", b"next.example"), (raw, seen[1])
         agreed += 1
     assert accepted > CASES // 10 and agreed > accepted // 2, (accepted, agreed)  # the generator still reaches deep
+
+
+# ---- responses: an app's answer, as the proxy passes it on, must be framed the same by the client's parser ----------
+
+NEXT_RESPONSE = b"HTTP/1.1 299 Next\r\nContent-Length: 4\r\n\r\nnext"
+STATUS = ([b"HTTP/1.1 200 OK", b"HTTP/1.1 404 Not Found", b"HTTP/1.0 200 OK", b"HTTP/1.1 204 No Content",
+           b"HTTP/1.1 304 Not Modified", b"HTTP/1.1 500 "],
+          [b"HTTP/1.1 200", b"HTTP/1.1 2000 OK", b"HTTP/1.1 20 OK", b"http/1.1 200 OK", b"HTTP/1.2 200 OK",
+           b"HTTP/1.1 200 OK\x00"])
+RESP_LENGTHS = ([b"Content-Length: 4", b"content-length:0", b"Content-Length: 4 "],
+                [b"Content-Length: 4, 4", b"Content-Length: 4,5", b"Content-Length: -4", b"Content-Length: +4",
+                 b"Content-Length: 4\x0b", b"Content-Length : 4", b"Content-Length: 0x4"])
+RESP_ENCODINGS = ([b"Transfer-Encoding: chunked", b"transfer-encoding: Chunked"],
+                  [b"Transfer-Encoding: gzip", b"Transfer-Encoding: gzip, chunked", b"Transfer-Encoding: chunked, gzip",
+                   b"Transfer-Encoding: ", b"Transfer-Encoding : chunked", b"Transfer-Encoding: chunked\x0b"])
+RESP_OTHERS = ([b"Content-Type: text/plain", b"Connection: keep-alive", b"Connection: close", b"Keep-Alive: timeout=5",
+                b"Server: t", b"Set-Cookie: a=b"],
+               [b"Connection: Content-Length", b"Connection: transfer-encoding", b"Proxy-Authenticate: x",
+                b"X-Folded: a\r\n b", b"X-Bare: a\rb", b"X-Lf: a\nb", b"X: \x7f", b"Bad Name: x"])
+
+
+def random_response(rnd: random.Random) -> tuple[bytes, bytes]:
+    """(the request's method, one response head without its final CRLF CRLF)."""
+    fields = [pick(rnd, RESP_LENGTHS) for _ in range(rnd.choice((0, 1, 1, 1, 2)))]
+    fields += [pick(rnd, RESP_ENCODINGS) for _ in range(rnd.choice((0, 0, 0, 1, 1, 2)))]
+    fields += [pick(rnd, RESP_OTHERS) for _ in range(rnd.choice((0, 1, 2, 3)))]
+    rnd.shuffle(fields)
+    sep = b"\r\n" if rnd.random() > HOSTILE / 2 else rnd.choice((b"\n", b"\r"))
+    return rnd.choice((b"GET",) * 7 + (b"HEAD",)), sep.join([pick(rnd, STATUS), *fields])
+
+
+def proxy_response_view(method: bytes, raw: bytes) -> tuple[bytes, bytes, bool] | None:
+    """What the proxy would send the client: (head as passed on, the body as counted, whether the connection goes
+    on after it); None if the proxy answers 502 instead."""
+    try:
+        head = ResponseHead(raw, method)
+    except HttpError:
+        return None
+    if head.status < 200 or head.status == 101:
+        return None  # interim and upgrade answers: the connection code handles them, not framing
+    framer = head.framer
+    if framer.kind == Framer.LENGTH:
+        body = b"y" * framer.remaining
+    elif framer.kind == Framer.CHUNKED:
+        body = CHUNKED_BODY
+    elif framer.kind == Framer.UNTIL_CLOSE:
+        body = b"until close"
+    else:
+        body = b""
+    return head.data, body, head.keep_alive and framer.kind != Framer.UNTIL_CLOSE
+
+
+def h11_client_view(method: bytes, stream: bytes, goes_on: bool) -> list[tuple[int, bytes]] | None:
+    """The responses h11 (httpx's parser) reads from ``stream``: (status, body) each, then ``FAILED`` if it failed
+    after reading a head; None if it refuses the first head."""
+    conn = h11.Connection(h11.CLIENT)
+    conn.send(h11.Request(method=method, target="/", headers=[("Host", "app.example")]))
+    conn.send(h11.EndOfMessage())
+    conn.receive_data(stream)
+    if not goes_on:
+        conn.receive_data(b"")  # the proxy closes the client's connection after this response
+    out: list[tuple[int, bytes]] = []
+    status, body = 0, b""
+    try:
+        while len(out) < 2:
+            event = conn.next_event()
+            if isinstance(event, h11.Response):
+                status, body = event.status_code, b""
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                out.append((status, body))
+                if conn.our_state is h11.MUST_CLOSE or not goes_on:
+                    break
+                conn.start_next_cycle()
+                conn.send(h11.Request(method="GET", target="/next", headers=[("Host", "app.example")]))
+                conn.send(h11.EndOfMessage())
+            else:
+                break
+    except h11.RemoteProtocolError:
+        if not out and not status:
+            return None  # refused the head: the client sees an error, not another response
+        out.append(FAILED)  # accepted the head, then failed on what followed it: framed differently
+    return out
+
+
+def test_what_the_proxy_passes_back_is_framed_the_same_by_the_clients_parser() -> None:
+    rnd = random.Random(SEED)
+    accepted = agreed = 0
+    for _ in range(CASES):
+        method, raw = random_response(rnd)
+        view = proxy_response_view(method, raw)
+        if view is None:
+            continue
+        accepted += 1
+        data, body, goes_on = view
+        seen = h11_client_view(method, data + body + (NEXT_RESPONSE if goes_on else b""), goes_on)
+        if seen is None:
+            continue  # the client refuses the answer: nothing of it is read as another response
+        content = b"abc" if body is CHUNKED_BODY else body
+        assert seen[:1] == [(int(raw[9:12]), content)], (method, raw, seen)
+        if goes_on:
+            assert seen[1:] in ([], [(299, b"next")]), (method, raw, seen)
+        agreed += 1
+    assert accepted > CASES // 10 and agreed > accepted // 2, (accepted, agreed)
