@@ -32,7 +32,9 @@ _HEADER_BLOCK = re.compile(_TCHAR + rb"+:" + _VALUE + rb"(?:\r\n" + _TCHAR + rb"
 _STATUS_LINE = re.compile(rb"HTTP/1\.[01] [0-9]{3}(?: " + _VALUE + rb")?\Z")
 _METHOD = re.compile(_TCHAR + rb"+\Z")
 _HOST = re.compile(rb"(?:[A-Za-z0-9\-._~]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?\Z")
-_HEX = re.compile(rb"[0-9A-Fa-f]{1,15}\Z")
+#: a chunk-size line: hex digits, then nothing or ";" and extensions (ignored, but like a field value: no control
+#: byte, which parsers split or refuse differently)
+_CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,15})(?:;" + _VALUE + rb")?\Z")
 _DIGITS = re.compile(rb"[0-9]{1,18}\Z")
 
 #: request headers never forwarded: hop-by-hop (RFC 9110 7.6.1) plus everything we set or must not leak.
@@ -119,10 +121,10 @@ class Framer:
                     raise HttpError(400, "malformed chunked body: bare LF or CR")
                 line = line[:-2]
                 if state == Framer._SIZE:
-                    size = line.split(b";", 1)[0]
-                    if not _HEX.match(size):
+                    m = _CHUNK_LINE.match(line)
+                    if m is None:
                         raise HttpError(400, "malformed chunked body: bad chunk size")
-                    size_n = int(size, 16)
+                    size_n = int(m.group(1), 16)
                     if size_n:
                         self._state, self.remaining = Framer._DATA, size_n
                     else:

@@ -26,7 +26,8 @@ def test_chunked_body_end_is_found_whatever_the_packet_boundaries(step):
     assert framer.done
 
 
-@pytest.mark.parametrize("body", [b"5\r\nhelloXX0\r\n\r\n", b"zz\r\n", b"5\nhello\r\n", b"-1\r\n"])
+@pytest.mark.parametrize("body", [b"5\r\nhelloXX0\r\n\r\n", b"zz\r\n", b"5\nhello\r\n", b"-1\r\n",
+                                  b"5 \r\n", b"5;a\x00\r\n", b"5;a\x0bb\r\n", b"0x5\r\n"])
 def test_malformed_chunked_bodies_are_refused(body):
     with pytest.raises(HttpError):
         Framer(Framer.CHUNKED).feed(body)
