@@ -2,12 +2,15 @@
 next parser exactly as the proxy framed it.
 
 * Requests: what the proxy forwards, parsed by h11 and by llhttp (httptools, which uvicorn uses when installed).
+* Chunked request bodies: where the proxy's ``Framer`` ends one (and so where it reads the next request) against
+  where h11 and llhttp end it.
 * Responses: what the proxy passes back, parsed by h11 (httpx's parser; a client, or a load balancer pooling its
   connections to us).
 
-Twenty thousand heads of each kind come from a fixed seed, most with a hostile part or two: duplicated or
+Twenty thousand cases of each kind come from a fixed seed, most with a hostile part or two: duplicated or
 conflicting Content-Length, Transfer-Encoding spellings, both together, obsolete folding, bare CR or LF, control
-bytes, blanks before a colon, duplicate Hosts, odd methods, targets, versions and status lines. For every head the
+bytes, blanks before a colon, duplicate Hosts, odd methods, targets, versions and status lines; chunk sizes, chunk
+extensions, chunk lengths, line ends and trailers spelled wrong. For every head the
 proxy accepts, the bytes it would send on (the head as rewritten, then the body as the proxy counts it, then the
 next message unless the connection ends there) go to the reference, which must read the same method, target and
 Host (or status), the same body, and the next message starting exactly where the proxy starts it.
@@ -306,3 +309,66 @@ def test_what_the_proxy_passes_back_is_framed_the_same_by_the_clients_parser() -
             assert seen[1:] in ([], [(299, b"next")]), (method, raw, seen)
         agreed += 1
     assert accepted > CASES // 10 and agreed > accepted // 2, (accepted, agreed)
+
+
+# ---- chunked request bodies: the proxy's Framer must end a body exactly where the app's parser ends it ----------
+
+CHUNKED_HEAD = b"POST /upload HTTP/1.1\r\nHost: app.example\r\nTransfer-Encoding: chunked"
+SIZES = ([b"%x", b"%X", b"0%x"], [b"0x%x", b"+%x", b" %x", b"%x ", b"%x\t", b"", b"-%x", b"%x\r", b"1%016x"])
+EXTENSIONS = ([b"", b"", b"", b";a", b";a=b", b';a="q"'], [b" ;a", b";", b';a="\r\n"', b";a\x00", b"; a = b"])
+ENDS = ([b"\r\n"], [b"\n", b"\r", b"", b"X\r\n"])
+TRAILERS = ([b"", b"", b"X-T: v\r\n"], [b"X-T : v\r\n", b"X-T: a\r\n b\r\n", b"X-T: a\rb\r\n", b"X-T: \x0b\r\n"])
+
+
+def random_chunked_body(rnd: random.Random) -> bytes:
+    """A chunked body, most of it well formed, some chunk lines, sizes, lengths or line ends hostile."""
+    out = b""
+    for _ in range(rnd.choice((0, 1, 1, 2, 3))):
+        size = rnd.choice((1, 3, 10, 16))
+        spelling = pick(rnd, SIZES)
+        data = b"d" * (size if rnd.random() > HOSTILE / 2 else size + rnd.choice((-1, 1)))
+        out += (spelling % size if b"%" in spelling else spelling) + pick(rnd, EXTENSIONS) + pick(rnd, ENDS)
+        out += data + pick(rnd, ENDS)
+    return out + b"0" + pick(rnd, EXTENSIONS) + pick(rnd, ENDS) + pick(rnd, TRAILERS) + pick(rnd, ENDS)
+
+
+def forwarded(raw: bytes) -> bytes:
+    return RequestHead(raw).forward(client_ip="192.0.2.1", proto=b"http", strip_auth=False,
+                                    cookie_name=b"spaces-session", trust_forwarded=False)
+
+
+@pytest.mark.parametrize("reference", [h11_view, llhttp_view], ids=["h11", "llhttp"])
+def test_a_chunked_body_ends_where_the_upstreams_parser_ends_it(reference) -> None:  # noqa: ANN001
+    rnd = random.Random(SEED)
+    ended = agreed = 0
+    for _ in range(CASES):
+        body = random_chunked_body(rnd)
+        data = body + NEXT  # what the client sends: a chunked body, then another request
+        framer = Framer(Framer.CHUNKED)
+        try:
+            n = framer.feed(data)
+        except HttpError:
+            continue  # the proxy closes both connections at the bad line: nothing more reaches the app
+        if not framer.done:
+            continue  # the proxy is still waiting for the body's end
+        ended += 1
+        stream = forwarded(CHUNKED_HEAD) + data[:n]
+        rest = data[n:]  # what the proxy reads as the next request head (empty lines before one are skipped)
+        rest = rest.lstrip(b"\r\n") if rest[:2] == b"\r\n" else rest
+        end = rest.find(b"\r\n\r\n")
+        try:
+            second = RequestHead(rest[:end]) if end >= 0 else None
+        except HttpError:
+            second = None  # the proxy answers 400 and closes: nothing more reaches the app
+        if second is not None:
+            stream += forwarded(rest[:end])
+        seen = reference(stream)
+        if seen is None or seen == [FAILED]:
+            continue  # the app refused the body before its end: it answers 400 and closes
+        assert seen[0][:3] == (b"POST", b"/upload", b"app.example"), (body, seen)
+        if second is None:
+            assert len(seen) == 1, (body, seen)
+        else:
+            assert [m[:3] for m in seen[1:]] == [(second.method, second.target, second.host)], (body, seen)
+        agreed += 1
+    assert ended > CASES // 10 and agreed > ended // 2, (ended, agreed)
