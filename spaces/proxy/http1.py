@@ -26,9 +26,9 @@ _TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
 #: could read differently never passes
 _VALUE = rb"[^\x00-\x08\x0a-\x1f\x7f]*"
 _TOKEN_LINE = re.compile(_TCHAR + rb"+:" + _VALUE + rb"\Z")
-#: a whole header block validated in one C-speed match: name ":" value lines, CRLF separated, no folding (the
-#: status line of a response: version, three digits, then a space and a reason or nothing)
+#: a whole header block validated in one C-speed match: name ":" value lines, CRLF separated, no folding
 _HEADER_BLOCK = re.compile(_TCHAR + rb"+:" + _VALUE + rb"(?:\r\n" + _TCHAR + rb"+:" + _VALUE + rb")*\Z")
+#: a response's status line: version, three digits, then a space and a reason, or nothing
 _STATUS_LINE = re.compile(rb"HTTP/1\.[01] [0-9]{3}(?: " + _VALUE + rb")?\Z")
 _METHOD = re.compile(_TCHAR + rb"+\Z")
 _HOST = re.compile(rb"(?:[A-Za-z0-9\-._~]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?\Z")
@@ -383,7 +383,7 @@ class ResponseHead(_Head):
 
     def __init__(self, raw: bytes, request_method: bytes) -> None:
         # held to the request rules: the client (or a load balancer pooling its connections to us) parses these
-        # bytes after us, and an app must not get a head past us that it reads differently
+        # bytes after us, and an app must not get a head past us that the client reads differently
         line_end = raw.find(b"\r\n")
         if not _STATUS_LINE.match(raw, 0, line_end if line_end >= 0 else len(raw)) or (
                 line_end >= 0 and not _HEADER_BLOCK.match(raw, line_end + 2)):
