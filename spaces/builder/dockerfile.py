@@ -148,8 +148,8 @@ def render_gradio(plan: BuildPlan, options: DockerfileOptions) -> Rendered:
 
 
 def render_streamlit(plan: BuildPlan, options: DockerfileOptions) -> Rendered:
-    env = {"STREAMLIT_SERVER_HEADLESS": "true", "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
-           "HOME": "/home/user", "PYTHONUNBUFFERED": "1"}
+    # usage statistics: the instance's environment decides (runtime.sdk_telemetry, spaces/runtime/specs.py)
+    env = {"STREAMLIT_SERVER_HEADLESS": "true", "HOME": "/home/user", "PYTHONUNBUFFERED": "1"}
     cmd = ["streamlit", "run", plan.app_file or "app.py", "--server.port", str(plan.app_port),
            "--server.address", "0.0.0.0", "--server.headless", "true",
            # embedded in the Space page from another origin, as on Hugging Face
