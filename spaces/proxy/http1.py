@@ -117,7 +117,7 @@ class Framer:
                         raise HttpError(400, "malformed chunked body: chunk line too long")
                     return n
                 line, self._line, i = self._line + data[i:j + 1], b"", j + 1
-                if len(line) < 2 or line[-2] != 13 or b"\r" in line[:-2]:
+                if len(line) < 2 or line[-2] != 13 or line.find(b"\r", 0, -2) >= 0:
                     raise HttpError(400, "malformed chunked body: bare LF or CR")
                 line = line[:-2]
                 if state == Framer._SIZE:
@@ -256,7 +256,7 @@ class RequestHead(_Head):
             raise HttpError(505 if version.startswith(b"HTTP/") else 400, "only HTTP/1.0 and HTTP/1.1 are served")
         if method not in _COMMON_METHODS and (not _METHOD.match(method) or method == b"CONNECT"):
             raise HttpError(400 if method != b"CONNECT" else 405, "unsupported request method")
-        if not (target[:1] == b"/" or (target == b"*" and method == b"OPTIONS")) or b"#" in target:
+        if not (target[:1] == b"/" or (target == b"*" and method == b"OPTIONS")) or target.find(b"#") >= 0:
             raise HttpError(400, "the request target must be a path (origin-form)")
         if line_end >= 0 and not _HEADER_BLOCK.match(raw, line_end + 2):
             raise HttpError(400, "malformed header line (bare CR/LF, folding or a space before ':')")
