@@ -1,0 +1,137 @@
+"""CPU instructions per proxied exchange, counted by callgrind: our proxy's code vs the reference probes.
+
+Throughput on a shared 2-core VM moves by 10-30% between runs (CPU steal); an instruction count does not, so
+this is the figure to compare before and after a change to the proxy's hot path. Each subject handles one small
+GET and its 200 answer (nginx's headers, ``Content-Length: 2``) with fake transports, so no I/O is counted:
+
+``spaces``   ``spaces.proxy.connection``: ClientConnection + Upstream, routing through the real Gate;
+``checked``  ``bench/proxy_ceiling.py``'s probe with only the checks a safe proxy keeps;
+``lean``     the same probe without checks.
+
+Per-exchange count = (instructions for N2 exchanges - for N1) / (N2 - N1): start-up cancels out.
+Needs valgrind (Debian package ``valgrind``).
+
+    .venv/bin/python bench/proxy_instructions.py [--n1 5000] [--n2 15000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REQUEST = b"GET / HTTP/1.1\r\nHost: demo.localhost\r\nUser-Agent: wrk\r\n\r\n"
+RESPONSE = (b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Thu, 03 Dec 2026 17:00:00 GMT\r\n"
+            b"Content-Type: text/plain\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok")
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.out: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.out.append(data)
+
+    def writelines(self, items: list[bytes]) -> None:
+        self.out.extend(items)
+
+    def get_extra_info(self, key: str) -> tuple[str, int]:
+        return ("127.0.0.1", 40000)
+
+    def set_write_buffer_limits(self, high: int) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _spaces_pair() -> tuple[object, object, FakeTransport]:
+    from spaces.proxy.connection import ClientConnection
+    from spaces.proxy.routes import MemoryRouteTable, Route
+    from spaces.proxy.server import ProxyServer
+    from spaces.proxy.settings import ProxySettings
+
+    async def never(*_: object) -> None:
+        return None
+
+    routes = MemoryRouteTable()
+    routes.put("demo", Route("demo", ("127.0.0.1", 9), "running", title="demo"))
+    server = ProxyServer(routes=routes, apps_domain="localhost", hub_upstream=("127.0.0.1", 9), waker=never,
+                         authorize=never, on_upstream_dead=lambda _: None, settings=ProxySettings())
+    client, out = ClientConnection(server), FakeTransport()
+    client.connection_made(out)
+    client.data_received(REQUEST)  # opens the upstream "connection": the pair is then reused, as under wrk
+    client.up.connection_made(FakeTransport())
+    return client, client.up, out
+
+
+def _probe_pair(kind: str) -> tuple[object, object, FakeTransport]:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import proxy_ceiling as probes
+
+    client, out = probes.PROBES[kind](), FakeTransport()
+    client.connection_made(out)
+    up = client.up = probes.LeanUp(client)
+    up.connection_made(FakeTransport())
+    client.data_received(REQUEST)
+    return client, up, out
+
+
+def harness(kind: str, n: int) -> None:
+    """Run ``n`` exchanges (after one warm-up exchange) and check every answer went through."""
+    async def main() -> None:
+        client, up, out = _spaces_pair() if kind == "spaces" else _probe_pair(kind)
+        up.data_received(RESPONSE)
+        for _ in range(n):
+            if len(out.out) > 1000:
+                out.out.clear()
+            client.data_received(REQUEST)
+            up.data_received(RESPONSE)
+        assert out.out[-1].endswith(b"\r\n\r\nok"), out.out[-1]
+
+    asyncio.run(main())
+
+
+def count(kind: str, n: int, work: Path) -> int:
+    res = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={work}/cg.{kind}.{n}",
+                          sys.executable, __file__, "--harness", kind, str(n)], capture_output=True, text=True)
+    found = re.search(r"Collected : (\d+)", res.stderr)
+    if res.returncode != 0 or not found:
+        raise SystemExit(f"callgrind run failed for {kind} ({n}):\n{res.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n1", type=int, default=5000)
+    parser.add_argument("--n2", type=int, default=15000)
+    parser.add_argument("--harness", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.harness:
+        harness(args.harness[0], int(args.harness[1]))
+        return 0
+    if not shutil.which("valgrind"):
+        print("valgrind is missing: apt-get install valgrind", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="bench-instr-") as tmp:
+        per = {kind: (count(kind, args.n2, Path(tmp)) - count(kind, args.n1, Path(tmp))) / (args.n2 - args.n1)
+               for kind in ("spaces", "checked", "lean")}
+    print(f"\ninstructions per exchange (callgrind, {args.n2} - {args.n1} exchanges, no I/O)")
+    for kind, n in per.items():
+        print(f"  {kind:8} {n:>9,.0f}   {n / per['spaces']:.2f}x ours")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
