@@ -11,8 +11,8 @@ same event loop (uvloop) and against the same upstream:
             adds X-Forwarded-*, but validates nothing.
 ``checked`` ``lean`` plus the checks a safe proxy cannot drop, each with our own patterns from
             ``spaces.proxy.http1``: request line, header block (bare CR/LF, folding, blank before a colon), one
-            scan for framing and hop-by-hop fields, Host syntax, the response's status line and header block,
-            ``Connection: keep-alive`` cut from the response, and the activity stamp.
+            scan for framing and hop-by-hop fields, Host syntax; the response's status line, header block and
+            framing scan, ``Connection: keep-alive`` cut from it; and the activity stamp.
 
 The three handle only what wrk sends (GET, no body) and answers with Content-Length; they are yardsticks, not
 proxies. Prints requests/s at 1 and 50 connections (medians of interleaved rounds) and each one's ratio to nginx.
@@ -35,7 +35,9 @@ from time import monotonic
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from proxy import free_port, nginx_conf, start, stop, wait_port, wrk  # noqa: E402  (bench/proxy.py)
 
-from spaces.proxy.http1 import _HEADER_BLOCK, _HOST, _METHOD, _REQ_SPECIAL, _STATUS_LINE  # noqa: E402
+from spaces.proxy.http1 import (  # noqa: E402
+    _HEADER_BLOCK, _HOST, _METHOD, _REQ_SPECIAL, _RESP_SPECIAL, _STATUS_LINE,
+)
 
 ROUTES: dict[bytes, tuple[str, int]] = {}
 
@@ -174,7 +176,10 @@ class LeanUp(asyncio.Protocol):
             self.last = low.find(b"\r\nconnection: close") >= 0
             if client.checked:
                 line_end = head.find(b"\r\n")
-                if not _STATUS_LINE.match(head, 0, line_end) or not _HEADER_BLOCK.match(head, line_end + 2):
+                # framing and hop-by-hop fields: this probe serves only one Content-Length and "Connection"
+                special = [name for name, _ in _RESP_SPECIAL.findall(low)]
+                if (not _STATUS_LINE.match(head, 0, line_end) or not _HEADER_BLOCK.match(head, line_end + 2)
+                        or special.count(b"content-length") != 1 or len(special) > 2):
                     client.t.close()
                     return
                 at = low.find(b"\r\nconnection:")
@@ -266,7 +271,8 @@ def main() -> int:
                     res = wrk(p, c, args.duration, "demo.localhost")
                     runs.setdefault((name, c), []).append(res["rps"])
                     errors[name] = errors.get(name, 0) + int(res["errors"])
-        print(f"\nwrk -t1 -d{args.duration:g}s x {args.rounds} interleaved rounds (median req/s), {os.cpu_count()} cores")
+        print(f"\nwrk -t1 -d{args.duration:g}s x {args.rounds} interleaved rounds (median req/s), "
+              f"{os.cpu_count()} cores")
         print(f"{'target':22} " + " ".join(f"{'c=' + str(c):>10} {'vs nginx':>9}" for c in conns) + "  non-2xx")
         for name, _ in targets:
             cells = []
