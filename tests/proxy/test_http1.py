@@ -27,10 +27,23 @@ def test_chunked_body_end_is_found_whatever_the_packet_boundaries(step):
 
 
 @pytest.mark.parametrize("body", [b"5\r\nhelloXX0\r\n\r\n", b"zz\r\n", b"5\nhello\r\n", b"-1\r\n",
-                                  b"5 \r\n", b"5;a\x00\r\n", b"5;a\x0bb\r\n", b"0x5\r\n"])
+                                  b"5 \r\n", b"5;a\x00\r\n", b"5;a\x0bb\r\n", b"0x5\r\n", b"5\r\r\n",
+                                  b"5;a\rb\r\n", b"5\r\nhello\r\n0\r\nX: a\rb\r\n"])
 def test_malformed_chunked_bodies_are_refused(body):
     with pytest.raises(HttpError):
         Framer(Framer.CHUNKED).feed(body)
+
+
+@pytest.mark.parametrize("target,ok", [(b"/a?b=c", True), (b"*", False), (b"/a#frag", False), (b"#", False),
+                                       (b"http://x/", False), (b"x", False)])
+def test_request_target_must_be_origin_form(target, ok):
+    raw = b"GET " + target + b" HTTP/1.1\r\nHost: demo.localhost"
+    if ok:
+        assert RequestHead(raw).target == target
+    else:
+        with pytest.raises(HttpError):
+            RequestHead(raw)
+    assert RequestHead(b"OPTIONS * HTTP/1.1\r\nHost: demo.localhost").target == b"*"  # the one exception
 
 
 def test_content_length_body_stops_at_its_length():
