@@ -73,6 +73,20 @@ http {{
     return conf
 
 
+def start_nginx(nginx: str, work: Path, workers: str, procs: list[subprocess.Popen]) -> tuple[int, int]:
+    """Start the fast upstream (nginx answering ``return 200 "ok"``, one worker) and nginx proxying to it with
+    ``workers`` workers; both are appended to ``procs``. Returns (upstream port, nginx proxy port)."""
+    up, ng = free_port(), free_port()
+    procs.append(start([nginx, "-c", str(nginx_conf(
+        work, f'server {{ listen 127.0.0.1:{up}; location / {{ return 200 "ok"; }} }}', "1"))]))
+    procs.append(start([nginx, "-c", str(nginx_conf(work, f"""
+  upstream app {{ server 127.0.0.1:{up}; keepalive 128; }}
+  server {{ listen 127.0.0.1:{ng}; location / {{ proxy_pass http://app; proxy_http_version 1.1;
+    proxy_set_header Connection ""; proxy_set_header Host $host;
+    proxy_set_header X-Forwarded-For $remote_addr; proxy_buffering off; }} }}""", workers))]))
+    return up, ng
+
+
 def start(cmd: list[str], **kw) -> subprocess.Popen:  # noqa: ANN003
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, **kw)
 
@@ -132,18 +146,9 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
     procs: list[subprocess.Popen] = []
     try:
-        up = free_port()
-        procs.append(start([nginx, "-c", str(nginx_conf(
-            work, f'server {{ listen 127.0.0.1:{up}; location / {{ return 200 "ok"; }} }}', "1"))]))
-        targets: list[tuple[str, int, str | None]] = [("direct", up, None)]
-
-        ng = free_port()
-        procs.append(start([nginx, "-c", str(nginx_conf(work, f"""
-  upstream app {{ server 127.0.0.1:{up}; keepalive 128; }}
-  server {{ listen 127.0.0.1:{ng}; location / {{ proxy_pass http://app; proxy_http_version 1.1;
-    proxy_set_header Connection ""; proxy_set_header Host $host;
-    proxy_set_header X-Forwarded-For $remote_addr; proxy_buffering off; }} }}""", args.nginx_workers))]))
-        targets.append((f"nginx ({args.nginx_workers} worker)", ng, None))
+        up, ng = start_nginx(nginx, work, args.nginx_workers, procs)
+        targets: list[tuple[str, int, str | None]] = [("direct", up, None),
+                                                      (f"nginx ({args.nginx_workers} worker)", ng, None)]
 
         chp = ensure_chp()
         if chp is not None:

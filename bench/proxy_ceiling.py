@@ -33,7 +33,7 @@ from pathlib import Path
 from time import monotonic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from proxy import free_port, nginx_conf, start, stop, wait_port, wrk  # noqa: E402  (bench/proxy.py)
+from proxy import free_port, start, start_nginx, stop, wait_port, wrk  # noqa: E402  (bench/proxy.py)
 
 from spaces.proxy.http1 import (  # noqa: E402
     _HEADER_BLOCK, _HOST, _METHOD, _REQ_SPECIAL, _RESP_SPECIAL, _STATUS_LINE,
@@ -236,15 +236,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-ceiling-"))
     procs = []
     try:
-        up = free_port()
-        procs.append(start([nginx, "-c", str(nginx_conf(
-            work, f'server {{ listen 127.0.0.1:{up}; location / {{ return 200 "ok"; }} }}', "1"))]))
-        ng = free_port()
-        procs.append(start([nginx, "-c", str(nginx_conf(work, f"""
-  upstream app {{ server 127.0.0.1:{up}; keepalive 128; }}
-  server {{ listen 127.0.0.1:{ng}; location / {{ proxy_pass http://app; proxy_http_version 1.1;
-    proxy_set_header Connection ""; proxy_set_header Host $host;
-    proxy_set_header X-Forwarded-For $remote_addr; proxy_buffering off; }} }}""", "1"))]))
+        up, ng = start_nginx(nginx, work, "1", procs)
         targets = [("nginx (1 worker)", ng)]
         for kind in ("tunnel", "lean", "checked"):
             port = free_port()
