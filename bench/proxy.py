@@ -15,6 +15,7 @@ nginx runs with one worker, like our proxy's one process; ``--nginx-workers auto
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 CHP_DIR = Path("/tmp/chp")
@@ -87,6 +89,20 @@ def start_nginx(nginx: str, work: Path, workers: str, procs: list[subprocess.Pop
     return up, ng
 
 
+@contextlib.contextmanager
+def bench_processes(prefix: str) -> Iterator[tuple[Path, list[subprocess.Popen]]]:
+    """A scratch folder and a list for the processes a bench starts: on leaving, every process is stopped
+    (last started first) and the folder removed, whatever happened."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    procs: list[subprocess.Popen] = []
+    try:
+        yield work, procs
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def start(cmd: list[str], **kw) -> subprocess.Popen:  # noqa: ANN003
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, **kw)
 
@@ -143,9 +159,7 @@ def main() -> int:
             print(f"{tool} is missing: apt-get install nginx-light wrk", file=sys.stderr)
             return 2
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    work = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
-    procs: list[subprocess.Popen] = []
-    try:
+    with bench_processes("bench-proxy-") as (work, procs):
         up, ng = start_nginx(nginx, work, args.nginx_workers, procs)
         targets: list[tuple[str, int, str | None]] = [("direct", up, None),
                                                       (f"nginx ({args.nginx_workers} worker)", ng, None)]
@@ -211,10 +225,6 @@ def main() -> int:
                     print(f"  {ng_name:24} c={c:<3} vs chp: {ng['rps'] / max(ch['rps'], 1):.2f}x req/s, "
                           f"p99 {ng['p99'] / ch['p99']:.2f}x")
         return 0
-    finally:
-        for proc in reversed(procs):
-            stop(proc)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

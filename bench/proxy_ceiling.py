@@ -28,12 +28,11 @@ import os
 import shutil
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 from time import monotonic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from proxy import free_port, start, start_nginx, stop, wait_port, wrk  # noqa: E402  (bench/proxy.py)
+from proxy import bench_processes, free_port, start, start_nginx, wait_port, wrk  # noqa: E402  (bench/proxy.py)
 
 from spaces.proxy.http1 import (  # noqa: E402
     _HEADER_BLOCK, _HOST, _METHOD, _REQ_SPECIAL, _RESP_SPECIAL, _STATUS_LINE,
@@ -233,9 +232,7 @@ def main() -> int:
     if not Path(nginx).exists() or not shutil.which("wrk"):
         print("nginx or wrk is missing: apt-get install nginx-light wrk", file=sys.stderr)
         return 2
-    work = Path(tempfile.mkdtemp(prefix="bench-ceiling-"))
-    procs = []
-    try:
+    with bench_processes("bench-ceiling-") as (work, procs):
         up, ng = start_nginx(nginx, work, "1", procs)
         targets = [("nginx (1 worker)", ng)]
         for kind in ("tunnel", "lean", "checked"):
@@ -273,10 +270,6 @@ def main() -> int:
                 cells.append(f"{rps:>10.0f} {rps / statistics.median(runs[(targets[0][0], c)]):>8.2f}x")
             print(f"{name:22} " + " ".join(cells) + f"  {errors[name]:>7}")
         return 0
-    finally:
-        for proc in reversed(procs):
-            stop(proc)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -12,14 +12,12 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from proxy import event_loops, free_port, nginx_conf, start, stop, wait_port  # noqa: E402
+from proxy import bench_processes, event_loops, free_port, nginx_conf, start, wait_port  # noqa: E402
 
 ECHO = """
 import asyncio, sys
@@ -66,9 +64,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds over all paths")
     args = parser.parse_args()
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    work = Path(tempfile.mkdtemp(prefix="bench-ws-"))
-    procs = []
-    try:
+    with bench_processes("bench-ws-") as (work, procs):
         echo_port = free_port()
         (work / "echo.py").write_text(ECHO)
         procs.append(start([sys.executable, str(work / "echo.py"), str(echo_port)]))
@@ -107,10 +103,6 @@ def main() -> int:
             name = f"spaces proxy ({loop})"
             print(f"  {name:24} {statistics.median(results[name]) / ng50:.2f}x")
         return 0
-    finally:
-        for proc in reversed(procs):
-            stop(proc)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
