@@ -7,9 +7,11 @@ and the ratios the proxy issue sets as goals (>= 0.8x nginx's throughput, >= 4x 
 Needs: ``nginx`` and ``wrk`` (Debian packages), configurable-http-proxy from npm (installed into /tmp/chp on first
 use; skipped if npm cannot), uvloop optional (both event loops are measured when it is installed).
 
-    .venv/bin/python bench/proxy.py [--duration 3] [--rounds 3] [--connections 1,50]
+    .venv/bin/python bench/proxy.py [--duration 3] [--rounds 3] [--connections 1,50] [--python-scanner]
 
 nginx runs with one worker, like our proxy's one process; ``--nginx-workers auto`` gives it every core.
+``--python-scanner`` adds our proxy once more with its head syntax pass in Python instead of C (the fallback of an
+install without a C compiler), to measure what the compiled scanner gives.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 CHP_DIR = Path("/tmp/chp")
+#: our proxy with the C head scanner hidden: http1.py then takes its Python fallback
+PYTHON_SCANNER = ("import runpy, sys; sys.modules['spaces.proxy._scan'] = None; "
+                  "runpy.run_module('spaces.proxy', run_name='__main__', alter_sys=True)")
 
 
 def event_loops() -> list[str]:
@@ -153,6 +158,8 @@ def main() -> int:
     parser.add_argument("--connections", default="1,50")
     parser.add_argument("--nginx-workers", default="1")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved runs per target; medians are printed")
+    parser.add_argument("--python-scanner", action="store_true",
+                        help="also run our proxy with its head syntax pass in Python (no C scanner)")
     args = parser.parse_args()
     for tool in ("nginx", "wrk"):
         if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
@@ -175,12 +182,15 @@ def main() -> int:
             print("configurable-http-proxy unavailable (npm install failed): skipped", file=sys.stderr)
 
         loops = event_loops()
-        for loop in loops:
+        ours_all = [(f"spaces proxy ({loop})", loop, ["-m", "spaces.proxy"]) for loop in loops]
+        if args.python_scanner:
+            ours_all.append((f"spaces proxy ({loops[0]}, Py scan)", loops[0], ["-c", PYTHON_SCANNER]))
+        for name, loop, how in ours_all:
             port = free_port()
-            procs.append(start([sys.executable, "-m", "spaces.proxy", "--listen", f"127.0.0.1:{port}",
+            procs.append(start([sys.executable, *how, "--listen", f"127.0.0.1:{port}",
                                 "--hub", f"127.0.0.1:{up}", "--apps-domain", "localhost",
                                 "--route", f"demo=127.0.0.1:{up}", "--loop", loop]))
-            targets.append((f"spaces proxy ({loop})", port, "demo.localhost"))
+            targets.append((name, port, "demo.localhost"))
 
         for _, port, _ in targets:
             wait_port(port)
@@ -206,11 +216,10 @@ def main() -> int:
                       f"{r['p50'] - base['p50']:>8.3f} {r['p99'] - base['p99']:>8.3f} {r['errors']:>6}")
         print("\nratios (goal: >= 0.8x nginx req/s, >= 4x chp req/s, p99 <= 0.1x chp p99)")
         ng_name = targets[1][0]
-        for loop in loops:
-            ours = f"spaces proxy ({loop})"
+        for ours, _, _ in ours_all:
             for c in conns:
                 r = results[(ours, c)]
-                line = f"  {ours:24} c={c:<3} vs nginx: {r['rps'] / max(results[(ng_name, c)]['rps'], 1):.2f}x req/s"
+                line = f"  {ours:30} c={c:<3} vs nginx: {r['rps'] / max(results[(ng_name, c)]['rps'], 1):.2f}x req/s"
                 if ("configurable-http-proxy", c) in results:
                     ch = results[("configurable-http-proxy", c)]
                     line += (f"; vs chp: {r['rps'] / max(ch['rps'], 1):.2f}x req/s, "
@@ -222,7 +231,7 @@ def main() -> int:
             for c in conns:
                 ch, ng = results.get(("configurable-http-proxy", c)), results[(ng_name, c)]
                 if ch:
-                    print(f"  {ng_name:24} c={c:<3} vs chp: {ng['rps'] / max(ch['rps'], 1):.2f}x req/s, "
+                    print(f"  {ng_name:30} c={c:<3} vs chp: {ng['rps'] / max(ch['rps'], 1):.2f}x req/s, "
                           f"p99 {ng['p99'] / ch['p99']:.2f}x")
         return 0
 

@@ -12,6 +12,11 @@ control byte in a field value, whitespace before a header colon, a request targe
 response head is parsed again by the client (or by a load balancer that pools its connections to us), so the same
 syntax rules hold for it, and a malformed status line or field line from the app becomes a 502.
 
+The syntax pass over each head (request or status line, every field line, the fields the proxy acts on) is the
+proxy's largest per-request cost, so it runs in C where the install compiled ``spaces/proxy/_scan.c``:
+``_scan_request_py`` and ``_scan_response_py`` below are the rules, and tests/proxy/test_http1_scan.py holds the C
+scanner to the same answers on every head it tries. Everything after that pass is this module's Python.
+
 Per request, substring tests use ``bytes.find``, not ``in``: CPython's ``bytes.__contains__`` first tries its
 argument as an integer and formats, raises and discards a TypeError before it searches (about 90 ns each).
 """
@@ -216,14 +221,6 @@ def _tokens(values: list[bytes] | None) -> set[bytes]:
 _hostnames: dict[bytes, bytes] = {}
 
 
-def _host_at(low: bytes, i: int) -> tuple[bytes, bytes]:
-    """The Host value whose field starts at ``i`` in the lowercased head, and its name without the port."""
-    end = low.find(b"\r", i + 7)
-    host = low[i + 7:end if end >= 0 else len(low)].strip(b" \t")
-    name = _hostnames.get(host)
-    return host, name if name is not None else _hostname(host)
-
-
 def _hostname(host: bytes) -> bytes:
     """Validate a (lowercased) Host value and return its name without the port; remembered in ``_hostnames``."""
     if not _HOST.match(host):
@@ -239,6 +236,58 @@ def _hostname(host: bytes) -> bytes:
     return name
 
 
+def _scan_request_py(raw: bytes) -> tuple[bytes, bytes, bytes, bytes, list[bytes], bytes | None]:
+    """The syntax pass over a request head (without its final CRLFCRLF): the request line and every field line
+    checked, or HttpError. Returns ``(method, target, version, low, found, host)``: ``low`` is the head lowercased,
+    ``found`` the lowercased names of the fields the proxy acts on (``_REQ_SPECIAL``) in order, ``host`` the first
+    Host value stripped of blanks (lowercased), or None. ``_scan.scan_request`` is the same in C."""
+    line_end = raw.find(b"\r\n")
+    start = raw if line_end < 0 else raw[:line_end]
+    parts = start.split(b" ")
+    if len(parts) != 3 or start.find(b"\n") >= 0 or start.find(b"\r") >= 0:
+        raise HttpError(400, "malformed request line")
+    method, target, version = parts
+    if version != b"HTTP/1.1" and version != b"HTTP/1.0":
+        raise HttpError(505 if version.startswith(b"HTTP/") else 400, "only HTTP/1.0 and HTTP/1.1 are served")
+    if method not in _COMMON_METHODS and (not _METHOD.match(method) or method == b"CONNECT"):
+        raise HttpError(400 if method != b"CONNECT" else 405, "unsupported request method")
+    if not (target[:1] == b"/" or (target == b"*" and method == b"OPTIONS")) or target.find(b"#") >= 0:
+        raise HttpError(400, "the request target must be a path (origin-form)")
+    if line_end >= 0 and not _HEADER_BLOCK.match(raw, line_end + 2):
+        raise HttpError(400, "malformed header line (bare CR/LF, folding or a space before ':')")
+    low = raw.lower()
+    found = _REQ_SPECIAL.findall(low)
+    host = None
+    if found:
+        i = low.find(b"\r\nhost:")
+        if i >= 0:
+            end = low.find(b"\r", i + 7)
+            host = low[i + 7:end if end >= 0 else len(low)].strip(b" \t")
+    return method, target, version, low, found, host
+
+
+def _scan_response_py(raw: bytes) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """The syntax pass over a response head: the status line and every field line checked, or HttpError(502).
+    Returns ``(status, low, found)``: ``found`` holds ``(name, value)`` of the fields the proxy acts on
+    (``_RESP_SPECIAL``), lowercased, leading blanks skipped. ``_scan.scan_response`` is the same in C."""
+    line_end = raw.find(b"\r\n")
+    if not _STATUS_LINE.match(raw, 0, line_end if line_end >= 0 else len(raw)) or (
+            line_end >= 0 and not _HEADER_BLOCK.match(raw, line_end + 2)):
+        raise HttpError(502, "the app sent a malformed response")
+    low = raw.lower()
+    return int(raw[9:12]), low, _RESP_SPECIAL.findall(low)
+
+
+try:  # the same syntax pass compiled (spaces/proxy/_scan.c); the Python above serves where it was not built
+    from spaces.proxy import _scan
+except ImportError:  # pragma: no cover - depends on the install
+    _scan = None
+    _scan_request, _scan_response = _scan_request_py, _scan_response_py
+else:
+    _scan.set_error(HttpError)
+    _scan_request, _scan_response = _scan.scan_request, _scan.scan_response
+
+
 class RequestHead(_Head):
     """One parsed request head: what routing, auth and framing need; everything else stays raw bytes."""
 
@@ -246,25 +295,11 @@ class RequestHead(_Head):
                  "drops")
 
     def __init__(self, raw: bytes) -> None:
-        line_end = raw.find(b"\r\n")
-        start = raw if line_end < 0 else raw[:line_end]
-        parts = start.split(b" ")
-        if len(parts) != 3 or start.find(b"\n") >= 0 or start.find(b"\r") >= 0:
-            raise HttpError(400, "malformed request line")
-        method, target, version = parts
-        if version != b"HTTP/1.1" and version != b"HTTP/1.0":
-            raise HttpError(505 if version.startswith(b"HTTP/") else 400, "only HTTP/1.0 and HTTP/1.1 are served")
-        if method not in _COMMON_METHODS and (not _METHOD.match(method) or method == b"CONNECT"):
-            raise HttpError(400 if method != b"CONNECT" else 405, "unsupported request method")
-        if not (target[:1] == b"/" or (target == b"*" and method == b"OPTIONS")) or target.find(b"#") >= 0:
-            raise HttpError(400, "the request target must be a path (origin-form)")
-        if line_end >= 0 and not _HEADER_BLOCK.match(raw, line_end + 2):
-            raise HttpError(400, "malformed header line (bare CR/LF, folding or a space before ':')")
-        self.method, self.target, self.version, self.raw = method, target, version, raw
-        self.low = low = raw.lower()
-        found = _REQ_SPECIAL.findall(low)
+        method, target, version, low, found, host = _scan_request(raw)
+        self.method, self.target, self.version, self.raw, self.low = method, target, version, raw, low
         if found == _JUST_HOST:  # the common request: a Host, no body, nothing to drop
-            self.host, self.hostname = _host_at(low, low.find(b"\r\nhost:"))
+            name = _hostnames.get(host)
+            self.host, self.hostname = host, name if name is not None else _hostname(host)
             self.framer = NO_BODY
             self.upgrade = None
             self.listed = _NOTHING
@@ -280,7 +315,8 @@ class RequestHead(_Head):
         else:
             if low.find(b"\r\nhost:", i + 7) >= 0:
                 raise HttpError(400, "exactly one valid Host header is required")
-            self.host, self.hostname = _host_at(low, i)
+            name = _hostnames.get(host)
+            self.host, self.hostname = host, name if name is not None else _hostname(host)
 
         if low.find(b"\r\ntransfer-encoding:") >= 0:
             if low.find(b"\r\ncontent-length:") >= 0:
@@ -384,14 +420,8 @@ class ResponseHead(_Head):
     def __init__(self, raw: bytes, request_method: bytes) -> None:
         # held to the request rules: the client (or a load balancer pooling its connections to us) parses these
         # bytes after us, and an app must not get a head past us that the client reads differently
-        line_end = raw.find(b"\r\n")
-        if not _STATUS_LINE.match(raw, 0, line_end if line_end >= 0 else len(raw)) or (
-                line_end >= 0 and not _HEADER_BLOCK.match(raw, line_end + 2)):
-            raise HttpError(502, "the app sent a malformed response")
-        self.status = status = int(raw[9:12])
-        self.raw = raw
-        self.low = low = raw.lower()
-        found = _RESP_SPECIAL.findall(low)
+        status, low, found = _scan_response(raw)
+        self.status, self.raw, self.low = status, raw, low
         if len(found) <= 2:  # fast path: at most one Content-Length and one "Connection: keep-alive"
             cl = conn = None
             for name, value in found:

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import pytest
 
+from spaces.proxy import http1
 from spaces.proxy.http1 import Framer, HttpError, RequestHead, ResponseHead
+
+
+@pytest.fixture(autouse=True, params=["compiled", "python"])
+def scanner(request, monkeypatch):
+    """Every rule here holds with the C head scanner (the proxy's) and with the Python one it falls back to."""
+    if request.param == "python":
+        monkeypatch.setattr(http1, "_scan_request", http1._scan_request_py)
+        monkeypatch.setattr(http1, "_scan_response", http1._scan_response_py)
+    elif http1._scan is None:
+        pytest.skip("the C scanner is not built (test_http1_scan.py::test_it_is_built fails)")
+    return request.param
 
 
 def _feed_all(framer: Framer, data: bytes, step: int) -> int:
@@ -172,7 +184,6 @@ def test_a_known_host_is_validated_once_and_a_bad_one_always_refused():
     hosts = [b"h%d.localhost" % i for i in range(5000)]
     for h in hosts:  # many distinct hosts never grow the memory without bound
         assert RequestHead(b"GET / HTTP/1.1\r\nHost: " + h).hostname == h
-    from spaces.proxy import http1
     assert len(http1._hostnames) <= 4096
 
 
