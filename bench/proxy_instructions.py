@@ -4,9 +4,12 @@ Throughput on a shared 2-core VM moves by 10-30% between runs (CPU steal); an in
 this is the figure to compare before and after a change to the proxy's hot path. Each subject handles one small
 GET and its 200 answer (nginx's headers, ``Content-Length: 2``) with fake transports, so no I/O is counted:
 
-``spaces``   ``spaces.proxy.connection``: ClientConnection + Upstream, routing through the real Gate;
-``checked``  ``bench/proxy_ceiling.py``'s probe with only the checks a safe proxy keeps;
-``lean``     the same probe without checks.
+``spaces``         ``spaces.proxy.connection``: ClientConnection + Upstream, routing through the real Gate;
+``spaces-pyscan``  the same with the head syntax pass in Python (an install without a C compiler);
+``spaces-httpx``   the same as ``spaces`` for the request head httpx and gradio_client send (four more fields,
+                   ``Connection: keep-alive`` among them, which the proxy must take out) instead of wrk's;
+``checked``        ``bench/proxy_ceiling.py``'s probe with only the checks a safe proxy keeps;
+``lean``           the same probe without checks.
 
 Per-exchange count = (instructions for N2 exchanges - for N1) / (N2 - N1): start-up cancels out.
 Needs valgrind (Debian package ``valgrind``).
@@ -26,6 +29,9 @@ import tempfile
 from pathlib import Path
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: demo.localhost\r\nUser-Agent: wrk\r\n\r\n"
+HTTPX_REQUEST = (b"GET / HTTP/1.1\r\nHost: demo.localhost\r\nAccept: */*\r\nAccept-Encoding: gzip, deflate\r\n"
+                 b"Connection: keep-alive\r\nUser-Agent: python-httpx/0.28.1\r\n\r\n")
+KINDS = ("spaces", "spaces-pyscan", "spaces-httpx", "checked", "lean")
 RESPONSE = (b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Thu, 03 Dec 2026 17:00:00 GMT\r\n"
             b"Content-Type: text/plain\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok")
 
@@ -56,7 +62,10 @@ class FakeTransport:
         pass
 
 
-def _spaces_pair() -> tuple[object, object, FakeTransport]:
+def _spaces_pair(python_scanner: bool) -> tuple[object, object, FakeTransport]:
+    if python_scanner:  # hide the C scanner: http1.py takes its Python fallback
+        sys.modules["spaces.proxy._scan"] = None  # type: ignore[assignment]
+    from spaces.proxy import http1
     from spaces.proxy.connection import ClientConnection
     from spaces.proxy.routes import MemoryRouteTable, Route
     from spaces.proxy.server import ProxyServer
@@ -65,6 +74,8 @@ def _spaces_pair() -> tuple[object, object, FakeTransport]:
     async def never(*_: object) -> None:
         return None
 
+    if (http1._scan is None) != python_scanner:
+        raise SystemExit("the C head scanner is not built: reinstall the project (uv pip install -e .)")
     routes = MemoryRouteTable()
     routes.put("demo", Route("demo", ("127.0.0.1", 9), "running", title="demo"))
     server = ProxyServer(routes=routes, apps_domain="localhost", hub_upstream=("127.0.0.1", 9), waker=never,
@@ -91,12 +102,16 @@ def _probe_pair(kind: str) -> tuple[object, object, FakeTransport]:
 def harness(kind: str, n: int) -> None:
     """Run ``n`` exchanges after one warm-up exchange; the last answer must have reached the client."""
     async def main() -> None:
-        client, up, out = _spaces_pair() if kind == "spaces" else _probe_pair(kind)
+        if kind.startswith("spaces"):
+            client, up, out = _spaces_pair(python_scanner=kind == "spaces-pyscan")
+        else:
+            client, up, out = _probe_pair(kind)
+        request = HTTPX_REQUEST if kind == "spaces-httpx" else REQUEST
         up.data_received(RESPONSE)
         for _ in range(n):
             if len(out.out) > 1000:
                 out.out.clear()
-            client.data_received(REQUEST)
+            client.data_received(request)
             up.data_received(RESPONSE)
         assert out.out[-1].endswith(b"\r\n\r\nok"), out.out[-1]
 
@@ -126,10 +141,10 @@ def main() -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="bench-instr-") as tmp:
         per = {kind: (count(kind, args.n2, Path(tmp)) - count(kind, args.n1, Path(tmp))) / (args.n2 - args.n1)
-               for kind in ("spaces", "checked", "lean")}
+               for kind in KINDS}
     print(f"\ninstructions per exchange (callgrind, {args.n2} - {args.n1} exchanges, no I/O)")
     for kind, n in per.items():
-        print(f"  {kind:8} {n:>9,.0f}   {n / per['spaces']:.2f}x ours")
+        print(f"  {kind:14} {n:>9,.0f}   {n / per['spaces']:.2f}x ours")
     return 0
 
 

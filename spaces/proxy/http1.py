@@ -151,7 +151,7 @@ NO_BODY = Framer(Framer.NONE)
 _REQ_SPECIAL = re.compile(rb"\r\n(host|content-length|transfer-encoding|connection|" + b"|".join(
     sorted(_DROP_EXACT - {b"connection"})) + rb"|(?:" + b"|".join(_DROP_PREFIXES) + rb")" + _TCHAR + rb"*):")
 _JUST_HOST = [b"host"]
-_NOT_DROPPED = (b"host", b"content-length", b"transfer-encoding")
+_NOT_DROPPED = frozenset((b"host", b"content-length", b"transfer-encoding"))
 #: the same for a response head, with each value (up to the end of its line, leading blanks skipped)
 _RESP_SPECIAL = re.compile(rb"\r\n(connection|keep-alive|transfer-encoding|content-length|proxy-" + _TCHAR
                            + rb"*):[ \t]*([^\r]*)")
@@ -292,11 +292,12 @@ class RequestHead(_Head):
     """One parsed request head: what routing, auth and framing need; everything else stays raw bytes."""
 
     __slots__ = ("method", "target", "version", "host", "hostname", "framer", "keep_alive", "upgrade", "listed",
-                 "drops")
+                 "drops", "found")
 
     def __init__(self, raw: bytes) -> None:
         method, target, version, low, found, host = _scan_request(raw)
         self.method, self.target, self.version, self.raw, self.low = method, target, version, raw, low
+        self.found = found
         if found == _JUST_HOST:  # the common request: a Host, no body, nothing to drop
             name = _hostnames.get(host)
             self.host, self.hostname = host, name if name is not None else _hostname(host)
@@ -307,25 +308,26 @@ class RequestHead(_Head):
             self.keep_alive = version == b"HTTP/1.1"
             return
 
-        i = low.find(b"\r\nhost:")
-        if i < 0:
+        # ``found`` lists every field line the checks below look at (their names are exact, lowercased)
+        hosts = found.count(b"host")
+        if hosts == 0:
             if version == b"HTTP/1.1":
                 raise HttpError(400, "a Host header is required")
             self.host = self.hostname = b""
+        elif hosts > 1:
+            raise HttpError(400, "exactly one valid Host header is required")
         else:
-            if low.find(b"\r\nhost:", i + 7) >= 0:
-                raise HttpError(400, "exactly one valid Host header is required")
             name = _hostnames.get(host)
             self.host, self.hostname = host, name if name is not None else _hostname(host)
 
-        if low.find(b"\r\ntransfer-encoding:") >= 0:
-            if low.find(b"\r\ncontent-length:") >= 0:
+        if b"transfer-encoding" in found:
+            if b"content-length" in found:
                 raise HttpError(400, "both Content-Length and Transfer-Encoding")
             if version == b"HTTP/1.0":
                 raise HttpError(400, "Transfer-Encoding in an HTTP/1.0 request")
             _chunked_only(self.getall(b"transfer-encoding"))
             self.framer = Framer(Framer.CHUNKED)
-        elif low.find(b"\r\ncontent-length:") >= 0:
+        elif b"content-length" in found:
             n = _content_length(self.getall(b"content-length"))
             self.framer = Framer(Framer.LENGTH, n) if n else NO_BODY
         else:
@@ -334,9 +336,12 @@ class RequestHead(_Head):
         self.upgrade = None
         self.listed: set[bytes] = _NOTHING
         #: any header to drop present at all? (the common request has none: its block is forwarded as is)
-        self.drops = drops = any(name not in _NOT_DROPPED for name in found)
-        if drops and low.find(b"\r\nconnection:") >= 0:
-            tokens = _tokens(self.getall(b"connection"))
+        self.drops = drops = not _NOT_DROPPED.issuperset(found)
+        if drops and b"connection" in found:
+            if found.count(b"connection") == 1 and _value_at(low, low.find(b"\r\nconnection:") + 13) == b"keep-alive":
+                tokens = _KEEP_ALIVE  # what HTTP/1.1 clients (browsers, httpx, gradio_client) send
+            else:
+                tokens = _tokens(self.getall(b"connection"))
             self.keep_alive = b"close" not in tokens and (version == b"HTTP/1.1" or b"keep-alive" in tokens)
             if b"upgrade" in tokens and version == b"HTTP/1.1":
                 self.upgrade = self.get(b"upgrade")
@@ -349,10 +354,15 @@ class RequestHead(_Head):
         """The head to send upstream: hop-by-hop headers dropped (and Authorization when ``strip_auth``), our
         cookie removed, X-Forwarded-For/Proto/Host set (appended to the client's only when ``trust_forwarded``)."""
         raw = self.raw
-        if not (self.drops or strip_auth or trust_forwarded or self.upgrade is not None or not self.host) and (
+        if not (strip_auth or trust_forwarded or self.listed or not self.host) and (
                 cookie_name is None or raw.find(cookie_name) < 0):
-            # nothing to take out: the head as received (its request line is exactly method, target and version
-            # joined by single spaces) plus our three headers
+            # at most hop-by-hop fields to take out, all of them in ``found``: the head as received (its request
+            # line is exactly method, target and version joined by single spaces) with their lines cut out, plus
+            # our headers. The general rules below give the same bytes (tests/proxy/test_http1_differential.py)
+            if self.drops:
+                raw = _cut_lines(raw, self.low, self.found)
+                if self.upgrade is not None:  # (only ever set with a Connection field, so with drops)
+                    raw += b"\r\nConnection: upgrade\r\nUpgrade: " + self.upgrade
             return b"".join((raw, b"\r\nX-Forwarded-For: ", client_ip.encode(), b"\r\nX-Forwarded-Proto: ", proto,
                              b"\r\nX-Forwarded-Host: ", self.host, b"\r\n\r\n"))
         line_end = raw.find(b"\r\n")
@@ -380,6 +390,27 @@ class RequestHead(_Head):
             parts += (b"\r\nX-Forwarded-Host: ", self.host)
         parts.append(b"\r\n\r\n")
         return b"".join(parts)
+
+
+def _cut_lines(raw: bytes, low: bytes, found: list[bytes]) -> bytes:
+    """``raw`` without the field lines named in ``found`` that are never forwarded (all but Host and framing)."""
+    spans = []
+    for name in set(found) - _NOT_DROPPED:
+        key = b"\r\n" + name + b":"
+        i = low.find(key)
+        while i >= 0:
+            end = low.find(b"\r\n", i + 2)
+            if end < 0:
+                end = len(low)
+            spans.append((i, end))
+            i = low.find(key, end)
+    spans.sort()
+    kept, at = [], 0
+    for start, end in spans:
+        kept.append(raw[at:start])
+        at = end
+    kept.append(raw[at:])
+    return b"".join(kept)
 
 
 def _drop_cookie(block: bytes, cookie_name: bytes) -> bytes:
