@@ -7,11 +7,13 @@ and the ratios the proxy issue sets as goals (>= 0.8x nginx's throughput, >= 4x 
 Needs: ``nginx`` and ``wrk`` (Debian packages), configurable-http-proxy from npm (installed into /tmp/chp on first
 use; skipped if npm cannot), uvloop optional (both event loops are measured when it is installed).
 
-    .venv/bin/python bench/proxy.py [--duration 3] [--rounds 3] [--connections 1,50] [--python-scanner]
+    .venv/bin/python bench/proxy.py [--duration 3] [--rounds 3] [--connections 1,50] [--client wrk|httpx]
+                                    [--python-scanner]
 
 nginx runs with one worker, like our proxy's one process; ``--nginx-workers auto`` gives it every core.
-``--python-scanner`` adds our proxy once more with its head syntax pass in Python instead of C (the fallback of an
-install without a C compiler), to measure what the compiled scanner gives.
+``--client httpx`` sends the request head httpx and gradio_client send (browsers send the same kinds of fields)
+instead of wrk's, which has only a Host. ``--python-scanner`` adds our proxy once more with its head syntax pass
+in Python instead of C (the fallback of an install without a C compiler), to measure what the C scanner gives.
 """
 
 from __future__ import annotations
@@ -139,10 +141,15 @@ def _ms(text: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
 
 
-def wrk(port: int, connections: int, duration: float, host: str | None) -> dict[str, float]:
+#: the fields httpx (so gradio_client) sends besides Host; wrk's own request has none of them
+HTTPX_FIELDS = ("Accept: */*", "Accept-Encoding: gzip, deflate", "Connection: keep-alive",
+                "User-Agent: python-httpx/0.28.1")
+
+
+def wrk(port: int, connections: int, duration: float, host: str | None,
+        fields: tuple[str, ...] = ()) -> dict[str, float]:
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency", f"http://127.0.0.1:{port}/"]
-    if host:
-        cmd[1:1] = ["-H", f"Host: {host}"]
+    cmd[1:1] = [arg for field in ((f"Host: {host}",) if host else ()) + fields for arg in ("-H", field)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30).stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -158,6 +165,8 @@ def main() -> int:
     parser.add_argument("--connections", default="1,50")
     parser.add_argument("--nginx-workers", default="1")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved runs per target; medians are printed")
+    parser.add_argument("--client", choices=("wrk", "httpx"), default="wrk",
+                        help="the request head: wrk's (Host only) or the one httpx and gradio_client send")
     parser.add_argument("--python-scanner", action="store_true",
                         help="also run our proxy with its head syntax pass in Python (no C scanner)")
     args = parser.parse_args()
@@ -192,10 +201,11 @@ def main() -> int:
                                 "--route", f"demo=127.0.0.1:{up}", "--loop", loop]))
             targets.append((name, port, "demo.localhost"))
 
+        fields = HTTPX_FIELDS if args.client == "httpx" else ()
         for _, port, _ in targets:
             wait_port(port)
         for _, port, host in targets:  # warm up: connections, JIT-less caches, page faults
-            wrk(port, 10, 1, host)
+            wrk(port, 10, 1, host, fields)
 
         conns = [int(c) for c in args.connections.split(",")]
         # interleaved rounds, median per figure: a busy machine slows whichever target runs at that moment
@@ -203,7 +213,7 @@ def main() -> int:
         for _ in range(args.rounds):
             for c in conns:
                 for name, port, host in targets:
-                    rounds.setdefault((name, c), []).append(wrk(port, c, args.duration, host))
+                    rounds.setdefault((name, c), []).append(wrk(port, c, args.duration, host, fields))
         results = {key: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for key, runs in rounds.items()}
 
         print(f"\nwrk -t1 -d{args.duration:g}s x {args.rounds} interleaved rounds (medians), upstream nginx 'return 200', loopback, {os.cpu_count()} cores\n")

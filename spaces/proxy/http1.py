@@ -152,6 +152,8 @@ _REQ_SPECIAL = re.compile(rb"\r\n(host|content-length|transfer-encoding|connecti
     sorted(_DROP_EXACT - {b"connection"})) + rb"|(?:" + b"|".join(_DROP_PREFIXES) + rb")" + _TCHAR + rb"*):")
 _JUST_HOST = [b"host"]
 _NOT_DROPPED = frozenset((b"host", b"content-length", b"transfer-encoding"))
+#: what may follow a field value in a head: the next line, or the end of the head
+_LINE_ENDS = (b"\r\n", b"")
 #: the same for a response head, with each value (up to the end of its line, leading blanks skipped)
 _RESP_SPECIAL = re.compile(rb"\r\n(connection|keep-alive|transfer-encoding|content-length|proxy-" + _TCHAR
                            + rb"*):[ \t]*([^\r]*)")
@@ -338,7 +340,8 @@ class RequestHead(_Head):
         #: any header to drop present at all? (the common request has none: its block is forwarded as is)
         self.drops = drops = not _NOT_DROPPED.issuperset(found)
         if drops and b"connection" in found:
-            if found.count(b"connection") == 1 and _value_at(low, low.find(b"\r\nconnection:") + 13) == b"keep-alive":
+            at = low.find(b"\r\nconnection: keep-alive")
+            if at >= 0 and low[at + 24:at + 26] in _LINE_ENDS and found.count(b"connection") == 1:
                 tokens = _KEEP_ALIVE  # what HTTP/1.1 clients (browsers, httpx, gradio_client) send
             else:
                 tokens = _tokens(self.getall(b"connection"))
@@ -393,22 +396,18 @@ class RequestHead(_Head):
 
 
 def _cut_lines(raw: bytes, low: bytes, found: list[bytes]) -> bytes:
-    """``raw`` without the field lines named in ``found`` that are never forwarded (all but Host and framing)."""
-    spans = []
-    for name in set(found) - _NOT_DROPPED:
-        key = b"\r\n" + name + b":"
-        i = low.find(key)
-        while i >= 0:
-            end = low.find(b"\r\n", i + 2)
-            if end < 0:
-                end = len(low)
-            spans.append((i, end))
-            i = low.find(key, end)
-    spans.sort()
+    """``raw`` without the field lines named in ``found`` that are never forwarded (all but Host and framing).
+
+    ``found`` lists those lines in the order of the head, so each one is the next line of its name after the line
+    cut before it."""
     kept, at = [], 0
-    for start, end in spans:
-        kept.append(raw[at:start])
-        at = end
+    for name in found:
+        if name in _NOT_DROPPED:
+            continue
+        i = low.find(b"\r\n" + name + b":", at)
+        end = low.find(b"\r\n", i + 2)
+        kept.append(raw[at:i])
+        at = end if end >= 0 else len(raw)
     kept.append(raw[at:])
     return b"".join(kept)
 
