@@ -5,12 +5,14 @@
  * every case of the unit tests and on mutated heads):
  *
  *   scan_request(raw)  -> (method, target, version, low, found, host)   or raises HttpError(400/405/505, ...)
- *   scan_response(raw) -> (status, low, found)                         or raises HttpError(502, ...)
+ *   scan_response(raw) -> (status, low, found, quick)                  or raises HttpError(502, ...)
  *
  * ``raw`` is a head without its final CRLFCRLF. ``low`` is raw with ASCII letters lowercased (offsets unchanged).
  * ``found`` lists the fields the proxy acts on, in order: for a request their lowercased names, for a response
  * (name, value) pairs with the value lowercased, leading blanks skipped, trailing blanks kept. ``host`` is the
- * first Host value, lowercased and stripped of blanks, or None.
+ * first Host value, lowercased and stripped of blanks, or None. ``quick`` is (keep_alive, length or -1, the head
+ * to send on) when a response's only such fields are at most one valid Content-Length and one
+ * "Connection: keep-alive" (that line cut out of the head sent on), else None.
  *
  * Every index below is checked against the buffer's length before it is read; nothing is written outside the one
  * buffer this module allocates (``low``, of the input's size).
@@ -272,6 +274,9 @@ scan_response(PyObject *module, PyObject *arg)
     PyObject *found = PyList_New(0);
     if (found == NULL)
         goto error;
+    /* the quick answer's inputs: the one Content-Length value, the one Connection line and its value */
+    int quick = 1;
+    Py_ssize_t cl_a = -1, cl_b = -1, conn_at = -1, conn_end = -1, conn_a = -1, conn_b = -1;
     if (line_end < n) {
         Py_ssize_t i = line_end + 2, colon, vend, next;
         do {
@@ -281,7 +286,7 @@ scan_response(PyObject *module, PyObject *arg)
             }
             int k = special(q + i, colon - i, 1);
             if (k >= 0) {
-                Py_ssize_t a = colon + 1;
+                Py_ssize_t a = colon + 1, b = vend;
                 while (a < vend && (q[a] == ' ' || q[a] == '\t'))
                     a++;
                 PyObject *pair = Py_BuildValue("(Ny#)", name_object(k, q + i, colon - i), q + a, vend - a);
@@ -290,11 +295,56 @@ scan_response(PyObject *module, PyObject *arg)
                     goto error;
                 }
                 Py_DECREF(pair);
+                while (b > a && (q[b - 1] == ' ' || q[b - 1] == '\t'))
+                    b--;
+                if (k == N_CL && cl_a < 0) {
+                    cl_a = a;
+                    cl_b = b;
+                } else if (k == N_CONN && conn_at < 0) {
+                    conn_at = i - 2;  /* the CRLF before the line */
+                    conn_end = vend;
+                    conn_a = a;
+                    conn_b = b;
+                } else {
+                    quick = 0;
+                }
             }
             i = next;
         } while (i < n);
     }
-    return Py_BuildValue("(lNN)", status, low, found);
+    long long length = -1;
+    if (quick && conn_at >= 0 && !(conn_b - conn_a == 10 && memcmp(q + conn_a, "keep-alive", 10) == 0))
+        quick = 0;
+    if (quick && cl_a >= 0) {
+        if (cl_b - cl_a < 1 || cl_b - cl_a > 18)
+            quick = 0;
+        length = 0;
+        for (Py_ssize_t j = cl_a; quick && j < cl_b; j++) {
+            if (q[j] < '0' || q[j] > '9')
+                quick = 0;
+            else
+                length = length * 10 + (q[j] - '0');
+        }
+    }
+    PyObject *quick_obj = Py_None;
+    if (!quick) {
+        Py_INCREF(quick_obj);
+    } else {
+        /* the head to send on: the bytes as received, less the Connection line, then the blank line */
+        Py_ssize_t keep = conn_at < 0 ? n : conn_at, tail = conn_at < 0 ? n : conn_end;
+        PyObject *data = PyBytes_FromStringAndSize(NULL, keep + (n - tail) + 4);
+        if (data == NULL)
+            goto error;
+        char *d = PyBytes_AS_STRING(data);
+        memcpy(d, p, keep);
+        memcpy(d + keep, p + tail, n - tail);
+        memcpy(d + keep + (n - tail), "\r\n\r\n", 4);
+        int keep_alive = conn_at >= 0 || p[7] == '1';
+        quick_obj = Py_BuildValue("(OLN)", keep_alive ? Py_True : Py_False, length, data);
+        if (quick_obj == NULL)
+            goto error;
+    }
+    return Py_BuildValue("(lNNN)", status, low, found, quick_obj);
 
 error:
     Py_DECREF(low);

@@ -30,6 +30,12 @@ RESPONSES = [
     b"HTTP/1.0 101 Switching\r\nUpgrade: websocket\r\nConnection:  Upgrade \r\nKeep-Alive: timeout=5",
     b"HTTP/1.1 204\r\nTransfer-Encoding: chunked\r\nProxy-Authenticate: x\r\nX: \xc3\xa9\t",
     b"HTTP/1.1 304 ",
+    # the quick answer's edges: one Content-Length and one "Connection: keep-alive", either order, with blanks
+    b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive \r\nX: y\r\nContent-Length:\t012 ",
+    b"HTTP/1.0 404 x\r\nContent-Length: 123456789012345678\r\nDate: d",
+    b"HTTP/1.1 200 OK\r\nConnection: keep-alive",
+    b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\nConnection: keep-alive",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1",
 ]
 #: bytes that sit on a boundary of some rule: separators, blanks, controls, tchar edges, case, obs-text
 SPECIAL = b"\r\n\t \x00\x0b\x1f\x7f\x80\xff:;,#*/\\\"()<>@[]{}?=!|~^_`.-+AZaz09"
