@@ -5,14 +5,14 @@
  * every case of the unit tests and on mutated heads):
  *
  *   scan_request(raw)  -> (method, target, version, low, found, host)   or raises HttpError(400/405/505, ...)
- *   scan_response(raw) -> (status, low, found, quick)                  or raises HttpError(502, ...)
+ *   scan_response(raw) -> (status, low, quick)                         or raises HttpError(502, ...)
  *
  * ``raw`` is a head without its final CRLFCRLF. ``low`` is raw with ASCII letters lowercased (offsets unchanged).
- * ``found`` lists the fields the proxy acts on, in order: for a request their lowercased names, for a response
- * (name, value) pairs with the value lowercased, leading blanks skipped, trailing blanks kept. ``host`` is the
- * first Host value, lowercased and stripped of blanks, or None. ``quick`` is (keep_alive, length or -1, the head
- * to send on) when a response's only such fields are at most one valid Content-Length and one
- * "Connection: keep-alive" (that line cut out of the head sent on), else None.
+ * ``found`` lists the lowercased names of the request fields the proxy acts on, in order. ``host`` is the first
+ * Host value, lowercased and stripped of blanks, or None. ``quick`` is (keep_alive, length or -1, the head to send
+ * on) when the only response fields the proxy acts on (Connection, Keep-Alive, Transfer-Encoding, Content-Length,
+ * Proxy-*) are at most one valid Content-Length and one "Connection: keep-alive" (that line cut out of the head
+ * sent on), else None.
  *
  * Every index below is checked against the buffer's length before it is read; nothing is written outside the one
  * buffer this module allocates (``low``, of the input's size).
@@ -271,9 +271,6 @@ scan_response(PyObject *module, PyObject *arg)
     if (low == NULL)
         return NULL;
     const unsigned char *q = (const unsigned char *)PyBytes_AS_STRING(low);
-    PyObject *found = PyList_New(0);
-    if (found == NULL)
-        goto error;
     /* the quick answer's inputs: the one Content-Length value, the one Connection line and its value */
     int quick = 1;
     Py_ssize_t cl_a = -1, cl_b = -1, conn_at = -1, conn_end = -1, conn_a = -1, conn_b = -1;
@@ -289,12 +286,6 @@ scan_response(PyObject *module, PyObject *arg)
                 Py_ssize_t a = colon + 1, b = vend;
                 while (a < vend && (q[a] == ' ' || q[a] == '\t'))
                     a++;
-                PyObject *pair = Py_BuildValue("(Ny#)", name_object(k, q + i, colon - i), q + a, vend - a);
-                if (pair == NULL || PyList_Append(found, pair) < 0) {
-                    Py_XDECREF(pair);
-                    goto error;
-                }
-                Py_DECREF(pair);
                 while (b > a && (q[b - 1] == ' ' || q[b - 1] == '\t'))
                     b--;
                 if (k == N_CL && cl_a < 0) {
@@ -344,11 +335,10 @@ scan_response(PyObject *module, PyObject *arg)
         if (quick_obj == NULL)
             goto error;
     }
-    return Py_BuildValue("(lNNN)", status, low, found, quick_obj);
+    return Py_BuildValue("(lNN)", status, low, quick_obj);
 
 error:
     Py_DECREF(low);
-    Py_XDECREF(found);
     return NULL;
 }
 
@@ -362,7 +352,7 @@ set_error(PyObject *module, PyObject *cls)
 
 static PyMethodDef methods[] = {
     {"scan_request", scan_request, METH_O, "Check a request head's syntax; (method, target, version, low, found, host)."},
-    {"scan_response", scan_response, METH_O, "Check a response head's syntax; (status, low, found)."},
+    {"scan_response", scan_response, METH_O, "Check a response head's syntax; (status, low, quick)."},
     {"set_error", set_error, METH_O, "The exception class raised for a malformed head: cls(status, message)."},
     {NULL, NULL, 0, NULL},
 };

@@ -268,30 +268,27 @@ def _scan_request_py(raw: bytes) -> tuple[bytes, bytes, bytes, bytes, list[bytes
     return method, target, version, low, found, host
 
 
-def _scan_response_py(raw: bytes) -> tuple[int, bytes, list[tuple[bytes, bytes]],
-                                            tuple[bool, int, bytes] | None]:
+def _scan_response_py(raw: bytes) -> tuple[int, bytes, tuple[bool, int, bytes] | None]:
     """The syntax pass over a response head: the status line and every field line checked, or HttpError(502).
-    Returns ``(status, low, found, quick)``: ``found`` holds ``(name, value)`` of the fields the proxy acts on
-    (``_RESP_SPECIAL``), lowercased, leading blanks skipped. ``quick`` answers the common head, whose only such
-    fields are at most one valid Content-Length and one ``Connection: keep-alive``: ``(keep_alive, length or -1,
-    the head to send on)``, that Connection line cut out; None for any other head. ``_scan.scan_response`` is the
-    same in C."""
+    Returns ``(status, low, quick)``. ``quick`` answers the common head, whose only fields the proxy acts on
+    (``_RESP_SPECIAL``) are at most one valid Content-Length and one ``Connection: keep-alive``:
+    ``(keep_alive, length or -1, the head to send on)``, that Connection line cut out; None for any other head.
+    ``_scan.scan_response`` is the same in C."""
     line_end = raw.find(b"\r\n")
     if not _STATUS_LINE.match(raw, 0, line_end if line_end >= 0 else len(raw)) or (
             line_end >= 0 and not _HEADER_BLOCK.match(raw, line_end + 2)):
         raise HttpError(502, "the app sent a malformed response")
     low = raw.lower()
-    found = _RESP_SPECIAL.findall(low)
     cl = conn = None
-    for name, value in found:
+    for name, value in _RESP_SPECIAL.findall(low):
         if name == b"content-length" and cl is None:
             cl = value.rstrip(b" \t")
         elif name == b"connection" and conn is None:
             conn = value.rstrip(b" \t")
         else:
-            return int(raw[9:12]), low, found, None
+            return int(raw[9:12]), low, None
     if (conn is not None and conn != b"keep-alive") or (cl is not None and not _DIGITS.match(cl)):
-        return int(raw[9:12]), low, found, None
+        return int(raw[9:12]), low, None
     if conn is None:
         data = raw + b"\r\n\r\n"  # nothing to drop: the bytes as received
     else:  # cut the hop-by-hop "Connection: keep-alive" line out
@@ -299,7 +296,7 @@ def _scan_response_py(raw: bytes) -> tuple[int, bytes, list[tuple[bytes, bytes]]
         end = raw.find(b"\r\n", at + 2)
         data = raw[:at] + (raw[end:] if end >= 0 else b"") + b"\r\n\r\n"
     keep_alive = conn is not None or raw[5:8] == b"1.1"
-    return int(raw[9:12]), low, found, (keep_alive, -1 if cl is None else int(cl), data)
+    return int(raw[9:12]), low, (keep_alive, -1 if cl is None else int(cl), data)
 
 
 try:  # the same syntax pass compiled (spaces/proxy/_scan.c); the Python above serves where it was not built
@@ -472,7 +469,7 @@ class ResponseHead(_Head):
     def __init__(self, raw: bytes, request_method: bytes) -> None:
         # held to the request rules: the client (or a load balancer pooling its connections to us) parses these
         # bytes after us, and an app must not get a head past us that the client reads differently
-        status, low, found, quick = _scan_response(raw)
+        status, low, quick = _scan_response(raw)
         self.status, self.raw, self.low = status, raw, low
         if quick is not None:  # at most one Content-Length and one "Connection: keep-alive" (nginx, uvicorn)
             self.keep_alive, length, self.data = quick
