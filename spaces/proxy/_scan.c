@@ -134,17 +134,27 @@ name_object(int k, const unsigned char *p, Py_ssize_t len)
     return PyBytes_FromStringAndSize((const char *)p, len);
 }
 
+/* The bytes of the one argument, or NULL with a TypeError (only bytes: a mutable buffer could change under us). */
+static const unsigned char *
+bytes_arg(PyObject *arg, const char *func, Py_ssize_t *n)
+{
+    if (!PyBytes_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "%s() takes bytes", func);
+        return NULL;
+    }
+    *n = PyBytes_GET_SIZE(arg);
+    return (const unsigned char *)PyBytes_AS_STRING(arg);
+}
+
 static const char BAD_HEADER[] = "malformed header line (bare CR/LF, folding or a space before ':')";
 
 static PyObject *
 scan_request(PyObject *module, PyObject *arg)
 {
-    if (!PyBytes_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "scan_request() takes bytes");
+    Py_ssize_t n;
+    const unsigned char *p = bytes_arg(arg, "scan_request", &n);
+    if (p == NULL)
         return NULL;
-    }
-    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(arg);
-    Py_ssize_t n = PyBytes_GET_SIZE(arg);
 
     Py_ssize_t line_end = first_line_end(p, n);
     if (line_end < 0)
@@ -247,12 +257,10 @@ error:
 static PyObject *
 scan_response(PyObject *module, PyObject *arg)
 {
-    if (!PyBytes_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "scan_response() takes bytes");
+    Py_ssize_t n;
+    const unsigned char *p = bytes_arg(arg, "scan_response", &n);
+    if (p == NULL)
         return NULL;
-    }
-    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(arg);
-    Py_ssize_t n = PyBytes_GET_SIZE(arg);
     static const char BAD[] = "the app sent a malformed response";
 
     /* "HTTP/1.0" or "HTTP/1.1", a space, three digits, then the end of the line or a space and a reason */

@@ -12,10 +12,11 @@ control byte in a field value, whitespace before a header colon, a request targe
 response head is parsed again by the client (or by a load balancer that pools its connections to us), so the same
 syntax rules hold for it, and a malformed status line or field line from the app becomes a 502.
 
-The syntax pass over each head (request or status line, every field line, the fields the proxy acts on) is the
-proxy's largest per-request cost, so it runs in C where the install compiled ``spaces/proxy/_scan.c``:
-``_scan_request_py`` and ``_scan_response_py`` below are the rules, and tests/proxy/test_http1_scan.py holds the C
-scanner to the same answers on every head it tries. Everything after that pass is this module's Python.
+The syntax pass over each head (request or status line, every field line, the fields the proxy acts on, and the
+whole answer for the common response head) is the proxy's largest per-request cost, so it runs in C where the
+install compiled ``spaces/proxy/_scan.c``: ``_scan_request_py`` and ``_scan_response_py`` below are the rules, and
+tests/proxy/test_http1_scan.py holds the C scanner to the same answers on every head it tries. Everything after
+that pass is this module's Python.
 
 Per request, substring tests use ``bytes.find``, not ``in``: CPython's ``bytes.__contains__`` first tries its
 argument as an integer and formats, raises and discards a TypeError before it searches (about 90 ns each).
