@@ -14,8 +14,8 @@
  * Proxy-*) are at most one valid Content-Length and one "Connection: keep-alive" (that line cut out of the head
  * sent on), else None.
  *
- * Every index below is checked against the buffer's length before it is read; nothing is written outside the one
- * buffer this module allocates (``low``, of the input's size).
+ * Every index below is checked against the buffer's length before it is read; nothing is written outside the
+ * buffers this module allocates at their exact sizes (``low``, and the quick answer's head).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -29,11 +29,14 @@ static unsigned char VALUE[256];
 static unsigned char LOWER[256];
 
 /* names the proxy acts on; the exact ones are returned as these shared objects */
-enum { N_HOST, N_CL, N_TE, N_CONN, N_FORWARDED, N_KEEPALIVE, N_TE2, N_TRAILER, N_UPGRADE, N_XHFAUTH, N_XREALIP,
-       N_COUNT };
+enum { N_HOST, N_CL, N_TRANSFER, N_CONN, N_FORWARDED, N_KEEPALIVE, N_TE, N_TRAILER, N_UPGRADE, N_XHFAUTH,
+       N_XREALIP, N_COUNT };
 static const char *NAMES[N_COUNT] = {"host", "content-length", "transfer-encoding", "connection", "forwarded",
                                      "keep-alive", "te", "trailer", "upgrade", "x-hf-authorization", "x-real-ip"};
+static Py_ssize_t NAME_LEN[N_COUNT];
 static PyObject *NAME_OBJ[N_COUNT];
+/* the exact names of the response fields the proxy acts on (_RESP_SPECIAL in http1.py; and proxy-*) */
+static const int RESPONSE_NAMES[] = {N_CONN, N_KEEPALIVE, N_TRANSFER, N_CL};
 static PyObject *V11, *V10;
 
 static PyObject *
@@ -69,10 +72,9 @@ special(const unsigned char *p, Py_ssize_t len, int response)
     if (len >= 6 && memcmp(p, "proxy-", 6) == 0)
         return N_COUNT;
     if (response) {
-        for (int k = N_CL; k <= N_KEEPALIVE; k++) {
-            if (k == N_FORWARDED)
-                continue;
-            if ((Py_ssize_t)strlen(NAMES[k]) == len && memcmp(p, NAMES[k], len) == 0)
+        for (size_t r = 0; r < sizeof(RESPONSE_NAMES) / sizeof(RESPONSE_NAMES[0]); r++) {
+            int k = RESPONSE_NAMES[r];
+            if (NAME_LEN[k] == len && memcmp(p, NAMES[k], len) == 0)
                 return k;
         }
         return -1;
@@ -80,7 +82,7 @@ special(const unsigned char *p, Py_ssize_t len, int response)
     if ((len >= 12 && memcmp(p, "x-forwarded-", 12) == 0) || (len >= 9 && memcmp(p, "x-spaces-", 9) == 0))
         return N_COUNT;
     for (int k = 0; k < N_COUNT; k++) {
-        if ((Py_ssize_t)strlen(NAMES[k]) == len && memcmp(p, NAMES[k], len) == 0)
+        if (NAME_LEN[k] == len && memcmp(p, NAMES[k], len) == 0)
             return k;
     }
     return -1;
@@ -381,6 +383,7 @@ PyInit__scan(void)
         LOWER[c] = (c >= 'A' && c <= 'Z') ? c + 32 : c;
     }
     for (int k = 0; k < N_COUNT; k++) {
+        NAME_LEN[k] = (Py_ssize_t)strlen(NAMES[k]);
         NAME_OBJ[k] = PyBytes_FromString(NAMES[k]);
         if (NAME_OBJ[k] == NULL)
             return NULL;

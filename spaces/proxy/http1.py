@@ -269,6 +269,12 @@ def _scan_request_py(raw: bytes) -> tuple[bytes, bytes, bytes, bytes, list[bytes
     return method, target, version, low, found, host
 
 
+def _without_line(raw: bytes, at: int) -> bytes:
+    """``raw`` without the field line whose CRLF starts at ``at``."""
+    end = raw.find(b"\r\n", at + 2)
+    return raw[:at] + (raw[end:] if end >= 0 else b"")
+
+
 def _scan_response_py(raw: bytes) -> tuple[int, bytes, tuple[bool, int, bytes] | None]:
     """The syntax pass over a response head: the status line and every field line checked, or HttpError(502).
     Returns ``(status, low, quick)``. ``quick`` answers the common head, whose only fields the proxy acts on
@@ -293,9 +299,7 @@ def _scan_response_py(raw: bytes) -> tuple[int, bytes, tuple[bool, int, bytes] |
     if conn is None:
         data = raw + b"\r\n\r\n"  # nothing to drop: the bytes as received
     else:  # cut the hop-by-hop "Connection: keep-alive" line out
-        at = low.find(b"\r\nconnection:")
-        end = raw.find(b"\r\n", at + 2)
-        data = raw[:at] + (raw[end:] if end >= 0 else b"") + b"\r\n\r\n"
+        data = _without_line(raw, low.find(b"\r\nconnection:")) + b"\r\n\r\n"
     keep_alive = conn is not None or raw[5:8] == b"1.1"
     return int(raw[9:12]), low, (keep_alive, -1 if cl is None else int(cl), data)
 
@@ -531,6 +535,5 @@ class ResponseHead(_Head):
             return
         # common case: a single "Connection: keep-alive" (and maybe "Keep-Alive: ..."): cut those lines out
         for at in sorted((x for x in (conn_at, ka_at) if x >= 0), reverse=True):
-            end = raw.find(b"\r\n", at + 2)
-            raw = raw[:at] + (raw[end:] if end >= 0 else b"")
+            raw = _without_line(raw, at)
         self.data = raw + b"\r\n\r\n"
