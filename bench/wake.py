@@ -19,6 +19,8 @@ image, as a first start does). Docker has no zygote tier.
 Each round: ``POST /api/spaces/{id}/sleep``, wait until the Space is fully asleep (stage SLEEPING; for the two
 stopping tiers, its process gone), then send ``--concurrency`` requests at once as an API client (held by the proxy
 until the app answers) and time the first 200. Any answer other than 200 during a wake counts as a failure.
+The **awake** row (measured in the frozen tier's platform, before its wakes) times the same requests to the Space
+while it runs: the floor that the client, the proxy and the app's own answer put under every tier.
 Prints p50/p95/p99 per (sdk, tier) (nearest rank: with 20 wakes p99 is the slowest), failures, and the ratios
 of p50 against the cold start of the same run (goals: p50 <= 0.1x cold, p99 <= 2x p50, no failure).
 Needs root (the local backend). ``--envs-dir`` reuses built environments across runs (content addressed).
@@ -133,6 +135,9 @@ def run_tier(base: Path, envs: Path, tier: str, sdks: list[str], rounds: int, co
             # the same requests once while the Space is awake, untimed: the client's first async request imports
             # httpx's async stack (tens of ms, once per process), which must not count as the first wake
             asyncio.run(wake_once(platform.port, host, concurrency))
+            if tier == "frozen":  # the floor: the same requests to the Space awake (client, proxy, app; no wake)
+                awake = [asyncio.run(wake_once(platform.port, host, concurrency)) for _ in range(rounds)]
+                results.setdefault("awake", {})[sdk] = ([a[0] for a in awake], sum(a[1] for a in awake))
             samples, failures = [], 0
             for _ in range(rounds):
                 with actor.http() as c:
@@ -143,7 +148,7 @@ def run_tier(base: Path, envs: Path, tier: str, sdks: list[str], rounds: int, co
                 seconds, failed = asyncio.run(wake_once(platform.port, host, concurrency))
                 samples.append(seconds)
                 failures += failed
-            results[sdk] = (samples, failures)
+            results.setdefault(tier, {})[sdk] = (samples, failures)
             if os.environ.get("WAKE_SAMPLES"):  # every wake, in order: tells a one-off slow wake from a spread
                 print("   ", " ".join(f"{x * 1000:.0f}" for x in samples), flush=True)
             print(f"  {sdk:<9} {tier:<8} p50 {_ms(statistics.median(samples))}  p99 {_ms(percentile(samples, 99))}  "
@@ -184,8 +189,9 @@ def main() -> None:
     table: dict[str, dict[str, tuple[list[float], int]]] = {}
     try:
         for tier in tiers:
-            for sdk, res in run_tier(base, envs, tier, sdks, args.rounds, args.concurrency, docker).items():
-                table.setdefault(sdk, {})[tier] = res
+            for row, by_sdk in run_tier(base, envs, tier, sdks, args.rounds, args.concurrency, docker).items():
+                for sdk, res in by_sdk.items():
+                    table.setdefault(sdk, {})[row] = res
     finally:
         shutil.rmtree(base, ignore_errors=True)
     print("\nsdk       tier        p50          p95          p99     p99/p50  p50 vs cold  failed")

@@ -35,7 +35,9 @@ log = logging.getLogger("spaces.reconciler")
 
 BACKOFF_BASE = 2.0  # seconds; doubled per consecutive crash
 BACKOFF_MAX = 300.0
-READY_POLL = 0.01  # the readiness watcher tries the app's port every 10 ms: a woken app is served at once
+# the readiness watcher tries a new instance's port every 2 ms for its first second, then every 10 ms: an app
+# woken from its zygote listens within tens of milliseconds, and the wait for the next try is part of its wake
+READY_POLL_FAST, READY_FAST_FOR, READY_POLL = 0.002, 1.0, 0.01
 #: scheduler refusals that mean "wait for capacity" (spaces.runtime.scheduler.Unschedulable reasons)
 WAITING_CODES = frozenset({"Full"})
 
@@ -399,19 +401,19 @@ class Reconciler:
         space.hardware_current = None
 
     def _watch_ready(self, space_id: str, handle: Handle) -> None:
-        """Poll the new instance's port every 10 ms in a thread of its own; nudge the moment it answers."""
+        """Poll the new instance's port (see READY_POLL_FAST) in a thread of its own; nudge the moment it answers."""
         with self._lock:
             t = self._watchers.get(space_id)
             if t is not None and t.is_alive():
                 return
 
             def watch() -> None:
-                deadline = time.monotonic() + 3600
-                while not self._stop.is_set() and time.monotonic() < deadline:
+                begun = time.monotonic()
+                while not self._stop.is_set() and time.monotonic() < begun + 3600:
                     phase = self.backend.poll(handle).phase
                     if phase != Phase.STARTING:
                         break
-                    time.sleep(READY_POLL)
+                    time.sleep(READY_POLL_FAST if time.monotonic() < begun + READY_FAST_FOR else READY_POLL)
                 self.nudge(space_id)
 
             t = threading.Thread(target=watch, name=f"ready-{space_id}", daemon=True)

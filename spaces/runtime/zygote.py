@@ -9,8 +9,10 @@ backend (``spaces/runtime/zygote_client.py``), in one of two modes:
     command. The app is a fresh interpreter: this is the reference a woken Space must be indistinguishable from.
 
 ``serve --socket PATH --sdk SDK --exits DIR`` (zygote)
-    Import the SDK (gradio or streamlit) and nothing else (never user code), fill the SDK caches that depend only on
-    the SDK's own files (``SDK_WARM``: Gradio's page template), then listen on a root-only unix socket. Per
+    Import the SDK (gradio or streamlit) and nothing else (never user code), fill the caches that depend only on
+    the SDK's own files and the host's system files (``SDK_WARM``: Gradio's page template, Streamlit's MIME
+    table), compute what depends only on the installed packages (``SDK_MEMO``: Streamlit's component scan), then
+    listen on a root-only unix socket. Per
     request: check that the Space's environment agrees with every variable the SDK read while it was imported
     (else answer ``{"fallback": reason}`` and the backend cold-starts instead); fork; the child enters the
     sandbox exactly like ``exec`` mode, re-applies the few import-time settings it knows how to refresh (gradio's
@@ -24,7 +26,7 @@ for them); new mount namespace with a private tmpfs on /tmp and the Space's priv
 fixed HOME path; setgroups([]) / setgid / setuid to the Space's uid; umask 022; chdir to the working copy;
 stdin from /dev/null, stdout/stderr to the instance log; every other fd closed; os.environ replaced; random state
 reseeded (``random`` is reseeded by CPython at fork, numpy's legacy global generator here); argv and sys.path[0]
-as ``python app.py`` sets them.
+as ``python app.py`` sets them; the ``SDK_MEMO`` functions set to answer their first call from the zygote's result.
 
 What a forked child shares with other children of the same zygote: read-only (copy-on-write) pages of the SDK
 import, the str hash secret and the address-space layout (ASLR offsets) of the zygote. Documented limitation.
@@ -36,7 +38,8 @@ Differences from a cold start an app could notice: /proc/self/cmdline and /proc/
 (root-set, secret-free) start-up values, and ``gc.get_freeze_count()`` is non-zero (the import is frozen so that
 the collector does not un-share it; a cold-started Gradio app freezes its SDK import too, through the start-up
 hook in its environment, ``spaces/builder/venv_hook.py``, so there only the count differs), and what ``SDK_WARM``
-fills is filled already (Gradio's Jinja cache holds its page template before the first request). Native threads
+fills is filled already (Gradio's Jinja cache holds its page template before the first request), and an
+``SDK_MEMO`` function is a wrapper until the SDK's own start-up has called it once. Native threads
 present at fork (OpenBLAS, pyarrow's jemalloc) have fork handlers; the zygote refuses to serve if the import
 started Python threads.
 """
@@ -95,13 +98,30 @@ SDK_PRELOAD = {
                   "watchdog", "packaging.tags", "zoneinfo", "sysconfig", "anyio._core._fileio", *_SERVER],
 }
 
-# caches inside the SDK that only the SDK's own files fill, filled once here instead of in every fork:
-# (module, attribute, fill). Gradio compiles its page template on the first request for a page, about 10 ms of a
-# woken Space's first answer; the compiled template depends on nothing an app or its environment sets.
+# caches that only the SDK's own files or the host's read-only system files fill, filled once here instead of in
+# every fork: (module, attribute, fill). Gradio compiles its page template on the first request for a page, about
+# 10 ms of a woken Space's first answer; the compiled template depends on nothing an app or its environment sets.
+# Streamlit, once its server listens and before it answers, registers its web types with ``mimetypes``, whose first
+# use reads the host's MIME tables (/etc/mime.types and the like; about 10 ms); a Space's sandbox sees the same
+# files. Gradio's import reads them already.
 SDK_WARM = {
     "gradio": [("gradio.routes", "templates", lambda templates: templates.get_template("frontend/index.html"))],
-    "streamlit": [],
+    "streamlit": [("mimetypes", "init", lambda init: init())],
 }
+
+# SDK functions whose result depends only on the installed distributions that importlib.metadata finds (the
+# environment's site-packages: read-only to Spaces and the same for every Space on the environment): (module,
+# function). The zygote calls each once; a fork's first call gets a copy of that result when the fork finds the same
+# distribution metadata on its sys.path (its app directory normally holds none), else the SDK's own function runs.
+# Either way the SDK's function is back in place after that call. Streamlit 1.67 starts its server by scanning the
+# metadata of every installed package for components (two email-header parses per package): 90-110 ms of the
+# 110-125 ms from fork to a listening port in the test suite's environment (69 packages; more packages, longer).
+SDK_MEMO = {
+    "gradio": [],
+    "streamlit": [("streamlit.components.v2.manifest_scanner", "scan_component_manifests")],
+}
+#: (module, function, result, metadata view) computed by import_sdk; installed in each fork by _install_memos
+_MEMOS: list[tuple[str, str, object, list]] = []
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
@@ -193,9 +213,53 @@ def import_sdk(sdk: str) -> dict[str, str | None]:
                     fill(target)
                 except Exception:  # noqa: BLE001 - another SDK version: its first request fills it instead
                     pass
+        for module, attr in SDK_MEMO[sdk]:
+            fn = getattr(sys.modules.get(module), attr, None)
+            if fn is not None:
+                try:
+                    _MEMOS.append((module, attr, fn(), metadata_view()))
+                except Exception:  # noqa: BLE001 - another SDK version: each fork calls it itself
+                    pass
     finally:
         os.environ = plain
     return {k: plain.get(k) for k in RecordingEnviron.reads}
+
+
+def metadata_view() -> list:
+    """What ``importlib.metadata.distributions()`` reads, in order: per sys.path entry that holds any, its
+    distribution metadata names (a zip or other non-directory entry is named as such: treated as different), and the
+    meta path finders. Equal views find the same distributions, given that the environment's files do not change."""
+    view: list = []
+    for entry in sys.path:
+        path = os.path.abspath(entry or ".")
+        try:
+            names = sorted(n for n in os.listdir(path) if n.lower().endswith((".dist-info", ".egg-info")))
+        except NotADirectoryError:
+            names = ["<not a directory>"]
+        except OSError:
+            continue  # absent or unreadable: importlib.metadata finds nothing there either
+        if names:
+            view.append((path, names))
+    view.append([id(finder) for finder in sys.meta_path])
+    return view
+
+
+def _install_memos() -> None:
+    """In a fork: the SDK_MEMO functions answer their first call from the zygote's result when the view matches."""
+    import copy
+    import functools
+
+    for module, attr, result, view in _MEMOS:
+        mod = sys.modules[module]
+        original = getattr(mod, attr)
+
+        def first_call(*args, _mod=mod, _attr=attr, _original=original, _result=result, _view=view, **kwargs):
+            setattr(_mod, _attr, _original)  # one call only: every later call is the SDK's own
+            if args or kwargs or metadata_view() != _view:
+                return _original(*args, **kwargs)
+            return copy.deepcopy(_result)  # the fork's own objects, as a scan of its own would give
+
+        setattr(mod, attr, functools.wraps(original)(first_call))
 
 
 def incompatibility(import_env: dict[str, str | None], env: dict[str, str]) -> str | None:
@@ -269,6 +333,7 @@ def child_main(req: dict, sdk: str) -> None:
         if "numpy" in sys.modules:  # random reseeds itself at fork; numpy's legacy global state does not
             sys.modules["numpy"].random.seed()
         sys.orig_argv = list(req["argv"])
+        _install_memos()
     except BaseException as e:  # noqa: BLE001 - report in the Space's log, never run half-sandboxed
         try:
             os.write(2, f"spaces: could not start the sandbox: {e}\n".encode())

@@ -8,10 +8,13 @@
   (an ``LD_PRELOAD`` shim built here with gcc) and fails on a name the list does not cover, e.g. after an SDK
   upgrade pulls in a library that reads a new variable.
 * Warm caches. What ``zygote.SDK_WARM`` fills must still exist in the SDK version we test.
+* Memos. A fork's first call of a ``zygote.SDK_MEMO`` function takes the zygote's result only when the fork finds
+  the same installed distributions; then the SDK's own function is back.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -116,3 +119,44 @@ def test_the_zygote_compiles_gradios_page_template(venv: Path) -> None:
     out = subprocess.run([str(venv / "bin" / "python"), "-c", import_script("gradio", check)], check=True,
                          capture_output=True, text=True, timeout=300, cwd="/").stdout
     assert "frontend/index.html" in out
+
+
+def test_the_zygote_reads_the_mime_tables_streamlit_registers_its_types_in(venv: Path) -> None:
+    out = subprocess.run([str(venv / "bin" / "python"), "-c", import_script("streamlit", "import mimetypes; "
+                                                                             "print(mimetypes.inited)")],
+                         check=True, capture_output=True, text=True, timeout=300, cwd="/").stdout
+    assert out.split()[-1] == "True"
+
+
+MEMO_CHECK = """
+import importlib.metadata as md, json, os, sys
+from streamlit.components.v2 import manifest_scanner as m
+original, real, calls = m.scan_component_manifests, md.distributions, []
+md.distributions = lambda *a, **k: (calls.append(1), real(*a, **k))[1]
+zygote._install_memos()
+app = sys.argv[1]
+sys.path[:0] = [app, app]  # as the fork's sys.path[0] and Streamlit's own entry for the script's directory
+first = m.scan_component_manifests()
+out = {"memo": len(zygote._MEMOS), "first_scans": len(calls), "same": first == zygote._MEMOS[0][2],
+       "restored": m.scan_component_manifests is original}
+os.makedirs(os.path.join(app, "demo_component-1.0.dist-info"))
+with open(os.path.join(app, "demo_component-1.0.dist-info", "METADATA"), "w") as f:
+    f.write("Metadata-Version: 2.1\\nName: demo-component\\nVersion: 1.0\\nRequires-Dist: streamlit\\n")
+zygote._install_memos()
+second = m.scan_component_manifests()
+out.update(second_scans=len(calls), restored_again=m.scan_component_manifests is original)
+print(json.dumps(out))
+"""
+
+
+def test_a_fork_takes_streamlits_component_scan_from_the_zygote_unless_its_app_installs_one(
+        venv: Path, tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    out = subprocess.run([str(venv / "bin" / "python"), "-c", import_script("streamlit", MEMO_CHECK), str(app)],
+                         check=True, capture_output=True, text=True, timeout=300, cwd="/").stdout
+    got = json.loads(out.splitlines()[-1])
+    # the zygote scanned once; a fork with the same distributions gets that result and does not scan
+    assert got["memo"] == 1 and got["first_scans"] == 0 and got["same"] and got["restored"]
+    # an app directory that holds a distribution's metadata changes what a scan finds: the fork scans itself
+    assert got["second_scans"] == 1 and got["restored_again"]
