@@ -72,7 +72,7 @@ def make_backend(settings: Settings):  # noqa: ANN201
 
     local = settings.local
     netguard.install(local.uid_min, local.uid_max, allow_ports=[settings.port])
-    return netguard.GuardedBackend(LocalBackend(local), local.uid_min)
+    return LocalBackend(local, holes=netguard.OwnPortHoles(local.uid_min))
 
 
 def make_builder(settings: Settings):  # noqa: ANN201

@@ -5,9 +5,9 @@ Every app listens on a loopback port that only the proxy should reach; the proxy
 so an ``iptables`` rule on the OUTPUT path that rejects *new* loopback TCP connections made by the Spaces' uid
 range closes the bypass without touching the apps' own answers (those belong to established connections).
 Outbound traffic to other hosts is untouched. Each instance may still reach its *own* port (Gradio checks that
-its server answers before it says it started): ``GuardedBackend`` opens that one hole when it starts an instance
-and closes it when it stops it. Needs root and iptables; without them the platform logs a warning and runs
-unguarded.
+its server answers before it says it started): ``OwnPortHoles`` opens that one hole for the local backend before
+the instance's process exists (so no app can look for it too early) and closes it when the instance stops. Needs
+root and iptables; without them the platform logs a warning and runs unguarded.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import shutil
 import subprocess
+import threading
 
 log = logging.getLogger(__name__)
 
@@ -67,48 +68,36 @@ def _self_rule(chain: str, uid: int, port: int) -> list[str]:
     return [chain, "-p", "tcp", "-m", "owner", "--uid-owner", str(uid), "--dport", str(port), "-j", "RETURN"]
 
 
-def allow_own_port(uid_min: int, uid: int, port: int) -> None:
-    for exe in _tools():
-        rule = _self_rule(chain_name(uid_min), uid, port)
-        if not _run(exe, "-C", *rule):
-            _run(exe, "-I", *rule)
+class OwnPortHoles:
+    """The holes that let each local instance reach its own port; the local backend calls ``open`` before it
+    launches an instance, ``close`` after it stopped one, and ``open`` again for instances it adopts after a
+    restart (``install`` flushed their holes).
 
+    ``open`` is on the path of every start and wake, so it asks nothing of iptables: it remembers the holes it made
+    (one chain per platform, flushed by ``install`` at start-up) and inserts into both address families at once
+    (about 2 ms here, against 9 ms for a check-then-insert per family one after the other)."""
 
-def revoke_own_port(uid_min: int, uid: int, port: int) -> None:
-    for exe in _tools():
-        while _run(exe, "-D", *_self_rule(chain_name(uid_min), uid, port)):
-            pass
+    def __init__(self, uid_min: int) -> None:
+        self.chain = chain_name(uid_min)
+        self._open: set[tuple[int, int]] = set()
+        self._lock = threading.Lock()
 
+    def open(self, uid: int, port: int) -> None:
+        with self._lock:
+            if (uid, port) in self._open:
+                return
+            self._open.add((uid, port))
+        procs = [subprocess.Popen([exe, "-w", "-I", *_self_rule(self.chain, uid, port)], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE) for exe in _tools()]
+        for proc in procs:
+            _, err = proc.communicate()
+            if proc.returncode != 0:  # the app's check of its own port will fail: say why in the platform's log
+                log.warning("could not let uid %d reach its own port %d: %s", uid, port,
+                            err.decode(errors="replace").strip())
 
-class GuardedBackend:
-    """Wraps the local backend: opens an instance's own port to itself while it runs (see the module docstring)."""
-
-    def __init__(self, inner, uid_min: int) -> None:  # noqa: ANN001
-        self.inner = inner
-        self.uid_min = uid_min
-        self.name = inner.name
-
-    def __getattr__(self, name: str):  # noqa: ANN204
-        return getattr(self.inner, name)
-
-    def _ids(self, handle) -> tuple[int, int] | None:  # noqa: ANN001
-        uid, port = handle.data.get("uid"), handle.data.get("port")
-        return (int(uid), int(port)) if uid and port else None
-
-    def start(self, spec):  # noqa: ANN001, ANN201
-        handle = self.inner.start(spec)
-        if ids := self._ids(handle):
-            allow_own_port(self.uid_min, *ids)
-        return handle
-
-    def stop(self, handle) -> None:  # noqa: ANN001
-        self.inner.stop(handle)
-        if ids := self._ids(handle):
-            revoke_own_port(self.uid_min, *ids)
-
-    def list(self, labels):  # noqa: ANN001, ANN201
-        handles = self.inner.list(labels)
-        for handle in handles:  # adopted after a restart: install() flushed their holes
-            if ids := self._ids(handle):
-                allow_own_port(self.uid_min, *ids)
-        return handles
+    def close(self, uid: int, port: int) -> None:
+        with self._lock:
+            self._open.discard((uid, port))
+        for exe in _tools():
+            while _run(exe, "-D", *_self_rule(self.chain, uid, port)):
+                pass  # until none is left
