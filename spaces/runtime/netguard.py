@@ -33,6 +33,12 @@ def chain_name(uid_min: int) -> str:
     return f"SPACES-LO-{uid_min}"  # one chain per uid range, so several platforms on one host do not collide
 
 
+def jump_rule(uid_min: int, uid_max: int) -> list[str]:
+    """The OUTPUT rule that sends new loopback connections of the Spaces' uids through the guard's chain."""
+    return ["OUTPUT", "-o", "lo", "-m", "owner", "--uid-owner", f"{uid_min}-{uid_max}",
+            "-m", "conntrack", "--ctstate", "NEW", "-j", chain_name(uid_min)]
+
+
 def install(uid_min: int, uid_max: int, allow_ports: list[int]) -> str | None:
     """Install (or refresh) the guard; returns None when it is in place, else why not."""
     chain = chain_name(uid_min)
@@ -51,8 +57,7 @@ def install(uid_min: int, uid_max: int, allow_ports: list[int]) -> str | None:
             for port in allow_ports:
                 run("-A", chain, "-p", "tcp", "--dport", str(port), "-j", "RETURN")
             run("-A", chain, "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset")
-            rule = ["OUTPUT", "-o", "lo", "-m", "owner", "--uid-owner", f"{uid_min}-{uid_max}",
-                    "-m", "conntrack", "--ctstate", "NEW", "-j", chain]
+            rule = jump_rule(uid_min, uid_max)
             if not run("-C", *rule, check=False):
                 run("-I", *rule)
         except RuntimeError as exc:

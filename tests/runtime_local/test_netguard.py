@@ -47,8 +47,7 @@ gr.Interface(lambda x: x, "text", "text").launch()
 def _uninstall(settings: LocalBackendSettings) -> None:
     chain = netguard.chain_name(settings.uid_min)
     for exe in ("iptables", "ip6tables"):
-        rule = ["OUTPUT", "-o", "lo", "-m", "owner", "--uid-owner", f"{settings.uid_min}-{settings.uid_max}",
-                "-m", "conntrack", "--ctstate", "NEW", "-j", chain]
+        rule = netguard.jump_rule(settings.uid_min, settings.uid_max)
         while subprocess.run([exe, "-w", "-D", *rule], capture_output=True).returncode == 0:
             pass
         subprocess.run([exe, "-w", "-F", chain], capture_output=True)
