@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -40,6 +41,7 @@ class Cgroups:
         self.reason = ""
         self.v1: dict[str, Path] = {}  # controller -> our root group in that hierarchy
         self.v2: Path | None = None
+        self._mounts: dict[str, Path] = {}  # hierarchy ("" for v2, else a v1 controller) -> its mount point
         self._detect(mounts_file)
 
     @property
@@ -80,7 +82,7 @@ class Cgroups:
                     # a v2 group may only use the controllers its parent enabled for its children
                     for group in (v2_mount, root):
                         _write(group / "cgroup.subtree_control", " ".join(f"+{c}" for c in wanted))
-                    self.v2, self.version = root, 2
+                    self.v2, self.version, self._mounts = root, 2, {"": v2_mount}
                     return
                 except OSError as e:
                     errors.append(f"cgroup v2 at {v2_mount} is not writable ({e})")
@@ -89,13 +91,52 @@ class Cgroups:
                 for ctrl, mnt in v1_mounts.items():
                     (mnt / self.root_name).mkdir(exist_ok=True)
                     self.v1[ctrl] = mnt / self.root_name
-                self.version = 1
+                self.version, self._mounts = 1, dict(v1_mounts)
                 return
             except OSError as e:
                 self.v1 = {}
                 errors.append(f"cgroup v1 at {v1_mounts['memory']} is not writable ({e})")
         self.reason = "; ".join(errors) or "no cgroup v1 memory controller or cgroup v2 hierarchy is mounted"
         log.warning("local backend: cgroups unavailable, Spaces run WITHOUT memory/CPU limits: %s", self.reason)
+
+    # -- joining fast --------------------------------------------------------------------------------------------
+    def warm_join(self, proc_cgroup: str = "/proc/self/cgroup") -> threading.Thread | None:
+        """Start, in a thread, the wait that makes the kernel slow to let the next process join a group; call it
+        right after ``create`` and before the launch, so that the app's own join (its first instruction) does not wait.
+
+        Moving a process between cgroups takes a lock that the kernel keeps cheap for forks and exits until someone
+        writes: the first write after a quiet spell waits for an RCU grace period (5-25 ms measured on a 2-core VM),
+        and writes in the moments after it do not. The thread writes our own pid to the group we are in already,
+        which moves nothing but pays that wait while the backend opens the guard's hole and the zygote forks. Not
+        before ``create``: making a group waits for a join in flight. Best effort: a host where our own group
+        cannot be written to is simply not warmed."""
+        target = self._own_procs_file(proc_cgroup)
+        if target is None:
+            return None
+
+        def rejoin() -> None:
+            try:
+                _write(target, str(os.getpid()))
+            except OSError as e:
+                log.debug("could not warm the cgroup join through %s: %s", target, e)
+
+        thread = threading.Thread(target=rejoin, name="cgroup-warm", daemon=True)
+        thread.start()
+        return thread
+
+    def _own_procs_file(self, proc_cgroup: str) -> Path | None:
+        """The ``cgroup.procs`` file of the group this process is in, in one of our hierarchies (None if unseen)."""
+        try:
+            lines = Path(proc_cgroup).read_text().splitlines()
+        except OSError:
+            return None
+        for line in lines:
+            _, controllers, path = line.split(":", 2)
+            for hierarchy in (controllers.split(",") if controllers else [""]):
+                mount = self._mounts.get(hierarchy)
+                if mount is not None and (mount / path.lstrip("/") / "cgroup.procs").exists():
+                    return mount / path.lstrip("/") / "cgroup.procs"
+        return None
 
     # -- one instance ----------------------------------------------------------------------------------------
     def groups(self, instance: str) -> list[Path]:

@@ -124,3 +124,15 @@ def test_instances_survive_a_killed_control_plane_and_are_readopted(
         for h in restarted.list(label):
             restarted.stop(h)
         restarted.close()
+
+
+def test_warming_the_cgroup_join_writes_to_our_own_group_and_moves_nothing(backend: LocalBackend,
+                                                                           caplog: pytest.LogCaptureFixture) -> None:
+    before = Path("/proc/self/cgroup").read_text()
+    with caplog.at_level("DEBUG", logger="spaces.runtime.cgroups"):
+        thread = backend.cgroups.warm_join()
+        assert thread is not None, "this host's cgroups should show our own group"
+        thread.join(10)
+    assert not thread.is_alive()
+    assert not [r for r in caplog.records if "could not warm" in r.getMessage()]  # the kernel took the write
+    assert Path("/proc/self/cgroup").read_text() == before

@@ -167,6 +167,9 @@ class LocalBackend:
         except OSError as e:
             self.cgroups.remove(instance)
             raise StartFailed(f"could not set up the Space's resource limits: {e}") from e
+        # after the groups exist (making one waits for a join in flight): the kernel's wait before the app can join
+        # them now overlaps the guard's hole and the zygote's fork (see Cgroups.warm_join)
+        self.cgroups.warm_join()
         req = {"instance": instance, "uid": uid, "gid": uid, "cwd": str(workdir), "log": str(log_path),
                "env": env, "argv": argv, "cgroup_procs": procs,
                "namespace": {"tmp_size_mb": self.settings.tmp_size_mb, "home_src": str(home),
