@@ -134,8 +134,9 @@ class Cgroups:
             _, controllers, path = line.split(":", 2)
             for hierarchy in (controllers.split(",") if controllers else [""]):
                 mount = self._mounts.get(hierarchy)
-                if mount is not None and (mount / path.lstrip("/") / "cgroup.procs").exists():
-                    return mount / path.lstrip("/") / "cgroup.procs"
+                procs = mount / path.lstrip("/") / "cgroup.procs" if mount is not None else None
+                if procs is not None and procs.exists():
+                    return procs
         return None
 
     # -- one instance ----------------------------------------------------------------------------------------

@@ -106,3 +106,13 @@ class OwnPortHoles:
         for exe in _tools():
             while _run(exe, "-D", *_self_rule(self.chain, uid, port)):
                 pass  # until none is left
+
+
+class NoHoles:
+    """What the local backend uses when it runs without the guard: no holes to open or close."""
+
+    def open(self, uid: int, port: int) -> None:
+        pass
+
+    def close(self, uid: int, port: int) -> None:
+        pass

@@ -47,7 +47,7 @@ from spaces.builder.plan import Artifact
 from spaces.runtime import sandbox
 from spaces.runtime.cgroups import Cgroups
 from spaces.runtime.contracts import Handle, InstanceSpec, Observed, Phase, StartFailed
-from spaces.runtime.netguard import OwnPortHoles
+from spaces.runtime.netguard import NoHoles, OwnPortHoles
 from spaces.runtime.zygote_client import ZYGOTE_SCRIPT, ZygotePool, ZygoteUnavailable
 
 log = logging.getLogger(__name__)
@@ -99,10 +99,10 @@ class LocalBackend:
 
     def __init__(self, settings: LocalBackendSettings | None = None, node: str = "local",
                  holes: OwnPortHoles | None = None) -> None:
-        """``holes``: the loopback guard's per-instance holes (``spaces.runtime.netguard``), None when unguarded."""
+        """``holes``: the loopback guard's per-instance holes (``spaces.runtime.netguard``); none when unguarded."""
         self.settings = s = settings or LocalBackendSettings()
         self.node = node
-        self.holes = holes
+        self.holes: OwnPortHoles | NoHoles = holes or NoHoles()
         self.run_dir, self.logs_dir = s.dir("run"), s.dir("logs")
         self.state_dir, self.homes_dir = s.dir("state"), s.dir("homes")
         for d, mode in ((self.run_dir, 0o700), (self.logs_dir, 0o700), (self.state_dir, 0o700),
@@ -174,13 +174,11 @@ class LocalBackend:
                "env": env, "argv": argv, "cgroup_procs": procs,
                "namespace": {"tmp_size_mb": self.settings.tmp_size_mb, "home_src": str(home),
                              "home_target": str(home_target)} if self.namespaces else None}
-        if self.holes is not None:  # before the app exists: it may check its own port at once
-            self.holes.open(uid, port)
+        self.holes.open(uid, port)  # before the app exists: it may check its own port at once
         try:
             pid, via = self._launch(req, spec.sdk, venv, home_env)
         except BaseException:
-            if self.holes is not None:
-                self.holes.close(uid, port)
+            self.holes.close(uid, port)
             raise
         st = sandbox.proc_stat(pid)
         state = sandbox.InstanceState(instance, pid, st[1] if st else 0, port, host, uid, spec.space_id, spec.sdk,
@@ -259,7 +257,7 @@ class LocalBackend:
         for path in sorted(self.instances_dir.glob("*.json")):
             state = sandbox.InstanceState.load(path)
             if state and all(state.labels.get(k) == v for k, v in labels.items()):
-                if self.holes is not None and state.uid and state.port:  # adopted after a restart of the platform
+                if state.uid and state.port:  # adopted after a restart of the platform
                     self.holes.open(state.uid, state.port)
                 handles.append(self._handle(state))
         return handles
@@ -309,7 +307,7 @@ class LocalBackend:
                 except subprocess.TimeoutExpired:
                     pass
             (self.exits_dir / f"{instance}.exit").unlink(missing_ok=True)
-            if self.holes is not None and d.get("uid") and d.get("port"):
+            if d.get("uid") and d.get("port"):
                 self.holes.close(int(d["uid"]), int(d["port"]))
         self._state_path(instance).unlink(missing_ok=True)
 
