@@ -99,6 +99,8 @@ class OwnPortHoles:
             if proc.returncode != 0:  # the app's check of its own port will fail: say why in the platform's log
                 log.warning("could not let uid %d reach its own port %d: %s", uid, port,
                             err.decode(errors="replace").strip())
+                with self._lock:  # not made: the next open of this hole must try again
+                    self._open.discard((uid, port))
 
     def close(self, uid: int, port: int) -> None:
         with self._lock:

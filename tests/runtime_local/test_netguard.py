@@ -103,3 +103,15 @@ def test_a_space_reaches_its_own_port_from_its_first_line_and_no_other(guarded: 
     rules = subprocess.run(["iptables", "-w", "-S", netguard.chain_name(guarded.settings.uid_min)],
                            capture_output=True, text=True, check=True).stdout
     assert f"--dport {port} " not in rules  # the hole closes with the instance
+
+
+def test_a_hole_that_could_not_be_made_is_tried_again(settings: LocalBackendSettings,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # no install(): the chain does not exist, so the insert fails, like any iptables refusal
+    holes = netguard.OwnPortHoles(settings.uid_max + 1)
+    holes.open(30999, 20999)
+    calls: list[list[str]] = []
+    real = subprocess.Popen
+    monkeypatch.setattr(subprocess, "Popen", lambda args, **kw: (calls.append(list(args)), real(args, **kw))[1])
+    holes.open(30999, 20999)
+    assert calls and all("-I" in c for c in calls)  # tried again, not taken for made
