@@ -11,22 +11,23 @@ backend (``spaces/runtime/zygote_client.py``), in one of two modes:
 ``serve --socket PATH --sdk SDK --exits DIR`` (zygote)
     Import the SDK (gradio or streamlit) and nothing else (never user code), fill the caches that depend only on
     the SDK's own files and the host's system files (``SDK_WARM``: Gradio's page template, Streamlit's MIME
-    table), compute what depends only on the installed packages (``SDK_MEMO``: Streamlit's component scan), then
-    listen on a root-only unix socket. Per
-    request: check that the Space's environment agrees with every variable the SDK read while it was imported
-    (else answer ``{"fallback": reason}`` and the backend cold-starts instead); fork; the child enters the
-    sandbox exactly like ``exec`` mode, re-applies the few import-time settings it knows how to refresh (gradio's
-    port and host, OAuth variables), and runs the app as ``__main__`` the way ``python app.py`` would (streamlit:
-    ``runpy`` as ``python -m streamlit``); the parent answers
-    ``{"pid": N}``. The zygote reaps its children and writes ``DIR/{instance}.exit`` (JSON with the exit code) so
-    ``poll`` can report it. It exits when its parent (the control plane) dies; the children do not (own sessions).
+    table), compute what depends only on the installed packages (``SDK_MEMO``: Streamlit's component scan), copy
+    the templates the SDK copies at every start (``SDK_COPIES``: Streamlit's config options), then listen on a
+    root-only unix socket. Per request: check that the Space's environment agrees with every variable the SDK read
+    while it was imported (else answer ``{"fallback": reason}`` and the backend cold-starts instead); fork; the
+    child enters the sandbox exactly like ``exec`` mode, re-applies the few import-time settings it knows how to
+    refresh (gradio's port and host, OAuth variables), and runs the app as ``__main__`` the way ``python app.py``
+    would (streamlit: ``runpy`` as ``python -m streamlit``); the parent answers ``{"pid": N}``. The zygote reaps
+    its children and writes ``DIR/{instance}.exit`` (JSON with the exit code) so ``poll`` can report it. It exits
+    when its parent (the control plane) dies; the children do not (own sessions).
 
 Lifecycle of a forked child, in order: setsid; join the instance's cgroups (refuse to run unconfined if asked
 for them); new mount namespace with a private tmpfs on /tmp and the Space's private home bind-mounted on the
 fixed HOME path; setgroups([]) / setgid / setuid to the Space's uid; umask 022; chdir to the working copy;
 stdin from /dev/null, stdout/stderr to the instance log; every other fd closed; os.environ replaced; random state
 reseeded (``random`` is reseeded by CPython at fork, numpy's legacy global generator here); argv and sys.path[0]
-as ``python app.py`` sets them; the ``SDK_MEMO`` functions set to answer their first call from the zygote's result.
+as ``python app.py`` sets them; the ``SDK_MEMO`` functions set to answer their first call from the zygote's result,
+and the ``SDK_COPIES`` modules' first copy of their template set to be the zygote's.
 
 What a forked child shares with other children of the same zygote: read-only (copy-on-write) pages of the SDK
 import, the str hash secret and the address-space layout (ASLR offsets) of the zygote. Documented limitation.
@@ -39,7 +40,8 @@ Differences from a cold start an app could notice: /proc/self/cmdline and /proc/
 the collector does not un-share it; a cold-started Gradio app freezes its SDK import too, through the start-up
 hook in its environment, ``spaces/builder/venv_hook.py``, so there only the count differs), and what ``SDK_WARM``
 fills is filled already (Gradio's Jinja cache holds its page template before the first request), and an
-``SDK_MEMO`` function is a wrapper until the SDK's own start-up has called it once. Native threads
+``SDK_MEMO`` function is a wrapper, and an ``SDK_COPIES`` module's ``copy`` a stand-in for the copy module, until
+the SDK's own start-up has called it once. Native threads
 present at fork (OpenBLAS, pyarrow's jemalloc) have fork handlers; the zygote refuses to serve if the import
 started Python threads.
 """
@@ -122,6 +124,19 @@ SDK_MEMO = {
 }
 #: (module, function, result, metadata view) computed by import_sdk; installed in each fork by _install_memos
 _MEMOS: list[tuple[str, str, object, list]] = []
+
+# templates that the SDK builds at import and deep-copies at start-up to get a mutable copy of its own, before it
+# applies the app's config files, environment and flags to that copy: (module, the name through which that module
+# calls the copy module, template attribute). The zygote makes one copy after the import; a fork's first deep copy of
+# that template (the same object, with the same keys) in that module takes it instead of copying anew, and the copy
+# module is back in place from then on. Streamlit 1.67 deep-copies its 367 config options on every start: 6-9 ms
+# of a fork's 35-45 ms from fork to a listening port here.
+SDK_COPIES = {
+    "gradio": [],
+    "streamlit": [("streamlit.config", "copy", "_config_options_template")],
+}
+#: (module, name, template, its keys, the copy made) made by import_sdk; installed in each fork by _install_copies
+_COPIES: list[tuple[str, str, object, list, object]] = []
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
@@ -220,6 +235,13 @@ def import_sdk(sdk: str) -> dict[str, str | None]:
                     _MEMOS.append((module, attr, fn(), metadata_view()))
                 except Exception:  # noqa: BLE001 - another SDK version: each fork calls it itself
                     pass
+        import copy
+
+        for module, name, attr in SDK_COPIES[sdk]:
+            mod = sys.modules.get(module)
+            template = getattr(mod, attr, None)
+            if template is not None and getattr(mod, name, None) is copy:  # else another SDK version: it copies
+                _COPIES.append((module, name, template, list(template), copy.deepcopy(template)))
     finally:
         os.environ = plain
     return {k: plain.get(k) for k in RecordingEnviron.reads}
@@ -260,6 +282,36 @@ def _install_memos() -> None:
             return copy.deepcopy(_result)  # the fork's own objects, as a scan of its own would give
 
         setattr(mod, attr, functools.wraps(original)(first_call))
+
+
+class _FirstCopy:
+    """Stands for the copy module in one SDK module until that module deep-copies its template: that one copy is the
+    one the zygote made (when the template still has the keys it had then), and the copy module is back after it."""
+
+    def __init__(self, mod: object, name: str, template: object, keys: list, made: object) -> None:
+        self._mod, self._name, self._template, self._keys, self._made = mod, name, template, keys, made
+
+    def __getattr__(self, attr: str) -> object:
+        import copy
+
+        return getattr(copy, attr)
+
+    def deepcopy(self, x: object, memo: dict | None = None) -> object:
+        import copy
+
+        if x is not self._template:
+            return copy.deepcopy(x, memo)
+        setattr(self._mod, self._name, copy)  # one copy only: every later copy is made anew
+        if memo is None and list(x) == self._keys:  # type: ignore[call-overload]
+            return self._made
+        return copy.deepcopy(x, memo)
+
+
+def _install_copies() -> None:
+    """In a fork: each SDK_COPIES module's first deep copy of its template takes the copy the zygote made."""
+    for module, name, template, keys, made in _COPIES:
+        mod = sys.modules[module]
+        setattr(mod, name, _FirstCopy(mod, name, template, keys, made))
 
 
 def incompatibility(import_env: dict[str, str | None], env: dict[str, str]) -> str | None:
@@ -334,6 +386,7 @@ def child_main(req: dict, sdk: str) -> None:
             sys.modules["numpy"].random.seed()
         sys.orig_argv = list(req["argv"])
         _install_memos()
+        _install_copies()
     except BaseException as e:  # noqa: BLE001 - report in the Space's log, never run half-sandboxed
         try:
             os.write(2, f"spaces: could not start the sandbox: {e}\n".encode())

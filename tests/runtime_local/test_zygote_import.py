@@ -10,6 +10,8 @@
 * Warm caches. What ``zygote.SDK_WARM`` fills must still exist in the SDK version we test.
 * Memos. A fork's first call of a ``zygote.SDK_MEMO`` function takes the zygote's result only when the fork finds
   the same installed distributions; then the SDK's own function is back.
+* Copies. A fork's first copy of a ``zygote.SDK_COPIES`` template is the zygote's only while the template has the
+  keys it had then, gives the config a fresh copy would, and the copy module is back after it.
 """
 
 from __future__ import annotations
@@ -160,3 +162,39 @@ def test_a_fork_takes_streamlits_component_scan_from_the_zygote_unless_its_app_i
     assert got["memo"] == 1 and got["first_scans"] == 0 and got["same"] and got["restored"]
     # an app directory that holds a distribution's metadata changes what a scan finds: the fork scans itself
     assert got["second_scans"] == 1 and got["restored_again"]
+
+
+COPY_CHECK = """
+import copy, json, os
+import streamlit.config as c
+module, name, template, keys, made = zygote._COPIES[0]
+values = lambda opts: {k: (o.value, o.where_defined) for k, o in opts.items()}
+state = lambda opts: {k: dict(vars(o)) for k, o in opts.items()}  # values alone may be computed from the config
+before = state(template)
+flags = {"server.port": 8123, "server.headless": True}  # applied to the copy, as a Space's flags are at every start
+zygote._install_copies()
+first = c.get_config_options(force_reparse=True, options_from_flags=flags)
+out = {"taken": first is made, "restored": c.copy is copy, "port": c.get_option("server.port"),
+       "headless": c.get_option("server.headless")}
+second = c.get_config_options(force_reparse=True, options_from_flags=flags)
+out.update(anew=second is not first, same_config=values(first) == values(second),
+           template_untouched=state(template) == before)
+zygote._install_copies()  # a template that gained an option since the zygote copied it is copied anew
+c._create_option("global.spacesProbe", description="probe", default_val=1, type_=int)
+third = c.get_config_options(force_reparse=True)
+out.update(changed_taken=third is made, changed_has_probe="global.spacesProbe" in third,
+           changed_restored=c.copy is copy)
+print(json.dumps(out))
+"""
+
+
+def test_a_fork_takes_streamlits_config_copy_from_the_zygote_while_the_template_is_unchanged(venv: Path) -> None:
+    out = subprocess.run([str(venv / "bin" / "python"), "-c", import_script("streamlit", COPY_CHECK)],
+                         check=True, capture_output=True, text=True, timeout=300, cwd="/").stdout
+    got = json.loads(out.splitlines()[-1])
+    # the first start-up parse gets the zygote's copy, with this start's flags applied to it
+    assert got["taken"] and got["restored"] and got["port"] == 8123 and got["headless"] is True
+    # later parses copy anew, and agree with the first: the copy the zygote made is the copy a fork would make
+    assert got["anew"] and got["same_config"] and got["template_untouched"]
+    # a template with other options than the zygote copied is copied anew
+    assert not got["changed_taken"] and got["changed_has_probe"] and got["changed_restored"]
