@@ -40,11 +40,13 @@ class Capacity:
         """This calendar month's billed usage of the account (running time only, at the flavors' prices)."""
         now = now or datetime.now(timezone.utc)
         period = q.Period.month_of(now)
-        rows = s.scalars(select(UsageInterval).where(UsageInterval.account_id == account.id,
-                                                     (UsageInterval.ended_at.is_(None))
-                                                     | (UsageInterval.ended_at >= period.start)))
-        intervals = [q.Interval(r.space_id, r.flavor, "running", _aware(r.started_at), _aware(r.ended_at) or now)
-                     for r in rows]
+        # plain rows, not ORM objects: a busy month holds thousands of intervals (each start opens one)
+        rows = s.execute(select(UsageInterval.space_id, UsageInterval.flavor, UsageInterval.started_at,
+                                UsageInterval.ended_at)
+                         .where(UsageInterval.account_id == account.id,
+                                (UsageInterval.ended_at.is_(None)) | (UsageInterval.ended_at >= period.start)))
+        intervals = [q.Interval(space_id, flavor, "running", _aware(started), _aware(ended) or now)
+                     for space_id, flavor, started, ended in rows]
         return period, q.bill(intervals, self.catalog.prices(), period)
 
     def running_counts(self, s: Session, account: Account, *, exclude: str | None = None) -> Counter:
@@ -92,7 +94,12 @@ class Capacity:
 
     def check_quota(self, s: Session, account: Account, flavor: str, *, exclude: str | None = None) -> None:
         request = q.QuotaRequest.for_flavor(self.catalog.get(flavor))
-        q.check(self.account_quota(s, account), self.account_usage(s, account, exclude=exclude), request)
+        quota = self.account_quota(s, account)
+        if q.needs_metering(quota, request):
+            usage = self.account_usage(s, account, exclude=exclude)
+        else:  # billing the month reads every interval of it (each start opens one): not for a check that ignores it
+            usage = q.QuotaUsage(dict(self.running_counts(s, account, exclude=exclude)))
+        q.check(quota, usage, request)
 
     # ---- placement ----------------------------------------------------------------------------------------
     def node_usage(self, s: Session, *, exclude: str | None = None) -> dict[str, scheduler.NodeUsage]:

@@ -128,6 +128,20 @@ def _usd(micro: float | int) -> str:
     return f"${micro / 1_000_000:,.2f}"
 
 
+def _limits_minutes(account_quota: AccountQuota, request: QuotaRequest) -> bool:
+    return bool(request.gpus) and account_quota.gpu_minutes is not None
+
+
+def _limits_credits(account_quota: AccountQuota, request: QuotaRequest) -> bool:
+    return request.price_per_hour_usd > 0 and account_quota.credits_micro_usd is not None
+
+
+def needs_metering(account_quota: AccountQuota, request: QuotaRequest) -> bool:
+    """Does :func:`check` read the metered figures (GPU minutes, credits) for ``request``? When it does not, the
+    caller may pass a usage with the running counts only, and skip billing the period (which grows with it)."""
+    return _limits_minutes(account_quota, request) or _limits_credits(account_quota, request)
+
+
 def check(account_quota: AccountQuota, current_usage: QuotaUsage, request: QuotaRequest) -> None:
     """Raise :class:`QuotaExceeded` if ``request`` would go over ``account_quota``; return ``None`` otherwise."""
     flavor = request.flavor
@@ -138,14 +152,14 @@ def check(account_quota: AccountQuota, current_usage: QuotaUsage, request: Quota
                 if limit == 0 else f"Stop or pause one of your {flavor} Spaces, or ask an administrator for more.")
         raise _refuse(f"running Spaces on {flavor}", limit, used, 1, hint)
     gpu_limit = account_quota.gpu_minutes
-    if request.gpus and gpu_limit is not None and current_usage.gpu_minutes >= gpu_limit:
+    if _limits_minutes(account_quota, request) and current_usage.gpu_minutes >= gpu_limit:
         hint = ("This account has no GPU minutes; an administrator can grant them." if account_quota.gpu_minutes == 0
                 else "GPU minutes are used up for this period; an administrator can grant more.")
         # requested: the GPUs this Space would start burning minutes on
         what = f"GPU minutes ({flavor} uses {request.gpus} GPU{'s' if request.gpus > 1 else ''})"
         raise _refuse(what, account_quota.gpu_minutes, round(current_usage.gpu_minutes, 2), request.gpus, hint)
     limit_c = account_quota.credits_micro_usd
-    if request.price_per_hour_usd > 0 and limit_c is not None and current_usage.credits_micro_usd >= limit_c:
+    if _limits_credits(account_quota, request) and current_usage.credits_micro_usd >= limit_c:
         hint = ("This account has no compute credits; an administrator can grant them." if limit_c == 0
                 else "Compute credits are used up for this period; an administrator can grant more.")
         per_hour = round(request.price_per_hour_usd * 1_000_000)
@@ -195,23 +209,23 @@ class Usage:
 
 
 def _union_seconds(spans: list[tuple[datetime, datetime]]) -> Fraction:
-    total = Fraction(0)
+    total = 0  # whole microseconds: exact, and integer sums are far cheaper than Fraction sums (a month has many)
     cur_s = cur_e = None
     for s, e in sorted(spans):
         if cur_e is None or s > cur_e:
             if cur_e is not None:
-                total += _secs(cur_e - cur_s)
+                total += _micros(cur_e - cur_s)
             cur_s, cur_e = s, e
         elif e > cur_e:
             cur_e = e
     if cur_e is not None:
-        total += _secs(cur_e - cur_s)
-    return total
+        total += _micros(cur_e - cur_s)
+    return Fraction(total, 1_000_000)
 
 
-def _secs(td: timedelta) -> Fraction:
+def _micros(td: timedelta) -> int:
     # exact: days/seconds/microseconds are integers, so money never picks up float error
-    return Fraction(td.days * 86400 + td.seconds) + Fraction(td.microseconds, 1_000_000)
+    return (td.days * 86400 + td.seconds) * 1_000_000 + td.microseconds
 
 
 def bill(intervals: Iterable[Interval], prices: Mapping[str, Price], period: Period,

@@ -20,6 +20,7 @@ from spaces.runtime.quota import (
     apply_grants,
     bill,
     check,
+    needs_metering,
     quota_for,
 )
 
@@ -143,3 +144,23 @@ def test_operator_price_override_reaches_the_bill_and_quota_feeds_check() -> Non
 def test_month_period() -> None:
     p = Period.month_of(datetime(2026, 12, 31, 23, 59, tzinfo=timezone.utc))
     assert (p.start, p.end) == (datetime(2026, 12, 1, tzinfo=timezone.utc), datetime(2027, 1, 1, tzinfo=timezone.utc))
+
+
+@pytest.mark.parametrize("case,quota,usage,request_,refusal", CHECK_TABLE, ids=[c[0] for c in CHECK_TABLE])
+def test_a_check_that_needs_no_metering_does_not_depend_on_it(case, quota, usage, request_, refusal) -> None:
+    if needs_metering(quota, request_):
+        return
+    for minutes, credits in ((0.0, 0), (1e12, 10**15)):
+        metered = QuotaUsage(running=usage.running, gpu_minutes=minutes, credits_micro_usd=credits)
+        try:
+            check(quota, metered, request_)
+            outcome = None
+        except QuotaExceeded as e:
+            outcome = (e.extra["limit"], e.extra["used"], e.extra["requested"])
+        assert outcome == (None if refusal is None else refusal[:3])
+
+
+def test_the_check_table_meters_and_skips_metering() -> None:
+    # both kinds of case are in the table, so the test above checks something
+    kinds = {needs_metering(quota, request_) for _, quota, _, request_, _ in CHECK_TABLE}
+    assert kinds == {True, False}
