@@ -66,6 +66,8 @@ def test_clear_and_history_of_one_space(db: Database) -> None:
     for i in range(3):
         bus.append(a, "build", f"a{i}")
         bus.append(b, "build", f"b{i}")
+    bus.append(a, "run", "serving")
     bus.clear(a, "build")
     assert bus.history(a, "build") == []
+    assert [e.data for e in bus.history(a, "run")] == ["serving\n"]  # only the kind cleared
     assert [e.data for e in bus.history(b, "build", tail=2)] == ["b1\n", "b2\n"]
