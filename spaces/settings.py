@@ -36,11 +36,13 @@ def default_data_dir() -> Path:
 
 
 class Limits(BaseModel):
-    """Input limits: a request over one of these is refused with 413 before anything is written."""
+    """Input limits (a request over one of these is refused with 413 before anything is written) and what is stored."""
 
     max_commit_bytes: int = Field(512 * 1024 * 1024, description="largest NDJSON commit body accepted")
     max_json_bytes: int = Field(1024 * 1024, description="largest plain JSON request body accepted")
     page_size: int = Field(1000, description="items per page for listings (trees, Spaces, commits)")
+    log_lines: int = Field(10_000, ge=10, description="stored log lines per Space and kind (build, run); older "
+                           "lines are dropped as new ones come (live readers see every line)")
 
 
 class RuntimeSettings(BaseModel):

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -32,8 +32,13 @@ class LogEvent:
 
 
 class LogBus:
-    def __init__(self, db: Database) -> None:
+    """``keep``: stored lines per Space and kind; older ones are dropped as new ones are written (checked every tenth
+    of ``keep`` new lines, so up to 10% more may be stored). Live readers see every line."""
+
+    def __init__(self, db: Database, keep: int = 10_000) -> None:
         self.db = db
+        self.keep = keep
+        self._unchecked: Counter[tuple[str, str]] = Counter()  # lines written per (Space, kind) since the last trim
         self._subs: dict[tuple[str, str], set[tuple[asyncio.AbstractEventLoop, asyncio.Queue]]] = defaultdict(set)
         self._lock = threading.Lock()
         # Lines are written in batches: a build prints hundreds of lines a second, and one transaction per line
@@ -69,6 +74,22 @@ class LogBus:
                     self._insert([r for r in batch if r["space_id"] in alive])
                 except IntegrityError:  # another Space went in between: this batch is not worth a third try
                     log.warning("dropped %d log lines of Spaces deleted while they were written", len(batch))
+                    return
+            self._trim(batch)
+
+    def _trim(self, batch: list[dict]) -> None:
+        """Keep the newest ``keep`` lines of each (Space, kind) that has had a tenth of that written since its last
+        trim: a chatty app must not grow the database (and every replay, and the clear at its next start) forever."""
+        self._unchecked.update((r["space_id"], r["kind"]) for r in batch)
+        due = [key for key, n in self._unchecked.items() if n >= max(1, self.keep // 10)]
+        for space_id, kind in due:
+            del self._unchecked[(space_id, kind)]
+            mine = (LogLine.space_id == space_id, LogLine.kind == kind)
+            with self.db.session() as s:
+                oldest_kept = s.scalar(select(LogLine.id).where(*mine).order_by(LogLine.id.desc())
+                                       .offset(self.keep - 1).limit(1))
+                if oldest_kept is not None:
+                    s.execute(delete(LogLine).where(*mine, LogLine.id < oldest_kept))
 
     def _insert(self, rows: list[dict]) -> None:
         if rows:

@@ -71,3 +71,21 @@ def test_clear_and_history_of_one_space(db: Database) -> None:
     assert bus.history(a, "build") == []
     assert [e.data for e in bus.history(a, "run")] == ["serving\n"]  # only the kind cleared
     assert [e.data for e in bus.history(b, "build", tail=2)] == ["b1\n", "b2\n"]
+
+
+def test_only_the_newest_lines_are_kept_per_space_and_kind(db: Database) -> None:
+    bus = LogBus(db, keep=100)
+    chatty, quiet = _space(db, "chatty"), _space(db, "quiet")
+    bus.append(chatty, "build", "built")
+    bus.append(quiet, "run", "hello")
+    for i in range(250):
+        bus.append(chatty, "run", f"request {i}")
+        if i % 60 == 59:
+            bus.flush()  # several batches, as the writer thread makes them
+    bus.flush()
+    kept = [e.data for e in bus.history(chatty, "run")]
+    # trimmed to the newest 100 at each tenth of 100 new lines: at most 10 more are stored, never an older gap
+    assert 100 <= len(kept) <= 110 and kept[-1] == "request 249\n"
+    assert kept == [f"request {i}\n" for i in range(250 - len(kept), 250)]
+    assert [e.data for e in bus.history(chatty, "build")] == ["built\n"]  # other kinds and Spaces untouched
+    assert [e.data for e in bus.history(quiet, "run")] == ["hello\n"]
