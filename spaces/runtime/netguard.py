@@ -74,33 +74,31 @@ def _self_rule(chain: str, uid: int, port: int) -> list[str]:
 
 
 class OwnPortHoles:
-    """The holes that let each local instance reach its own port; the local backend calls ``open`` before it
-    launches an instance, ``close`` after it stopped one, and ``open`` again for instances it adopts after a
-    restart (``install`` flushed their holes).
+    """The holes that let each local instance reach its own port; the local backend begins one as soon as it has
+    chosen the instance's port, waits for it right before it launches the instance, closes it after it stopped the
+    instance, and opens it again for instances it adopts after a restart (``install`` flushed their holes).
 
-    ``open`` is on the path of every start and wake, so it asks nothing of iptables: it remembers the holes it made
-    (one chain per platform, flushed by ``install`` at start-up) and inserts into both address families at once
-    (about 2 ms here, against 9 ms for a check-then-insert per family one after the other)."""
+    A hole is on the path of every start and wake, so it asks nothing of iptables: it remembers the holes it made
+    (one chain per platform, flushed by ``install`` at start-up) and inserts into both address families at once, in
+    processes of their own that run while the backend prepares the rest of the sandbox."""
 
     def __init__(self, uid_min: int) -> None:
         self.chain = chain_name(uid_min)
         self._open: set[tuple[int, int]] = set()
         self._lock = threading.Lock()
 
-    def open(self, uid: int, port: int) -> None:
+    def begin(self, uid: int, port: int) -> Opening:
+        """Start making the hole for ``uid`` to ``port``; the answer's ``wait()`` returns once it is made (or failed)."""
         with self._lock:
             if (uid, port) in self._open:
-                return
+                return Opening()
             self._open.add((uid, port))
         procs = [subprocess.Popen([exe, "-w", "-I", *_self_rule(self.chain, uid, port)], stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE) for exe in _tools()]
-        for proc in procs:
-            _, err = proc.communicate()
-            if proc.returncode != 0:  # the app's check of its own port will fail: say why in the platform's log
-                log.warning("could not let uid %d reach its own port %d: %s", uid, port,
-                            err.decode(errors="replace").strip())
-                with self._lock:  # not made: the next open of this hole must try again
-                    self._open.discard((uid, port))
+        return Opening(self, uid, port, procs)
+
+    def open(self, uid: int, port: int) -> None:
+        self.begin(uid, port).wait()
 
     def close(self, uid: int, port: int) -> None:
         with self._lock:
@@ -109,9 +107,33 @@ class OwnPortHoles:
             while _run(exe, "-D", *_self_rule(self.chain, uid, port)):
                 pass  # until none is left
 
+    def _failed(self, uid: int, port: int, err: bytes) -> None:
+        # the app's check of its own port will fail: say why in the platform's log
+        log.warning("could not let uid %d reach its own port %d: %s", uid, port, err.decode(errors="replace").strip())
+        with self._lock:  # not made: the next open of this hole must try again
+            self._open.discard((uid, port))
+
+
+class Opening:
+    """A hole being made (see ``OwnPortHoles.begin``); one with no processes is made already, or not needed."""
+
+    def __init__(self, holes: OwnPortHoles | None = None, uid: int = 0, port: int = 0,
+                 procs: list[subprocess.Popen[bytes]] | None = None) -> None:
+        self.holes, self.uid, self.port, self.procs = holes, uid, port, procs or []
+
+    def wait(self) -> None:
+        procs, self.procs = self.procs, []
+        for proc in procs:
+            _, err = proc.communicate()
+            if proc.returncode != 0 and self.holes is not None:
+                self.holes._failed(self.uid, self.port, err)
+
 
 class NoHoles:
     """What the local backend uses when it runs without the guard: no holes to open or close."""
+
+    def begin(self, uid: int, port: int) -> Opening:
+        return Opening()
 
     def open(self, uid: int, port: int) -> None:
         pass

@@ -19,7 +19,7 @@ import pytest
 
 from spaces.runtime import netguard
 from spaces.runtime.backends.local import LocalBackend, LocalBackendSettings
-from spaces.runtime.contracts import Phase
+from spaces.runtime.contracts import Phase, StartFailed
 
 from runtime_local.helpers import Spaces, get, wait_phase
 
@@ -79,9 +79,15 @@ def test_a_space_reaches_its_own_port_from_its_first_line_and_no_other(guarded: 
     holes = guarded.holes
 
     class Watching:
-        def open(self, uid: int, port: int) -> None:
-            opened.append((uid, port, set(filter(str.isdigit, os.listdir("/proc")))))  # every process then
-            holes.open(uid, port)
+        def begin(self, uid: int, port: int) -> netguard.Opening:
+            opening = holes.begin(uid, port)
+            wait = opening.wait
+
+            def made() -> None:
+                wait()
+                opened.append((uid, port, set(filter(str.isdigit, os.listdir("/proc")))))  # every process then
+            opening.wait = made  # type: ignore[method-assign]
+            return opening
 
         def close(self, uid: int, port: int) -> None:
             holes.close(uid, port)
@@ -93,7 +99,8 @@ def test_a_space_reaches_its_own_port_from_its_first_line_and_no_other(guarded: 
     assert get(handle).status_code == 200
     uid, port = int(handle.data["uid"]), int(handle.data["port"])
     assert [(u, p) for u, p, _ in opened] == [(uid, port)]  # opened once
-    assert handle.data["pid"] and str(handle.data["pid"]) not in opened[0][2]  # before the app's process existed
+    # made (the backend waited for it) before the app's process existed
+    assert handle.data["pid"] and str(handle.data["pid"]) not in opened[0][2]
     assert json.loads((Path(spec.workdir) / "probe.json").read_text()) == {
         "own_port": "ok", "platform_port": "denied: ConnectionRefusedError"}
     rules = subprocess.run(["iptables", "-w", "-S", netguard.chain_name(guarded.settings.uid_min)],
@@ -115,3 +122,13 @@ def test_a_hole_that_could_not_be_made_is_tried_again(settings: LocalBackendSett
     monkeypatch.setattr(subprocess, "Popen", lambda args, **kw: (calls.append(list(args)), real(args, **kw))[1])
     holes.open(30999, 20999)
     assert calls and all("-I" in c for c in calls)  # tried again, not taken for made
+
+
+def test_a_start_that_fails_after_its_hole_began_leaves_no_hole(guarded: LocalBackend, spaces: Spaces) -> None:
+    spec = spaces.spec({"app.py": "print('never runs')"}, app_file="missing.py")  # refused after the port is chosen
+    with pytest.raises(StartFailed, match="missing.py not found"):
+        spaces.start(spec)
+    uid = guarded.uids.uid(spec.space_id)
+    rules = subprocess.run(["iptables", "-w", "-S", netguard.chain_name(guarded.settings.uid_min)],
+                           capture_output=True, text=True, check=True).stdout
+    assert f"--uid-owner {uid} " not in rules

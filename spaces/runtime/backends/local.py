@@ -47,7 +47,7 @@ from spaces.builder.plan import Artifact
 from spaces.runtime import sandbox
 from spaces.runtime.cgroups import Cgroups
 from spaces.runtime.contracts import Handle, InstanceSpec, Observed, Phase, StartFailed
-from spaces.runtime.netguard import NoHoles, OwnPortHoles
+from spaces.runtime.netguard import NoHoles, Opening, OwnPortHoles
 from spaces.runtime.zygote_client import ZYGOTE_SCRIPT, ZygotePool, ZygoteUnavailable
 
 log = logging.getLogger(__name__)
@@ -138,6 +138,20 @@ class LocalBackend:
         if os.geteuid() != 0:
             raise StartFailed("the local backend needs root to sandbox Spaces (uids, cgroups, namespaces)")
         venv, workdir = spec.artifact.ref, Path(spec.workdir)
+        uid = self.uids.uid(spec.space_id)
+        port, host = self.ports.take(self.settings.host), self.settings.host
+        # the guard's hole takes iptables a few milliseconds in processes of their own: they run on another core
+        # while this thread checks and prepares the rest, and the hole is made before the app exists (_start waits)
+        opening = self.holes.begin(uid, port)
+        try:
+            return self._start(spec, instance, venv, workdir, uid, port, host, opening)
+        except BaseException:
+            opening.wait()
+            self.holes.close(uid, port)
+            raise
+
+    def _start(self, spec: InstanceSpec, instance: str, venv: str, workdir: Path, uid: int, port: int, host: str,
+               opening: Opening) -> Handle:
         app_file = spec.app_file or "app.py"
         if not Path(venv, "bin", "python").exists():
             raise StartFailed(f"the environment {venv} has no bin/python; rebuild the Space")
@@ -151,11 +165,9 @@ class LocalBackend:
                 if Path(os.path.realpath(path)).is_relative_to("/tmp"):
                     raise StartFailed(f"the {what} {path} is under /tmp, which each Space replaces with its own "
                                       "private /tmp; move it (e.g. under /var/tmp or the data dir)")
-        uid = self.uids.uid(spec.space_id)
         sandbox.own_tree(workdir, uid, uid)
         home, home_target = sandbox.prepare_home(self.homes_dir, spec.space_id, uid, uid)
         home_env = str(home_target if self.namespaces else home)
-        port, host = self.ports.take(self.settings.host), self.settings.host
         env = sandbox.build_env(spec, venv, home_env, port, host)
         argv = sandbox.app_argv(spec.sdk, venv, app_file, port, host)
         log_path = self.logs_dir / f"{instance}.log"
@@ -174,12 +186,8 @@ class LocalBackend:
                "env": env, "argv": argv, "cgroup_procs": procs,
                "namespace": {"tmp_size_mb": self.settings.tmp_size_mb, "home_src": str(home),
                              "home_target": str(home_target)} if self.namespaces else None}
-        self.holes.open(uid, port)  # before the app exists: it may check its own port at once
-        try:
-            pid, via = self._launch(req, spec.sdk, venv, home_env)
-        except BaseException:
-            self.holes.close(uid, port)
-            raise
+        opening.wait()  # before the app exists: it may check its own port at once
+        pid, via = self._launch(req, spec.sdk, venv, home_env)
         st = sandbox.proc_stat(pid)
         state = sandbox.InstanceState(instance, pid, st[1] if st else 0, port, host, uid, spec.space_id, spec.sdk,
                                       via, str(log_path), dict(spec.labels), time.time(), bool(procs), str(workdir))
