@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from spaces.db.models import Space, utcnow
@@ -46,19 +47,19 @@ class WakeService:
             def ready() -> None:
                 loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(WakeResult(True)))
 
-            refused = await asyncio.to_thread(self._mark_awake, space_id)
+            refused = await asyncio.to_thread(self._mark_awake, space_id, ready)
             if refused:
                 fut.set_result(WakeResult(False, refused))
-            else:
-                self.reconciler.on_ready(space_id, ready)
             fut.add_done_callback(lambda _f: self._inflight.pop(space_id, None))
         try:
             return await asyncio.wait_for(asyncio.shield(fut), self.timeout)
         except asyncio.TimeoutError:
             return WakeResult(False, "The Space is taking long to start; try again in a moment.")
 
-    def _mark_awake(self, space_id: str) -> str:
-        """Flip desired state to awake; returns a refusal message when the Space must not wake."""
+    def _mark_awake(self, space_id: str, ready: Callable[[], None]) -> str:
+        """Flip desired state to awake and have the reconciler start it (calling ``ready`` when it runs); returns a
+        refusal message when the Space must not wake. The nudge comes from this worker thread as soon as the change
+        is committed: the reconciler need not wait for the event loop to come back to this coroutine first."""
         with self.db.session() as s:
             space = s.get(Space, space_id)
             if space is None:
@@ -68,4 +69,5 @@ class WakeService:
             if space.asleep:
                 space.asleep = False
                 space.last_modified = space.last_modified or utcnow()
+        self.reconciler.on_ready(space_id, ready)
         return ""
