@@ -75,7 +75,10 @@ class LogBus:
                 except IntegrityError:  # another Space went in between: this batch is not worth a third try
                     log.warning("dropped %d log lines of Spaces deleted while they were written", len(batch))
                     return
-            self._trim(batch)
+            try:
+                self._trim(batch)
+            except Exception:  # the lines are stored; trimming is tried again with the next batch of this Space
+                log.exception("trimming stored log lines failed")
 
     def _trim(self, batch: list[dict]) -> None:
         """Keep the newest ``keep`` lines of each (Space, kind) that has had a tenth of that written since its last
@@ -83,13 +86,13 @@ class LogBus:
         self._unchecked.update((r["space_id"], r["kind"]) for r in batch)
         due = [key for key, n in self._unchecked.items() if n >= max(1, self.keep // 10)]
         for space_id, kind in due:
-            del self._unchecked[(space_id, kind)]
             mine = (LogLine.space_id == space_id, LogLine.kind == kind)
             with self.db.session() as s:
                 oldest_kept = s.scalar(select(LogLine.id).where(*mine).order_by(LogLine.id.desc())
                                        .offset(self.keep - 1).limit(1))
                 if oldest_kept is not None:
                     s.execute(delete(LogLine).where(*mine, LogLine.id < oldest_kept))
+            del self._unchecked[(space_id, kind)]
 
     def _insert(self, rows: list[dict]) -> None:
         if rows:
