@@ -62,7 +62,8 @@ def build_hub(settings: Settings) -> Hub:
             path = settings.data_path / f"spaces.db{suffix}"
             if path.exists():
                 path.chmod(0o600)
-    return Hub(settings=settings, db=db, spaces=SpaceService(settings.repos_path), logs=LogBus(db, keep=settings.limits.log_lines))
+    return Hub(settings=settings, db=db, spaces=SpaceService(settings.repos_path),
+               logs=LogBus(db, keep=settings.limits.log_lines))
 
 
 def create_app(settings: Settings | None = None, hub: Hub | None = None) -> FastAPI:

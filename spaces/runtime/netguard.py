@@ -88,7 +88,8 @@ class OwnPortHoles:
         self._lock = threading.Lock()
 
     def begin(self, uid: int, port: int) -> Opening:
-        """Start making the hole for ``uid`` to ``port``; the answer's ``wait()`` returns once it is made (or failed)."""
+        """Start making the hole for ``uid`` to ``port``; the answer's ``wait()`` returns once it is made (or
+        failed)."""
         with self._lock:
             if (uid, port) in self._open:
                 return Opening()
