@@ -54,10 +54,6 @@ class Capacity:
                                                Space.asleep.is_(False)))
         return Counter(sp.hardware for sp in spaces if sp.id != exclude)
 
-    def account_usage(self, s: Session, account: Account, *, exclude: str | None = None) -> q.QuotaUsage:
-        _, usage = self.metered(s, account)
-        return usage.as_quota_usage(dict(self.running_counts(s, account, exclude=exclude)))
-
     def report(self, s: Session, account: Account) -> dict:
         """Usage and quota of one account, as the API and the CLI show it."""
         period, usage = self.metered(s, account)
@@ -95,10 +91,11 @@ class Capacity:
     def check_quota(self, s: Session, account: Account, flavor: str, *, exclude: str | None = None) -> None:
         request = q.QuotaRequest.for_flavor(self.catalog.get(flavor))
         quota = self.account_quota(s, account)
+        running = dict(self.running_counts(s, account, exclude=exclude))
         if q.needs_metering(quota, request):
-            usage = self.account_usage(s, account, exclude=exclude)
+            usage = self.metered(s, account)[1].as_quota_usage(running)
         else:  # billing the month reads every interval of it (each start opens one): not for a check that ignores it
-            usage = q.QuotaUsage(dict(self.running_counts(s, account, exclude=exclude)))
+            usage = q.QuotaUsage(running)
         q.check(quota, usage, request)
 
     # ---- placement ----------------------------------------------------------------------------------------
