@@ -14,6 +14,10 @@ Rules, in order, for a Host under the apps domain (any other Host goes to the hu
 4. running with an upstream -> forward; paused / error -> a page or JSON with the stage and message;
 5. sleeping / starting -> one coalesced ``waker`` call per Space; browsers get the waiting page at once, API
    clients wait for the route to turn running (at most ``wake_timeout``), then 503 with Retry-After.
+
+The hot path's decision is remembered per host name: a public Space that is running forwards every request
+(but ``/__spaces/``) to the same ``Target``, so ``decide`` keeps that target until the route table's ``version``
+changes, and the next request to that host is one dict lookup.
 """
 
 from __future__ import annotations
@@ -76,12 +80,23 @@ class Gate:
         self._auth: dict[tuple[str, str | None, str | None], tuple[bool, float]] = {}
         self._nudged: dict[str, float] = {}
         self._targets: dict[str, tuple[Route, Target]] = {}
+        #: host name -> the Target of a public running Space, valid while routes.version == _hot_version
+        self._hot: dict[bytes, Target] = {}
+        self._hot_version = routes.version
         #: how many times ``waker`` was actually called (coalesced calls not counted)
         self.wake_calls = 0
 
     # ---- entry point ------------------------------------------------------------------------------------
     def decide(self, req: RequestHead) -> Target | Reply | Awaitable[Target | Reply]:
         hostname = req.hostname
+        version = self.routes.version  # read before the route: a change made after this is seen next time
+        if version != self._hot_version:
+            self._hot.clear()
+            self._hot_version = version
+        else:
+            hot = self._hot.get(hostname)
+            if hot is not None and req.target[:10] != b"/__spaces/":
+                return hot
         suffix = self.suffix
         if not hostname.endswith(suffix) or hostname in self.hub_hosts:
             return self.hub
@@ -101,6 +116,9 @@ class Gate:
                 return self._authorize_then(req, name, route, token, cookie)
             if not ok:
                 return self._denied(req)
+        elif route.state == "running" and route.upstream is not None:
+            target = self._hot[hostname] = self._target(route)
+            return target
         return self._by_state(req, name, route)
 
     # ---- state -> answer --------------------------------------------------------------------------------

@@ -31,6 +31,8 @@ class RedisRouteTable:
         self._hash = f"{prefix}routes"
         self._channel = f"{prefix}routes:changed"
         self._cache: dict[str, Route] = {}
+        self._lock = threading.Lock()  # the cache's writers: callers of put/delete and the subscriber thread
+        self.version = 0
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._listen, name="route-table-sub", daemon=True)
@@ -47,7 +49,9 @@ class RedisRouteTable:
         pipe.hset(self._hash, host, data)
         pipe.publish(self._channel, json.dumps({"host": host, "route": route.to_json()}))
         pipe.execute()
-        self._cache[host] = route
+        with self._lock:
+            self._cache[host] = route
+            self.version += 1
 
     def get(self, host: str) -> Route | None:
         return self._cache.get(host)
@@ -58,7 +62,9 @@ class RedisRouteTable:
         pipe.hdel(self._hash, host)
         pipe.publish(self._channel, json.dumps({"host": host, "route": None}))
         pipe.execute()
-        self._cache.pop(host, None)
+        with self._lock:
+            self._cache.pop(host, None)
+            self.version += 1
 
     def all(self) -> dict[str, Route]:
         return {host: _decode(raw) for host, raw in self._redis.hgetall(self._hash).items()}
@@ -71,21 +77,27 @@ class RedisRouteTable:
     # ---- cache upkeep -----------------------------------------------------------------------------------
     def _reload(self) -> None:
         fresh = {host: _decode(raw) for host, raw in self._redis.hgetall(self._hash).items()}
-        for host in list(self._cache):
-            if host not in fresh:
-                self._cache.pop(host, None)
-        self._cache.update(fresh)
+        with self._lock:
+            for host in list(self._cache):
+                if host not in fresh:
+                    self._cache.pop(host, None)
+            self._cache.update(fresh)
+            self.version += 1
 
     def _apply(self, message: dict[str, Any]) -> None:
         try:
             body = json.loads(message["data"])
             host = body["host"]
-            if body.get("route") is None:
-                self._cache.pop(host, None)
-            else:
-                self._cache[host] = Route.from_json(body["route"])
+            route = None if body.get("route") is None else Route.from_json(body["route"])
         except (ValueError, KeyError, TypeError):
             log.warning("ignoring a malformed route message: %r", message.get("data"))
+            return
+        with self._lock:
+            if route is None:
+                self._cache.pop(host, None)
+            else:
+                self._cache[host] = route
+            self.version += 1
 
     def _listen(self) -> None:
         while not self._stop.is_set():

@@ -6,7 +6,10 @@ Contract (``RouteTable``), used by the reconciler (writer) and the proxy (reader
 * ``get(host) -> Route | None`` - the hot path: called for every request to an app host. Must be an O(1)
   in-memory lookup with no I/O (the Redis table serves it from a local cache kept fresh by pub/sub);
 * ``delete(host)`` - forget ``host``; deleting an unknown host is not an error;
-* ``all() -> dict[host, Route]`` - a snapshot, for listings and reconciling.
+* ``all() -> dict[host, Route]`` - a snapshot, for listings and reconciling;
+* ``version`` - an int that changes after every change ``get`` can see (stored first, then counted), so a reader
+  that read ``version`` before its ``get`` may reuse what it derived from the answer while ``version`` stays the
+  same (the proxy's gate keeps its per-host decisions that way).
 
 ``host`` is the Space's subdomain label, lowercase, without the apps domain (``alice-demo`` for
 ``alice-demo.localhost:8000``): the apps domain is a deployment setting, the label is what the hub stores.
@@ -64,6 +67,8 @@ class Route:
 
 
 class RouteTable(Protocol):
+    version: int
+
     def put(self, host: str, route: Route) -> None: ...
 
     def get(self, host: str) -> Route | None: ...
@@ -79,15 +84,20 @@ class MemoryRouteTable:
     def __init__(self) -> None:
         self._routes: dict[str, Route] = {}
         self._lock = threading.Lock()
+        self.version = 0
 
     def put(self, host: str, route: Route) -> None:
-        self._routes[host.lower()] = route
+        with self._lock:  # writers on several threads: no count lost
+            self._routes[host.lower()] = route
+            self.version += 1
 
     def get(self, host: str) -> Route | None:
         return self._routes.get(host)
 
     def delete(self, host: str) -> None:
-        self._routes.pop(host.lower(), None)
+        with self._lock:
+            self._routes.pop(host.lower(), None)
+            self.version += 1
 
     def all(self) -> dict[str, Route]:
         with self._lock:

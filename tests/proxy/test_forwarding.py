@@ -50,6 +50,30 @@ def test_routes_by_host_and_keeps_it(proxy, upstreams):
         assert c.get("/headers").json()["upstream"] == "hub"
 
 
+def test_every_route_change_reaches_the_next_request_to_a_host_the_gate_remembers(proxy, upstreams):
+    """The gate keeps a running public Space's target per host name until the route table changes: each change
+    (new upstream, sleep, private, gone) must still decide the very next request, on a kept-alive connection too."""
+    with proxy.client("demo") as c:
+        assert [c.get("/headers").json()["upstream"] for _ in range(3)] == ["app-a"] * 3  # remembered after the first
+        proxy.put("demo", "alice/demo", upstreams["app-b"].addr)
+        assert c.get("/headers").json()["upstream"] == "app-b"
+        proxy.put("demo", "alice/demo", upstreams["app-b"].addr, state="paused", message="paused by alice")
+        r = c.get("/headers")
+        assert r.status_code == 503 and r.json()["error"] == "paused by alice"
+        proxy.put("demo", "alice/demo", upstreams["app-a"].addr)
+        assert c.get("/headers").json()["upstream"] == "app-a"
+        proxy.put("demo", "alice/demo", upstreams["app-a"].addr, private=True)
+        assert c.get("/headers").status_code == 404  # no credential: as if it did not exist
+        assert c.get("/headers").status_code == 404  # a private Space's answer is never remembered
+        proxy.put("demo", "alice/demo", upstreams["app-a"].addr)
+        assert c.get("/headers").json()["upstream"] == "app-a"
+        assert c.get("/__spaces/status").json()["state"] == "running"  # answered by the proxy, even when remembered
+        proxy.routes.delete("demo")
+        assert c.get("/headers").status_code == 404
+    with proxy.client("other") as c:  # another host on the same gate is unaffected
+        assert c.get("/headers").json()["upstream"] == "app-b"
+
+
 def test_keep_alive_every_request_gets_its_own_forwarding_headers(proxy):
     sock = proxy.raw()
     host = f"demo.localhost:{proxy.port}"

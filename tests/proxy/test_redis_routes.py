@@ -76,3 +76,24 @@ def test_a_proxy_on_a_redis_table_routes_what_another_replica_wrote(tables, make
     _eventually(lambda: mine.get("shared") is not None)
     with proxy.client("shared") as c:
         assert c.get("/headers").json()["upstream"] == "app-b"
+    # the gate now remembers that host's target: another replica's change must still reach the next request
+    other.put("shared", Route("alice/shared", upstreams["app-a"].addr, "running"))
+    _eventually(lambda: mine.get("shared").upstream == upstreams["app-a"].addr)
+    with proxy.client("shared") as c:
+        assert c.get("/headers").json()["upstream"] == "app-a"
+    other.delete("shared")
+    _eventually(lambda: mine.get("shared") is None)
+    with proxy.client("shared") as c:
+        assert c.get("/headers").status_code == 404
+
+
+def test_every_change_to_the_cache_moves_the_version(tables):
+    a, b = tables(), tables()
+    seen = [b.version]
+    for change in (lambda: a.put("demo", Route("alice/demo", None, "sleeping")),
+                   lambda: a.put("demo", Route("alice/demo", ("127.0.0.1", 9000), "running")),
+                   lambda: a.delete("demo")):
+        change()
+        _eventually(lambda: b.version != seen[-1])  # through the subscription
+        seen.append(b.version)
+    assert a.version >= 3
