@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from spaces.proxy import pages
 from spaces.proxy.gate import Reply, Target
-from spaces.proxy.http1 import Framer, HttpError, RequestHead, ResponseHead
+from spaces.proxy.http1 import Framer, HttpError, RequestHead, ResponseHead, parse_response
 
 if TYPE_CHECKING:
     from spaces.proxy.server import ProxyServer
@@ -471,12 +471,23 @@ class Upstream(asyncio.Protocol):
                     client.bad_upstream(self, "The app sent a response head that is too large.")
                 return
             try:
-                head = ResponseHead(buf[:end], self.method)
+                head = parse_response(buf[:end], self.method)
             except HttpError as exc:
                 client.bad_upstream(self, exc.message)
                 return
             buf = buf[end + 4:]
             self.buf = b""
+            if type(head) is tuple:  # the common final answer, framed by a Content-Length (no objects built)
+                self.answered = True
+                self.keep, length, data = head
+                if len(buf) >= length:  # all of the body came with the head: one send, and the exchange is over
+                    client.transport.write(data + buf[:length] if length else data)
+                    self._done(len(buf) > length)
+                    return
+                self.framer = Framer(Framer.LENGTH, length - len(buf))
+                self.rstate = R_BODY
+                client.transport.write(data + buf if buf else data)
+                return
             if head.status == 101:
                 if not self.upgrade:
                     client.bad_upstream(self, "The app switched protocols without being asked.")

@@ -466,15 +466,32 @@ def _value_at(low: bytes, start: int) -> bytes:
     return low[start:end if end >= 0 else len(low)].strip(b" \t")
 
 
+def parse_response(raw: bytes, request_method: bytes) -> ResponseHead | tuple[bool, int, bytes]:
+    """A response head (without its final CRLFCRLF) for a request made with ``request_method``, for the proxy.
+
+    The common final answer comes back as the tuple ``(keep_alive, length, head to send on)``, with no object
+    built for it: a status of 200 or more with a body (not 204 or 304, not for HEAD) framed by one valid
+    Content-Length, whose only other field the proxy acts on is at most ``Connection: keep-alive`` (cut from the
+    head). Any other head comes back as a :class:`ResponseHead`. Malformed heads raise HttpError(502) either way."""
+    scanned = _scan_response(raw)
+    status, _, quick = scanned
+    if quick is not None and quick[1] >= 0 and status >= 200 and status != 204 and status != 304 \
+            and request_method != b"HEAD":
+        return quick
+    return ResponseHead(raw, request_method, scanned)
+
+
 class ResponseHead(_Head):
     """One parsed response head: status, how its body is framed, and the head to send to the client."""
 
     __slots__ = ("status", "framer", "keep_alive", "data")
 
-    def __init__(self, raw: bytes, request_method: bytes) -> None:
+    def __init__(self, raw: bytes, request_method: bytes,
+                 scanned: tuple[int, bytes, tuple[bool, int, bytes] | None] | None = None) -> None:
         # held to the request rules: the client (or a load balancer pooling its connections to us) parses these
-        # bytes after us, and an app must not get a head past us that the client reads differently
-        status, low, quick = _scan_response(raw)
+        # bytes after us, and an app must not get a head past us that the client reads differently.
+        # ``scanned``: what _scan_response(raw) returned, when the caller ran it already (parse_response)
+        status, low, quick = scanned or _scan_response(raw)
         self.status, self.raw, self.low = status, raw, low
         if quick is not None:  # at most one Content-Length and one "Connection: keep-alive" (nginx, uvicorn)
             self.keep_alive, length, self.data = quick

@@ -297,6 +297,37 @@ def test_a_safe_request_crossing_the_apps_close_is_sent_again(make_proxy):
                         (2, b"POST /third HTTP/1.1")]
 
 
+def test_a_body_that_comes_in_pieces_after_its_head_is_counted_to_its_end(make_proxy):
+    """The head and the body's first bytes in one read, the rest later: the proxy must count the body to its end,
+    or the next request on the connection would wait for bytes that never come."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    body = bytes(range(256)) * 40
+
+    def serve() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            for i in range(2):
+                buf = b""
+                while b"\r\n\r\n" not in buf:
+                    buf += conn.recv(65536)
+                head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\nX-Answer: {i}\r\n\r\n".encode()
+                conn.sendall(head + body[:1000])
+                time.sleep(0.2)  # the proxy reads the head with part of the body first
+                conn.sendall(body[1000:])
+
+    threading.Thread(target=serve, daemon=True).start()
+    handle = make_proxy()
+    handle.put("pieces", "x/pieces", srv.getsockname())
+    try:
+        with handle.client("pieces") as c:
+            answers = [c.get(f"/{i}", timeout=5) for i in range(2)]
+    finally:
+        srv.close()
+    assert [(r.status_code, r.headers["x-answer"], r.content) for r in answers] == [(200, "0", body), (200, "1", body)]
+
+
 def test_an_upstream_connection_idle_too_long_is_not_reused(make_proxy):
     app = _OneShotApp()
     handle = make_proxy(upstream_idle_timeout=0.3)

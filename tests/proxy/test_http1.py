@@ -150,6 +150,36 @@ def test_response_keep_alive_and_hop_by_hop_headers(raw, keep_alive, length, sen
         keep_alive, Framer.LENGTH, length, sent)
 
 
+@pytest.mark.parametrize("raw,method,quick", [
+    (b"HTTP/1.1 200 OK\r\nServer: s\r\nContent-Length: 2\r\nConnection: keep-alive", b"GET", True),
+    (b"HTTP/1.0 404 Not Found\r\nContent-Length: 0", b"POST", True),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2", b"HEAD", False),  # no body follows, whatever the length says
+    (b"HTTP/1.1 204 No Content\r\nContent-Length: 0", b"GET", False),
+    (b"HTTP/1.1 304 Not Modified\r\nContent-Length: 2", b"GET", False),
+    (b"HTTP/1.1 103 Early Hints\r\nContent-Length: 2", b"GET", False),
+    (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream", b"GET", False),  # until close
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked", b"GET", False),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close", b"GET", False),
+])
+def test_parse_response_answers_the_common_head_as_a_tuple_that_agrees_with_response_head(raw, method, quick):
+    """The proxy reads response heads with parse_response: its fast answer must be ResponseHead's, field for field."""
+    parsed, head = http1.parse_response(raw, method), ResponseHead(raw, method)
+    if not quick:
+        assert isinstance(parsed, ResponseHead)
+        assert (parsed.status, parsed.keep_alive, parsed.framer.kind, parsed.data) == (
+            head.status, head.keep_alive, head.framer.kind, head.data)
+        return
+    keep_alive, length, data = parsed
+    assert (keep_alive, Framer.LENGTH, length, data) == (head.keep_alive, head.framer.kind, head.framer.remaining,
+                                                         head.data)
+
+
+def test_parse_response_refuses_what_response_head_refuses():
+    with pytest.raises(HttpError) as exc:
+        http1.parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3", b"GET")
+    assert exc.value.status == 502
+
+
 @pytest.mark.parametrize("raw", [
     b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3",
     b"HTTP/1.1 200 OK\r\nContent-Length: x2\r\nConnection: keep-alive",
