@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import threading
 import time
 
+import httpx
 import pytest
+from conftest import free_port, start_process, stop_process
 
 
 def _recv_responses(sock: socket.socket, count: int) -> list[tuple[bytes, dict]]:
@@ -365,3 +368,20 @@ def test_an_app_cannot_pass_a_response_head_the_client_could_read_differently(ma
     finally:
         srv.close()
     assert r.status_code == 502 and r.json() == {"error": "the app sent a malformed response"}
+
+
+def test_the_standalone_proxy_routes_its_static_routes_and_sends_the_rest_to_the_hub(upstreams):
+    """``python -m spaces.proxy`` (the benches' proxy) as a process: --route hosts to their app, others to --hub."""
+    port = free_port()
+    app, hub = upstreams["app-a"], upstreams["hub"]
+    proc = start_process([sys.executable, "-m", "spaces.proxy", "--listen", f"127.0.0.1:{port}",
+                          "--hub", f"127.0.0.1:{hub.port}", "--route", f"demo=127.0.0.1:{app.port}",
+                          "--loop", "asyncio"], port)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
+            assert c.get("/headers", headers={"host": "demo.localhost"}).json()["upstream"] == "app-a"
+            assert c.get("/headers", headers={"host": "elsewhere.example"}).json()["upstream"] == "hub"
+            assert c.get("/headers", headers={"host": "nope.localhost"}).status_code == 404
+    finally:
+        stop_process(proc)
+    assert proc.returncode == 0  # SIGTERM stops it cleanly
