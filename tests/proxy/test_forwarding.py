@@ -55,7 +55,7 @@ def test_routes_by_host_and_keeps_it(proxy, upstreams):
 
 def test_every_route_change_reaches_the_next_request_to_a_host_the_gate_remembers(proxy, upstreams):
     """The gate keeps a running public Space's target per host name until the route table changes: each change
-    (new upstream, sleep, private, gone) must still decide the very next request, on a kept-alive connection too."""
+    (new upstream, paused, private, gone) must still decide the very next request, on a kept-alive connection too."""
     with proxy.client("demo") as c:
         assert [c.get("/headers").json()["upstream"] for _ in range(3)] == ["app-a"] * 3  # remembered after the first
         proxy.put("demo", "alice/demo", upstreams["app-b"].addr)
