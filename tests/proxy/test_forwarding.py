@@ -67,6 +67,9 @@ def test_every_route_change_reaches_the_next_request_to_a_host_the_gate_remember
         assert c.get("/headers").json()["upstream"] == "app-a"
         proxy.put("demo", "alice/demo", upstreams["app-a"].addr, private=True)
         assert c.get("/headers").status_code == 404  # no credential: as if it did not exist
+        proxy.controls.tokens.add("hf_alice")
+        for _ in range(2):  # the second is allowed from the gate's cache of checked credentials
+            assert c.get("/headers", headers={"authorization": "Bearer hf_alice"}).json()["upstream"] == "app-a"
         assert c.get("/headers").status_code == 404  # a private Space's answer is never remembered
         proxy.put("demo", "alice/demo", upstreams["app-a"].addr)
         assert c.get("/headers").json()["upstream"] == "app-a"
