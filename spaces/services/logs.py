@@ -70,11 +70,13 @@ class LogBus:
             except IntegrityError:
                 with self.db.session() as s:
                     alive = set(s.scalars(select(Space.id).where(Space.id.in_({r["space_id"] for r in batch}))))
+                kept = [r for r in batch if r["space_id"] in alive]
                 try:
-                    self._insert([r for r in batch if r["space_id"] in alive])
+                    self._insert(kept)
                 except IntegrityError:  # another Space went in between: this batch is not worth a third try
                     log.warning("dropped %d log lines of Spaces deleted while they were written", len(batch))
                     return
+                batch = kept  # a deleted Space's lines were not stored: nothing of it to count for trimming
             try:
                 self._trim(batch)
             except Exception:  # the lines are stored; trimming is tried again with the next batch of this Space
