@@ -4,11 +4,16 @@
     .venv/bin/python bench/wake.py --backend docker     # the Docker backend (engine and base image set up first)
     WAKE_SAMPLES=1 .venv/bin/python bench/wake.py ...    # also print every wake's time, in order
 
-Three ``spaces serve`` configurations, one after the other, each with a gradio and a streamlit template Space:
+Four ``spaces serve`` configurations, one after the other, each with a gradio and a streamlit template Space:
 
 * **frozen** (defaults): ``spaces sleep`` freezes the app (cgroup freezer); a wake thaws it.
-* **stopped** (``SPACES_RUNTIME__STOP_FROZEN_AFTER=0``): sleep freezes then stops the process; a wake starts a
-  new instance forked from the environment's pre-warmed zygote.
+* **stopped** (``SPACES_RUNTIME__STOP_FROZEN_AFTER=0``): sleep freezes, then stops the process as after the long
+  sleep. Gradio: a wake starts a new instance forked from the environment's pre-warmed zygote. Streamlit: the stop
+  leaves a standby (a fresh server forked from the zygote and frozen once it listens; see
+  ``spaces.runtime.reconciler``), and a wake thaws it.
+* **evicted** (``SPACES_RUNTIME__MIN_AVAILABLE_MEMORY=1.0``: always short of memory): sleep freezes, then stops the
+  process under memory pressure, and the pressure also stops a Streamlit Space's standby at the next sweep; a
+  wake forks a new instance from the zygote (both SDKs).
 * **cold** (the same plus ``SPACES_LOCAL__ZYGOTE=false``): a wake starts a fresh interpreter, as a first start
   does: the reference.
 
@@ -17,7 +22,7 @@ With ``--backend docker`` there are two tiers: **frozen** (``docker pause``; a w
 image, as a first start does). Docker has no zygote tier.
 
 Each round: ``POST /api/spaces/{id}/sleep``, wait until the Space is fully asleep (stage SLEEPING; for the two
-stopping tiers, its process gone), then send ``--concurrency`` requests at once as an API client (held by the proxy
+stopping tiers, its process gone: in the stopped tier, or replaced by a frozen standby), then send ``--concurrency`` requests at once as an API client (held by the proxy
 until the app answers) and time the first 200. Any answer other than 200 during a wake counts as a failure.
 The **awake** row (measured in the frozen tier's platform, before its wakes) times the same requests to the Space
 while it runs: the floor that the client, the proxy and the app's own answer put under every tier.
@@ -49,12 +54,14 @@ from benchstats import percentile  # noqa: E402
 from harness import docker_backend_env, setup_docker_engine  # noqa: E402
 from huggingface_hub import HfApi  # noqa: E402
 
+from spaces.runtime.cgroups import Cgroups  # noqa: E402
 from spaces.runtime.contracts import LABEL_SPACE  # noqa: E402
 
 TIERS = {
     "frozen": {},
-    "stopped": {"SPACES_RUNTIME__STOP_FROZEN_AFTER": "0"},
-    "cold": {"SPACES_RUNTIME__STOP_FROZEN_AFTER": "0", "SPACES_LOCAL__ZYGOTE": "false"},
+    "stopped": {"SPACES_RUNTIME__STOP_FROZEN_AFTER": "0", "SPACES_RUNTIME__MIN_AVAILABLE_MEMORY": "0"},
+    "evicted": {"SPACES_RUNTIME__MIN_AVAILABLE_MEMORY": "1.0"},
+    "cold": {"SPACES_RUNTIME__MIN_AVAILABLE_MEMORY": "1.0", "SPACES_LOCAL__ZYGOTE": "false"},
 }
 DOCKER_TIERS = {"frozen": {}, "cold": {"SPACES_RUNTIME__STOP_FROZEN_AFTER": "0"}}
 
@@ -105,15 +112,21 @@ async def wake_once(port: int, host: str, concurrency: int) -> tuple[float, int]
     return (min(firsts) if firsts else float("nan")), failures
 
 
-def fully_asleep(platform: kit.Platform, actor: Actor, repo_id: str, space_id: str, stopping: bool,
-                 docker: bool) -> bool:
+def fully_asleep(platform: kit.Platform, actor: Actor, repo_id: str, space_id: str, tier: str,
+                 docker: bool, awake_pids: set[int]) -> bool:
+    """SLEEPING; for the stopping tiers no instance left, except in the stopped tier a frozen standby (a pid that
+    did not run awake)."""
     if actor.api.get_space_runtime(repo_id).stage != "SLEEPING":
         return False
-    if not stopping:
+    if tier == "frozen":
         return True
     if docker:
         return not containers(space_id)
-    return not [s for s in kit.instance_states(platform) if s.get("space_id") == space_id]
+    left = [s for s in kit.instance_states(platform) if s.get("space_id") == space_id]
+    if tier != "stopped":
+        return not left
+    groups = Cgroups(platform.cgroup_root)
+    return all(s["pid"] not in awake_pids and groups.frozen(s["instance"]) for s in left)
 
 
 def run_tier(base: Path, envs: Path, tier: str, sdks: list[str], rounds: int, concurrency: int,
@@ -140,10 +153,11 @@ def run_tier(base: Path, envs: Path, tier: str, sdks: list[str], rounds: int, co
                 results.setdefault("awake", {})[sdk] = ([a[0] for a in awake], sum(a[1] for a in awake))
             samples, failures = [], 0
             for _ in range(rounds):
+                awake = {s["pid"] for s in kit.instance_states(platform) if s.get("space_id") == space_id}
                 with actor.http() as c:
                     c.post(f"/api/spaces/{repo_id}/sleep").raise_for_status()
-                kit.wait_until(lambda: fully_asleep(platform, actor, repo_id, space_id, tier != "frozen",
-                                                    docker is not None),
+                kit.wait_until(lambda: fully_asleep(platform, actor, repo_id, space_id, tier, docker is not None,
+                                                    awake),
                                timeout=60, interval=0.05, what=f"{repo_id} asleep")
                 seconds, failed = asyncio.run(wake_once(platform.port, host, concurrency))
                 samples.append(seconds)
@@ -170,7 +184,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--concurrency", type=int, default=5, help="requests sent at once per wake")
     ap.add_argument("--sdks", default="gradio,streamlit")
-    ap.add_argument("--tiers", default=None, help="default: frozen,stopped,cold (local), frozen,cold (docker)")
+    ap.add_argument("--tiers", default=None, help="default: frozen,stopped,evicted,cold (local), frozen,cold (docker)")
     ap.add_argument("--backend", choices=("local", "docker"), default="local")
     ap.add_argument("--envs-dir", type=Path, default=None, help="built environments to reuse (default: fresh)")
     args = ap.parse_args()

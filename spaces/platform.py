@@ -114,7 +114,9 @@ class Platform:
         self.reconciler = Reconciler(hub.db, self.backend, hub.logs, start_instance=self._start_instance,
                                      publish_route=self._publish_route, sweep_seconds=settings.runtime.sweep_seconds,
                                      stop_frozen_after=settings.runtime.stop_frozen_after,
-                                     memory_pressure=self._memory_pressure())
+                                     memory_pressure=self._memory_pressure(),
+                                     start_standby=self._start_standby,
+                                     reserve=lambda s, space: placement_json(self.capacity.reserve(s, space)))
         self.builds = BuildService(hub.db, hub.logs, repo_for=hub.spaces.repo, builder=make_builder(settings),
                                    planner=plan_checkout, workers=settings.runtime.build_workers,
                                    on_built=self.reconciler.nudge, env_for=variables_and_secrets)
@@ -147,12 +149,24 @@ class Platform:
         placement = self.capacity.reserve(s, space)
         flavor = self.catalog.get(space.hardware)
         limits = Limits(cpu=flavor.limits.cpu, memory_mb=flavor.limits.memory_mb, gpus=placement.gpus)
+        return self._start(s, space, artifact, limits, placement.node), placement_json(placement)
+
+    def _start_standby(self, s, space: Space, artifact: Artifact) -> Handle | None:  # noqa: ANN001
+        """A standby for a Space stopped asleep (see spaces.runtime.reconciler), where the backend can run its SDK
+        as one; never for a GPU flavor, whose devices only a placement assigns. No quota check and no placement:
+        a standby holds neither until a visitor wakes it, and then it claims both as any start does."""
+        flavor = self.catalog.get(space.hardware)
+        if space.sdk not in getattr(self.backend, "standby_sdks", ()) or flavor.reservation.gpus:
+            return None
+        return self._start(s, space, artifact, flavor.limits, getattr(self.backend, "node", "local"))
+
+    def _start(self, s, space: Space, artifact: Artifact, limits: Limits, node: str) -> Handle:  # noqa: ANN001
         workdir = workdir_for(self.work_root, self.hub.spaces.repo(space), space.id, artifact.sha)
         spec = instance_spec(s, space, artifact, app_host=self.settings.app_host(space.subdomain), workdir=workdir,
-                             limits=limits, node=placement.node, telemetry=self.settings.runtime.sdk_telemetry,
+                             limits=limits, node=node, telemetry=self.settings.runtime.sdk_telemetry,
                              startup_timeout=startup_timeout(space.card_data,
                                                              self.settings.runtime.default_startup_timeout))
-        return self.backend.start(spec), placement_json(placement)
+        return self.backend.start(spec)
 
     def _publish_route(self, update: RouteUpdate) -> None:
         upstream = update.upstream

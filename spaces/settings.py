@@ -54,11 +54,13 @@ class RuntimeSettings(BaseModel):
     sweep_seconds: float = Field(5.0, gt=0, description="the reconciler looks at every Space this often")
     sleep_sweep_seconds: float = Field(10.0, gt=0, description="the sleeper checks for idle Spaces this often")
     stop_frozen_after: float = Field(
-        21600.0, ge=0, description="a Space asleep (frozen) this long is stopped to give its memory back; "
+        21600.0, ge=0, description="a Space asleep (frozen) this long is stopped to give its memory back (a "
+        "Streamlit Space on the local backend then leaves a frozen standby server, which holds no capacity); "
         "sooner under memory pressure (min_available_memory)")
     min_available_memory: float = Field(
         0.15, ge=0, le=1.0, description="local backend: while less than this fraction of the machine's memory is "
-        "available, the longest-asleep frozen Space is stopped at each sweep (1.0: always, 0: never)")
+        "available, a sleeping Space is stopped at each sweep, the longest-asleep first and standbys last "
+        "(1.0: always, 0: never)")
     default_startup_timeout: float = Field(1800.0, gt=0, description="when README has no startup_duration_timeout")
     sdk_telemetry: bool = Field(
         False, description="let Gradio and Streamlit send their usage telemetry to their vendors; off by default "

@@ -12,6 +12,10 @@ Lifecycle, in the spirit of ``subprocess.Popen``:
 * ``logs(handle, follow) -> iterator of lines``: the app's stdout and stderr, oldest first.
 * ``freeze(handle)`` / ``thaw(handle)``: optional first tier of sleep (cgroup freezer, ``docker pause``): the
   instance keeps its memory and resumes at once. Backends without it raise ``NotImplementedError``.
+* ``standby_sdks``: optional attribute, the SDKs whose apps this backend may start as a *standby* (a fresh
+  instance that the reconciler freezes before anyone uses it, in place of a Space stopped after a long sleep; see
+  ``spaces.runtime.reconciler``). Only SDKs that run no app code before the first visitor qualify: their server
+  waits, and the app's script runs per session. Absent means none.
 
 A ``Handle`` is small, frozen and JSON-serialisable (stored on the Space row) so that a control plane killed
 with SIGKILL can adopt the instance again after a restart.

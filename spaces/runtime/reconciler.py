@@ -4,6 +4,16 @@ take one step, record the stage. It runs on a periodic sweep plus nudges (API wr
 Desired state of a Space: *running* when it has a built artifact and is neither paused nor asleep; otherwise
 *stopped* (asleep may first be *frozen*: the instance keeps its memory and thaws in milliseconds).
 
+Sleep has two tiers. A Space put to sleep is frozen; after ``stop_frozen_after`` (or sooner under memory pressure)
+it is stopped, which gives its memory and its capacity back. When the backend can run the Space's SDK as a
+*standby* (``Backend.standby_sdks``: an SDK that runs no app code before the first visitor, e.g. Streamlit), the
+stop is followed by a fresh instance that is frozen as soon as it listens. It holds the memory of a fresh server
+only, and no capacity (no placement, no usage) until a visitor comes: then it claims its capacity as any start does
+(quota, then a node) and is thawed, or, when that is refused, it is stopped and the Space starts anew, which
+reports the refusal. Memory pressure stops the frozen instances that served visitors first (each leaves a
+standby where it may), then the standbys, which leave nothing. A standby is replaced by another only when its
+revision, variables or hardware changed.
+
 The instance record on the Space row is ``{"current": Handle, "previous": Handle | None}``: while a new revision
 starts, the previous one keeps serving, and it is stopped only once the new one answers (zero-downtime swap).
 
@@ -62,12 +72,18 @@ class RouteUpdate:
 class Reconciler:
     def __init__(self, db: Database, backend: Backend, logs: LogBus, *, start_instance: Callable,
                  publish_route: Callable[[RouteUpdate], None], sweep_seconds: float = 5.0,
-                 stop_frozen_after: float = 21600.0, memory_pressure: Callable[[], bool] | None = None) -> None:
+                 stop_frozen_after: float = 21600.0, memory_pressure: Callable[[], bool] | None = None,
+                 start_standby: Callable | None = None, reserve: Callable | None = None) -> None:
         self.db = db
         self.backend = backend
         self.logs = logs
         #: (session, space, artifact) -> (Handle, placement dict); raises SpacesError (quota, capacity, start)
         self.start_instance = start_instance
+        #: (session, space, artifact) -> Handle of a standby, or None where the Space gets none (its SDK, its
+        #: hardware); holds no capacity. With ``reserve``, (session, space) -> placement dict, raising as a start
+        #: does: how a woken standby claims its capacity. Both None: no standbys.
+        self.start_standby = start_standby if reserve is not None else None
+        self.reserve = reserve
         self.publish_route = publish_route
         self.sweep_seconds = sweep_seconds
         self.stop_frozen_after = stop_frozen_after
@@ -130,19 +146,23 @@ class Reconciler:
                     log.exception("reconcile of %s failed", space_id)
 
     def _choose_evictions(self) -> None:
-        """Under memory pressure, mark the frozen Space asleep the longest for the second tier (stop) now."""
+        """Under memory pressure, mark one asleep Space for the second tier (stop) now: the one asleep the longest
+        among those whose instance served visitors (it holds their data), else the longest-asleep standby."""
         try:
             if self.memory_pressure is None or not self.memory_pressure():
                 return
             with self.db.session() as s:
-                oldest = s.scalars(select(Space.id).where(Space.asleep.is_(True), Space.instance.is_not(None))
-                                   .order_by(Space.stage_changed_at).limit(1)).first()
+                asleep = s.execute(select(Space.id, Space.instance).where(Space.asleep.is_(True),
+                                                                         Space.instance.is_not(None))
+                                   .order_by(Space.stage_changed_at)).all()
         except Exception:
             log.exception("checking memory pressure failed")
             return
-        if oldest is not None:
-            log.info("memory is short: stopping the longest-asleep Space %s", oldest)
-            self._evict.add(oldest)
+        chosen = next((sid for sid, inst in asleep if not (inst or {}).get("standby")), None)
+        chosen = chosen or next((sid for sid, _ in asleep), None)
+        if chosen is not None:
+            log.info("memory is short: stopping the sleeping Space %s", chosen)
+            self._evict.add(chosen)
 
     # ---- adoption -----------------------------------------------------------------------------------------
     def adopt(self) -> None:
@@ -201,9 +221,12 @@ class Reconciler:
             obs = self.backend.poll(current) if current else None
 
             if not self._wants_running(space, artifact):
-                self._wind_down(s, space, current, previous, obs)
+                self._wind_down(s, space, artifact, current, previous, obs)
                 self._commit(s, space)
                 return
+
+            if current is not None and inst.get("standby"):
+                current, obs = self._claim_standby(s, space, artifact, current, obs)
 
             if current is not None and obs is not None and obs.phase in (Phase.EXITED, Phase.GONE):
                 self._crashed(s, space, current, obs)
@@ -240,8 +263,8 @@ class Reconciler:
                                        message or space.stage_message, title=space.repo_id, stage=space.stage,
                                        static_root=static_root, app_file=(space.card_data or {}).get("app_file")))
 
-    def _wind_down(self, s, space: Space, current: Handle | None, previous: Handle | None,  # noqa: ANN001
-                   obs: Observed | None) -> None:
+    def _wind_down(self, s, space: Space, artifact: Artifact | None, current: Handle | None,  # noqa: ANN001
+                   previous: Handle | None, obs: Observed | None) -> None:
         if previous is not None:
             self._commit(s, space)
             self._stop_quietly(previous)
@@ -254,7 +277,14 @@ class Reconciler:
             self._route(space, "paused", None)
         elif space.asleep:
             sleeping = SpaceStage.SLEEPING if space.hardware == "cpu-basic" else SpaceStage.STOPPED
-            if current is not None and obs is not None and obs.phase == Phase.RUNNING:
+            standby = bool((space.instance or {}).get("standby"))
+            if current is not None and standby and not self._standby_current(space, artifact):
+                self._stop_instance(s, space, current)  # revision, variables or hardware changed meanwhile
+                current, obs = self._start_standby(s, space, artifact), None
+            elif current is not None and standby and obs is not None and obs.phase == Phase.STARTING:
+                self._standby_starting(s, space, current)
+                current = None if space.instance is None else current
+            elif current is not None and obs is not None and obs.phase == Phase.RUNNING:
                 self._commit(s, space)
                 try:
                     self.backend.freeze(current)  # first tier: instant thaw on the next visit
@@ -265,10 +295,11 @@ class Reconciler:
                     current = None
             elif current is not None and obs is not None and obs.phase == Phase.FROZEN:
                 asleep_for = (utcnow() - _aware(space.stage_changed_at)).total_seconds()
-                if asleep_for > self.stop_frozen_after or space.id in self._evict:
+                evicted = space.id in self._evict
+                if evicted or (not standby and asleep_for > self.stop_frozen_after):
                     self._stop_instance(s, space, current)  # second tier: give the memory back
                     self._evict.discard(space.id)
-                    current = None
+                    current, obs = (None if standby else self._start_standby(s, space, artifact)), None
             elif current is not None:
                 self._stop_instance(s, space, current)
                 current = None
@@ -280,6 +311,58 @@ class Reconciler:
                 self._stop_instance(s, space, current)
             failed = space.stage.endswith("ERROR") or space.stage == SpaceStage.NO_APP_FILE.value
             self._route(space, "error" if failed else "starting", None)
+
+    # ---- standbys -----------------------------------------------------------------------------------------
+    def _start_standby(self, s, space: Space, artifact: Artifact | None) -> Handle | None:  # noqa: ANN001
+        """Start a standby for a Space just stopped asleep, where it may have one; its watcher then has it frozen."""
+        if self.start_standby is None or artifact is None:
+            return None
+        self._commit(s, space)  # never hold the database's write lock across a start
+        try:
+            handle = self.start_standby(s, space, artifact)
+        except Exception:  # the Space stays stopped, as it would be without standbys; its next visit starts it
+            log.warning("space %s: no standby: its start failed", space.id, exc_info=True)
+            return None
+        if handle is None:
+            return None
+        s.info["acted"] = True
+        space.instance = {"current": handle.to_json(), "previous": None, "placement": None, "standby": True,
+                          "hardware": space.hardware, "since": time.time()}
+        space.instance_sha = artifact.sha
+        self._pump_logs(space.id, handle, replay=False)  # after the last run's lines: its log is not cleared
+        self._watch_ready(space.id, handle)
+        return handle
+
+    @staticmethod
+    def _standby_current(space: Space, artifact: Artifact | None) -> bool:
+        """Is the standby still what a start would run now (revision, variables and secrets, hardware)?"""
+        return (artifact is not None and space.instance_sha == artifact.sha
+                and (space.instance or {}).get("hardware") == space.hardware)
+
+    def _standby_starting(self, s, space: Space, current: Handle) -> None:  # noqa: ANN001
+        since = (space.instance or {}).get("since")
+        if since and time.time() - float(since) > startup_timeout(space.card_data):
+            log.warning("space %s: its standby did not listen in time; stopped", space.id)
+            self._stop_instance(s, space, current)
+        else:
+            self._watch_ready(space.id, current)
+
+    def _claim_standby(self, s, space: Space, artifact: Artifact, current: Handle,  # noqa: ANN001
+                       obs: Observed | None) -> tuple[Handle | None, Observed | None]:
+        """A standby's Space is wanted running: give the standby a running Space's capacity (quota, then a node:
+        its own), or stop it so that the Space starts anew, and that start reports a refusal (quota, a queue)."""
+        placement = None
+        if self._standby_current(space, artifact) and obs is not None and obs.phase in (
+                Phase.FROZEN, Phase.RUNNING, Phase.STARTING):
+            try:
+                placement = self.reserve(s, space)
+            except SpacesError as exc:
+                log.info("space %s: its standby cannot run now (%s); starting it anew", space.id, exc.code)
+        if placement is None or placement.get("node") != current.node:
+            self._stop_instance(s, space, current)
+            return None, None
+        space.instance = {"current": current.to_json(), "previous": None, "placement": placement}
+        return current, obs
 
     def _crashed(self, s, space: Space, current: Handle, obs: Observed) -> None:  # noqa: ANN001
         self._close_usage(s, space)

@@ -43,11 +43,8 @@ def platform_base() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def platform(platform_base: Path) -> Iterator[kit.Platform]:
-    p = kit.start_platform(platform_base, "main")
-    try:
+    with kit.running_platform(platform_base, "main") as p:
         yield p
-    finally:
-        p.stop()
 
 
 @pytest.fixture(scope="session")

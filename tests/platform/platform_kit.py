@@ -354,6 +354,26 @@ def _hosts_locked() -> Iterator[str]:
         yield HOSTS_FILE.read_text()
 
 
+@contextlib.contextmanager
+def running_platform(base: Path, name: str, **kwargs: Any) -> Iterator[Platform]:
+    """:func:`start_platform` (same arguments) for the length of a ``with`` block (a fixture's life), then stopped."""
+    p = start_platform(base, name, **kwargs)
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+def running_greeter(platform: Platform, actor: Any, repo_id: str, mark: str) -> tuple[str, dict]:
+    """Push the gradio greet app (apps/greet.py, ``MARK`` replaced) as ``repo_id``, wait until it runs; return its
+    Space id and the local backend's record of its instance."""
+    create_space(actor.api, repo_id, space_files(**{"README.md": readme("gradio"),
+                                                    "app.py": app_source("greet.py", MARK=mark)}))
+    wait_stage(actor.api, repo_id, RUNNING)
+    sid = space_id(actor, repo_id)
+    return sid, instance_of(platform, sid)
+
+
 def instance_logs(platform: Platform, space_id: str) -> list[Path]:
     """The per-instance log files the local backend wrote for this Space: one per instance ever started."""
     from spaces.runtime.sandbox import slug

@@ -36,12 +36,9 @@ class Who:
 @pytest.fixture(scope="module")
 def crashy(platform_base: Path, platform) -> Iterator[kit.Platform]:  # noqa: ANN001
     # ``platform`` first: the session's gradio environment exists (or is built there) before this one starts
-    p = kit.start_platform(platform_base, f"crashy-{secrets.token_hex(3)}", envs_dir=platform_base / "envs",
-                           extra_env={"SPACES_RUNTIME__MIN_AVAILABLE_MEMORY": "1.0"})
-    try:
+    with kit.running_platform(platform_base, f"crashy-{secrets.token_hex(3)}", envs_dir=platform_base / "envs",
+                              extra_env={"SPACES_RUNTIME__MIN_AVAILABLE_MEMORY": "1.0"}) as p:
         yield p
-    finally:
-        p.stop()
 
 
 @pytest.fixture(scope="module")
@@ -118,11 +115,7 @@ def test_a_build_interrupted_by_a_restart_ends_running(crashy, carl) -> None:  #
 
 def test_wake_storm_from_the_stopped_tier_starts_one_instance(crashy, carl) -> None:  # noqa: ANN001
     repo_id = f"carl/storm-{secrets.token_hex(3)}"
-    kit.create_space(carl.api, repo_id, kit.space_files(**{"README.md": kit.readme("gradio"),
-                                                           "app.py": kit.app_source("greet.py", MARK="stopped")}))
-    kit.wait_stage(carl.api, repo_id, kit.RUNNING)
-    space_id = kit.space_id(carl, repo_id)
-    before = kit.instance_of(crashy, space_id)
+    space_id, before = kit.running_greeter(crashy, carl, repo_id, "stopped")
     logs_before = kit.instance_logs(crashy, space_id)
     crashy.server.cli("sleep", repo_id, "--port", str(crashy.port))
     kit.wait_stage(carl.api, repo_id, "SLEEPING", timeout=30)

@@ -96,6 +96,8 @@ class LocalBackendSettings(BaseModel):
 
 class LocalBackend:
     name = "local"
+    #: Streamlit runs an app's script only when a session connects: its fresh server runs nothing of the app's
+    standby_sdks = frozenset({"streamlit"})
 
     def __init__(self, settings: LocalBackendSettings | None = None, node: str = "local",
                  holes: OwnPortHoles | None = None) -> None:
