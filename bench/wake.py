@@ -21,11 +21,12 @@ With ``--backend docker`` there are two tiers: **frozen** (``docker pause``; a w
 (``SPACES_RUNTIME__STOP_FROZEN_AFTER=0``: sleep removes the container, a wake starts a new one from the Space's
 image, as a first start does). Docker has no zygote tier.
 
-Each round: ``POST /api/spaces/{id}/sleep``, wait until the Space is fully asleep (stage SLEEPING; for the two
-stopping tiers, its process gone: in the stopped tier, or replaced by a frozen standby), then send ``--concurrency`` requests at once as an API client (held by the proxy
-until the app answers) and time the first 200. Any answer other than 200 during a wake counts as a failure.
-The **awake** row (measured in the frozen tier's platform, before its wakes) times the same requests to the Space
-while it runs: the floor that the client, the proxy and the app's own answer put under every tier.
+Each round: ``POST /api/spaces/{id}/sleep``, wait until the Space is fully asleep (stage SLEEPING; in the
+stopping tiers, its process gone, or in the stopped tier replaced by a frozen standby), then send ``--concurrency``
+requests at once as an API client (held by the proxy until the app answers) and time the first 200. Any answer
+other than 200 during a wake counts as a failure. The **awake** row (measured in the frozen tier's platform,
+before its wakes) times the same requests to the Space while it runs: the floor that the client, the proxy and the
+app's own answer put under every tier.
 Prints p50/p95/p99 per (sdk, tier) (nearest rank: with 20 wakes p99 is the slowest), failures, and the ratios
 of p50 against the cold start of the same run (goals: p50 <= 0.1x cold, p99 <= 2x p50, no failure).
 Needs root (the local backend). ``--envs-dir`` reuses built environments across runs (content addressed).

@@ -97,6 +97,10 @@ def test_a_streamlit_space_asleep_a_long_time_wakes_from_a_frozen_standby_that_r
     assert holding_capacity(dozy, admin) == 1  # woken: it claimed its capacity as any start does
     assert "MARK from the script" in asyncio.run(streamlit_session(dozy.port, host))
     assert Path(standby["log"]).read_text().count("the script ran") == 1
+
+    dozy.server.cli("sleep", repo_id, "--port", str(dozy.port))  # asleep again: the next standby
+    kit.wait_for(lambda: [s["pid"] for s in ours(dozy, space_id) if groups.frozen(s["instance"])]
+                 not in ([], [standby["pid"]]), timeout=60, what="a new frozen standby")
     dora.api.delete_repo(repo_id, repo_type="space")
     kit.wait_for(lambda: not ours(dozy, space_id), timeout=30, what="the deleted Space's standby to stop")
 

@@ -74,9 +74,9 @@ class World:
         self.routes: list[RouteUpdate] = []
         self.reserves: list[str] = []
         self.refuse: Exception | None = None  # what reserve (and so a start) raises
-        self.rec = Reconciler(db, self.backend, LogBus(db), start_instance=self._start_instance,  # type: ignore[arg-type]
-                              publish_route=self.routes.append, stop_frozen_after=3600.0,
-                              start_standby=self._start_standby, reserve=self._reserve)
+        self.rec = Reconciler(db, self.backend, LogBus(db),  # type: ignore[arg-type]
+                              start_instance=self._start_instance, publish_route=self.routes.append,
+                              stop_frozen_after=3600.0, start_standby=self._start_standby, reserve=self._reserve)
         with db.session() as s:
             owner = s.scalars(select(Account).where(Account.name == "u")).first() or Account(name="u", key="u")
             s.add(owner)
