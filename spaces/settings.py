@@ -57,6 +57,9 @@ class RuntimeSettings(BaseModel):
         21600.0, ge=0, description="a Space asleep (frozen) this long is stopped to give its memory back (a "
         "Streamlit Space on the local backend then leaves a frozen standby server, which holds no capacity); "
         "sooner under memory pressure (min_available_memory)")
+    stop_standby_after: float = Field(
+        604800.0, ge=0, description="a Space asleep this long gets no standby and its standby is stopped: a Space "
+        "nobody visits any more holds no memory (0: no standbys at all)")
     min_available_memory: float = Field(
         0.15, ge=0, le=1.0, description="local backend: while less than this fraction of the machine's memory is "
         "available, a sleeping Space is stopped at each sweep, the longest-asleep first and standbys last "

@@ -12,7 +12,8 @@ only, and no capacity (no placement, no usage) until a visitor comes: then it cl
 (quota, then a node) and is thawed, or, when that is refused, it is stopped and the Space starts anew, which
 reports the refusal. Memory pressure stops the frozen instances that served visitors first (each leaves a
 standby where it may), then the standbys, which leave nothing. A standby is replaced by another only when its
-revision, variables or hardware changed.
+revision, variables or hardware changed. A Space asleep longer than ``stop_standby_after`` (7 days) gets no standby
+and loses the one it has: a Space nobody visits any more holds nothing (0 turns standbys off).
 
 The instance record on the Space row is ``{"current": Handle, "previous": Handle | None}``: while a new revision
 starts, the previous one keeps serving, and it is stopped only once the new one answers (zero-downtime swap).
@@ -73,7 +74,8 @@ class Reconciler:
     def __init__(self, db: Database, backend: Backend, logs: LogBus, *, start_instance: Callable,
                  publish_route: Callable[[RouteUpdate], None], sweep_seconds: float = 5.0,
                  stop_frozen_after: float = 21600.0, memory_pressure: Callable[[], bool] | None = None,
-                 start_standby: Callable | None = None, reserve: Callable | None = None) -> None:
+                 start_standby: Callable | None = None, reserve: Callable | None = None,
+                 stop_standby_after: float = 604800.0) -> None:
         self.db = db
         self.backend = backend
         self.logs = logs
@@ -84,6 +86,7 @@ class Reconciler:
         #: does: how a woken standby claims its capacity. Both None: no standbys.
         self.start_standby = start_standby if reserve is not None else None
         self.reserve = reserve
+        self.stop_standby_after = stop_standby_after
         self.publish_route = publish_route
         self.sweep_seconds = sweep_seconds
         self.stop_frozen_after = stop_frozen_after
@@ -294,9 +297,8 @@ class Reconciler:
                     self._stop_instance(s, space, current)
                     current = None
             elif current is not None and obs is not None and obs.phase == Phase.FROZEN:
-                asleep_for = (utcnow() - _aware(space.stage_changed_at)).total_seconds()
-                evicted = space.id in self._evict
-                if evicted or (not standby and asleep_for > self.stop_frozen_after):
+                evicted, asleep_for = space.id in self._evict, _asleep_for(space)
+                if evicted or asleep_for > (self.stop_standby_after if standby else self.stop_frozen_after):
                     self._stop_instance(s, space, current)  # second tier: give the memory back
                     self._evict.discard(space.id)
                     current, obs = (None if standby else self._start_standby(s, space, artifact)), None
@@ -315,7 +317,7 @@ class Reconciler:
     # ---- standbys -----------------------------------------------------------------------------------------
     def _start_standby(self, s, space: Space, artifact: Artifact | None) -> Handle | None:  # noqa: ANN001
         """Start a standby for a Space just stopped asleep, where it may have one; its watcher then has it frozen."""
-        if self.start_standby is None or artifact is None:
+        if self.start_standby is None or artifact is None or _asleep_for(space) > self.stop_standby_after:
             return None
         self._commit(s, space)  # never hold the database's write lock across a start
         try:
@@ -524,6 +526,11 @@ _DESIRED = (Space.paused, Space.asleep, Space.sha, Space.hardware, Space.private
 
 class _DesiredChanged(Exception):
     pass
+
+
+def _asleep_for(space: Space) -> float:
+    """Seconds since an asleep Space's stage last changed (to sleeping, normally)."""
+    return (utcnow() - _aware(space.stage_changed_at)).total_seconds()
 
 
 def _aware(dt):  # noqa: ANN001, ANN202

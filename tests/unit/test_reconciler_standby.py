@@ -5,7 +5,8 @@ A Space stopped after its long sleep gets a standby where the platform's glue gi
 the local backend): a fresh instance, frozen once it listens, holding no capacity and billed nothing. A visitor's
 wake claims its capacity (quota, then a node) and thaws it; a refusal stops it and the Space starts anew, which
 reports the refusal. Memory pressure stops the instances that served visitors before the standbys, and stopping
-a standby leaves nothing; a standby is replaced only when what a start would run changed.
+a standby leaves nothing; a standby is replaced only when what a start would run changed, and a Space asleep
+longer than ``stop_standby_after`` keeps none.
 """
 
 from __future__ import annotations
@@ -263,6 +264,21 @@ def test_a_standby_that_does_not_listen_yet_is_watched_and_a_wake_waits_for_it(w
     assert world.current() == standby and space.instance["placement"] == PLACEMENT
     world.backend.phases[standby] = Phase.RUNNING
     assert world.step().stage == SpaceStage.RUNNING.value and world.open_usage() == 1
+
+
+def test_a_space_nobody_visits_any_more_loses_its_standby_and_none_comes_when_they_are_off(world: World) -> None:
+    asleep_a_long_time(world)
+    world.step()
+    standby = world.current()
+    world.rec.stop_standby_after = 0.0  # as if a week had passed (and what turns standbys off)
+    assert world.step().instance is None and standby in world.backend.stopped
+    assert world.step().instance is None and len(world.backend.started) == 2  # none came to replace it
+    world.step(asleep=False)
+    world.step()
+    first = world.current()
+    world.step(asleep=True)
+    world.rec.stop_frozen_after = 0.0
+    assert world.step().instance is None and first in world.backend.stopped  # off: a plain stop
 
 
 def test_a_space_whose_sdk_gets_no_standby_is_stopped_after_its_long_sleep(db: Database) -> None:
