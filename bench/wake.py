@@ -116,7 +116,7 @@ async def wake_once(port: int, host: str, concurrency: int) -> tuple[float, int]
 def fully_asleep(platform: kit.Platform, actor: Actor, repo_id: str, space_id: str, tier: str,
                  docker: bool, awake_pids: set[int]) -> bool:
     """SLEEPING; for the stopping tiers no instance left, except in the stopped tier a frozen standby (a pid that
-    did not run awake)."""
+    did not run awake). Waited for with ``kit.wait_held``: a start in progress can look like no instance."""
     if actor.api.get_space_runtime(repo_id).stage != "SLEEPING":
         return False
     if tier == "frozen":
@@ -157,9 +157,9 @@ def run_tier(base: Path, envs: Path, tier: str, sdks: list[str], rounds: int, co
                 awake = {s["pid"] for s in kit.instance_states(platform) if s.get("space_id") == space_id}
                 with actor.http() as c:
                     c.post(f"/api/spaces/{repo_id}/sleep").raise_for_status()
-                kit.wait_until(lambda: fully_asleep(platform, actor, repo_id, space_id, tier, docker is not None,
-                                                    awake),
-                               timeout=60, interval=0.05, what=f"{repo_id} asleep")
+                kit.wait_held(lambda: fully_asleep(platform, actor, repo_id, space_id, tier, docker is not None,
+                                                   awake),
+                              what=f"{repo_id} asleep")
                 seconds, failed = asyncio.run(wake_once(platform.port, host, concurrency))
                 samples.append(seconds)
                 failures += failed

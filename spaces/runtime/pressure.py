@@ -3,9 +3,9 @@
 The second sleep tier (stop a frozen Space) normally waits ``stop_frozen_after``; under pressure the reconciler
 stops sleeping Spaces at once, one per sweep, until there is room again: the longest-asleep instances that served
 visitors first (a Streamlit Space's stop leaves a standby, a fresh server that holds a fraction of that memory),
-then the standbys. Pressure is read from
-``/proc/meminfo``: ``MemAvailable`` (what the kernel can hand out without swapping) below a fraction of
-``MemTotal``. Only the local backend's machine is known here; Docker hosts and Kubernetes nodes evict on their own.
+then the standbys. Pressure is read from ``/proc/meminfo``: ``MemAvailable`` (what the kernel can hand out without
+swapping) below a fraction of ``MemTotal``. Only the local backend's machine is known here; Docker hosts and
+Kubernetes nodes evict on their own.
 """
 
 from __future__ import annotations

@@ -342,6 +342,7 @@ class Reconciler:
                 and (space.instance or {}).get("hardware") == space.hardware)
 
     def _standby_starting(self, s, space: Space, current: Handle) -> None:  # noqa: ANN001
+        """A standby not listening yet: watch it (it is frozen once it listens), or stop it past the start-up time."""
         since = (space.instance or {}).get("since")
         if since and time.time() - float(since) > startup_timeout(space.card_data):
             log.warning("space %s: its standby did not listen in time; stopped", space.id)

@@ -408,6 +408,20 @@ def wait_for(fn: Any, timeout: float = 30, what: str = "condition") -> Any:
     return wait_until(fn, timeout=timeout, interval=0.1, what=what)
 
 
+def wait_held(fn: Any, hold: float = 1.0, timeout: float = 60, what: str = "condition") -> None:
+    """Wait until ``fn()`` has been true for ``hold`` seconds in a row. "No instance left" needs it: a start makes
+    its instance's log file and cgroup a moment before its record, so one look can fall in that moment."""
+    since: list[float] = []
+
+    def held() -> bool:
+        if not fn():
+            since.clear()
+            return False
+        since[:] = since or [time.monotonic()]
+        return time.monotonic() - since[0] >= hold
+    wait_until(held, timeout=timeout, interval=0.05, what=what)
+
+
 def known_bug(reason: str) -> Any:
     """Marks a test that shows a server bug: xfail(strict) until fixed (a fix turns it into an XPASS failure, so
     the marker gets removed). ``SPACES_TEST_STRICT_BUGS=1`` runs these as plain tests, failing."""

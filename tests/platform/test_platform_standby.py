@@ -126,9 +126,10 @@ def test_memory_pressure_that_lasts_stops_a_streamlit_space_and_then_its_standby
     space_id, host = kit.space_id(sam, repo_id), kit.app_host(squeezed.server, repo_id)
     first = kit.instance_of(squeezed, space_id)
     squeezed.server.cli("sleep", repo_id, "--port", str(squeezed.port))
-    # one sweep stops it and starts its standby; the next stops the standby, the only sleeping Space left
-    kit.wait_for(lambda: len(kit.instance_logs(squeezed, space_id)) == 2 and not ours(squeezed, space_id),
-                 timeout=60, what="the Space and then its standby to be stopped")
+    # one sweep stops it and starts its standby (a second instance log); the next stops the standby, the only
+    # sleeping Space left
+    kit.wait_held(lambda: len(kit.instance_logs(squeezed, space_id)) == 2 and not ours(squeezed, space_id),
+                  what="the Space and then its standby to be stopped")
     assert kit.runtime(sam.api, repo_id).stage == "SLEEPING"
     assert first["pid"] not in squeezed.space_processes()
     statuses = asyncio.run(kit.storm(squeezed.port, host, 20, path="/"))
