@@ -34,14 +34,21 @@ from spaces.builder.plan import Artifact  # noqa: E402
 from spaces.runtime.backends.local import LocalBackend, LocalBackendSettings  # noqa: E402
 
 
-def pss_kib(pid: int) -> int:
+def rollup(pid: int) -> tuple[int, int]:
+    """(PSS, USS) of one process in KiB, from ``/proc/PID/smaps_rollup``; (0, 0) when it is gone."""
+    fields: dict[str, int] = {}
     try:
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
+            name, _, rest = line.partition(":")
+            if rest.strip().endswith("kB"):
+                fields[name] = int(rest.split()[0])
     except OSError:
-        pass
-    return 0
+        return 0, 0
+    return fields.get("Pss", 0), fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
+
+
+def pss_kib(pid: int) -> int:
+    return rollup(pid)[0]
 
 
 def descendants(pid: int) -> list[int]:

@@ -25,29 +25,17 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests"), str(ROOT / "tests" / "platform")]
 
-from density import descendants  # noqa: E402
-from wake_local import DEFAULT_VENV, first_200  # noqa: E402
+from density import descendants, rollup  # noqa: E402
+from test_platform_builder import streamlit_session  # noqa: E402
+from wake_local import DEFAULT_VENV, first_200, make_spec  # noqa: E402
 
 from spaces.builder.plan import Artifact  # noqa: E402
 from spaces.runtime.backends.local import LocalBackend, LocalBackendSettings  # noqa: E402
-from spaces.runtime.contracts import Handle, InstanceSpec, Limits  # noqa: E402
+from spaces.runtime.contracts import Handle  # noqa: E402
 
 TEMPLATE = ROOT / "templates" / "streamlit" / "app.py"
-
-
-def rollup(pid: int) -> tuple[int, int]:
-    """(PSS, USS) of one process in KiB."""
-    fields: dict[str, int] = {}
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            name, _, rest = line.partition(":")
-            if rest.strip().endswith("kB"):
-                fields[name] = int(rest.split()[0])
-    except OSError:
-        return 0, 0
-    return fields.get("Pss", 0), fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
 
 
 def measure(handles: list[Handle]) -> tuple[float, float]:
@@ -58,33 +46,6 @@ def measure(handles: list[Handle]) -> tuple[float, float]:
             p, u = rollup(pid)
             pss, uss = pss + p, uss + u
     return pss / 1024 / len(handles), uss / 1024 / len(handles)
-
-
-def spec(root: Path, venv: str) -> InstanceSpec:
-    work = root / "work" / secrets.token_hex(4)
-    work.mkdir(parents=True)
-    os.chmod(work.parent, 0o711)
-    (work / "app.py").write_text(TEMPLATE.read_text())
-    return InstanceSpec(space_id="bench/standby", repo_id="bench/standby", sha="b" * 40, sdk="streamlit",
-                        artifact=Artifact("venv", venv, "bench", "b" * 40), workdir=str(work), app_file="app.py",
-                        port=8501, env={"SPACE_ID": "bench/standby", "SYSTEM": "spaces"},
-                        limits=Limits(cpu=2, memory_mb=2048))
-
-
-async def session(port: int) -> None:
-    """One Streamlit session: connect, ask for a run, wait until the script finished."""
-    import websockets
-    from streamlit.proto.BackMsg_pb2 import BackMsg
-    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-
-    async with websockets.connect(f"ws://127.0.0.1:{port}/_stcore/stream", subprotocols=["streamlit"]) as ws:
-        msg = BackMsg()
-        msg.rerun_script.query_string = ""
-        msg.rerun_script.page_script_hash = ""
-        await ws.send(msg.SerializeToString())
-        async with asyncio.timeout(120):
-            while ForwardMsg.FromString(await ws.recv()).WhichOneof("type") != "script_finished":
-                pass
 
 
 def main() -> None:
@@ -103,14 +64,15 @@ def main() -> None:
         backend.zygotes.get(args.venv, "streamlit", {}).wait_ready(120)
         with httpx.Client(timeout=5) as client:
             for _ in range(args.n):
-                h = backend.start(spec(root, args.venv))
+                h = backend.start(make_spec(root, args.venv, "streamlit", TEMPLATE.read_text()))
                 assert h.data["via"] == "zygote", h.data
                 first_200(client, h.data["port"])
                 handles.append(h)
         time.sleep(2)
         standby = measure(handles)
         for h in handles:
-            asyncio.run(session(h.data["port"]))
+            port = h.data["port"]
+            asyncio.run(streamlit_session(port, f"127.0.0.1:{port}"))  # straight to the app, no proxy
         time.sleep(2)
         used = measure(handles)
     finally:

@@ -50,12 +50,13 @@ def first_200(client: httpx.Client, port: int, timeout: float = 120.0) -> None:
         time.sleep(0.005)
 
 
-def make_spec(root: Path, venv: str) -> InstanceSpec:
+def make_spec(root: Path, venv: str, sdk: str = "gradio", app: str = HELLO) -> InstanceSpec:
+    """One bench instance of ``app`` (source of app.py) in a fresh working copy under ``root``."""
     work = root / "work" / secrets.token_hex(4)
     work.mkdir(parents=True)
     os.chmod(work.parent, 0o711)
-    (work / "app.py").write_text(HELLO)
-    return InstanceSpec(space_id="bench/wake", repo_id="bench/wake", sha="b" * 40, sdk="gradio",
+    (work / "app.py").write_text(app)
+    return InstanceSpec(space_id="bench/wake", repo_id="bench/wake", sha="b" * 40, sdk=sdk,
                         artifact=Artifact("venv", venv, "bench", "b" * 40), workdir=str(work), app_file="app.py",
                         port=7860, env={"SPACE_ID": "bench/wake", "SYSTEM": "spaces"},
                         limits=Limits(cpu=2, memory_mb=2048))

@@ -364,14 +364,20 @@ def running_platform(base: Path, name: str, **kwargs: Any) -> Iterator[Platform]
         p.stop()
 
 
-def running_greeter(platform: Platform, actor: Any, repo_id: str, mark: str) -> tuple[str, dict]:
-    """Push the gradio greet app (apps/greet.py, ``MARK`` replaced) as ``repo_id``, wait until it runs; return its
-    Space id and the local backend's record of its instance."""
-    create_space(actor.api, repo_id, space_files(**{"README.md": readme("gradio"),
-                                                    "app.py": app_source("greet.py", MARK=mark)}))
-    wait_stage(actor.api, repo_id, RUNNING)
+def running_space(platform: Platform, actor: Any, repo_id: str, files: dict[str, bytes],
+                  sdk: str = "gradio") -> tuple[str, dict]:
+    """Push ``files`` as the Space ``repo_id``, wait until it runs; return its Space id and the local backend's
+    record of its instance."""
+    create_space(actor.api, repo_id, files, sdk=sdk)
+    wait_stage(actor.api, repo_id, RUNNING, timeout=300)
     sid = space_id(actor, repo_id)
     return sid, instance_of(platform, sid)
+
+
+def running_greeter(platform: Platform, actor: Any, repo_id: str, mark: str) -> tuple[str, dict]:
+    """:func:`running_space` with the gradio greet app (apps/greet.py, ``MARK`` replaced)."""
+    return running_space(platform, actor, repo_id, space_files(**{"README.md": readme("gradio"),
+                                                                  "app.py": app_source("greet.py", MARK=mark)}))
 
 
 def instance_logs(platform: Platform, space_id: str) -> list[Path]:

@@ -67,11 +67,10 @@ def test_a_streamlit_space_asleep_a_long_time_wakes_from_a_frozen_standby_that_r
     dozy.server.user("root-dozy", admin=True)
     admin = dozy.server.token("root-dozy")
     repo_id = f"dora/standby-{secrets.token_hex(3)}"
-    kit.create_space(dora.api, repo_id, kit.space_files("streamlit", **{"app.py": APP}), sdk="streamlit")
-    kit.wait_stage(dora.api, repo_id, kit.RUNNING, timeout=300)
-    space_id, host = kit.space_id(dora, repo_id), kit.app_host(dozy.server, repo_id)
+    space_id, first = kit.running_space(dozy, dora, repo_id, kit.space_files("streamlit", **{"app.py": APP}),
+                                        "streamlit")
+    host = kit.app_host(dozy.server, repo_id)
     assert "MARK from the script" in asyncio.run(streamlit_session(dozy.port, host))
-    first = kit.instance_of(dozy, space_id)
     assert Path(first["log"]).read_text().count("the script ran") == 1
     assert holding_capacity(dozy, admin) == 1
 
@@ -121,10 +120,9 @@ def test_a_gradio_space_asleep_a_long_time_is_stopped_and_leaves_no_standby(dozy
 def test_memory_pressure_that_lasts_stops_a_streamlit_space_and_then_its_standby(squeezed: kit.Platform) -> None:
     sam = Who(squeezed.server, "sam")
     repo_id = f"sam/squeezed-{secrets.token_hex(3)}"
-    kit.create_space(sam.api, repo_id, kit.space_files("streamlit", **{"app.py": APP}), sdk="streamlit")
-    kit.wait_stage(sam.api, repo_id, kit.RUNNING, timeout=300)
-    space_id, host = kit.space_id(sam, repo_id), kit.app_host(squeezed.server, repo_id)
-    first = kit.instance_of(squeezed, space_id)
+    space_id, first = kit.running_space(squeezed, sam, repo_id, kit.space_files("streamlit", **{"app.py": APP}),
+                                        "streamlit")
+    host = kit.app_host(squeezed.server, repo_id)
     squeezed.server.cli("sleep", repo_id, "--port", str(squeezed.port))
     # one sweep stops it and starts its standby (a second instance log); the next stops the standby, the only
     # sleeping Space left
