@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -550,6 +552,33 @@ def test_delete_repo_and_missing_ok(alice, bob, make_space):
     # the name is free again
     alice.api.create_repo(repo_id, repo_type="space", space_sdk="static")
     assert alice.api.space_info(repo_id).sdk == "static"
+
+
+
+def test_delete_or_move_without_the_space_type_leaves_the_space(alice, make_space):
+    """Clients leave repo_type out for models: a model alice/x is not the Space alice/x (it once deleted it)."""
+    repo_id = make_space(alice)
+    with pytest.raises(RepositoryNotFoundError):
+        alice.api.delete_repo(repo_id)
+    for repo_type in ("model", "dataset"):
+        with pytest.raises(RepositoryNotFoundError):
+            alice.api.delete_repo(repo_id, repo_type=repo_type)
+    alice.api.delete_repo(repo_id, missing_ok=True)  # a missing model: nothing to do, and still no Space gone
+    with pytest.raises(RepositoryNotFoundError):
+        alice.api.move_repo(repo_id, repo_id + "-moved")
+    assert alice.api.repo_exists(repo_id, repo_type="space")
+
+    # the hf CLI, as a user types it
+    hf = Path(sys.executable).with_name("hf")
+    env = {**os.environ, "HF_ENDPOINT": alice.server.url, "HF_TOKEN": alice.token, "NO_COLOR": "1"}
+    res = subprocess.run([str(hf), "repos", "delete", repo_id, "--yes"], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode != 0, res.stdout + res.stderr
+    assert alice.api.repo_exists(repo_id, repo_type="space")
+    res = subprocess.run([str(hf), "repos", "delete", repo_id, "--repo-type", "space", "--yes"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert not alice.api.repo_exists(repo_id, repo_type="space")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from spaces.domain import cardconfig
-from spaces.errors import BadRequest, Forbidden
+from spaces.errors import BadRequest, Forbidden, NotFound
 from spaces.hub.api.common import get_int, get_str, in_session, json_body
 from spaces.services import accounts
 from spaces.services.spaces import CreateRequest, KeyValue
@@ -96,6 +96,16 @@ def _repo_id_from(data: dict, key_name: str = "name", key_org: str = "organizati
     return get_str(data, key_org), name
 
 
+def require_space_type(data: dict, repo_id: str) -> None:
+    """A request that names a repo by id names its type too; clients leave it out for models. Only Spaces live
+    here, so any other type is a repo that does not exist: never act on the Space of the same name (an
+    ``HfApi.delete_repo("alice/x")`` once deleted the Space alice/x)."""
+    repo_type = data.get("type") or "model"
+    if repo_type != "space":
+        raise NotFound(f"Repository Not Found for url: {repo_type}s/{repo_id}. This server hosts Spaces only: "
+                       "pass repo_type=\"space\" to act on a Space.", code="RepoNotFound")
+
+
 @router.delete("/api/repos/delete")
 async def delete_repo(request: Request) -> dict:
     data = await json_body(request)
@@ -103,7 +113,9 @@ async def delete_repo(request: Request) -> dict:
     hub = request.app.state.hub
 
     def work(s, p):  # noqa: ANN001, ANN202
-        space = hub.spaces.get_writable(s, f"{org or p.account.name}/{name}", p)
+        repo_id = f"{org or p.account.name}/{name}"
+        require_space_type(data, repo_id)
+        space = hub.spaces.get_writable(s, repo_id, p)
         hub.spaces.delete(s, space)
         return {}
     return await in_session(request, work, auth_required=True)
@@ -116,6 +128,7 @@ async def move_repo(request: Request) -> dict:
     hub = request.app.state.hub
 
     def work(s, p):  # noqa: ANN001, ANN202
+        require_space_type(data, source)
         hub.spaces.get_writable(s, source, p)  # 404 / 403 first, as for any write
         raise Forbidden("Renaming a Space is not supported yet: duplicate it under the new name "
                         "(duplicate_repo), then delete the old one.")
