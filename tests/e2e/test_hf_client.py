@@ -568,15 +568,13 @@ def test_delete_or_move_without_the_space_type_leaves_the_space(alice, make_spac
         alice.api.move_repo(repo_id, repo_id + "-moved")
     assert alice.api.repo_exists(repo_id, repo_type="space")
 
-    # the hf CLI, as a user types it
-    hf = Path(sys.executable).with_name("hf")
-    env = {**os.environ, "HF_ENDPOINT": alice.server.url, "HF_TOKEN": alice.token, "NO_COLOR": "1"}
-    res = subprocess.run([str(hf), "repos", "delete", repo_id, "--yes"], env=env, capture_output=True, text=True,
-                         timeout=60)
-    assert res.returncode != 0, res.stdout + res.stderr
+    # the hf CLI, as a user types it (the suite turns implicit tokens off: --token says it)
+    hf = [str(Path(sys.executable).with_name("hf")), "repos", "delete", repo_id, "--token", alice.token, "--yes"]
+    env = {**os.environ, "HF_ENDPOINT": alice.server.url, "NO_COLOR": "1"}
+    res = subprocess.run(hf, env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode != 0 and "not found" in (res.stdout + res.stderr).lower(), res.stdout + res.stderr
     assert alice.api.repo_exists(repo_id, repo_type="space")
-    res = subprocess.run([str(hf), "repos", "delete", repo_id, "--repo-type", "space", "--yes"], env=env,
-                         capture_output=True, text=True, timeout=60)
+    res = subprocess.run([*hf, "--repo-type", "space"], env=env, capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stdout + res.stderr
     assert not alice.api.repo_exists(repo_id, repo_type="space")
 
