@@ -267,6 +267,36 @@ def _operator_call(space: str, action: str, *, url: Optional[str], port: Optiona
     return resp.json()
 
 
+@app.command()
+def backup(dest: Path = typer.Argument(..., help="a new directory for the backup (created 0700)"),
+           data_dir: Optional[Path] = DataDir) -> None:
+    """Copy a live instance: its database in one snapshot, then every Space's repository. Safe while it serves."""
+    from spaces.services import backup as backups
+
+    settings = settings_with(data_dir=data_dir)
+    try:
+        manifest = backups.backup(settings.db_url, settings.repos_path, settings.data_path, dest)
+    except SpacesError as exc:
+        fail(exc.message)
+    err.print(f"backed up {manifest['tables'].get('spaces', 0)} Spaces and "
+              f"{manifest['tables'].get('accounts', 0)} accounts of {settings.data_path} into {dest}")
+
+
+@app.command()
+def restore(src: Path = typer.Argument(..., help="a directory written by `spaces backup`"),
+            data_dir: Optional[Path] = DataDir) -> None:
+    """Fill a fresh instance (empty database, server not running) from a backup; every Space is built again."""
+    from spaces.services import backup as backups
+
+    settings = settings_with(data_dir=data_dir)
+    try:
+        manifest = backups.restore(settings.db_url, settings.repos_path, settings.data_path, src)
+    except SpacesError as exc:
+        fail(exc.message)
+    err.print(f"restored {manifest['tables'].get('spaces', 0)} Spaces from {src} (taken {manifest['created_at']}) "
+              f"into {settings.data_path}; `spaces serve` builds them again")
+
+
 def main() -> None:
     try:
         app()

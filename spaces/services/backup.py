@@ -1,0 +1,318 @@
+"""``spaces backup DIR`` and ``spaces restore DIR``: a consistent copy of a live instance, and a fresh one made from it.
+
+What a backup holds (``DIR`` is created 0700; everything in it is as secret as the database: Space secrets are in it)::
+
+    manifest.json          format, time, database dialect, Alembic revision, row counts
+    db/{table}.jsonl       every row of every table, one JSON object a line
+    repos/{space id}.bundle  ``git bundle --all`` of each Space's repository (absent: the repository had no commit)
+    secret_key             the key that signs cookies (when the instance keeps it in its data dir)
+
+Consistency. The rows are read in one snapshot (SQLite: the online backup API copies the file first; PostgreSQL: one
+REPEATABLE READ transaction), the repositories after it. A push that lands between the two is in a bundle but not in
+the rows; the restore therefore points each Space's ``main`` at the commit its row names, so the copy is the
+instance as it was at the snapshot (later commits stay in the repository, unreferenced). A Space deleted between the
+two has no repository left: the backup fails, naming it, and is run again.
+
+Restore writes into an instance that has never served (an empty database, or one migrated but without accounts),
+while it is not running. Rows are written at the backup's schema revision, then Alembic brings them to this
+release's, so a backup of an older release restores into a newer one. What belonged to the old machine is not
+carried over: running instances, built environments and images (``artifact``), open usage intervals (closed at
+the snapshot). Each Space with a commit is queued for a build, so ``spaces serve`` brings it back as a push would.
+
+Written here rather than with ``pg_dump``/``sqlite3 .dump``: those copy one database kind to itself; rows as JSON go
+from SQLite to PostgreSQL and back (the usual way an instance outgrows one machine), and they must be read in the
+same snapshot as the Spaces' shas the repositories are checked against.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Connection, DateTime, LargeBinary, MetaData, create_engine, insert, select, text
+
+from spaces.db.session import alembic_config, make_engine, migrate
+from spaces.errors import BadRequest, SpacesError
+
+FORMAT = 1
+SKIP_TABLES = {"alembic_version"}
+
+
+class BackupError(SpacesError):
+    code = "BackupError"
+    status = 500
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# backup
+
+
+def backup(db_url: str, repos: Path, data_dir: Path, dest: Path, *, signing_key_file: bool = True) -> dict:
+    """Write a backup of the instance to ``dest`` (must not exist, or be an empty directory); return the manifest."""
+    if dest.exists() and any(dest.iterdir()):
+        raise BadRequest(f"{dest} is not empty: a backup goes into a new directory.")
+    dest.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(dest, 0o700)
+    (dest / "db").mkdir(mode=0o700)
+    (dest / "repos").mkdir(mode=0o700)
+    taken = _now()
+    with _snapshot(db_url) as conn:
+        revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        counts, shas = _dump_rows(conn, dest / "db")
+        dialect = conn.dialect.name
+    for space_id, sha in shas.items():
+        _bundle(repos / f"{space_id}.git", dest / "repos" / f"{space_id}.bundle", space_id, sha)
+    key = data_dir / "secret_key"
+    if signing_key_file and key.is_file():
+        _private_copy(key, dest / "secret_key")
+    manifest = {"format": FORMAT, "created_at": taken.isoformat(), "database": dialect, "revision": revision,
+                "tables": counts}
+    _write_private(dest / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+@contextmanager
+def _snapshot(db_url: str) -> Iterator[Connection]:
+    if db_url.startswith("sqlite"):
+        path = db_url.split("///", 1)[-1]
+        if not Path(path).is_file():
+            raise BadRequest(f"No database at {path}: is this the instance's data dir?")
+        with tempfile.TemporaryDirectory(prefix="spaces-backup-") as tmp:
+            copy = Path(tmp) / "snapshot.db"
+            source, target = sqlite3.connect(path, timeout=30), sqlite3.connect(copy)
+            try:
+                source.backup(target)  # the online backup API: one consistent copy while writers go on
+            finally:
+                source.close()
+                target.close()
+            engine = create_engine(f"sqlite:///{copy}")
+            try:
+                with engine.connect() as conn:
+                    yield conn
+            finally:
+                engine.dispose()
+        return
+    engine = make_engine(db_url)
+    try:
+        with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def _dump_rows(conn: Connection, out: Path) -> tuple[dict[str, int], dict[str, str | None]]:
+    meta = MetaData()
+    meta.reflect(conn)
+    counts: dict[str, int] = {}
+    shas: dict[str, str | None] = {}
+    for table in meta.sorted_tables:
+        if table.name in SKIP_TABLES:
+            continue
+        n = 0
+        with open(out / f"{table.name}.jsonl", "w", encoding="utf-8", opener=_private_opener) as f:
+            for row in conn.execute(select(table)).mappings():
+                f.write(json.dumps({k: _encode(v) for k, v in row.items()}, ensure_ascii=False) + "\n")
+                if table.name == "spaces":
+                    shas[row["id"]] = row["sha"]
+                n += 1
+        counts[table.name] = n
+    return counts, shas
+
+
+def _encode(value: object) -> object:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, bytes | memoryview):
+        return base64.b64encode(bytes(value)).decode()
+    return value
+
+
+def _bundle(repo: Path, out: Path, space_id: str, sha: str | None) -> None:
+    if not repo.is_dir():
+        raise BackupError(f"The repository of Space {space_id} is gone (deleted during the backup?): run it again.")
+    refs = _git(repo, "for-each-ref", "--format=%(refname)").split()
+    if not refs:
+        return  # created, never committed to
+    _git(repo, "bundle", "create", str(out), "--all")
+    os.chmod(out, 0o600)
+    if sha and _git(repo, "cat-file", "-t", sha, check=False).strip() != "commit":
+        raise BackupError(f"Space {space_id} records commit {sha}, which its repository lacks; run `git fsck` there.")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# restore
+
+
+def restore(db_url: str, repos: Path, data_dir: Path, src: Path) -> dict:
+    """Fill a fresh instance from the backup in ``src``; return its manifest."""
+    manifest = _read_manifest(src)
+    engine = make_engine(db_url)
+    try:
+        _check_fresh(engine, manifest["revision"])
+        with engine.begin() as conn:
+            _migrate_to(conn, db_url, manifest["revision"])
+            _load_rows(conn, src / "db")
+        migrate(engine)  # the backup's revision -> this release's
+    finally:
+        engine.dispose()
+    shas = _restart_spaces(db_url, manifest["created_at"])
+    repos.mkdir(parents=True, exist_ok=True)
+    for space_id, sha in shas.items():
+        _unbundle(src / "repos" / f"{space_id}.bundle", repos / f"{space_id}.git", sha)
+    if (src / "secret_key").is_file() and not (data_dir / "secret_key").exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        _private_copy(src / "secret_key", data_dir / "secret_key")
+    return manifest
+
+
+def _read_manifest(src: Path) -> dict:
+    try:
+        manifest = json.loads((src / "manifest.json").read_text())
+    except (OSError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise BadRequest(f"{src} is not a backup made by `spaces backup` (manifest.json: {why}).") from exc
+    if manifest.get("format") != FORMAT:
+        raise BadRequest(f"{src} is a backup of format {manifest.get('format')!r}; this release reads {FORMAT}.")
+    return manifest
+
+
+def _check_fresh(engine, revision: str) -> None:  # noqa: ANN001
+    with engine.connect() as conn:
+        meta = MetaData()
+        meta.reflect(conn)
+        if "alembic_version" not in meta.tables:
+            return
+        current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        has_rows = any(conn.execute(select(meta.tables[t]).limit(1)).first() is not None
+                       for t in ("accounts", "spaces") if t in meta.tables)
+    if has_rows:
+        raise BadRequest("The target instance already has accounts or Spaces: restore into a fresh data dir and "
+                         "database (the server not running).")
+    if current != revision:
+        raise BadRequest(f"The target database is at schema revision {current}, the backup at {revision}: restore "
+                         "into an empty database (drop its tables or point SPACES_DATABASE_URL at a new one).")
+
+
+def _migrate_to(conn: Connection, db_url: str, revision: str) -> None:
+    from alembic import command
+
+    cfg = alembic_config(db_url)
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, revision)
+
+
+def _load_rows(conn: Connection, db_dir: Path) -> None:
+    meta = MetaData()
+    meta.reflect(conn)
+    for table in meta.sorted_tables:
+        path = db_dir / f"{table.name}.jsonl"
+        if table.name in SKIP_TABLES or not path.exists():
+            continue
+        decoders = {c.name: _decoder(c.type) for c in table.columns}
+        batch: list[dict] = []
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                row = json.loads(line)
+                batch.append({k: decoders[k](v) if k in decoders and v is not None else v for k, v in row.items()})
+                if len(batch) == 500:
+                    conn.execute(insert(table), batch)
+                    batch = []
+        if batch:
+            conn.execute(insert(table), batch)
+        _reset_sequence(conn, table)
+
+
+def _decoder(sqltype):  # noqa: ANN001, ANN202
+    if isinstance(sqltype, DateTime):
+        return dt.datetime.fromisoformat
+    if isinstance(sqltype, LargeBinary):
+        return base64.b64decode
+    return lambda v: v
+
+
+def _reset_sequence(conn: Connection, table) -> None:  # noqa: ANN001
+    """PostgreSQL hands out ids from a sequence that explicit inserts do not advance."""
+    if conn.dialect.name != "postgresql" or "id" not in table.columns:
+        return
+    seq = conn.execute(text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": table.name}).scalar()
+    if seq:
+        conn.execute(text(f'SELECT setval(:s, COALESCE((SELECT MAX(id) FROM "{table.name}"), 0) + 1, false)'),
+                     {"s": seq})
+
+
+def _restart_spaces(db_url: str, snapshot_iso: str) -> dict[str, str | None]:
+    """Nothing of the old machine runs here: forget instances and artifacts, close open billing at the snapshot,
+    and queue a build of each Space's commit."""
+    from spaces.db.models import Build, Space, UsageInterval
+    from spaces.db.session import Database
+    from spaces.domain.stages import SpaceStage
+
+    snapshot = dt.datetime.fromisoformat(snapshot_iso)
+    db = Database(db_url)
+    shas: dict[str, str | None] = {}
+    with db.session() as s:
+        for interval in s.scalars(select(UsageInterval).where(UsageInterval.ended_at.is_(None))):
+            interval.ended_at = snapshot
+        for build in s.scalars(select(Build).where(Build.status.in_(("queued", "running")))):
+            build.status, build.message = "failed", "The instance was backed up before this build finished."
+        for space in s.scalars(select(Space)):
+            shas[space.id] = space.sha
+            space.instance = space.instance_sha = space.hardware_current = space.artifact = None
+            space.asleep, space.restarts, space.retry_at, space.queued_at = False, 0, None, None
+            if space.sha and space.stage not in (SpaceStage.NO_APP_FILE.value, SpaceStage.CONFIG_ERROR.value):
+                s.add(Build(space_id=space.id, sha=space.sha))
+                space.stage, space.stage_reason = SpaceStage.BUILDING.value, "restored"
+                space.stage_message = f"Restored from a backup: building {space.sha[:7]} again."
+    db.engine.dispose()
+    return shas
+
+
+def _unbundle(bundle: Path, repo: Path, sha: str | None) -> None:
+    from spaces.storage.gitrepo import GitRepo
+
+    if repo.exists():
+        raise BadRequest(f"{repo} exists already: restore into a fresh data dir.")
+    GitRepo.init_bare(repo)
+    if bundle.is_file():
+        _git(repo, "fetch", "--quiet", str(bundle), "+refs/*:refs/*")
+    if sha:
+        _git(repo, "update-ref", "refs/heads/main", sha)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# small helpers
+
+
+def _git(repo: Path, *args: str, check: bool = True) -> str:
+    proc = subprocess.run(["git", "--git-dir", str(repo), *args], capture_output=True, text=True,
+                          env={**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0"})
+    if check and proc.returncode != 0:
+        raise BackupError(f"git {args[0]} failed in {repo}: {proc.stderr.strip()[-500:]}")
+    return proc.stdout
+
+
+def _private_opener(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
+
+
+def _write_private(path: Path, content: str) -> None:
+    with open(path, "w", encoding="utf-8", opener=_private_opener) as f:
+        f.write(content)
+
+
+def _private_copy(src: Path, dst: Path) -> None:
+    with open(src, "rb") as f, open(dst, "wb", opener=_private_opener) as g:
+        shutil.copyfileobj(f, g)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
