@@ -143,8 +143,8 @@ class SpaceService:
         flavor = hw.get_flavor(hardware or "cpu-basic").name
         if self.check_quota is not None:
             self.check_quota(s, owner, flavor)
-        if sleep_time is not None and sleep_time != -1 and sleep_time < 60:
-            raise BadRequest("sleepTimeSeconds must be -1 (never sleep) or at least 60 seconds.")
+        if sleep_time is not None:
+            check_sleep_time(sleep_time, "sleepTimeSeconds")
         space = Space(id=new_id(), owner_id=owner.id, owner=owner, name=name, repo_id=repo_id, key=repo_id.lower(),
                       subdomain=self._pick_subdomain(s, repo_id), private=private, hardware=flavor,
                       sleep_time=sleep_time, created_by=principal.account.id)
@@ -278,8 +278,7 @@ class SpaceService:
 
     @staticmethod
     def set_sleep_time(space: Space, seconds: int) -> None:
-        if seconds != -1 and seconds < 60:
-            raise BadRequest("Sleep time must be -1 (never sleep) or at least 60 seconds.")
+        check_sleep_time(seconds, "Sleep time")
         space.sleep_time = seconds
 
     def pause(self, s: Session, space: Space) -> None:
@@ -356,6 +355,15 @@ class SpaceService:
         s.delete(row)
         s.flush()
 
+
+
+#: the longest sleep time one can set (a year); -1 means never sleep
+MAX_SLEEP_TIME_S = 365 * 24 * 3600
+
+
+def check_sleep_time(seconds: int, what: str) -> None:
+    if seconds != -1 and not 60 <= seconds <= MAX_SLEEP_TIME_S:
+        raise BadRequest(f"{what} must be -1 (never sleep) or between 60 and {MAX_SLEEP_TIME_S} seconds (a year).")
 
 
 def validate_env_key(key: str) -> None:
