@@ -14,12 +14,15 @@ import httpx
 import pytest
 
 from e2e.helpers import (
-    assert_error, clone, commit_all, current_sha, file_line, git, git_url, header_line, ndjson, post_commit, runtime_json,
+    assert_error, clone, commit_all, file_line, git, git_url, header_line, ndjson, post_commit, runtime_json,
 )
 
-pytestmark = pytest.mark.timeout(240)
+try:
+    from security.input_helpers import MiB, assert_agree, rss
+except ImportError:  # tests/security is not a package
+    from input_helpers import MiB, assert_agree, rss
 
-MiB = 1024 * 1024
+pytestmark = pytest.mark.timeout(240)
 
 
 def alias_bomb(levels: int = 10) -> str:
@@ -41,26 +44,6 @@ BOMBS = {
     "binary-value": ("---\nsdk: gradio\nblob: !!binary aGVsbG8=\n---\n", "cannot be used"),
     "nan-value": ("---\nsdk: gradio\nx: .nan\n---\n", "nan and infinite"),
 }
-
-
-def rss(server) -> int:
-    for line in Path(f"/proc/{server.proc.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
-
-
-def git_tip(server, repo_id: str, token: str) -> str:
-    """The tip of main as git holds it (refs are read from the repository, not from the database)."""
-    r = httpx.get(f"{server.url}/api/spaces/{repo_id}/refs", headers={"authorization": f"Bearer {token}"}, timeout=30)
-    assert r.status_code == 200, r.text
-    return next(b["targetCommit"] for b in r.json()["branches"] if b["name"] == "main")
-
-
-def assert_agree(server, repo_id: str, token: str) -> str:
-    sha = current_sha(server, repo_id, token)
-    assert git_tip(server, repo_id, token) == sha, "git's main and the database's sha disagree"
-    return sha
 
 
 def assert_config_error(server, repo_id: str, token: str, words: str) -> None:
