@@ -214,6 +214,19 @@ class Platform:
                 return False
         return await asyncio.to_thread(check)
 
+    def _repair(self) -> None:
+        """Git's main is the truth (see spaces.services.spaces): a kill between a git update and the database
+        commit is made good here, before builds and instances start, by reading every moved tip again."""
+        try:
+            with self.hub.db.session() as s:
+                repaired = self.hub.spaces.repair(s)
+        except Exception:  # a Space that cannot be read now is read again by its next commit or push
+            log.exception("bringing the database up to the git refs failed")
+            return
+        if repaired:
+            log.warning("brought %d Space(s) up to their git tip after an interrupted update: %s", len(repaired),
+                        ", ".join(repaired[:20]))
+
     # ---- running ------------------------------------------------------------------------------------------
     async def serve(self) -> None:
         import uvicorn
@@ -229,6 +242,7 @@ class Platform:
         static_sock.bind(("127.0.0.1", 0))
         self._static_addr = static_sock.getsockname()
         static_server = uvicorn.Server(uvicorn.Config(self.static, log_level="warning"))
+        self._repair()
         self.builds.start()
         self.reconciler.start()
         self.sleeper.start()

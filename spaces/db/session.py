@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +13,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger("spaces.db")
 
 
 def make_engine(url: str) -> Engine:
@@ -64,20 +66,37 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A transaction. Callables appended to ``s.info["after_commit"]`` run once it has committed: that is
-        how a write nudges a worker (builder, reconciler) without the worker reading uncommitted state."""
+        how a write nudges a worker (builder, reconciler) without the worker reading uncommitted state. Those in
+        ``s.info["after_rollback"]`` run when it does not commit (an error in the block or in the commit itself):
+        that is how a change outside the database (a git ref) is undone with it."""
         s = self._factory()
         try:
             yield s
             s.commit()
         except BaseException:
             s.rollback()
+            _run_undo(s.info.pop("after_rollback", []))
             raise
         finally:
             s.close()
+        s.info.pop("after_rollback", None)
         for callback in s.info.pop("after_commit", []):
             callback()
+
+
+def _run_undo(callbacks: list) -> None:
+    for callback in reversed(callbacks):  # undo in the reverse order of doing
+        try:
+            callback()
+        except Exception:  # the original error is the one to report; this one goes to the log
+            log.exception("undoing a change after a rollback failed")
 
 
 def after_commit(s: Session, callback) -> None:  # noqa: ANN001
     """Run ``callback()`` after the session's transaction commits (see ``Database.session``)."""
     s.info.setdefault("after_commit", []).append(callback)
+
+
+def after_rollback(s: Session, callback) -> None:  # noqa: ANN001
+    """Run ``callback()`` if the session's transaction rolls back instead of committing (see ``Database.session``)."""
+    s.info.setdefault("after_rollback", []).append(callback)

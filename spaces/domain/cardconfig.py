@@ -13,6 +13,7 @@ A Space is configured by the YAML block at the top of its README.md (wire refere
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -49,8 +50,81 @@ REASON_NO_APP_FILE = "missing_app_file"
 REASON_NO_DOCKERFILE = "missing_dockerfile"
 
 
+#: Bounds on what a README's front matter may cost to read. A Space's README is written by a stranger: YAML aliases
+#: let ~1 KB stand for billions of values (the "billion laughs"), and every nesting level is a Python stack frame.
+#: Real front matter is a few hundred bytes, a few levels deep and uses no aliases, so the bounds are generous.
+MAX_FRONT_MATTER_BYTES = 64 * 1024
+MAX_FRONT_MATTER_DEPTH = 32
+#: values (mappings, lists, scalars) and characters the front matter holds once every alias is copied where used
+MAX_FRONT_MATTER_VALUES = 20_000
+MAX_FRONT_MATTER_CHARS = 4 * MAX_FRONT_MATTER_BYTES
+
+
+class _LimitExceeded(yaml.YAMLError):
+    """A front matter bound was passed; ``problem`` names it and ``problem_mark`` says where."""
+
+    def __init__(self, problem: str, mark: yaml.Mark | None) -> None:
+        super().__init__(problem)
+        self.problem, self.problem_mark = problem, mark
+
+
 class _CardLoader(yaml.SafeLoader):
-    """SafeLoader without timestamp resolution: ``date: 2024-01-01`` stays a string, so cardData is JSON-safe."""
+    """SafeLoader without timestamp resolution (``date: 2024-01-01`` stays a string) and with bounded composing.
+
+    Bounds are checked while the node graph is composed, before anything is constructed: nesting depth before each
+    level is entered (so 5,000 ``[`` never reach Python's recursion limit), and the *expanded* size of every node
+    once it is complete (an alias counts as a full copy of its anchor, which is what JSON-serialising cardData or
+    printing a value would cost). An alias to a node still being composed (``&a [*a]``) is refused: cardData must
+    be a tree. So a bomb stops after at most ``MAX_FRONT_MATTER_VALUES`` nodes of work, in a few milliseconds.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (values, characters) once expanded
+
+    def fetch_flow_collection_start(self, token_class: type) -> None:
+        # The scanner keeps one pending "simple key" per open `[`/`{` and looks at all of them for every token:
+        # 5,000 `[` cost a quadratic ~0.3 s before the composer ever sees a level, so flow depth stops here.
+        if self.flow_level >= MAX_FRONT_MATTER_DEPTH:
+            raise _LimitExceeded(f"it is nested deeper than {MAX_FRONT_MATTER_DEPTH} levels (the limit)",
+                                 self.get_mark())
+        super().fetch_flow_collection_start(token_class)
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            target = self.anchors.get(event.anchor)
+            if target is not None and id(target) not in self._sizes:
+                raise _LimitExceeded(f"the alias *{event.anchor} refers to a value that contains it (a recursive "
+                                     "alias)", event.start_mark)
+        self._depth += 1
+        try:
+            if self._depth > MAX_FRONT_MATTER_DEPTH:
+                raise _LimitExceeded(f"it is nested deeper than {MAX_FRONT_MATTER_DEPTH} levels (the limit)",
+                                     self.peek_event().start_mark)
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        self._measure(node)
+        return node
+
+    def _measure(self, node: yaml.Node) -> None:
+        if id(node) in self._sizes:  # an alias: its anchor was measured (and found in bounds) when it was composed
+            return
+        if isinstance(node, yaml.ScalarNode):
+            values, chars = 1, len(node.value)
+        else:
+            children = node.value if isinstance(node, yaml.SequenceNode) else [n for kv in node.value for n in kv]
+            sizes = [self._sizes[id(child)] for child in children]
+            values, chars = 1 + sum(v for v, _ in sizes), sum(c for _, c in sizes)
+        self._sizes[id(node)] = (values, chars)
+        if values > MAX_FRONT_MATTER_VALUES:
+            raise _LimitExceeded(f"it expands to more than {MAX_FRONT_MATTER_VALUES} values once its aliases are "
+                                 "copied where they are used (the limit)", node.start_mark)
+        if chars > MAX_FRONT_MATTER_CHARS:
+            raise _LimitExceeded(f"it expands to more than {MAX_FRONT_MATTER_CHARS} characters once its aliases are "
+                                 "copied where they are used (the limit)", node.start_mark)
 
 
 _CardLoader.yaml_implicit_resolvers = {
@@ -189,8 +263,13 @@ def parse_readme(text: str) -> CardParse:
         return CardParse({}, ConfigProblem(msg, line=start + 1, reason=REASON_YAML))
     block = tuple(lines[start + 1 : end])
     first = start + 2
+    text = "\n".join(block)
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_FRONT_MATTER_BYTES:
+        msg = (f"README.md line {start + 1}: the YAML front matter is larger than {MAX_FRONT_MATTER_BYTES // 1024} "
+               "KiB (the limit); keep long text in the body of the README, below the closing `---`.")
+        return CardParse({}, ConfigProblem(msg, line=start + 1, reason=REASON_YAML), first, block)
     try:
-        data = yaml.load("\n".join(block), Loader=_CardLoader)  # noqa: S506 - a SafeLoader subclass
+        data = _json_safe(yaml.load(text, Loader=_CardLoader))  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = first + mark.line if mark is not None else None
@@ -198,6 +277,9 @@ def parse_readme(text: str) -> CardParse:
         where = f"README.md line {line}" if line else "README.md"
         msg = f"{where}: the YAML front matter is invalid: {problem}."
         return CardParse({}, ConfigProblem(msg, line=line, reason=REASON_YAML), first, block)
+    except (ValueError, TypeError) as exc:  # a value the constructor or JSON cannot hold (see _json_safe)
+        msg = f"README.md line {start + 1}: the YAML front matter holds a value that cannot be used: {exc}."
+        return CardParse({}, ConfigProblem(msg, line=start + 1, reason=REASON_YAML), first, block)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -207,6 +289,27 @@ def parse_readme(text: str) -> CardParse:
         )
         return CardParse({}, ConfigProblem(msg, line=start + 1, reason=REASON_YAML), first, block)
     return CardParse(data, None, first, block)
+
+
+def _json_safe(data: Any) -> Any:
+    """The front matter as plain JSON values, as cardData is stored and served.
+
+    SafeLoader still builds what JSON cannot carry (``!!binary`` bytes, ``!!set``, an explicit ``!!timestamp``,
+    ``.nan``/``.inf``, keys that are not strings): a round trip through JSON turns keys into strings and refuses
+    the rest with ValueError/TypeError, so the database and the API never see them. The size is already bounded.
+    """
+    try:
+        return json.loads(json.dumps(data, allow_nan=False))
+    except TypeError as exc:
+        raise TypeError(f"{exc}; use plain strings, numbers, lists and mappings") from None
+    except ValueError:
+        raise ValueError("nan and infinite numbers are not allowed") from None
+
+
+def _show(value: Any, width: int = 60) -> str:
+    """``repr(value)`` cut to ``width`` characters: messages stay short whatever a README holds."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -249,7 +352,7 @@ class _Checker:
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
-        (self.warn if cosmetic else self.error)(key, f"`{key}` must be a string, got {value!r}.")
+        (self.warn if cosmetic else self.error)(key, f"`{key}` must be a string, got {_show(value)}.")
         return None
 
     def version(self, key: str) -> str | None:
@@ -259,7 +362,7 @@ class _Checker:
             value = raw or str(value)
             self.warn(key, f"`{key}` is written as a number; quote it (`{key}: \"{value}\"`) so YAML keeps it as is.")
         if value is not None and not isinstance(value, str):
-            self.error(key, f"`{key}` must be a version string, got {value!r}.")
+            self.error(key, f"`{key}` must be a version string, got {_show(value)}.")
             return None
         return value
 
@@ -268,7 +371,7 @@ class _Checker:
         if value is None:
             return default
         if not isinstance(value, bool):
-            self.error(key, f"`{key}` must be true or false, got {value!r}.")
+            self.error(key, f"`{key}` must be true or false, got {_show(value)}.")
             return default
         return value
 
@@ -277,7 +380,7 @@ class _Checker:
         if value is None:
             return ()
         if not isinstance(value, list) or any(isinstance(v, (dict, list)) or v is None for v in value):
-            self.error(key, f"`{key}` must be a list of strings (e.g. `{key}: [a, b]`), got {value!r}.")
+            self.error(key, f"`{key}` must be a list of strings (e.g. `{key}: [a, b]`), got {_show(value)}.")
             return ()
         return tuple(str(v) for v in value)
 
@@ -286,7 +389,7 @@ class _Checker:
         if value is None:
             return default
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            self.error(key, f"`{key}` must be an integer between {low} and {high}, got {value!r}.")
+            self.error(key, f"`{key}` must be an integer between {low} and {high}, got {_show(value)}.")
             return default
         return value
 
@@ -296,7 +399,7 @@ def _preloads(c: _Checker) -> tuple[Preload, ...]:
     for entry in c.items("preload_from_hub"):
         parts = entry.split()
         if not 1 <= len(parts) <= 3 or parts[0].count("/") > 1:
-            c.error("preload_from_hub", f"`preload_from_hub` entry {entry!r} must be 'repo', 'repo f1,f2' or "
+            c.error("preload_from_hub", f"`preload_from_hub` entry {_show(entry)} must be 'repo', 'repo f1,f2' or "
                     "'repo f1,f2 <commit>'.")
             continue
         files = tuple(f for f in parts[1].split(",") if f) if len(parts) > 1 else ()
@@ -309,7 +412,7 @@ def _headers(c: _Checker) -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        c.error("custom_headers", f"`custom_headers` must be a mapping of header: value, got {value!r}.")
+        c.error("custom_headers", f"`custom_headers` must be a mapping of header: value, got {_show(value)}.")
         return {}
     out = {}
     for name, val in value.items():
@@ -344,11 +447,11 @@ def check_card(data: Mapping[str, Any], default_title: str, parsed: CardParse | 
     python_version = c.version("python_version") or DEFAULT_PYTHON
     if not re.fullmatch(r"3\.\d{1,2}(\.\d{1,3})?", python_version):
         c.error("python_version", f"`python_version` must look like 3.x or 3.x.y (e.g. \"3.10\"), "
-                f"got {python_version!r}.")
+                f"got {_show(python_version)}.")
     sdk_version = c.version("sdk_version")
     # goes into `pip install gradio=={sdk_version}`: only version characters, nothing a shell or pip could misread
     if sdk_version is not None and not re.fullmatch(r"[0-9][0-9A-Za-z.+\-]*", sdk_version):
-        c.error("sdk_version", f"`sdk_version` must be a version like 4.44.1, got {sdk_version!r}.")
+        c.error("sdk_version", f"`sdk_version` must be a version like 4.44.1, got {_show(sdk_version)}.")
 
     app_file = c.text("app_file")
     if app_file is not None:
@@ -385,11 +488,11 @@ def check_card(data: Mapping[str, Any], default_title: str, parsed: CardParse | 
                 raise ValueError(raw_timeout)
         except ValueError:
             c.error("startup_duration_timeout", "`startup_duration_timeout` must be a duration like 30m, 1h, 90s "
-                    f"or 1h30m, got {raw_timeout!r}.")
+                    f"or 1h30m, got {_show(raw_timeout)}.")
 
     base_path = c.text("base_path")
     if base_path is not None and not base_path.startswith("/"):
-        c.error("base_path", f"`base_path` must start with '/', got {base_path!r}.")
+        c.error("base_path", f"`base_path` must start with '/', got {_show(base_path)}.")
     if base_path is not None and sdk == "static":
         c.warn("base_path", "`base_path` is ignored for static Spaces; use `app_file` instead.")
     build_command = c.text("app_build_command")

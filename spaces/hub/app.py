@@ -17,6 +17,7 @@ from spaces.hub.git_http import router as git_router
 from spaces.hub.limits import BodyLimit
 from spaces.hub.pages import install_pages
 from spaces.hub.pages.runtime_hooks import runtime_hooks
+from spaces.hub.urlguard import ControlBytes
 from spaces.services.logs import LogBus
 from spaces.services.spaces import SpaceService
 from spaces.settings import Settings
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
     # last: the profile page /{name} matches any single path segment
     install_pages(app, hub, hooks=runtime_hooks())
     app.add_middleware(BodyLimit, limits=settings.limits)
+    app.add_middleware(ControlBytes)  # a NUL or newline in the URL is refused before any route reads it
 
     app.add_middleware(RequestBase)
     return app

@@ -7,6 +7,7 @@ traceback ever reaches a client (unexpected errors are logged here and answered 
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,8 +20,9 @@ log = logging.getLogger("spaces.hub")
 
 
 def _header_safe(message: str) -> str:
-    # Header values must be latin-1 and one line; the full text stays in the JSON body.
-    one_line = " ".join(message.split())
+    # Header values must be latin-1, one line and free of control bytes (a NUL makes the server drop the
+    # connection instead of answering); the full text stays in the JSON body.
+    one_line = " ".join(re.sub(r"[\x00-\x1f\x7f]", " ", message).split())
     return one_line.encode("latin-1", "replace").decode("latin-1")[:1000]
 
 

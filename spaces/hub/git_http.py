@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shlex
+import sys
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
@@ -65,14 +67,24 @@ done
 """
 
 
+# -I: the hook runs in the repository directory; nothing there or in the environment may change what it imports
+PRE_RECEIVE = """#!/bin/sh
+# Installed by spaces: refuses a push the platform cannot take (a symlink leaving the repository) before any ref
+# moves; see spaces/storage/prereceive.py.
+exec {python} -I -m spaces.storage.prereceive
+"""
+
+
 def install_hooks(data_dir) -> str:  # noqa: ANN001
     """Write the shared hooks directory (``core.hooksPath`` for every push) and return its path."""
     hooks = data_dir / "git-hooks"
     hooks.mkdir(parents=True, exist_ok=True)
-    hook = hooks / "post-receive"
-    if not hook.exists() or hook.read_text() != POST_RECEIVE:
-        hook.write_text(POST_RECEIVE)
-    hook.chmod(0o755)
+    python = shlex.quote(sys.executable)
+    for name, text in (("post-receive", POST_RECEIVE), ("pre-receive", PRE_RECEIVE.format(python=python))):
+        hook = hooks / name
+        if not hook.exists() or hook.read_text() != text:
+            hook.write_text(text)
+        hook.chmod(0o755)
     return str(hooks)
 
 

@@ -160,8 +160,8 @@ class BuildService:
         with tempfile.TemporaryDirectory(prefix="spaces-build-") as tmp:
             context = Path(tmp) / "src"
             say("fetching", f"Checking out {sha[:7]}")
-            repo.export(sha, context)
             try:
+                repo.export(sha, context)  # a SpacesError here (a link leaving the repo) is the build's failure
                 plan = self.planner(context, sha)
                 for reason in plan.reasons:
                     say("resolving", reason)

@@ -6,8 +6,21 @@ the card data and the stage (NO_APP_FILE / CONFIG_ERROR with a message naming th
 buildable revision to the ``on_revision`` hook (the builder, when one is configured).
 
 Ordering rule for disk and database: the database row is written (flushed) first so that name conflicts fail
-before anything touches the disk; the git repository is created next; the transaction commits last. A crash in
-between leaves at most an unreferenced repository directory, which a later create of the same id replaces.
+before anything touches the disk; the git repository is created next; the transaction commits last.
+
+All or nothing, and which side is the truth: **git's ``main`` is the truth about a Space's files; the database's
+``sha``, card data and stage are derived from it.**
+
+* A commit the platform refuses (bad path, parent mismatch, a push's pre-receive check) is refused before the ref
+  moves.
+* An API or web commit, a create and a duplicate register an undo with the transaction (``after_rollback``): when
+  anything after the git update fails (refreshing the card, the builder's hand-off, the database commit itself),
+  the ref goes back to its parent, or the new repository goes away, and the caller gets the error. Nothing half
+  done stays visible.
+* A process killed between the git update and the database commit cannot undo anything; at the next start
+  :meth:`SpaceService.repair` brings every Space whose recorded ``sha`` differs from git's tip up to the tip (the
+  commit happened: git has it, and for a push git already told the client so). The same holds for a push whose
+  refresh failed. A repository left without its row (a create killed midway) holds nothing anyone can reach.
 """
 
 from __future__ import annotations
@@ -22,7 +35,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from spaces.db.models import Account, Space, SpaceSecret, SpaceVariable, new_id, utcnow
-from spaces.db.session import after_commit
+from spaces.db.session import after_commit, after_rollback
 from spaces.domain import hardware as hw
 from spaces.domain.cardconfig import evaluate
 from spaces.domain.naming import subdomain_candidates, validate_repo_id
@@ -143,8 +156,8 @@ class SpaceService:
         flavor = hw.get_flavor(hardware or "cpu-basic").name
         if self.check_quota is not None:
             self.check_quota(s, owner, flavor)
-        if sleep_time is not None and sleep_time != -1 and sleep_time < 60:
-            raise BadRequest("sleepTimeSeconds must be -1 (never sleep) or at least 60 seconds.")
+        if sleep_time is not None:
+            check_sleep_time(sleep_time, "sleepTimeSeconds")
         space = Space(id=new_id(), owner_id=owner.id, owner=owner, name=name, repo_id=repo_id, key=repo_id.lower(),
                       subdomain=self._pick_subdomain(s, repo_id), private=private, hardware=flavor,
                       sleep_time=sleep_time, created_by=principal.account.id)
@@ -163,6 +176,7 @@ class SpaceService:
         if path.exists():  # left over by a crash between disk and database
             shutil.rmtree(path)
         repo = GitRepo.init_bare(path)
+        after_rollback(s, repo.delete)  # the row is not committed: the repository goes too
         try:
             repo.commit(additions=[Addition("README.md", seed_readme(req.name, req.sdk).encode()),
                                    Addition(".gitattributes", SEED_GITATTRIBUTES.encode())],
@@ -202,6 +216,7 @@ class SpaceService:
         if path.exists():
             shutil.rmtree(path)
         copy = self.repo(source).copy_to(path)
+        after_rollback(s, copy.delete)
         try:
             self.refresh(s, space)
         except BaseException:
@@ -213,13 +228,27 @@ class SpaceService:
     def commit(self, s: Session, principal: Principal, space: Space, *, additions: list[Addition],
                deletions: Iterable[str] = (), deleted_folders: Iterable[str] = (), message: str,
                description: str = "", parent: str | None = None) -> str:
-        sha = self.repo(space).commit(
+        repo = self.repo(space)
+        sha = repo.commit(
             additions=additions, deletions=list(deletions), deleted_folders=list(deleted_folders), message=message,
             description=description, author_name=principal.account.name,
             author_email=principal.account.email or f"{principal.account.name}@users.noreply.spaces",
             expected_parent=parent)
+        # from here until the transaction commits, a failure takes the commit back out of git (module docstring)
+        after_rollback(s, lambda: repo.undo_commit(sha))
         self.refresh(s, space)
         return sha
+
+    def repair(self, s: Session) -> list[str]:
+        """Bring every Space whose recorded ``sha`` is not git's tip of main up to the tip (after a kill between
+        a git update and the database commit, or a push whose refresh failed). Returns the repo ids repaired."""
+        repaired = []
+        for space in s.scalars(select(Space).order_by(Space.created_at)):
+            repo = self.repo(space)
+            if repo.exists() and repo.head() != space.sha:
+                self.refresh(s, space)
+                repaired.append(space.repo_id)
+        return repaired
 
     def refresh(self, s: Session, space: Space, *, factory: bool = False) -> None:
         """Re-read the tip of main after a commit or push: card data, sdk, stage; then hand it to the builder."""
@@ -278,8 +307,7 @@ class SpaceService:
 
     @staticmethod
     def set_sleep_time(space: Space, seconds: int) -> None:
-        if seconds != -1 and seconds < 60:
-            raise BadRequest("Sleep time must be -1 (never sleep) or at least 60 seconds.")
+        check_sleep_time(seconds, "Sleep time")
         space.sleep_time = seconds
 
     def pause(self, s: Session, space: Space) -> None:
@@ -356,6 +384,15 @@ class SpaceService:
         s.delete(row)
         s.flush()
 
+
+
+#: the longest sleep time one can set (a year); -1 means never sleep
+MAX_SLEEP_TIME_S = 365 * 24 * 3600
+
+
+def check_sleep_time(seconds: int, what: str) -> None:
+    if seconds != -1 and not 60 <= seconds <= MAX_SLEEP_TIME_S:
+        raise BadRequest(f"{what} must be -1 (never sleep) or between 60 and {MAX_SLEEP_TIME_S} seconds (a year).")
 
 
 def validate_env_key(key: str) -> None:

@@ -112,3 +112,22 @@ def compare_and_swap(git_dir: Path, ref: str, new: str, old: str | None) -> bool
     if read_tip(git_dir, ref) != old or b".lock" in proc.stderr:
         return False
     raise GitError(git_failure(["update-ref"], proc.returncode, proc.stderr))
+
+
+SYMLINK_MODE = "120000"
+
+
+def link_targets(git_dir: Path, links: dict[str, str], env: dict[str, str] | None = None) -> dict[str, str]:
+    """path -> target text for the symlink blobs ``links`` (path -> blob oid), read with ONE ``cat-file``."""
+    if not links:
+        return {}
+    paths = sorted(links)
+    out = run_git(git_dir, ["cat-file", "--batch"], input=enc("".join(links[p] + "\n" for p in paths)),
+                  env=env).stdout
+    targets, pos = {}, 0
+    for path in paths:
+        header_end = out.index(b"\n", pos)
+        size = int(out[pos:header_end].split(b" ")[2])
+        targets[path] = dec(out[header_end + 1 : header_end + 1 + size])
+        pos = header_end + 1 + size + 1  # the content is followed by a newline
+    return targets

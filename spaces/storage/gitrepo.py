@@ -30,7 +30,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-from spaces.errors import BadRequest, EntryNotFound, GitError, PreconditionFailed, RepoExists, RevisionNotFound
+from spaces.domain.links import check_all as check_links
+from spaces.errors import (
+    BadRequest,
+    EntryNotFound,
+    GitError,
+    InvalidPath,
+    PreconditionFailed,
+    RepoExists,
+    RevisionNotFound,
+)
 from spaces.storage._gitcmd import (
     FULL_SHA,
     SHORT_SHA,
@@ -46,7 +55,16 @@ from spaces.storage._gitcmd import (
     split_z,
     stream_blob,
 )
-from spaces.storage._treeedit import apply_changes, compare_and_swap, list_files, read_tip, write_blobs, write_tree
+from spaces.storage._treeedit import (
+    SYMLINK_MODE,
+    apply_changes,
+    compare_and_swap,
+    link_targets,
+    list_files,
+    read_tip,
+    write_blobs,
+    write_tree,
+)
 
 __all__ = ["Addition", "CommitInfo", "GitRepo", "TreeEntry", "blob_oid"]
 
@@ -173,7 +191,14 @@ class GitRepo:
         dest.mkdir(parents=True, exist_ok=False)
         data = self._git("archive", "--format=tar", sha)
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            tar.extractall(dest, filter="data")  # "data" refuses absolute paths, links out of dest, devices
+            try:
+                tar.extractall(dest, filter="data")  # "data" refuses absolute paths, links out of dest, devices
+            except tarfile.FilterError as exc:  # pushed before links leaving the repo were refused at push
+                member = getattr(exc, "tarinfo", None)
+                name = member.name if member is not None else "?"
+                target = member.linkname if member is not None else "?"
+                raise InvalidPath(f"The file `{name}` cannot be checked out: it is a symlink pointing outside the "
+                                  f"repository (to `{target}`). Replace it and push again.") from None
         return dest
 
     def size_bytes(self) -> int:
@@ -270,6 +295,8 @@ class GitRepo:
                             "fetch the latest revision and retry."
                         )
                     entries = apply_changes(list_files(self.path, tip), added, dels, folders, branch)
+                    links = {p: oid for p, (mode, oid) in entries.items() if mode == SYMLINK_MODE}
+                    check_links(link_targets(self.path, links))  # InvalidPath for one that leaves the repo
                     tree = write_tree(self.path, entries, Path(tmp) / f"index-{attempt}")
                     parents = ["-p", tip] if tip else []
                     new = self._git("commit-tree", tree, *parents, input=text.encode(), env=env).decode().strip()
@@ -280,6 +307,18 @@ class GitRepo:
         if expected_parent is not None:
             raise PreconditionFailed(f"The tip of {branch} moved while committing; fetch and retry.")
         raise GitError(f"Could not update {branch}: it kept changing under concurrent writes; retry.")
+
+    def undo_commit(self, sha: str, branch: str = "main") -> bool:
+        """Move ``branch`` back from ``sha`` to its first parent (delete it for a root commit), if it is still at
+        ``sha``: the way back when what follows a commit (the database) fails. A branch that moved on since is
+        left alone (someone built on it). Returns whether the branch moved back."""
+        ref = self._ref(branch)
+        parent = run_git(self.path, ["rev-parse", "--verify", "--quiet", f"{sha}^1"], ok=(0, 1)).stdout.strip()
+        with commit_lock(self.path):
+            if parent:
+                return compare_and_swap(self.path, ref, parent.decode(), sha)
+            proc = run_git(self.path, ["update-ref", "-m", "spaces: undo", "-d", ref, sha], ok=(0, 1, 128))
+            return proc.returncode == 0
 
     # -- reading -----------------------------------------------------------------------------------------------
 

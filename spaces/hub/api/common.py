@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import unquote
 
 from fastapi import Request
 
 from spaces.errors import BadRequest
+from spaces.hub import jsonlimits
 
 
 def raw_segments(request: Request) -> list[str]:
@@ -40,10 +40,7 @@ async def json_body(request: Request) -> dict[str, Any]:
     raw = await request.body()
     if not raw.strip():
         return {}
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"The request body is not valid JSON: {exc}") from None
+    data = jsonlimits.loads(raw)  # BadRequest for invalid JSON, too deep, numbers out of range
     if not isinstance(data, dict):
         raise BadRequest("The request body must be a JSON object.")
     return data
@@ -60,12 +57,18 @@ def get_str(data: dict[str, Any], key: str, *, required: bool = False, default: 
     return value
 
 
-def get_int(data: dict[str, Any], key: str) -> int | None:
+#: what an INTEGER column holds on every database (PostgreSQL's is 32-bit): a wider value is a 400, not an SQL error
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+
+
+def get_int(data: dict[str, Any], key: str, low: int = INT_MIN, high: int = INT_MAX) -> int | None:
     value = data.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise BadRequest(f"Field '{key}' must be an integer.")
+    if not low <= value <= high:
+        raise BadRequest(f"Field '{key}' must be an integer between {low} and {high}.")
     return value
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
@@ -16,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from spaces.domain.naming import validate_folder_path, validate_path_in_repo
 from spaces.errors import BadRequest, EntryNotFound, RevisionNotFound
+from spaces.hub import jsonlimits
 from spaces.hub.api.common import after, in_session, json_body
 from spaces.hub.serialize import commit_json, tree_item
 from spaces.storage.gitrepo import Addition, GitRepo
@@ -176,10 +176,7 @@ def parse_ndjson(body: bytes) -> tuple[dict, list[Addition], list[str], list[str
     for n, line in enumerate(body.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except (ValueError, UnicodeDecodeError):
-            raise BadRequest(f"Line {n} of the commit is not valid JSON.") from None
+        obj = jsonlimits.loads(line, what=f"Line {n} of the commit")  # bounded depth and numbers
         if not isinstance(obj, dict) or not isinstance(obj.get("value"), dict):
             raise BadRequest(f"Line {n} of the commit must be an object with 'key' and 'value'.")
         key, value = obj.get("key"), obj["value"]

@@ -1,0 +1,58 @@
+"""The ``pre-receive`` hook of every Space repository: refuses, before any ref moves, what the platform cannot take.
+
+Run by ``git receive-pack`` (see ``spaces.hub.git_http``) as ``python -I -m spaces.storage.prereceive`` with the
+ref updates on stdin. Today it refuses a pushed tree holding a symlink that points outside the repository
+(``spaces.domain.links``): such a link would make the build fail later, or worse. What it prints reaches the
+pusher as ``remote:`` lines; exiting 1 refuses the whole push, so no ref moves and git and the database agree.
+
+The pushed objects are still in git's quarantine directory: the ``GIT_OBJECT_DIRECTORY`` and
+``GIT_ALTERNATE_OBJECT_DIRECTORIES`` git gives the hook are passed on to the git commands it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from spaces.domain.links import escapes, refusal
+from spaces.storage._gitcmd import ZERO_OID, dec, run_git, split_z
+from spaces.storage._treeedit import SYMLINK_MODE, link_targets
+
+_QUARANTINE = ("GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH")
+
+
+def problems(git_dir: Path, updates: list[tuple[str, str, str]], env: dict[str, str]) -> list[str]:
+    """One sentence per ref update whose new tree has a link leaving the repository."""
+    found = []
+    for _old, new, ref in updates:
+        if new == ZERO_OID:
+            continue  # a deletion has no tree
+        listing = run_git(git_dir, ["ls-tree", "-r", "-z", "--full-tree", new], env=env, ok=(0, 128))
+        if listing.returncode != 0:
+            continue  # a tag on something that is not a commit or tree: there are no files to check
+        links = {}
+        for rec in split_z(listing.stdout):
+            meta, _, name = rec.partition(b"\t")
+            mode, _kind, oid = meta.decode().split()
+            if mode == SYMLINK_MODE:
+                links[dec(name)] = oid
+        targets = link_targets(git_dir, links, env=env)
+        for path in sorted(targets):
+            if escapes(path, targets[path], targets):
+                found.append(f"{ref}: {refusal(path, targets[path])}")
+    return found
+
+
+def main() -> int:
+    git_dir = Path(os.environ.get("GIT_DIR", ".")).resolve()
+    env = {k: os.environ[k] for k in _QUARANTINE if k in os.environ}
+    updates = [tuple(line.split()) for line in sys.stdin.read().splitlines() if line.strip()]
+    found = problems(git_dir, [u for u in updates if len(u) == 3], env)
+    for sentence in found:
+        print(f"spaces: push refused: {sentence}")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
