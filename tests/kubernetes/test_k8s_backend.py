@@ -107,3 +107,16 @@ def test_live_cluster_start_poll_list_logs_stop() -> None:
     while backend.poll(handle).phase is not Phase.GONE and time.monotonic() < deadline:
         time.sleep(1)
     assert backend.poll(handle).phase is Phase.GONE
+
+
+def test_crash_log_tail_reads_the_newest_instance_and_skips_the_kubelets_placeholder() -> None:
+    # what a real kubelet 1.36 answered (tests/kubernetes_live): the crashed instance is the newest one while it
+    # waits in CrashLoopBackOff; `previous` names one the kubelet already removed and streams a placeholder line
+    backend = offline_backend()
+    answers = {False: "boom: no model file\n", True: "unable to retrieve container logs for containerd://abc"}
+    backend.core.read_namespaced_pod_log = lambda pod, ns, container, previous, tail_lines: answers[previous]
+    assert backend._log_tail("p", "ns") == "boom: no model file\n"
+    answers = {False: "", True: "unable to retrieve container logs for containerd://abc"}
+    assert backend._log_tail("p", "ns") == ""
+    answers = {False: "", True: "the previous instance's last words\n"}  # restarted, newest silent so far
+    assert backend._log_tail("p", "ns") == "the previous instance's last words\n"

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 # the generated client defaults patches to JSON Patch (a list of operations); our bodies are partial objects
 _MERGE = "application/strategic-merge-patch+json"
+# what the kubelet streams, with status 200, for an instance whose log it no longer has
+_NO_LOG = "unable to retrieve container logs"
 
 
 class KubernetesSettings(BaseModel):
@@ -172,13 +174,16 @@ class KubernetesBackend:
     def _log_tail(self, pod: str, ns: str) -> str:
         from kubernetes.client.exceptions import ApiException
 
-        for previous in (True, False):  # a crash-looping container's last words are in the previous instance
+        # the newest instance first: while it waits in CrashLoopBackOff it is the one that crashed, and the kubelet
+        # has already removed the one before (a real kubelet 1.36 answers `previous` with a placeholder line then);
+        # the previous instance when the newest has been restarted and said nothing yet
+        for previous in (False, True):
             try:
                 text = self.core.read_namespaced_pod_log(pod, ns, container=k8s.CONTAINER, previous=previous,
                                                          tail_lines=self.settings.log_tail_lines)
             except ApiException:
                 continue
-            if text:
+            if text and not text.startswith(_NO_LOG):
                 return text
         return ""
 

@@ -1,0 +1,69 @@
+"""The cluster is real: a Ready node running the pinned release, and a pod from an image built here, pushed to the
+local registry, pulled by the node, running and answering over its pod IP."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from live_images import build_and_push
+
+pytest.importorskip("kubernetes.client")
+from kubernetes import client  # noqa: E402
+
+KUBE_VERSION = "v1.36.3"  # the pin in infra/kubernetes/cluster
+
+
+def wait_pod_ready(core, ns: str, name: str, timeout: float = 180):
+    deadline = time.monotonic() + timeout
+    while True:
+        pod = core.read_namespaced_pod(name, ns)
+        ready = [c for c in pod.status.conditions or [] if c.type == "Ready" and c.status == "True"]
+        if ready and pod.status.pod_ip:
+            return pod
+        if time.monotonic() > deadline:
+            events = core.list_namespaced_event(ns, field_selector=f"involvedObject.name={name}").items
+            raise AssertionError(f"pod {name} not ready: {pod.status.phase} "
+                                 f"{[(e.reason, e.message) for e in events]}")
+        time.sleep(0.5)
+
+
+def test_the_node_is_ready_and_runs_the_pinned_release(cluster, api) -> None:
+    node = client.CoreV1Api(api).read_node(cluster.node)
+    conditions = {c.type: c.status for c in node.status.conditions}
+    assert conditions["Ready"] == "True", conditions
+    info = node.status.node_info
+    assert info.kubelet_version == KUBE_VERSION
+    assert info.container_runtime_version.startswith("containerd://1.")
+    assert client.VersionApi(api).get_code().git_version == KUBE_VERSION
+    # the not-ready taint is gone, so ordinary pods can land
+    assert not [t for t in node.spec.taints or [] if t.key.startswith("node.kubernetes.io/")]
+
+
+def test_a_locally_built_image_is_pulled_from_the_registry_and_answers(cluster, api, namespace,
+                                                                       tmp_path: Path) -> None:
+    ref, token = build_and_push(cluster.registry, tmp_path)
+    core = client.CoreV1Api(api)
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name="token-app"),
+        spec=client.V1PodSpec(
+            containers=[client.V1Container(
+                name="app", image=ref, image_pull_policy="Always",
+                ports=[client.V1ContainerPort(container_port=8080)],
+                readiness_probe=client.V1Probe(tcp_socket=client.V1TCPSocketAction(port=8080), period_seconds=1),
+            )],
+            termination_grace_period_seconds=1,
+        ),
+    )
+    core.create_namespaced_pod(namespace, pod)
+    running = wait_pod_ready(core, namespace, "token-app")
+    status = running.status.container_statuses[0]
+    # pulled from the registry by digest, not found locally
+    assert status.image_id.startswith(f"{ref.rsplit(':', 1)[0]}@sha256:"), status.image_id
+    assert running.status.pod_ip.startswith("10.244.")
+    answer = httpx.get(f"http://{running.status.pod_ip}:8080/token", timeout=10)
+    assert answer.status_code == 200 and answer.text == token
+    # the apiserver reaches the kubelet (logs through the API, as the backend reads crash tails)
+    assert "GET /token" in core.read_namespaced_pod_log("token-app", namespace, container="app")
