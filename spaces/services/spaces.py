@@ -27,7 +27,7 @@ from spaces.domain import hardware as hw
 from spaces.domain.cardconfig import evaluate
 from spaces.domain.naming import subdomain_candidates, validate_repo_id
 from spaces.domain.stages import SpaceStage
-from spaces.errors import BadRequest, EntryNotFound, Forbidden, RepoExists, RepoNotFound
+from spaces.errors import BadRequest, Forbidden, RepoExists, RepoNotFound
 from spaces.services import accounts
 from spaces.services.accounts import Principal
 from spaces.storage.cached import CachedGitRepo
@@ -349,12 +349,15 @@ class SpaceService:
         s.flush()
 
     @staticmethod
-    def delete_kv(s: Session, model: type, space: Space, key: str) -> None:
+    def delete_kv(s: Session, model: type, space: Space, key: str) -> bool:
+        """Delete one variable or secret; False when there was none (not an error: the Hub answers 200 too, so
+        ``hf spaces secrets delete`` is idempotent)."""
         row = s.scalar(select(model).where(model.space_id == space.id, model.key == key))
         if row is None:
-            raise EntryNotFound(key)
+            return False
         s.delete(row)
         s.flush()
+        return True
 
 
 

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from spaces.domain.gitignore import ignore_matcher
 from spaces.domain.naming import validate_folder_path, validate_path_in_repo
 from spaces.errors import BadRequest, EntryNotFound, RevisionNotFound
 from spaces.hub.api.common import after, in_session, json_body
@@ -145,10 +146,14 @@ async def preupload(ns: str, name: str, rest: str, request: Request) -> dict:
     files = data.get("files")
     if not isinstance(files, list):
         raise BadRequest("Field 'files' must be a list of {path, sample, size}.")
+    git_ignore = data.get("gitIgnore")
+    if git_ignore is not None and not isinstance(git_ignore, str):
+        raise BadRequest("Field 'gitIgnore' must be the text of a .gitignore file.")
 
     def work(s, p):  # noqa: ANN001, ANN202
         repo = hub.spaces.repo(hub.spaces.get_writable(s, f"{ns}/{name}", p))
         sha = repo.resolve(rev)
+        ignored = ignore_matcher(git_ignore if git_ignore is not None else _repo_gitignore(repo, sha))
         out = []
         for f in files:
             if not isinstance(f, dict) or not isinstance(f.get("path"), str):
@@ -162,9 +167,19 @@ async def preupload(ns: str, name: str, rest: str, request: Request) -> dict:
                 except EntryNotFound:
                     pass
             # "regular": contents travel base64 in the commit; "lfs" would send hf_xet clients to a Xet server.
-            out.append({"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": oid})
+            out.append({"path": f["path"], "uploadMode": "regular", "shouldIgnore": ignored(path), "oid": oid})
         return {"files": out, "commitOid": sha}
     return await in_session(request, work, auth_required=True)
+
+
+def _repo_gitignore(repo: GitRepo, sha: str | None) -> str | None:
+    """The .gitignore at the revision being committed to: what applies when the client sends none."""
+    if sha is None:
+        return None
+    try:
+        return repo.read_blob(sha, ".gitignore").decode("utf-8", "replace")
+    except EntryNotFound:
+        return None
 
 
 def parse_ndjson(body: bytes) -> tuple[dict, list[Addition], list[str], list[str]]:

@@ -1,0 +1,230 @@
+"""Where the real ``huggingface_hub`` 2.4.0 and its ``hf`` CLI meet the Hub's behaviour around repos (issue 23):
+repo types that are not hosted here, idempotent deletes, gitignore on preupload, odd paths, request ids,
+templates, branches and tags. Everything goes through the real client against a live server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from harness import unique
+from huggingface_hub import CommitOperationAdd, HfApi
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+pytestmark = pytest.mark.timeout(180)
+
+OTHER_TYPES = (None, "model", "dataset")  # None: what the client sends when repo_type is left out (a model)
+
+
+def hf(actor, *args: str) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
+    """The ``hf`` CLI as a user runs it, pointed at the test server with the actor's token."""
+    exe = Path(sys.executable).with_name("hf")
+    env = {**os.environ, "HF_ENDPOINT": actor.server.url, "HF_TOKEN": actor.token, "NO_COLOR": "1"}
+    env.pop("HF_HUB_DISABLE_IMPLICIT_TOKEN", None)  # the suite's clients never send a token unasked; a user's do
+    return subprocess.run([str(exe), *args], env=env, capture_output=True, text=True, timeout=90)
+
+
+def snapshot(api: HfApi, repo_id: str) -> tuple:
+    """What a type-confused call must not change: tip, files, visibility, refs."""
+    info = api.space_info(repo_id)
+    refs = api.list_repo_refs(repo_id, repo_type="space")
+    return (info.sha, sorted(s.rfilename for s in info.siblings or []), info.private,
+            sorted(b.name for b in refs.branches), sorted(t.name for t in refs.tags))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 1. repo types: a model or dataset alice/x is never the Space alice/x
+
+
+def test_every_typed_call_for_another_type_leaves_the_space_alone(alice, make_space):
+    repo_id = make_space(alice)
+    alice.api.upload_file(path_or_fileobj=b"keep me\n", path_in_repo="data/keep.txt", repo_id=repo_id,
+                          repo_type="space")
+    before = snapshot(alice.api, repo_id)
+    calls = {
+        "delete_repo": lambda t: alice.api.delete_repo(repo_id, repo_type=t),
+        "move_repo": lambda t: alice.api.move_repo(repo_id, repo_id + "-moved", repo_type=t),
+        "update_repo_settings": lambda t: alice.api.update_repo_settings(repo_id, private=True, repo_type=t),
+        "upload_file": lambda t: alice.api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt",
+                                                       repo_id=repo_id, repo_type=t),
+        "delete_file": lambda t: alice.api.delete_file("data/keep.txt", repo_id, repo_type=t),
+        "delete_folder": lambda t: alice.api.delete_folder("data", repo_id, repo_type=t),
+        "create_branch": lambda t: alice.api.create_branch(repo_id, branch="dev", repo_type=t),
+        "delete_branch": lambda t: alice.api.delete_branch(repo_id, branch="main", repo_type=t),
+        "create_tag": lambda t: alice.api.create_tag(repo_id, tag="v1", repo_type=t),
+        "delete_tag": lambda t: alice.api.delete_tag(repo_id, tag="v1", repo_type=t),
+        "repo_info": lambda t: alice.api.repo_info(repo_id, repo_type=t),
+        "list_repo_files": lambda t: alice.api.list_repo_files(repo_id, repo_type=t),
+        "list_repo_refs": lambda t: alice.api.list_repo_refs(repo_id, repo_type=t),
+        "list_repo_commits": lambda t: alice.api.list_repo_commits(repo_id, repo_type=t),
+        "get_paths_info": lambda t: alice.api.get_paths_info(repo_id, ["README.md"], repo_type=t),
+        "hf_hub_download": lambda t: alice.api.hf_hub_download(repo_id, "README.md", repo_type=t),
+        "auth_check": lambda t: alice.api.auth_check(repo_id, repo_type=t),
+    }
+    for name, call in calls.items():
+        for repo_type in OTHER_TYPES:
+            with pytest.raises(RepositoryNotFoundError):
+                call(repo_type)
+                pytest.fail(f"{name}(repo_type={repo_type!r}) did not fail")
+    assert snapshot(alice.api, repo_id) == before
+    assert alice.api.repo_exists(repo_id, repo_type="space")
+
+
+def test_the_hf_cli_without_the_space_type_leaves_the_space_alone(alice, make_space):
+    repo_id = make_space(alice)
+    before = snapshot(alice.api, repo_id)
+    for args in (["repos", "delete", repo_id, "--yes"], ["repos", "settings", repo_id, "--private"],
+                 ["repos", "branch", "create", repo_id, "dev"], ["repos", "tag", "create", repo_id, "v1"],
+                 ["repos", "delete", repo_id, "--repo-type", "dataset", "--yes"]):
+        res = hf(alice, *args)
+        assert res.returncode != 0, (args, res.stdout, res.stderr)
+        assert "not found" in (res.stdout + res.stderr).lower(), (args, res.stdout, res.stderr)
+    assert snapshot(alice.api, repo_id) == before
+
+
+def test_validate_yaml_checks_a_model_card_as_a_model_card(server):
+    model_card = "---\nlicense: mit\nsdk: 3\napp_port: many\ntags: [a]\n---\n# model\n"
+    r = httpx.post(f"{server.url}/api/validate-yaml", json={"content": model_card, "repoType": "model"})
+    assert r.status_code == 200, r.text
+    assert r.json()["errors"] == []
+    r = httpx.post(f"{server.url}/api/validate-yaml", json={"content": model_card, "repoType": "space"})
+    assert r.status_code == 400 and r.json()["errors"], r.text  # the same keys are wrong for a Space
+    r = httpx.post(f"{server.url}/api/validate-yaml", json={"content": "---\na: [\n---\n", "repoType": "dataset"})
+    assert r.status_code == 400 and r.json()["errors"], r.text
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 2. "different from the Hub"
+
+
+def test_exists_helpers_answer_false_for_repo_types_not_hosted_here(alice, anon, make_space):
+    repo_id = make_space(alice)
+    for api in (alice.api, anon.api):
+        for repo_type in OTHER_TYPES:
+            assert not api.repo_exists(repo_id, repo_type=repo_type)
+            assert not api.file_exists(repo_id, "README.md", repo_type=repo_type)
+            assert not api.revision_exists(repo_id, "main", repo_type=repo_type)
+        assert api.repo_exists(repo_id, repo_type="space")
+        assert api.file_exists(repo_id, "README.md", repo_type="space")
+        assert api.revision_exists(repo_id, "main", repo_type="space")
+        assert not api.revision_exists(repo_id, "nope", repo_type="space")
+    assert list(alice.api.list_models(author="alice")) == []
+    assert list(alice.api.list_datasets(author="alice")) == []
+    for path in ("/api/models/alice/x", "/api/datasets/alice/x/tree/main", "/api/models/alice/x/revision/main",
+                 "/alice/x/resolve/main/README.md", "/datasets/alice/x/resolve/main/README.md"):
+        r = httpx.get(f"{alice.server.url}{path}")
+        assert r.status_code == 404 and r.headers["x-error-code"] == "RepoNotFound", path
+    r = httpx.post(f"{alice.server.url}/api/models/alice/x/paths-info/main", data={"paths": ["README.md"]})
+    assert r.status_code == 404 and r.headers["x-error-code"] == "RepoNotFound"
+
+
+def test_deleting_a_missing_secret_or_variable_succeeds_like_the_hub(alice, make_space):
+    repo_id = make_space(alice)
+    alice.api.add_space_secret(repo_id, "KEEP", "v")
+    alice.api.add_space_variable(repo_id, "KEEPV", "1")
+    alice.api.delete_space_secret(repo_id, "NOPE")
+    assert alice.api.delete_space_variable(repo_id, "NOPE")["KEEPV"].value == "1"
+    res = hf(alice, "spaces", "secrets", "delete", repo_id, "NOPE", "--yes")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert set(alice.api.get_space_secrets(repo_id)) == {"KEEP"}
+    alice.api.delete_space_secret(repo_id, "KEEP")
+    assert alice.api.get_space_secrets(repo_id) == {}
+
+
+def test_preupload_honours_the_gitignore_the_client_sends_and_the_repos_own(alice, make_space, tmp_path):
+    repo_id = make_space(alice)
+    folder = tmp_path / "app"
+    for rel, text in {".gitignore": "*.log\n!keep.log\nbuild/\n", "app.py": "print(1)\n", "debug.log": "x\n",
+                      "keep.log": "k\n", "build/out.bin": "b\n", "src/build/deep.txt": "d\n"}.items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_text(text)
+    alice.api.upload_folder(folder_path=folder, repo_id=repo_id, repo_type="space")
+    files = set(alice.api.list_repo_files(repo_id, repo_type="space"))
+    assert {".gitignore", "app.py", "keep.log"} <= files
+    assert not files & {"debug.log", "build/out.bin", "src/build/deep.txt"}, files
+
+    # no .gitignore in this commit: the one in the repo applies
+    alice.api.create_commit(repo_id, repo_type="space", commit_message="more", operations=[
+        CommitOperationAdd("later.log", b"l\n"), CommitOperationAdd("later.txt", b"t\n")])
+    files = set(alice.api.list_repo_files(repo_id, repo_type="space"))
+    assert "later.txt" in files and "later.log" not in files
+
+    # what the wire says, for a gitIgnore sent explicitly (it wins over the repo's)
+    r = httpx.post(f"{alice.server.url}/api/spaces/{repo_id}/preupload/main", headers=alice.headers,
+                   json={"files": [{"path": "a.log", "sample": "", "size": 1}, {"path": "x.tmp", "sample": "",
+                                                                                 "size": 1}],
+                         "gitIgnore": "*.tmp\n"})
+    assert r.status_code == 200, r.text
+    assert {f["path"]: f["shouldIgnore"] for f in r.json()["files"]} == {"a.log": False, "x.tmp": True}
+
+
+def test_delete_folder_with_or_without_a_trailing_slash(alice, make_space):
+    repo_id = make_space(alice)
+    alice.api.create_commit(repo_id, repo_type="space", commit_message="folders", operations=[
+        CommitOperationAdd("one/a.txt", b"a"), CommitOperationAdd("one/sub/b.txt", b"b"),
+        CommitOperationAdd("two/c.txt", b"c"), CommitOperationAdd("onex.txt", b"keep")])
+    alice.api.delete_folder("one", repo_id, repo_type="space")
+    alice.api.delete_folder("two/", repo_id, repo_type="space")
+    files = set(alice.api.list_repo_files(repo_id, repo_type="space"))
+    assert "onex.txt" in files
+    assert not [f for f in files if f.startswith(("one/", "two/"))], files
+
+
+def test_backslashes_in_paths_like_the_hub(alice, make_space, tmp_path):
+    repo_id = make_space(alice)
+    alice.api.upload_file(path_or_fileobj=b"odd\n", path_in_repo="folder/..\\..\\file", repo_id=repo_id,
+                          repo_type="space")
+    assert "folder/..\\..\\file" in alice.api.list_repo_files(repo_id, repo_type="space")
+    # (hf_hub_download itself refuses to write such a name locally; the bytes are served as stored)
+    r = httpx.get(f"{alice.server.url}/spaces/{repo_id}/resolve/main/folder/..%5C..%5Cfile")
+    assert r.status_code == 200 and r.content == b"odd\n"
+    [info] = alice.api.get_paths_info(repo_id, ["folder/..\\..\\file"], repo_type="space")
+    assert info.size == 4
+    with pytest.raises(HfHubHTTPError) as exc:
+        alice.api.upload_file(path_or_fileobj=b"x", path_in_repo="..\\x", repo_id=repo_id, repo_type="space")
+    assert exc.value.response.status_code == 422
+    assert "..\\x" not in alice.api.list_repo_files(repo_id, repo_type="space")
+
+
+def test_every_answer_has_a_request_id_and_errors_name_it(alice, server):
+    r = httpx.get(f"{server.url}/api/health")
+    assert r.headers.get("x-request-id")
+    missing = f"alice/{unique('nope')}"
+    with pytest.raises(RepositoryNotFoundError) as exc:
+        alice.api.space_info(missing)
+    rid = exc.value.request_id
+    assert rid and rid in str(exc.value)
+    log = server.log()
+    assert any(rid in line and "RepoNotFound" in line for line in log.splitlines()), log[-2000:]
+    ids = {httpx.get(f"{server.url}/api/health").headers["x-request-id"] for _ in range(3)}
+    assert len(ids) == 3
+    r = httpx.post(f"{server.url}/api/repos/create", content=b"x" * (50 << 20))  # refused by the body limit
+    assert r.status_code in (401, 413) and r.headers.get("x-request-id")
+
+
+def test_templates_listed_are_the_ones_create_repo_and_the_cli_start_from(alice, make_space):
+    templates = alice.api.list_space_templates()
+    assert {t.name for t in templates} >= {"Gradio starter"} or templates
+    gradio = next(t for t in templates if t.sdk == "gradio")
+    repo_id = make_space(alice, space_template=gradio.repo_id)
+    files = set(alice.api.list_repo_files(repo_id, repo_type="space"))
+    assert "app.py" in files, files
+    assert alice.api.space_info(repo_id).sdk == "gradio"
+
+    static = next(t for t in templates if t.sdk == "static")
+    name = unique("tpl")
+    res = hf(alice, "repos", "create", f"alice/{name}", "--type", "space", "--template", static.repo_id)
+    try:
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert "index.html" in alice.api.list_repo_files(f"alice/{name}", repo_type="space")
+    finally:
+        alice.api.delete_repo(f"alice/{name}", repo_type="space", missing_ok=True)
+
+    r = httpx.post(f"{alice.server.url}/api/repos/create", headers=alice.headers,
+                   json={"name": unique("tpl"), "type": "space", "sdk": "gradio", "template": "nobody/nothing"})
+    assert r.status_code == 400 and "Unknown Space template" in r.json()["error"]
+
