@@ -65,14 +65,29 @@ done
 """
 
 
+PRE_RECEIVE = """#!/bin/sh
+# Installed by spaces: main is what the Space builds and serves, so no push deletes it (the whole push is refused,
+# nothing changes). Other branches and tags come and go freely.
+status=0
+while read old new ref; do
+  if [ "$ref" = "refs/heads/main" ] && [ "$new" = "0000000000000000000000000000000000000000" ]; then
+    echo "spaces: refusing to delete main: the Space builds and serves it."
+    status=1
+  fi
+done
+exit $status
+"""
+
+
 def install_hooks(data_dir) -> str:  # noqa: ANN001
     """Write the shared hooks directory (``core.hooksPath`` for every push) and return its path."""
     hooks = data_dir / "git-hooks"
     hooks.mkdir(parents=True, exist_ok=True)
-    hook = hooks / "post-receive"
-    if not hook.exists() or hook.read_text() != POST_RECEIVE:
-        hook.write_text(POST_RECEIVE)
-    hook.chmod(0o755)
+    for name, text in (("post-receive", POST_RECEIVE), ("pre-receive", PRE_RECEIVE)):
+        hook = hooks / name
+        if not hook.exists() or hook.read_text() != text:
+            hook.write_text(text)
+        hook.chmod(0o755)
     return str(hooks)
 
 

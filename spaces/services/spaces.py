@@ -212,13 +212,16 @@ class SpaceService:
     # ---- files ------------------------------------------------------------------------------------------
     def commit(self, s: Session, principal: Principal, space: Space, *, additions: list[Addition],
                deletions: Iterable[str] = (), deleted_folders: Iterable[str] = (), message: str,
-               description: str = "", parent: str | None = None) -> str:
+               description: str = "", parent: str | None = None, branch: str = "main") -> str:
+        """One commit on ``branch`` (an existing one). Only main is built and served: a commit elsewhere changes
+        nothing about the running Space."""
         sha = self.repo(space).commit(
             additions=additions, deletions=list(deletions), deleted_folders=list(deleted_folders), message=message,
             description=description, author_name=principal.account.name,
             author_email=principal.account.email or f"{principal.account.name}@users.noreply.spaces",
-            expected_parent=parent)
-        self.refresh(s, space)
+            expected_parent=parent, branch=branch, must_exist=branch != "main")
+        if branch == "main":
+            self.refresh(s, space)
         return sha
 
     def refresh(self, s: Session, space: Space, *, factory: bool = False) -> None:

@@ -13,7 +13,12 @@ import httpx
 import pytest
 from harness import unique
 from huggingface_hub import CommitOperationAdd, HfApi
-from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+from huggingface_hub.errors import (
+    BadRequestError,
+    HfHubHTTPError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -228,3 +233,149 @@ def test_templates_listed_are_the_ones_create_repo_and_the_cli_start_from(alice,
                    json={"name": unique("tpl"), "type": "space", "sdk": "gradio", "template": "nobody/nothing"})
     assert r.status_code == 400 and "Unknown Space template" in r.json()["error"]
 
+
+# ---------------------------------------------------------------------------------------------------------------
+# 3. branches and tags (the Space builds and serves main only)
+
+
+def refs_of(api: HfApi, repo_id: str) -> tuple[dict[str, str], dict[str, str]]:
+    refs = api.list_repo_refs(repo_id, repo_type="space")
+    return ({b.name: b.target_commit for b in refs.branches}, {t.name: t.target_commit for t in refs.tags})
+
+
+def read(api: HfApi, repo_id: str, path: str, revision: str) -> bytes:
+    return Path(api.hf_hub_download(repo_id, path, repo_type="space", revision=revision)).read_bytes()
+
+
+def test_branches_and_tags_with_the_real_client(alice, make_space, tmp_path):
+    repo_id = make_space(alice)
+    first = alice.api.upload_file(path_or_fileobj=b"v1\n", path_in_repo="f.txt", repo_id=repo_id,
+                                  repo_type="space").oid
+    info = alice.api.space_info(repo_id)
+    main_sha, stage = info.sha, info.runtime.stage
+
+    alice.api.create_branch(repo_id, branch="dev", repo_type="space")
+    alice.api.create_branch(repo_id, branch="dev", repo_type="space", exist_ok=True)
+    with pytest.raises(HfHubHTTPError) as exc:
+        alice.api.create_branch(repo_id, branch="dev", repo_type="space")
+    assert exc.value.response.status_code == 409
+    on_dev = alice.api.upload_file(path_or_fileobj=b"v2\n", path_in_repo="f.txt", repo_id=repo_id,
+                                   repo_type="space", revision="dev").oid
+    alice.api.create_commit(repo_id, repo_type="space", revision="dev", commit_message="only on dev",
+                            operations=[CommitOperationAdd("dev-only.txt", b"d")], parent_commit=on_dev)
+    dev_tip = alice.api.list_repo_commits(repo_id, repo_type="space", revision="dev")[0].commit_id
+
+    # main, and so the Space, did not move
+    info = alice.api.space_info(repo_id)
+    assert (info.sha, info.runtime.stage) == (main_sha, stage)
+    assert read(alice.api, repo_id, "f.txt", "main") == b"v1\n"
+    assert read(alice.api, repo_id, "f.txt", "dev") == b"v2\n"
+    assert "dev-only.txt" not in alice.api.list_repo_files(repo_id, repo_type="space")
+    assert "dev-only.txt" in alice.api.list_repo_files(repo_id, repo_type="space", revision="dev")
+
+    # a name with '/', started from an older commit; tags, annotated and lightweight
+    alice.api.create_branch(repo_id, branch="feature/x", revision=first, repo_type="space")
+    alice.api.create_tag(repo_id, tag="v1.0", revision="dev", tag_message="release 1.0", repo_type="space")
+    alice.api.create_tag(repo_id, tag="rc/0", repo_type="space")  # main
+    with pytest.raises(HfHubHTTPError) as exc:
+        alice.api.create_tag(repo_id, tag="v1.0", repo_type="space")
+    assert exc.value.response.status_code == 409
+    alice.api.create_tag(repo_id, tag="v1.0", repo_type="space", exist_ok=True)
+    branches, tags = refs_of(alice.api, repo_id)
+    assert branches == {"main": main_sha, "dev": dev_tip, "feature/x": first}
+    assert tags == {"v1.0": dev_tip, "rc/0": main_sha}  # the annotated tag names its commit
+    assert read(alice.api, repo_id, "f.txt", "v1.0") == b"v2\n"
+    assert read(alice.api, repo_id, "f.txt", "feature/x") == b"v1\n"
+    assert alice.api.space_info(repo_id, revision="v1.0").sha == dev_tip
+    assert {f.path for f in alice.api.list_repo_tree(repo_id, repo_type="space", revision="rc/0")} >= {"f.txt"}
+    snap = alice.api.snapshot_download(repo_id, repo_type="space", revision="v1.0", local_dir=tmp_path / "snap")
+    assert (Path(snap) / "dev-only.txt").read_bytes() == b"d"
+
+    # deletes
+    alice.api.delete_tag(repo_id, tag="rc/0", repo_type="space")
+    alice.api.delete_branch(repo_id, branch="feature/x", repo_type="space")
+    with pytest.raises(RevisionNotFoundError):
+        alice.api.delete_branch(repo_id, branch="feature/x", repo_type="space")
+    with pytest.raises(RevisionNotFoundError):
+        alice.api.delete_tag(repo_id, tag="rc/0", repo_type="space")
+    with pytest.raises(RevisionNotFoundError):
+        alice.api.hf_hub_download(repo_id, "f.txt", repo_type="space", revision="feature/x")
+    assert refs_of(alice.api, repo_id) == ({"main": main_sha, "dev": dev_tip}, {"v1.0": dev_tip})
+
+
+def test_branch_and_tag_mistakes_change_nothing(alice, bob, make_space):
+    repo_id = make_space(alice)
+    alice.api.create_branch(repo_id, branch="dev", repo_type="space")
+    alice.api.create_tag(repo_id, tag="v1", repo_type="space")
+    before = refs_of(alice.api, repo_id)
+    sha = alice.api.space_info(repo_id).sha
+
+    with pytest.raises(HfHubHTTPError) as exc:
+        alice.api.delete_branch(repo_id, branch="main", repo_type="space")
+    assert exc.value.response.status_code == 403 and "main branch cannot be deleted" in str(exc.value)
+
+    bad = ["a..b", "x.lock", "-x", "a b", "HEAD", "refs/heads/x", "a/", "x@{u}", "x~1", "a:b", "q?", "s*", "[x",
+           ".hidden", "a/.b", "end.", "back\\slash", "0123456789abcdef0123456789abcdef01234567", "é" * 200]
+    for name in bad:
+        with pytest.raises(BadRequestError):
+            alice.api.create_branch(repo_id, branch=name, repo_type="space")
+        with pytest.raises(BadRequestError):
+            alice.api.create_tag(repo_id, tag=name, repo_type="space")
+    for name, error in (("dev/sub", "folder of refs"), ("v1", "tag named 'v1' exists")):
+        with pytest.raises(HfHubHTTPError) as exc:
+            alice.api.create_branch(repo_id, branch=name, repo_type="space")
+        assert exc.value.response.status_code == 409 and error in str(exc.value), name
+    with pytest.raises(HfHubHTTPError) as exc:
+        alice.api.create_tag(repo_id, tag="dev", repo_type="space")
+    assert exc.value.response.status_code == 409
+    with pytest.raises(RevisionNotFoundError):
+        alice.api.create_branch(repo_id, branch="from-nowhere", revision="no-such-rev", repo_type="space")
+    with pytest.raises(RevisionNotFoundError):
+        alice.api.create_tag(repo_id, tag="t-nowhere", revision="no-such-rev", repo_type="space")
+    with pytest.raises(RevisionNotFoundError):  # commits go to existing branches only; none is made on the way
+        alice.api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=repo_id, repo_type="space",
+                              revision="nope")
+    with pytest.raises(RevisionNotFoundError):  # a tag is not a branch to commit to
+        alice.api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=repo_id, repo_type="space",
+                              revision="v1")
+    with pytest.raises(HfHubHTTPError) as exc:  # someone without write access
+        bob.api.create_branch(repo_id, branch="bobs", repo_type="space")
+    assert exc.value.response.status_code in (403, 404)
+    with pytest.raises(HfHubHTTPError):
+        bob.api.delete_tag(repo_id, tag="v1", repo_type="space")
+    assert refs_of(alice.api, repo_id) == before
+    assert alice.api.space_info(repo_id).sha == sha
+
+
+def test_branches_and_tags_with_the_hf_cli_and_git(alice, make_space, tmp_path):
+    from e2e.helpers import clone, git
+
+    repo_id = make_space(alice)
+    for args in (["repos", "branch", "create", repo_id, "cli-branch", "--repo-type", "space"],
+                 ["repos", "tag", "create", repo_id, "cli-tag", "-m", "from the cli", "--repo-type", "space"]):
+        res = hf(alice, *args)
+        assert res.returncode == 0, (args, res.stdout, res.stderr)
+    res = hf(alice, "repos", "branch", "delete", repo_id, "main", "--repo-type", "space")
+    assert res.returncode != 0 and "main branch cannot be deleted" in res.stdout + res.stderr
+
+    work = tmp_path / "clone"
+    clone(alice.server, repo_id, work, alice.token)
+    git("fetch", "origin", "--tags", cwd=work)
+    assert git("rev-parse", "origin/cli-branch", cwd=work).stdout.strip() == alice.api.space_info(repo_id).sha
+    assert git("cat-file", "-t", "cli-tag", cwd=work).stdout.strip() == "tag"  # annotated
+    git("checkout", "-b", "pushed", cwd=work)
+    (work / "p.txt").write_text("pushed\n")
+    git("add", "p.txt", cwd=work)
+    git("commit", "-m", "on a pushed branch", cwd=work)
+    sha = alice.api.space_info(repo_id).sha
+    git("push", "origin", "pushed", cwd=work)
+    branches, _ = refs_of(alice.api, repo_id)
+    assert branches["pushed"] == git("rev-parse", "HEAD", cwd=work).stdout.strip()
+    assert alice.api.space_info(repo_id).sha == sha  # main, and the Space, did not move
+    res = git("push", "origin", ":main", cwd=work, check=False)
+    assert res.returncode != 0 and "refusing to delete main" in res.stderr, res.stderr
+    res = git("push", "origin", ":main", ":pushed", cwd=work, check=False)  # all or nothing
+    assert res.returncode != 0
+    assert set(refs_of(alice.api, repo_id)[0]) == {"main", "cli-branch", "pushed"}
+    git("push", "origin", ":pushed", cwd=work)
+    assert set(refs_of(alice.api, repo_id)[0]) == {"main", "cli-branch"}

@@ -251,13 +251,12 @@ async def commit(ns: str, name: str, rest: str, request: Request) -> dict:
     parent = header.get("parentCommit")
     if parent is not None and not isinstance(parent, str):
         raise BadRequest("parentCommit must be a commit sha.")
-    if rev != "main":
-        raise BadRequest(f"Commits go to the main branch; '{rev}' is not supported.")
+    branch = rev.removeprefix("refs/heads/")  # any existing branch; only main is built and served
 
     def work(s, p):  # noqa: ANN001, ANN202
         space = hub.spaces.get_writable(s, f"{ns}/{name}", p)
         sha = hub.spaces.commit(s, p, space, additions=additions, deletions=deletions, deleted_folders=folders,
-                                message=summary, description=description, parent=parent)
+                                message=summary, description=description, parent=parent, branch=branch)
         return {"success": True, "commitOid": sha, "commitUrl": hub.url(f"/spaces/{space.repo_id}/commit/{sha}"),
                 "commitMessage": summary, "hookOutput": ""}
     return await in_session(request, work, auth_required=True)
