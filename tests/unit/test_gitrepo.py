@@ -13,6 +13,7 @@ import pytest
 
 from spaces.errors import (
     BadRequest,
+    Conflict,
     EntryNotFound,
     GitError,
     InvalidPath,
@@ -494,3 +495,43 @@ def test_delete(base: GitRepo) -> None:
 def test_blob_oid_matches_git(repo: GitRepo) -> None:
     for data in (b"", b"hello\n", bytes(range(256))):
         assert blob_oid(data) == cli("hash-object", "--stdin", input=data)
+
+
+def test_create_ref_is_create_only_and_one_of_concurrent_creates_wins(base: GitRepo) -> None:
+    tip = base.head()
+    results: list[str] = []
+
+    def create() -> None:
+        try:
+            base.create_ref("refs/heads/race", tip)
+            results.append("won")
+        except Conflict:
+            results.append("conflict")
+
+    threads = [threading.Thread(target=create) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["conflict"] * 7 + ["won"]
+    with pytest.raises(Conflict, match="folder of refs"):
+        base.create_ref("refs/heads/race/sub", tip)
+    assert base.branches() == {"main": tip, "race": tip}
+    assert base.delete_ref("refs/heads/race") == tip
+    with pytest.raises(RevisionNotFound):
+        base.delete_ref("refs/heads/race")
+
+
+def test_commit_to_a_branch_that_must_exist_creates_nothing(base: GitRepo) -> None:
+    with pytest.raises(RevisionNotFound):
+        commit(base, "x", {"x.txt": b"x"}, branch="gone", must_exist=True)
+    assert set(base.branches()) == {"main"}
+
+
+def test_annotated_tag_object_names_its_commit(base: GitRepo) -> None:
+    tip = base.head()
+    base.create_ref("refs/tags/v1", base.make_tag_object("v1", tip, "release\n", tagger_name="a",
+                                                         tagger_email="a@x"))
+    assert base.tags() == {"v1": tip}
+    assert base.resolve("v1") == tip
+    assert base.check_ref_format("refs/tags/v1") and not base.check_ref_format("refs/tags/a..b")
