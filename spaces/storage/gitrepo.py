@@ -234,6 +234,10 @@ class GitRepo:
     def tags(self) -> dict[str, str]:
         return self._refs("refs/tags/")
 
+    def pull_requests(self) -> dict[str, str]:
+        """``refs/pr/N`` -> commit, for every pull request ref."""
+        return {f"refs/pr/{n}": c for n, c in self._refs("refs/pr/").items()}
+
     # -- refs --------------------------------------------------------------------------------------------------
 
     def ref_target(self, ref: str) -> str | None:
@@ -279,6 +283,38 @@ class GitRepo:
         body = (f"object {target}\ntype commit\ntag {name}\ntagger {who} {int(time.time())} +0000\n\n"
                 f"{message.strip()}\n").replace("\0", "")
         return self._git("mktag", input=enc(body)).decode().strip()
+
+    def merge(self, branch: str, source: str, *, message: str, author_name: str, author_email: str) -> str:
+        """Bring the commit ``source`` into ``branch`` and return the new tip: a fast-forward when the tip is an
+        ancestor of ``source``, else a merge commit of the two (``git merge-tree --write-tree``, no work tree).
+        Conflicting files -> ``Conflict`` naming them; nothing is written to refs then. Compare-and-swap on the
+        tip under the commit lock, so a concurrent commit is never overwritten."""
+        ref = self._ref(branch)
+        with commit_lock(self.path):
+            tip = read_tip(self.path, ref)
+            if tip is None:
+                raise RevisionNotFound(branch)
+            if self._is_ancestor(source, tip):
+                return tip  # nothing new
+            new = source
+            if not self._is_ancestor(tip, source):
+                proc = run_git(self.path, ["merge-tree", "--write-tree", "--no-messages", "--name-only", tip, source],
+                               ok=(0, 1))
+                lines = dec(proc.stdout).splitlines()
+                if proc.returncode == 1:
+                    files = sorted({line for line in lines[1:] if line})
+                    raise Conflict(f"Cannot merge into {branch}: these files conflict: {', '.join(files)}.",
+                                   code="MergeConflict", files=files)
+                env = {"GIT_AUTHOR_NAME": _ident(author_name) or "unknown", "GIT_AUTHOR_EMAIL": _ident(author_email)}
+                env.update(GIT_COMMITTER_NAME=env["GIT_AUTHOR_NAME"], GIT_COMMITTER_EMAIL=env["GIT_AUTHOR_EMAIL"])
+                new = self._git("commit-tree", lines[0], "-p", tip, "-p", source, input=enc(message.strip() + "\n"),
+                                env=env).decode().strip()
+            if not compare_and_swap(self.path, ref, new, tip):
+                raise Conflict(f"{branch} moved while merging; retry.")
+            return new
+
+    def _is_ancestor(self, older: str, newer: str) -> bool:
+        return run_git(self.path, ["merge-base", "--is-ancestor", older, newer], ok=(0, 1)).returncode == 0
 
     # -- writing -----------------------------------------------------------------------------------------------
 

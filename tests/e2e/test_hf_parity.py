@@ -379,3 +379,122 @@ def test_branches_and_tags_with_the_hf_cli_and_git(alice, make_space, tmp_path):
     assert set(refs_of(alice.api, repo_id)[0]) == {"main", "cli-branch", "pushed"}
     git("push", "origin", ":pushed", cwd=work)
     assert set(refs_of(alice.api, repo_id)[0]) == {"main", "cli-branch"}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 4. pull requests and discussions: how someone without write access proposes a change to a Space
+
+
+def test_pull_request_from_a_visitor_reviewed_and_merged_by_the_owner(alice, bob, carol, make_space, tmp_path):
+    repo_id = make_space(alice)
+    alice.api.upload_file(path_or_fileobj=b"hello\n", path_in_repo="greeting.txt", repo_id=repo_id,
+                          repo_type="space")
+    main_sha = alice.api.space_info(repo_id).sha
+
+    # bob cannot write to the Space, but he can propose
+    with pytest.raises(HfHubHTTPError):
+        bob.api.upload_file(path_or_fileobj=b"x", path_in_repo="greeting.txt", repo_id=repo_id, repo_type="space")
+    info = bob.api.create_commit(repo_id, repo_type="space", create_pr=True, commit_message="Say hi louder",
+                                 commit_description="please merge", operations=[
+                                     CommitOperationAdd("greeting.txt", b"HELLO\n")])
+    assert info.pr_num == 1 and info.pr_url.endswith(f"/spaces/{repo_id}/discussions/1")
+    second = bob.api.upload_file(path_or_fileobj=b"new\n", path_in_repo="added.txt", repo_id=repo_id,
+                                 repo_type="space", revision="refs/pr/1").oid
+    assert alice.api.space_info(repo_id).sha == main_sha  # the Space did not move
+    refs = alice.api.list_repo_refs(repo_id, repo_type="space", include_pull_requests=True)
+    assert [(r.ref, r.target_commit) for r in refs.pull_requests] == [("refs/pr/1", second)]
+    assert read(bob.api, repo_id, "greeting.txt", "refs/pr/1") == b"HELLO\n"
+    assert read(bob.api, repo_id, "greeting.txt", "main") == b"hello\n"
+
+    with pytest.raises(HfHubHTTPError) as exc:  # only the author (or a writer) commits to a pull request
+        carol.api.upload_file(path_or_fileobj=b"x", path_in_repo="c.txt", repo_id=repo_id, repo_type="space",
+                              revision="refs/pr/1")
+    assert exc.value.response.status_code == 403
+
+    [listed] = list(alice.api.get_repo_discussions(repo_id, repo_type="space"))
+    assert (listed.num, listed.is_pull_request, listed.status, listed.author) == (1, True, "open", "bob")
+    alice.api.comment_discussion(repo_id, 1, "Looks good", repo_type="space")
+    bob.api.rename_discussion(repo_id, 1, "Say hi LOUDER", repo_type="space")
+    with pytest.raises(HfHubHTTPError) as exc:
+        bob.api.merge_pull_request(repo_id, 1, repo_type="space")
+    assert exc.value.response.status_code == 403
+    alice.api.merge_pull_request(repo_id, 1, comment="Thanks!", repo_type="space")
+
+    details = alice.api.get_discussion_details(repo_id, 1, repo_type="space")
+    assert (details.status, details.title, details.target_branch) == ("merged", "Say hi LOUDER", "refs/heads/main")
+    kinds = [e.type for e in details.events]
+    assert kinds[0] == "comment" and details.events[0].content == "please merge"
+    assert kinds.count("commit") == 2 and "title-change" in kinds and kinds[-1] == "status-change"
+    assert [e.content for e in details.events if e.type == "comment"] == ["please merge", "Looks good", "Thanks!"]
+    new_main = alice.api.space_info(repo_id).sha
+    assert new_main == details.merge_commit_oid == second  # main had not moved: a fast-forward
+    assert read(alice.api, repo_id, "greeting.txt", "main") == b"HELLO\n"
+    with pytest.raises(BadRequestError):  # a merged pull request takes no more commits
+        bob.api.upload_file(path_or_fileobj=b"x", path_in_repo="late.txt", repo_id=repo_id, repo_type="space",
+                            revision="refs/pr/1")
+
+
+def test_merges_of_diverged_pull_requests_and_conflicts(alice, bob, make_space):
+    repo_id = make_space(alice)
+    alice.api.create_commit(repo_id, repo_type="space", commit_message="base", operations=[
+        CommitOperationAdd("a.txt", b"a\n"), CommitOperationAdd("b.txt", b"b\n")])
+    clean = bob.api.create_commit(repo_id, repo_type="space", create_pr=True, commit_message="edit a",
+                                  operations=[CommitOperationAdd("a.txt", b"A\n")]).pr_num
+    clash = bob.api.create_commit(repo_id, repo_type="space", create_pr=True, commit_message="edit b",
+                                  operations=[CommitOperationAdd("b.txt", b"from bob\n")]).pr_num
+    alice.api.upload_file(path_or_fileobj=b"from alice\n", path_in_repo="b.txt", repo_id=repo_id,
+                          repo_type="space")
+    before = alice.api.space_info(repo_id).sha
+
+    with pytest.raises(HfHubHTTPError) as exc:
+        alice.api.merge_pull_request(repo_id, clash, repo_type="space")
+    assert exc.value.response.status_code == 409 and "b.txt" in str(exc.value)
+    assert alice.api.space_info(repo_id).sha == before
+    assert alice.api.get_discussion_details(repo_id, clash, repo_type="space").status == "open"
+
+    alice.api.merge_pull_request(repo_id, clean, repo_type="space")
+    merged = alice.api.list_repo_commits(repo_id, repo_type="space")[0]
+    assert merged.title.startswith(f"Merge pull request #{clean}")
+    assert read(alice.api, repo_id, "a.txt", "main") == b"A\n"
+    assert read(alice.api, repo_id, "b.txt", "main") == b"from alice\n"
+    alice.api.change_discussion_status(repo_id, clash, "closed", comment="conflicts", repo_type="space")
+    assert [d.num for d in alice.api.get_repo_discussions(repo_id, repo_type="space", discussion_status="open")] \
+        == []
+
+
+def test_discussions_and_draft_pull_requests(alice, bob, carol, anon, make_space, tmp_path):
+    repo_id = make_space(alice)
+    d = bob.api.create_discussion(repo_id, "It crashes on start", description="stack trace...", repo_type="space")
+    assert (d.num, d.is_pull_request, d.status, d.author) == (1, False, "open", "bob")
+    with pytest.raises(HfHubHTTPError) as exc:
+        carol.api.change_discussion_status(repo_id, 1, "closed", repo_type="space")
+    assert exc.value.response.status_code == 403
+    carol.api.comment_discussion(repo_id, 1, "same here", repo_type="space")
+    bob.api.change_discussion_status(repo_id, 1, "closed", repo_type="space")
+    alice.api.change_discussion_status(repo_id, 1, "open", repo_type="space")
+    with pytest.raises(HfHubHTTPError):
+        anon.api.comment_discussion(repo_id, 1, "anonymous", repo_type="space")
+    with pytest.raises(BadRequestError):
+        alice.api.merge_pull_request(repo_id, 1, repo_type="space")  # not a pull request
+
+    draft = bob.api.create_pull_request(repo_id, "Add docs", repo_type="space")
+    assert (draft.num, draft.status) == (2, "draft")
+    folder = tmp_path / "docs"
+    (folder / "docs").mkdir(parents=True)
+    (folder / "docs" / "index.md").write_text("# docs\n")
+    bob.api.upload_folder(folder_path=folder, repo_id=repo_id, repo_type="space", revision=draft.git_reference)
+    assert bob.api.get_discussion_details(repo_id, 2, repo_type="space").status == "open"
+    pr = bob.api.upload_folder(folder_path=folder, repo_id=repo_id, repo_type="space", create_pr=True,
+                               commit_message="docs again")
+    assert pr.pr_num == 3
+    listed = list(anon.api.get_repo_discussions(repo_id, repo_type="space", discussion_type="pull_request"))
+    assert [x.num for x in listed] == [3, 2]
+    assert "docs/index.md" in alice.api.list_repo_files(repo_id, repo_type="space", revision="refs/pr/3")
+    assert "docs/index.md" not in alice.api.list_repo_files(repo_id, repo_type="space")
+
+    private = make_space(alice, private=True)
+    with pytest.raises(RepositoryNotFoundError):
+        bob.api.create_commit(private, repo_type="space", create_pr=True, commit_message="x",
+                              operations=[CommitOperationAdd("x.txt", b"x")])
+    with pytest.raises(RepositoryNotFoundError):
+        list(bob.api.get_repo_discussions(private, repo_type="space"))

@@ -535,3 +535,22 @@ def test_annotated_tag_object_names_its_commit(base: GitRepo) -> None:
     assert base.tags() == {"v1": tip}
     assert base.resolve("v1") == tip
     assert base.check_ref_format("refs/tags/v1") and not base.check_ref_format("refs/tags/a..b")
+
+
+def test_merge_fast_forwards_merges_and_refuses_conflicts(base: GitRepo) -> None:
+    tip = base.head()
+    base.create_ref("refs/pr/1", tip)
+    pr1 = commit(base, "pr edit", {"app.py": b"print(2)\n"}, branch="refs/pr/1", must_exist=True)
+    assert base.merge("main", pr1, message="m", **AUTHOR) == pr1  # main had not moved: a fast-forward
+    base.create_ref("refs/pr/2", pr1)
+    pr2 = commit(base, "pr adds", {"new.txt": b"n\n"}, branch="refs/pr/2", must_exist=True)
+    base.create_ref("refs/pr/3", pr1)
+    pr3 = commit(base, "pr clashes", {"README.md": b"# theirs\n"}, branch="refs/pr/3", must_exist=True)
+    mine = commit(base, "main moves", {"README.md": b"# mine\n"})
+    merged = base.merge("main", pr2, message="Merge #2", **AUTHOR)
+    assert cli("rev-list", "--parents", "-n", "1", merged, cwd=base.path).split()[1:] == [mine, pr2]
+    assert snapshot(base)["new.txt"] == b"n\n" and snapshot(base)["README.md"] == b"# mine\n"
+    with pytest.raises(Conflict, match="README.md"):
+        base.merge("main", pr3, message="Merge #3", **AUTHOR)
+    assert base.head() == merged
+    assert base.merge("main", pr2, message="again", **AUTHOR) == merged  # already in: nothing to do

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from spaces.domain.gitignore import ignore_matcher
 from spaces.domain.naming import validate_folder_path, validate_path_in_repo
 from spaces.errors import BadRequest, EntryNotFound, RevisionNotFound
+from spaces.hub.api import discussions
 from spaces.hub.api.common import after, in_session, json_body
 from spaces.hub.serialize import commit_json, tree_item
 from spaces.storage.gitrepo import Addition, GitRepo
@@ -97,7 +98,8 @@ async def refs(ns: str, name: str, request: Request) -> dict:
         return {"branches": [{"name": b, "ref": f"refs/heads/{b}", "targetCommit": c} for b, c in repo.branches().items()],
                 "converts": [],
                 "tags": [{"name": t, "ref": f"refs/tags/{t}", "targetCommit": c} for t, c in repo.tags().items()],
-                "pullRequests": []}
+                "pullRequests": [{"name": r, "ref": r, "targetCommit": c}
+                                 for r, c in sorted(repo.pull_requests().items())]}
     return await in_session(request, work)
 
 
@@ -146,12 +148,14 @@ async def preupload(ns: str, name: str, rest: str, request: Request) -> dict:
     files = data.get("files")
     if not isinstance(files, list):
         raise BadRequest("Field 'files' must be a list of {path, sample, size}.")
+    create_pr = request.query_params.get("create_pr") in ("1", "true")
     git_ignore = data.get("gitIgnore")
     if git_ignore is not None and not isinstance(git_ignore, str):
         raise BadRequest("Field 'gitIgnore' must be the text of a .gitignore file.")
 
     def work(s, p):  # noqa: ANN001, ANN202
-        repo = hub.spaces.repo(hub.spaces.get_writable(s, f"{ns}/{name}", p))
+        space, _ = discussions.writable_for(hub, s, p, f"{ns}/{name}", rev, create_pr)
+        repo = hub.spaces.repo(space)
         sha = repo.resolve(rev)
         ignored = ignore_matcher(git_ignore if git_ignore is not None else _repo_gitignore(repo, sha))
         out = []
@@ -240,8 +244,7 @@ def _str(value: dict, key: str, n: int) -> str:
 async def commit(ns: str, name: str, rest: str, request: Request) -> dict:
     hub = request.app.state.hub
     rev, _ = after(request, "commit", 5)
-    if request.query_params.get("create_pr") in ("1", "true"):
-        raise BadRequest("Pull requests are not supported on this server; commit to main directly.")
+    create_pr = request.query_params.get("create_pr") in ("1", "true")
     body = await request.body()
     header, additions, deletions, folders = parse_ndjson(body)
     summary = header.get("summary") if isinstance(header.get("summary"), str) else ""
@@ -254,9 +257,14 @@ async def commit(ns: str, name: str, rest: str, request: Request) -> dict:
     branch = rev.removeprefix("refs/heads/")  # any existing branch; only main is built and served
 
     def work(s, p):  # noqa: ANN001, ANN202
-        space = hub.spaces.get_writable(s, f"{ns}/{name}", p)
-        sha = hub.spaces.commit(s, p, space, additions=additions, deletions=deletions, deleted_folders=folders,
-                                message=summary, description=description, parent=parent, branch=branch)
+        space, pr = discussions.writable_for(hub, s, p, f"{ns}/{name}", rev, create_pr)
+
+        def commit_on(to: str) -> str:
+            return hub.spaces.commit(s, p, space, additions=additions, deletions=deletions, deleted_folders=folders,
+                                     message=summary, description=description, parent=parent, branch=to)
+        if create_pr or pr is not None:
+            return discussions.commit_to_pull_request(hub, s, p, space, pr, rev, summary, description, commit_on)
+        sha = commit_on(branch)
         return {"success": True, "commitOid": sha, "commitUrl": hub.url(f"/spaces/{space.repo_id}/commit/{sha}"),
                 "commitMessage": summary, "hookOutput": ""}
     return await in_session(request, work, auth_required=True)
