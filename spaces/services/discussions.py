@@ -112,6 +112,45 @@ def comment(s: Session, d: Discussion, principal: Principal, text: object) -> Di
     return add_event(s, d, principal, "comment", comment_data(text, principal))
 
 
+def _comment_event(s: Session, d: Discussion, comment_id: str) -> DiscussionEvent:
+    event = s.scalar(select(DiscussionEvent).where(DiscussionEvent.id == comment_id.lower(),
+                                                   DiscussionEvent.discussion_id == d.id,
+                                                   DiscussionEvent.type == "comment"))
+    if event is None:
+        raise NotFound(f"No comment {comment_id} in #{d.num}.", code="CommentNotFound")
+    return event
+
+
+def edit_comment(s: Session, d: Discussion, principal: Principal, comment_id: str, text: object) -> DiscussionEvent:
+    """Its author rewrites a comment; the earlier text stays in its history."""
+    require_write_token(principal)
+    event = _comment_event(s, d, comment_id)
+    if event.author_id != principal.account.id:
+        raise Forbidden("Only the author of a comment can edit it.")
+    if not isinstance(text, str) or not text.strip():
+        raise BadRequest("The comment is empty.")
+    data = dict(event.data)
+    latest = {"raw": text, "updatedAt": utcnow().isoformat(), "author": {"name": principal.account.name}}
+    data.update(edited=True, numEdits=int(data.get("numEdits", 0)) + 1, latest=latest,
+                history=[*data.get("history", []), data.get("latest")])
+    event.data = data  # a new dict: the JSON column sees the change
+    s.flush()
+    return event
+
+
+def hide_comment(s: Session, space: Space, d: Discussion, principal: Principal, comment_id: str) -> DiscussionEvent:
+    """Its author or a writer of the Space hides a comment (its text is no longer served)."""
+    require_write_token(principal)
+    event = _comment_event(s, d, comment_id)
+    if event.author_id != principal.account.id and not _may_manage(s, principal, space, d):
+        raise Forbidden("Only the author of a comment or a writer of the Space can hide it.")
+    data = dict(event.data)
+    data.update(hidden=True, latest={**data.get("latest", {}), "raw": ""}, history=[])
+    event.data = data
+    s.flush()
+    return event
+
+
 def rename(s: Session, space: Space, d: Discussion, principal: Principal, title: object) -> DiscussionEvent:
     if not _may_manage(s, principal, space, d):
         raise Forbidden("Only the author or a writer of the Space can rename this discussion.")

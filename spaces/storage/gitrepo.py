@@ -298,20 +298,42 @@ class GitRepo:
                 return tip  # nothing new
             new = source
             if not self._is_ancestor(tip, source):
-                proc = run_git(self.path, ["merge-tree", "--write-tree", "--no-messages", "--name-only", tip, source],
-                               ok=(0, 1))
-                lines = dec(proc.stdout).splitlines()
-                if proc.returncode == 1:
-                    files = sorted({line for line in lines[1:] if line})
+                tree, files = self._merge_tree(tip, source)
+                if files:
                     raise Conflict(f"Cannot merge into {branch}: these files conflict: {', '.join(files)}.",
                                    code="MergeConflict", files=files)
                 env = {"GIT_AUTHOR_NAME": _ident(author_name) or "unknown", "GIT_AUTHOR_EMAIL": _ident(author_email)}
                 env.update(GIT_COMMITTER_NAME=env["GIT_AUTHOR_NAME"], GIT_COMMITTER_EMAIL=env["GIT_AUTHOR_EMAIL"])
-                new = self._git("commit-tree", lines[0], "-p", tip, "-p", source, input=enc(message.strip() + "\n"),
+                new = self._git("commit-tree", tree, "-p", tip, "-p", source, input=enc(message.strip() + "\n"),
                                 env=env).decode().strip()
             if not compare_and_swap(self.path, ref, new, tip):
                 raise Conflict(f"{branch} moved while merging; retry.")
             return new
+
+    def conflicts(self, branch: str, source: str) -> list[str]:
+        """The files that would conflict if ``source`` were merged into ``branch`` now (none for a fast-forward)."""
+        tip = self._rev(branch)
+        if self._is_ancestor(source, tip) or self._is_ancestor(tip, source):
+            return []
+        return self._merge_tree(tip, source)[1]
+
+    def diff(self, base: str, head: str, max_bytes: int = 1 << 20) -> str:
+        """The unified diff of what ``head`` brings over its merge base with ``base`` (a pull request's changes),
+        cut at ``max_bytes``."""
+        base_sha, head_sha = self._rev(base), self._rev(head)
+        proc = run_git(self.path, ["merge-base", base_sha, head_sha], ok=(0, 1))
+        since = proc.stdout.decode().strip() or base_sha
+        out = self._git("diff", "--no-color", "--no-ext-diff", "--no-textconv", since, head_sha)
+        if len(out) > max_bytes:
+            return dec(out[:max_bytes]) + f"\n[diff cut at {max_bytes} bytes]\n"
+        return dec(out)
+
+    def _merge_tree(self, tip: str, source: str) -> tuple[str, list[str]]:
+        """(merged tree, conflicting files) for a three-way merge of two commits, written without a work tree."""
+        proc = run_git(self.path, ["merge-tree", "--write-tree", "--no-messages", "--name-only", tip, source],
+                       ok=(0, 1))
+        lines = dec(proc.stdout).splitlines()
+        return lines[0], sorted({line for line in lines[1:] if line}) if proc.returncode == 1 else []
 
     def _is_ancestor(self, older: str, newer: str) -> bool:
         return run_git(self.path, ["merge-base", "--is-ancestor", older, newer], ok=(0, 1)).returncode == 0

@@ -446,6 +446,10 @@ def test_merges_of_diverged_pull_requests_and_conflicts(alice, bob, make_space):
                           repo_type="space")
     before = alice.api.space_info(repo_id).sha
 
+    details = alice.api.get_discussion_details(repo_id, clash, repo_type="space")
+    assert details.conflicting_files == ["b.txt"]
+    assert "+from bob" in details.diff and "a.txt" not in details.diff
+    assert alice.api.get_discussion_details(repo_id, clean, repo_type="space").conflicting_files == []
     with pytest.raises(HfHubHTTPError) as exc:
         alice.api.merge_pull_request(repo_id, clash, repo_type="space")
     assert exc.value.response.status_code == 409 and "b.txt" in str(exc.value)
@@ -469,7 +473,15 @@ def test_discussions_and_draft_pull_requests(alice, bob, carol, anon, make_space
     with pytest.raises(HfHubHTTPError) as exc:
         carol.api.change_discussion_status(repo_id, 1, "closed", repo_type="space")
     assert exc.value.response.status_code == 403
-    carol.api.comment_discussion(repo_id, 1, "same here", repo_type="space")
+    said = carol.api.comment_discussion(repo_id, 1, "same here", repo_type="space")
+    with pytest.raises(HfHubHTTPError) as exc:
+        bob.api.edit_discussion_comment(repo_id, 1, said.id, "not yours", repo_type="space")
+    assert exc.value.response.status_code == 403
+    edited = carol.api.edit_discussion_comment(repo_id, 1, said.id, "same here, on 3.11", repo_type="space")
+    assert (edited.content, edited.edited) == ("same here, on 3.11", True)
+    assert alice.api.hide_discussion_comment(repo_id, 1, said.id, repo_type="space").hidden
+    [shown] = [e for e in bob.api.get_discussion_details(repo_id, 1, repo_type="space").events if e.id == said.id]
+    assert shown.hidden and "3.11" not in shown.content
     bob.api.change_discussion_status(repo_id, 1, "closed", repo_type="space")
     alice.api.change_discussion_status(repo_id, 1, "open", repo_type="space")
     with pytest.raises(HfHubHTTPError):

@@ -17,6 +17,7 @@ from spaces.hub.api.common import get_str, in_session, json_body
 from spaces.hub.serialize import iso
 from spaces.services import discussions as disc
 from spaces.services.accounts import Principal
+from spaces.storage.gitrepo import GitRepo
 
 router = APIRouter()
 
@@ -43,14 +44,18 @@ def discussion_json(d: Discussion, space: Space) -> dict:
             "repo": {"name": space.repo_id, "type": "space"}}
 
 
-def details_json(s: Session, d: Discussion, space: Space) -> dict:
+def details_json(s: Session, d: Discussion, space: Space, repo: GitRepo, with_diff: bool) -> dict:
     out = discussion_json(d, space)
     out["events"] = [event_json(e) for e in disc.events(s, d)]
     if d.is_pull_request:
         out["changes"] = {"base": f"refs/heads/{d.target_branch}", "headRef": disc.pr_ref(d.num)}
         if d.merge_commit:
             out["changes"]["mergeCommitId"] = d.merge_commit
-        out["filesWithConflicts"] = []
+        head = repo.ref_target(disc.pr_ref(d.num))
+        live = head is not None and d.status in disc.OPEN_STATES and repo.resolve(d.target_branch) is not None
+        out["filesWithConflicts"] = repo.conflicts(d.target_branch, head) if live else []
+        if with_diff and live:
+            out["diff"] = repo.diff(d.target_branch, head)
     return out
 
 
@@ -126,10 +131,11 @@ async def create_discussion(ns: str, name: str, request: Request) -> dict:
 @router.get(SPACE + "/discussions/{num}")
 async def discussion_details(ns: str, name: str, num: int, request: Request) -> dict:
     hub = request.app.state.hub
+    with_diff = request.query_params.get("diff") in ("1", "true")
 
     def work(s, p):  # noqa: ANN001, ANN202
         space = hub.spaces.get(s, f"{ns}/{name}", p)
-        return details_json(s, disc.get(s, space, num), space)
+        return details_json(s, disc.get(s, space, num), space, hub.spaces.repo(space), with_diff)
     return await in_session(request, work)
 
 
@@ -171,3 +177,15 @@ async def merge(ns: str, name: str, num: int, request: Request) -> dict:
             hub.spaces.refresh(s, space)  # the merged main is what the Space builds and serves next
         return {"mergeCommitId": sha}
     return await _change(request, ns, name, num, fn)
+
+
+@router.post(SPACE + "/discussions/{num}/comment/{comment_id}/edit")
+async def edit_comment(ns: str, name: str, num: int, comment_id: str, request: Request) -> dict:
+    return await _change(request, ns, name, num, lambda s, p, space, d, data: {
+        "updatedComment": event_json(disc.edit_comment(s, d, p, comment_id, data.get("content")))})
+
+
+@router.post(SPACE + "/discussions/{num}/comment/{comment_id}/hide")
+async def hide_comment(ns: str, name: str, num: int, comment_id: str, request: Request) -> dict:
+    return await _change(request, ns, name, num, lambda s, p, space, d, data: {
+        "updatedComment": event_json(disc.hide_comment(s, space, d, p, comment_id))})
