@@ -75,9 +75,9 @@ class RepoNotFound(NotFound):
 
     code = "RepoNotFound"
 
-    def __init__(self, repo_id: str) -> None:
+    def __init__(self, repo_id: str, repo_type: str = "space") -> None:
         super().__init__(
-            f"Repository Not Found for url: spaces/{repo_id}. Please make sure you specified the correct "
+            f"Repository Not Found for url: {repo_type}s/{repo_id}. Please make sure you specified the correct "
             "`repo_id` and `repo_type`. If you are trying to access a private or gated repo, make sure you "
             "are authenticated.",
         )

@@ -3,8 +3,11 @@ new-Space form, copied into a new Space on request, and used as build fixtures."
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from spaces.storage.gitrepo import Addition
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
@@ -36,3 +39,29 @@ def list_templates(root: Path = TEMPLATES_DIR) -> list[Template]:
                         if line.startswith("sdk:")), d.name)
             out.append(Template(d.name, f"{d.name.capitalize()} starter", sdk, d))
     return out
+
+
+def _retitle(readme: bytes, title: str) -> bytes:
+    """Set ``title:`` in the README front matter (only there), so the card shows the new Space's name."""
+    text = readme.decode("utf-8", errors="replace")
+    match = re.match(r"^---\r?\n(.*?)\r?\n---", text, re.S)
+    if not match:
+        return readme
+    front = match.group(1)
+    new_front, n = re.subn(r"(?m)^title:.*$", f"title: {title}", front, count=1)
+    if n == 0:
+        new_front = f"title: {title}\n{front}"
+    return (text[: match.start(1)] + new_front + text[match.end(1):]).encode()
+
+
+def template_files(template: Template, title: str) -> list[Addition]:
+    files = template.files()
+    return [Addition(path, _retitle(data, title) if path == "README.md" else data) for path, data in files.items()]
+
+
+def find_template(name_or_repo_id: str, root: Path = TEMPLATES_DIR) -> Template | None:
+    """The template a client names by ``repoId`` (what huggingface_hub sends) or short name."""
+    for t in list_templates(root):
+        if name_or_repo_id in (t.repo_id, t.name):
+            return t
+    return None

@@ -186,3 +186,37 @@ class QuotaGrant(Base):
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     key: Mapped[str] = mapped_column(String(64))  # e.g. "running:t4-small", "gpu_minutes", "credits_micro_usd"
     value: Mapped[int] = mapped_column(Integer)
+
+
+class Discussion(Base):
+    """A discussion or pull request on a Space, numbered per Space from 1 as on the Hub. A pull request's
+    commits live on ``refs/pr/{num}`` in the Space's repository; merging moves ``target_branch``."""
+
+    __tablename__ = "discussions"
+    __table_args__ = (UniqueConstraint("space_id", "num"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    space_id: Mapped[str] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"), index=True)
+    num: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(200))
+    author_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True)
+    is_pull_request: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(8), default="open")  # open | closed | merged | draft
+    target_branch: Mapped[str] = mapped_column(String(255), default="main")
+    merge_commit: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    author: Mapped[Account | None] = relationship(lazy="joined")
+
+
+class DiscussionEvent(Base):
+    """One entry of a discussion's timeline: ``comment``, ``status-change``, ``commit`` or ``title-change``,
+    with the Hub's ``data`` shape for its type."""
+
+    __tablename__ = "discussion_events"
+    id: Mapped[str] = mapped_column(String(24), primary_key=True, default=new_id)
+    discussion_id: Mapped[int] = mapped_column(ForeignKey("discussions.id", ondelete="CASCADE"), index=True)
+    type: Mapped[str] = mapped_column(String(16))
+    author_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    author: Mapped[Account | None] = relationship(lazy="joined")

@@ -112,7 +112,7 @@ def _check_segments(path: str, segments: list[str], what: str) -> None:
             raise InvalidPath(f"Invalid {what} {path!r}: '{segment}' segments are not allowed; use a plain path.")
         # Windows/NTFS and macOS treat ".GIT", ".git." and ".git " as ".git": refuse them all so a clone can never
         # write into its own git directory.
-        if segment.rstrip(". ").lower() == ".git":
+        if any(part.rstrip(". ").lower() == ".git" for part in segment.split("\\")):
             raise InvalidPath(f"Invalid {what} {path!r}: files under a '.git' folder cannot be stored in a repo.")
 
 
@@ -121,8 +121,10 @@ def _check_common(path: str, what: str) -> None:
         raise InvalidPath(f"Invalid {what}: the path is empty.")
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
         raise InvalidPath(f"Invalid {what} {path!r}: control characters (including NUL and newlines) are not allowed.")
-    if "\\" in path:
-        raise InvalidPath(f"Invalid {what} {path!r}: use '/' to separate folders, not '\\'.")
+    if path.startswith("..\\"):
+        # The Hub's rule (422): '..\x' climbs out of the repo on Windows. Elsewhere a backslash is an ordinary
+        # character of a file name, as on the Hub ('folder/..\..\file' is one file in 'folder').
+        raise InvalidPath(f"Invalid {what} {path!r}: a path cannot start with '..\\'.", status=422)
     if path.startswith("/"):
         raise InvalidPath(f"Invalid {what} {path!r}: paths are relative to the repo root; remove the leading '/'.")
     if len(path.encode("utf-8")) > MAX_PATH_BYTES:
@@ -132,8 +134,9 @@ def _check_common(path: str, what: str) -> None:
 def validate_path_in_repo(path: str) -> str:
     """Check a file path inside a repo and return it unchanged.
 
-    Refused: empty, absolute (``/x``), backslashes, ``.``/``..``/empty segments (so also ``./x`` and a trailing
-    ``/``), NUL and control characters, a ``.git`` segment anywhere (any case), more than 1024 UTF-8 bytes.
+    Refused: empty, absolute (``/x``), a leading ``..\\`` (422), ``.``/``..``/empty segments (so also ``./x``
+    and a trailing ``/``), NUL and control characters, a ``.git`` segment anywhere (any case, also between
+    backslashes), more than 1024 UTF-8 bytes.
     Nothing is silently rewritten: a path that needs normalising is refused, so what is stored is what was sent.
     ``.cache`` is allowed: huggingface_hub refuses it client-side only to avoid uploading its own cache, but a
     plain ``git push`` may legitimately carry one.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from email.utils import formatdate
 from contextlib import asynccontextmanager
 
@@ -10,8 +11,8 @@ from fastapi import FastAPI
 
 from spaces.db.session import Database
 from spaces.hub import errors
-from spaces.hub.api import admin, files, repos, spaces
-from spaces.hub.context import Hub, request_base
+from spaces.hub.api import admin, branches, discussions, files, other_repos, repos, spaces
+from spaces.hub.context import Hub, request_base, request_id
 from spaces.hub.git_http import install_hooks
 from spaces.hub.git_http import router as git_router
 from spaces.hub.limits import BodyLimit
@@ -27,8 +28,9 @@ log = logging.getLogger("spaces")
 
 class RequestBase:
     """Pure ASGI (BaseHTTPMiddleware would wrap every body, git's and the SSE streams' included): remembers the
-    base URL the request came in on, and adds a Date header where the endpoint set none (the server runs with
-    uvicorn's own Date off, see the logs endpoint for why)."""
+    base URL the request came in on, adds a Date header where the endpoint set none (the server runs with
+    uvicorn's own Date off, see the logs endpoint for why) and an ``X-Request-Id`` to every answer (the error
+    log line names it; huggingface_hub shows it in its error messages)."""
 
     def __init__(self, app) -> None:  # noqa: ANN001
         self.app = app
@@ -38,12 +40,18 @@ class RequestBase:
             return await self.app(scope, receive, send)
         host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "localhost")
         request_base.set(f"{scope.get('scheme', 'http')}://{host}")
+        rid = uuid.uuid4().hex
+        request_id.set(rid)
 
         async def send_with_date(message) -> None:  # noqa: ANN001
-            if message["type"] == "http.response.start" and not any(
-                    k.lower() == b"date" for k, _ in message.get("headers", ())):
-                message = {**message, "headers": [*message.get("headers", ()),
-                                                  (b"date", formatdate(usegmt=True).encode())]}
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                names = {k.lower() for k, _ in headers}
+                if b"x-request-id" not in names:
+                    headers.append((b"x-request-id", rid.encode()))
+                if b"date" not in names:
+                    headers.append((b"date", formatdate(usegmt=True).encode()))
+                message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_date)
@@ -85,7 +93,10 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
     app.include_router(repos.router)
     app.include_router(spaces.router)
     app.include_router(files.router)
+    app.include_router(branches.router)
+    app.include_router(discussions.router)
     app.include_router(admin.router)
+    app.include_router(other_repos.router)  # after every /spaces/... route: it has catch-all shapes
     app.include_router(git_router)
     # last: the profile page /{name} matches any single path segment
     install_pages(app, hub, hooks=runtime_hooks())

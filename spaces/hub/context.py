@@ -14,6 +14,8 @@ from spaces.settings import Settings
 
 #: the hub's base URL as the current request reached it (used when SPACES_PUBLIC_URL is not set)
 request_base: ContextVar[str | None] = ContextVar("request_base", default=None)
+#: the id sent back as ``X-Request-Id`` (huggingface_hub puts it in its error messages) and named in the log
+request_id: ContextVar[str] = ContextVar("request_id", default="-")
 
 
 @dataclass

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from spaces.errors import SpacesError
+from spaces.hub.context import request_id
 
 log = logging.getLogger("spaces.hub")
 
@@ -27,8 +28,12 @@ def _header_safe(message: str) -> str:
 
 
 def error_response(request: Request, status: int, code: str, message: str, **extra: object) -> JSONResponse:
+    # One line per error answer, naming the request id the client shows the user (never the body: no secrets).
+    log.log(logging.WARNING if status >= 500 else logging.INFO, "request %s: %s %s -> %d %s: %s", request_id.get(),
+            request.method, request.url.path, status, code, _header_safe(message)[:300])
     body: dict[str, object] = {"error": message, **extra}
-    headers = {"X-Error-Code": code, "X-Error-Message": _header_safe(message)}
+    # set here too: a 500 is answered outside the middleware that stamps every other answer
+    headers = {"X-Error-Code": code, "X-Error-Message": _header_safe(message), "X-Request-Id": request_id.get()}
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="spaces", Basic realm="spaces"'
     return JSONResponse(body, status_code=status, headers=headers)
@@ -59,6 +64,6 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        log.exception("request %s: unhandled error on %s %s", request_id.get(), request.method, request.url.path)
         return error_response(request, 500, "InternalError",
                               "Internal server error; the operator can find the details in the server log.")

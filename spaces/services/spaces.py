@@ -40,7 +40,7 @@ from spaces.domain import hardware as hw
 from spaces.domain.cardconfig import evaluate
 from spaces.domain.naming import subdomain_candidates, validate_repo_id
 from spaces.domain.stages import SpaceStage
-from spaces.errors import BadRequest, EntryNotFound, Forbidden, RepoExists, RepoNotFound
+from spaces.errors import BadRequest, Forbidden, RepoExists, RepoNotFound
 from spaces.services import accounts
 from spaces.services.accounts import Principal
 from spaces.storage.cached import CachedGitRepo
@@ -227,16 +227,19 @@ class SpaceService:
     # ---- files ------------------------------------------------------------------------------------------
     def commit(self, s: Session, principal: Principal, space: Space, *, additions: list[Addition],
                deletions: Iterable[str] = (), deleted_folders: Iterable[str] = (), message: str,
-               description: str = "", parent: str | None = None) -> str:
+               description: str = "", parent: str | None = None, branch: str = "main") -> str:
+        """One commit on ``branch`` (an existing one). Only main is built and served: a commit elsewhere changes
+        nothing about the running Space."""
         repo = self.repo(space)
         sha = repo.commit(
             additions=additions, deletions=list(deletions), deleted_folders=list(deleted_folders), message=message,
             description=description, author_name=principal.account.name,
             author_email=principal.account.email or f"{principal.account.name}@users.noreply.spaces",
-            expected_parent=parent)
+            expected_parent=parent, branch=branch, must_exist=branch != "main")
         # from here until the transaction commits, a failure takes the commit back out of git (module docstring)
-        after_rollback(s, lambda: repo.undo_commit(sha))
-        self.refresh(s, space)
+        after_rollback(s, lambda: repo.undo_commit(sha, branch))
+        if branch == "main":
+            self.refresh(s, space)
         return sha
 
     def repair(self, s: Session) -> list[str]:
@@ -377,12 +380,15 @@ class SpaceService:
         s.flush()
 
     @staticmethod
-    def delete_kv(s: Session, model: type, space: Space, key: str) -> None:
+    def delete_kv(s: Session, model: type, space: Space, key: str) -> bool:
+        """Delete one variable or secret; False when there was none (not an error: the Hub answers 200 too, so
+        ``hf spaces secrets delete`` is idempotent)."""
         row = s.scalar(select(model).where(model.space_id == space.id, model.key == key))
         if row is None:
-            raise EntryNotFound(key)
+            return False
         s.delete(row)
         s.flush()
+        return True
 
 
 

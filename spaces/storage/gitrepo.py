@@ -19,6 +19,7 @@ All methods are synchronous and thread-safe; the hub calls them from a thread po
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import shutil
 import tempfile
@@ -33,6 +34,7 @@ from typing import Literal
 from spaces.domain.links import check_all as check_links
 from spaces.errors import (
     BadRequest,
+    Conflict,
     EntryNotFound,
     GitError,
     InvalidPath,
@@ -42,11 +44,13 @@ from spaces.errors import (
 )
 from spaces.storage._gitcmd import (
     FULL_SHA,
+    ZERO_OID,
     SHORT_SHA,
     check_path,
     commit_lock,
     dec,
     enc,
+    git_failure,
     is_plain_refname,
     iter_log_names,
     iter_z,
@@ -114,6 +118,12 @@ def _commit_info(f: list[bytes]) -> CommitInfo:
     title, _, rest = dec(f[4]).rstrip("\n").partition("\n")
     when = datetime.fromisoformat(f[3].decode()).astimezone(timezone.utc)
     return CommitInfo(f[0].decode(), title, rest.lstrip("\n"), dec(f[1]), dec(f[2]), when)
+
+
+def _ref_label(ref: str) -> str:
+    """``refs/heads/dev`` -> ``branch 'dev'``, for messages."""
+    kind = {"heads": "branch", "tags": "tag"}.get(ref.split("/")[1] if ref.count("/") >= 2 else "")
+    return f"{kind} '{ref.split('/', 2)[-1]}'" if kind else f"ref '{ref}'"
 
 
 def _ident(value: str) -> str:
@@ -242,6 +252,110 @@ class GitRepo:
     def tags(self) -> dict[str, str]:
         return self._refs("refs/tags/")
 
+    def pull_requests(self) -> dict[str, str]:
+        """``refs/pr/N`` -> commit, for every pull request ref."""
+        return {f"refs/pr/{n}": c for n, c in self._refs("refs/pr/").items()}
+
+    # -- refs --------------------------------------------------------------------------------------------------
+
+    def ref_target(self, ref: str) -> str | None:
+        """The object a full ref name (``refs/heads/x``, ``refs/tags/v1``) points at; None when it does not exist."""
+        return read_tip(self.path, ref) if is_plain_refname(ref) and ref.startswith("refs/") else None
+
+    def check_ref_format(self, ref: str) -> bool:
+        """git's own ``check-ref-format`` on a full ref name (the rules every git client applies to refs)."""
+        if not isinstance(ref, str) or not ref.startswith("refs/") or "\0" in ref:
+            return False
+        return run_git(None, ["check-ref-format", ref], ok=(0, 1)).returncode == 0
+
+    def create_ref(self, ref: str, target: str) -> None:
+        """Create ``ref`` pointing at the object ``target``: one ``update-ref`` whose expected old value is "none",
+        so of two concurrent creates exactly one wins. ``Conflict`` when the ref exists, or when a ref it would
+        nest under or over exists (``a`` and ``a/b`` cannot both be branches); nothing changes then."""
+        proc = run_git(self.path, ["update-ref", "-m", "spaces: create", ref, target, ZERO_OID], ok=(0, 1, 128))
+        if proc.returncode == 0:
+            return
+        if self.ref_target(ref) is not None:
+            raise Conflict(f"The {_ref_label(ref)} already exists.", code="RefExists")
+        other = re.search(r"'(refs/[^']+)' exists", dec(proc.stderr))
+        if other:
+            raise Conflict(f"Cannot create the {_ref_label(ref)}: the {_ref_label(other.group(1))} exists, and a name "
+                           "cannot be both a ref and a folder of refs.", code="RefExists")
+        raise GitError(git_failure(["update-ref"], proc.returncode, proc.stderr))
+
+    def delete_ref(self, ref: str) -> str:
+        """Delete ``ref`` if it still points where it pointed when read (compare-and-swap); return that value.
+        ``RevisionNotFound`` when it does not exist."""
+        old = self.ref_target(ref)
+        if old is None:
+            raise RevisionNotFound(ref.split("/", 2)[-1])
+        proc = run_git(self.path, ["update-ref", "-m", "spaces: delete", "-d", ref, old], ok=(0, 1, 128))
+        if proc.returncode != 0:
+            raise Conflict(f"The {_ref_label(ref)} changed while it was being deleted; retry.")
+        return old
+
+    def make_tag_object(self, name: str, target: str, message: str, *, tagger_name: str, tagger_email: str) -> str:
+        """Write an annotated tag object (``git mktag`` checks it) for the commit ``target``; return its id. The
+        ref is created separately with :meth:`create_ref`, so a refused ref leaves only an unreferenced object."""
+        who = f"{_ident(tagger_name) or 'unknown'} <{_ident(tagger_email)}>"
+        body = (f"object {target}\ntype commit\ntag {name}\ntagger {who} {int(time.time())} +0000\n\n"
+                f"{message.strip()}\n").replace("\0", "")
+        return self._git("mktag", input=enc(body)).decode().strip()
+
+    def merge(self, branch: str, source: str, *, message: str, author_name: str, author_email: str) -> str:
+        """Bring the commit ``source`` into ``branch`` and return the new tip: a fast-forward when the tip is an
+        ancestor of ``source``, else a merge commit of the two (``git merge-tree --write-tree``, no work tree).
+        Conflicting files -> ``Conflict`` naming them; nothing is written to refs then. Compare-and-swap on the
+        tip under the commit lock, so a concurrent commit is never overwritten."""
+        ref = self._ref(branch)
+        with commit_lock(self.path):
+            tip = read_tip(self.path, ref)
+            if tip is None:
+                raise RevisionNotFound(branch)
+            if self._is_ancestor(source, tip):
+                return tip  # nothing new
+            new = source
+            if not self._is_ancestor(tip, source):
+                tree, files = self._merge_tree(tip, source)
+                if files:
+                    raise Conflict(f"Cannot merge into {branch}: these files conflict: {', '.join(files)}.",
+                                   code="MergeConflict", files=files)
+                env = {"GIT_AUTHOR_NAME": _ident(author_name) or "unknown", "GIT_AUTHOR_EMAIL": _ident(author_email)}
+                env.update(GIT_COMMITTER_NAME=env["GIT_AUTHOR_NAME"], GIT_COMMITTER_EMAIL=env["GIT_AUTHOR_EMAIL"])
+                new = self._git("commit-tree", tree, "-p", tip, "-p", source, input=enc(message.strip() + "\n"),
+                                env=env).decode().strip()
+            if not compare_and_swap(self.path, ref, new, tip):
+                raise Conflict(f"{branch} moved while merging; retry.")
+            return new
+
+    def conflicts(self, branch: str, source: str) -> list[str]:
+        """The files that would conflict if ``source`` were merged into ``branch`` now (none for a fast-forward)."""
+        tip = self._rev(branch)
+        if self._is_ancestor(source, tip) or self._is_ancestor(tip, source):
+            return []
+        return self._merge_tree(tip, source)[1]
+
+    def diff(self, base: str, head: str, max_bytes: int = 1 << 20) -> str:
+        """The unified diff of what ``head`` brings over its merge base with ``base`` (a pull request's changes),
+        cut at ``max_bytes``."""
+        base_sha, head_sha = self._rev(base), self._rev(head)
+        proc = run_git(self.path, ["merge-base", base_sha, head_sha], ok=(0, 1))
+        since = proc.stdout.decode().strip() or base_sha
+        out = self._git("diff", "--no-color", "--no-ext-diff", "--no-textconv", since, head_sha)
+        if len(out) > max_bytes:
+            return dec(out[:max_bytes]) + f"\n[diff cut at {max_bytes} bytes]\n"
+        return dec(out)
+
+    def _merge_tree(self, tip: str, source: str) -> tuple[str, list[str]]:
+        """(merged tree, conflicting files) for a three-way merge of two commits, written without a work tree."""
+        proc = run_git(self.path, ["merge-tree", "--write-tree", "--no-messages", "--name-only", tip, source],
+                       ok=(0, 1))
+        lines = dec(proc.stdout).splitlines()
+        return lines[0], sorted({line for line in lines[1:] if line}) if proc.returncode == 1 else []
+
+    def _is_ancestor(self, older: str, newer: str) -> bool:
+        return run_git(self.path, ["merge-base", "--is-ancestor", older, newer], ok=(0, 1)).returncode == 0
+
     # -- writing -----------------------------------------------------------------------------------------------
 
     def commit(
@@ -256,8 +370,11 @@ class GitRepo:
         author_name: str,
         author_email: str,
         expected_parent: str | None = None,
+        must_exist: bool = False,
     ) -> str:
-        """Create ONE commit on ``branch`` (a root commit if it has none yet) and return its sha.
+        """Create ONE commit on ``branch`` (a root commit if it has none yet, unless ``must_exist``: then a missing
+        branch, deleted concurrently say, is ``RevisionNotFound`` rather than re-created from nothing) and return
+        its sha.
 
         Deletions (files, then folders, recursively; a trailing '/' on a folder is fine) apply before additions,
         so a file can replace a folder or vice versa in one commit. Missing file/folder -> ``EntryNotFound``; a
@@ -289,6 +406,8 @@ class GitRepo:
             with commit_lock(self.path):
                 for attempt in range(_CAS_ATTEMPTS):
                     tip = read_tip(self.path, ref)
+                    if tip is None and must_exist:
+                        raise RevisionNotFound(branch)
                     if expected_parent is not None and not (tip or "").startswith(expected_parent):
                         raise PreconditionFailed(
                             f"Parent commit {expected_parent} is not the tip of {branch} ({tip or 'no commits'}); "

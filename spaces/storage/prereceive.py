@@ -1,8 +1,9 @@
 """The ``pre-receive`` hook of every Space repository: refuses, before any ref moves, what the platform cannot take.
 
 Run by ``git receive-pack`` (see ``spaces.hub.git_http``) as ``python -I -m spaces.storage.prereceive`` with the
-ref updates on stdin. Today it refuses a pushed tree holding a symlink that points outside the repository
-(``spaces.domain.links``): such a link would make the build fail later, or worse. What it prints reaches the
+ref updates on stdin. It refuses a pushed tree holding a symlink that points outside the repository
+(``spaces.domain.links``): such a link would make the build fail later, or worse; and the deletion of main, which
+the Space builds and serves (other branches and tags come and go freely). What it prints reaches the
 pusher as ``remote:`` lines; exiting 1 refuses the whole push, so no ref moves and git and the database agree.
 
 The pushed objects are still in git's quarantine directory: the ``GIT_OBJECT_DIRECTORY`` and
@@ -23,10 +24,12 @@ _QUARANTINE = ("GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_
 
 
 def problems(git_dir: Path, updates: list[tuple[str, str, str]], env: dict[str, str]) -> list[str]:
-    """One sentence per ref update whose new tree has a link leaving the repository."""
+    """One sentence per ref update the platform cannot take: main deleted, or a link leaving the repository."""
     found = []
     for _old, new, ref in updates:
         if new == ZERO_OID:
+            if ref == "refs/heads/main":
+                found.append(f"{ref}: refusing to delete main: the Space builds and serves it.")
             continue  # a deletion has no tree
         listing = run_git(git_dir, ["ls-tree", "-r", "-z", "--full-tree", new], env=env, ok=(0, 128))
         if listing.returncode != 0:

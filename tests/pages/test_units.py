@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 
 from spaces.hub import session as sess
-from spaces.hub.pages.new_space import _retitle
+from spaces.templates_catalog import _retitle
 from spaces.hub.pages.passwords import hash_password, verify_password
 from spaces.hub.pages.render import duration, filesize, gradient, stage_info
 from spaces.hub.pages.web import safe_next

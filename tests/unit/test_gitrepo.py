@@ -13,6 +13,7 @@ import pytest
 
 from spaces.errors import (
     BadRequest,
+    Conflict,
     EntryNotFound,
     GitError,
     InvalidPath,
@@ -494,3 +495,62 @@ def test_delete(base: GitRepo) -> None:
 def test_blob_oid_matches_git(repo: GitRepo) -> None:
     for data in (b"", b"hello\n", bytes(range(256))):
         assert blob_oid(data) == cli("hash-object", "--stdin", input=data)
+
+
+def test_create_ref_is_create_only_and_one_of_concurrent_creates_wins(base: GitRepo) -> None:
+    tip = base.head()
+    results: list[str] = []
+
+    def create() -> None:
+        try:
+            base.create_ref("refs/heads/race", tip)
+            results.append("won")
+        except Conflict:
+            results.append("conflict")
+
+    threads = [threading.Thread(target=create) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["conflict"] * 7 + ["won"]
+    with pytest.raises(Conflict, match="folder of refs"):
+        base.create_ref("refs/heads/race/sub", tip)
+    assert base.branches() == {"main": tip, "race": tip}
+    assert base.delete_ref("refs/heads/race") == tip
+    with pytest.raises(RevisionNotFound):
+        base.delete_ref("refs/heads/race")
+
+
+def test_commit_to_a_branch_that_must_exist_creates_nothing(base: GitRepo) -> None:
+    with pytest.raises(RevisionNotFound):
+        commit(base, "x", {"x.txt": b"x"}, branch="gone", must_exist=True)
+    assert set(base.branches()) == {"main"}
+
+
+def test_annotated_tag_object_names_its_commit(base: GitRepo) -> None:
+    tip = base.head()
+    base.create_ref("refs/tags/v1", base.make_tag_object("v1", tip, "release\n", tagger_name="a",
+                                                         tagger_email="a@x"))
+    assert base.tags() == {"v1": tip}
+    assert base.resolve("v1") == tip
+    assert base.check_ref_format("refs/tags/v1") and not base.check_ref_format("refs/tags/a..b")
+
+
+def test_merge_fast_forwards_merges_and_refuses_conflicts(base: GitRepo) -> None:
+    tip = base.head()
+    base.create_ref("refs/pr/1", tip)
+    pr1 = commit(base, "pr edit", {"app.py": b"print(2)\n"}, branch="refs/pr/1", must_exist=True)
+    assert base.merge("main", pr1, message="m", **AUTHOR) == pr1  # main had not moved: a fast-forward
+    base.create_ref("refs/pr/2", pr1)
+    pr2 = commit(base, "pr adds", {"new.txt": b"n\n"}, branch="refs/pr/2", must_exist=True)
+    base.create_ref("refs/pr/3", pr1)
+    pr3 = commit(base, "pr clashes", {"README.md": b"# theirs\n"}, branch="refs/pr/3", must_exist=True)
+    mine = commit(base, "main moves", {"README.md": b"# mine\n"})
+    merged = base.merge("main", pr2, message="Merge #2", **AUTHOR)
+    assert cli("rev-list", "--parents", "-n", "1", merged, cwd=base.path).split()[1:] == [mine, pr2]
+    assert snapshot(base)["new.txt"] == b"n\n" and snapshot(base)["README.md"] == b"# mine\n"
+    with pytest.raises(Conflict, match="README.md"):
+        base.merge("main", pr3, message="Merge #3", **AUTHOR)
+    assert base.head() == merged
+    assert base.merge("main", pr2, message="again", **AUTHOR) == merged  # already in: nothing to do

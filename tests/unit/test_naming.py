@@ -97,7 +97,8 @@ def test_ordinary_account_names_accepted(name: str) -> None:
 @pytest.mark.parametrize(
     "path",
     ["app.py", "src/app.py", "a/b/c/d.txt", ".gitattributes", ".gitignore", ".github/workflows/x.yml",
-     ".cache/x", "dir with space/f.txt", "ünïcode.txt", "a.git/b", "x" * 1024],
+     ".cache/x", "dir with space/f.txt", "ünïcode.txt", "a.git/b", "x" * 1024,
+     "a\\b.py", "folder/..\\..\\file", "a/..\\x"],  # backslashes are file name characters, as on the Hub
 )
 def test_valid_paths(path: str) -> None:
     assert validate_path_in_repo(path) == path
@@ -108,7 +109,8 @@ def test_valid_paths(path: str) -> None:
     [
         ("", "empty"),
         ("/etc/passwd", "leading '/'"),
-        ("a\\b.py", "not '\\'"),
+        ("..\\x", "cannot start with '..\\'"),
+        ("a\\.git\\config", "'.git' folder"),
         ("../x", "'..' segments"),
         ("a/../../x", "'..' segments"),
         ("a/..", "'..' segments"),
@@ -146,7 +148,7 @@ def test_valid_folder_paths(path: str, expected: str) -> None:
 @pytest.mark.parametrize(
     ("path", "fragment"),
     [("/", "leading '/'"), ("", "empty"), ("a//", "empty path segment"), ("../", "'..'"), (".git/", "'.git'"),
-     ("a\\b/", "'\\'")],
+     ("..\\b/", "'..\\'")],
 )
 def test_invalid_folder_paths(path: str, fragment: str) -> None:
     with pytest.raises(InvalidPath) as info:
@@ -208,3 +210,9 @@ def test_colliding_ids_get_different_second_candidates() -> None:
     assert first[0] == second[0] == "a-b-c"
     assert first[1] != second[1]
     assert first[1].startswith("a-b-c-") and len(first[1]) == len("a-b-c-") + 8
+
+
+def test_a_leading_dotdot_backslash_is_refused_with_422_like_the_hub() -> None:
+    with pytest.raises(InvalidPath) as info:
+        validate_path_in_repo("..\\x")
+    assert info.value.status == 422

@@ -13,9 +13,11 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from spaces.domain.gitignore import ignore_matcher
 from spaces.domain.naming import validate_folder_path, validate_path_in_repo
 from spaces.errors import BadRequest, EntryNotFound, RevisionNotFound
 from spaces.hub import jsonlimits
+from spaces.hub.api import discussions
 from spaces.hub.api.common import after, in_session, json_body
 from spaces.hub.serialize import commit_json, tree_item
 from spaces.storage.gitrepo import Addition, GitRepo
@@ -96,7 +98,8 @@ async def refs(ns: str, name: str, request: Request) -> dict:
         return {"branches": [{"name": b, "ref": f"refs/heads/{b}", "targetCommit": c} for b, c in repo.branches().items()],
                 "converts": [],
                 "tags": [{"name": t, "ref": f"refs/tags/{t}", "targetCommit": c} for t, c in repo.tags().items()],
-                "pullRequests": []}
+                "pullRequests": [{"name": r, "ref": r, "targetCommit": c}
+                                 for r, c in sorted(repo.pull_requests().items())]}
     return await in_session(request, work)
 
 
@@ -145,10 +148,16 @@ async def preupload(ns: str, name: str, rest: str, request: Request) -> dict:
     files = data.get("files")
     if not isinstance(files, list):
         raise BadRequest("Field 'files' must be a list of {path, sample, size}.")
+    create_pr = request.query_params.get("create_pr") in ("1", "true")
+    git_ignore = data.get("gitIgnore")
+    if git_ignore is not None and not isinstance(git_ignore, str):
+        raise BadRequest("Field 'gitIgnore' must be the text of a .gitignore file.")
 
     def work(s, p):  # noqa: ANN001, ANN202
-        repo = hub.spaces.repo(hub.spaces.get_writable(s, f"{ns}/{name}", p))
+        space, _ = discussions.writable_for(hub, s, p, f"{ns}/{name}", rev, create_pr)
+        repo = hub.spaces.repo(space)
         sha = repo.resolve(rev)
+        ignored = ignore_matcher(git_ignore if git_ignore is not None else _repo_gitignore(repo, sha))
         out = []
         for f in files:
             if not isinstance(f, dict) or not isinstance(f.get("path"), str):
@@ -162,9 +171,19 @@ async def preupload(ns: str, name: str, rest: str, request: Request) -> dict:
                 except EntryNotFound:
                     pass
             # "regular": contents travel base64 in the commit; "lfs" would send hf_xet clients to a Xet server.
-            out.append({"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": oid})
+            out.append({"path": f["path"], "uploadMode": "regular", "shouldIgnore": ignored(path), "oid": oid})
         return {"files": out, "commitOid": sha}
     return await in_session(request, work, auth_required=True)
+
+
+def _repo_gitignore(repo: GitRepo, sha: str | None) -> str | None:
+    """The .gitignore at the revision being committed to: what applies when the client sends none."""
+    if sha is None:
+        return None
+    try:
+        return repo.read_blob(sha, ".gitignore").decode("utf-8", "replace")
+    except EntryNotFound:
+        return None
 
 
 def parse_ndjson(body: bytes) -> tuple[dict, list[Addition], list[str], list[str]]:
@@ -222,8 +241,7 @@ def _str(value: dict, key: str, n: int) -> str:
 async def commit(ns: str, name: str, rest: str, request: Request) -> dict:
     hub = request.app.state.hub
     rev, _ = after(request, "commit", 5)
-    if request.query_params.get("create_pr") in ("1", "true"):
-        raise BadRequest("Pull requests are not supported on this server; commit to main directly.")
+    create_pr = request.query_params.get("create_pr") in ("1", "true")
     body = await request.body()
     header, additions, deletions, folders = parse_ndjson(body)
     summary = header.get("summary") if isinstance(header.get("summary"), str) else ""
@@ -233,13 +251,17 @@ async def commit(ns: str, name: str, rest: str, request: Request) -> dict:
     parent = header.get("parentCommit")
     if parent is not None and not isinstance(parent, str):
         raise BadRequest("parentCommit must be a commit sha.")
-    if rev != "main":
-        raise BadRequest(f"Commits go to the main branch; '{rev}' is not supported.")
+    branch = rev.removeprefix("refs/heads/")  # any existing branch; only main is built and served
 
     def work(s, p):  # noqa: ANN001, ANN202
-        space = hub.spaces.get_writable(s, f"{ns}/{name}", p)
-        sha = hub.spaces.commit(s, p, space, additions=additions, deletions=deletions, deleted_folders=folders,
-                                message=summary, description=description, parent=parent)
+        space, pr = discussions.writable_for(hub, s, p, f"{ns}/{name}", rev, create_pr)
+
+        def commit_on(to: str) -> str:
+            return hub.spaces.commit(s, p, space, additions=additions, deletions=deletions, deleted_folders=folders,
+                                     message=summary, description=description, parent=parent, branch=to)
+        if create_pr or pr is not None:
+            return discussions.commit_to_pull_request(hub, s, p, space, pr, rev, summary, description, commit_on)
+        sha = commit_on(branch)
         return {"success": True, "commitOid": sha, "commitUrl": hub.url(f"/spaces/{space.repo_id}/commit/{sha}"),
                 "commitMessage": summary, "hookOutput": ""}
     return await in_session(request, work, auth_required=True)

@@ -10,6 +10,7 @@ from spaces.errors import BadRequest, Forbidden, NotFound
 from spaces.hub.api.common import get_int, get_str, in_session, json_body
 from spaces.services import accounts
 from spaces.services.spaces import CreateRequest, KeyValue
+from spaces.templates_catalog import Template, find_template, list_templates, template_files
 
 router = APIRouter()
 
@@ -78,6 +79,7 @@ async def create_repo(request: Request) -> JSONResponse:
     name = get_str(data, "name", required=True)
     org = get_str(data, "organization")
     sdk = get_str(data, "sdk", required=True)
+    template = _template(data, sdk)
     hub = request.app.state.hub
 
     def work(s, p):  # noqa: ANN001, ANN202
@@ -86,9 +88,30 @@ async def create_repo(request: Request) -> JSONResponse:
                             sleep_time=get_int(data, "sleepTimeSeconds"),
                             secrets=parse_kv_list(data, "secrets"), variables=parse_kv_list(data, "variables"))
         space = hub.spaces.create(s, p, req)
+        if template is not None:  # as the New Space form does: the template's files on top of the seed
+            try:
+                hub.spaces.commit(s, p, space, additions=template_files(template, name),
+                                  message=f"Start from the {template.name} template")
+            except BaseException:
+                hub.spaces.repo(space).delete()  # the row rolls back; the repository must go too
+                raise
         return {"url": hub.space_url(space.repo_id), "name": space.repo_id, "id": space.id}
 
     return JSONResponse(await in_session(request, work, auth_required=True))
+
+
+def _template(data: dict, sdk: str) -> Template | None:
+    """The starter template ``create_repo(space_template=...)`` names (listed by /api/spaces/templates)."""
+    wanted = get_str(data, "template")
+    if wanted is None:
+        return None
+    template = find_template(wanted)
+    if template is None:
+        names = ", ".join(t.repo_id for t in list_templates()) or "none"
+        raise BadRequest(f"Unknown Space template '{wanted}'; this server has: {names}.")
+    if template.sdk != sdk:
+        raise BadRequest(f"The template {template.repo_id} is a {template.sdk} Space; pass sdk '{template.sdk}'.")
+    return template
 
 
 def _repo_id_from(data: dict, key_name: str = "name", key_org: str = "organization") -> tuple[str | None, str]:
@@ -156,6 +179,11 @@ async def validate_yaml(request: Request) -> JSONResponse:
     if not isinstance(content, str):
         return JSONResponse({"errors": [{"message": "Field 'content' must be the README text."}], "warnings": []},
                             status_code=400)
+    if (data.get("repoType") or "space") != "space":
+        # a model or dataset card: the Space configuration rules (sdk, app_port...) are not its rules
+        error = cardconfig.parse_readme(content).error
+        return JSONResponse({"errors": [{"message": error.message}] if error else [], "warnings": []},
+                            status_code=400 if error else 200)
     errors, warnings = cardconfig.validate_yaml_for_api(content)
     body = {"errors": [{"message": m} for m in errors], "warnings": [{"message": m} for m in warnings]}
     return JSONResponse(body, status_code=400 if errors else 200)

@@ -220,9 +220,10 @@ async def _kv(request: Request, ns: str, name: str, model: type, op: str) -> dic
             value = data.get("value", "")
             hub.spaces.upsert_kv(s, model, space, KeyValue(key, "" if value is None else str(value),
                                                            get_str(data, "description")))
-        elif op == "delete":
-            hub.spaces.delete_kv(s, model, space, get_str(data, "key", required=True))
-        if op != "get":
+        changed = op == "add"
+        if op == "delete":
+            changed = hub.spaces.delete_kv(s, model, space, get_str(data, "key", required=True))
+        if changed:
             hub.spaces.settings_changed(s, space)
         rows = list(s.scalars(select(model).where(model.space_id == space.id).order_by(model.key)))
         return kv_map(rows, with_value=model is SpaceVariable)

@@ -7,8 +7,6 @@ the new Space with the git and huggingface_hub instructions open.
 
 from __future__ import annotations
 
-import re
-
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -17,8 +15,7 @@ from spaces.errors import BadRequest, SpacesError
 from spaces.hub import session as sess
 from spaces.hub.pages.web import db, form, redirect, render, require_user, hub_of
 from spaces.services.spaces import SDKS, CreateRequest
-from spaces.storage.gitrepo import Addition
-from spaces.templates_catalog import Template
+from spaces.templates_catalog import template_files
 
 router = APIRouter()
 
@@ -27,24 +24,6 @@ class _Invalid(Exception):
     def __init__(self, error: SpacesError) -> None:
         super().__init__(error.message)
         self.error = error
-
-
-def _retitle(readme: bytes, title: str) -> bytes:
-    """Set ``title:`` in the README front matter (only there), so the card shows the new Space's name."""
-    text = readme.decode("utf-8", errors="replace")
-    match = re.match(r"^---\r?\n(.*?)\r?\n---", text, re.S)
-    if not match:
-        return readme
-    front = match.group(1)
-    new_front, n = re.subn(r"(?m)^title:.*$", f"title: {title}", front, count=1)
-    if n == 0:
-        new_front = f"title: {title}\n{front}"
-    return (text[: match.start(1)] + new_front + text[match.end(1):]).encode()
-
-
-def template_files(template: Template, title: str) -> list[Addition]:
-    files = template.files()
-    return [Addition(path, _retitle(data, title) if path == "README.md" else data) for path, data in files.items()]
 
 
 @router.get("/new", response_class=HTMLResponse)

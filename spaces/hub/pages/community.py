@@ -1,0 +1,107 @@
+"""The Community tab: a Space's discussions and pull requests (``/spaces/{o}/{n}/discussions[/{num}]``, the Hub's
+paths, which is also where ``pullRequestUrl`` points). Anyone who can see the Space reads them; signed-in
+visitors open a discussion and comment; the author or a writer closes and reopens; writers merge a pull request
+(pull requests themselves are opened from huggingface_hub or git: ``create_pr=True``). Rules and checks are
+those of the API (:mod:`spaces.services.discussions`).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from spaces.errors import SpacesError
+from spaces.hub import session as sess
+from spaces.hub.api.discussions import details_json
+from spaces.hub.pages import space_common
+from spaces.hub.pages.web import db, form, hub_of, redirect, render, require_user
+from spaces.services import discussions as disc
+
+router = APIRouter()
+
+
+@router.get("/spaces/{ns}/{name}/discussions", response_class=HTMLResponse)
+async def community_tab(ns: str, name: str, request: Request) -> HTMLResponse:
+    hub = hub_of(request)
+
+    def work(s, viewer):  # noqa: ANN001, ANN202
+        page = space_common.load(hub, s, viewer, ns, name)
+        rows, total, closed = disc.listing(s, page.space, kind=None, status=None, author=None, offset=0, limit=200)
+        return page, rows, total, closed
+
+    page, rows, total, closed = await db(request, work)
+    return await render(request, "space/community.html", page=page, tab="community", discussions=rows,
+                        total=total, closed=closed)
+
+
+@router.get("/spaces/{ns}/{name}/discussions/{num}", response_class=HTMLResponse)
+async def discussion_page(ns: str, name: str, num: int, request: Request) -> HTMLResponse:
+    hub = hub_of(request)
+
+    def work(s, viewer):  # noqa: ANN001, ANN202
+        page = space_common.load(hub, s, viewer, ns, name)
+        d = disc.get(s, page.space, num)
+        details = details_json(s, d, page.space, hub.spaces.repo(page.space), with_diff=True)
+        may_manage = viewer.principal is not None and (page.can_write or d.author_id == viewer.principal.account.id)
+        return page, details, may_manage
+
+    page, details, may_manage = await db(request, work)
+    return await render(request, "space/discussion.html", page=page, tab="community", d=details,
+                        may_manage=may_manage)
+
+
+@router.post("/spaces/{ns}/{name}/discussions")
+async def open_discussion(ns: str, name: str, request: Request) -> Response:
+    data = await form(request)
+    hub = hub_of(request)
+
+    def work(s, viewer):  # noqa: ANN001, ANN202
+        principal = require_user(viewer)
+        page = space_common.load(hub, s, viewer, ns, name)
+        try:
+            d = disc.open_discussion(s, hub.spaces.repo(page.space), page.space, principal, data.get("title"),
+                                     str(data.get("description") or ""), pull_request=False)
+        except SpacesError as exc:
+            return None, exc.message
+        return d.num, None
+
+    num, error = await db(request, work)
+    if error:
+        sess.flash(request, error, "error")
+        return redirect(f"/spaces/{ns}/{name}/discussions")
+    return redirect(f"/spaces/{ns}/{name}/discussions/{num}")
+
+
+@router.post("/spaces/{ns}/{name}/discussions/{num}/{action}")
+async def discussion_action(ns: str, name: str, num: int, action: str, request: Request) -> Response:
+    data = await form(request)
+    hub = hub_of(request)
+    if action not in ("comment", "close", "reopen", "merge"):
+        return Response(status_code=404)
+
+    def work(s, viewer):  # noqa: ANN001, ANN202
+        principal = require_user(viewer)
+        page = space_common.load(hub, s, viewer, ns, name)
+        d = disc.get(s, page.space, num)
+        text = str(data.get("comment") or "")
+        try:
+            if action == "comment":
+                disc.comment(s, d, principal, text)
+                return "Comment posted."
+            if action in ("close", "reopen"):
+                disc.change_status(s, page.space, d, principal, "closed" if action == "close" else "open", text)
+                return "Closed." if action == "close" else "Reopened."
+            disc.merge(s, hub.spaces.repo(page.space), page.space, d, principal, text)
+            if d.target_branch == "main":
+                hub.spaces.refresh(s, page.space)
+            return f"Merged into {d.target_branch}."
+        except SpacesError as exc:
+            s.rollback()
+            return exc
+
+    result = await db(request, work)
+    if isinstance(result, SpacesError):
+        sess.flash(request, result.message, "error")
+    else:
+        sess.flash(request, result, "success")
+    return redirect(f"/spaces/{ns}/{name}/discussions/{num}")
