@@ -9,7 +9,7 @@ row (left by a crash, or copied by a duplicate) is replaced when number N is han
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from spaces.db.models import Discussion, DiscussionEvent, Space, utcnow
@@ -61,7 +61,10 @@ def open_discussion(s: Session, repo: GitRepo, space: Space, principal: Principa
     target_sha = repo.resolve(target) if pull_request else None
     if pull_request and (target_sha is None or repo.ref_target(f"refs/heads/{target}") is None):
         raise BadRequest(f"A pull request targets a branch; '{target}' is not one.")
-    s.scalar(select(Space.id).where(Space.id == space.id).with_for_update())  # numbers are handed out one by one
+    # Numbers are handed out one at a time: a no-op UPDATE of the Space's row takes its row lock (PostgreSQL) or
+    # the database's write lock (SQLite, where SELECT ... FOR UPDATE means nothing) before the largest is read.
+    s.execute(update(Space).where(Space.id == space.id).values(likes=Space.likes)
+              .execution_options(synchronize_session=False))
     num = (s.scalar(select(func.max(Discussion.num)).where(Discussion.space_id == space.id)) or 0) + 1
     d = Discussion(space_id=space.id, num=num, title=title, author_id=principal.account.id,
                    is_pull_request=pull_request, status=status, target_branch=target)

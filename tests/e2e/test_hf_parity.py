@@ -510,3 +510,14 @@ def test_discussions_and_draft_pull_requests(alice, bob, carol, anon, make_space
                               operations=[CommitOperationAdd("x.txt", b"x")])
     with pytest.raises(RepositoryNotFoundError):
         list(bob.api.get_repo_discussions(private, repo_type="space"))
+
+
+def test_concurrent_discussions_get_distinct_numbers(alice, bob, make_space):
+    """Numbers are handed out one at a time on SQLite too (it once answered 500 to 4 of 16 concurrent opens)."""
+    import concurrent.futures
+
+    repo_id = make_space(alice, sdk="static")
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        nums = list(pool.map(lambda i: bob.api.create_discussion(repo_id, f"d{i}", repo_type="space").num,
+                             range(16)))
+    assert sorted(nums) == list(range(1, 17))
