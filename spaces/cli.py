@@ -1,11 +1,16 @@
 """The ``spaces`` command line: run the platform and administer accounts.
 
-Every command reads the same Settings (``SPACES_*`` environment variables; ``--data-dir`` overrides), so
-``spaces token create alice`` finds the database that ``spaces serve`` uses.
+Every command reads the same Settings (``SPACES_*`` environment variables; ``--data-dir`` overrides). Given
+neither ``--data-dir`` nor ``SPACES_DATA_DIR``, an operator command uses the ``spaces serve`` running on this
+machine (``spaces.announce``) and says which on stderr, so ``spaces token create alice`` finds the database that
+the server uses.
 """
 
 from __future__ import annotations
 
+import functools
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -26,7 +31,8 @@ app.add_typer(user_app, name="user")
 app.add_typer(org_app, name="org")
 
 err = Console(stderr=True)
-DataDir = typer.Option(None, "--data-dir", help="data directory (default: $SPACES_DATA_DIR or ~/.spaces)")
+DataDir = typer.Option(None, "--data-dir", help="data directory (default: $SPACES_DATA_DIR, else the one of the "
+                       "spaces server running here, else /var/lib/spaces as root and ~/.spaces otherwise)")
 
 
 def settings_with(**overrides: object) -> Settings:
@@ -43,10 +49,42 @@ def settings_with(**overrides: object) -> Settings:
         raise  # unreachable: fail() exits
 
 
+def operator_settings(data_dir: Optional[Path], port: Optional[int] = None) -> Settings:
+    """The settings of the instance an operator command acts on: the explicit one, else the server running here."""
+    if data_dir is not None or os.environ.get("SPACES_DATA_DIR"):
+        return settings_with(data_dir=data_dir, port=port)
+    found = _running_server()
+    if found is None:
+        return settings_with(port=port)
+    return settings_with(data_dir=Path(found.data_dir), port=port or found.port)
+
+
+@functools.lru_cache(maxsize=1)
+def _running_server():  # noqa: ANN202
+    """The one ``spaces serve`` announced on this machine (said once on stderr), or None."""
+    from spaces import announce
+
+    live = announce.running()
+    if not live:
+        return None
+    if len(live) > 1:
+        fail("several spaces servers run on this machine; pass --data-dir for the one you mean:\n  "
+             + "\n  ".join(a.describe() for a in live))
+    found = live[0]
+    if found.database != "sqlite" and not os.environ.get("SPACES_DATABASE_URL"):
+        fail(f"the spaces server at {found.describe()} uses a {found.database} database: set SPACES_DATABASE_URL "
+             "as it has it")
+    if not os.access(found.data_dir, os.R_OK | os.X_OK):
+        fail(f"the spaces server at {found.describe()} keeps its data where this user cannot read: run this "
+             "command as the user that runs the server (e.g. with sudo)")
+    err.print(f"using the spaces server at {found.describe()}", highlight=False)
+    return found
+
+
 def _db(data_dir: Optional[Path]):  # noqa: ANN202
     from spaces.hub.app import build_hub
 
-    return build_hub(settings_with(data_dir=data_dir)).db
+    return build_hub(operator_settings(data_dir)).db
 
 
 def fail(message: str) -> None:
@@ -73,10 +111,20 @@ def serve(host: Optional[str] = typer.Option(None, help="listen address (default
         fail(exc.message)
     err.print(f"[bold magenta]spaces[/] serving on [bold]{settings.hub_url}[/] · apps at "
               f"{settings.app_host('<space>')} · {settings.runtime.backend} backend · data in {settings.data_path}")
+    from spaces import announce
+
+    database = settings.database_url.split(":", 1)[0].split("+", 1)[0] if settings.database_url else "sqlite"
+    listen = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else settings.host}:{settings.port}"
+    notice = announce.announce(listen, settings.port, settings.data_path, database)
+    # uvicorn stops the platform on SIGTERM, then raises the signal again for the handler it found: make that one
+    # an orderly exit, so the announcement is withdrawn (the default would end the process on the spot)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         asyncio.run(platform.serve())
     except KeyboardInterrupt:
         pass
+    finally:
+        announce.withdraw(notice)
 
 
 @token_app.command("create")
@@ -164,7 +212,7 @@ def nodes(data_dir: Optional[Path] = DataDir) -> None:
     """Nodes with their capacity and what running Spaces hold on them, and the queue."""
     from rich.table import Table
 
-    settings = settings_with(data_dir=data_dir)
+    settings = operator_settings(data_dir)
     capacity = _capacity(settings)
     with _db(data_dir).session() as s:
         rows, queue = capacity.nodes_report(s), capacity.queue_report(s)
@@ -187,7 +235,7 @@ def usage(account: str, data_dir: Optional[Path] = DataDir) -> None:
 
     from spaces.services import accounts
 
-    settings = settings_with(data_dir=data_dir)
+    settings = operator_settings(data_dir)
     with _db(data_dir).session() as s:
         acc = accounts.find_account(s, account)
         if acc is None:
@@ -237,7 +285,7 @@ def _operator_call(space: str, action: str, *, url: Optional[str], port: Optiona
     from spaces.db.models import Token
     from spaces.services import accounts
 
-    settings = settings_with(data_dir=data_dir, port=port)
+    settings = operator_settings(data_dir, port)
     db = _db(data_dir)
     with db.session() as s:
         from spaces.services.spaces import SpaceService
@@ -273,7 +321,7 @@ def backup(dest: Path = typer.Argument(..., help="a new directory for the backup
     """Copy a live instance: its database in one snapshot, then every Space's repository. Safe while it serves."""
     from spaces.services import backup as backups
 
-    settings = settings_with(data_dir=data_dir)
+    settings = operator_settings(data_dir)
     try:
         manifest = backups.backup(settings.db_url, settings.repos_path, settings.data_path, dest)
     except SpacesError as exc:
