@@ -43,6 +43,8 @@ BOMBS = {
     "huge-front-matter": ("---\nsdk: gradio\ntitle: " + "x" * 70_000 + "\n---\n", "larger than 64 KiB"),
     "binary-value": ("---\nsdk: gradio\nblob: !!binary aGVsbG8=\n---\n", "cannot be used"),
     "nan-value": ("---\nsdk: gradio\nx: .nan\n---\n", "nan and infinite"),
+    # PyYAML's own timestamp constructor crashed on this (found by tests/security/test_input_fuzz.py)
+    "bad-timestamp": ("---\nsdk: gradio\nd: !!timestamp 2020-01-0x\n---\n", "`!!timestamp` values are not"),
 }
 
 
