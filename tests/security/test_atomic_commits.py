@@ -66,7 +66,8 @@ def database_refuses_sha(server, space_name: str) -> Iterator[None]:
             conn.execute(f"CREATE FUNCTION {trigger}() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION "
                          f"'refused by the test'; END $$ LANGUAGE plpgsql")
             conn.execute(f"CREATE TRIGGER {trigger} BEFORE UPDATE OF sha ON spaces FOR EACH ROW WHEN "
-                         f"(NEW.name = '{space_name}' AND NEW.sha IS DISTINCT FROM OLD.sha) EXECUTE FUNCTION {trigger}()")
+                         f"(NEW.name = '{space_name}' AND NEW.sha IS DISTINCT FROM OLD.sha) "
+                         f"EXECUTE FUNCTION {trigger}()")
         else:
             conn.execute(f"CREATE TRIGGER {trigger} BEFORE UPDATE OF sha ON spaces WHEN NEW.name = '{space_name}' "
                          "AND NEW.sha IS NOT OLD.sha BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")

@@ -168,7 +168,8 @@ def test_out_of_range_query_integers_are_400(server, alice, make_space):
     huge, digits = str(10**30), "9" * 5000
     urls = [f"/api/spaces/{repo_id}/tree/main?cursor={digits}", f"/api/spaces/{repo_id}/tree/main?cursor={huge}",
             f"/api/spaces/{repo_id}/commits/main?p={huge}", f"/api/spaces/{repo_id}/commits/main?limit={digits}",
-            f"/api/spaces?offset={huge}", f"/api/spaces?limit={huge}", f"/api/spaces/{repo_id}/logs/build?tail={digits}"]
+            f"/api/spaces?offset={huge}", f"/api/spaces?limit={huge}",
+            f"/api/spaces/{repo_id}/logs/build?tail={digits}"]
     with alice.http() as client:
         for url in urls:
             assert_error(client.get(url), 400)
