@@ -127,6 +127,13 @@ class _CardLoader(yaml.SafeLoader):
                                  "copied where they are used (the limit)", node.start_mark)
 
 
+def _no_timestamp(loader: _CardLoader, node: yaml.Node) -> None:
+    # PyYAML's own constructor crashes (AttributeError) on a malformed `!!timestamp`, and a date is not JSON anyway
+    raise yaml.constructor.ConstructorError(None, None, "explicit `!!timestamp` values are not supported; write the "
+                                            "date as a plain string", node.start_mark)
+
+
+_CardLoader.add_constructor("tag:yaml.org,2002:timestamp", _no_timestamp)
 _CardLoader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()

@@ -3,8 +3,10 @@
 Auth is HTTP Basic with any user name and an access token as password. Anonymous requests for a repository
 that is private *or missing* get the same 401 challenge, so git asks its credential helper and nobody learns
 whether a private Space exists; an authenticated caller without access gets 404 RepoNotFound. Pushing needs a
-write token of the owner or of a member of the owning organization. After a push the hub re-reads the tip of
-main (README config, stage) exactly as it does after an API commit.
+write token of the owner or of a member of the owning organization. A ``pre-receive`` hook refuses what the
+platform cannot take before any ref moves. After a push the hub re-reads the tip of main (README config, stage)
+exactly as it does after an API commit; if that fails (the database refuses), main goes back where it was and the
+connection is cut before git's status report, so the push fails as a whole (see spaces.services.spaces).
 """
 
 from __future__ import annotations
@@ -14,15 +16,19 @@ import logging
 import os
 import shlex
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from spaces.db.session import after_rollback
 from spaces.errors import RepoNotFound, SpacesError
 from spaces.hub import auth
 from spaces.hub.errors import error_response
 from spaces.services import accounts
+from spaces.storage.gitrepo import GitRepo
 
 log = logging.getLogger("spaces.git")
 router = APIRouter()
@@ -190,7 +196,13 @@ async def upload_pack(ns: str, name: str, request: Request) -> Response:
 
 @router.post("/spaces/{ns}/{name}/git-receive-pack")
 async def receive_pack(ns: str, name: str, request: Request) -> Response:
-    response = await _serve(request, ns, name, "git-receive-pack", write=True, body=True)
+    before: dict = {}
+
+    def remember_tip(repo_path: Path) -> None:  # runs before receive-pack starts, so before any ref can move
+        before["repo"] = repo = GitRepo(repo_path)
+        before["tip"] = repo.head()
+
+    response = await _serve(request, ns, name, "git-receive-pack", write=True, body=True, before_cgi=remember_tip)
     if not isinstance(response, StreamingResponse):
         return response
     hub = request.app.state.hub
@@ -208,14 +220,22 @@ async def receive_pack(ns: str, name: str, request: Request) -> Response:
             held = chunk
 
         def refresh() -> None:
+            repo, old = before["repo"], before["tip"]
             with hub.db.session() as s:
                 space = hub.spaces.find(s, repo_id)
+                new = repo.head()
+                if space is not None and new is not None and new != old:
+                    # all or nothing (see spaces.services.spaces): if the database cannot take the new tip, main
+                    # goes back to where it was and the pusher never gets git's "ok"
+                    after_rollback(s, lambda: repo.restore_tip(new, old))
                 if space is not None:
                     hub.spaces.refresh(s, space)
         try:
             await run_in_threadpool(refresh)
-        except Exception:  # the push itself succeeded; the next push, commit or restart reads the tip again
-            log.exception("refresh after push to %s failed", repo_id)
+        except Exception:
+            log.exception("refresh after push to %s failed: main is back where it was and the push is refused",
+                          repo_id)
+            raise  # the connection is cut before git's status report: the client reports the push as failed
         if held is not None:
             yield held
 
@@ -223,10 +243,13 @@ async def receive_pack(ns: str, name: str, request: Request) -> Response:
     return response
 
 
-async def _serve(request: Request, ns: str, name: str, service_path: str, *, write: bool, body: bool) -> Response:
+async def _serve(request: Request, ns: str, name: str, service_path: str, *, write: bool, body: bool,
+                 before_cgi: Callable[[Path], None] | None = None) -> Response:
     repo_id = _repo_id(ns, name)
     try:
         space_id, repo_path, urls = await run_in_threadpool(_authorize, request, repo_id, write)
+        if before_cgi is not None:
+            await run_in_threadpool(before_cgi, repo_path)
     except SpacesError as exc:
         resp = error_response(request, exc.status, exc.code, exc.message)
         if exc.status == 401:

@@ -398,7 +398,8 @@ MAX_SLEEP_TIME_S = 365 * 24 * 3600
 
 def check_sleep_time(seconds: int, what: str) -> None:
     if seconds != -1 and not 60 <= seconds <= MAX_SLEEP_TIME_S:
-        raise BadRequest(f"{what} must be -1 (never sleep) or between 60 and {MAX_SLEEP_TIME_S} seconds (a year).")
+        raise BadRequest(f"{what} must be -1 (never sleep) or at least 60 seconds, and at most {MAX_SLEEP_TIME_S} "
+                         "(a year).")
 
 
 def validate_env_key(key: str) -> None:

@@ -431,12 +431,17 @@ class GitRepo:
         """Move ``branch`` back from ``sha`` to its first parent (delete it for a root commit), if it is still at
         ``sha``: the way back when what follows a commit (the database) fails. A branch that moved on since is
         left alone (someone built on it). Returns whether the branch moved back."""
-        ref = self._ref(branch)
         parent = run_git(self.path, ["rev-parse", "--verify", "--quiet", f"{sha}^1"], ok=(0, 1)).stdout.strip()
+        return self.restore_tip(sha, parent.decode() or None, branch)
+
+    def restore_tip(self, current: str, previous: str | None, branch: str = "main") -> bool:
+        """Move ``branch`` from ``current`` back to ``previous`` (None: delete it), only if it is still at
+        ``current`` (compare-and-swap). Returns whether it moved."""
+        ref = self._ref(branch)
         with commit_lock(self.path):
-            if parent:
-                return compare_and_swap(self.path, ref, parent.decode(), sha)
-            proc = run_git(self.path, ["update-ref", "-m", "spaces: undo", "-d", ref, sha], ok=(0, 1, 128))
+            if previous is not None:
+                return compare_and_swap(self.path, ref, previous, current)
+            proc = run_git(self.path, ["update-ref", "-m", "spaces: undo", "-d", ref, current], ok=(0, 1, 128))
             return proc.returncode == 0
 
     # -- reading -----------------------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 Run by ``git receive-pack`` (see ``spaces.hub.git_http``) as ``python -I -m spaces.storage.prereceive`` with the
 ref updates on stdin. It refuses a pushed tree holding a symlink that points outside the repository
-(``spaces.domain.links``): such a link would make the build fail later, or worse; and the deletion of main, which
-the Space builds and serves (other branches and tags come and go freely). What it prints reaches the
+(``spaces.domain.links``; such a link would make the build fail later, or worse), a file name with a control
+character (the API refuses those, see ``spaces.domain.naming``), and the deletion of main, which the Space builds
+and serves (other branches and tags come and go freely). What it prints reaches the
 pusher as ``remote:`` lines; exiting 1 refuses the whole push, so no ref moves and git and the database agree.
 
 The pushed objects are still in git's quarantine directory: the ``GIT_OBJECT_DIRECTORY`` and
@@ -13,6 +14,7 @@ The pushed objects are still in git's quarantine directory: the ``GIT_OBJECT_DIR
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from spaces.domain.links import escapes, refusal
 from spaces.storage._gitcmd import ZERO_OID, dec, run_git, split_z
 from spaces.storage._treeedit import SYMLINK_MODE, link_targets
 
+_CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
 _QUARANTINE = ("GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH")
 
 
@@ -38,6 +41,8 @@ def problems(git_dir: Path, updates: list[tuple[str, str, str]], env: dict[str, 
         for rec in split_z(listing.stdout):
             meta, _, name = rec.partition(b"\t")
             mode, _kind, oid = meta.decode().split()
+            if _CONTROL.search(name):  # the API refuses such names too (domain.naming); git alone would take them
+                found.append(f"{ref}: the path {dec(name)!r} holds a control character (NUL, newline, ...); rename it.")
             if mode == SYMLINK_MODE:
                 links[dec(name)] = oid
         targets = link_targets(git_dir, links, env=env)

@@ -1,6 +1,7 @@
 """All or nothing, against a live server on each database: a commit, create, duplicate (API and web forms) or push
-that fails after git was updated leaves git and the database agreeing, and a kill -9 between the git update and
-the database update is made good at the next start (git's main is the truth; see spaces.services.spaces).
+that fails after git was updated moves no ref (git and the database agree, the caller sees the failure), and a
+kill -9 between the git update and the database update is made good at the next start (git's main is the truth;
+see spaces.services.spaces).
 
 Failures are made real, not mocked: a database trigger refuses to record the new sha of one Space (the database
 failing right after git moved), and a test transaction holding the Space's row lock keeps the server inside the
@@ -14,6 +15,7 @@ import os
 import shutil
 import signal
 import sqlite3
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +25,7 @@ import httpx
 import pytest
 from harness import TEST_ROOT, DATABASES, create_postgres_database, start_server, unique, wait_until
 
-from e2e.helpers import clone, commit_all, file_line, git, git_url, header_line, ndjson, post_commit
+from e2e.helpers import clone, commit_all, file_line, git, git_env, git_url, header_line, ndjson, post_commit
 
 try:
     from security.input_helpers import assert_agree, git_tip
@@ -64,7 +66,8 @@ def database_refuses_sha(server, space_name: str) -> Iterator[None]:
             conn.execute(f"CREATE FUNCTION {trigger}() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION "
                          f"'refused by the test'; END $$ LANGUAGE plpgsql")
             conn.execute(f"CREATE TRIGGER {trigger} BEFORE UPDATE OF sha ON spaces FOR EACH ROW WHEN "
-                         f"(NEW.name = '{space_name}' AND NEW.sha IS DISTINCT FROM OLD.sha) EXECUTE FUNCTION {trigger}()")
+                         f"(NEW.name = '{space_name}' AND NEW.sha IS DISTINCT FROM OLD.sha) "
+                         f"EXECUTE FUNCTION {trigger}()")
         else:
             conn.execute(f"CREATE TRIGGER {trigger} BEFORE UPDATE OF sha ON spaces WHEN NEW.name = '{space_name}' "
                          "AND NEW.sha IS NOT OLD.sha BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
@@ -146,6 +149,22 @@ def test_web_forms_the_database_refuses_leave_nothing(server, alice, make_space)
         web.close()
 
 
+def test_push_the_database_refuses_is_refused_and_moves_no_ref(server, tmp_path, alice, make_space):
+    repo_id = make_space(alice)
+    before = assert_agree(server, repo_id, alice.token)
+    dest = tmp_path / "c"
+    clone(server, repo_id, dest, token=alice.token)
+    (dest / "pushed.txt").write_text("pushed\n")
+    commit_all(dest, "push, database refuses")
+    with database_refuses_sha(server, repo_id.split("/")[1]):
+        res = git("push", git_url(server, repo_id, alice.token), "HEAD:main", cwd=dest, check=False)
+    assert res.returncode != 0, f"git reported a push the platform could not record as done: {res.stderr}"
+    assert assert_agree(server, repo_id, alice.token) == before
+    res = git("push", git_url(server, repo_id, alice.token), "HEAD:main", cwd=dest, check=False)
+    assert res.returncode == 0, res.stderr  # the same push, once the database takes it
+    assert assert_agree(server, repo_id, alice.token) == git("rev-parse", "HEAD", cwd=dest).stdout.strip()
+
+
 # ---- a kill -9 inside the window, and a push whose database update failed: repaired at the next start --------------
 @contextlib.contextmanager
 def own_server(database: str, data_dir: Path, db_url: str | None):  # noqa: ANN201
@@ -157,12 +176,12 @@ def own_server(database: str, data_dir: Path, db_url: str | None):  # noqa: ANN2
 
 
 @contextlib.contextmanager
-def row_locked(server, space_name: str) -> Iterator[None]:
-    """Hold the Space's row (PostgreSQL) or the whole database (SQLite) for writing, so the server's database
+def rows_locked(server, space_names: list[str]) -> Iterator[None]:
+    """Hold the Spaces' rows (PostgreSQL) or the whole database (SQLite) for writing, so the server's database
     update after its git update waits."""
     with connect(server, autocommit=False) as conn:
         if _pg_url(server):
-            conn.execute("SELECT id FROM spaces WHERE name = %s FOR UPDATE", (space_name,))
+            conn.execute("SELECT id FROM spaces WHERE name = ANY(%s) FOR UPDATE", (space_names,))
         else:
             conn.execute("BEGIN IMMEDIATE")
         try:
@@ -172,7 +191,9 @@ def row_locked(server, space_name: str) -> Iterator[None]:
 
 
 @pytest.mark.parametrize("database", DATABASES)
-def test_kill_9_between_git_and_database_and_failed_push_refresh_are_repaired_at_start(tmp_path, database):
+def test_kill_9_between_git_and_database_is_repaired_at_start(tmp_path, database):
+    """An API commit and a push, each killed (SIGKILL) after git moved and before the database recorded it: the
+    restarted server brings both Spaces up to git's tip (nobody was told either way; git holds the commits)."""
     TEST_ROOT.mkdir(parents=True, exist_ok=True)
     data_dir = TEST_ROOT / unique(f"atomic-{database}")
     db_url, drop = create_postgres_database() if database == "postgres" else (None, lambda: None)
@@ -182,40 +203,37 @@ def test_kill_9_between_git_and_database_and_failed_push_refresh_are_repaired_at
             from huggingface_hub import HfApi
 
             api = HfApi(endpoint=srv.url, token=token)
-            killed, pushed = f"alice/{unique('killed')}", f"alice/{unique('pushed')}"
-            for repo_id in (killed, pushed):
+            committed, pushed = f"alice/{unique('committed')}", f"alice/{unique('pushed')}"
+            for repo_id in (committed, pushed):
                 api.create_repo(repo_id, repo_type="space", space_sdk="gradio")
-            recorded = {r: assert_agree(srv, r, token) for r in (killed, pushed)}
-
-            # a push whose database update fails: git accepted it and told the client so
+            recorded = {r: assert_agree(srv, r, token) for r in (committed, pushed)}
+            ids = {r: space_id_of(srv, r, token) for r in (committed, pushed)}
             dest = tmp_path / "c"
             clone(srv, pushed, dest, token=token)
             (dest / "pushed.txt").write_text("pushed\n")
-            pushed_sha = commit_all(dest, "push, database refuses")
-            with database_refuses_sha(srv, pushed.split("/")[1]):
-                res = git("push", git_url(srv, pushed, token), "HEAD:main", cwd=dest, check=False)
-            assert res.returncode == 0, res.stderr
-            assert git_tip(srv, pushed, token) == pushed_sha
-
-            # an API commit killed after git moved and before the database recorded it
-            space_id = space_id_of(srv, killed, token)
+            commit_all(dest, "push killed midway")
             body = ndjson(header_line("killed midway"), file_line("killed.txt", b"killed\n"))
-            with row_locked(srv, killed.split("/")[1]):
-                thread = threading.Thread(target=lambda: _post_quietly(srv.url, token, killed, body), daemon=True)
+
+            with rows_locked(srv, [r.split("/")[1] for r in (committed, pushed)]):
+                thread = threading.Thread(target=lambda: _post_quietly(srv.url, token, committed, body), daemon=True)
                 thread.start()
-                wait_until(lambda: bare_tip(srv, space_id) != recorded[killed], timeout=30,
-                           what="the server's git update")
+                pusher = subprocess.Popen(["git", "push", git_url(srv, pushed, token), "HEAD:main"], cwd=dest,
+                                          env=git_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                for r in (committed, pushed):
+                    wait_until(lambda r=r: bare_tip(srv, ids[r]) != recorded[r], timeout=30,
+                               what=f"the server's git update of {r}")
                 time.sleep(0.3)  # the server now waits on the database
                 os.kill(srv.proc.pid, signal.SIGKILL)
                 srv.proc.wait(timeout=10)
             thread.join(timeout=30)
-            killed_sha = bare_tip(srv, space_id)
-            assert killed_sha != recorded[killed]
+            pusher.wait(timeout=30)
+            tips = {r: bare_tip(srv, ids[r]) for r in (committed, pushed)}
+            assert all(tips[r] != recorded[r] for r in tips)
 
         with own_server(database, data_dir, db_url) as srv:
-            assert assert_agree(srv, killed, token) == killed_sha
-            assert assert_agree(srv, pushed, token) == pushed_sha
-            files = {e["path"] for e in httpx.get(f"{srv.url}/api/spaces/{killed}/tree/main", timeout=30).json()}
+            for r in (committed, pushed):
+                assert assert_agree(srv, r, token) == tips[r]
+            files = {e["path"] for e in httpx.get(f"{srv.url}/api/spaces/{committed}/tree/main", timeout=30).json()}
             assert "killed.txt" in files
             assert "brought 2 Space(s) up to their git tip" in srv.log(), srv.log()[-2000:]
     finally:

@@ -43,6 +43,8 @@ BOMBS = {
     "huge-front-matter": ("---\nsdk: gradio\ntitle: " + "x" * 70_000 + "\n---\n", "larger than 64 KiB"),
     "binary-value": ("---\nsdk: gradio\nblob: !!binary aGVsbG8=\n---\n", "cannot be used"),
     "nan-value": ("---\nsdk: gradio\nx: .nan\n---\n", "nan and infinite"),
+    # PyYAML's own timestamp constructor crashed on this (found by tests/security/test_input_fuzz.py)
+    "bad-timestamp": ("---\nsdk: gradio\nd: !!timestamp 2020-01-0x\n---\n", "`!!timestamp` values are not"),
 }
 
 
@@ -159,3 +161,16 @@ def test_control_bytes_in_urls_are_400_for_existing_private_and_missing(server, 
                     assert "control character" in r.json()["error"], r.text
                     answers.append(r.json()["error"].replace(repo, "REPO"))
                 assert answers[0] == answers[1], "a private Space must be indistinguishable from a missing one"
+
+
+def test_out_of_range_query_integers_are_400(server, alice, make_space):
+    repo_id = make_space(alice)
+    huge, digits = str(10**30), "9" * 5000
+    urls = [f"/api/spaces/{repo_id}/tree/main?cursor={digits}", f"/api/spaces/{repo_id}/tree/main?cursor={huge}",
+            f"/api/spaces/{repo_id}/commits/main?p={huge}", f"/api/spaces/{repo_id}/commits/main?limit={digits}",
+            f"/api/spaces?offset={huge}", f"/api/spaces?limit={huge}",
+            f"/api/spaces/{repo_id}/logs/build?tail={digits}"]
+    with alice.http() as client:
+        for url in urls:
+            assert_error(client.get(url), 400)
+        assert client.get(f"/api/spaces/{repo_id}/commits/main?limit=5000").status_code == 200  # clamped, as before

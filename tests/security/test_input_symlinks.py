@@ -1,6 +1,7 @@
 """Symlinks that leave the repository, against a live server: refused at push (pre-receive, a `remote:` line naming
 the path) and at commit time, with no ref moved; a build of a revision holding one fails with a message naming it,
-never "The build crashed inside the platform". Links that stay inside the repository are kept."""
+never "The build crashed inside the platform". Links that stay inside the repository are kept. File names with a
+control byte are refused at push as the API refuses them."""
 
 from __future__ import annotations
 
@@ -110,3 +111,15 @@ def test_build_of_a_revision_with_a_link_leaving_the_repo_names_it(server, tmp_p
     assert "`evil`" in rt["errorMessage"] and "outside the repository" in rt["errorMessage"], rt
     assert "crashed inside the platform" not in rt["errorMessage"], rt
     assert current_sha(server, repo_id, alice.token) == git_tip(server, repo_id, alice.token)
+
+
+def test_push_of_a_file_name_with_a_control_byte_is_refused(server, tmp_path, alice, make_space):
+    repo_id = make_space(alice)
+    before = assert_agree(server, repo_id, alice.token)
+    dest = tmp_path / "c"
+    clone(server, repo_id, dest, token=alice.token)
+    (dest / "bad\nname.txt").write_text("x\n")
+    commit_all(dest, "a newline in a name")
+    res = push(dest, server, repo_id, alice.token)
+    assert res.returncode != 0 and "control character" in res.stderr, res.stderr
+    assert assert_agree(server, repo_id, alice.token) == before

@@ -18,7 +18,7 @@ from spaces.domain.naming import validate_folder_path, validate_path_in_repo
 from spaces.errors import BadRequest, EntryNotFound, RevisionNotFound
 from spaces.hub import jsonlimits
 from spaces.hub.api import discussions
-from spaces.hub.api.common import after, in_session, json_body
+from spaces.hub.api.common import after, in_session, json_body, query_int
 from spaces.hub.serialize import commit_json, tree_item
 from spaces.storage.gitrepo import Addition, GitRepo
 
@@ -47,7 +47,7 @@ async def list_tree(ns: str, name: str, rest: str, request: Request) -> JSONResp
     qp = request.query_params
     recursive = qp.get("recursive") in ("true", "1")
     expand = qp.get("expand") in ("true", "1")
-    offset = int(qp.get("cursor") or 0) if (qp.get("cursor") or "0").isdigit() else 0
+    offset = query_int(request, "cursor", 0)
     page = hub.settings.limits.page_size if not expand else min(50, hub.settings.limits.page_size)
 
     def work(s, p):  # noqa: ANN001, ANN202
@@ -108,11 +108,8 @@ async def commits(ns: str, name: str, rest: str, request: Request) -> JSONRespon
     hub = request.app.state.hub
     rev, _ = after(request, "commits", 5)
     qp = request.query_params
-    try:
-        page = max(1, min(int(qp.get("limit") or 50), 1000))
-        skip = max(0, int(qp.get("p") or 0)) * page
-    except ValueError:
-        raise BadRequest("limit and p must be integers.") from None
+    page = min(query_int(request, "limit", 50, 1, 10**9), 1000)
+    skip = query_int(request, "p", 0, 0, 10**6) * page
 
     def work(s, p):  # noqa: ANN001, ANN202
         repo = hub.spaces.repo(hub.spaces.get(s, f"{ns}/{name}", p))

@@ -21,7 +21,7 @@ from spaces.db.models import Account, Like, Membership, Space, SpaceSecret, Spac
 from spaces.domain import hardware as hw
 from spaces.domain.stages import INTERMEDIATE, SpaceStage
 from spaces.errors import BadRequest, RevisionNotFound
-from spaces.hub.api.common import get_int, get_str, in_session, json_body, raw_segments
+from spaces.hub.api.common import get_int, get_str, in_session, json_body, query_int, raw_segments
 from spaces.hub.api.repos import parse_kv_list, parse_visibility
 from spaces.hub.serialize import kv_map, runtime_json, space_json
 from spaces.services.spaces import KeyValue
@@ -91,14 +91,9 @@ async def _list(request: Request, *, search: str | None, limit: int, offset: int
 @router.get("/api/spaces")
 async def list_spaces(request: Request) -> JSONResponse:
     qp = request.query_params
-    try:
-        page = min(int(qp.get("limit") or 10**9), request.app.state.hub.settings.limits.page_size)
-        offset = int(qp.get("offset") or 0)
-        direction = int(qp.get("direction") or -1)
-    except ValueError:
-        raise BadRequest("limit, offset and direction must be integers.") from None
-    if page < 1 or offset < 0:
-        raise BadRequest("limit must be positive and offset not negative.")
+    page = min(query_int(request, "limit", 10**9, 1, 10**9), request.app.state.hub.settings.limits.page_size)
+    offset = query_int(request, "offset", 0)
+    direction = query_int(request, "direction", -1, -1, 1)
     items, more = await _list(request, search=qp.get("search"), author=qp.get("author"),
                               filters=qp.getlist("filter"), sort=qp.get("sort"), direction=direction,
                               limit=page, offset=offset)
@@ -323,7 +318,7 @@ async def logs(ns: str, name: str, kind: str, request: Request) -> StreamingResp
     hub = request.app.state.hub
     follow_param = request.query_params.get("follow")
     tail = request.query_params.get("tail")
-    tail_n = int(tail) if tail and tail.isdigit() else None
+    tail_n = query_int(request, "tail", 0, 0, 10**6) if tail and tail.isdigit() else None
 
     def work(s, p):  # noqa: ANN001, ANN202
         space = hub.spaces.get(s, f"{ns}/{name}", p)
