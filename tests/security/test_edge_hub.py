@@ -185,3 +185,40 @@ def test_a_large_file_is_committed_through_the_streaming_decoder(roomy_server, t
     assert hashlib.sha256(got.read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
     spool = roomy_server.data_dir / "tmp" / "uploads"
     assert not spool.exists() or not any(spool.iterdir()), "spooled contents were left behind"
+
+
+# ---- the body budget ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tight_server():
+    """A server whose body budget holds one commit (8 MiB) and lets a body wait 2 s for it."""
+    env = {"SPACES_LIMITS__MAX_COMMIT_BYTES": str(64 * MiB), "SPACES_LIMITS__BODY_MEMORY": str(8 * MiB),
+           "SPACES_LIMITS__BODY_WAIT": "2"}
+    with running_server("sqlite", extra_env=env) as srv:
+        yield srv
+
+
+def test_a_body_over_the_budget_waits_then_gets_503_and_the_first_commit_lands(tight_server) -> None:
+    from huggingface_hub import HfApi
+
+    token = tight_server.token("busy", role="write", name="t")
+    api = HfApi(endpoint=tight_server.url, token=token)
+    repo_id = "busy/target"
+    api.create_repo(repo_id, repo_type="space", space_sdk="static")
+    head = (f"POST /api/spaces/{repo_id}/commit/main HTTP/1.1\r\nHost: 127.0.0.1:{tight_server.port}\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Type: application/x-ndjson\r\n").encode()
+    line = b'{"key":"header","value":{"summary":"first"}}\n'
+    content = base64.b64encode(b"held the budget")
+    rest = b'{"key":"file","value":{"content":"' + content + b'","path":"first.txt","encoding":"base64"}}\n'
+    with socket.create_connection(("127.0.0.1", tight_server.port), timeout=30) as first:
+        # the first commit (chunked: its size is unknown, so it takes a whole commit's share) starts its body
+        # and pauses
+        first.sendall(head + b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n%s\r\n" % (len(line), line))
+        time.sleep(1)
+        with socket.create_connection(("127.0.0.1", tight_server.port), timeout=30) as second:
+            second.sendall(head + b"Content-Length: 200000\r\n\r\n" + b"x" * 1000)
+            answer = second.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 503") and b"retry-after: 2" in answer.lower(), answer[:300]
+        first.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (len(rest), rest))
+        done = first.recv(65536)
+    assert done.startswith(b"HTTP/1.1 200"), done[:300]
+    assert api.list_repo_files(repo_id, repo_type="space").count("first.txt") == 1

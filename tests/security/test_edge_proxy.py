@@ -353,3 +353,10 @@ def test_a_head_with_set_cookie_leaves_the_quick_path_in_c_and_python() -> None:
         for name in (b"Set-Cookie", b"set-cookie", b"SET-COOKIE"):
             assert scan(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n" + name + b": a=b")[2] is None
         assert scan(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nSet-Cookies: a=b")[2] is not None
+
+
+def test_the_proxy_knows_the_hubs_cookie_names() -> None:
+    from spaces.hub.session import COOKIE_NAME
+    from spaces.proxy.settings import ProxySettings
+
+    assert COOKIE_NAME in ProxySettings().hub_cookies
