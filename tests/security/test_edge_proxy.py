@@ -209,9 +209,14 @@ def test_connections_per_address_are_capped(make_proxy) -> None:  # noqa: ANN001
         assert answer.startswith(b"HTTP/1.1 429") and b"Retry-After: 5" in answer
         assert extra.recv(4096) == b""
     held.pop().close()
-    time.sleep(0.3)  # the proxy sees the close
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Host": "demo.localhost"}) as client:
-        assert client.get("/headers").status_code == 200
+    deadline = time.monotonic() + 10  # a place is free again once the proxy has seen the close
+    while True:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Host": "demo.localhost"}) as client:
+            status = client.get("/headers").status_code
+        if status == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert status == 200
     for s in held:
         s.close()
 
