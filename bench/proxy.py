@@ -8,12 +8,14 @@ Needs: ``nginx`` and ``wrk`` (Debian packages), configurable-http-proxy from npm
 use; skipped if npm cannot), uvloop optional (both event loops are measured when it is installed).
 
     .venv/bin/python bench/proxy.py [--duration 3] [--rounds 3] [--connections 1,50] [--client wrk|httpx]
-                                    [--python-scanner]
+                                    [--python-scanner] [--baseline DIR]
 
 nginx runs with one worker, like our proxy's one process; ``--nginx-workers auto`` gives it every core.
 ``--client httpx`` sends the request head httpx and gradio_client send (browsers send the same kinds of fields)
 instead of wrk's, which has only a Host. ``--python-scanner`` adds our proxy once more with its head syntax pass
 in Python instead of C (the fallback of an install without a C compiler), to measure what the C scanner gives.
+``--baseline DIR`` adds the proxy of another checkout (e.g. ``git archive main | tar -x -C DIR``, with its C
+scanner built there) on each event loop, and prints ours against it: a change's cost in one run.
 """
 
 from __future__ import annotations
@@ -169,6 +171,7 @@ def main() -> int:
                         help="the request head: wrk's (Host only) or the one httpx and gradio_client send")
     parser.add_argument("--python-scanner", action="store_true",
                         help="also run our proxy with its head syntax pass in Python (no C scanner)")
+    parser.add_argument("--baseline", type=Path, help="also run the proxy of the checkout in this folder")
     args = parser.parse_args()
     for tool in ("nginx", "wrk"):
         if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
@@ -194,11 +197,14 @@ def main() -> int:
         ours_all = [(f"spaces proxy ({loop})", loop, ["-m", "spaces.proxy"]) for loop in loops]
         if args.python_scanner:
             ours_all.append((f"spaces proxy ({loops[0]}, Py scan)", loops[0], ["-c", PYTHON_SCANNER]))
-        for name, loop, how in ours_all:
+        baselines = [(f"baseline proxy ({loop})", loop, ["-m", "spaces.proxy"]) for loop in loops] \
+            if args.baseline else []
+        for name, loop, how in ours_all + baselines:
             port = free_port()
+            env = {**os.environ, "PYTHONPATH": str(args.baseline.resolve())} if name.startswith("baseline") else None
             procs.append(start([sys.executable, *how, "--listen", f"127.0.0.1:{port}",
                                 "--hub", f"127.0.0.1:{up}", "--apps-domain", "localhost",
-                                "--route", f"demo=127.0.0.1:{up}", "--loop", loop]))
+                                "--route", f"demo=127.0.0.1:{up}", "--loop", loop], env=env))
             targets.append((name, port, "demo.localhost"))
 
         fields = HTTPX_FIELDS if args.client == "httpx" else ()
@@ -235,6 +241,11 @@ def main() -> int:
                     line += (f"; vs chp: {r['rps'] / max(ch['rps'], 1):.2f}x req/s, "
                              f"p99 {r['p99'] / ch['p99']:.2f}x")
                 print(line)
+        for (ours, _, _), (base, _, _) in zip(ours_all, baselines):
+            for c in conns:
+                r, b = results[(ours, c)], results[(base, c)]
+                print(f"  {ours:30} c={c:<3} vs {base}: {r['rps'] / max(b['rps'], 1):.3f}x req/s, "
+                      f"p50 {r['p50'] / b['p50']:.3f}x, p99 {r['p99'] / b['p99']:.3f}x")
         if any(("configurable-http-proxy", c) in results for c in conns):
             # the same yardstick for nginx: tells how far the machine itself lets a proxy go
             print("reference: nginx on the same goals")

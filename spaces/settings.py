@@ -40,6 +40,12 @@ class Limits(BaseModel):
 
     max_commit_bytes: int = Field(512 * 1024 * 1024, description="largest NDJSON commit body accepted")
     max_json_bytes: int = Field(1024 * 1024, description="largest plain JSON request body accepted")
+    body_memory: int = Field(
+        64 * 1024 * 1024, ge=8 * 1024 * 1024, description="memory the hub lends to request bodies being read, "
+        "all requests together (a JSON body takes its size, a streamed commit at most about 8 MiB); a body that "
+        "does not fit waits its turn (body_wait)")
+    body_wait: float = Field(30.0, gt=0, description="seconds a body waits for room in body_memory; then 503 "
+                             "with Retry-After")
     page_size: int = Field(1000, description="items per page for listings (trees, Spaces, commits)")
     log_lines: int = Field(10_000, ge=10, description="stored log lines per Space and kind (build, run); older "
                            "lines are dropped as new ones come (live readers see every line)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import uuid
 from email.utils import formatdate
 from contextlib import asynccontextmanager
@@ -64,6 +65,7 @@ def build_hub(settings: Settings) -> Hub:
     settings.data_path.chmod(0o711)
     settings.repos_path.mkdir(parents=True, exist_ok=True)
     settings.repos_path.chmod(0o700)
+    shutil.rmtree(settings.data_path / "tmp" / "uploads", ignore_errors=True)  # commits cut short by a crash
     db = Database(settings.db_url)
     db.migrate()
     if settings.db_url.startswith("sqlite:///"):

@@ -35,7 +35,7 @@ static const char *NAMES[N_COUNT] = {"host", "content-length", "transfer-encodin
                                      "keep-alive", "te", "trailer", "upgrade", "x-hf-authorization", "x-real-ip"};
 static Py_ssize_t NAME_LEN[N_COUNT];
 static PyObject *NAME_OBJ[N_COUNT];
-/* the exact names of the response fields the proxy acts on (_RESP_SPECIAL in http1.py; and proxy-*) */
+/* the exact names of the response fields the proxy acts on (_RESP_SPECIAL in http1.py; and proxy-*, set-cookie) */
 static const int RESPONSE_NAMES[] = {N_CONN, N_KEEPALIVE, N_TRANSFER, N_CL};
 static PyObject *V11, *V10;
 
@@ -72,6 +72,9 @@ special(const unsigned char *p, Py_ssize_t len, int response)
     if (len >= 6 && memcmp(p, "proxy-", 6) == 0)
         return N_COUNT;
     if (response) {
+        /* an app's Set-Cookie is checked by the proxy (spaces/proxy/cookies.py): such a head is never quick */
+        if (len == 10 && memcmp(p, "set-cookie", 10) == 0)
+            return N_COUNT;
         for (size_t r = 0; r < sizeof(RESPONSE_NAMES) / sizeof(RESPONSE_NAMES[0]); r++) {
             int k = RESPONSE_NAMES[r];
             if (NAME_LEN[k] == len && memcmp(p, NAMES[k], len) == 0)

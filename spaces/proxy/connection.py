@@ -10,6 +10,9 @@ Lifecycle of a client connection (``ClientConnection.state``):
             request is routed, authorised and given X-Forwarded-* headers of its own (a load balancer that pools
             connections may send requests for different Spaces and users on one connection);
 ``TUNNEL``  after ``101 Switching Protocols`` (WebSocket): raw bytes both ways until either side closes;
+``DRAIN``   the app answered before the request body was all read (a 401 or 413 before an upload): what the
+            client still sends is read and dropped for a while (lingering close), so it reads the answer instead
+            of a connection reset;
 ``CLOSED``  done.
 
 The upstream connection is reused for the next request while it goes to the same place, the app kept it alive
@@ -18,13 +21,16 @@ own (a thawed Space fires every timer that passed while it was frozen), so a req
 that is safe to repeat (idempotent method, no body) is then sent once more on a new connection instead of failing
 with 502, as browsers and nginx do. Back-pressure: when one side's write buffer is full, the other side stops
 reading. There is no timeout on a stream with traffic; the server's idle sweep closes connections that moved no
-byte for the configured time.
+byte for the configured time, a request head not complete ``header_timeout`` after its first byte (a client that
+trickles a head a byte at a time), and a connection waiting for a head ``keepalive_timeout`` after the last
+exchange (bytes that start no head, such as blank lines, do not count as activity).
 Every chunk moving on a connection to a Space stamps its activity (a dict store) for the sleeper.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from time import monotonic
 from typing import TYPE_CHECKING, Any
@@ -35,10 +41,11 @@ from spaces.proxy.http1 import Framer, HttpError, RequestHead, ResponseHead, par
 
 if TYPE_CHECKING:
     from spaces.proxy.server import ProxyServer
+    from spaces.proxy.settings import ProxySettings
 
 log = logging.getLogger("spaces.proxy")
 
-HEAD, BUSY, BODY, WAIT, TUNNEL, CLOSED = range(6)
+HEAD, BUSY, BODY, WAIT, TUNNEL, CLOSED, DRAIN = range(7)
 R_IDLE, R_HEAD, R_BODY = range(3)
 READ_LIMIT = 1 << 20  # bytes buffered from a client before we stop reading it
 WRITE_HIGH = 1 << 19  # transport write buffer high-water mark
@@ -47,6 +54,7 @@ MAX_RESPONSE_HEAD = 1 << 18
 REPLAYABLE = frozenset((b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"))
 # reasons the client's reading is paused (bit flags)
 P_UPSTREAM_FULL, P_BUFFER_FULL, P_CONNECTING = 1, 2, 4
+LINGER_IDLE = 5.0  # a lingering close ends once the client sent nothing for this long (nginx's lingering_timeout)
 
 
 class ClientConnection(asyncio.Protocol):
@@ -69,7 +77,9 @@ class ClientConnection(asyncio.Protocol):
         self.task: asyncio.Task | None = None
         self.tunnel_to: Any = None  # the upstream transport once the connection is a tunnel
         self.replay: bytes | None = None  # the head to send again if a reused upstream closes without answering
-        self.last_io = monotonic()
+        self.last_io = self.idle_since = self.head_at = monotonic()
+        # idle_since: since when the connection waits for a request; head_at: when the head now in buf began
+        self.address: str | None = None  # the key counted in server.per_address
 
     # ---- asyncio callbacks ------------------------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
@@ -77,11 +87,31 @@ class ClientConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.client_ip = peer[0] if isinstance(peer, tuple) else "127.0.0.1"
         transport.set_write_buffer_limits(high=WRITE_HIGH)
-        self.server.connections.add(self)
+        server = self.server
+        if server.per_address is not None:
+            key = address_key(self.client_ip)
+            held = server.per_address.get(key, 0)
+            if held >= server.max_per_address:
+                log.debug("refused a connection: %s holds %d already", key, held)
+                self.state = CLOSED
+                transport.write(server.too_many)
+                transport.close()
+                return
+            server.per_address[key] = held + 1
+            self.address = key
+        server.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state = CLOSED
         self.server.connections.discard(self)
+        if self.address is not None:
+            counts, key = self.server.per_address, self.address
+            self.address = None
+            held = counts.get(key, 1) - 1
+            if held > 0:
+                counts[key] = held
+            else:
+                counts.pop(key, None)
         if self.up is not None:
             self.up.close()
             self.up = None
@@ -99,9 +129,15 @@ class ClientConnection(asyncio.Protocol):
         elif state == BODY:
             self._body(data)
         elif state == HEAD:
-            self.buf = self.buf + data if self.buf else data
+            if self.buf:
+                self.buf += data
+            else:
+                self.buf = data
+                self.head_at = now
             self._process()
         elif state != CLOSED:
+            if state == DRAIN:
+                return
             self.buf = self.buf + data if self.buf else data
             if len(self.buf) > READ_LIMIT:
                 self._pause(P_BUFFER_FULL)
@@ -172,12 +208,20 @@ class ClientConnection(asyncio.Protocol):
             self._reply(req, decision)
         if self.state == HEAD:
             self._unpause(P_BUFFER_FULL)
+            self._wait_head()
             self._process()
 
     def _reply(self, req: RequestHead, reply: Reply) -> None:
         self.transport.write(reply.data)
         if not (reply.keep_alive and req.keep_alive) or self.close_after:
             self._close()
+        else:
+            self._wait_head()
+
+    def _wait_head(self) -> None:
+        """Back to waiting for a request: the keep-alive clock starts, and a head already buffered (pipelined)
+        is timed from now."""
+        self.idle_since = self.head_at = self.last_io
 
     def _forward(self, req: RequestHead, target: Target) -> None:
         server = self.server
@@ -240,9 +284,29 @@ class ClientConnection(asyncio.Protocol):
             up, self.up = self.up, None
             up.close()
         if not self.req_done:
-            self._close()  # the app answered before reading the whole body (e.g. 413): finish by closing
+            self._linger()  # the app answered before reading the whole body (e.g. 401, 413): finish by closing
         else:
             self._exchange_done()
+
+    def _linger(self) -> None:
+        """Close after an answer that came before the whole request body: stop sending (FIN after the answer),
+        then read and drop what the client still sends until it closes, goes quiet for LINGER_IDLE seconds or
+        ``lingering_time`` passes. Closing at once would reset the connection while the client is still
+        sending, and a reset can destroy the answer before the client reads it."""
+        if self.up is not None:
+            up, self.up = self.up, None
+            up.close()
+        if self.server.settings.lingering_time <= 0:
+            self._close()
+            return
+        self.state = DRAIN
+        self.buf = b""
+        self.head_at = monotonic()
+        if self.paused:
+            self.paused = 0
+            self.transport.resume_reading()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
 
     def _exchange_done(self) -> None:
         self.req = None
@@ -252,7 +316,9 @@ class ClientConnection(asyncio.Protocol):
             return
         self.state = HEAD
         self._unpause(P_BUFFER_FULL)
+        self.idle_since = self.last_io
         if self.buf:
+            self.head_at = self.last_io
             self._process()
 
     def upgraded(self, head: bytes, rest: bytes) -> None:
@@ -336,13 +402,17 @@ class ClientConnection(asyncio.Protocol):
             self.up.close()
             self.up = None
 
-    def idle_expired(self, now: float, keepalive: float, stream: float) -> bool:
-        idle = now - self.last_io
-        if self.state == HEAD:
-            return idle > keepalive
-        if self.state == BUSY:
+    def idle_expired(self, now: float, s: ProxySettings) -> bool:
+        state = self.state
+        if state == HEAD:
+            if self.buf:  # a head has begun: it has header_timeout to be complete, however it trickles
+                return 0 < s.header_timeout < now - self.head_at
+            return now - self.idle_since > s.keepalive_timeout
+        if state == BUSY:
             return False  # holding for a wake: bounded by wake_timeout
-        return 0 < stream < idle
+        if state == DRAIN:
+            return now - self.head_at > s.lingering_time or now - self.last_io > LINGER_IDLE
+        return 0 < s.stream_idle_timeout < now - self.last_io
 
     def abort(self) -> None:
         if self.transport is not None:
@@ -488,6 +558,10 @@ class Upstream(asyncio.Protocol):
                 self.rstate = R_BODY
                 client.transport.write(data + buf if buf else data)
                 return
+            if self.target.space_id is not None and head.low.find(b"\r\nset-cookie:") >= 0:
+                req = client.req
+                head.data = client.server.cookies.filter_head(head.data, req.hostname if req else b"",
+                                                              self.target.space_id)
             if head.status == 101:
                 if not self.upgrade:
                     client.bad_upstream(self, "The app switched protocols without being asked.")
@@ -540,3 +614,17 @@ class Upstream(asyncio.Protocol):
         if extra:
             self.keep = False
         self.client.response_done(self.keep and not self.closed)
+
+
+def address_key(ip: str) -> str:
+    """What the per-address cap counts: an IPv4 address; an IPv6 address's /64 (one host usually has a whole
+    /64 to pick addresses from); an IPv4-mapped IPv6 address as the IPv4 address it is."""
+    if ip.find(":") < 0:
+        return ip
+    try:
+        addr = ipaddress.IPv6Address(ip.partition("%")[0])
+    except ValueError:
+        return ip
+    if addr.ipv4_mapped is not None:
+        return str(addr.ipv4_mapped)
+    return addr.exploded[:19] + "::/64"

@@ -155,9 +155,10 @@ _JUST_HOST = [b"host"]
 _NOT_DROPPED = frozenset((b"host", b"content-length", b"transfer-encoding"))
 #: what may follow a field value in a head: the next line, or the end of the head
 _LINE_ENDS = (b"\r\n", b"")
-#: the same for a response head, with each value (up to the end of its line, leading blanks skipped)
-_RESP_SPECIAL = re.compile(rb"\r\n(connection|keep-alive|transfer-encoding|content-length|proxy-" + _TCHAR
-                           + rb"*):[ \t]*([^\r]*)")
+#: the same for a response head, with each value (up to the end of its line, leading blanks skipped); a Set-Cookie
+#: takes a head off the quick path so that the proxy can check an app's cookies (spaces/proxy/cookies.py)
+_RESP_SPECIAL = re.compile(rb"\r\n(connection|keep-alive|transfer-encoding|content-length|set-cookie|proxy-"
+                           + _TCHAR + rb"*):[ \t]*([^\r]*)")
 
 
 class _Head:

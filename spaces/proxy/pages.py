@@ -79,7 +79,8 @@ def json_body(**fields: object) -> bytes:
 
 
 _REASONS = {200: "OK", 302: "Found", 303: "See Other", 400: "Bad Request", 404: "Not Found",
-            405: "Method Not Allowed", 431: "Request Header Fields Too Large", 501: "Not Implemented",
+            405: "Method Not Allowed", 429: "Too Many Requests", 431: "Request Header Fields Too Large",
+            501: "Not Implemented",
             502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
             505: "HTTP Version Not Supported"}
 

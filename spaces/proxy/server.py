@@ -35,8 +35,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from spaces.proxy import pages
 from spaces.proxy.activity import Activity
 from spaces.proxy.connection import ClientConnection
+from spaces.proxy.cookies import CookieGuard
 from spaces.proxy.gate import Authorize, Gate, Waker
 from spaces.proxy.routes import RouteTable
 from spaces.proxy.settings import ProxySettings
@@ -59,6 +61,15 @@ class ProxyServer:
         self.cookie = settings.cookie_name.encode()
         self.trust_forwarded = settings.trust_forwarded
         self.upstream_idle = settings.upstream_idle_timeout
+        self.cookies = CookieGuard([*settings.hub_cookies, settings.cookie_name])
+        # open connections per client address (see connection.address_key); None: no cap. Behind a trusted load
+        # balancer every connection comes from its address, so the cap would throttle everyone at once.
+        self.max_per_address = settings.max_connections_per_address
+        self.per_address: dict[str, int] | None = (
+            {} if self.max_per_address > 0 and not settings.trust_forwarded else None)
+        self.too_many = pages.response(
+            429, pages.json_body(error="Too many open connections from your address; close some and retry."),
+            content_type="application/json", headers=[("Retry-After", "5")], close=True)
         self._server: asyncio.AbstractServer | None = None
         self._sweeper: asyncio.Task | None = None
 
@@ -96,10 +107,11 @@ class ProxyServer:
     async def _sweep(self) -> None:
         """Close connections idle past their timeout; one pass over all connections, never a timer per chunk."""
         s = self.settings
-        interval = max(0.05, min(t for t in (s.keepalive_timeout, s.stream_idle_timeout or 3600.0) if t > 0) / 4)
+        timeouts = (s.keepalive_timeout, s.stream_idle_timeout or 3600.0, s.header_timeout, s.lingering_time)
+        interval = max(0.05, min(t for t in timeouts if t > 0) / 4)
         while True:
             await asyncio.sleep(interval)
             now = time.monotonic()
             for conn in list(self.connections):
-                if conn.idle_expired(now, s.keepalive_timeout, s.stream_idle_timeout):
+                if conn.idle_expired(now, s):
                     conn._close()

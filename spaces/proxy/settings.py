@@ -28,7 +28,30 @@ class ProxySettings(BaseModel):
     )
     retry_after: int = Field(5, description="Retry-After seconds on a 503 for a Space that is not ready")
     keepalive_timeout: float = Field(
-        75.0, description="close a client connection idle between requests for this many seconds"
+        75.0, description="close a client connection idle between requests (or before its first) for this many "
+        "seconds (nginx's keepalive_timeout)"
+    )
+    header_timeout: float = Field(
+        30.0, ge=0, description="close a client connection whose request head is not complete this many seconds "
+        "after its first byte (a slow-loris client trickling a head); 0 = never. A real client sends a head (at "
+        "most max_head_bytes) in one write; half of nginx's client_header_timeout, since every slot a slow client "
+        "holds counts against max_connections_per_address",
+    )
+    max_connections_per_address: int = Field(
+        256, ge=0, description="open connections one client address may hold (IPv6: one /64); more are answered "
+        "429 and closed; 0 = no cap. Not applied with trust_forwarded (every connection then comes from the load "
+        "balancer, which should cap its clients itself). Browsers open about 6 per host, a few hosts per page",
+    )
+    lingering_time: float = Field(
+        30.0, ge=0, description="after answering a request whose body was not all read (a 401 or 413 before an "
+        "upload), keep reading and dropping the rest for up to this many seconds (5 s without a byte ends it "
+        "sooner) so the client reads the answer rather than a reset (nginx's lingering_time)",
+    )
+    hub_cookies: list[str] = Field(
+        default_factory=lambda: ["spaces_session"],
+        description="cookie names the hub sets; an app's Set-Cookie for one of them (also with a __Host- or "
+        "__Secure- prefix), for cookie_name, or with a Domain attribute other than the app's own host (which "
+        "would reach the hub or other Spaces) is dropped before the browser sees it",
     )
     stream_idle_timeout: float = Field(
         3600.0,

@@ -37,7 +37,11 @@ def after(request: Request, marker: str, start: int) -> tuple[str, str]:
     return rest[0], "/".join(rest[1:]).strip("/")
 
 
-async def json_body(request: Request) -> dict[str, Any]:
+async def json_body(request: Request, *, anonymous: bool = False) -> dict[str, Any]:
+    """The request's JSON object. The caller is authenticated first (401 before a byte of the body is read)
+    unless the endpoint serves ``anonymous`` callers too."""
+    if not anonymous:
+        await in_session(request, lambda s, p: None, auth_required=True)
     raw = await request.body()
     if not raw.strip():
         return {}

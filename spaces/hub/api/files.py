@@ -6,17 +6,19 @@ Revisions and paths are read from the raw URL (see ``common.raw_segments``) beca
 
 from __future__ import annotations
 
-import base64
-import binascii
+import shutil
+import tempfile
+from pathlib import Path
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from spaces.domain.gitignore import ignore_matcher
-from spaces.domain.naming import validate_folder_path, validate_path_in_repo
+from spaces.domain.naming import validate_path_in_repo
 from spaces.errors import BadRequest, EntryNotFound, RevisionNotFound
-from spaces.hub import jsonlimits
+from spaces.hub import jsonlimits, ndjson
 from spaces.hub.api import discussions
 from spaces.hub.api.common import after, in_session, json_body, query_int
 from spaces.hub.serialize import commit_json, tree_item
@@ -184,54 +186,9 @@ def _repo_gitignore(repo: GitRepo, sha: str | None) -> str | None:
 
 
 def parse_ndjson(body: bytes) -> tuple[dict, list[Addition], list[str], list[str]]:
-    """Parse the commit body. Any malformed line rejects the whole commit before anything is written."""
-    header: dict | None = None
-    additions: list[Addition] = []
-    deletions: list[str] = []
-    folders: list[str] = []
-    for n, line in enumerate(body.splitlines(), start=1):
-        if not line.strip():
-            continue
-        obj = jsonlimits.loads(line, what=f"Line {n} of the commit")  # bounded depth and numbers
-        if not isinstance(obj, dict) or not isinstance(obj.get("value"), dict):
-            raise BadRequest(f"Line {n} of the commit must be an object with 'key' and 'value'.")
-        key, value = obj.get("key"), obj["value"]
-        if n == 1 or header is None:
-            if key != "header":
-                raise BadRequest("The first line of a commit must be the header: {\"key\":\"header\",...}.")
-            header = value
-            continue
-        if key == "file":
-            path = validate_path_in_repo(_str(value, "path", n))
-            if value.get("encoding", "base64") != "base64":
-                raise BadRequest(f"Line {n}: only base64 file content is supported.")
-            try:
-                content = base64.b64decode(_str(value, "content", n), validate=True)
-            except (binascii.Error, ValueError):
-                raise BadRequest(f"Line {n}: 'content' of {path} is not valid base64.") from None
-            additions.append(Addition(path, content))
-        elif key == "deletedFile":
-            deletions.append(validate_path_in_repo(_str(value, "path", n)))
-        elif key == "deletedFolder":
-            folders.append(validate_folder_path(_str(value, "path", n)))
-        elif key == "lfsFile":
-            raise BadRequest(f"Line {n}: LFS files are not supported by this server; upload the file as a regular "
-                             "file (huggingface_hub does so when preupload answers 'regular').")
-        else:
-            raise BadRequest(f"Line {n}: unknown operation '{key}' (expected file, deletedFile or deletedFolder).")
-    if header is None:
-        raise BadRequest("The commit is empty: it needs a header line.")
-    paths = [a.path for a in additions] + deletions
-    if len(set(paths)) != len(paths):
-        raise BadRequest("The same path appears twice in one commit.")
-    return header, additions, deletions, folders
-
-
-def _str(value: dict, key: str, n: int) -> str:
-    v = value.get(key)
-    if not isinstance(v, str):
-        raise BadRequest(f"Line {n}: field '{key}' must be a string.")
-    return v
+    """Parse a whole commit body in memory (see ``spaces.hub.ndjson``; the endpoint streams it instead)."""
+    c = ndjson.parse_ndjson(body)
+    return c.header, c.additions, c.deletions, c.folders
 
 
 @router.post(SPACE + "/commit/{rest:path}")
@@ -239,29 +196,52 @@ async def commit(ns: str, name: str, rest: str, request: Request) -> dict:
     hub = request.app.state.hub
     rev, _ = after(request, "commit", 5)
     create_pr = request.query_params.get("create_pr") in ("1", "true")
-    body = await request.body()
-    header, additions, deletions, folders = parse_ndjson(body)
-    summary = header.get("summary") if isinstance(header.get("summary"), str) else ""
-    if not summary.strip():
-        raise BadRequest("The commit needs a non-empty summary.")
-    description = header.get("description") if isinstance(header.get("description"), str) else ""
-    parent = header.get("parentCommit")
-    if parent is not None and not isinstance(parent, str):
-        raise BadRequest("parentCommit must be a commit sha.")
     branch = rev.removeprefix("refs/heads/")  # any existing branch; only main is built and served
 
-    def work(s, p):  # noqa: ANN001, ANN202
-        space, pr = discussions.writable_for(hub, s, p, f"{ns}/{name}", rev, create_pr)
+    def writable(s, p) -> None:  # noqa: ANN001
+        discussions.writable_for(hub, s, p, f"{ns}/{name}", rev, create_pr)
+    # who may write is known before a byte of the body is read: anyone else never makes the server read it
+    await in_session(request, writable, auth_required=True)
+    spool = Path(tempfile.mkdtemp(prefix="commit-", dir=spool_root(hub.settings.data_path)))
+    parser = ndjson.CommitParser(spool)
+    try:
+        async for chunk in request.stream():
+            parser.feed(chunk)
+        parsed = parser.finish()
+        header = parsed.header
+        summary = header.get("summary") if isinstance(header.get("summary"), str) else ""
+        if not summary.strip():
+            raise BadRequest("The commit needs a non-empty summary.")
+        description = header.get("description") if isinstance(header.get("description"), str) else ""
+        parent = header.get("parentCommit")
+        if parent is not None and not isinstance(parent, str):
+            raise BadRequest("parentCommit must be a commit sha.")
 
-        def commit_on(to: str) -> str:
-            return hub.spaces.commit(s, p, space, additions=additions, deletions=deletions, deleted_folders=folders,
-                                     message=summary, description=description, parent=parent, branch=to)
-        if create_pr or pr is not None:
-            return discussions.commit_to_pull_request(hub, s, p, space, pr, rev, summary, description, commit_on)
-        sha = commit_on(branch)
-        return {"success": True, "commitOid": sha, "commitUrl": hub.url(f"/spaces/{space.repo_id}/commit/{sha}"),
-                "commitMessage": summary, "hookOutput": ""}
-    return await in_session(request, work, auth_required=True)
+        def work(s, p):  # noqa: ANN001, ANN202
+            space, pr = discussions.writable_for(hub, s, p, f"{ns}/{name}", rev, create_pr)
+
+            def commit_on(to: str) -> str:
+                return hub.spaces.commit(s, p, space, additions=parsed.additions, deletions=parsed.deletions,
+                                         deleted_folders=parsed.folders, message=summary, description=description,
+                                         parent=parent, branch=to)
+            if create_pr or pr is not None:
+                return discussions.commit_to_pull_request(hub, s, p, space, pr, rev, summary, description,
+                                                          commit_on)
+            sha = commit_on(branch)
+            return {"success": True, "commitOid": sha,
+                    "commitUrl": hub.url(f"/spaces/{space.repo_id}/commit/{sha}"), "commitMessage": summary,
+                    "hookOutput": ""}
+        return await in_session(request, work, auth_required=True)
+    finally:
+        parser.close()
+        await run_in_threadpool(shutil.rmtree, spool, True)
+
+
+def spool_root(data_path: Path) -> Path:
+    """Where commit contents are spooled: the data dir's disk (``/tmp`` may be memory), the server's user only."""
+    root = data_path / "tmp" / "uploads"
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return root
 
 
 # ---- downloads ------------------------------------------------------------------------------------------

@@ -174,7 +174,7 @@ async def update_settings(ns: str, name: str, request: Request) -> dict:
 
 @router.post("/api/validate-yaml")
 async def validate_yaml(request: Request) -> JSONResponse:
-    data = await json_body(request)
+    data = await json_body(request, anonymous=True)
     content = data.get("content")
     if not isinstance(content, str):
         return JSONResponse({"errors": [{"message": "Field 'content' must be the README text."}], "warnings": []},
