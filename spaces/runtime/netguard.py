@@ -48,7 +48,12 @@ PRIVATE = {"iptables": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64
            "ip6tables": ["fc00::/7", "fe80::/10"]}
 
 
-def nameservers(resolv: str = "/etc/resolv.conf") -> list[str]:
+def nameservers() -> list[str]:
+    """The DNS servers of this host (Spaces resolve names through them, so they stay reachable on port 53)."""
+    return _read_ns("/etc/resolv.conf")
+
+
+def _read_ns(resolv: str) -> list[str]:
     try:
         lines = Path(resolv).read_text().splitlines()
     except OSError:

@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -142,6 +143,9 @@ class LocalBackend:
         if self.hide_host and not self.landlock:
             log.warning("local backend: Landlock scopes unavailable (Linux 6.12+ with Landlock enabled): Spaces can "
                         "connect to the host's abstract unix sockets")
+        self.disks = self.hide_host and os.path.exists("/dev/loop-control") and shutil.which("mkfs.ext4") is not None
+        if self.hide_host and not self.disks:
+            log.warning("local backend: no loop devices or no mkfs.ext4 (e2fsprogs): Spaces get no disk limit")
         self.root_dir = self.run_dir / "root"  # empty: each Space's root is mounted on it in its own namespace
         self.root_dir.mkdir(exist_ok=True)
         self.zygotes = ZygotePool(self.run_dir, self.logs_dir, memory_merge=s.memory_merge and _ksm_running())
@@ -190,7 +194,7 @@ class LocalBackend:
         sandbox.own_tree(workdir, uid, uid)
         disk_mb = spec.limits.disk_mb or self.settings.disk_mb
         overlay, layer = None, ""
-        if self.hide_host and disk_mb:
+        if self.disks and disk_mb:
             if any(c in str(workdir) for c in ",:\\"):
                 raise StartFailed(f"the working copy's path {workdir} has a character an overlay cannot name")
             disk, layer = self._disk(spec.space_id), SpaceDisk.layer(str(workdir), spec.sha)
