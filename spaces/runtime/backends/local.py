@@ -22,9 +22,11 @@ Lifecycle (the Backend contract, ``spaces/runtime/contracts.py``):
 Static Spaces: no process. ``start`` returns ``data={"static": workdir}`` and ``poll`` says RUNNING with no
 address: the proxy serves the files itself.
 
-Needs root for: setuid to the Space uids, chown of working copies and homes, cgroups, mount namespaces (private
-/tmp). Without cgroups or namespaces it degrades (no limits / shared /tmp) and says so once in the log; without
-root it cannot sandbox at all and refuses to start (StartFailed).
+Needs root for: setuid to the Space uids, chown of working copies and homes, cgroups, namespaces (each Space's own
+root, PID namespace, private /tmp; ``spaces/runtime/sandbox.py``) and loop devices (its disk,
+``spaces/runtime/spacedisk.py``). Without cgroups, namespaces or loop devices it degrades (no limits / shared /tmp /
+no disk limit) and says so once in the log; without root it cannot sandbox at all and refuses to start
+(StartFailed).
 """
 
 from __future__ import annotations
