@@ -3,6 +3,7 @@
     .venv/bin/python bench/wake.py [--rounds 20] [--concurrency 5] [--sdks gradio,streamlit] [--envs-dir DIR]
     .venv/bin/python bench/wake.py --backend docker     # the Docker backend (engine and base image set up first)
     WAKE_SAMPLES=1 .venv/bin/python bench/wake.py ...    # also print every wake's time, in order
+    .venv/bin/python bench/wake.py --old-sandbox         # each local tier also without the host-hiding sandbox
 
 Four ``spaces serve`` configurations, one after the other, each with a gradio and a streamlit template Space:
 
@@ -29,6 +30,9 @@ before its wakes) times the same requests to the Space while it runs: the floor 
 app's own answer put under every tier.
 Prints p50/p95/p99 per (sdk, tier) (nearest rank: with 20 wakes p99 is the slowest), failures, and the ratios
 of p50 against the cold start of the same run (goals: p50 <= 0.1x cold, p99 <= 2x p50, no failure).
+With ``--old-sandbox`` each local tier runs twice, the second time as ``{tier}-old`` with
+``SPACES_LOCAL__HIDE_HOST=false`` (the sandbox before it hid the host: private /tmp and HOME only, no PID namespace,
+no root of its own, no disk): the sandbox's cost, side by side in one run.
 Needs root (the local backend). ``--envs-dir`` reuses built environments across runs (content addressed).
 """
 
@@ -132,7 +136,9 @@ def fully_asleep(platform: kit.Platform, actor: Actor, repo_id: str, space_id: s
 
 def run_tier(base: Path, envs: Path, tier: str, sdks: list[str], rounds: int, concurrency: int,
              docker: dict[str, str] | None) -> dict:
-    env = {**docker, **DOCKER_TIERS[tier]} if docker is not None else TIERS[tier]
+    base_tier, old = tier.removesuffix("-old"), tier.endswith("-old")
+    env = {**docker, **DOCKER_TIERS[tier]} if docker is not None else {
+        **TIERS[base_tier], **({"SPACES_LOCAL__HIDE_HOST": "false"} if old else {})}
     platform = kit.start_platform(base, f"wake-{tier}", envs_dir=envs, extra_env=env)
     results = {}
     space_ids: list[str] = []
@@ -149,15 +155,16 @@ def run_tier(base: Path, envs: Path, tier: str, sdks: list[str], rounds: int, co
             # the same requests once while the Space is awake, untimed: the client's first async request imports
             # httpx's async stack (tens of ms, once per process), which must not count as the first wake
             asyncio.run(wake_once(platform.port, host, concurrency))
-            if tier == "frozen":  # the floor: the same requests to the Space awake (client, proxy, app; no wake)
+            if base_tier == "frozen":  # the floor: the same requests to the Space awake (client, proxy, app; no wake)
                 awake = [asyncio.run(wake_once(platform.port, host, concurrency)) for _ in range(rounds)]
-                results.setdefault("awake", {})[sdk] = ([a[0] for a in awake], sum(a[1] for a in awake))
+                row = "awake-old" if old else "awake"
+                results.setdefault(row, {})[sdk] = ([a[0] for a in awake], sum(a[1] for a in awake))
             samples, failures = [], 0
             for _ in range(rounds):
                 awake = {s["pid"] for s in kit.instance_states(platform) if s.get("space_id") == space_id}
                 with actor.http() as c:
                     c.post(f"/api/spaces/{repo_id}/sleep").raise_for_status()
-                kit.wait_held(lambda: fully_asleep(platform, actor, repo_id, space_id, tier, docker is not None,
+                kit.wait_held(lambda: fully_asleep(platform, actor, repo_id, space_id, base_tier, docker is not None,
                                                    awake),
                               what=f"{repo_id} asleep")
                 seconds, failed = asyncio.run(wake_once(platform.port, host, concurrency))
@@ -166,7 +173,7 @@ def run_tier(base: Path, envs: Path, tier: str, sdks: list[str], rounds: int, co
             results.setdefault(tier, {})[sdk] = (samples, failures)
             if os.environ.get("WAKE_SAMPLES"):  # every wake, in order: tells a one-off slow wake from a spread
                 print("   ", " ".join(f"{x * 1000:.0f}" for x in samples), flush=True)
-            print(f"  {sdk:<9} {tier:<8} p50 {_ms(statistics.median(samples))}  p99 {_ms(percentile(samples, 99))}  "
+            print(f"  {sdk:<9} {tier:<11} p50 {_ms(statistics.median(samples))}  p99 {_ms(percentile(samples, 99))}  "
                   f"failed requests {failures}/{rounds * concurrency}", flush=True)
     finally:
         platform.stop()
@@ -188,6 +195,8 @@ def main() -> None:
     ap.add_argument("--tiers", default=None, help="default: frozen,stopped,evicted,cold (local), frozen,cold (docker)")
     ap.add_argument("--backend", choices=("local", "docker"), default="local")
     ap.add_argument("--envs-dir", type=Path, default=None, help="built environments to reuse (default: fresh)")
+    ap.add_argument("--old-sandbox", action="store_true", help="each local tier also with SPACES_LOCAL__HIDE_HOST="
+                    "false, as {tier}-old")
     args = ap.parse_args()
     warnings.filterwarnings("ignore", message="Warnings while validating metadata")  # sdk: streamlit is deprecated
     docker = docker_env() if args.backend == "docker" else None
@@ -197,6 +206,8 @@ def main() -> None:
     unknown = set(tiers) - set(known)
     if unknown:
         ap.error(f"unknown tiers for the {args.backend} backend: {', '.join(sorted(unknown))}")
+    if args.old_sandbox and docker is None:
+        tiers = [name for tier in tiers for name in (tier, f"{tier}-old")]
     base = kit.new_base("spaces-bench-wake-")
     envs = args.envs_dir or base / "envs"
     print(f"wake through the proxy ({args.backend} backend), {args.rounds} wakes per (sdk, tier), "
@@ -211,10 +222,11 @@ def main() -> None:
         shutil.rmtree(base, ignore_errors=True)
     print("\nsdk       tier        p50          p95          p99     p99/p50  p50 vs cold  failed")
     for sdk, by_tier in table.items():
-        cold = statistics.median(by_tier["cold"][0]) if "cold" in by_tier else float("nan")
         for tier, (samples, failures) in by_tier.items():
+            ref = "cold-old" if tier.endswith("-old") and "cold-old" in by_tier else "cold"
+            cold = statistics.median(by_tier[ref][0]) if ref in by_tier else float("nan")
             p50, p95, p99 = statistics.median(samples), percentile(samples, 95), percentile(samples, 99)
-            print(f"{sdk:<9} {tier:<8} {_ms(p50)} {_ms(p95)} {_ms(p99)}  {p99 / p50:6.2f}x  {p50 / cold:9.3f}x  "
+            print(f"{sdk:<9} {tier:<11} {_ms(p50)} {_ms(p95)} {_ms(p99)}  {p99 / p50:6.2f}x  {p50 / cold:9.3f}x  "
                   f"{failures:6d}")
 
 

@@ -9,6 +9,7 @@ event loop.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import socket
@@ -71,7 +72,7 @@ def make_backend(settings: Settings):  # noqa: ANN201
     from spaces.runtime.backends.local import LocalBackend
 
     local = settings.local
-    netguard.install(local.uid_min, local.uid_max, allow_ports=[settings.port])
+    netguard.install(local.uid_min, local.uid_max, allow_ports=[settings.port], outbound=local.outbound)
     return LocalBackend(local, holes=netguard.OwnPortHoles(local.uid_min))
 
 
@@ -149,7 +150,7 @@ class Platform:
     def _start_instance(self, s, space: Space, artifact: Artifact) -> tuple[Handle, dict]:  # noqa: ANN001
         placement = self.capacity.reserve(s, space)
         flavor = self.catalog.get(space.hardware)
-        limits = Limits(cpu=flavor.limits.cpu, memory_mb=flavor.limits.memory_mb, gpus=placement.gpus)
+        limits = dataclasses.replace(flavor.limits, gpus=placement.gpus)
         return self._start(s, space, artifact, limits, placement.node), placement_json(placement)
 
     def _start_standby(self, s, space: Space, artifact: Artifact) -> Handle | None:  # noqa: ANN001

@@ -44,6 +44,7 @@ class Limits:
     cpu: float  # cores
     memory_mb: int
     gpus: tuple[int, ...] = ()  # device indices assigned exclusively by the scheduler
+    disk_mb: int = 0  # everything the Space may write (local backend: home and working-copy writes); 0: backend's
 
 
 @dataclass(frozen=True)

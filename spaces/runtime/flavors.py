@@ -64,6 +64,11 @@ class FlavorSettings(BaseModel):
     )
     gpu_cpu_per_gpu: float = Field(1.0, ge=0, description="cores a GPU flavor reserves per GPU")
     gpu_memory_mb_per_gpu: int = Field(4096, ge=0, description="MiB of host memory a GPU flavor reserves per GPU")
+    disk_mb: int = Field(5120, ge=0, description="MiB a Space may write (home, files next to its code), every "
+                         "flavor: Hugging Face gives 50 GB of ephemeral disk; 5 GiB keeps a few dozen Spaces within "
+                         "one small host's free disk (the files are sparse: a Space takes what it wrote). 0: no limit")
+    disk_mb_per_flavor: dict[str, int] = Field(default_factory=dict, description='per flavor, e.g. {"a10g-large": '
+                                               '51200}')
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,7 @@ class RuntimeFlavor:
     flavor: hw.Flavor
     reservation: Reservation
     tolerations: tuple[Mapping[str, Any], ...] = ()
+    disk_mb: int = 0
 
     @property
     def name(self) -> str:
@@ -92,7 +98,7 @@ class RuntimeFlavor:
     @property
     def limits(self) -> Limits:
         """The flavor's shape as a limit (GPU indices are filled in from the placement)."""
-        return Limits(cpu=float(self.flavor.cpu), memory_mb=int(self.flavor.memory_gb * 1024))
+        return Limits(cpu=float(self.flavor.cpu), memory_mb=int(self.flavor.memory_gb * 1024), disk_mb=self.disk_mb)
 
     @property
     def price_per_hour_usd(self) -> float:
@@ -108,7 +114,8 @@ class FlavorCatalog:
     def __init__(self, settings: FlavorSettings | None = None) -> None:
         settings = settings or FlavorSettings()
         base = hw.build_flavors(overrides=settings.hardware)
-        unknown = (set(settings.requests) | set(settings.node_selectors) | set(settings.tolerations)) - set(base)
+        unknown = (set(settings.requests) | set(settings.node_selectors) | set(settings.tolerations)
+                   | set(settings.disk_mb_per_flavor)) - set(base)
         if unknown:
             # a typo in configuration must be loud, like hardware.build_flavors does for shapes
             raise BadRequest(f"Flavor settings name unknown flavors {sorted(unknown)}; known: {', '.join(base)}")
@@ -132,7 +139,8 @@ class FlavorCatalog:
                 cpu=float(cpu), memory_mb=int(mem), gpus=flavor.gpu_count, gpu_model=flavor.gpu_model,
                 node_selector=dict(settings.node_selectors.get(name, {})),
             )
-            self._flavors[name] = RuntimeFlavor(flavor, reservation, tolerations)
+            disk = settings.disk_mb_per_flavor.get(name, settings.disk_mb)
+            self._flavors[name] = RuntimeFlavor(flavor, reservation, tolerations, disk)
 
     def get(self, name: str) -> RuntimeFlavor:
         """The flavor called ``name``; :class:`spaces.errors.BadRequest` listing valid names otherwise."""

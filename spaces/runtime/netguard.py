@@ -4,7 +4,12 @@ machine (other Spaces' ports, the database, Redis), only to the platform's publi
 Every app listens on a loopback port that only the proxy should reach; the proxy runs as the platform's user,
 so an ``iptables`` rule on the OUTPUT path that rejects *new* loopback TCP connections made by the Spaces' uid
 range closes the bypass without touching the apps' own answers (those belong to established connections).
-Outbound traffic to other hosts is untouched. Each instance may still reach its *own* port (Gradio checks that
+Other protocols (UDP, ICMP...) to this machine are refused outright; the only exception is a DNS server on
+loopback named in /etc/resolv.conf. Traffic to other hosts goes through a second chain, by the ``outbound`` setting:
+``internet`` (default: apps download models and call APIs, as on Hugging Face) refuses only the private, shared and
+link-local ranges (the LAN's services and the cloud metadata endpoint, 169.254.169.254, that hands out the host's
+credentials; the DNS servers stay reachable); ``all`` refuses nothing; ``none`` refuses everything but DNS. Each
+instance may still reach its *own* port (Gradio checks that
 its server answers before it says it started): ``OwnPortHoles`` opens that one hole for the local backend before
 the instance's process exists (so no app can look for it too early) and closes it when the instance stops. Needs
 root and iptables; without them the platform logs a warning and runs unguarded.
@@ -16,6 +21,7 @@ import logging
 import shutil
 import subprocess
 import threading
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +39,50 @@ def chain_name(uid_min: int) -> str:
     return f"SPACES-LO-{uid_min}"  # one chain per uid range, so several platforms on one host do not collide
 
 
+def out_chain_name(uid_min: int) -> str:
+    return f"SPACES-OUT-{uid_min}"
+
+
+#: destinations that ``outbound=internet`` refuses: private, shared (CGNAT) and link-local (cloud metadata) ranges
+PRIVATE = {"iptables": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"],
+           "ip6tables": ["fc00::/7", "fe80::/10"]}
+
+
+def nameservers() -> list[str]:
+    """The DNS servers of this host (Spaces resolve names through them, so they stay reachable on port 53)."""
+    return _read_ns("/etc/resolv.conf")
+
+
+def _read_ns(resolv: str) -> list[str]:
+    try:
+        lines = Path(resolv).read_text().splitlines()
+    except OSError:
+        return []
+    return [parts[1] for parts in (line.split() for line in lines) if len(parts) >= 2 and parts[0] == "nameserver"]
+
+
+def _family(exe: str) -> str:
+    return "ip6tables" if exe.endswith("ip6tables") else "iptables"
+
+
+def _dns_rules(exe: str, chain: str, servers: list[str]) -> list[list[str]]:
+    six = _family(exe) == "ip6tables"
+    return [[chain, "-d", ns, "-p", proto, "--dport", "53", "-j", "RETURN"]
+            for ns in servers if (":" in ns) == six for proto in ("udp", "tcp")]
+
+
 def jump_rule(uid_min: int, uid_max: int) -> list[str]:
     """The OUTPUT rule that sends new loopback connections of the Spaces' uids through the guard's chain."""
     return ["OUTPUT", "-o", "lo", "-m", "owner", "--uid-owner", f"{uid_min}-{uid_max}",
             "-m", "conntrack", "--ctstate", "NEW", "-j", chain_name(uid_min)]
 
 
-def install(uid_min: int, uid_max: int, allow_ports: list[int]) -> str | None:
+def install(uid_min: int, uid_max: int, allow_ports: list[int], outbound: str = "internet") -> str | None:
     """Install (or refresh) the guard; returns None when it is in place, else why not."""
-    chain = chain_name(uid_min)
+    if outbound not in ("internet", "all", "none"):
+        raise ValueError(f"outbound must be internet, all or none, not {outbound!r}")
+    chain, out = chain_name(uid_min), out_chain_name(uid_min)
+    servers = nameservers()
     tools = _tools()
     problems = [] if tools else ["iptables is not installed"]
     for exe in tools:
@@ -56,10 +97,21 @@ def install(uid_min: int, uid_max: int, allow_ports: list[int]) -> str | None:
             run("-F", chain)
             for port in allow_ports:
                 run("-A", chain, "-p", "tcp", "--dport", str(port), "-j", "RETURN")
+            for rule in _dns_rules(exe, chain, servers):
+                run("-A", *rule)
             run("-A", chain, "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset")
-            rule = jump_rule(uid_min, uid_max)
-            if not run("-C", *rule, check=False):
-                run("-I", *rule)
+            run("-A", chain, "-j", "REJECT")  # UDP and every other protocol: nothing of this host is reachable
+            run("-N", out, check=False)
+            run("-F", out)
+            if outbound != "all":
+                for rule in _dns_rules(exe, out, servers):
+                    run("-A", *rule)
+                everywhere = "0.0.0.0/0" if _family(exe) == "iptables" else "::/0"
+                for net in PRIVATE[_family(exe)] if outbound == "internet" else [everywhere]:
+                    run("-A", out, "-d", net, "-j", "REJECT")
+            for rule in (jump_rule(uid_min, uid_max), out_jump_rule(uid_min, uid_max)):
+                if not run("-C", *rule, check=False):
+                    run("-I", *rule)
         except RuntimeError as exc:
             problems.append(f"{exe}: {exc}")
     if problems:
@@ -67,6 +119,12 @@ def install(uid_min: int, uid_max: int, allow_ports: list[int]) -> str | None:
         log.warning("Spaces can connect to other Spaces and local services: the loopback guard is off (%s)", message)
         return message
     return None
+
+
+def out_jump_rule(uid_min: int, uid_max: int) -> list[str]:
+    """The OUTPUT rule that sends the Spaces' new connections to other hosts through the outbound chain."""
+    return ["OUTPUT", "!", "-o", "lo", "-m", "owner", "--uid-owner", f"{uid_min}-{uid_max}",
+            "-m", "conntrack", "--ctstate", "NEW", "-j", out_chain_name(uid_min)]
 
 
 def _self_rule(chain: str, uid: int, port: int) -> list[str]:

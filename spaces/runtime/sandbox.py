@@ -11,6 +11,34 @@ What a Space's process gets (the launcher in ``zygote.py`` applies it, as root, 
 * a private tmpfs on /tmp (its own mount namespace), sized ``tmp_size_mb``;
 * exactly ``spec.env`` plus PATH, HOME, LANG and PYTHONUNBUFFERED: nothing of the platform's environment.
 
+With ``hide_host`` (the default) it sees nothing else of the host ("a sandbox with nothing of the host in it"):
+
+* **its own root**: a tmpfs holding only what :func:`root_ops` names: /usr (and the merged-/usr symlinks), the
+  few files of /etc an interpreter, TLS, DNS and MIME types read (``ETC_FILES``: no passwd, shadow, operator
+  config), its environment (venv and the Python installation it comes from), all read-only; its working copy and
+  private home read-write; a private /tmp, /dev/shm (tmpfs, sized) and a minimal /dev; /proc of its own PID
+  namespace; /sys/devices/system/cpu only. No /run, /var/run, /var/tmp, /home, no data dir, no other Space, no
+  host unix socket: none of their paths exists. The skeleton is read-only, so nothing it writes lands anywhere
+  but its home, working copy (an overlay on its disk, ``spacedisk.py``), /tmp and /dev/shm, all of which go with
+  it or with the Space's deletion.
+* **its own PID namespace** (and IPC namespace): /proc lists only its own processes. Its pid 1 is a small init
+  (``zygote._init_main``) that forks the app and reports how it ended; its exit kills whatever the app left.
+* **Landlock scopes** (Linux 6.12+): no abstract unix socket of the host (those have no path to hide and are per
+  network namespace; Spaces share the host's network so the proxy reaches their loopback ports) and no signal to a
+  process outside its domain; ``no_new_privs`` so no setuid program regains anything.
+* **the loopback guard** (``netguard.py``): no new TCP, UDP or other connection to this machine but its own port
+  and the public one, and the operator's ``outbound`` choice for everything else.
+
+Why our own ~150 lines (``zygote.build_root``) and not bubblewrap, the reference: bubblewrap (and nsjail) set up a
+sandbox and then *exec* a program, while a wake forks an interpreter that has already imported the SDK (the wake
+goal is a fork, not an exec). Running each zygote inside bubblewrap would still leave each fork to make its own
+PID and mount namespaces and hide the other Spaces' paths that the zygote must see to serve them, and the pids the
+zygote reports would be its namespace's, not the host's that the backend tracks. So one function applies a layout
+written in bubblewrap's vocabulary (ro, bind, dev, tmpfs, dir, symlink, proc, devpts, plus overlay) with plain
+mount(2) and pivot_root(2), for both paths: the fork and the cold start (``zygote.py exec``) enter the very same
+sandbox. What it must and must not show is tested from inside by an attacking app
+(``tests/security/test_sandbox_local.py``).
+
 Directory modes the host must have (checked by :func:`check_reachable`, which names the offending directory):
 the platform's data dir 0711 or 0700 with everything of the Spaces' (working copies, homes, venvs) *outside* it;
 a 0700 directory anywhere on the path to a venv's interpreter (``/root/.pyenv``...) makes it unusable by Spaces.
@@ -185,6 +213,126 @@ def app_argv(sdk: str, venv: str, app_file: str, port: int, host: str) -> list[s
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# the Space's root: what of the host it sees (applied by zygote.build_root, in bubblewrap's vocabulary)
+
+#: host directories every interpreter needs, read-only; on merged-/usr hosts /bin, /lib... are symlinks, kept so
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+#: the files of /etc that an interpreter, TLS, DNS, time zones and MIME types read; nothing of the operator's
+ETC_FILES = ("alternatives", "ca-certificates", "ca-certificates.conf", "fonts", "gai.conf", "host.conf", "hosts",
+             "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "mime.types", "nsswitch.conf", "os-release",
+             "protocols", "resolv.conf", "services", "ssl", "timezone", "xdg")
+DEV_FILES = ("null", "zero", "full", "random", "urandom", "tty")
+
+
+@dataclass(frozen=True)
+class RootPlan:
+    """What one Space's root holds besides the system files: its interpreter, working copy, home, scratch space."""
+
+    venv: str
+    workdir: str
+    home: str  # the Space's private home on the host
+    home_target: str  # the fixed HOME path it is mounted on
+    tmp_mb: int
+    shm_mb: int
+    gpus: tuple[int, ...] = ()
+    overlay: tuple[str, str] | None = None  # (upper, work) dirs on the Space's disk: its writes to the working copy
+
+
+def landlock_abi() -> int:
+    """The kernel's Landlock ABI version (6+ has the scopes the sandbox uses), 0 where there is none."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    version = libc.syscall(444, None, 0, 1)  # landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION)
+    return max(int(version), 0)
+
+
+def python_home(venv: str) -> str | None:
+    """The installation a venv's interpreter comes from (its prefix: ``home`` in pyvenv.cfg is its bin dir)."""
+    try:
+        for line in Path(venv, "pyvenv.cfg").read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "home" and value.strip():
+                return str(Path(os.path.realpath(value.strip())).parent)
+    except OSError:
+        pass
+    return None
+
+
+def root_ops(plan: RootPlan) -> list[list]:
+    """The mount operations that build a Space's root, in order (see ``zygote._apply``). Sources are host paths,
+    read here once; a path of the host that no operation names does not exist inside."""
+    ops: list[list] = []
+    for d in SYSTEM_DIRS:
+        if os.path.islink(d):
+            ops.append(["symlink", os.readlink(d), d])
+        elif os.path.isdir(d):
+            ops.append(["ro", d, d])
+    for name in ETC_FILES:
+        src = f"/etc/{name}"
+        if os.path.lexists(src) and os.path.exists(src):  # resolv.conf may point into /run: its target is bound
+            ops.append(["ro", os.path.realpath(src), src])
+    for path in _python_paths(plan.venv):
+        ops.append(["ro", path, path])
+    if plan.overlay:
+        ops.append(["overlay", plan.workdir, plan.overlay[0], plan.overlay[1], plan.workdir])
+    else:
+        ops.append(["bind", plan.workdir, plan.workdir])
+    ops.append(["bind", plan.home, plan.home_target])
+    ops.append(["tmpfs", plan.tmp_mb, "1777", "/tmp"])
+    ops.append(["tmpfs", 1, "0755", "/dev"])
+    ops += [["dev", f"/dev/{name}", f"/dev/{name}"] for name in DEV_FILES if os.path.exists(f"/dev/{name}")]
+    for i in plan.gpus:
+        ops.append(["dev", f"/dev/nvidia{i}", f"/dev/nvidia{i}"])
+    if plan.gpus:
+        ops += [["dev", p, p] for p in ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools")
+                if os.path.exists(p)]
+    ops += [["symlink", "/proc/self/fd", "/dev/fd"], ["symlink", "/proc/self/fd/0", "/dev/stdin"],
+            ["symlink", "/proc/self/fd/1", "/dev/stdout"], ["symlink", "/proc/self/fd/2", "/dev/stderr"],
+            ["symlink", "pts/ptmx", "/dev/ptmx"], ["devpts", "/dev/pts"], ["tmpfs", plan.shm_mb, "1777", "/dev/shm"]]
+    if os.path.isdir("/sys/devices/system/cpu"):  # CPU topology for thread pools; nothing else of /sys
+        ops.append(["ro", "/sys/devices/system/cpu", "/sys/devices/system/cpu"])
+    ops.append(["proc", "/proc"])
+    return ops
+
+
+def bwrap_args(ops: list[list]) -> list[str]:
+    """The same root as bubblewrap (0.8) arguments: the reference the tests compare ``zygote.build_root`` with.
+    bubblewrap 0.8 has no tmpfs sizes or modes and no overlay: a tmpfs is a plain one, an overlay a bind of its
+    lower directory; ``devpts`` is a directory (both then list the same names)."""
+    args: list[str] = []
+    for op in ops:
+        kind = op[0]
+        if kind in ("ro", "bind", "dev"):
+            args += [{"ro": "--ro-bind", "bind": "--bind", "dev": "--dev-bind"}[kind], op[1], op[2]]
+        elif kind == "tmpfs":
+            args += ["--tmpfs", op[3]]
+        elif kind == "dir":
+            args += ["--dir", op[2]]
+        elif kind == "symlink":
+            args += ["--symlink", op[1], op[2]]
+        elif kind == "proc":
+            args += ["--proc", op[1]]
+        elif kind == "devpts":
+            args += ["--dir", op[1]]
+        elif kind == "overlay":
+            args += ["--bind", op[1], op[4]]
+        else:
+            raise ValueError(f"unknown sandbox operation {kind!r}")
+    return args
+
+
+def _python_paths(venv: str) -> list[str]:
+    """The venv and the installation its interpreter comes from, unless /usr holds them already."""
+    paths = []
+    for path in (venv, os.path.realpath(venv), python_home(venv)):
+        if path and not any(Path(path).is_relative_to(d) for d in ("/usr", *paths)):
+            paths.append(path)
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # process identity: a pid alone can be reused; (pid, start time) cannot
 
 
@@ -221,6 +369,7 @@ class InstanceState:
     started_at: float = 0.0
     cgroups: bool = False
     workdir: str = ""
+    layer: str = ""  # the overlay layer on the Space's disk that holds its writes next to its code (spacedisk.py)
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)

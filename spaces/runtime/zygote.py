@@ -21,8 +21,16 @@ backend (``spaces/runtime/zygote_client.py``), in one of two modes:
     its children and writes ``DIR/{instance}.exit`` (JSON with the exit code) so ``poll`` can report it. It exits
     when its parent (the control plane) dies; the children do not (own sessions).
 
-Lifecycle of a forked child, in order: setsid; join the instance's cgroups (refuse to run unconfined if asked
-for them); new mount namespace with a private tmpfs on /tmp and the Space's private home bind-mounted on the
+With ``namespace.hide_host`` (the default; ``spaces/runtime/sandbox.py`` says what a Space then sees), both modes
+go through :func:`spawn_hidden`: the zygote (or the ``exec`` launcher) unshares a PID namespace for its next child
+and forks it; that child, pid 1 of the Space, sets its session (zygote) or dies with the launcher (exec), joins the
+cgroups, builds the Space's root (:func:`build_root`: mount and IPC namespaces, pivot_root) and forks the app,
+which drops to the Space's uid, confines itself with Landlock and then runs exactly as below; pid 1 waits as the
+Space's uid and writes the app's wait status to a pipe before it exits. The backend knows pid 1 by its host pid
+(the zygote's or launcher's child) and signals its process group, which the app is in; the zygote reports the
+status from the pipe (an init cannot die by a signal), and the launcher dies the way the app died.
+Without it, the lifecycle of a forked child, in order: setsid; join the instance's cgroups (refuse to run unconfined
+if asked for them); new mount namespace with a private tmpfs on /tmp and the Space's private home bind-mounted on the
 fixed HOME path; setgroups([]) / setgid / setuid to the Space's uid; umask 022; chdir to the working copy;
 stdin from /dev/null, stdout/stderr to the instance log; every other fd closed; os.environ replaced; random state
 reseeded (``random`` is reseeded by CPython at fork, numpy's legacy global generator here); argv and sys.path[0]
@@ -57,8 +65,10 @@ import socket
 import sys
 import time
 
-CLONE_NEWNS = 0x00020000
-MS_REC, MS_PRIVATE, MS_BIND, MS_NOSUID, MS_NODEV = 0x4000, 1 << 18, 4096, 2, 4
+CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID = 0x00020000, 0x08000000, 0x20000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
+MS_BIND, MS_REC, MS_PRIVATE = 4096, 0x4000, 1 << 18
+MNT_DETACH = 2
 # environment prefixes read by the interpreter or native libraries (getenv, not os.environ) while the zygote starts
 # and imports the SDK; what they configure then stays configured in every fork, so a Space that sets any of them
 # differently from the zygote's start-up environment is cold-started. Audited with a getenv recorder over both
@@ -140,6 +150,8 @@ _COPIES: list[tuple[str, str, object, list, object]] = []
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.syscall.restype = ctypes.c_long
 
 
 def _check(ret: int, what: str) -> None:
@@ -186,8 +198,205 @@ def enter_sandbox(req: dict) -> None:
 
 
 def run_exec(req: dict) -> None:
-    enter_sandbox(req)
-    os.execve(req["argv"][0], req["argv"], req["env"])
+    if not (req.get("namespace") or {}).get("hide_host"):
+        enter_sandbox(req)
+        os.execve(req["argv"][0], req["argv"], req["env"])
+    # the launcher stays outside as the process the backend knows (pid, start time; its exit code is the app's):
+    # the signals it gets as a member of the process group reach the app directly
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_IGN)
+    pid, status_r = spawn_hidden(req, lambda: os.execve(req["argv"][0], req["argv"], req["env"]), new_session=False)
+    _, status = os.waitpid(pid, 0)
+    reported = os.read(status_r, 64)
+    code = os.waitstatus_to_exitcode(int(reported) if reported else status)
+    if code < 0:  # die the way the app died, so the backend sees the same status as without a PID namespace
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    os._exit(code & 0xFF)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the host-hiding sandbox: a PID namespace and a root of its own per Space (see spaces/runtime/sandbox.py)
+
+_SELF_PIDNS: list[int] = []  # the zygote's own PID namespace, to go back to after each fork
+
+
+def spawn_hidden(req: dict, run_app, new_session: bool = True, close: tuple = ()) -> tuple[int, int]:
+    """Fork the Space's init (pid 1 of a new PID namespace); it builds the Space's root and forks the app, which
+    calls ``run_app`` once it is the Space's uid inside that root. Returns (host pid of the init, the read end of
+    the pipe on which the init reports the app's raw wait status just before it exits)."""
+    if not _SELF_PIDNS:
+        _SELF_PIDNS.append(os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC))
+    status_r, status_w = os.pipe2(os.O_CLOEXEC)
+    _check(_libc.unshare(CLONE_NEWPID), "unshare(CLONE_NEWPID)")  # our next child is pid 1 of a new namespace
+    try:
+        pid = os.fork()
+    finally:
+        if os.getpid() != 1:  # later children of ours are ours again
+            _check(_libc.setns(_SELF_PIDNS[0], CLONE_NEWPID), "setns(CLONE_NEWPID)")
+    if pid == 0:
+        os.close(status_r)
+        for fd in close:
+            try:
+                fd.close()
+            except OSError:
+                pass
+        _init_main(req, status_w, run_app, new_session)
+    os.close(status_w)
+    os.set_blocking(status_r, False)
+    return pid, status_r
+
+
+def _init_main(req: dict, status_w: int, run_app, new_session: bool) -> None:
+    """pid 1 of the Space: set up its root as root, fork the app, then wait as the Space's uid. Never returns.
+
+    It stays as the namespace's init because the app must not be one: the kernel ignores signals that an init has
+    no handler for (SIGTERM to a Python app would do nothing), and an init's exit kills everything left in the
+    namespace, so nothing of a Space outlives it."""
+    try:
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        if new_session:
+            os.setsid()
+        else:  # the cold path: the launcher is the process the backend knows; when it is killed, so is the Space
+            _libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+        for procs in req.get("cgroup_procs", []):  # before anything else: the app never runs outside its limits
+            with open(procs, "w") as f:
+                f.write(str(os.getpid()))
+        log_fd = os.open(req["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except BaseException as e:  # noqa: BLE001 - never run the app half-sandboxed
+        _die(None, f"could not open the log: {e}")
+    try:
+        build_root(req["namespace"])
+        app = os.fork()
+    except BaseException as e:  # noqa: BLE001
+        _die(log_fd, f"could not set up the sandbox: {e}")
+    if app == 0:
+        os.close(status_w)
+        try:
+            become_app(req, log_fd)
+        except BaseException as e:  # noqa: BLE001
+            _die(log_fd, f"could not enter the sandbox: {e}")
+        run_app()
+        os._exit(127)
+    try:  # nothing privileged is left to do: wait as the Space's uid, holding no fd but the status pipe
+        os.closerange(3, status_w)
+        os.closerange(status_w + 1, _max_fd())
+        os.setgroups([])
+        os.setgid(int(req["gid"]))
+        os.setuid(int(req["uid"]))
+    except OSError:
+        pass
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            os._exit(0)
+        except InterruptedError:
+            continue
+        if pid == app:
+            os.write(status_w, str(status).encode())
+            os._exit(0)
+
+
+def _die(log_fd: int | None, message: str) -> None:
+    try:
+        os.write(log_fd if log_fd is not None else 2, f"spaces: {message}\n".encode())
+    finally:
+        os._exit(126)
+
+
+def _max_fd() -> int:
+    return os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") < 1 << 20 else 1 << 16
+
+
+def build_root(ns: dict) -> None:
+    """In a new mount (and IPC) namespace: a tmpfs root holding only ``ns["ops"]`` (bubblewrap's vocabulary: ro,
+    bind, dev, tmpfs, dir, symlink, proc, devpts), made the process's root with pivot_root; the host's root is
+    detached. The caller is root and pid 1 of a new PID namespace (for /proc)."""
+    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWIPC), "unshare(CLONE_NEWNS|CLONE_NEWIPC)")
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount propagates back to the host
+    root = ns["root"]
+    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
+    for op in ns["ops"]:
+        _apply(root, op)
+    os.chdir(root)
+    _check(_libc.syscall(155, b".", b"."), "pivot_root")  # SYS_pivot_root (x86_64): the old root stacks under "."
+    _check(_libc.umount2(b".", MNT_DETACH), "umount the host's root")
+    os.chdir("/")
+    _mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)  # the skeleton is read-only
+
+
+def _apply(root: str, op: list) -> None:
+    kind, dst = op[0], root + op[-1]
+    if kind in ("ro", "bind", "dev"):
+        src = op[1]
+        if os.path.isdir(src):
+            os.makedirs(dst, 0o755, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(dst), 0o755, exist_ok=True)
+            if not os.path.exists(dst):
+                os.close(os.open(dst, os.O_CREAT | os.O_WRONLY, 0o644))
+        _mount(src, dst, None, MS_BIND | MS_REC)
+        flags = MS_BIND | MS_REMOUNT | MS_NOSUID | (MS_RDONLY if kind == "ro" else 0)
+        _mount(None, dst, None, flags | (MS_NODEV if kind != "dev" else 0))
+    elif kind == "tmpfs":  # ["tmpfs", size_mb, mode, dst]
+        os.makedirs(dst, 0o755, exist_ok=True)
+        _mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV, f"mode={op[2]},size={int(op[1])}m")
+    elif kind == "dir":  # ["dir", mode, dst]
+        os.makedirs(dst, 0o755, exist_ok=True)
+        os.chmod(dst, int(op[1], 8))
+    elif kind == "symlink":  # ["symlink", target, dst]
+        os.makedirs(os.path.dirname(dst), 0o755, exist_ok=True)
+        os.symlink(op[1], dst)
+    elif kind == "proc":
+        os.makedirs(dst, 0o755, exist_ok=True)
+        _mount("proc", dst, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    elif kind == "devpts":
+        os.makedirs(dst, 0o755, exist_ok=True)
+        _mount("devpts", dst, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620")
+    elif kind == "overlay":  # ["overlay", lower, upper, work, dst]: the working copy, its writes on the Space's disk
+        os.makedirs(dst, 0o755, exist_ok=True)
+        _mount("overlay", dst, "overlay", MS_NOSUID | MS_NODEV, f"lowerdir={op[1]},upperdir={op[2]},workdir={op[3]}")
+    else:
+        raise ValueError(f"unknown sandbox operation {kind!r}")
+
+
+LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET, LANDLOCK_SCOPE_SIGNAL = 1, 2
+
+
+def landlock_scope() -> None:
+    """Confine the process to its own abstract unix sockets and signals (Landlock scopes, Linux 6.12+): abstract
+    sockets have no path to hide, they are per network namespace, and Spaces share the host's network."""
+    attr = (ctypes.c_uint64 * 3)(0, 0, LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | LANDLOCK_SCOPE_SIGNAL)
+    fd = _libc.syscall(444, ctypes.byref(attr), ctypes.sizeof(attr), 0)  # landlock_create_ruleset
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"landlock_create_ruleset: {os.strerror(err)}")
+    try:
+        _check(_libc.prctl(38, 1, 0, 0, 0), "PR_SET_NO_NEW_PRIVS")
+        _check(_libc.syscall(446, fd, 0), "landlock_restrict_self")
+    finally:
+        os.close(fd)
+
+
+def become_app(req: dict, log_fd: int) -> None:
+    """In the app's process, inside the Space's root: drop to the Space's uid, then the app's directory and fds."""
+    null_fd = os.open(os.devnull, os.O_RDONLY)
+    uid, gid = int(req["uid"]), int(req["gid"])
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+    if req["namespace"].get("landlock"):
+        landlock_scope()
+    os.umask(0o022)
+    os.chdir(req["cwd"])
+    os.dup2(null_fd, 0)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.closerange(3, _max_fd())
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -367,15 +576,16 @@ def _run_main(app: str) -> None:
     exec(code, main.__dict__)
 
 
-def child_main(req: dict, sdk: str) -> None:
-    """In the forked child: become the Space's app. Never returns."""
+def child_main(req: dict, sdk: str, sandboxed: bool = False) -> None:
+    """In the forked child: become the Space's app (``sandboxed``: the sandbox's init made it one). Never returns."""
     try:
         signal.set_wakeup_fd(-1)  # the zygote's SIGCHLD pipe: must not be written to once the fd is closed
         for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
-        enter_sandbox(req)
+        if not sandboxed:
+            enter_sandbox(req)
         import gc
 
         gc.enable()
@@ -464,7 +674,7 @@ def serve(sock_path: str, sdk: str, exits: str, memory_merge: bool = False) -> N
     os.chmod(sock_path, 0o600)
     listener.listen(16)
     print(f"zygote: ready sdk={sdk} pid={os.getpid()}", flush=True)
-    children: dict[int, str] = {}
+    children: dict[int, tuple[str, int | None]] = {}  # pid -> (instance, its init's status pipe)
     # SIGCHLD wakes the loop at once (through a wakeup pipe), so exit codes are on disk within milliseconds
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.signal(signal.SIGCHLD, lambda *_: None)
@@ -492,12 +702,17 @@ def serve(sock_path: str, sdk: str, exits: str, memory_merge: bool = False) -> N
             if why:
                 conn.sendall(json.dumps({"fallback": why}).encode() + b"\n")
                 continue
-            pid = os.fork()
-            if pid == 0:
-                listener.close()
-                conn.close()
-                child_main(req, sdk)
-            children[pid] = req["instance"]
+            status_r = None
+            if (req.get("namespace") or {}).get("hide_host"):
+                pid, status_r = spawn_hidden(req, lambda: child_main(req, sdk, sandboxed=True),
+                                             close=(listener, conn))
+            else:
+                pid = os.fork()
+                if pid == 0:
+                    listener.close()
+                    conn.close()
+                    child_main(req, sdk)
+            children[pid] = (req["instance"], status_r)
             conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
         except Exception as e:  # noqa: BLE001 - one bad request never takes the zygote down
             try:
@@ -519,7 +734,7 @@ def _recv_line(conn: socket.socket) -> bytes:
     return buf
 
 
-def _reap(children: dict[int, str], exits: str) -> None:
+def _reap(children: dict[int, tuple[str, int | None]], exits: str) -> None:
     """Record each exited child's code, *then* reap it: poll never sees it gone without its exit file."""
     while True:
         try:
@@ -530,7 +745,15 @@ def _reap(children: dict[int, str], exits: str) -> None:
             return
         pid = info.si_pid
         code = info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
-        instance = children.pop(pid, None)
+        instance, status_r = children.pop(pid, (None, None))
+        if status_r is not None:  # a sandbox's init: it reports how the app ended (it cannot die by a signal)
+            try:
+                reported = os.read(status_r, 64)
+                if reported:
+                    code = os.waitstatus_to_exitcode(int(reported))
+            except (OSError, ValueError):
+                pass
+            os.close(status_r)
         if instance:
             tmp = os.path.join(exits, f".{instance}.tmp")
             with open(tmp, "w") as f:

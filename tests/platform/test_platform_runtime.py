@@ -153,9 +153,10 @@ def test_a_space_cannot_read_another_spaces_secrets_or_files(  # noqa: ANN001
     # its environment: not in any /proc/<pid>/environ or cmdline the attacker can read
     scan = json.loads(call(platform, probe, "scan", secret))
     assert scan["found"] == [], scan
-    assert scan["denied"] > 0  # the victim's (and the platform's) are there, and closed
+    # the victim's (and the platform's) are closed, or (the probe in a PID namespace of its own) not there at all
+    assert scan["denied"] > 0 or scan["readable"] <= 6, scan
     direct = call(platform, probe, "read", f"/proc/{state['pid']}/environ")
-    assert direct.startswith("ERR PermissionError"), direct
+    assert direct.startswith(("ERR PermissionError", "ERR FileNotFoundError")), direct
     # its working copy, its home, the platform's database and secrets
     for path in (state["workdir"], f"{state['workdir']}/app.py", str(platform.data_dir / "spaces.db"),
                  str(platform.data_dir / "secret_key"), state["log"]):

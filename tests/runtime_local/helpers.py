@@ -69,5 +69,13 @@ def wait_phase(backend: LocalBackend, handle: Handle, *phases: Phase, timeout: f
         time.sleep(0.1)
 
 
+def written(backend: LocalBackend, spec: InstanceSpec, name: str) -> Path:
+    """A file the app wrote next to its code: on the Space's own disk (the working copy's overlay layer) while it
+    is mounted, else in the working copy itself (no disk limit, or the old sandbox)."""
+    disk = backend._disk(spec.space_id)
+    upper = disk.upper(disk.layer(spec.workdir, spec.sha))
+    return upper / name if upper.exists() else Path(spec.workdir) / name
+
+
 def get(handle: Handle, path: str = "/", timeout: float = 30.0) -> httpx.Response:
     return httpx.get(f"http://{handle.data['host']}:{handle.data['port']}{path}", timeout=timeout)

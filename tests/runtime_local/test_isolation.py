@@ -11,7 +11,7 @@ import pytest
 from spaces.runtime.backends.local import LocalBackend
 from spaces.runtime.contracts import Phase
 
-from runtime_local.helpers import HELLO_GRADIO, Spaces, get, wait_phase
+from runtime_local.helpers import HELLO_GRADIO, Spaces, get, wait_phase, written
 
 # tries everything it should not be able to do, records the outcome, then serves like any app
 SNOOP = """
@@ -73,7 +73,7 @@ def test_space_cannot_read_another_space_or_the_platform(spaces: Spaces, backend
     snoop = spaces.start(snoop_spec, zygote=zygote)
     wait_phase(backend, snoop, Phase.RUNNING)
     assert snoop.data["uid"] != victim.data["uid"]
-    results = json.loads((Path(snoop_spec.workdir) / "probe.json").read_text())
+    results = json.loads(written(backend, snoop_spec, "probe.json").read_text())
     assert results.pop("write_own_workdir").startswith("ALLOWED")
     assert {k: v.split(":")[0] for k, v in results.items()} == {k: "denied" for k in results}, results
     assert get(victim).status_code == 200  # and the victim is unharmed

@@ -13,7 +13,6 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -21,7 +20,7 @@ from spaces.runtime import netguard
 from spaces.runtime.backends.local import LocalBackend, LocalBackendSettings
 from spaces.runtime.contracts import Phase, StartFailed
 
-from runtime_local.helpers import Spaces, get, wait_phase
+from runtime_local.helpers import Spaces, get, wait_phase, written
 
 pytestmark = pytest.mark.skipif(not shutil.which("iptables"), reason="needs iptables")
 
@@ -45,13 +44,14 @@ gr.Interface(lambda x: x, "text", "text").launch()
 
 
 def _uninstall(settings: LocalBackendSettings) -> None:
-    chain = netguard.chain_name(settings.uid_min)
     for exe in ("iptables", "ip6tables"):
-        rule = netguard.jump_rule(settings.uid_min, settings.uid_max)
-        while subprocess.run([exe, "-w", "-D", *rule], capture_output=True).returncode == 0:
-            pass
-        subprocess.run([exe, "-w", "-F", chain], capture_output=True)
-        subprocess.run([exe, "-w", "-X", chain], capture_output=True)
+        lo, hi = settings.uid_min, settings.uid_max
+        for rule, chain in ((netguard.jump_rule(lo, hi), netguard.chain_name(lo)),
+                            (netguard.out_jump_rule(lo, hi), netguard.out_chain_name(lo))):
+            while subprocess.run([exe, "-w", "-D", *rule], capture_output=True).returncode == 0:
+                pass
+            subprocess.run([exe, "-w", "-F", chain], capture_output=True)
+            subprocess.run([exe, "-w", "-X", chain], capture_output=True)
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def test_a_space_reaches_its_own_port_from_its_first_line_and_no_other(guarded: 
     assert [(u, p) for u, p, _ in opened] == [(uid, port)]  # opened once
     # made (the backend waited for it) before the app's process existed
     assert handle.data["pid"] and str(handle.data["pid"]) not in opened[0][2]
-    assert json.loads((Path(spec.workdir) / "probe.json").read_text()) == {
+    assert json.loads(written(guarded, spec, "probe.json").read_text()) == {
         "own_port": "ok", "platform_port": "denied: ConnectionRefusedError"}
     rules = subprocess.run(["iptables", "-w", "-S", netguard.chain_name(guarded.settings.uid_min)],
                            capture_output=True, text=True, check=True).stdout

@@ -11,7 +11,7 @@ import pytest
 from spaces.runtime.backends.local import LocalBackend
 from spaces.runtime.contracts import Phase
 
-from runtime_local.helpers import HELLO_GRADIO, HELLO_STREAMLIT, Spaces, get, wait_phase
+from runtime_local.helpers import HELLO_GRADIO, HELLO_STREAMLIT, Spaces, get, wait_phase, written
 
 # writes what a process can observe about itself, after the SDK import (as any app would), then serves
 PROBE = """
@@ -56,14 +56,17 @@ def test_environment_is_exactly_the_spaces_and_a_fork_looks_like_a_cold_start(
         handle = spaces.start(spec, zygote=mode == "zygote")
         assert handle.data["via"] == ("zygote" if mode == "zygote" else "exec")
         wait_phase(backend, handle, Phase.RUNNING)
-        probe = json.loads((Path(spec.workdir) / "probe.json").read_text())
+        probe = json.loads(written(backend, spec, "probe.json").read_text())
         env = probe["env"]
         assert set(env) == set(spec.env) | BASICS
         assert "SPACES_PLATFORM_CANARY" not in env and "platform-secret" not in json.dumps(probe)
         assert env["MY_SECRET"] == "s3cret" and env["GRADIO_SERVER_PORT"] == str(handle.data["port"])
         assert probe["uid"] == probe["gid"] == handle.data["uid"] and probe["uid"] != 0 and probe["groups"] == []
         assert probe["cwd"] == probe["path0"] == spec.workdir
-        assert probe["home_mine"] and probe["session_leader"] and probe["name"] == "__main__"
+        assert probe["home_mine"] and probe["name"] == "__main__"
+        # the app's process group is the one the backend signals; with its own PID namespace the group's leader is
+        # the namespace's init (the app's parent), else the app itself
+        assert probe["session_leader"] == (not backend.hide_host)
         # normalise what must differ between two Spaces, then the two must be identical
         probe["uid"] = probe["gid"] = "<UID>"
         text = json.dumps(probe).replace(spec.workdir, "<WORKDIR>").replace(spec.space_id, "<SPACE>")

@@ -25,12 +25,12 @@ from spaces.runtime.nodes import (
 
 # (flavor, reservation, limits)
 DEFAULTS = [
-    ("cpu-basic", Reservation(0.25, 512), Limits(2.0, 16384)),
-    ("cpu-upgrade", Reservation(1.0, 2048), Limits(8.0, 32768)),
-    ("t4-small", Reservation(1.0, 4096, 1, "T4"), Limits(4.0, 15360)),
-    ("t4-medium", Reservation(1.0, 4096, 1, "T4"), Limits(8.0, 30720)),
-    ("l4x4", Reservation(4.0, 16384, 4, "L4"), Limits(48.0, 190464)),
-    ("a100-large", Reservation(1.0, 4096, 1, "A100"), Limits(12.0, 145408)),
+    ("cpu-basic", Reservation(0.25, 512), Limits(2.0, 16384, disk_mb=5120)),
+    ("cpu-upgrade", Reservation(1.0, 2048), Limits(8.0, 32768, disk_mb=5120)),
+    ("t4-small", Reservation(1.0, 4096, 1, "T4"), Limits(4.0, 15360, disk_mb=5120)),
+    ("t4-medium", Reservation(1.0, 4096, 1, "T4"), Limits(8.0, 30720, disk_mb=5120)),
+    ("l4x4", Reservation(4.0, 16384, 4, "L4"), Limits(48.0, 190464, disk_mb=5120)),
+    ("a100-large", Reservation(1.0, 4096, 1, "A100"), Limits(12.0, 145408, disk_mb=5120)),
 ]
 
 
@@ -39,6 +39,13 @@ def test_default_requests_and_limits(name, reservation, limits) -> None:
     f = FlavorCatalog().get(name)
     assert f.reservation == reservation and f.limits == limits
     assert f.tolerations == ((GPU_TOLERATION,) if reservation.gpus else ())
+
+
+def test_disk_limit_is_a_flavor_setting() -> None:
+    cat = FlavorCatalog(FlavorSettings(disk_mb=1024, disk_mb_per_flavor={"a10g-large": 51200}))
+    assert cat.get("cpu-basic").limits.disk_mb == 1024 and cat.get("a10g-large").limits.disk_mb == 51200
+    with pytest.raises(BadRequest, match="unknown flavors"):
+        FlavorCatalog(FlavorSettings(disk_mb_per_flavor={"cpu-huge": 1}))
 
 
 def test_operator_overrides_requests_prices_pools() -> None:
@@ -51,7 +58,7 @@ def test_operator_overrides_requests_prices_pools() -> None:
     assert cat.get("cpu-basic").reservation == Reservation(0.1, 512)
     t4 = cat.get("t4-small")
     assert t4.reservation == Reservation(1.0, 8192, 1, "T4", {"pool": "t4"})
-    assert t4.limits == Limits(6.0, 15360) and t4.tolerations == ()
+    assert t4.limits == Limits(6.0, 15360, disk_mb=5120) and t4.tolerations == ()
     assert cat.prices()["t4-small"] == Price(0.5, 1) and cat.prices()["cpu-basic"] == Price(0.0, 0)
 
 

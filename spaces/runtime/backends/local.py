@@ -22,9 +22,11 @@ Lifecycle (the Backend contract, ``spaces/runtime/contracts.py``):
 Static Spaces: no process. ``start`` returns ``data={"static": workdir}`` and ``poll`` says RUNNING with no
 address: the proxy serves the files itself.
 
-Needs root for: setuid to the Space uids, chown of working copies and homes, cgroups, mount namespaces (private
-/tmp). Without cgroups or namespaces it degrades (no limits / shared /tmp) and says so once in the log; without
-root it cannot sandbox at all and refuses to start (StartFailed).
+Needs root for: setuid to the Space uids, chown of working copies and homes, cgroups, namespaces (each Space's own
+root, PID namespace, private /tmp; ``spaces/runtime/sandbox.py``) and loop devices (its disk,
+``spaces/runtime/spacedisk.py``). Without cgroups, namespaces or loop devices it degrades (no limits / shared /tmp /
+no disk limit) and says so once in the log; without root it cannot sandbox at all and refuses to start
+(StartFailed).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -40,6 +43,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -48,6 +52,7 @@ from spaces.runtime import sandbox
 from spaces.runtime.cgroups import Cgroups
 from spaces.runtime.contracts import Handle, InstanceSpec, Observed, Phase, StartFailed
 from spaces.runtime.netguard import NoHoles, Opening, OwnPortHoles
+from spaces.runtime.spacedisk import SpaceDisk
 from spaces.runtime.zygote_client import ZYGOTE_SCRIPT, ZygotePool, ZygoteUnavailable
 
 log = logging.getLogger(__name__)
@@ -73,7 +78,18 @@ class LocalBackendSettings(BaseModel):
     zygote_wait_s: float = Field(30.0, description="how long start waits for a zygote still importing its SDK")
     stop_grace_s: float = Field(5.0, description="SIGTERM to SIGKILL delay on stop")
     namespaces: bool = Field(True, description="private /tmp and fixed HOME through a mount namespace")
+    hide_host: bool = Field(True, description="each Space in a root and PID namespace of its own that hold nothing "
+                            "of the host but the system files its interpreter reads (see spaces/runtime/sandbox.py); "
+                            "false: only a private /tmp and HOME (the sandbox before it, kept for comparisons)")
     tmp_size_mb: int = Field(1024, description="size of each Space's private /tmp (tmpfs, counts as memory)")
+    disk_mb: int = Field(5120, ge=0, description="a Space's disk (home and files it writes next to its code, "
+                         "spaces/runtime/spacedisk.py) when its flavor names none; 0: no limit, home on the host's "
+                         "filesystem. Needs hide_host")
+    shm_size_mb: int = Field(256, description="size of each Space's private /dev/shm (tmpfs, counts as memory)")
+    outbound: Literal["internet", "all", "none"] = Field(
+        "internet", description="where Spaces may connect beyond this machine (never to it: see "
+        "spaces/runtime/netguard.py): internet (not the private, shared and link-local ranges, so neither the LAN "
+        "nor a cloud metadata endpoint; DNS servers stay reachable), all, or none (DNS only)")
     pids_max: int = Field(2048, description="most processes and threads per Space (cgroup pids)")
     host: str = Field("127.0.0.1", description="address apps listen on (the proxy reaches them there)")
     port_min: int = Field(20000, ge=1024, le=65535,
@@ -124,6 +140,16 @@ class LocalBackend:
         self.namespaces = s.namespaces and _namespaces_work()
         if s.namespaces and not self.namespaces:
             log.warning("local backend: mount namespaces unavailable: Spaces share /tmp and see their home path")
+        self.hide_host = self.namespaces and s.hide_host
+        self.landlock = self.hide_host and sandbox.landlock_abi() >= 6
+        if self.hide_host and not self.landlock:
+            log.warning("local backend: Landlock scopes unavailable (Linux 6.12+ with Landlock enabled): Spaces can "
+                        "connect to the host's abstract unix sockets")
+        self.disks = self.hide_host and os.path.exists("/dev/loop-control") and shutil.which("mkfs.ext4") is not None
+        if self.hide_host and not self.disks:
+            log.warning("local backend: no loop devices or no mkfs.ext4 (e2fsprogs): Spaces get no disk limit")
+        self.root_dir = self.run_dir / "root"  # empty: each Space's root is mounted on it in its own namespace
+        self.root_dir.mkdir(exist_ok=True)
         self.zygotes = ZygotePool(self.run_dir, self.logs_dir, memory_merge=s.memory_merge and _ksm_running())
         self._children: dict[str, subprocess.Popen[bytes]] = {}  # cold starts we must reap
 
@@ -168,7 +194,22 @@ class LocalBackend:
                     raise StartFailed(f"the {what} {path} is under /tmp, which each Space replaces with its own "
                                       "private /tmp; move it (e.g. under /var/tmp or the data dir)")
         sandbox.own_tree(workdir, uid, uid)
-        home, home_target = sandbox.prepare_home(self.homes_dir, spec.space_id, uid, uid)
+        disk_mb = spec.limits.disk_mb or self.settings.disk_mb
+        overlay, layer = None, ""
+        if self.disks and disk_mb:
+            if any(c in str(workdir) for c in ",:\\"):
+                raise StartFailed(f"the working copy's path {workdir} has a character an overlay cannot name")
+            disk, layer = self._disk(spec.space_id), SpaceDisk.layer(str(workdir), spec.sha)
+            keep = {s.layer for s in self._states() if s.space_id == spec.space_id}
+            try:
+                disk.ensure(disk_mb, uid, layer, keep)
+            except OSError as e:
+                raise StartFailed(f"could not mount the Space's disk: {e}") from e
+            home, home_target = disk.home, self.homes_dir / "home"
+            overlay = (str(disk.upper(layer)), str(disk.work(layer)))
+            home_target.mkdir(exist_ok=True)
+        else:
+            home, home_target = sandbox.prepare_home(self.homes_dir, spec.space_id, uid, uid)
         home_env = str(home_target if self.namespaces else home)
         env = sandbox.build_env(spec, venv, home_env, port, host)
         argv = sandbox.app_argv(spec.sdk, venv, app_file, port, host)
@@ -188,11 +229,17 @@ class LocalBackend:
                "env": env, "argv": argv, "cgroup_procs": procs,
                "namespace": {"tmp_size_mb": self.settings.tmp_size_mb, "home_src": str(home),
                              "home_target": str(home_target)} if self.namespaces else None}
+        if self.hide_host:
+            plan = sandbox.RootPlan(venv, str(workdir), str(home), str(home_target), self.settings.tmp_size_mb,
+                                    self.settings.shm_size_mb, spec.limits.gpus, overlay)
+            req["namespace"] = {"hide_host": True, "root": str(self.root_dir), "ops": sandbox.root_ops(plan),
+                                "landlock": self.landlock}
         opening.wait()  # before the app exists: it may check its own port at once
         pid, via = self._launch(req, spec.sdk, venv, home_env)
         st = sandbox.proc_stat(pid)
         state = sandbox.InstanceState(instance, pid, st[1] if st else 0, port, host, uid, spec.space_id, spec.sdk,
-                                      via, str(log_path), dict(spec.labels), time.time(), bool(procs), str(workdir))
+                                      via, str(log_path), dict(spec.labels), time.time(), bool(procs), str(workdir),
+                                      layer=layer)
         self._save(state)
         return self._handle(state)
 
@@ -320,6 +367,12 @@ class LocalBackend:
             if d.get("uid") and d.get("port"):
                 self.holes.close(int(d["uid"]), int(d["port"]))
         self._state_path(instance).unlink(missing_ok=True)
+        space_id = d.get("space_id")
+        if space_id and self._disk(space_id).mounted() and not any(s.space_id == space_id for s in self._states()):
+            try:  # the last instance of the Space is gone: its disk with it (it is mounted again at the next start)
+                self._disk(space_id).release()
+            except OSError as e:
+                log.warning("could not unmount the disk of %s: %s", space_id, e)
 
     def freeze(self, handle: Handle) -> None:
         self._set_frozen(handle, True)
@@ -354,6 +407,12 @@ class LocalBackend:
             os.killpg(pid, sig)  # the app is a session (and group) leader: pgid == pid
         except (ProcessLookupError, PermissionError):
             pass
+
+    def _states(self) -> list[sandbox.InstanceState]:
+        return [s for s in map(sandbox.InstanceState.load, self.instances_dir.glob("*.json")) if s is not None]
+
+    def _disk(self, space_id: str) -> SpaceDisk:
+        return SpaceDisk(self.homes_dir / "spaces" / sandbox.slug(space_id))
 
     def _state_path(self, instance: str) -> Path:
         return self.instances_dir / f"{instance}.json"
