@@ -54,8 +54,8 @@ def install(uid_min: int, uid_max: int, allow_ports: list[int]) -> str | None:
         try:
             run("-N", chain, check=False)  # exists already after a restart: flushed and refilled below
             run("-F", chain)
-            for port in allow_ports:
-                run("-A", chain, "-p", "tcp", "--dport", str(port), "-j", "RETURN")
+            for port in allow_ports:  # ACCEPT, not RETURN: no later rule (another instance's) may refuse it
+                run("-A", chain, "-p", "tcp", "--dport", str(port), "-j", "ACCEPT")
             run("-A", chain, "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset")
             rule = jump_rule(uid_min, uid_max)
             if not run("-C", *rule, check=False):
@@ -69,8 +69,18 @@ def install(uid_min: int, uid_max: int, allow_ports: list[int]) -> str | None:
     return None
 
 
+def uninstall(uid_min: int, uid_max: int) -> None:
+    """Remove the guard of a uid range (a platform instance that is gone): its jump rule and its chain."""
+    chain = chain_name(uid_min)
+    for exe in _tools():
+        while _run(exe, "-D", *jump_rule(uid_min, uid_max)):
+            pass
+        if _run(exe, "-F", chain):
+            _run(exe, "-X", chain)
+
+
 def _self_rule(chain: str, uid: int, port: int) -> list[str]:
-    return [chain, "-p", "tcp", "-m", "owner", "--uid-owner", str(uid), "--dport", str(port), "-j", "RETURN"]
+    return [chain, "-p", "tcp", "-m", "owner", "--uid-owner", str(uid), "--dport", str(port), "-j", "ACCEPT"]
 
 
 class OwnPortHoles:
