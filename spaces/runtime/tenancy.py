@@ -122,12 +122,14 @@ def _free_block(size: int, pool: tuple[int, int], taken: list[tuple[int, int]],
 
 def claim(data_dir: Path, registry: Path, *, uids: tuple[int, int] | None, ports: tuple[int, int] | None,
           cgroup_root: str | None, uid_block: int, port_block: int, port_pool: tuple[int, int],
-          used_uids: tuple[int, int] | None = None) -> tuple[Claim, list[Claim]]:
+          used_uids: tuple[int, int] | None = None, legacy_root: str | None = None) -> tuple[Claim, list[Claim]]:
     """Claim this instance's names in the host registry; return them and the stale entries that were dropped.
 
     ``uids``/``ports``/``cgroup_root``: what the operator set explicitly (kept, or refused when they clash), None
     for "give me a free one". ``used_uids``: the lowest and highest uid this data dir handed out already, which a
-    newly allocated block must cover (a platform upgraded from before blocks keeps its Spaces' files)."""
+    newly allocated block must cover (a platform upgraded from before blocks keeps its Spaces' files).
+    ``legacy_root``: the cgroup root its running instances were started under before it had a claim (kept when no
+    other live instance holds it, so they can still be frozen and stopped)."""
     data_dir = data_dir.resolve()
     my_id = instance_id(data_dir)
     with _locked(registry) as table:
@@ -155,7 +157,9 @@ def claim(data_dir: Path, registry: Path, *, uids: tuple[int, int] | None, ports
         port_range = _pick("port", ports, mine and (mine["port_min"], mine["port_max"]),
                            [(o.port_min, o.port_max) for o in others], others, port_block, port_pool, None,
                            data_dir, "SPACES_LOCAL__PORT_MIN/_MAX")
-        root = cgroup_root or (mine and mine["cgroup_root"]) or f"spaces-{my_id}"
+        if legacy_root and any(o.cgroup_root == legacy_root for o in others):
+            legacy_root = None
+        root = cgroup_root or (mine and mine["cgroup_root"]) or legacy_root or f"spaces-{my_id}"
         for o in others:
             if o.cgroup_root == root:
                 raise InstanceClash(f"This platform (data dir {data_dir}) and the one at {o.data_dir} would both "
@@ -215,19 +219,31 @@ def claim_local(local, data_dir: Path):  # noqa: ANN001, ANN201 (LocalBackendSet
     raises :class:`InstanceClash` when an explicit one is another live platform's."""
     given = local.model_fields_set
     state = local.dir("state") / "uids.json"
-    try:
-        used = [int(u) for u in json.loads(state.read_text()).values()]
-    except (OSError, ValueError, TypeError):
+    running = any(local.dir("run").glob("instances/*.json"))  # started before this platform had a claim?
+    try:  # every uid it handed out, freed ones too (those may still own files)
+        used = [int(u) for v in json.loads(state.read_text()).values() for u in (v if isinstance(v, list) else [v])]
+    except (OSError, ValueError, TypeError, AttributeError):
         used = []
     defaults = type(local).model_fields
-    result, stale = claim(
+    try:
+        result, stale = _claim_local(local, data_dir, given, used, running, defaults)
+    except OSError as e:  # not root (the local backend then refuses to start Spaces anyway): nothing to keep apart
+        log.warning("could not claim this platform's uids, ports and cgroup root in %s (%s): using the settings "
+                    "as given; another platform on this host may share them", local.registry, e)
+        return local, Claim(instance_id(data_dir), str(data_dir), local.uid_min, local.uid_max, local.port_min,
+                            local.port_max, local.cgroup_root)
+    release(stale)
+    return local.model_copy(update={"uid_min": result.uid_min, "uid_max": result.uid_max, "port_min": result.port_min,
+                                    "port_max": result.port_max, "cgroup_root": result.cgroup_root}), result
+
+
+def _claim_local(local, data_dir: Path, given: set, used: list[int], running: bool, defaults):  # noqa: ANN001, ANN202
+    return claim(
         data_dir, local.registry,
         uids=(local.uid_min, local.uid_max) if {"uid_min", "uid_max"} & given else None,
         ports=(local.port_min, local.port_max) if {"port_min", "port_max"} & given else None,
         cgroup_root=local.cgroup_root if "cgroup_root" in given else None,
         uid_block=local.uid_block, port_block=local.port_block,
         port_pool=(defaults["port_min"].default, defaults["port_max"].default),
-        used_uids=(min(used), max(used)) if used and not {"uid_min", "uid_max"} & given else None)
-    release(stale)
-    return local.model_copy(update={"uid_min": result.uid_min, "uid_max": result.uid_max, "port_min": result.port_min,
-                                    "port_max": result.port_max, "cgroup_root": result.cgroup_root}), result
+        used_uids=(min(used), max(used)) if used and not {"uid_min", "uid_max"} & given else None,
+        legacy_root=defaults["cgroup_root"].default if running else None)

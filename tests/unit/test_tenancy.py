@@ -163,3 +163,24 @@ def test_what_killed_pushes_and_commits_left_is_swept(tmp_path: Path) -> None:
     assert not list((repo.path / "objects").glob("*incoming*")) and not list(repo.path.glob("spaces-commit-*"))
     assert remove_quarantines(repo.path) == 0
     assert repo.exists()
+
+
+def test_an_upgraded_data_dir_keeps_its_uids_and_its_running_instances_cgroup_root(tmp_path: Path) -> None:
+    """A data dir that ran Spaces before platforms claimed names: its block covers the uids it handed out (freed
+    ones too) and, while instances it started then still run, it keeps the cgroup root they are in."""
+    reg, data = tmp_path / "instances.json", tmp_path / "old"
+    (data / "local" / "state").mkdir(parents=True)
+    (data / "local" / "state" / "uids.json").write_text(json.dumps({"a": 22001, "~freed": [22999]}))
+    (data / "local" / "run" / "instances").mkdir(parents=True)
+    (data / "local" / "run" / "instances" / "x.json").write_text("{}")
+    local = LocalBackendSettings(root=data / "local", registry=reg)
+    got, _ = tenancy.claim_local(local, data)
+    assert (got.uid_min, got.uid_max, got.cgroup_root) == (22000, 22999, "spaces")
+
+
+def test_without_a_writable_registry_the_settings_are_used_as_given(tmp_path: Path) -> None:
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro" / "host").write_text("a file, not a directory")
+    local = LocalBackendSettings(root=tmp_path / "d" / "local", registry=tmp_path / "ro" / "host" / "instances.json")
+    got, result = tenancy.claim_local(local, tmp_path / "d")
+    assert (got.uid_min, got.cgroup_root) == (20000, "spaces") and result.id
