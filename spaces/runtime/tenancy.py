@@ -38,8 +38,10 @@ from spaces.errors import InstanceClash
 log = logging.getLogger(__name__)
 
 ID_FILE = "instance-id"
-#: uids handed out in blocks from here; below Debian's 60000-64999 (reserved) and its subuid ranges (100000+)
-UID_POOL = (20000, 59999)
+#: uids handed out in blocks from here: above every login user (login.defs UID_MAX 60000) and nobody (65534),
+#: below the subordinate uids of rootless containers (SUB_UID_MIN 100000), and apart from the 20000-29999 every
+#: platform used before it had a claim (one not yet upgraded on the same host keeps using it)
+UID_POOL = (70000, 99999)
 _ID_RE = re.compile(r"^[a-z0-9]{4,16}$")
 
 

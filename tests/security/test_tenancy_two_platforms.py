@@ -112,7 +112,8 @@ def test_starting_one_platform_leaves_the_others_firewall_rules(pair: tuple[kit.
     carol = make_actor(one.server, "carol")
     kit.running_space(one, carol, "carol/newcomer", tk.probe_files("newcomer"))
 
-    assert chain_rules(b["uid_min"]) == before_chain
+    after = chain_rules(b["uid_min"])
+    assert after == before_chain, f"{after}\n--- OUTPUT ---\n{output_rules()}"
     assert f"--uid-owner {b['uid_min']}-{b['uid_max']} " in output_rules() and netguard.chain_name(b["uid_min"]) \
         in output_rules(), jump
     # and the Space of the second platform still reaches its own port (its hole is still there)

@@ -28,7 +28,7 @@ def test_two_data_dirs_get_disjoint_names_and_keep_them(tmp_path: Path) -> None:
     reg = tmp_path / "host" / "instances.json"
     a, _ = claim(tmp_path / "a", reg)
     b, _ = claim(tmp_path / "b", reg)
-    assert (a.uid_min, a.uid_max) == (20000, 20999) and (b.uid_min, b.uid_max) == (21000, 21999)
+    assert (a.uid_min, a.uid_max) == (70000, 70999) and (b.uid_min, b.uid_max) == (71000, 71999)
     assert (a.port_min, a.port_max) == (20000, 20499) and (b.port_min, b.port_max) == (20500, 20999)
     assert a.cgroup_root != b.cgroup_root and a.id != b.id
     assert a.cgroup_root == f"spaces-{a.id}" and (tmp_path / "a" / "instance-id").read_text().strip() == a.id
@@ -41,9 +41,9 @@ def test_an_explicit_range_that_overlaps_a_live_instance_is_refused_naming_both(
     reg = tmp_path / "instances.json"
     a, _ = claim(tmp_path / "a", reg)
     with pytest.raises(InstanceClash) as err:
-        claim(tmp_path / "b", reg, uids=(20500, 20600))
+        claim(tmp_path / "b", reg, uids=(70500, 70600))
     assert str(tmp_path / "a") in err.value.message and str(tmp_path / "b") in err.value.message
-    assert "20500-20600" in err.value.message and "SPACES_LOCAL__UID_MIN" in err.value.message
+    assert "70500-70600" in err.value.message and "SPACES_LOCAL__UID_MIN" in err.value.message
     with pytest.raises(InstanceClash, match="cgroup root"):
         claim(tmp_path / "b", reg, cgroup_root=a.cgroup_root)
     with pytest.raises(InstanceClash, match="ports"):
@@ -87,11 +87,11 @@ def test_a_removed_platform_whose_spaces_still_run_keeps_its_block(tmp_path: Pat
 
 def test_a_data_dir_that_handed_out_uids_before_gets_a_block_that_keeps_them(tmp_path: Path) -> None:
     reg = tmp_path / "instances.json"
-    claim(tmp_path / "a", reg)  # holds 20000-20999
-    b, _ = claim(tmp_path / "b", reg, used_uids=(23005, 23010))
+    claim(tmp_path / "a", reg)  # holds 70000-70999
+    b, _ = claim(tmp_path / "b", reg, used_uids=(23005, 23010))  # from before claims: the old default range
     assert (b.uid_min, b.uid_max) == (23000, 23999)
-    with pytest.raises(InstanceClash, match="20000-20999"):
-        claim(tmp_path / "c", reg, used_uids=(20001, 20002))  # its Spaces' uids are a's now: never share them
+    with pytest.raises(InstanceClash, match="70000-70999"):
+        claim(tmp_path / "c", reg, used_uids=(70001, 70002))  # its Spaces' uids are a's now: never share them
 
 
 def test_claim_local_keeps_explicit_settings_and_fills_in_the_rest(tmp_path: Path) -> None:
@@ -101,7 +101,7 @@ def test_claim_local_keeps_explicit_settings_and_fills_in_the_rest(tmp_path: Pat
     assert (got.uid_min, got.uid_max) == (41000, 41199)
     assert (got.port_min, got.port_max) == (20000, 20499) and got.cgroup_root == f"spaces-{result.id}"
     other, _ = tenancy.claim_local(LocalBackendSettings(root=tmp_path / "e" / "local", registry=reg), tmp_path / "e")
-    assert (other.uid_min, other.uid_max) == (20000, 20999)  # 41000-41199 is not in the first free block anyway
+    assert (other.uid_min, other.uid_max) == (70000, 70999)
     assert (other.port_min, other.port_max) == (20500, 20999)
 
 
@@ -170,7 +170,7 @@ def test_an_upgraded_data_dir_keeps_its_uids_and_its_running_instances_cgroup_ro
     ones too) and, while instances it started then still run, it keeps the cgroup root they are in."""
     reg, data = tmp_path / "instances.json", tmp_path / "old"
     (data / "local" / "state").mkdir(parents=True)
-    (data / "local" / "state" / "uids.json").write_text(json.dumps({"a": 22001, "~freed": [22999]}))
+    (data / "local" / "state" / "uids.json").write_text(json.dumps({"a": 22001, "~freed": [22999]}))  # pre-claim
     (data / "local" / "run" / "instances").mkdir(parents=True)
     (data / "local" / "run" / "instances" / "x.json").write_text("{}")
     local = LocalBackendSettings(root=data / "local", registry=reg)

@@ -74,7 +74,8 @@ class LocalBackendSettings(BaseModel):
                                          "Spaces (see SPACES_NODES__RESERVED_MEMORY_MB)")
     registry: Path = Field(Path("/var/lib/spaces-host/instances.json"), description="the host's registry of "
                            "platform instances: which uids, ports and cgroup root each holds (file-locked)")
-    uid_block: int = Field(1000, ge=10, description="uids a platform claims when uid_min/uid_max are unset")
+    uid_block: int = Field(1000, ge=10, description="uids a platform claims (from 70000-99999) when uid_min/uid_max "
+                           "are unset")
     port_block: int = Field(500, ge=10, description="app ports a platform claims when port_min/port_max are unset")
     zygote: bool = Field(True, description="fork Spaces from a pre-warmed interpreter per environment")
     memory_merge: bool = Field(True, description="let the kernel merge identical memory pages of a zygote's forks "
