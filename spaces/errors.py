@@ -133,6 +133,13 @@ class Unschedulable(SpacesError):
     code = "Unschedulable"
 
 
+class InstanceClash(SpacesError):
+    """Two platforms on one host would share a host-wide name: a uid range, a port range, a cgroup root."""
+
+    status = 500
+    code = "InstanceClash"
+
+
 class GitError(SpacesError):
     """A git command failed for a reason that is not the user's fault."""
 

@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -23,8 +24,9 @@ from spaces.errors import SpacesError
 from spaces.hub.app import build_hub, create_app
 from spaces.proxy.routes import MemoryRouteTable, Route
 from spaces.proxy.server import ProxyServer
+from spaces.runtime import tenancy
 from spaces.runtime.capacity import Capacity, placement_json
-from spaces.runtime.contracts import Handle, Limits
+from spaces.runtime.contracts import LABEL_PLATFORM, Handle, Limits
 from spaces.runtime.flavors import FlavorCatalog
 from spaces.runtime.nodes import detect_local_node, node_from_config
 from spaces.runtime.reconciler import Reconciler, RouteUpdate
@@ -35,6 +37,7 @@ from spaces.services import accounts
 from spaces.services.builds import BuildService
 from spaces.services.wake import WakeService
 from spaces.settings import Settings
+from spaces.storage.gitrepo import sweep_temporaries
 
 log = logging.getLogger("spaces")
 
@@ -100,13 +103,27 @@ class Platform:
         if settings.runtime.backend == "local" and Path("/tmp") in [settings.data_path, *settings.data_path.parents]:
             raise SpacesError(f"The data dir {settings.data_path} is under /tmp, which every Space replaces with a "
                               "private /tmp of its own; use another place (e.g. /var/lib/spaces or /var/tmp/...).")
+        # host-wide names (uids, ports, cgroup root, firewall chain) are this instance's alone: see runtime.tenancy
+        self.instance_id = tenancy.instance_id(settings.data_path)
+        if settings.runtime.backend == "local":
+            settings.local, claim = tenancy.claim_local(settings.local, settings.data_path)
+            log.info("platform instance %s: Space uids %d-%d, app ports %d-%d, cgroup %s", claim.id, claim.uid_min,
+                     claim.uid_max, claim.port_min, claim.port_max, claim.cgroup_root)
         self.hub = hub = build_hub(settings)
+        # what a killed server left (push quarantines, commits' temporary dirs); not in build_hub: the CLI builds a
+        # hub too, while this server may be in the middle of a push
+        sweep_temporaries(settings.repos_path)
+        nodes = [node_from_config(n) for n in settings.nodes.nodes]
+        if settings.nodes.detect_local:
+            local_node = detect_local_node(labels=settings.nodes.local_labels, reserved_cpu=settings.nodes.reserved_cpu,
+                                           reserved_memory_mb=settings.nodes.reserved_memory_mb)
+            nodes.insert(0, local_node)
+            if settings.runtime.backend == "local" and "spaces_memory_mb" not in settings.local.model_fields_set:
+                # all Spaces together keep to what the machine leaves them, as each one does to its own limit
+                settings.local = settings.local.model_copy(update={"spaces_memory_mb": local_node.space_memory_mb})
         self.backend = make_backend(settings)
         self.routes = make_routes(settings)
         self.catalog = FlavorCatalog(settings.flavors)
-        nodes = [node_from_config(n) for n in settings.nodes.nodes]
-        if settings.nodes.detect_local:
-            nodes.insert(0, detect_local_node(labels=settings.nodes.local_labels))
         self.capacity = Capacity(self.catalog, nodes, settings.quotas, settings.scheduler.policy())
         self.work_root = settings.data_path / "work"
         self.work_root.mkdir(parents=True, exist_ok=True)
@@ -118,7 +135,8 @@ class Platform:
                                      memory_pressure=self._memory_pressure(),
                                      start_standby=self._start_standby,
                                      stop_standby_after=settings.runtime.stop_standby_after,
-                                     reserve=lambda s, space: placement_json(self.capacity.reserve(s, space)))
+                                     reserve=lambda s, space: placement_json(self.capacity.reserve(s, space)),
+                                     own_labels={LABEL_PLATFORM: self.instance_id})
         self.builds = BuildService(hub.db, hub.logs, repo_for=hub.spaces.repo, builder=make_builder(settings),
                                    planner=plan_checkout, workers=settings.runtime.build_workers,
                                    on_built=self.reconciler.nudge, env_for=variables_and_secrets)
@@ -149,9 +167,10 @@ class Platform:
     # ---- glue called by the reconciler --------------------------------------------------------------------
     def _start_instance(self, s, space: Space, artifact: Artifact) -> tuple[Handle, dict]:  # noqa: ANN001
         placement = self.capacity.reserve(s, space)
-        flavor = self.catalog.get(space.hardware)
-        limits = dataclasses.replace(flavor.limits, gpus=placement.gpus)
-        return self._start(s, space, artifact, limits, placement.node), placement_json(placement)
+        limits, note = self.capacity.limits_for(space.hardware, placement.node, placement.gpus)
+        if note:
+            log.info("space %s: %s", space.id, note)
+        return self._start(s, space, artifact, limits, placement.node), placement_json(placement, limits, note)
 
     def _start_standby(self, s, space: Space, artifact: Artifact) -> Handle | None:  # noqa: ANN001
         """A standby for a Space stopped asleep (see spaces.runtime.reconciler), where the backend can run its SDK
@@ -160,7 +179,8 @@ class Platform:
         flavor = self.catalog.get(space.hardware)
         if space.sdk not in getattr(self.backend, "standby_sdks", ()) or flavor.reservation.gpus:
             return None
-        return self._start(s, space, artifact, flavor.limits, getattr(self.backend, "node", "local"))
+        node = getattr(self.backend, "node", "local")
+        return self._start(s, space, artifact, self.capacity.limits_for(space.hardware, node)[0], node)
 
     def _start(self, s, space: Space, artifact: Artifact, limits: Limits, node: str) -> Handle:  # noqa: ANN001
         workdir = workdir_for(self.work_root, self.hub.spaces.repo(space), space.id, artifact.sha)
@@ -168,6 +188,7 @@ class Platform:
                              limits=limits, node=node, telemetry=self.settings.runtime.sdk_telemetry,
                              startup_timeout=startup_timeout(space.card_data,
                                                              self.settings.runtime.default_startup_timeout))
+        spec = dataclasses.replace(spec, labels={**spec.labels, LABEL_PLATFORM: self.instance_id})
         return self.backend.start(spec)
 
     def _publish_route(self, update: RouteUpdate) -> None:
@@ -190,6 +211,14 @@ class Platform:
                     self.backend.stop(Handle.from_json(instance[key]))
                 except Exception:
                     log.exception("stopping a deleted Space's instance failed")
+        # nothing of it stays: its working copies, then what the backend keeps of it (home, logs, uid)
+        shutil.rmtree(self.work_root / space_id, ignore_errors=True)
+        forget = getattr(self.backend, "forget", None)
+        if forget is not None:
+            try:
+                forget(space_id)
+            except Exception:
+                log.exception("removing what a deleted Space left failed")
 
     async def _authorize(self, space_id: str, token: str | None, ticket: str | None) -> bool:
         """May this token (or browser ticket from the hub) see this private Space?"""

@@ -12,6 +12,7 @@ connection is cut before git's status report, so the push fails as a whole (see 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shlex
@@ -28,7 +29,7 @@ from spaces.errors import RepoNotFound, SpacesError
 from spaces.hub import auth
 from spaces.hub.errors import error_response
 from spaces.services import accounts
-from spaces.storage.gitrepo import GitRepo
+from spaces.storage.gitrepo import GitRepo, remove_quarantines
 
 log = logging.getLogger("spaces.git")
 router = APIRouter()
@@ -114,9 +115,16 @@ async def _cgi(request: Request, repo_path, service_path: str, body: bool, extra
             env[var] = request.headers[header]
     if "content-length" in request.headers:
         env["CONTENT_LENGTH"] = request.headers["content-length"]
-    proc = await asyncio.create_subprocess_exec(
-        "git", "http-backend", env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
+    pushing = service_path == "git-receive-pack"
+    if pushing:
+        _pushes[repo_path] = _pushes.get(repo_path, 0) + 1
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            "git", "http-backend", env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+    except BaseException:
+        _push_ended(repo_path, pushing)
+        raise
 
     async def feed() -> None:
         try:
@@ -148,14 +156,51 @@ async def _cgi(request: Request, repo_path, service_path: str, body: bool, extra
             while chunk := await proc.stdout.read(65536):
                 yield chunk
         finally:
-            await feeder
-            err = (await errors).decode(errors="replace").strip()
-            code = await proc.wait()
-            if code != 0 or (err and status >= 400):
-                log.warning("git http-backend exited %s: %s", code, err)
+            try:
+                if not feeder.done():  # the client went away half way, or git ended before reading it all
+                    if proc.returncode is None:
+                        await _end(proc)
+                    feeder.cancel()  # no one is left to read the rest of the body
+                with contextlib.suppress(asyncio.CancelledError):
+                    await feeder
+                err = (await errors).decode(errors="replace").strip()
+                code = await proc.wait()
+                if code != 0 or (err and status >= 400):
+                    log.warning("git http-backend exited %s: %s", code, err)
+            finally:
+                _push_ended(repo_path, pushing)
 
     headers.pop("Content-Length", None)
     return _CgiResponse(stream(), feeder, status_code=status, headers=headers)
+
+
+#: receive-packs running per repository in this process: the last one to end removes what failed pushes left
+_pushes: dict = {}
+
+
+def _push_ended(repo_path, pushing: bool) -> None:  # noqa: ANN001
+    if not pushing:
+        return
+    left = _pushes.get(repo_path, 1) - 1
+    if left > 0:
+        _pushes[repo_path] = left
+        return
+    _pushes.pop(repo_path, None)
+    # no push to this repository runs now: a quarantine left is a dead push's (killed git, see remove_quarantines)
+    if remove_quarantines(repo_path):
+        log.info("removed the objects of an interrupted push to %s", repo_path.name)
+
+
+async def _end(proc) -> None:  # noqa: ANN001
+    """Stop an http-backend whose client is gone: SIGTERM first, on which git removes its push quarantine (a
+    SIGKILL, what asyncio sends a process it drops, would leave it), SIGKILL if it does not end."""
+    try:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 5)
+    except ProcessLookupError:
+        pass
+    except asyncio.TimeoutError:
+        proc.kill()
 
 
 class _CgiResponse(StreamingResponse):

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from collections import Counter
 from datetime import datetime, timezone
 
@@ -19,7 +21,8 @@ from sqlalchemy.orm import Session
 from spaces.db.models import Account, QuotaGrant, Space, UsageInterval
 from spaces.runtime import quota as q
 from spaces.runtime import scheduler
-from spaces.runtime.flavors import FlavorCatalog
+from spaces.runtime.contracts import Limits
+from spaces.runtime.flavors import FlavorCatalog, fit_limits
 from spaces.runtime.nodes import Node
 
 
@@ -124,6 +127,15 @@ class Capacity:
             raise err
         return result
 
+    def limits_for(self, flavor: str, node: str, gpus: tuple[int, ...] = ()) -> tuple[Limits, str | None]:
+        """What a Space of ``flavor`` may use on ``node``: the flavor's limits clamped to what the node leaves one
+        Space, and the sentence that says so when they were (see ``flavors.fit_limits``)."""
+        runtime_flavor = self.catalog.get(flavor)
+        found = next((n for n in self.nodes if n.name == node), None)
+        if found is None:  # a node we do not know the size of (Kubernetes places by itself)
+            return dataclasses.replace(runtime_flavor.limits, gpus=gpus), None
+        return fit_limits(runtime_flavor, found, gpus)
+
     @staticmethod
     def _ahead(s: Session, space: Space) -> int:
         queued = s.scalars(select(Space).where(Space.queued_at.is_not(None), Space.hardware == space.hardware,
@@ -132,8 +144,15 @@ class Capacity:
         return sum(1 for other in queued if _aware(other.queued_at) < mine)
 
 
-def placement_json(p: scheduler.Placement) -> dict:
-    return {"node": p.node, "flavor": p.flavor, "cpu": p.cpu, "memory_mb": p.memory_mb, "gpus": list(p.gpus)}
+def placement_json(p: scheduler.Placement, limits: Limits | None = None, note: str | None = None) -> dict:
+    """The placement as stored on the Space's instance record; with the limits it runs under and, when those were
+    clamped to the node, the sentence saying so (the reconciler writes it at the top of the run log)."""
+    out = {"node": p.node, "flavor": p.flavor, "cpu": p.cpu, "memory_mb": p.memory_mb, "gpus": list(p.gpus)}
+    if limits is not None:
+        out["limits"] = {"cpu": limits.cpu, "memory_mb": limits.memory_mb}
+    if note:
+        out["note"] = note
+    return out
 
 
 def _aware(dt: datetime | None) -> datetime | None:

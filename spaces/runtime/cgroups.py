@@ -35,7 +35,10 @@ def _write(path: Path, value: str) -> None:
 class Cgroups:
     """Per-instance cgroups under ``root_name``. Construct once; cheap to query."""
 
-    def __init__(self, root_name: str = "spaces", mounts_file: str = "/proc/mounts") -> None:
+    def __init__(self, root_name: str = "spaces", mounts_file: str = "/proc/mounts", *,
+                 memory_mb: int | None = None) -> None:
+        """``memory_mb``: the most all the groups under the root may use together (the root group's own limit),
+        so that Spaces that each keep to their limits still cannot take the machine from the platform."""
         self.root_name = root_name
         self.version: int | None = None
         self.reason = ""
@@ -43,6 +46,23 @@ class Cgroups:
         self.v2: Path | None = None
         self._mounts: dict[str, Path] = {}  # hierarchy ("" for v2, else a v1 controller) -> its mount point
         self._detect(mounts_file)
+        if memory_mb and self.available:
+            self.limit_root(memory_mb)
+
+    def limit_root(self, memory_mb: int) -> None:
+        """Set the root group's memory limit (what every instance together may use). A limit below what the groups
+        use now is refused by the kernel: then it stays as it was, said in the log."""
+        value = str(int(memory_mb) * 1024 * 1024)
+        if self.version == 2 and self.v2 is not None:
+            files = [self.v2 / "memory.max"]
+        else:
+            root = self.v1.get("memory")
+            files = [root / "memory.limit_in_bytes"] if root is not None else []
+        for path in files:
+            try:
+                _write(path, value)
+            except OSError as e:
+                log.warning("could not limit all Spaces together to %d MiB (%s): %s", memory_mb, path, e)
 
     @property
     def available(self) -> bool:
@@ -281,3 +301,28 @@ class Cgroups:
                         log.warning("could not remove cgroup %s", g)
                         break
                     time.sleep(0.02)
+
+
+def remove_root(root_name: str, mounts_file: str = "/proc/mounts") -> None:
+    """Remove a cgroup root that nothing runs in any more (a removed platform's), in every hierarchy; a group
+    with processes in it stays (rmdir refuses), and so does anything that is not ours to judge."""
+    if not root_name or "/" in root_name or root_name.startswith("."):
+        return
+    try:
+        lines = Path(mounts_file).read_text().splitlines()
+    except OSError:
+        return
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 3 and parts[2] in ("cgroup", "cgroup2"):
+            root = Path(parts[1]) / root_name
+            if root.is_dir():
+                for group in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+                    try:
+                        group.rmdir()
+                    except OSError:
+                        pass
+                try:
+                    root.rmdir()
+                except OSError:
+                    pass

@@ -35,6 +35,8 @@ from spaces.errors import SpacesError
 LABEL_MANAGED = "spaces.managed"
 LABEL_SPACE = "spaces.space-id"
 LABEL_SHA = "spaces.sha"
+#: the platform instance (its id, kept in its data dir): two platforms on one engine adopt only their own
+LABEL_PLATFORM = "spaces.platform"
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field
 from spaces.domain import hardware as hw
 from spaces.errors import BadRequest
 from spaces.runtime.contracts import Limits
+from spaces.runtime.nodes import Node
 
 #: the taint GPU node pools usually carry (GKE, AKS, the NVIDIA GPU operator); GPU flavors tolerate it
 GPU_TOLERATION: dict[str, str] = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
@@ -106,6 +107,20 @@ class RuntimeFlavor:
 
 
 _CPU_DEFAULTS: dict[str, tuple[float, int]] = {"cpu-basic": (0.25, 512), "cpu-upgrade": (1.0, 2048)}
+
+
+def fit_limits(flavor: RuntimeFlavor, node: Node, gpus: tuple[int, ...] = ()) -> tuple[Limits, str | None]:
+    """The flavor's limits on ``node``: never above what the node leaves one Space (``Node.space_cpu``,
+    ``space_memory_mb``: a cpu-basic Space may not take a 2-core machine whole). Returns the limits and, when they
+    were clamped, a sentence saying so for the Space's run log; None otherwise."""
+    want = flavor.limits
+    cpu, memory = min(want.cpu, node.space_cpu), min(want.memory_mb, node.space_memory_mb)
+    limits = Limits(cpu=cpu, memory_mb=memory, gpus=gpus, disk_mb=want.disk_mb)
+    if (cpu, memory) == (want.cpu, want.memory_mb):
+        return limits, None
+    return limits, (f"{flavor.name} allows {want.cpu:g} CPUs and {want.memory_mb} MiB, more than node {node.name} "
+                    f"leaves one Space ({node.space_cpu:g} CPUs, {node.space_memory_mb} MiB): this Space's limits "
+                    f"are {cpu:g} CPUs and {memory} MiB.")
 
 
 class FlavorCatalog:

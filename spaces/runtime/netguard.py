@@ -95,8 +95,8 @@ def install(uid_min: int, uid_max: int, allow_ports: list[int], outbound: str = 
         try:
             run("-N", chain, check=False)  # exists already after a restart: flushed and refilled below
             run("-F", chain)
-            for port in allow_ports:
-                run("-A", chain, "-p", "tcp", "--dport", str(port), "-j", "RETURN")
+            for port in allow_ports:  # ACCEPT, not RETURN: no later rule (another instance's) may refuse it
+                run("-A", chain, "-p", "tcp", "--dport", str(port), "-j", "ACCEPT")
             for rule in _dns_rules(exe, chain, servers):
                 run("-A", *rule)
             run("-A", chain, "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset")
@@ -127,8 +127,19 @@ def out_jump_rule(uid_min: int, uid_max: int) -> list[str]:
             "-m", "conntrack", "--ctstate", "NEW", "-j", out_chain_name(uid_min)]
 
 
+def uninstall(uid_min: int, uid_max: int) -> None:
+    """Remove the guard of a uid range (a platform instance that is gone): its jump rules and its chains."""
+    for exe in _tools():
+        for rule, chain in ((jump_rule(uid_min, uid_max), chain_name(uid_min)),
+                            (out_jump_rule(uid_min, uid_max), out_chain_name(uid_min))):
+            while _run(exe, "-D", *rule):
+                pass
+            if _run(exe, "-F", chain):
+                _run(exe, "-X", chain)
+
+
 def _self_rule(chain: str, uid: int, port: int) -> list[str]:
-    return [chain, "-p", "tcp", "-m", "owner", "--uid-owner", str(uid), "--dport", str(port), "-j", "RETURN"]
+    return [chain, "-p", "tcp", "-m", "owner", "--uid-owner", str(uid), "--dport", str(port), "-j", "ACCEPT"]
 
 
 class OwnPortHoles:

@@ -43,6 +43,20 @@ class Node:
     labels: Mapping[str, str] = field(default_factory=dict)
     backend: BackendKind = "local"
     url: str | None = None  # Docker engine URL for docker nodes; None for local
+    #: what the system and the platform keep of the machine (the local node: they run on it); no Space's limit
+    #: goes above the rest, see :attr:`space_cpu`
+    reserved_cpu: float = 0.0
+    reserved_memory_mb: int = 0
+
+    @property
+    def space_cpu(self) -> float:
+        """The most cores one Space may use here (its flavor's limit is clamped to it)."""
+        return max(min(self.cpu, 0.1), self.cpu - self.reserved_cpu)
+
+    @property
+    def space_memory_mb(self) -> int:
+        """The most MiB one Space may use here (its flavor's limit is clamped to it)."""
+        return max(min(self.memory_mb, 64), self.memory_mb - self.reserved_memory_mb)
 
     def matches(self, selector: Mapping[str, str]) -> bool:
         """True when every ``key: value`` of ``selector`` is among this node's labels."""
@@ -89,6 +103,11 @@ class NodesSettings(BaseModel):
 
     detect_local: bool = Field(True, description="register this machine as node 'local' with its real capacity")
     local_labels: dict[str, str] = Field(default_factory=dict, description="labels of the local node")
+    reserved_cpu: float = Field(0.5, ge=0, description="cores of the local node kept for the system and the "
+                                "platform: no Space's CPU limit goes above the node's cores less this")
+    reserved_memory_mb: int | None = Field(None, ge=0, description="MiB of the local node kept for the system and "
+                                           "the platform (no Space's memory limit, nor all Spaces' together, go "
+                                           "above the rest); default a tenth of the node, at least 1024")
     nodes: list[NodeConfig] = Field(default_factory=list, description="more nodes: Docker engines")
 
 
@@ -106,9 +125,14 @@ def node_from_config(cfg: NodeConfig, *, cpu: float | None = None, memory_mb: in
 # -- local detection ----------------------------------------------------------------------------------------
 
 
-def detect_local_node(name: str = "local", labels: Mapping[str, str] | None = None) -> Node:
-    """This machine as a node: real CPUs, memory and NVIDIA GPUs (none when no driver answers)."""
-    return Node(name, float(_cpu_count()), _memory_mb(), detect_gpus(), dict(labels or {}), "local", None)
+def detect_local_node(name: str = "local", labels: Mapping[str, str] | None = None, *, reserved_cpu: float = 0.0,
+                      reserved_memory_mb: int | None = 0) -> Node:
+    """This machine as a node: real CPUs, memory and NVIDIA GPUs (none when no driver answers). What the system
+    and the platform keep: ``reserved_*`` (``reserved_memory_mb`` None: a tenth of the memory, at least 1024 MiB)."""
+    memory = _memory_mb()
+    keep = reserved_memory_mb if reserved_memory_mb is not None else max(1024, memory // 10)
+    return Node(name, float(_cpu_count()), memory, detect_gpus(), dict(labels or {}), "local", None,
+                reserved_cpu=reserved_cpu, reserved_memory_mb=keep)
 
 
 def _cpu_count() -> int:

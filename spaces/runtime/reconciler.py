@@ -75,8 +75,11 @@ class Reconciler:
                  publish_route: Callable[[RouteUpdate], None], sweep_seconds: float = 5.0,
                  stop_frozen_after: float = 21600.0, memory_pressure: Callable[[], bool] | None = None,
                  start_standby: Callable | None = None, reserve: Callable | None = None,
-                 stop_standby_after: float = 604800.0) -> None:
+                 stop_standby_after: float = 604800.0, own_labels: dict[str, str] | None = None) -> None:
         self.db = db
+        #: labels of what this platform runs (its instance id): adoption looks only at those, so a platform that
+        #: shares a Docker engine or a namespace with another never stops the other's instances as orphans
+        self.own_labels = dict(own_labels or {})
         self.backend = backend
         self.logs = logs
         #: (session, space, artifact) -> (Handle, placement dict); raises SpacesError (quota, capacity, start)
@@ -169,7 +172,7 @@ class Reconciler:
 
     # ---- adoption -----------------------------------------------------------------------------------------
     def adopt(self) -> None:
-        running = self.backend.list({LABEL_MANAGED: "true"})
+        running = self.backend.list({LABEL_MANAGED: "true", **self.own_labels})
         known: set[str] = set()
         with self.db.session() as s:
             for space in s.scalars(select(Space).where(Space.instance.is_not(None))):
@@ -178,7 +181,8 @@ class Reconciler:
                     if h:
                         known.add(Handle.from_json(h).ref)
                 if (space.instance or {}).get("current"):
-                    self._pump_logs(space.id, Handle.from_json(space.instance["current"]), replay=True)
+                    self._pump_logs(space.id, Handle.from_json(space.instance["current"]), replay=True,
+                                    note=(space.instance.get("placement") or {}).get("note"))
         for handle in running:
             if handle.ref not in known:
                 log.info("stopping orphan %s", handle.ref)
@@ -424,6 +428,8 @@ class Reconciler:
         self._set_stage(space, SpaceStage.RUNNING_APP_STARTING if current else SpaceStage.APP_STARTING, "starting",
                         "Starting the app; it is served as soon as it answers on its port.")
         self.logs.clear(space.id, "run")
+        if (placement or {}).get("note"):  # its limits were clamped to the node: the owner reads why here
+            self.logs.append(space.id, "run", placement["note"])
         self._pump_logs(space.id, handle, replay=False)
         self._open_usage(s, space)
         self._watch_ready(space.id, handle)
@@ -506,11 +512,13 @@ class Reconciler:
             self._watchers[space_id] = t
         t.start()
 
-    def _pump_logs(self, space_id: str, handle: Handle, *, replay: bool) -> None:
+    def _pump_logs(self, space_id: str, handle: Handle, *, replay: bool, note: str | None = None) -> None:
         def pump() -> None:
             try:
                 if replay:
                     self.logs.clear(space_id, "run")
+                    if note:
+                        self.logs.append(space_id, "run", note)
                 for line in self.backend.logs(handle, follow=True):
                     self.logs.append(space_id, "run", line)
             except Exception:

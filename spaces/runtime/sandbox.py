@@ -83,15 +83,40 @@ class UidAllocator:
             os.replace(tmp, self.path)
 
     def uid(self, space_id: str) -> int:
+        """The Space's uid. Never-used uids are handed out first; a freed one (a deleted Space's) only when none
+        is left, oldest first, so a uid is reused as late as the range allows. A stored uid outside the range (the
+        range was changed) is replaced: the start re-owns the Space's files to the new one."""
         with self._locked() as table:
-            if space_id in table:
-                return int(table[space_id])
-            used = set(table.values())
-            for uid in range(self.uid_min, self.uid_max + 1):
-                if uid not in used:
-                    table[space_id] = uid
-                    return uid
+            freed: list[int] = table.pop(FREED, [])
+            try:
+                if space_id in table and self.uid_min <= int(table[space_id]) <= self.uid_max:
+                    return int(table[space_id])
+                used = set(table.values()) | set(freed)
+                for uid in range(self.uid_min, self.uid_max + 1):
+                    if uid not in used:
+                        table[space_id] = uid
+                        return uid
+                for uid in list(freed):
+                    if self.uid_min <= uid <= self.uid_max and uid not in table.values():
+                        freed.remove(uid)
+                        table[space_id] = uid
+                        return uid
+            finally:
+                if freed:
+                    table[FREED] = freed
         raise StartFailed(f"no free sandbox uid left in {self.uid_min}-{self.uid_max}; raise uid_max")
+
+    def free(self, space_id: str) -> int | None:
+        """Give a deleted Space's uid back (call it once nothing owned by it is left); returns it, None if none."""
+        with self._locked() as table:
+            uid = table.pop(space_id, None)
+            if uid is not None:
+                table[FREED] = [*table.get(FREED, []), int(uid)]
+        return None if uid is None else int(uid)
+
+
+#: the key of :class:`UidAllocator`'s table that lists freed uids, oldest first (never a Space id: those are hex)
+FREED = "~freed"
 
 
 def slug(text: str) -> str:

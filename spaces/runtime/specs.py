@@ -77,10 +77,15 @@ def instance_spec(s: Session, space: Space, artifact: Artifact, *, app_host: str
     sdk = space.sdk or "gradio"
     port = card.get("app_port") if sdk == "docker" and isinstance(card.get("app_port"), int) else DEFAULT_PORTS[sdk]
     app_file = card.get("app_file") or {"gradio": "app.py", "streamlit": "app.py", "static": "index.html"}.get(sdk)
+    env = app_env(s, space, app_host, flavor, telemetry=telemetry)
+    if limits.cpu < flavor.cpu:  # clamped to the node (flavors.fit_limits): the app sees what it really has
+        env["CPU_CORES"] = f"{limits.cpu:g}"
+    if limits.memory_mb < int(flavor.memory_gb * 1024):
+        env["MEMORY"] = f"{limits.memory_mb}Mi"
     return InstanceSpec(
         space_id=space.id, repo_id=space.repo_id, sha=artifact.sha, sdk=sdk, artifact=artifact,
         workdir=str(workdir), app_file=app_file, port=port,
-        env=app_env(s, space, app_host, flavor, telemetry=telemetry), limits=limits,
+        env=env, limits=limits,
         node=node, flavor=flavor.name, startup_timeout=startup_timeout,
         labels={LABEL_MANAGED: "true", LABEL_SPACE: space.id, LABEL_SHA: artifact.sha})
 

@@ -399,7 +399,11 @@ class GitRepo:
         env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = _ident(author_email)
         env["GIT_COMMITTER_NAME"] = env["GIT_AUTHOR_NAME"]
 
-        with tempfile.TemporaryDirectory(prefix="spaces-commit-") as tmp:
+        if not self.path.is_dir():  # deleted meanwhile: as git itself would refuse
+            raise GitError(f"The repository {self.path.name} does not exist (deleted?)")
+        # inside the repository, not /tmp: what a killed server leaves there is found and removed at the next
+        # start (sweep_temporaries), and the blobs are hashed on the repository's own filesystem
+        with tempfile.TemporaryDirectory(prefix=COMMIT_TMP_PREFIX, dir=self.path) as tmp:
             # Blobs are content-addressed and independent of the tip, so they are written before taking the lock.
             blobs = write_blobs(self.path, additions, Path(tmp))
             added = dict(zip(paths, blobs))  # a path given twice: the last one wins
@@ -581,3 +585,38 @@ class GitRepo:
         if len(parts) != 3 or not FULL_SHA.fullmatch(parts[0].decode("ascii", "replace")):
             return None  # "<name> missing"
         return parts[0].decode(), parts[1].decode(), int(parts[2])
+
+
+#: the temporary directory of one commit, inside the repository (see ``commit_files``)
+COMMIT_TMP_PREFIX = "spaces-commit-"
+
+
+def remove_quarantines(repo: Path) -> int:
+    """Remove what interrupted pushes left in one repository: ``git receive-pack`` keeps a push's objects in a
+    quarantine ``objects/incoming-*`` until the refs move, and a push that dies (client gone, killed) leaves it
+    behind (git removes it itself on an error or SIGTERM, not on SIGKILL). Only call it while no push to this
+    repository runs. Returns how many were removed."""
+    removed = 0
+    for pattern in ("tmp_objdir-incoming-*", "incoming-*"):  # git >= 2.13, and 2.11-2.12
+        for path in (repo / "objects").glob(pattern):
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def sweep_temporaries(repos_root: Path) -> int:
+    """At start-up (no push or commit runs yet): remove what a killed server left in every repository:
+    push quarantines, commits' temporary directories and repositories half way through deletion."""
+    removed = 0
+    if not repos_root.is_dir():
+        return 0
+    for entry in repos_root.iterdir():
+        if ".deleting-" in entry.name:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed += 1
+        elif entry.is_dir():
+            removed += remove_quarantines(entry)
+            for tmp in entry.glob(f"{COMMIT_TMP_PREFIX}*"):
+                shutil.rmtree(tmp, ignore_errors=True)
+                removed += 1
+    return removed

@@ -101,7 +101,14 @@ def test_app_environment_is_the_spaces_and_nothing_of_the_platform(platform, ali
     assert env["SPACE_TITLE"] == "Probe title"
     assert env["SPACE_HOST"] == f"alice-probe.localhost:{platform.port}"
     assert env["SYSTEM"] == "spaces"
-    assert env["CPU_CORES"] == "2" and env["MEMORY"] == "16Gi" and env["ACCELERATOR"] == "none"  # cpu-basic
+    # cpu-basic's 2 vCPU / 16 GiB, clamped to what this machine leaves one Space (half a core and a tenth of the
+    # memory are the platform's): the app sees the limits it really has
+    from spaces.runtime.nodes import detect_local_node
+
+    node = detect_local_node(reserved_cpu=0.5, reserved_memory_mb=None)
+    cores, memory = min(2.0, node.space_cpu), min(16384, node.space_memory_mb)
+    assert env["CPU_CORES"] == f"{cores:g}" and env["ACCELERATOR"] == "none"
+    assert env["MEMORY"] == ("16Gi" if memory == 16384 else f"{memory}Mi")
     assert env["GREETING_STYLE"] == "loud"
     assert env["PROBE_SECRET"] == "probe-secret-value"
     assert env["GRADIO_ANALYTICS_ENABLED"] == "False"  # SDK telemetry stays off unless the operator allows it

@@ -68,9 +68,19 @@ class LocalBackendSettings(BaseModel):
     logs_dir: Path | None = Field(None, description="one log file per instance (root, 0700)")
     state_dir: Path | None = Field(None, description="uid allocations, kept across restarts (root, 0700)")
     homes_dir: Path | None = Field(None, description="private HOME per Space (0711; each home 0700, its uid)")
-    uid_min: int = Field(20000, description="first uid handed to Spaces (no /etc/passwd entry needed)")
-    uid_max: int = Field(29999, description="last uid handed to Spaces")
-    cgroup_root: str = Field("spaces", description="cgroup under which each instance gets its group")
+    uid_min: int = Field(20000, description="first uid handed to Spaces (no /etc/passwd entry needed); unset, the "
+                         "platform claims a free block of uid_block uids in the host registry")
+    uid_max: int = Field(29999, description="last uid handed to Spaces (see uid_min)")
+    cgroup_root: str = Field("spaces", description="cgroup under which each instance gets its group; unset, the "
+                             "platform uses spaces-{its instance id}")
+    spaces_memory_mb: int | None = Field(None, ge=64, description="the most MiB all Spaces together may use (their "
+                                         "cgroup root's limit); the platform sets it to what the local node leaves "
+                                         "Spaces (see SPACES_NODES__RESERVED_MEMORY_MB)")
+    registry: Path = Field(Path("/var/lib/spaces-host/instances.json"), description="the host's registry of "
+                           "platform instances: which uids, ports and cgroup root each holds (file-locked)")
+    uid_block: int = Field(1000, ge=10, description="uids a platform claims (from 70000-99999) when uid_min/uid_max "
+                           "are unset")
+    port_block: int = Field(500, ge=10, description="app ports a platform claims when port_min/port_max are unset")
     zygote: bool = Field(True, description="fork Spaces from a pre-warmed interpreter per environment")
     memory_merge: bool = Field(True, description="let the kernel merge identical memory pages of a zygote's forks "
                                "(KSM; turns ksmd on if it is off). Merged pages are read-only to every fork; see "
@@ -136,7 +146,7 @@ class LocalBackend:
             log.warning("local backend: app ports %d-%d overlap the kernel's ephemeral ports %d-%d; an app may find "
                         "its port taken by an outgoing connection. Set SPACES_LOCAL__PORT_MIN/_MAX apart from them",
                         s.port_min, s.port_max, *ephemeral)
-        self.cgroups = Cgroups(s.cgroup_root)
+        self.cgroups = Cgroups(s.cgroup_root, memory_mb=s.spaces_memory_mb)
         self.namespaces = s.namespaces and _namespaces_work()
         if s.namespaces and not self.namespaces:
             log.warning("local backend: mount namespaces unavailable: Spaces share /tmp and see their home path")
@@ -373,6 +383,24 @@ class LocalBackend:
                 self._disk(space_id).release()
             except OSError as e:
                 log.warning("could not unmount the disk of %s: %s", space_id, e)
+
+    def forget(self, space_id: str) -> None:
+        """A deleted Space leaves nothing here: its home, its instances' logs and exit codes go, and its uid is
+        freed (handed out again only after every never-used one, see ``UidAllocator``). Call after ``stop``."""
+        name = sandbox.slug(space_id)
+        shutil.rmtree(self.homes_dir / "spaces" / name, ignore_errors=True)
+        for directory, pattern in ((self.logs_dir, f"{name}-*.log"), (self.exits_dir, f"{name}-*.exit")):
+            for path in directory.glob(pattern):
+                path.unlink(missing_ok=True)
+        for path in self.instances_dir.glob(f"{name}-*.json"):  # a static instance has no process to stop
+            state = sandbox.InstanceState.load(path)
+            if state is not None and state.space_id == space_id and state.sdk == "static":
+                path.unlink(missing_ok=True)
+        if any(s.space_id == space_id for s in map(sandbox.InstanceState.load, self.instances_dir.glob("*.json"))
+               if s is not None):
+            log.warning("space %s: an instance is still recorded after its deletion; its uid is kept", space_id)
+            return
+        self.uids.free(space_id)
 
     def freeze(self, handle: Handle) -> None:
         self._set_frozen(handle, True)
