@@ -1,0 +1,95 @@
+"""The whole platform on the live cluster: ``spaces serve`` with SPACES_RUNTIME__BACKEND=kubernetes. A Gradio Space
+pushed with huggingface_hub is built by the Docker engine (BuildKit, the same builder as the Docker backend),
+pushed to the cluster's registry, run as a Deployment whose pod the node pulls, routed by the proxy to its pod IP,
+and called with gradio_client; deleting the Space removes its Deployment."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))
+import platform_kit as kit  # noqa: E402
+from harness import docker_backend_env, start_server, wait_until  # noqa: E402
+
+pytest.importorskip("kubernetes.client")
+from kubernetes import client  # noqa: E402
+
+GRADIO_CLIENT = textwrap.dedent("""
+    import json, sys
+    from gradio_client import Client
+    repo_id, arg = sys.argv[1:3]
+    c = Client(repo_id, verbose=False, download_files=False)
+    print(json.dumps({"result": c.predict(arg, api_name="/greet"), "src": c.src}))
+""")
+
+
+@pytest.fixture(scope="module")
+def k8s_platform(cluster, api):
+    core = client.CoreV1Api(api)
+    ns = f"spaces-e2e-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    env = {**docker_backend_env(),
+           "SPACES_RUNTIME__BACKEND": "kubernetes",
+           "SPACES_KUBERNETES__KUBECONFIG": cluster.kubeconfig,
+           "SPACES_KUBERNETES__NAMESPACE": ns,
+           "SPACES_KUBERNETES__ADDRESS": "pod",  # the proxy runs on the host: no kube-proxy, no cluster DNS here
+           "SPACES_DOCKER_BUILD__IMAGE_PREFIX": f"{cluster.registry}/spaces",
+           "SPACES_DOCKER_BUILD__PUSH": "true"}
+    srv = start_server("sqlite", extra_env=env)
+    try:
+        yield srv, ns
+    finally:
+        srv.stop()
+        core.delete_namespace(ns, propagation_policy="Background")
+
+
+def pod_logs(api, ns: str) -> str:
+    core = client.CoreV1Api(api)
+    return "\n".join(core.read_namespaced_pod_log(p.metadata.name, ns, tail_lines=40)
+                     for p in core.list_namespaced_pod(ns).items)
+
+
+@pytest.mark.timeout(1200)
+def test_a_gradio_space_runs_as_a_pod_behind_the_proxy(k8s_platform, api, cluster) -> None:
+    srv, ns = k8s_platform
+    apps = client.AppsV1Api(api)
+    token = srv.token("kate")
+    from huggingface_hub import HfApi
+
+    hf = HfApi(endpoint=srv.url, token=token)
+    repo_id = "kate/on-k8s"
+    hf.create_repo(repo_id, repo_type="space", space_sdk="gradio")
+    hf.upload_folder(folder_path=str(kit.TEMPLATES / "gradio"), repo_id=repo_id, repo_type="space")
+    kit.wait_stage(hf, repo_id, kit.RUNNING, timeout=900)
+
+    deployments = apps.list_namespaced_deployment(ns).items
+    assert len(deployments) == 1
+    image = deployments[0].spec.template.spec.containers[0].image
+    assert image.startswith(f"{cluster.registry}/spaces/"), image
+    pods = client.CoreV1Api(api).list_namespaced_pod(ns).items
+    assert [p.status.container_statuses[0].image_id.split("@")[0] for p in pods] == [image.rsplit(":", 1)[0]]
+
+    # through the proxy, over the Gradio HTTP API, then with the real gradio_client
+    try:
+        assert kit.gradio_call(srv, repo_id, "greet", "pod") == ["Hello, pod!"]
+    except Exception as exc:
+        raise AssertionError(f"{exc}\napp log:\n{pod_logs(api, ns)}\nserver log:\n{srv.log()[-3000:]}") from None
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "GRADIO_"))}
+    env.update(HF_ENDPOINT=srv.url, HF_HUB_DISABLE_TELEMETRY="1", GRADIO_ANALYTICS_ENABLED="False",
+               HF_HOME=os.environ.get("HF_HOME", "/var/tmp"))
+    with kit.hosts_entries(f"{kit.subdomain(repo_id)}.localhost"):
+        res = subprocess.run([sys.executable, "-c", GRADIO_CLIENT, repo_id, "Kubernetes"], env=env,
+                             capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert json.loads(res.stdout.strip().splitlines()[-1])["result"] == "Hello, Kubernetes!"
+
+    hf.delete_repo(repo_id, repo_type="space")
+    wait_until(lambda: not apps.list_namespaced_deployment(ns).items, timeout=120, what="the Deployment gone")
