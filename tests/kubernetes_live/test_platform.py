@@ -1,14 +1,19 @@
 """The whole platform on the live cluster: ``spaces serve`` with SPACES_RUNTIME__BACKEND=kubernetes. A Gradio Space
 pushed with huggingface_hub is built by the Docker engine (BuildKit, the same builder as the Docker backend),
 pushed to the cluster's registry, run as a Deployment whose pod the node pulls, routed by the proxy to its pod IP,
-and called with gradio_client; deleting the Space removes its Deployment."""
+and called with gradio_client; deleting the Space removes its Deployment. Sleep removes the Deployment (a pod cannot
+be paused), a visit through the proxy wakes it, and a kill -9 of the control plane while the pod runs is followed by
+an adoption that restarts nothing."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import uuid
 from pathlib import Path
@@ -31,24 +36,42 @@ GRADIO_CLIENT = textwrap.dedent("""
 """)
 
 
+class K8sPlatform:
+    """``spaces serve`` on the Kubernetes backend, with its own namespace and data dir; can be killed and restarted."""
+
+    def __init__(self, cluster, api) -> None:
+        self.core = client.CoreV1Api(api)
+        self.ns = f"spaces-e2e-{uuid.uuid4().hex[:8]}"
+        self.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=self.ns)))
+        self.data_dir = Path(tempfile.mkdtemp(prefix="spaces-k8s-e2e-", dir="/var/tmp"))
+        self.env = {**docker_backend_env(),
+                    "SPACES_RUNTIME__BACKEND": "kubernetes",
+                    "SPACES_KUBERNETES__KUBECONFIG": cluster.kubeconfig,
+                    "SPACES_KUBERNETES__NAMESPACE": self.ns,
+                    # the proxy runs on the host: no kube-proxy and no cluster DNS here, pods answer at their IP
+                    "SPACES_KUBERNETES__ADDRESS": "pod",
+                    "SPACES_DOCKER_BUILD__IMAGE_PREFIX": f"{cluster.registry}/spaces",
+                    "SPACES_DOCKER_BUILD__PUSH": "true"}
+        self.server = start_server("sqlite", data_dir=self.data_dir, extra_env=self.env)
+
+    def kill9_and_restart(self) -> None:
+        os.kill(self.server.proc.pid, signal.SIGKILL)  # the control plane only, as a crash or OOM kill does
+        self.server.proc.wait(10)
+        self.server = start_server("sqlite", data_dir=self.data_dir, port=self.server.port, extra_env=self.env)
+
+    def close(self) -> None:
+        self.server.stop()
+        self.core.delete_namespace(self.ns, propagation_policy="Background")
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def k8s_platform(cluster, api):
-    core = client.CoreV1Api(api)
-    ns = f"spaces-e2e-{uuid.uuid4().hex[:8]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
-    env = {**docker_backend_env(),
-           "SPACES_RUNTIME__BACKEND": "kubernetes",
-           "SPACES_KUBERNETES__KUBECONFIG": cluster.kubeconfig,
-           "SPACES_KUBERNETES__NAMESPACE": ns,
-           "SPACES_KUBERNETES__ADDRESS": "pod",  # the proxy runs on the host: no kube-proxy, no cluster DNS here
-           "SPACES_DOCKER_BUILD__IMAGE_PREFIX": f"{cluster.registry}/spaces",
-           "SPACES_DOCKER_BUILD__PUSH": "true"}
-    srv = start_server("sqlite", extra_env=env)
+    p = K8sPlatform(cluster, api)
     try:
-        yield srv, ns
+        yield p
     finally:
-        srv.stop()
-        core.delete_namespace(ns, propagation_policy="Background")
+        p.close()
 
 
 def pod_logs(api, ns: str) -> str:
@@ -59,7 +82,7 @@ def pod_logs(api, ns: str) -> str:
 
 @pytest.mark.timeout(1200)
 def test_a_gradio_space_runs_as_a_pod_behind_the_proxy(k8s_platform, api, cluster) -> None:
-    srv, ns = k8s_platform
+    srv, ns = k8s_platform.server, k8s_platform.ns
     apps = client.AppsV1Api(api)
     token = srv.token("kate")
     from huggingface_hub import HfApi
@@ -93,3 +116,41 @@ def test_a_gradio_space_runs_as_a_pod_behind_the_proxy(k8s_platform, api, cluste
 
     hf.delete_repo(repo_id, repo_type="space")
     wait_until(lambda: not apps.list_namespaced_deployment(ns).items, timeout=120, what="the Deployment gone")
+
+
+@pytest.mark.timeout(1200)
+def test_sleep_scales_to_zero_a_visit_wakes_and_a_killed_controller_restarts_nothing(k8s_platform, api) -> None:
+    srv, ns = k8s_platform.server, k8s_platform.ns
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    token = srv.token("lena")
+    from huggingface_hub import HfApi
+
+    hf = HfApi(endpoint=srv.url, token=token)
+    repo_id = "lena/naps"
+    hf.create_repo(repo_id, repo_type="space", space_sdk="gradio")
+    hf.upload_folder(folder_path=str(kit.TEMPLATES / "gradio"), repo_id=repo_id, repo_type="space")
+    kit.wait_stage(hf, repo_id, kit.RUNNING, timeout=900)
+
+    # sleep: no pod can be paused, so the Deployment goes (scale to zero)
+    import httpx
+
+    r = httpx.post(f"{srv.url}/api/spaces/{repo_id}/sleep", headers={"authorization": f"Bearer {token}"})
+    assert r.status_code < 300, r.text
+    kit.wait_stage(hf, repo_id, "SLEEPING", timeout=60)
+    wait_until(lambda: not core.list_namespaced_pod(ns).items, timeout=60, what="no pod left asleep")
+    assert not apps.list_namespaced_deployment(ns).items
+
+    # a visit through the proxy wakes it: a new Deployment, a pod, the answer
+    assert kit.gradio_call(srv, repo_id, "greet", "again", timeout=180) == ["Hello, again!"]
+    pods = core.list_namespaced_pod(ns).items
+    assert len(pods) == 1
+    before = (pods[0].metadata.uid, pods[0].status.container_statuses[0].restart_count)
+
+    # kill -9 of the control plane while the pod runs: the next one adopts it and restarts nothing
+    k8s_platform.kill9_and_restart()
+    srv = k8s_platform.server
+    kit.wait_stage(hf, repo_id, kit.RUNNING, timeout=120)
+    assert kit.gradio_call(srv, repo_id, "greet", "back") == ["Hello, back!"]
+    pods = core.list_namespaced_pod(ns).items
+    assert [(p.metadata.uid, p.status.container_statuses[0].restart_count) for p in pods] == [before]
+    hf.delete_repo(repo_id, repo_type="space")
