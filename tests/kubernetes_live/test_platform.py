@@ -1,7 +1,7 @@
 """The whole platform on the live cluster: ``spaces serve`` with SPACES_RUNTIME__BACKEND=kubernetes. A Gradio Space
 pushed with huggingface_hub is built by the Docker engine (BuildKit, the same builder as the Docker backend),
 pushed to the cluster's registry, run as a Deployment whose pod the node pulls, routed by the proxy to its pod IP,
-and called with gradio_client; deleting the Space removes its Deployment. Sleep removes the Deployment (a pod cannot
+and called with gradio_client; a code-only push rolls it to the new revision without a failed request; deleting the Space removes its Deployment. Sleep removes the Deployment (a pod cannot
 be paused), a visit through the proxy wakes it, and a kill -9 of the control plane while the pod runs is followed by
 an adoption that restarts nothing."""
 
@@ -15,6 +15,8 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -113,6 +115,35 @@ def test_a_gradio_space_runs_as_a_pod_behind_the_proxy(k8s_platform, api, cluste
                              capture_output=True, text=True, timeout=180)
     assert res.returncode == 0, res.stderr[-3000:]
     assert json.loads(res.stdout.strip().splitlines()[-1])["result"] == "Hello, Kubernetes!"
+
+    # a code-only push rolls the Space to the new revision: the old pod answers until the new one does
+    failures: list[str] = []
+    answers: list[str] = []
+    stop = threading.Event()
+
+    def visit() -> None:
+        while not stop.is_set():
+            try:
+                r = kit.app_get(srv, repo_id, "/config", timeout=30)
+                answers.append(r.json()["title"]) if r.status_code == 200 else failures.append(f"{r.status_code}")
+            except Exception as exc:  # noqa: BLE001 - every failed request counts
+                failures.append(repr(exc))
+            time.sleep(0.2)
+
+    visitor = threading.Thread(target=visit, daemon=True)
+    visitor.start()
+    app = (kit.TEMPLATES / "gradio" / "app.py").read_text().replace('title="Hello"', 'title="Hello again"')
+    assert 'title="Hello again"' in app
+    hf.upload_file(path_or_fileobj=app.encode(), path_in_repo="app.py", repo_id=repo_id, repo_type="space")
+    try:
+        wait_until(lambda: answers and answers[-1] == "Hello again", timeout=600, what="the new revision answering")
+    finally:
+        stop.set()
+        visitor.join(35)
+    assert not failures, failures
+    assert "Hello" in answers  # the old revision answered during the roll
+    wait_until(lambda: len(apps.list_namespaced_deployment(ns).items) == 1, timeout=120, what="the old one gone")
+    assert kit.gradio_call(srv, repo_id, "greet", "v2") == ["Hello, v2!"]
 
     hf.delete_repo(repo_id, repo_type="space")
     wait_until(lambda: not apps.list_namespaced_deployment(ns).items, timeout=120, what="the Deployment gone")
