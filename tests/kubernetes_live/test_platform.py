@@ -1,9 +1,13 @@
-"""The whole platform on the live cluster: ``spaces serve`` with SPACES_RUNTIME__BACKEND=kubernetes. A Gradio Space
-pushed with huggingface_hub is built by the Docker engine (BuildKit, the same builder as the Docker backend),
-pushed to the cluster's registry, run as a Deployment whose pod the node pulls, routed by the proxy to its pod IP,
-and called with gradio_client; a code-only push rolls it to the new revision without a failed request; deleting the Space removes its Deployment. Sleep removes the Deployment (a pod cannot
-be paused), a visit through the proxy wakes it, and a kill -9 of the control plane while the pod runs is followed by
-an adoption that restarts nothing."""
+"""The whole platform on the live cluster: ``spaces serve`` with SPACES_RUNTIME__BACKEND=kubernetes.
+
+* A Gradio Space pushed with huggingface_hub is built by the Docker engine (BuildKit, the same builder as the Docker
+  backend), pushed to the cluster's registry, run as a Deployment whose pod the node pulls, routed by the proxy to
+  its pod IP and called with gradio_client; a code-only push rolls it to the new revision without a failed request;
+  deleting the Space removes its Deployment.
+* A Streamlit Space answers over its WebSocket through the proxy from its pod.
+* Sleep removes the Deployment (a pod cannot be paused), a visit through the proxy wakes it, and a kill -9 of the
+  control plane while the pod runs is followed by an adoption that restarts nothing.
+"""
 
 from __future__ import annotations
 
@@ -184,4 +188,24 @@ def test_sleep_scales_to_zero_a_visit_wakes_and_a_killed_controller_restarts_not
     assert kit.gradio_call(srv, repo_id, "greet", "back") == ["Hello, back!"]
     pods = core.list_namespaced_pod(ns).items
     assert [(p.metadata.uid, p.status.container_statuses[0].restart_count) for p in pods] == [before]
+    hf.delete_repo(repo_id, repo_type="space")
+
+
+@pytest.mark.timeout(1200)
+def test_a_streamlit_space_answers_over_its_websocket_from_a_pod(k8s_platform, api) -> None:
+    import asyncio
+
+    from huggingface_hub import HfApi
+    from test_platform_builder import streamlit_session  # tests/platform: the browser's side of the WebSocket
+
+    srv, ns = k8s_platform.server, k8s_platform.ns
+    hf = HfApi(endpoint=srv.url, token=srv.token("sam"))
+    repo_id = "sam/stream-k8s"
+    hf.create_repo(repo_id, repo_type="space", space_sdk="streamlit")
+    hf.upload_folder(folder_path=str(kit.TEMPLATES / "streamlit"), repo_id=repo_id, repo_type="space")
+    kit.wait_stage(hf, repo_id, kit.RUNNING, timeout=900)
+    assert [p.status.pod_ip for p in client.CoreV1Api(api).list_namespaced_pod(ns).items]
+    assert kit.app_get(srv, repo_id, "/_stcore/health").text == "ok"
+    texts = asyncio.run(streamlit_session(srv.port, kit.app_host(srv, repo_id)))
+    assert "Hello from Streamlit" in texts and "The sum of the first 5 squares is 30." in texts, texts
     hf.delete_repo(repo_id, repo_type="space")
