@@ -28,7 +28,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))
 import platform_kit as kit  # noqa: E402
-from harness import docker_backend_env, start_server, wait_until  # noqa: E402
+from harness import kubernetes_backend_env, start_server, wait_until  # noqa: E402
 
 pytest.importorskip("kubernetes.client")
 from kubernetes import client  # noqa: E402
@@ -50,14 +50,7 @@ class K8sPlatform:
         self.ns = f"spaces-e2e-{uuid.uuid4().hex[:8]}"
         self.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=self.ns)))
         self.data_dir = Path(tempfile.mkdtemp(prefix="spaces-k8s-e2e-", dir="/var/tmp"))
-        self.env = {**docker_backend_env(),
-                    "SPACES_RUNTIME__BACKEND": "kubernetes",
-                    "SPACES_KUBERNETES__KUBECONFIG": cluster.kubeconfig,
-                    "SPACES_KUBERNETES__NAMESPACE": self.ns,
-                    # the proxy runs on the host: no kube-proxy and no cluster DNS here, pods answer at their IP
-                    "SPACES_KUBERNETES__ADDRESS": "pod",
-                    "SPACES_DOCKER_BUILD__IMAGE_PREFIX": f"{cluster.registry}/spaces",
-                    "SPACES_DOCKER_BUILD__PUSH": "true"}
+        self.env = kubernetes_backend_env(cluster.kubeconfig, cluster.registry, self.ns)
         self.server = start_server("sqlite", data_dir=self.data_dir, extra_env=self.env)
 
     def kill9_and_restart(self) -> None:
