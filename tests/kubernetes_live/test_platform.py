@@ -4,6 +4,7 @@
   backend), pushed to the cluster's registry, run as a Deployment whose pod the node pulls, routed by the proxy to
   its pod IP and called with gradio_client; a code-only push rolls it to the new revision without a failed request;
   deleting the Space removes its Deployment.
+* The Space's secret is in a Secret object only; a crashing app is RUNTIME_ERROR with its log tail.
 * A Streamlit Space answers over its WebSocket through the proxy from its pod.
 * Sleep removes the Deployment (a pod cannot be paused), a visit through the proxy wakes it, and a kill -9 of the
   control plane while the pod runs is followed by an adoption that restarts nothing.
@@ -11,6 +12,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -88,7 +90,9 @@ def test_a_gradio_space_runs_as_a_pod_behind_the_proxy(k8s_platform, api, cluste
 
     hf = HfApi(endpoint=srv.url, token=token)
     repo_id = "kate/on-k8s"
+    secret = f"s3cret-{uuid.uuid4().hex[:8]}"
     hf.create_repo(repo_id, repo_type="space", space_sdk="gradio")
+    hf.add_space_secret(repo_id, "API_KEY", secret)
     hf.upload_folder(folder_path=str(kit.TEMPLATES / "gradio"), repo_id=repo_id, repo_type="space")
     kit.wait_stage(hf, repo_id, kit.RUNNING, timeout=900)
 
@@ -98,6 +102,10 @@ def test_a_gradio_space_runs_as_a_pod_behind_the_proxy(k8s_platform, api, cluste
     assert image.startswith(f"{cluster.registry}/spaces/"), image
     pods = client.CoreV1Api(api).list_namespaced_pod(ns).items
     assert [p.status.container_statuses[0].image_id.split("@")[0] for p in pods] == [image.rsplit(":", 1)[0]]
+    # the Space's secret reaches the pod through a Secret object only, never inline in the Deployment
+    assert secret not in json.dumps(api.sanitize_for_serialization(deployments[0]))
+    secrets = client.CoreV1Api(api).list_namespaced_secret(ns).items
+    assert secret in [base64.b64decode(v).decode() for s in secrets for v in (s.data or {}).values()]
 
     # through the proxy, over the Gradio HTTP API, then with the real gradio_client
     try:
@@ -201,4 +209,24 @@ def test_a_streamlit_space_answers_over_its_websocket_from_a_pod(k8s_platform, a
     assert kit.app_get(srv, repo_id, "/_stcore/health").text == "ok"
     texts = asyncio.run(streamlit_session(srv.port, kit.app_host(srv, repo_id)))
     assert "Hello from Streamlit" in texts and "The sum of the first 5 squares is 30." in texts, texts
+    hf.delete_repo(repo_id, repo_type="space")
+
+
+@pytest.mark.timeout(1200)
+def test_a_crashing_space_is_a_runtime_error_with_its_log_tail(k8s_platform) -> None:
+    from huggingface_hub import HfApi
+
+    srv, ns = k8s_platform.server, k8s_platform.ns
+    hf = HfApi(endpoint=srv.url, token=srv.token("cora"))
+    repo_id = "cora/crashy"
+    token = f"boom-{uuid.uuid4().hex[:8]}"
+    hf.create_repo(repo_id, repo_type="space", space_sdk="gradio")
+    kit.upload(hf, repo_id, kit.space_files(**{"README.md": kit.readme("gradio"),
+                                               "app.py": kit.app_source("crash.py", TOKEN=token)}), "crash")
+    rt = kit.wait_stage(hf, repo_id, "RUNTIME_ERROR", timeout=900)
+    message = rt.raw["message"]
+    assert f"RuntimeError: {token}: this app fails on purpose at import" in message, message
+    assert "crash-app: starting" in message  # the pod's log tail, read through the apiserver
+    r = kit.app_get(srv, repo_id, "/")
+    assert r.status_code == 503 and r.json()["stage"] == "RUNTIME_ERROR", r.text[:300]
     hf.delete_repo(repo_id, repo_type="space")
