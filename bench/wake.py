@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/wake.py [--rounds 20] [--concurrency 5] [--sdks gradio,streamlit] [--envs-dir DIR]
     .venv/bin/python bench/wake.py --backend docker     # the Docker backend (engine and base image set up first)
+    .venv/bin/python bench/wake.py --backend kubernetes # the live cluster of infra/kubernetes/cluster (brought up)
     WAKE_SAMPLES=1 .venv/bin/python bench/wake.py ...    # also print every wake's time, in order
     .venv/bin/python bench/wake.py --old-sandbox         # each local tier also without the host-hiding sandbox
 
@@ -21,6 +22,11 @@ Four ``spaces serve`` configurations, one after the other, each with a gradio an
 With ``--backend docker`` there are two tiers: **frozen** (``docker pause``; a wake unpauses) and **cold**
 (``SPACES_RUNTIME__STOP_FROZEN_AFTER=0``: sleep removes the container, a wake starts a new one from the Space's
 image, as a first start does). Docker has no zygote tier.
+
+With ``--backend kubernetes`` (``infra/kubernetes/cluster up`` first, a namespace of its own) there is one tier,
+**cold**: a pod cannot be paused, so sleep removes the Space's Deployment and a wake creates a new one, whose pod
+starts from the image already on the node. Compare it with the local and Docker **cold** rows of runs on the same
+machine.
 
 Each round: ``POST /api/spaces/{id}/sleep``, wait until the Space is fully asleep (stage SLEEPING; in the
 stopping tiers, its process gone, or in the stopped tier replaced by a frozen standby), then send ``--concurrency``
@@ -56,7 +62,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "platform")
 
 import platform_kit as kit  # noqa: E402
 from benchstats import percentile  # noqa: E402
-from harness import docker_backend_env, setup_docker_engine  # noqa: E402
+from harness import docker_backend_env, kubernetes_backend_env, setup_docker_engine  # noqa: E402
 from huggingface_hub import HfApi  # noqa: E402
 
 from spaces.runtime.cgroups import Cgroups  # noqa: E402
@@ -69,6 +75,31 @@ TIERS = {
     "cold": {"SPACES_RUNTIME__MIN_AVAILABLE_MEMORY": "1.0", "SPACES_LOCAL__ZYGOTE": "false"},
 }
 DOCKER_TIERS = {"frozen": {}, "cold": {"SPACES_RUNTIME__STOP_FROZEN_AFTER": "0"}}
+KUBERNETES_TIERS = {"cold": {}}
+
+
+class Kubernetes:
+    """The live cluster (``infra/kubernetes/cluster``), brought up if needed, and a namespace for this run."""
+
+    def __init__(self) -> None:
+        cluster = ROOT / "infra" / "kubernetes" / "cluster"
+        up = subprocess.run([str(cluster), "up"], capture_output=True, text=True)
+        if up.returncode != 0:
+            raise SystemExit(f"the cluster could not be brought up: {up.stderr.strip()[-2000:]}")
+        found = subprocess.run([str(cluster), "env"], capture_output=True, text=True, check=True).stdout
+        env = dict(line.split("=", 1) for line in found.splitlines() if "=" in line)
+        from kubernetes import client, config
+
+        self.core = client.CoreV1Api(config.new_client_from_config(config_file=env["KUBECONFIG"]))
+        self.ns = f"spaces-bench-{os.urandom(4).hex()}"
+        self.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=self.ns)))
+        self.env = kubernetes_backend_env(env["KUBECONFIG"], env["SPACES_K8S_REGISTRY"], self.ns)
+
+    def pods(self, space_id: str) -> list:
+        return self.core.list_namespaced_pod(self.ns, label_selector=f"{LABEL_SPACE}={space_id}").items
+
+    def close(self) -> None:
+        self.core.delete_namespace(self.ns, propagation_policy="Background")
 
 
 def docker_env() -> dict[str, str]:
@@ -118,15 +149,17 @@ async def wake_once(port: int, host: str, concurrency: int) -> tuple[float, int]
 
 
 def fully_asleep(platform: kit.Platform, actor: Actor, repo_id: str, space_id: str, tier: str,
-                 docker: bool, awake_pids: set[int]) -> bool:
+                 backend: str, awake_pids: set[int], k8s: Kubernetes | None = None) -> bool:
     """SLEEPING; for the stopping tiers no instance left, except in the stopped tier a frozen standby (a pid that
     did not run awake). Waited for with ``kit.wait_held``: a start in progress can look like no instance."""
     if actor.api.get_space_runtime(repo_id).stage != "SLEEPING":
         return False
     if tier == "frozen":
         return True
-    if docker:
+    if backend == "docker":
         return not containers(space_id)
+    if backend == "kubernetes":
+        return not k8s.pods(space_id)
     left = [s for s in kit.instance_states(platform) if s.get("space_id") == space_id]
     if tier != "stopped":
         return not left
@@ -135,10 +168,14 @@ def fully_asleep(platform: kit.Platform, actor: Actor, repo_id: str, space_id: s
 
 
 def run_tier(base: Path, envs: Path, tier: str, sdks: list[str], rounds: int, concurrency: int,
-             docker: dict[str, str] | None) -> dict:
+             backend: str, k8s: Kubernetes | None = None) -> dict:
     base_tier, old = tier.removesuffix("-old"), tier.endswith("-old")
-    env = {**docker, **DOCKER_TIERS[tier]} if docker is not None else {
-        **TIERS[base_tier], **({"SPACES_LOCAL__HIDE_HOST": "false"} if old else {})}
+    if backend == "docker":
+        env = {**docker_env(), **DOCKER_TIERS[tier]}
+    elif backend == "kubernetes":
+        env = {**k8s.env, **KUBERNETES_TIERS[tier]}
+    else:
+        env = {**TIERS[base_tier], **({"SPACES_LOCAL__HIDE_HOST": "false"} if old else {})}
     platform = kit.start_platform(base, f"wake-{tier}", envs_dir=envs, extra_env=env)
     results = {}
     space_ids: list[str] = []
@@ -164,8 +201,7 @@ def run_tier(base: Path, envs: Path, tier: str, sdks: list[str], rounds: int, co
                 awake = {s["pid"] for s in kit.instance_states(platform) if s.get("space_id") == space_id}
                 with actor.http() as c:
                     c.post(f"/api/spaces/{repo_id}/sleep").raise_for_status()
-                kit.wait_held(lambda: fully_asleep(platform, actor, repo_id, space_id, base_tier, docker is not None,
-                                                   awake),
+                kit.wait_held(lambda: fully_asleep(platform, actor, repo_id, space_id, base_tier, backend, awake, k8s),
                               what=f"{repo_id} asleep")
                 seconds, failed = asyncio.run(wake_once(platform.port, host, concurrency))
                 samples.append(seconds)
@@ -177,7 +213,7 @@ def run_tier(base: Path, envs: Path, tier: str, sdks: list[str], rounds: int, co
                   f"failed requests {failures}/{rounds * concurrency}", flush=True)
     finally:
         platform.stop()
-        for space_id in space_ids if docker is not None else ():
+        for space_id in space_ids if backend == "docker" else ():
             for cid in containers(space_id, running_only=False):
                 subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
     return results
@@ -193,21 +229,23 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=5, help="requests sent at once per wake")
     ap.add_argument("--sdks", default="gradio,streamlit")
     ap.add_argument("--tiers", default=None, help="default: frozen,stopped,evicted,cold (local), frozen,cold (docker)")
-    ap.add_argument("--backend", choices=("local", "docker"), default="local")
+    ap.add_argument("--backend", choices=("local", "docker", "kubernetes"), default="local")
     ap.add_argument("--envs-dir", type=Path, default=None, help="built environments to reuse (default: fresh)")
     ap.add_argument("--old-sandbox", action="store_true", help="each local tier also with SPACES_LOCAL__HIDE_HOST="
                     "false, as {tier}-old")
     args = ap.parse_args()
     warnings.filterwarnings("ignore", message="Warnings while validating metadata")  # sdk: streamlit is deprecated
-    docker = docker_env() if args.backend == "docker" else None
-    known = DOCKER_TIERS if docker is not None else TIERS
+    known = {"docker": DOCKER_TIERS, "kubernetes": KUBERNETES_TIERS}.get(args.backend, TIERS)
     tiers = (args.tiers or ",".join(known)).split(",")
     sdks = args.sdks.split(",")
     unknown = set(tiers) - set(known)
     if unknown:
         ap.error(f"unknown tiers for the {args.backend} backend: {', '.join(sorted(unknown))}")
-    if args.old_sandbox and docker is None:
+    if args.old_sandbox and args.backend == "local":
         tiers = [name for tier in tiers for name in (tier, f"{tier}-old")]
+    if args.backend == "docker":
+        docker_env()  # engine and base images up before the first tier, or a clear exit
+    k8s = Kubernetes() if args.backend == "kubernetes" else None
     base = kit.new_base("spaces-bench-wake-")
     envs = args.envs_dir or base / "envs"
     print(f"wake through the proxy ({args.backend} backend), {args.rounds} wakes per (sdk, tier), "
@@ -215,11 +253,14 @@ def main() -> None:
     table: dict[str, dict[str, tuple[list[float], int]]] = {}
     try:
         for tier in tiers:
-            for row, by_sdk in run_tier(base, envs, tier, sdks, args.rounds, args.concurrency, docker).items():
+            for row, by_sdk in run_tier(base, envs, tier, sdks, args.rounds, args.concurrency, args.backend,
+                                        k8s).items():
                 for sdk, res in by_sdk.items():
                     table.setdefault(sdk, {})[row] = res
     finally:
         shutil.rmtree(base, ignore_errors=True)
+        if k8s is not None:
+            k8s.close()
     print("\nsdk       tier        p50          p95          p99     p99/p50  p50 vs cold  failed")
     for sdk, by_tier in table.items():
         for tier, (samples, failures) in by_tier.items():

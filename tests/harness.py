@@ -66,6 +66,19 @@ def docker_backend_env() -> dict[str, str]:
     return env
 
 
+def kubernetes_backend_env(kubeconfig: str, registry: str, namespace: str) -> dict[str, str]:
+    """The settings that run ``spaces serve`` on the Kubernetes backend against ``infra/kubernetes/cluster``: images
+    built by the Docker engine and pushed to the cluster's registry, apps reached at their pod IP (the proxy runs on
+    the host, outside the pod network's DNS; no kube-proxy there)."""
+    return {**docker_backend_env(),
+            "SPACES_RUNTIME__BACKEND": "kubernetes",
+            "SPACES_KUBERNETES__KUBECONFIG": kubeconfig,
+            "SPACES_KUBERNETES__NAMESPACE": namespace,
+            "SPACES_KUBERNETES__ADDRESS": "pod",
+            "SPACES_DOCKER_BUILD__IMAGE_PREFIX": f"{registry}/spaces",
+            "SPACES_DOCKER_BUILD__PUSH": "true"}
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -94,7 +94,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 TOML
     cat >"$STATE/cni/net.d/10-spaces-k8s.conflist" <<JSON
 {"cniVersion": "0.4.0", "name": "spaces-k8s", "plugins": [
-  {"type": "bridge", "bridge": "$CNI_BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+  {"type": "bridge", "bridge": "$CNI_BRIDGE", "isGateway": true, "ipMasq": true, "hairpinMode": true,
    "ipam": {"type": "host-local", "ranges": [[{"subnet": "$POD_CIDR"}]], "routes": [{"dst": "0.0.0.0/0"}],
             "dataDir": "$STATE/cni/ipam"}}
 ]}
@@ -154,22 +154,33 @@ node_network() {  # no dummy netdev in this kernel: an empty bridge carries the 
     ip link set "$NODE_BRIDGE" up
 }
 
+pod_egress() {  # pods reach out as Spaces do on the local backend (PyPI, model hubs, DNS); Docker's FORWARD policy
+    # is DROP, so without these a pod's DNS query is dropped and waits out its timeouts (Streamlit's start: 20 s)
+    local rule
+    for rule in "-i $CNI_BRIDGE -j ACCEPT" "-o $CNI_BRIDGE -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"; do
+        # shellcheck disable=SC2086
+        iptables -C FORWARD $rule -m comment --comment "$IPT_MARK" 2>/dev/null \
+            || iptables -I FORWARD 1 $rule -m comment --comment "$IPT_MARK"
+    done
+    [ "$(cat /proc/sys/net/ipv4/ip_forward)" = 1 ] || echo 1 >/proc/sys/net/ipv4/ip_forward
+}
+
 remove_network() {
     local b
     for b in "$CNI_BRIDGE" "$NODE_BRIDGE"; do ip link show "$b" >/dev/null 2>&1 && ip link del "$b"; done
-    # the kubelet's chains (KUBE-FIREWALL, its canaries); the bridge plugin with ipMasq off makes none. Jumps into
-    # them from the built-in chains go first, then the chains themselves.
+    # our FORWARD rules; the kubelet's chains (KUBE-FIREWALL, its canaries) and the bridge plugin's masquerade
+    # chains (CNI-*, left behind when down kills pods without a CNI DEL). Jumps into them go first, then the chains.
     local cmd t rule c
     for cmd in iptables ip6tables; do
         command -v "$cmd" >/dev/null || continue
         for t in mangle nat filter; do
             while read -r rule; do
                 [ -n "$rule" ] && { eval "$cmd -t $t -D ${rule#-A }" 2>/dev/null || true; }
-            done <<<"$("$cmd" -t "$t" -S 2>/dev/null | grep -E '^-A [A-Z]+ .*-j KUBE-' || true)"
-            for c in $("$cmd" -t "$t" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^KUBE-/ {print $2}'); do
+            done <<<"$("$cmd" -t "$t" -S 2>/dev/null | grep -E "^-A [A-Z]+ .*(-j (KUBE|CNI)-|$IPT_MARK)" || true)"
+            for c in $("$cmd" -t "$t" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^(KUBE|CNI)-/ {print $2}'); do
                 "$cmd" -t "$t" -F "$c" 2>/dev/null || true
             done
-            for c in $("$cmd" -t "$t" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^KUBE-/ {print $2}'); do
+            for c in $("$cmd" -t "$t" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^(KUBE|CNI)-/ {print $2}'); do
                 "$cmd" -t "$t" -X "$c" 2>/dev/null || true
             done
         done

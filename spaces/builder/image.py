@@ -61,6 +61,9 @@ class DockerBuildSettings(BaseModel):
     image_prefix: str = Field("spaces", description="repository prefix of built images: {prefix}/{space}:{tag}")
     docker_cli: str | None = Field(None, description="docker CLI with BuildKit; default: found on PATH or /usr/bin")
     timeout_s: float = Field(3600, description="a build running longer is stopped and fails")
+    push: bool = Field(False, description="push each image to the registry its tag names (set image_prefix to e.g. "
+                                          "127.0.0.1:5123/spaces): Kubernetes nodes pull from there, not from "
+                                          "this engine")
 
 
 class ImageBuildFailed(SpacesError):
@@ -126,6 +129,7 @@ class DockerImageBuilder:
             log("resolving", note)
         if not factory and self._exists(tag):
             log("installing", f"Image {tag} already exists; nothing to build.")
+            self._push(tag, log)  # the registry may have lost it (a fresh cluster); pushing a present image is cheap
             return artifact
         if self._cli is None:
             self._cli = find_buildkit_cli(self.settings.docker_cli)
@@ -142,7 +146,25 @@ class DockerImageBuilder:
             cmd.append(str(context))
             log("installing", f"Building image {tag} from {plan.sdk} Dockerfile")
             self._run(cmd, env, rendered.text, log, list(secrets.values()))
+        self._push(tag, log)
         return artifact
+
+    def _push(self, tag: str, log: Log) -> None:
+        if not self.settings.push:
+            return
+        cli = self.settings.docker_cli or shutil.which("docker") or "/usr/bin/docker"
+        log("installing", f"Pushing {tag}")
+        try:
+            proc = subprocess.run([cli, "push", tag], capture_output=True, text=True, errors="replace",
+                                  timeout=self.settings.timeout_s)
+        except subprocess.TimeoutExpired:
+            raise ImageBuildFailed(f"Pushing {tag} ran past {self.settings.timeout_s:.0f}s and was stopped.") from None
+        lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
+        if proc.returncode != 0:
+            raise ImageBuildFailed(f"Pushing {tag} to its registry failed: {lines[-1] if lines else proc.returncode}",
+                                   code="ImagePushFailed")
+        if lines:
+            log("installing", lines[-1])
 
     def _secret_files(self, folder: Path, secrets: dict[str, str]) -> dict[str, Path]:
         """One 0600 file per secret, plus the CA bundle and index URL when configured."""

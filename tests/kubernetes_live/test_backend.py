@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from harness import wait_until
 from live_images import build_and_push
 
 pytest.importorskip("kubernetes.client")
@@ -18,7 +19,7 @@ pytest.importorskip("kubernetes.client")
 from spaces.builder.plan import Artifact  # noqa: E402
 from spaces.runtime.backends.kubernetes import KubernetesBackend, KubernetesSettings  # noqa: E402
 from spaces.runtime.contracts import LABEL_MANAGED, LABEL_SPACE, InstanceSpec, Phase  # noqa: E402
-from spaces.runtime.flavors import FlavorCatalog  # noqa: E402
+from spaces.runtime.flavors import FlavorCatalog, FlavorSettings  # noqa: E402
 
 CAT = FlavorCatalog()
 
@@ -105,3 +106,47 @@ def test_an_image_that_cannot_be_pulled_says_why(backend: KubernetesBackend, clu
         assert "live/missing" in observed.message or "pull" in observed.message.lower(), observed.message
     finally:
         backend.stop(handle)
+
+
+def test_a_gpu_flavor_waits_saying_why_then_lands_on_a_labelled_node_advertising_gpus(cluster, namespace,
+                                                                                     app_image: str, api) -> None:
+    """No GPU here: the node is given the flavor's pool label and an advertised ``nvidia.com/gpu`` extended
+    resource (what a device plugin would publish), which is all the scheduler looks at."""
+    from kubernetes import client
+
+    pool = f"t4-{uuid.uuid4().hex[:6]}"
+    catalog = FlavorCatalog(FlavorSettings(node_selectors={"t4-small": {"spaces.test/pool": pool}}))
+    backend = KubernetesBackend(KubernetesSettings(namespace=namespace, kubeconfig=cluster.kubeconfig,
+                                                   address="pod"), catalog)
+    core = client.CoreV1Api(api)
+    spec = make_spec(app_image)
+    spec = InstanceSpec(**{**spec.__dict__, "flavor": "t4-small", "limits": catalog.get("t4-small").limits})
+    handle = backend.start(spec)
+    gpu = "/status/capacity/nvidia.com~1gpu"
+    try:
+        def waiting(why: str):
+            def reason() -> str:
+                o = backend.poll(handle)
+                assert o.phase is Phase.STARTING, o
+                return o.message if "waiting for a node" in o.message and why in o.message else ""
+            return reason
+
+        # no node in the flavor's pool; then a node in the pool without GPUs; each time the scheduler's reason
+        wait_until(waiting("node affinity/selector"), timeout=60, what="the pool reason")
+        core.patch_node(cluster.node, {"metadata": {"labels": {"spaces.test/pool": pool}}})
+        wait_until(waiting("Insufficient nvidia.com/gpu"), timeout=60, what="the GPU reason")
+        core.patch_node_status(cluster.node, [{"op": "add", "path": gpu, "value": "1"}])
+        observed = wait_phase(backend, handle, timeout=120)
+        assert observed.phase is Phase.RUNNING, observed.message
+        pod = backend.core.list_namespaced_pod(namespace).items[0]
+        assert pod.spec.containers[0].resources.limits["nvidia.com/gpu"] == "1"
+        assert pod.spec.node_selector == {"spaces.test/pool": pool}
+        host, port = observed.address
+        assert httpx.get(f"http://{host}:{port}/", timeout=10).text == "hi from a pod"
+    finally:
+        backend.stop(handle)
+        core.patch_node(cluster.node, {"metadata": {"labels": {"spaces.test/pool": None}}})
+        try:
+            core.patch_node_status(cluster.node, [{"op": "remove", "path": gpu}])
+        except client.ApiException:
+            pass  # never advertised (the test failed before)

@@ -67,3 +67,22 @@ def test_a_locally_built_image_is_pulled_from_the_registry_and_answers(cluster, 
     assert answer.status_code == 200 and answer.text == token
     # the apiserver reaches the kubelet (logs through the API, as the backend reads crash tails)
     assert "GET /token" in core.read_namespaced_pod_log("token-app", namespace, container="app")
+
+
+def test_pods_reach_out_as_spaces_do(cluster, api, namespace, tmp_path: Path) -> None:
+    """A pod resolves and connects to PyPI (the one outside service this machine reaches), through the masquerade
+    and FORWARD rules of ``cluster up``; without them its DNS query is dropped."""
+    ref, _ = build_and_push(cluster.registry, tmp_path)
+    core = client.CoreV1Api(api)
+    probe = ("import socket; a = socket.getaddrinfo('pypi.org', 443, type=socket.SOCK_STREAM)[0][4]; "
+             "socket.create_connection(a[:2], timeout=20).close(); print('reached', a[0])")
+    core.create_namespaced_pod(namespace, client.V1Pod(
+        metadata=client.V1ObjectMeta(name="egress"),
+        spec=client.V1PodSpec(restart_policy="Never", containers=[
+            client.V1Container(name="probe", image=ref, command=["python3", "-c", probe])])))
+    deadline = time.monotonic() + 120
+    while core.read_namespaced_pod("egress", namespace).status.phase not in ("Succeeded", "Failed"):
+        assert time.monotonic() < deadline, "the probe pod did not finish"
+        time.sleep(0.5)
+    log = core.read_namespaced_pod_log("egress", namespace)
+    assert log.startswith("reached "), log
