@@ -521,3 +521,13 @@ def test_concurrent_discussions_get_distinct_numbers(alice, bob, make_space):
         nums = list(pool.map(lambda i: bob.api.create_discussion(repo_id, f"d{i}", repo_type="space").num,
                              range(16)))
     assert sorted(nums) == list(range(1, 17))
+
+
+def test_a_discussion_number_past_the_database_column_is_a_400(alice, make_space) -> None:  # noqa: ANN001
+    """schemathesis found it: 32589158477190044730 reached the INTEGER column and the server answered 500."""
+    repo_id = make_space(alice, sdk="static")
+    with alice.http() as http:
+        for method, suffix in (("GET", ""), ("POST", "/comment"), ("POST", "/status")):
+            r = http.request(method, f"/api/spaces/{repo_id}/discussions/32589158477190044730{suffix}",
+                             json={"comment": "x", "status": "closed"})
+            assert r.status_code == 400, (method, suffix, r.status_code, r.text)

@@ -85,7 +85,7 @@ def test_base64_rules_match_b64decode_validate_for_streamed_content(tmp_path) ->
     (b'{"key": "file", "value": {"content": "' + b"A" * 5000 + b'", "path": "../x"}}', "Invalid path"),
     (b'{"key": "file", "value": {"content": "' + b"A" * 5000 + b'\\n", "path": "x"}}', "not valid base64"),
     (b'[' * 5000, "only a file's"),
-    (b'[' * 2000 + b"]" * 2000, "not valid JSON"),
+    (b'[' * 2000 + b"]" * 2000, "nested deeper than 32 levels"),
 ])
 def test_bad_lines_are_refused_naming_the_line(tmp_path, line: bytes, message: str) -> None:
     parser = CommitParser(tmp_path, line_limit=4096)

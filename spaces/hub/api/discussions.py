@@ -7,19 +7,22 @@ and preupload endpoints call: ``create_pr=1`` and ``revision=refs/pr/N``. Rules:
 from __future__ import annotations
 
 from html import escape
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from sqlalchemy.orm import Session
 
 from spaces.db.models import Discussion, DiscussionEvent, Space
 from spaces.errors import BadRequest
-from spaces.hub.api.common import get_str, in_session, json_body
+from spaces.hub.api.common import INT_MAX, get_str, in_session, json_body
 from spaces.hub.serialize import iso
 from spaces.services import discussions as disc
 from spaces.services.accounts import Principal
 from spaces.storage.gitrepo import GitRepo
 
 router = APIRouter()
+#: a discussion number fits the database's INTEGER column; a larger one is a 400, not an SQL error
+Num = Annotated[int, Path(ge=0, le=INT_MAX)]
 
 SPACE = "/api/spaces/{ns}/{name}"
 PAGE = 50
@@ -129,7 +132,7 @@ async def create_discussion(ns: str, name: str, request: Request) -> dict:
 
 
 @router.get(SPACE + "/discussions/{num}")
-async def discussion_details(ns: str, name: str, num: int, request: Request) -> dict:
+async def discussion_details(ns: str, name: str, num: Num, request: Request) -> dict:
     hub = request.app.state.hub
     with_diff = request.query_params.get("diff") in ("1", "true")
 
@@ -139,7 +142,7 @@ async def discussion_details(ns: str, name: str, num: int, request: Request) -> 
     return await in_session(request, work)
 
 
-async def _change(request: Request, ns: str, name: str, num: int, fn) -> dict:  # noqa: ANN001
+async def _change(request: Request, ns: str, name: str, num: Num, fn) -> dict:  # noqa: ANN001
     hub = request.app.state.hub
     data = await json_body(request)
 
@@ -150,25 +153,25 @@ async def _change(request: Request, ns: str, name: str, num: int, fn) -> dict:  
 
 
 @router.post(SPACE + "/discussions/{num}/comment")
-async def comment(ns: str, name: str, num: int, request: Request) -> dict:
+async def comment(ns: str, name: str, num: Num, request: Request) -> dict:
     return await _change(request, ns, name, num, lambda s, p, space, d, data: {
         "newMessage": event_json(disc.comment(s, d, p, data.get("comment")))})
 
 
 @router.post(SPACE + "/discussions/{num}/title")
-async def rename(ns: str, name: str, num: int, request: Request) -> dict:
+async def rename(ns: str, name: str, num: Num, request: Request) -> dict:
     return await _change(request, ns, name, num, lambda s, p, space, d, data: {
         "newTitle": event_json(disc.rename(s, space, d, p, data.get("title")))})
 
 
 @router.post(SPACE + "/discussions/{num}/status")
-async def change_status(ns: str, name: str, num: int, request: Request) -> dict:
+async def change_status(ns: str, name: str, num: Num, request: Request) -> dict:
     return await _change(request, ns, name, num, lambda s, p, space, d, data: {
         "newStatus": event_json(disc.change_status(s, space, d, p, data.get("status"), get_str(data, "comment")))})
 
 
 @router.post(SPACE + "/discussions/{num}/merge")
-async def merge(ns: str, name: str, num: int, request: Request) -> dict:
+async def merge(ns: str, name: str, num: Num, request: Request) -> dict:
     hub = request.app.state.hub
 
     def fn(s, p, space, d, data):  # noqa: ANN001, ANN202
@@ -180,12 +183,12 @@ async def merge(ns: str, name: str, num: int, request: Request) -> dict:
 
 
 @router.post(SPACE + "/discussions/{num}/comment/{comment_id}/edit")
-async def edit_comment(ns: str, name: str, num: int, comment_id: str, request: Request) -> dict:
+async def edit_comment(ns: str, name: str, num: Num, comment_id: str, request: Request) -> dict:
     return await _change(request, ns, name, num, lambda s, p, space, d, data: {
         "updatedComment": event_json(disc.edit_comment(s, d, p, comment_id, data.get("content")))})
 
 
 @router.post(SPACE + "/discussions/{num}/comment/{comment_id}/hide")
-async def hide_comment(ns: str, name: str, num: int, comment_id: str, request: Request) -> dict:
+async def hide_comment(ns: str, name: str, num: Num, comment_id: str, request: Request) -> dict:
     return await _change(request, ns, name, num, lambda s, p, space, d, data: {
         "updatedComment": event_json(disc.hide_comment(s, space, d, p, comment_id))})
