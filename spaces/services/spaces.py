@@ -194,7 +194,9 @@ class SpaceService:
         hook = self.on_deleted
         s.delete(space)
         s.flush()
-        repo.delete()
+        # the files go once the row is gone for good: a delete the database refuses leaves the Space whole (a kill
+        # in between leaves a repository no row names, which the next start removes)
+        after_commit(s, repo.delete)
         if hook is not None:
             after_commit(s, lambda: hook(*gone))
 
@@ -245,12 +247,18 @@ class SpaceService:
     def repair(self, s: Session) -> list[str]:
         """Bring every Space whose recorded ``sha`` is not git's tip of main up to the tip (after a kill between
         a git update and the database commit, or a push whose refresh failed). Returns the repo ids repaired."""
-        repaired = []
+        repaired, known = [], set()
         for space in s.scalars(select(Space).order_by(Space.created_at)):
+            known.add(f"{space.id}.git")
             repo = self.repo(space)
             if repo.exists() and repo.head() != space.sha:
                 self.refresh(s, space)
                 repaired.append(space.repo_id)
+        # a kill between a delete's commit and the removal of its files leaves a repository no row names. Only at
+        # start: a create in flight has its repository before its row
+        for path in self.repos_root.glob("*.git") if self.repos_root.is_dir() else ():
+            if path.name not in known:
+                GitRepo(path).delete()
         return repaired
 
     def refresh(self, s: Session, space: Space, *, factory: bool = False) -> None:

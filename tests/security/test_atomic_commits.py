@@ -94,6 +94,34 @@ def space_id_of(server, repo_id: str, token: str) -> str:
     return r.json()["_id"]
 
 
+def test_a_delete_the_database_refuses_at_commit_leaves_the_space_whole(server, alice, make_space):
+    """The repository goes only once the row is gone for good: a constraint checked at COMMIT refuses the delete
+    after every statement went through (PostgreSQL's deferred constraint trigger; SQLite has none)."""
+    if not _pg_url(server):
+        pytest.skip("SQLite has no constraint checked at commit time to refuse a delete with")
+    repo_id = make_space(alice)
+    alice.api.upload_file(path_or_fileobj=b"keep me\n", path_in_repo="kept.txt", repo_id=repo_id, repo_type="space")
+    trigger = f"refuse_{unique('d').replace('-', '_')}"
+    name = repo_id.split("/")[1]
+    with connect(server) as conn:
+        conn.execute(f"CREATE FUNCTION {trigger}() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION "
+                     f"'refused by the test'; END $$ LANGUAGE plpgsql")
+        conn.execute(f"CREATE CONSTRAINT TRIGGER {trigger} AFTER DELETE ON spaces DEFERRABLE INITIALLY DEFERRED "
+                     f"FOR EACH ROW WHEN (OLD.name = '{name}') EXECUTE FUNCTION {trigger}()")
+    try:
+        with alice.http() as client:
+            r = client.request("DELETE", "/api/repos/delete", json={"name": name, "organization": alice.name,
+                                                                   "type": "space"})
+        assert r.status_code >= 500, r.text
+    finally:
+        with connect(server) as conn:
+            conn.execute(f"DROP TRIGGER {trigger} ON spaces")
+            conn.execute(f"DROP FUNCTION {trigger}()")
+    assert alice.api.repo_exists(repo_id, repo_type="space")
+    assert "kept.txt" in alice.api.list_repo_files(repo_id, repo_type="space")
+    assert_agree(server, repo_id, alice.token)
+
+
 # ---- failures after the git update: nothing moves -----------------------------------------------------------------
 def test_api_commit_the_database_refuses_moves_no_ref(server, alice, make_space):
     repo_id = make_space(alice)
