@@ -8,9 +8,11 @@ the server uses.
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Optional
@@ -88,7 +90,7 @@ def _db(data_dir: Optional[Path]):  # noqa: ANN202
 
 
 def fail(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}")
+    err.print(f"[red]error:[/red] {message}", soft_wrap=True)  # one line, whatever the terminal's width
     raise typer.Exit(1)
 
 
@@ -105,6 +107,8 @@ def serve(host: Optional[str] = typer.Option(None, help="listen address (default
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = settings_with(host=host, port=port, data_dir=data_dir)
+    # before anything starts: a second server on a busy port must not touch the data dir (repair, reconcile)
+    _check_listen(settings.host, settings.port)
     try:
         platform = Platform(settings)
     except SpacesError as exc:
@@ -123,8 +127,35 @@ def serve(host: Optional[str] = typer.Option(None, help="listen address (default
         asyncio.run(platform.serve())
     except KeyboardInterrupt:
         pass
+    except OSError as exc:  # the port was taken between the check and the bind
+        if exc.errno not in _LISTEN_ERRORS:
+            raise
+        fail(_listen_failure(settings.host, settings.port, exc))
     finally:
         announce.withdraw(notice)
+
+
+_LISTEN_ERRORS = (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL)
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Fail in one line when the public port cannot be bound (taken, privileged, not an address of this host)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server's own bind: TIME_WAIT is fine
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno not in _LISTEN_ERRORS:
+                raise
+            fail(_listen_failure(host, port, exc))
+
+
+def _listen_failure(host: str, port: int, exc: OSError) -> str:
+    why = {errno.EADDRINUSE: "the port is already in use (another spaces server?); pick another with --port",
+           errno.EACCES: "permission denied; ports below 1024 need root",
+           errno.EADDRNOTAVAIL: "that address is not one of this machine's; see --host"}[exc.errno]
+    return f"cannot listen on {host}:{port}: {why}"
 
 
 @token_app.command("create")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta, timezone
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -82,16 +83,28 @@ def revoke_token(s: Session, user: Account, token_id: str) -> None:
     s.delete(tok)
 
 
+#: how stale a token's "last used" may be: recorded at most this often, so a busy client costs no write per request
+TOKEN_TOUCH_EVERY = timedelta(minutes=1)
+
+
 def authenticate(s: Session, token: str) -> Principal:
-    """Resolve a clear token into a Principal, or raise InvalidToken (401)."""
+    """Resolve a clear token into a Principal, or raise InvalidToken (401). Records its use (see touch_token)."""
     tok = s.scalar(select(Token).where(Token.token_hash == hash_token(token)))
     if tok is None:
         raise InvalidToken()
+    touch_token(tok)
     return Principal(account=tok.user, role=tok.role, token=tok)
 
 
-def touch_token(s: Session, tok: Token) -> None:
-    tok.last_used_at = utcnow()
+def touch_token(tok: Token) -> None:
+    """Set ``last_used_at`` when it is unset or older than TOKEN_TOUCH_EVERY; written with the caller's transaction
+    (a request that fails writes nothing, and the next one records the use)."""
+    now = utcnow()
+    last = tok.last_used_at
+    if last is not None and last.tzinfo is None:  # SQLite hands datetimes back without their zone (UTC)
+        last = last.replace(tzinfo=timezone.utc)
+    if last is None or now - last >= TOKEN_TOUCH_EVERY:
+        tok.last_used_at = now
 
 
 def org_role(s: Session, org: Account, user: Account) -> str | None:

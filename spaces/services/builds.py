@@ -176,8 +176,8 @@ class BuildService:
 
     def _logger(self, space_id: str) -> Callable[[str, str], None]:
         def say(phase: str, line: str) -> None:
-            stamp = utcnow().strftime("%H:%M:%S")
-            self.logs.append(space_id, "build", f"[{stamp}] {phase:<10} {line.rstrip()}")
+            # no clock time in the text: every line carries its timestamp already (the SSE event's, shown beside it)
+            self.logs.append(space_id, "build", f"{phase:<10} {line.rstrip()}")
         return say
 
     def _finish(self, build_id: int, artifact: Artifact | None, message: str) -> None:
@@ -201,6 +201,13 @@ class BuildService:
                 SpaceStageSetter.failed(space, message)
         if newest and artifact is not None:
             self.on_built(b.space_id)
+        self.logs.end(b.space_id, "build")  # followed build logs end here unless a newer build is on its way
+
+
+def build_pending(s: Session, space_id: str) -> bool:
+    """Whether a build of the Space is queued or running: its build log may still grow."""
+    return s.scalar(select(Build.id).where(Build.space_id == space_id, Build.status.in_(("queued", "running")))
+                    .limit(1)) is not None
 
 
 class SpaceStageSetter:

@@ -57,6 +57,14 @@ class LogBus:
         for loop, queue in subs:
             loop.call_soon_threadsafe(_offer, queue, event)
 
+    def end(self, space_id: str, kind: str) -> None:
+        """Tell live readers of ``kind`` that what they follow may be over (a build finished): each then checks
+        whether to stop. Delivered even to a full queue (a line is dropped instead), or a reader would never end."""
+        with self._lock:
+            subs = list(self._subs.get((space_id, kind), ()))
+        for loop, queue in subs:
+            loop.call_soon_threadsafe(_offer_end, queue)
+
     def flush(self) -> None:
         """Write the pending lines. Lines of a Space deleted since they were printed (a stopping app's last
         words) are dropped; they must never cost the other Spaces' lines, or fail the caller's own work."""
@@ -141,6 +149,16 @@ class LogBus:
             subs.discard((asyncio.get_running_loop(), queue))
             if not subs:
                 self._subs.pop((space_id, kind), None)
+
+
+#: the marker ``end`` puts in a reader's queue, after the lines
+END = LogEvent(datetime.min.replace(tzinfo=timezone.utc), "")
+
+
+def _offer_end(queue: asyncio.Queue) -> None:
+    if queue.full():
+        queue.get_nowait()
+    queue.put_nowait(END)
 
 
 def _offer(queue: asyncio.Queue, event: LogEvent) -> None:

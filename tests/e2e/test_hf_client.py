@@ -604,6 +604,44 @@ def test_fetch_space_logs_completes(alice, make_space, build):
     assert all(isinstance(line, str) for line in result["lines"])  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("broken", [False, True], ids=["built", "failed"])
+def test_followed_build_log_ends_with_the_build(alice, make_space, broken):
+    """``fetch_space_logs(build=True, follow=True)`` right after a push ends once the build is over (built or
+    failed), as on the Hub, with the build's last line: a reader's loop over it ends by itself."""
+    repo_id = make_space(alice)
+    files = [CommitOperationAdd("app.py", APP_PY.encode()), CommitOperationAdd("README.md", README_APP.encode())]
+    if broken:  # on the local backend, a Debian package missing from the host fails the build
+        files.append(CommitOperationAdd("packages.txt", b"no-such-package-spaces-test\n"))
+    alice.api.create_commit(repo_id, operations=files, commit_message="app", repo_type="space")
+    result: dict[str, object] = {}
+
+    def read() -> None:
+        try:
+            result["lines"] = list(alice.api.fetch_space_logs(repo_id, build=True, follow=True))
+        except BaseException as e:  # noqa: BLE001
+            result["error"] = e
+
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    t.join(150)
+    assert not t.is_alive(), "a followed build log did not end after the build"
+    assert "error" not in result, result.get("error")
+    lines = result["lines"]
+    # one timestamp per line, the event's: the text starts with the phase, no clock time of its own
+    assert lines[0].startswith("queued ") and lines[-1].startswith("failed " if broken else "built "), lines
+    assert not [line for line in lines if re.match(r"\[\d\d:\d\d:\d\d\]", line)], lines
+    stage = alice.api.get_space_runtime(repo_id).stage
+    if broken:
+        assert stage == "BUILD_ERROR", lines
+        assert "no-such-package-spaces-test" in lines[-1], lines
+    else:
+        assert stage not in ("BUILDING", "BUILD_ERROR"), (stage, lines)
+        assert "finished" in lines[-1], lines
+    # the build is over: following it again replays it and ends at once
+    again = list(alice.api.fetch_space_logs(repo_id, build=True, follow=True))
+    assert again[-1] == lines[-1]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # stage follows the content
 

@@ -415,3 +415,40 @@ def test_git_and_downloads_are_not_shadowed_by_pages(web, pages_server: Server) 
     raw = httpx.get(f"{pages_server.url}/spaces/{repo_id}/resolve/main/README.md")
     assert raw.status_code == 200 and raw.text.startswith("---")
     assert w.get(f"/spaces/{repo_id}.git").headers["location"] == f"/spaces/{repo_id}"
+
+
+def test_tokens_page_says_when_a_token_was_last_used(web, pages_server: Server) -> None:  # noqa: ANN001
+    """A token's use is recorded (the tokens page stops saying "never"), at most once a minute: a busy client
+    costs no database write per request."""
+    from sqlalchemy import select, update
+
+    from pagekit import server_db
+    from spaces.db.models import Token
+
+    w = web()
+    w.sign_up()
+    token = w.create_token(name="used")
+
+    def last_used() -> str:
+        row = re.search(r"<b>used</b>.*?</tr>", w.get("/settings/tokens").text, re.S)
+        assert row, "the token is not listed"
+        return re.findall(r'<td class="muted">([^<]*)</td>', row.group(0))[-1]
+
+    assert last_used() == "never"
+    api = HfApi(endpoint=pages_server.url, token=token)
+    api.whoami()
+    assert last_used() == "just now"
+    db = server_db(pages_server)
+    try:
+        with db.session() as s:
+            first = s.scalar(select(Token.last_used_at).where(Token.name == "used"))
+        api.whoami()
+        with db.session() as s:
+            assert s.scalar(select(Token.last_used_at).where(Token.name == "used")) == first  # throttled
+            s.execute(update(Token).where(Token.name == "used").values(last_used_at=first.replace(year=first.year - 1)))
+        api.whoami()
+        with db.session() as s:  # a year-old mark is stale: this use is recorded again
+            assert s.scalar(select(Token.last_used_at).where(Token.name == "used")) > first
+    finally:
+        db.engine.dispose()
+    assert last_used() == "just now"

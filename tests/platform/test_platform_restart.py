@@ -101,7 +101,7 @@ def test_a_build_interrupted_by_a_restart_ends_running(crashy, carl) -> None:  #
     files = kit.space_files("gradio", **{"requirements.txt": f"six\n# {secrets.token_hex(6)}\n",
                                          "app.py": kit.app_source("greet.py", MARK="resumed")})
     kit.create_space(carl.api, repo_id, files)
-    kit.wait_for(lambda: "] installing" in kit.logs(carl.api, repo_id, build=True) or
+    kit.wait_for(lambda: "\ninstalling " in "\n" + kit.logs(carl.api, repo_id, build=True) or
                  carl.api.get_space_runtime(repo_id).stage != "BUILDING", timeout=120, what="the install to start")
     assert carl.api.get_space_runtime(repo_id).stage == "BUILDING"
     crashy.kill9()
@@ -109,7 +109,7 @@ def test_a_build_interrupted_by_a_restart_ends_running(crashy, carl) -> None:  #
     kit.wait_stage(carl.api, repo_id, kit.RUNNING, timeout=300)
     assert kit.gradio_call(server, repo_id, "predict", "r") == ["resumed: Hello, r!"]
     log = kit.logs(carl.api, repo_id, build=True)
-    assert "] built" in log and "failed" not in log.lower(), log[-2000:]
+    assert "\nbuilt " in "\n" + log and "failed" not in log.lower(), log[-2000:]
     carl.api.delete_repo(repo_id, repo_type="space")
 
 

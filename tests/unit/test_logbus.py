@@ -89,3 +89,26 @@ def test_only_the_newest_lines_are_kept_per_space_and_kind(db: Database) -> None
     assert kept == [f"request {i}\n" for i in range(250 - len(kept), 250)]
     assert [e.data for e in bus.history(chatty, "build")] == ["built\n"]  # other kinds and Spaces untouched
     assert [e.data for e in bus.history(quiet, "run")] == ["hello\n"]
+
+
+def test_end_reaches_a_reader_whose_queue_is_full(db: Database) -> None:
+    """A followed build log ends on the end marker: it must arrive even when the reader is behind (a line goes)."""
+    import asyncio
+
+    from spaces.services.logs import END, LogEvent
+
+    bus = LogBus(db)
+
+    async def main() -> None:
+        queue = bus.subscribe("space", "build")
+        line = LogEvent(END.ts.replace(year=2026), "line\n")
+        while not queue.full():
+            queue.put_nowait(line)
+        bus.end("space", "build")
+        bus.end("other", "build")  # another Space's end is not this reader's
+        await asyncio.sleep(0.05)
+        items = [queue.get_nowait() for _ in range(queue.qsize())]
+        assert items[-1] is END and END not in items[:-1] and len(items) == queue.maxsize
+        bus.unsubscribe("space", "build", queue)
+
+    asyncio.run(main())

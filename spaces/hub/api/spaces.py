@@ -24,6 +24,8 @@ from spaces.errors import BadRequest, RevisionNotFound
 from spaces.hub.api.common import get_int, get_str, in_session, json_body, query_int, raw_segments
 from spaces.hub.api.repos import parse_kv_list, parse_visibility
 from spaces.hub.serialize import kv_map, runtime_json, space_json
+from spaces.services.builds import build_pending
+from spaces.services.logs import END
 from spaces.services.spaces import KeyValue
 from spaces.templates_catalog import list_templates
 
@@ -324,14 +326,22 @@ async def logs(ns: str, name: str, kind: str, request: Request) -> StreamingResp
         space = hub.spaces.get(s, f"{ns}/{name}", p)
         return space.id, space.stage
 
+    def building() -> bool:
+        with hub.db.session() as s:
+            return build_pending(s, space_id)
+
     space_id, stage = await in_session(request, work)
-    # Live lines are subscribed to before the replay is read, so none falls between the two.
+    # Live lines are subscribed to before the replay is read (and before a build is looked for), so none falls
+    # between the two, and a build that ends after the look sends its end to this queue.
     queue = hub.logs.subscribe(space_id, kind)
     history = await asyncio.to_thread(hub.logs.history, space_id, kind, tail_n)
     if follow_param is not None:
         follow = follow_param in ("1", "true")
     else:  # huggingface_hub sends no parameter: stay open while something may still be written
         follow = SpaceStage(stage) in INTERMEDIATE or stage == SpaceStage.RUNNING
+    # A followed build log ends with the build (built or failed), as on the Hub: a loop over it ends by itself.
+    if follow and kind == "build":
+        follow = await asyncio.to_thread(building)
 
     async def stream():  # noqa: ANN202
         try:
@@ -348,6 +358,10 @@ async def logs(ns: str, name: str, kind: str, request: Request) -> StreamingResp
                     if await request.is_disconnected():
                         return
                     yield b"data:\n\n"
+                    continue
+                if ev is END:
+                    if kind == "build" and not await asyncio.to_thread(building):
+                        return
                     continue
                 if last is not None and ev.ts <= last:
                     continue  # already replayed
