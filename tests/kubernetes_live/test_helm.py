@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -152,3 +154,95 @@ def test_the_render_refuses_what_the_process_cannot_do(helm, args, why) -> None:
     proc = run(helm, "template", RELEASE, str(CHART), *args)
     assert proc.returncode != 0
     assert why in proc.stderr
+
+
+# -- installed for real -------------------------------------------------------------------------------------------
+
+def build_image(script: str) -> list[str]:
+    """infra/images/<script> --push: images built from the project's base image into the cluster's registry."""
+    proc = subprocess.run([str(ROOT / "infra" / "images" / script), "--push"], capture_output=True, text=True,
+                          timeout=1500, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout.split()
+
+
+def pod_ip(cluster, namespace: str, selector: str, timeout: float = 300) -> str:
+    """The IP of the Ready pod matching selector (this cluster has no kube-proxy or DNS: pod IPs route)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        proc = kubectl(cluster, "get", "pods", "-n", namespace, "-l", selector, "-o", "json")
+        for pod in json.loads(proc.stdout or '{"items": []}')["items"]:
+            ready = [c for c in pod["status"].get("conditions", []) if c["type"] == "Ready" and c["status"] == "True"]
+            if ready and not pod["metadata"].get("deletionTimestamp"):
+                return pod["status"]["podIP"]
+        if time.monotonic() > deadline:
+            events = kubectl(cluster, "get", "events", "-n", namespace).stdout
+            raise AssertionError(f"no Ready pod for {selector} in {timeout} s:\n{events[-3000:]}")
+        time.sleep(1)
+
+
+@pytest.fixture
+def volumes(cluster, namespace, tmp_path):
+    """Static hostPath PersistentVolumes bound to the chart's two claims (the cluster has no provisioner)."""
+    names = []
+    for sub, claim, size in [("data", f"{FULLNAME}-data", "20Gi"), ("pg", f"data-{FULLNAME}-postgresql-0", "8Gi")]:
+        path = tmp_path / sub
+        path.mkdir()
+        path.chmod(0o777)  # hostPath ignores fsGroup; the platform (uid 1000) and postgres write here
+        name = f"{namespace}-{sub}"
+        pv = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
+              "spec": {"capacity": {"storage": size}, "accessModes": ["ReadWriteOnce"], "storageClassName": "",
+                       "persistentVolumeReclaimPolicy": "Retain", "claimRef": {"namespace": namespace, "name": claim},
+                       "hostPath": {"path": str(path), "type": "Directory"}}}
+        assert kubectl(cluster, "apply", "-f", "-", input=json.dumps(pv)).returncode == 0
+        names.append(name)
+    yield
+    kubectl(cluster, "delete", "pv", *names, "--wait=false")
+
+
+def test_helm_install_runs_the_platform_on_bundled_postgres_and_redis(helm, cluster, namespace, volumes) -> None:
+    platform = build_image("build-platform.sh")[-1]
+    postgres, redis = build_image("build-trial-services.sh")
+    repository, tag = platform.rsplit(":", 1)
+    node_ip = kubectl(cluster, "get", "node", cluster.node, "-o",
+                      'jsonpath={.status.addresses[?(@.type=="InternalIP")].address}').stdout.strip()
+    values = ["--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
+              "--set", f"postgresql.image={postgres}", "--set", f"redis.image={redis}",
+              "--set", "kubernetes.address=pod",
+              # the in-cluster API address: the `kubernetes` Service IP does not route without kube-proxy
+              "--set", "extraEnv[0].name=KUBERNETES_SERVICE_HOST", "--set", f"extraEnv[0].value={node_ip}",
+              "--set", "extraEnv[1].name=KUBERNETES_SERVICE_PORT", "--set-string", "extraEnv[1].value=6443"]
+    try:
+        proc = run(helm, "install", RELEASE, str(CHART), "-n", namespace, "--kubeconfig", cluster.kubeconfig, *values)
+        assert proc.returncode == 0, proc.stderr
+        # no cluster DNS here: once the bundled services run, name them in /etc/hosts (hostAliases) and upgrade;
+        # the Recreate strategy replaces the platform's pod
+        pg_ip = pod_ip(cluster, namespace, "app.kubernetes.io/component=postgresql")
+        redis_ip = pod_ip(cluster, namespace, "app.kubernetes.io/component=redis")
+        proc = run(helm, "upgrade", RELEASE, str(CHART), "-n", namespace, "--kubeconfig", cluster.kubeconfig,
+                   "--reuse-values", "--set", f"hostAliases[0].ip={pg_ip}",
+                   "--set", f"hostAliases[0].hostnames[0]={FULLNAME}-postgresql",
+                   "--set", f"hostAliases[1].ip={redis_ip}", "--set", f"hostAliases[1].hostnames[0]={FULLNAME}-redis")
+        assert proc.returncode == 0, proc.stderr
+        deadline = time.monotonic() + 300
+        while True:  # the upgraded pod (revision 2) Ready
+            ip = pod_ip(cluster, namespace, "app.kubernetes.io/name=spaces")
+            hosts = kubectl(cluster, "exec", "-n", namespace, f"deploy/{FULLNAME}", "--", "cat", "/etc/hosts").stdout
+            if pg_ip in hosts or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        assert pg_ip in hosts
+        assert httpx.get(f"http://{ip}:8000/api/health", timeout=10).json() == {"status": "ok"}
+        # the platform migrated the bundled PostgreSQL (not a SQLite file)
+        proc = kubectl(cluster, "exec", "-n", namespace, f"{FULLNAME}-postgresql-0", "--", "psql", "-h", "/tmp",
+                       "-U", "spaces", "-d", "spaces", "-tAc", "select count(*) from alembic_version")
+        assert proc.stdout.strip() == "1", proc.stderr
+        # its service account reaches the API in its namespace, and is refused elsewhere
+        probe = ("from kubernetes import client, config; config.load_incluster_config(); a = client.AppsV1Api()\n"
+                 f"print(len(a.list_namespaced_deployment('{namespace}').items))\n"
+                 "try: a.list_namespaced_deployment('default')\n"
+                 "except client.ApiException as e: print(e.status)")
+        proc = kubectl(cluster, "exec", "-n", namespace, f"deploy/{FULLNAME}", "--", "python3", "-c", probe)
+        assert proc.stdout.split() == ["1", "403"], proc.stderr
+    finally:
+        run(helm, "uninstall", RELEASE, "-n", namespace, "--kubeconfig", cluster.kubeconfig, "--wait")
