@@ -200,6 +200,7 @@ def volumes(cluster, namespace, tmp_path):
     kubectl(cluster, "delete", "pv", *names, "--wait=false")
 
 
+@pytest.mark.timeout(1500)  # a fresh cluster's registry is empty: three images pushed, then pulled by the node
 def test_helm_install_runs_the_platform_on_bundled_postgres_and_redis(helm, cluster, namespace, volumes) -> None:
     platform = build_image("build-platform.sh")[-1]
     postgres, redis = build_image("build-trial-services.sh")
