@@ -34,7 +34,7 @@ def rules(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # noqa: ANN201
 
 def test_nothing_of_this_machine_but_the_open_ports_and_dns(rules) -> None:  # noqa: ANN001
     lo = [r for r in rules("internet") if r.startswith("-A SPACES-LO-30000")]
-    assert lo == ["-A SPACES-LO-30000 -p tcp --dport 8000 -j RETURN",
+    assert lo == ["-A SPACES-LO-30000 -p tcp --dport 8000 -j ACCEPT",
                   "-A SPACES-LO-30000 -d 127.0.0.53 -p udp --dport 53 -j RETURN",
                   "-A SPACES-LO-30000 -d 127.0.0.53 -p tcp --dport 53 -j RETURN",
                   # a resolver on one of this host's own addresses is reached through lo too

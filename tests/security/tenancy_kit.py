@@ -58,4 +58,6 @@ def attack(platform: kit.Platform, repo_id: str, token: str | None = None, **spe
 def home_of(platform: kit.Platform, space_id: str) -> Path:
     from spaces.runtime.sandbox import slug
 
-    return platform.data_dir / "local" / "homes" / "spaces" / slug(space_id)
+    base = platform.data_dir / "local" / "homes" / "spaces" / slug(space_id)
+    on_disk = base / "mnt" / "home"  # the Space's own disk (spaces.runtime.spacedisk), mounted while it runs
+    return on_disk if on_disk.is_dir() else base

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from spaces.errors import RepoNotFound
 
 router = APIRouter()
+# the 404s below are the absence of an API, not part of one: they stay out of the OpenAPI description
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 
@@ -31,23 +32,23 @@ async def _not_found(request: Request, repo_type: str, ns: str, name: str) -> No
     raise RepoNotFound(f"{ns}/{name}", repo_type)
 
 
-@router.api_route("/api/models/{ns}/{name}", methods=METHODS)
-@router.api_route("/api/models/{ns}/{name}/{rest:path}", methods=METHODS)
+@router.api_route("/api/models/{ns}/{name}", methods=METHODS, include_in_schema=False)
+@router.api_route("/api/models/{ns}/{name}/{rest:path}", methods=METHODS, include_in_schema=False)
 async def model_api(ns: str, name: str, request: Request) -> None:
     await _not_found(request, "model", ns, name)
 
 
-@router.api_route("/api/datasets/{ns}/{name}", methods=METHODS)
-@router.api_route("/api/datasets/{ns}/{name}/{rest:path}", methods=METHODS)
+@router.api_route("/api/datasets/{ns}/{name}", methods=METHODS, include_in_schema=False)
+@router.api_route("/api/datasets/{ns}/{name}/{rest:path}", methods=METHODS, include_in_schema=False)
 async def dataset_api(ns: str, name: str, request: Request) -> None:
     await _not_found(request, "dataset", ns, name)
 
 
-@router.api_route("/datasets/{ns}/{name}/resolve/{rest:path}", methods=["GET", "HEAD"])
+@router.api_route("/datasets/{ns}/{name}/resolve/{rest:path}", methods=["GET", "HEAD"], include_in_schema=False)
 async def dataset_resolve(ns: str, name: str, request: Request) -> None:
     await _not_found(request, "dataset", ns, name)
 
 
-@router.api_route("/{ns}/{name}/resolve/{rest:path}", methods=["GET", "HEAD"])
+@router.api_route("/{ns}/{name}/resolve/{rest:path}", methods=["GET", "HEAD"], include_in_schema=False)
 async def model_resolve(ns: str, name: str, request: Request) -> None:
     await _not_found(request, "model", ns, name)
