@@ -100,6 +100,8 @@ class SpaceService:
         self.on_change: Callable[[str], None] | None = None
         #: (space id, subdomain, instance record) -> None, after a Space is deleted: stop it, drop its route
         self.on_deleted: Callable[[str, str, dict], None] | None = None
+        #: (space id, old subdomain) -> None, after a Space was renamed or moved: drop the old name's route
+        self.on_moved: Callable[[str, str], None] | None = None
         #: (session, account, flavor) -> None, raises QuotaExceeded: checked whenever hardware is asked for
         self.check_quota: Callable[[Session, Account, str], None] | None = None
 
@@ -197,6 +199,39 @@ class SpaceService:
         repo.delete()
         if hook is not None:
             after_commit(s, lambda: hook(*gone))
+
+    def move(self, s: Session, principal: Principal, space: Space, target_id: str) -> None:
+        """Rename a Space, or move it to another namespace the caller may write, as one transaction.
+
+        The Space keeps its id, so its repository, history, secrets, variables, likes, discussions and builds
+        come along untouched; its subdomain follows the new name (a case-only rename keeps it). The old name is
+        free at once and answers 404 (the Hub redirects it instead; README says so). A running app
+        restarts: ``SPACE_ID`` and ``SPACE_HOST`` in its environment name the new id.
+        """
+        namespace, name = validate_repo_id(target_id)
+        owner = self._owner_for_create(s, principal, namespace)
+        new_id = f"{owner.name}/{name}"
+        if new_id == space.repo_id:
+            raise BadRequest(f"The Space is already named {space.repo_id}; choose another name.")
+        existing = self.find(s, new_id)
+        if existing is not None and existing.id != space.id:
+            raise RepoExists(f"You already have a Space named {existing.repo_id}; choose another name.",
+                             repo_id=existing.repo_id)
+        if owner.id != space.owner_id and self.check_quota is not None:
+            self.check_quota(s, owner, space.hardware)
+        old_subdomain = space.subdomain
+        if old_subdomain not in subdomain_candidates(new_id):
+            space.subdomain = self._pick_subdomain(s, new_id)
+        space.owner_id, space.owner, space.name = owner.id, owner, name
+        space.repo_id, space.key = new_id, new_id.lower()
+        space.last_modified = utcnow()
+        s.flush()  # a name taken meanwhile fails here, with nothing changed
+        if space.instance is not None:
+            space.instance_sha = None  # the app's environment names its id and host: a fresh instance
+        self.changed(s, space)
+        if self.on_moved is not None and old_subdomain != space.subdomain:
+            hook, space_id = self.on_moved, space.id
+            after_commit(s, lambda: hook(space_id, old_subdomain))
 
     def duplicate(self, s: Session, principal: Principal, source: Space, target_id: str, *, private: bool | None,
                   hardware: str | None, sleep_time: int | None, secrets: list[KeyValue],

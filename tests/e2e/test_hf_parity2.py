@@ -1,0 +1,148 @@
+"""Issue 23, second part, through the real ``huggingface_hub`` 2.4.0 and its ``hf`` CLI against a live server:
+renaming and moving a Space (``move_repo``), ``super_squash_history``, and likes (``list_liked_repos``,
+``list_repo_likers``)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from harness import unique, wait_until
+from huggingface_hub import HfApi
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+pytestmark = pytest.mark.timeout(180)
+
+INDEX = b"<!doctype html><title>moved</title><p>the app of a Space that moves</p>\n"
+
+
+def hf(actor, *args: str) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
+    """The ``hf`` CLI as a user runs it; the suite turns implicit tokens off, so ``--token`` says it."""
+    exe = Path(sys.executable).with_name("hf")
+    env = {**os.environ, "HF_ENDPOINT": actor.server.url, "NO_COLOR": "1"}
+    return subprocess.run([str(exe), *args, "--token", actor.token], env=env, capture_output=True, text=True,
+                          timeout=90)
+
+
+def app_get(server, subdomain: str) -> httpx.Response:  # noqa: ANN001
+    """GET / of the app on ``subdomain`` through the proxy (the server's only listener)."""
+    host = server.app_origin(subdomain).split("://", 1)[1]
+    return httpx.get(f"{server.url}/", headers={"host": host}, timeout=10)
+
+
+def like(actor, repo_id: str, on: bool = True) -> None:  # noqa: ANN001
+    """Like a Space as the web page does (huggingface_hub 2.x has no ``like`` any more)."""
+    r = httpx.request("POST" if on else "DELETE", f"{actor.server.url}/api/spaces/{repo_id}/like",
+                      headers={"authorization": f"Bearer {actor.token}"}, timeout=10)
+    r.raise_for_status()
+
+
+def state(api: HfApi, repo_id: str) -> tuple:
+    """What a refused move must not change."""
+    info = api.space_info(repo_id)
+    commits = [c.commit_id for c in api.list_repo_commits(repo_id, repo_type="space")]
+    return info.id, info.subdomain, info.sha, commits
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 1. rename / move
+
+
+def test_move_keeps_everything_and_the_app_follows_the_name(server, alice, bob, make_org, make_space):
+    org = make_org("alice")
+    repo_id = make_space(alice, sdk="static", space_secrets=[{"key": "TOKEN", "value": "s3cret"}],
+                         space_variables=[{"key": "MODE", "value": "demo"}])
+    alice.api.upload_file(path_or_fileobj=INDEX, path_in_repo="index.html", repo_id=repo_id, repo_type="space")
+    like(bob, repo_id)
+    disc = bob.api.create_discussion(repo_id, "hello", description="nice one", repo_type="space")
+    before = alice.api.space_info(repo_id)
+    commits = [c.commit_id for c in alice.api.list_repo_commits(repo_id, repo_type="space")]
+    wait_until(lambda: alice.api.get_space_runtime(repo_id).stage == "RUNNING", timeout=120, what="running")
+    wait_until(lambda: app_get(server, before.subdomain).content == INDEX, timeout=30, what="the app")
+
+    # rename within alice's namespace, then move into her org
+    renamed = f"alice/{unique('renamed')}"
+    alice.api.move_repo(repo_id, renamed, repo_type="space")
+    moved = f"{org}/{unique('moved')}"
+    alice.api.move_repo(renamed, moved, repo_type="space")
+
+    info = alice.api.space_info(moved)
+    assert info.id == moved and info.author == org
+    assert info.sha == before.sha and info.likes == 1
+    assert [c.commit_id for c in alice.api.list_repo_commits(moved, repo_type="space")] == commits
+    assert set(alice.api.get_space_secrets(moved)) == {"TOKEN"}
+    assert alice.api.get_space_variables(moved)["MODE"].value == "demo"
+    assert [d.title for d in alice.api.get_repo_discussions(moved, repo_type="space")] == ["hello"]
+    assert alice.api.get_discussion_details(moved, disc.num, repo_type="space").events[0].content == "nice one"
+    # the old names are gone: the Space, its files, git
+    for old in (repo_id, renamed):
+        assert not alice.api.repo_exists(old, repo_type="space")
+        with pytest.raises(RepositoryNotFoundError):
+            alice.api.hf_hub_download(old, "index.html", repo_type="space")
+    # the app answers on the new subdomain, and only there
+    assert info.subdomain != before.subdomain and info.subdomain.startswith(org.lower())
+    wait_until(lambda: app_get(server, info.subdomain).content == INDEX, timeout=60, what="the app at its new URL")
+    assert app_get(server, before.subdomain).status_code == 404
+    assert (info.host or "").rstrip("/") == server.app_origin(info.subdomain)
+
+    # the old name is free again
+    alice.api.create_repo(repo_id, repo_type="space", space_sdk="static")
+    assert alice.api.space_info(repo_id).sha != before.sha
+    for rid in (repo_id, moved):
+        alice.api.delete_repo(rid, repo_type="space")
+
+
+def test_refused_moves_change_nothing(alice, bob, carol, make_org, make_space):
+    repo_id = make_space(alice)
+    taken = make_space(alice)
+    bob_org = make_org("bob")
+    before = state(alice.api, repo_id)
+    # name clash: 409
+    with pytest.raises(HfHubHTTPError) as exc:
+        alice.api.move_repo(repo_id, taken, repo_type="space")
+    assert exc.value.response.status_code == 409
+    with pytest.raises(HfHubHTTPError) as exc:
+        alice.api.move_repo(repo_id, taken.upper(), repo_type="space")
+    assert exc.value.response.status_code == 409
+    # a namespace alice cannot write, or that does not exist: 403
+    for target in (f"{bob_org}/x-{unique('n')}", f"bob/{unique('n')}", f"{unique('nobody')}/x"):
+        with pytest.raises(HfHubHTTPError) as exc:
+            alice.api.move_repo(repo_id, target, repo_type="space")
+        assert exc.value.response.status_code == 403, target
+    # someone else's Space: bob cannot take it
+    with pytest.raises(HfHubHTTPError) as exc:
+        bob.api.move_repo(repo_id, f"bob/{unique('stolen')}", repo_type="space")
+    assert exc.value.response.status_code in (403, 404)
+    # a bad name: 400, and the same name
+    with pytest.raises(HfHubHTTPError) as exc:
+        alice.api.move_repo(repo_id, "alice/bad--name", repo_type="space")
+    assert exc.value.response.status_code == 400
+    with pytest.raises(HfHubHTTPError) as exc:
+        alice.api.move_repo(repo_id, repo_id, repo_type="space")
+    assert exc.value.response.status_code == 400
+    # a model of the same name is not the Space
+    with pytest.raises(RepositoryNotFoundError):
+        alice.api.move_repo(repo_id, f"alice/{unique('m')}")
+    assert state(alice.api, repo_id) == before
+    assert alice.api.repo_exists(taken, repo_type="space")
+
+
+def test_case_only_rename_keeps_the_subdomain_and_the_hf_cli_moves(alice, make_space):
+    name = unique("case")
+    repo_id = make_space(alice, name)
+    sub = alice.api.space_info(repo_id).subdomain
+    upper = f"alice/{name.upper()}"
+    alice.api.move_repo(repo_id, upper, repo_type="space")
+    info = alice.api.space_info(upper)
+    assert info.id == upper and info.subdomain == sub
+
+    target = f"alice/{unique('cli')}"
+    res = hf(alice, "repos", "move", upper, target, "--repo-type", "space")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert alice.api.space_info(target).id == target
+    assert not alice.api.repo_exists(upper, repo_type="space")
+    alice.api.delete_repo(target, repo_type="space")
