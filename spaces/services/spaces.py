@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from spaces.db.models import Account, Space, SpaceSecret, SpaceVariable, new_id, utcnow
@@ -225,7 +226,11 @@ class SpaceService:
         space.owner_id, space.owner, space.name = owner.id, owner, name
         space.repo_id, space.key = new_id, new_id.lower()
         space.last_modified = utcnow()
-        s.flush()  # a name taken meanwhile fails here, with nothing changed
+        try:
+            s.flush()
+        except IntegrityError:  # the name or subdomain was taken meanwhile: the transaction rolls back
+            raise RepoExists(f"A Space named {new_id} was just created; choose another name.",
+                             repo_id=new_id) from None
         if space.instance is not None:
             space.instance_sha = None  # the app's environment names its id and host: a fresh instance
         self.changed(s, space)

@@ -146,3 +146,23 @@ def test_case_only_rename_keeps_the_subdomain_and_the_hf_cli_moves(alice, make_s
     assert alice.api.space_info(target).id == target
     assert not alice.api.repo_exists(upper, repo_type="space")
     alice.api.delete_repo(target, repo_type="space")
+
+
+def test_two_moves_to_one_name_at_once_one_wins_the_other_is_409(alice, make_space):
+    import concurrent.futures
+
+    sources = [make_space(alice, sdk="static") for _ in range(4)]
+    target = f"alice/{unique('race')}"
+
+    def move(src: str) -> int:
+        try:
+            alice.api.move_repo(src, target, repo_type="space")
+            return 200
+        except HfHubHTTPError as exc:
+            return exc.response.status_code
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        codes = sorted(pool.map(move, sources))
+    assert codes == [200, 409, 409, 409]
+    assert sum(alice.api.repo_exists(s, repo_type="space") for s in sources) == 3
+    alice.api.delete_repo(target, repo_type="space")
