@@ -282,6 +282,29 @@ class SpaceService:
             self.refresh(s, space)
         return sha
 
+    def super_squash(self, s: Session, principal: Principal, space: Space, branch: str, message: str) -> str:
+        """One root commit with the tree of ``branch``'s tip replaces its history. The files do not change, so a
+        Space whose ``main`` is squashed is not rebuilt: what was built from the old tip is what the new commit
+        holds, and it keeps running. Returns the new commit."""
+        repo = self.repo(space)
+        old, new = repo.squash(branch, message=message, author_name=principal.account.name,
+                               author_email=principal.account.email or f"{principal.account.name}@users.noreply.spaces")
+        after_rollback(s, lambda: repo.restore_tip(new, old, branch))
+        if branch != "main":
+            return new
+        artifact = space.artifact or {}
+        if space.sha == old and artifact.get("sha") == old:
+            # same tree: the artifact and the instance are the new commit's too (the old one may be collected)
+            space.artifact = {**artifact, "sha": new}
+            if space.instance_sha == old:
+                space.instance_sha = new
+            space.sha = new
+            space.last_modified = utcnow()
+            self.changed(s, space)
+        else:
+            self.refresh(s, space)  # a build of the old tip was under way: build the new commit instead
+        return new
+
     def repair(self, s: Session) -> list[str]:
         """Bring every Space whose recorded ``sha`` is not git's tip of main up to the tip (after a kill between
         a git update and the database commit, or a push whose refresh failed). Returns the repo ids repaired."""

@@ -13,7 +13,12 @@ import httpx
 import pytest
 from harness import unique, wait_until
 from huggingface_hub import HfApi
-from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+from huggingface_hub.errors import (
+    BadRequestError,
+    HfHubHTTPError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -39,6 +44,20 @@ def like(actor, repo_id: str, on: bool = True) -> None:  # noqa: ANN001
     r = httpx.request("POST" if on else "DELETE", f"{actor.server.url}/api/spaces/{repo_id}/like",
                       headers={"authorization": f"Bearer {actor.token}"}, timeout=10)
     r.raise_for_status()
+
+
+def builds_of(server, repo_id: str) -> list[str]:  # noqa: ANN001
+    """The commits the server queued builds for, read from its database (no API lists builds)."""
+    import sqlalchemy as sa
+
+    url = server.env.get("SPACES_DATABASE_URL") or f"sqlite:///{server.data_dir / 'spaces.db'}"
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(sa.text("SELECT b.sha FROM builds b JOIN spaces p ON p.id = b.space_id "
+                                             "WHERE p.key = :k ORDER BY b.id"), {"k": repo_id.lower()}).scalars())
+    finally:
+        engine.dispose()
 
 
 def state(api: HfApi, repo_id: str) -> tuple:
@@ -166,3 +185,91 @@ def test_two_moves_to_one_name_at_once_one_wins_the_other_is_409(alice, make_spa
     assert codes == [200, 409, 409, 409]
     assert sum(alice.api.repo_exists(s, repo_type="space") for s in sources) == 3
     alice.api.delete_repo(target, repo_type="space")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 2. super_squash_history
+
+
+def test_super_squash_keeps_the_tree_and_the_running_app(server, alice, make_space):
+    repo_id = make_space(alice, sdk="static")
+    for i in range(3):
+        alice.api.upload_file(path_or_fileobj=b"data %d\n" % i, path_in_repo=f"data/{i}.txt", repo_id=repo_id,
+                              repo_type="space")
+    alice.api.upload_file(path_or_fileobj=INDEX, path_in_repo="index.html", repo_id=repo_id, repo_type="space")
+    old = alice.api.list_repo_commits(repo_id, repo_type="space")
+    alice.api.create_tag(repo_id, tag="v1", repo_type="space")
+    alice.api.create_branch(repo_id, branch="dev", repo_type="space")
+    files = sorted(alice.api.list_repo_files(repo_id, repo_type="space"))
+    wait_until(lambda: alice.api.get_space_runtime(repo_id).stage == "RUNNING", timeout=120, what="running")
+    sub = alice.api.space_info(repo_id).subdomain
+    wait_until(lambda: app_get(server, sub).content == INDEX, timeout=30, what="the app")
+
+    built = builds_of(server, repo_id)
+    alice.api.super_squash_history(repo_id, repo_type="space", commit_message="one commit for all")
+
+    new = alice.api.list_repo_commits(repo_id, repo_type="space")
+    assert [c.title for c in new] == ["one commit for all"] and new[0].commit_id != old[0].commit_id
+    assert sorted(alice.api.list_repo_files(repo_id, repo_type="space")) == files
+    assert alice.api.hf_hub_download(repo_id, "data/1.txt", repo_type="space", revision=new[0].commit_id,
+                                     local_dir=None) is not None
+    # not rebuilt: the same tree is already built and running
+    assert builds_of(server, repo_id) == built
+    runtime = alice.api.get_space_runtime(repo_id)
+    assert runtime.stage == "RUNNING" and runtime.raw["sha"] == new[0].commit_id
+    assert app_get(server, sub).content == INDEX
+    # tags and other branches keep the old history
+    refs = alice.api.list_repo_refs(repo_id, repo_type="space")
+    assert {t.name: t.target_commit for t in refs.tags} == {"v1": old[0].commit_id}
+    assert {b.name: b.target_commit for b in refs.branches}["dev"] == old[0].commit_id
+    assert len(alice.api.list_repo_commits(repo_id, repo_type="space", revision="dev")) == len(old)
+    # a later commit builds and serves as usual
+    alice.api.upload_file(path_or_fileobj=INDEX + b"<p>v2</p>\n", path_in_repo="index.html", repo_id=repo_id,
+                          repo_type="space")
+    wait_until(lambda: app_get(server, sub).content.endswith(b"v2</p>\n"), timeout=120, what="the new app")
+    assert len(alice.api.list_repo_commits(repo_id, repo_type="space")) == 2
+
+
+def test_super_squash_of_another_branch_with_the_default_message_and_refusals(alice, bob, make_space):
+    repo_id = make_space(alice)
+    alice.api.create_branch(repo_id, branch="feature/x", repo_type="space")
+    for i in range(2):
+        alice.api.upload_file(path_or_fileobj=b"%d" % i, path_in_repo="f.txt", repo_id=repo_id, repo_type="space",
+                              revision="feature/x")
+    main_before = alice.api.list_repo_commits(repo_id, repo_type="space")
+    alice.api.super_squash_history(repo_id, branch="feature/x", repo_type="space")
+    squashed = alice.api.list_repo_commits(repo_id, repo_type="space", revision="feature/x")
+    assert [c.title for c in squashed] == ["Super-squash branch 'feature/x' using huggingface_hub"]
+    assert alice.api.list_repo_commits(repo_id, repo_type="space") == main_before
+
+    alice.api.create_tag(repo_id, tag="v1", repo_type="space")
+    with pytest.raises(BadRequestError):
+        alice.api.super_squash_history(repo_id, branch="v1", repo_type="space")
+    with pytest.raises(RevisionNotFoundError):
+        alice.api.super_squash_history(repo_id, branch="nope", repo_type="space")
+    with pytest.raises(HfHubHTTPError) as exc:
+        bob.api.super_squash_history(repo_id, repo_type="space")
+    assert exc.value.response.status_code in (403, 404)
+    with pytest.raises(RepositoryNotFoundError):
+        alice.api.super_squash_history(repo_id)  # a model of the same name
+    assert alice.api.list_repo_commits(repo_id, repo_type="space") == main_before
+
+
+def test_a_pull_request_opened_before_a_squash_cannot_be_merged_and_says_why(alice, bob, make_space):
+    """The Hub warns that squashed history cannot be merged back; a pull request on the old history is refused
+    clearly at merge time (the squash itself is not refused: the Hub does not refuse it either)."""
+    repo_id = make_space(alice)
+    pr = bob.api.upload_file(path_or_fileobj=b"from bob\n", path_in_repo="bob.txt", repo_id=repo_id,
+                             repo_type="space", create_pr=True)
+    num = int(pr.pr_num)
+    alice.api.upload_file(path_or_fileobj=b"second\n", path_in_repo="second.txt", repo_id=repo_id,
+                          repo_type="space")
+    alice.api.super_squash_history(repo_id, repo_type="space")
+    tip = alice.api.space_info(repo_id).sha
+    with pytest.raises(HfHubHTTPError) as exc:
+        alice.api.merge_pull_request(repo_id, num, repo_type="space")
+    assert exc.value.response.status_code == 409, exc.value
+    assert "squash" in str(exc.value).lower() or "unrelated" in str(exc.value).lower()
+    assert alice.api.space_info(repo_id).sha == tip
+    details = alice.api.get_discussion_details(repo_id, num, repo_type="space")
+    assert details.status == "open" and "bob.txt" in details.conflicting_files
