@@ -96,6 +96,8 @@ def test_move_keeps_everything_and_the_app_follows_the_name(server, alice, bob, 
     assert set(alice.api.get_space_secrets(moved)) == {"TOKEN"}
     assert alice.api.get_space_variables(moved)["MODE"].value == "demo"
     assert [d.title for d in alice.api.get_repo_discussions(moved, repo_type="space")] == ["hello"]
+    assert moved in bob.api.list_liked_repos("bob").spaces
+    assert [u.username for u in alice.api.list_repo_likers(moved, repo_type="space")] == ["bob"]
     assert alice.api.get_discussion_details(moved, disc.num, repo_type="space").events[0].content == "nice one"
     # the old names are gone: the Space, its files, git
     for old in (repo_id, renamed):
@@ -273,3 +275,51 @@ def test_a_pull_request_opened_before_a_squash_cannot_be_merged_and_says_why(ali
     assert alice.api.space_info(repo_id).sha == tip
     details = alice.api.get_discussion_details(repo_id, num, repo_type="space")
     assert details.status == "open" and "bob.txt" in details.conflicting_files
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 3. likes
+
+
+def test_liked_repos_and_likers_never_leak_private_spaces(alice, bob, carol, anon, make_org, make_space):
+    org = make_org("alice", "carol")
+    public = make_space(alice)
+    later_private = make_space(alice)
+    org_private = make_space(alice, namespace=org, private=True)
+    bobs = make_space(bob)
+    for actor, repo_id in [(bob, public), (bob, bobs), (carol, public), (carol, later_private),
+                           (carol, org_private), (bob, later_private)]:
+        like(actor, repo_id)
+
+    assert {u.username for u in anon.api.list_repo_likers(public, repo_type="space")} == {"bob", "carol"}
+    assert [u.username for u in alice.api.list_repo_likers(org_private, repo_type="space")] == ["carol"]
+    for outsider in (anon, bob):
+        with pytest.raises(RepositoryNotFoundError):
+            list(outsider.api.list_repo_likers(org_private, repo_type="space"))
+    carol_likes = carol.api.list_liked_repos("carol")
+    assert set(carol_likes.spaces) == {public, later_private, org_private} and carol_likes.total == 3
+    assert carol_likes.models == [] and carol_likes.datasets == []
+    # what carol liked, seen by others: only what they may read themselves
+    assert set(anon.api.list_liked_repos("carol").spaces) == {public, later_private}
+    assert set(bob.api.list_liked_repos("carol").spaces) == {public, later_private}
+
+    alice.api.update_repo_settings(later_private, private=True, repo_type="space")
+    assert set(anon.api.list_liked_repos("carol").spaces) == {public}
+    assert set(bob.api.list_liked_repos("bob").spaces) == {public, bobs}  # bob liked it, but may not see it now
+    with pytest.raises(RepositoryNotFoundError):
+        list(bob.api.list_repo_likers(later_private, repo_type="space"))
+    assert set(alice.api.list_liked_repos("carol").spaces) == {public, later_private, org_private}
+    assert set(alice.api.list_liked_repos("bob").spaces) == {public, bobs, later_private}
+
+    # unliking removes it; the newest like comes first
+    like(carol, org_private, on=False)
+    assert alice.api.list_liked_repos("carol").spaces == [later_private, public]
+    assert carol.api.list_liked_repos("carol").spaces == [public]  # she may not see later_private any more
+    with pytest.raises(HfHubHTTPError) as exc:
+        anon.api.list_liked_repos(unique("nobody"))
+    assert exc.value.response.status_code == 404
+    with pytest.raises(HfHubHTTPError) as exc:
+        anon.api.list_liked_repos(org)  # an organization likes nothing
+    assert exc.value.response.status_code == 404
+    with pytest.raises(RepositoryNotFoundError):
+        list(alice.api.list_repo_likers(public))  # a model of the same name
