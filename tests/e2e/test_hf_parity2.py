@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from e2e.helpers import clone, head
 from harness import unique, wait_until
 from huggingface_hub import HfApi
 from huggingface_hub.errors import (
@@ -71,7 +72,7 @@ def state(api: HfApi, repo_id: str) -> tuple:
 # 1. rename / move
 
 
-def test_move_keeps_everything_and_the_app_follows_the_name(server, alice, bob, make_org, make_space):
+def test_move_keeps_everything_and_the_app_follows_the_name(server, alice, bob, make_org, make_space, tmp_path):
     org = make_org("alice")
     repo_id = make_space(alice, sdk="static", space_secrets=[{"key": "TOKEN", "value": "s3cret"}],
                          space_variables=[{"key": "MODE", "value": "demo"}])
@@ -99,8 +100,11 @@ def test_move_keeps_everything_and_the_app_follows_the_name(server, alice, bob, 
     assert moved in bob.api.list_liked_repos("bob").spaces
     assert [u.username for u in alice.api.list_repo_likers(moved, repo_type="space")] == ["bob"]
     assert alice.api.get_discussion_details(moved, disc.num, repo_type="space").events[0].content == "nice one"
-    # the old names are gone: the Space, its files, git
-    for old in (repo_id, renamed):
+    # git clones the new name with the same history; the old names are gone: the Space, its files, git
+    clone(server, moved, tmp_path / "new", alice.token)
+    assert head(tmp_path / "new") == before.sha
+    for i, old in enumerate((repo_id, renamed)):
+        assert clone(server, old, tmp_path / f"old{i}", alice.token, check=False).returncode != 0
         assert not alice.api.repo_exists(old, repo_type="space")
         with pytest.raises(RepositoryNotFoundError):
             alice.api.hf_hub_download(old, "index.html", repo_type="space")
