@@ -143,6 +143,9 @@ class Platform:
         hub.spaces.on_revision = self.builds.submit
         hub.spaces.on_change = self.reconciler.nudge
         hub.spaces.on_deleted = self._stop_deleted
+        hub.spaces.on_moved = self._drop_old_route
+        #: space id -> the subdomain its route was last published on (a rename moves it)
+        self._route_hosts: dict[str, str] = {}
         hub.spaces.check_quota = self.capacity.check_quota
         hub.capacity = self.capacity
         self.wake = WakeService(hub.db, self.reconciler, timeout=settings.proxy.wake_timeout)
@@ -192,6 +195,11 @@ class Platform:
         return self.backend.start(spec)
 
     def _publish_route(self, update: RouteUpdate) -> None:
+        old = self._route_hosts.get(update.space_id)
+        if old is not None and old != update.subdomain:
+            # a step that read the name before a rename published it after the rename dropped it: drop it again
+            self._drop_old_route(update.space_id, old)
+        self._route_hosts[update.space_id] = update.subdomain
         upstream = update.upstream
         if update.static_root:
             self.static.roots[update.subdomain] = (Path(update.static_root), update.app_file or "index.html")
@@ -201,7 +209,14 @@ class Platform:
         self.routes.put(update.subdomain, Route(update.space_id, upstream, update.state, update.private,
                                                 update.owner_id, update.message, update.title, update.stage))
 
+    def _drop_old_route(self, space_id: str, subdomain: str) -> None:
+        """After a rename: the old subdomain answers 404 at once; the reconciler publishes the new one."""
+        self.routes.delete(subdomain)
+        self.static.roots.pop(subdomain, None)
+        self.reconciler.nudge(space_id)
+
     def _stop_deleted(self, space_id: str, subdomain: str, instance: dict) -> None:
+        self._route_hosts.pop(space_id, None)
         self.routes.delete(subdomain)
         self.static.roots.pop(subdomain, None)
         self.proxy.activity.forget(space_id)

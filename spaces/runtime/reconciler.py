@@ -530,7 +530,7 @@ class Reconciler:
 
 
 #: what users and builds change and the reconciler only reads
-_DESIRED = (Space.paused, Space.asleep, Space.sha, Space.hardware, Space.private)
+_DESIRED = (Space.paused, Space.asleep, Space.sha, Space.hardware, Space.private, Space.subdomain)
 
 
 class _DesiredChanged(Exception):

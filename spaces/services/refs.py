@@ -78,3 +78,16 @@ def create_tag(repo: GitRepo, principal: Principal, name: object, revision: str,
 
 def delete_tag(repo: GitRepo, name: str) -> None:
     repo.delete_ref(f"refs/tags/{name}")
+
+
+def squashable_branch(repo: GitRepo, name: str) -> str:
+    """The short name of the branch ``name`` (or ``refs/heads/name``) names, for ``super_squash_history``: a tag
+    or a pull request ref is ``BadRequest`` (the Hub refuses tags), a missing branch ``RevisionNotFound``."""
+    short = name.removeprefix("refs/heads/")
+    if not is_plain_refname(short) or short.startswith("refs/"):
+        raise BadRequest(f"Only a branch's history can be squashed; '{name}' is not a branch name.")
+    if repo.ref_target(f"refs/heads/{short}") is None:
+        if repo.ref_target(f"refs/tags/{short}") is not None:
+            raise BadRequest(f"'{short}' is a tag: only a branch's history can be squashed.")
+        raise RevisionNotFound(short)
+    return short

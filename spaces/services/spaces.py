@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from spaces.db.models import Account, Space, SpaceSecret, SpaceVariable, new_id, utcnow
@@ -100,6 +101,8 @@ class SpaceService:
         self.on_change: Callable[[str], None] | None = None
         #: (space id, subdomain, instance record) -> None, after a Space is deleted: stop it, drop its route
         self.on_deleted: Callable[[str, str, dict], None] | None = None
+        #: (space id, old subdomain) -> None, after a Space was renamed or moved: drop the old name's route
+        self.on_moved: Callable[[str, str], None] | None = None
         #: (session, account, flavor) -> None, raises QuotaExceeded: checked whenever hardware is asked for
         self.check_quota: Callable[[Session, Account, str], None] | None = None
 
@@ -200,6 +203,43 @@ class SpaceService:
         if hook is not None:
             after_commit(s, lambda: hook(*gone))
 
+    def move(self, s: Session, principal: Principal, space: Space, target_id: str) -> None:
+        """Rename a Space, or move it to another namespace the caller may write, as one transaction.
+
+        The Space keeps its id, so its repository, history, secrets, variables, likes, discussions and builds
+        come along untouched; its subdomain follows the new name (a case-only rename keeps it). The old name is
+        free at once and answers 404 (the Hub redirects it instead; README says so). A running app
+        restarts: ``SPACE_ID`` and ``SPACE_HOST`` in its environment name the new id.
+        """
+        namespace, name = validate_repo_id(target_id)
+        owner = self._owner_for_create(s, principal, namespace)
+        new_id = f"{owner.name}/{name}"
+        if new_id == space.repo_id:
+            raise BadRequest(f"The Space is already named {space.repo_id}; choose another name.")
+        existing = self.find(s, new_id)
+        if existing is not None and existing.id != space.id:
+            raise RepoExists(f"You already have a Space named {existing.repo_id}; choose another name.",
+                             repo_id=existing.repo_id)
+        if owner.id != space.owner_id and self.check_quota is not None:
+            self.check_quota(s, owner, space.hardware)
+        old_subdomain = space.subdomain
+        if old_subdomain not in subdomain_candidates(new_id):
+            space.subdomain = self._pick_subdomain(s, new_id)
+        space.owner_id, space.owner, space.name = owner.id, owner, name
+        space.repo_id, space.key = new_id, new_id.lower()
+        space.last_modified = utcnow()
+        try:
+            s.flush()
+        except IntegrityError:  # the name or subdomain was taken meanwhile: the transaction rolls back
+            raise RepoExists(f"A Space named {new_id} was just created; choose another name.",
+                             repo_id=new_id) from None
+        if space.instance is not None:
+            space.instance_sha = None  # the app's environment names its id and host: a fresh instance
+        self.changed(s, space)
+        if self.on_moved is not None and old_subdomain != space.subdomain:
+            hook, space_id = self.on_moved, space.id
+            after_commit(s, lambda: hook(space_id, old_subdomain))
+
     def duplicate(self, s: Session, principal: Principal, source: Space, target_id: str, *, private: bool | None,
                   hardware: str | None, sleep_time: int | None, secrets: list[KeyValue],
                   variables: list[KeyValue] | None) -> Space:
@@ -243,6 +283,29 @@ class SpaceService:
         if branch == "main":
             self.refresh(s, space)
         return sha
+
+    def super_squash(self, s: Session, principal: Principal, space: Space, branch: str, message: str) -> str:
+        """One root commit with the tree of ``branch``'s tip replaces its history. The files do not change, so a
+        Space whose ``main`` is squashed is not rebuilt: what was built from the old tip is what the new commit
+        holds, and it keeps running. Returns the new commit."""
+        repo = self.repo(space)
+        old, new = repo.squash(branch, message=message, author_name=principal.account.name,
+                               author_email=principal.account.email or f"{principal.account.name}@users.noreply.spaces")
+        after_rollback(s, lambda: repo.restore_tip(new, old, branch))
+        if branch != "main":
+            return new
+        artifact = space.artifact or {}
+        if space.sha == old and artifact.get("sha") == old:
+            # same tree: the artifact and the instance are the new commit's too (the old one may be collected)
+            space.artifact = {**artifact, "sha": new}
+            if space.instance_sha == old:
+                space.instance_sha = new
+            space.sha = new
+            space.last_modified = utcnow()
+            self.changed(s, space)
+        else:
+            self.refresh(s, space)  # a build of the old tip was under way: build the new commit instead
+        return new
 
     def repair(self, s: Session) -> list[str]:
         """Bring every Space whose recorded ``sha`` is not git's tip of main up to the tip (after a kill between

@@ -333,6 +333,10 @@ class GitRepo:
         tip = self._rev(branch)
         if self._is_ancestor(source, tip) or self._is_ancestor(tip, source):
             return []
+        if run_git(self.path, ["merge-base", tip, source], ok=(0, 1)).returncode == 1:
+            # no shared history (the branch was squashed): every file that differs stands in the way
+            out = self._git("diff", "--name-only", "--no-renames", "-z", tip, source)
+            return sorted(dec(p) for p in out.split(b"\0") if p)
         return self._merge_tree(tip, source)[1]
 
     def diff(self, base: str, head: str, max_bytes: int = 1 << 20) -> str:
@@ -347,7 +351,12 @@ class GitRepo:
         return dec(out)
 
     def _merge_tree(self, tip: str, source: str) -> tuple[str, list[str]]:
-        """(merged tree, conflicting files) for a three-way merge of two commits, written without a work tree."""
+        """(merged tree, conflicting files) for a three-way merge of two commits, written without a work tree.
+        ``Conflict`` when they share no history (a branch squashed by ``super_squash_history`` since)."""
+        if run_git(self.path, ["merge-base", tip, source], ok=(0, 1)).returncode == 1:
+            raise Conflict("These commits share no history (the branch was squashed since, or started anew): "
+                           "they cannot be merged. Open the changes again on top of the current branch.",
+                           code="UnrelatedHistories")
         proc = run_git(self.path, ["merge-tree", "--write-tree", "--no-messages", "--name-only", tip, source],
                        ok=(0, 1))
         lines = dec(proc.stdout).splitlines()
@@ -430,6 +439,24 @@ class GitRepo:
         if expected_parent is not None:
             raise PreconditionFailed(f"The tip of {branch} moved while committing; fetch and retry.")
         raise GitError(f"Could not update {branch}: it kept changing under concurrent writes; retry.")
+
+    def squash(self, branch: str, *, message: str, author_name: str, author_email: str) -> tuple[str, str]:
+        """Replace the history of ``branch`` by one root commit with the tree of its tip (``super_squash_history``);
+        return ``(old tip, new commit)``. Compare-and-swap under the commit lock: a commit that lands meanwhile is
+        never lost (it is squashed too, or this is refused). Tags and other branches keep the old commits."""
+        ref = self._ref(branch)
+        env = {"GIT_AUTHOR_NAME": _ident(author_name) or "unknown", "GIT_AUTHOR_EMAIL": _ident(author_email)}
+        env.update(GIT_COMMITTER_NAME=env["GIT_AUTHOR_NAME"], GIT_COMMITTER_EMAIL=env["GIT_AUTHOR_EMAIL"])
+        text = (message.strip() or f"Super-squash branch '{branch}'").replace("\0", "") + "\n"
+        with commit_lock(self.path):
+            tip = read_tip(self.path, ref)
+            if tip is None:
+                raise RevisionNotFound(branch)
+            tree = self._git("rev-parse", f"{tip}^{{tree}}").decode().strip()
+            new = self._git("commit-tree", tree, input=text.encode(), env=env).decode().strip()
+            if not compare_and_swap(self.path, ref, new, tip):
+                raise Conflict(f"{branch} moved while squashing; retry.")
+            return tip, new
 
     def undo_commit(self, sha: str, branch: str = "main") -> bool:
         """Move ``branch`` back from ``sha`` to its first parent (delete it for a root commit), if it is still at

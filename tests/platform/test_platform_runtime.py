@@ -218,3 +218,29 @@ def test_admin_may_request_paid_hardware(platform) -> None:  # noqa: ANN001
     rt = api.request_space_hardware(repo_id, "cpu-upgrade")
     assert rt.raw["hardware"]["requested"] == "cpu-upgrade"
     api.delete_repo(repo_id, repo_type="space")
+
+
+def test_a_moved_space_restarts_under_its_new_name(platform, alice, make_space) -> None:  # noqa: ANN001
+    """``move_repo`` on a running app: the app answers at the new subdomain with ``SPACE_ID`` and ``SPACE_HOST``
+    naming the new id, and the old subdomain answers 404."""
+    files = kit.space_files(**{"README.md": kit.readme("gradio", title="Moving probe"),
+                               "app.py": kit.app_source("probe.py")})
+    repo_id = make_space(alice, files, sdk="gradio")
+    kit.wait_stage(alice.api, repo_id, kit.RUNNING)
+    assert json.loads(call(platform, repo_id, "env", ""))["SPACE_ID"] == repo_id
+    target = f"alice/moved-{secrets.token_hex(4)}"
+    alice.api.move_repo(repo_id, target, repo_type="space")
+    try:
+        def env_at_new_name() -> dict | None:
+            try:  # 404 or a starting page while the new instance comes up
+                env = json.loads(call(platform, target, "env", ""))
+            except (httpx.HTTPError, AssertionError, ValueError):
+                return None
+            return env if env["SPACE_ID"] == target else None
+
+        env = kit.wait_for(env_at_new_name, timeout=90, what="the restarted app at its new name")
+        assert env["SPACE_REPO_NAME"] == target.split("/")[1]
+        assert env["SPACE_HOST"] == kit.app_host(platform.server, target)
+        assert kit.app_get(platform.server, repo_id).status_code == 404
+    finally:
+        alice.api.delete_repo(target, repo_type="space")

@@ -37,6 +37,7 @@ def write_calls(repo_id: str) -> list[tuple[str, str]]:
         ("POST", f"/api/spaces/{repo_id}/secrets"),
         ("DELETE", f"/api/spaces/{repo_id}/secrets"),
         ("POST", f"/api/spaces/{repo_id}/duplicate"),
+        ("POST", f"/api/spaces/{repo_id}/super-squash/main"),
         ("POST", "/api/admin/quota/alice"),
         ("POST", f"/spaces/{repo_id}/git-receive-pack"),
     ]

@@ -1,5 +1,6 @@
-"""Branches and tags over the Hub's API: ``create_branch`` / ``delete_branch`` (``/branch/{name}``) and
-``create_tag`` / ``delete_tag`` (``/tag/{revision or name}``). Names arrive percent-encoded with ``safe=""``
+"""Branches and tags over the Hub's API: ``create_branch`` / ``delete_branch`` (``/branch/{name}``),
+``create_tag`` / ``delete_tag`` (``/tag/{revision or name}``) and ``super_squash_history``
+(``/super-squash/{branch}``). Names arrive percent-encoded with ``safe=""``
 (``feature%2Fx``), so they are read from the raw path. The rules live in :mod:`spaces.services.refs`."""
 
 from __future__ import annotations
@@ -59,3 +60,17 @@ async def create_tag(ns: str, name: str, rest: str, request: Request) -> dict:
 async def delete_tag(ns: str, name: str, rest: str, request: Request) -> dict:
     tag = _name_after(request, "tag")
     return await _write(request, ns, name, lambda repo, p: refs.delete_tag(repo, tag))
+
+
+@router.post(SPACE + "/super-squash/{rest:path}")
+async def super_squash(ns: str, name: str, rest: str, request: Request) -> dict:
+    branch = _name_after(request, "super-squash")
+    data = await json_body(request)
+    message = get_str(data, "message") or f"Super-squash branch '{branch}'"
+    hub = request.app.state.hub
+
+    def work(s, p):  # noqa: ANN001, ANN202
+        space = hub.spaces.get_writable(s, f"{ns}/{name}", p)
+        short = refs.squashable_branch(hub.spaces.repo(space), branch)
+        return {"commitOid": hub.spaces.super_squash(s, p, space, short, message)}
+    return await in_session(request, work, auth_required=True)

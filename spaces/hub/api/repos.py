@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from spaces.domain import cardconfig
-from spaces.errors import BadRequest, Forbidden, NotFound
+from spaces.errors import BadRequest, NotFound
 from spaces.hub.api.common import get_int, get_str, in_session, json_body
 from spaces.services import accounts
 from spaces.services.spaces import CreateRequest, KeyValue
@@ -148,13 +148,14 @@ async def delete_repo(request: Request) -> dict:
 async def move_repo(request: Request) -> dict:
     data = await json_body(request)
     source = get_str(data, "fromRepo", required=True)
+    target = get_str(data, "toRepo", required=True)
     hub = request.app.state.hub
 
     def work(s, p):  # noqa: ANN001, ANN202
         require_space_type(data, source)
-        hub.spaces.get_writable(s, source, p)  # 404 / 403 first, as for any write
-        raise Forbidden("Renaming a Space is not supported yet: duplicate it under the new name "
-                        "(duplicate_repo), then delete the old one.")
+        space = hub.spaces.get_writable(s, source, p)  # 404 / 403 first, as for any write
+        hub.spaces.move(s, p, space, target)
+        return {"url": hub.space_url(space.repo_id), "name": space.repo_id}
     return await in_session(request, work, auth_required=True)
 
 

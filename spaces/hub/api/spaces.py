@@ -20,10 +20,11 @@ from sqlalchemy import String, cast, func, or_, select
 from spaces.db.models import Account, Like, Membership, Space, SpaceSecret, SpaceVariable
 from spaces.domain import hardware as hw
 from spaces.domain.stages import INTERMEDIATE, SpaceStage
-from spaces.errors import BadRequest, RevisionNotFound
+from spaces.errors import BadRequest, NotFound, RevisionNotFound
 from spaces.hub.api.common import get_int, get_str, in_session, json_body, query_int, raw_segments
 from spaces.hub.api.repos import parse_kv_list, parse_visibility
-from spaces.hub.serialize import kv_map, runtime_json, space_json
+from spaces.hub.serialize import iso, kv_map, runtime_json, space_json
+from spaces.services import accounts
 from spaces.services.builds import build_pending
 from spaces.services.logs import END
 from spaces.services.spaces import KeyValue
@@ -61,18 +62,24 @@ async def semantic_search(request: Request, q: str = "") -> list[dict]:
              "semanticRelevancyScore": 1.0, "trendingScore": i["likes"]} for i in items]
 
 
+def readable(q, p):  # noqa: ANN001, ANN201
+    """``q`` (a select over Space) narrowed to the Spaces the principal ``p`` may read: public ones, and private
+    ones of the caller or an organization of theirs (all of them for an admin). Private ones never leak."""
+    if p is None:
+        return q.where(Space.private.is_(False))
+    if p.account.is_admin:
+        return q
+    orgs = select(Membership.org_id).where(Membership.user_id == p.account.id)
+    return q.where(or_(Space.private.is_(False), Space.owner_id == p.account.id, Space.owner_id.in_(orgs)))
+
+
 async def _list(request: Request, *, search: str | None, limit: int, offset: int, author: str | None = None,
                 filters: list[str] | None = None, sort: str | None = None,
                 direction: int = -1) -> tuple[list[dict], bool]:
     hub = request.app.state.hub
 
     def work(s, p):  # noqa: ANN001, ANN202
-        q = select(Space).join(Account, Space.owner_id == Account.id)
-        if p is None:
-            q = q.where(Space.private.is_(False))
-        elif not p.account.is_admin:
-            orgs = select(Membership.org_id).where(Membership.user_id == p.account.id)
-            q = q.where(or_(Space.private.is_(False), Space.owner_id == p.account.id, Space.owner_id.in_(orgs)))
+        q = readable(select(Space).join(Account, Space.owner_id == Account.id), p)
         if search:
             like = f"%{search.lower()}%"
             q = q.where(Space.key.like(like))
@@ -274,6 +281,55 @@ async def duplicate(ns: str, name: str, request: Request) -> dict:
             variables=parse_kv_list(data, "variables") if data.get("variables") else None)
         return {"url": hub.space_url(copy.repo_id), "filesCopyPending": False}
     return await in_session(request, work, auth_required=True)
+
+
+def _page(request: Request, items: list, more: bool, offset: int, page: int) -> JSONResponse:
+    headers = {}
+    if more:
+        params = [(k, v) for k, v in request.query_params.multi_items() if k != "offset"]
+        params.append(("offset", str(offset + page)))
+        headers["Link"] = f'<{request.app.state.hub.url(request.url.path)}?{urlencode(params)}>; rel="next"'
+    return JSONResponse(items, headers=headers)
+
+
+@router.get("/api/spaces/{ns}/{name}/likers")
+async def likers(ns: str, name: str, request: Request) -> JSONResponse:
+    """``list_repo_likers``: who liked a Space the caller may read, oldest like first."""
+    hub = request.app.state.hub
+    page = min(query_int(request, "limit", 10**9, 1, 10**9), hub.settings.limits.page_size)
+    offset = query_int(request, "offset", 0)
+
+    def work(s, p):  # noqa: ANN001, ANN202
+        space = hub.spaces.get(s, f"{ns}/{name}", p)
+        rows = list(s.execute(select(Account, Like.created_at).join(Like, Like.user_id == Account.id)
+                              .where(Like.space_id == space.id).order_by(Like.created_at, Like.id)
+                              .offset(offset).limit(page + 1)))
+        return [{"user": a.name, "fullname": a.fullname or a.name, "avatarUrl": "", "type": "user",
+                 "likedAt": iso(at)} for a, at in rows[:page]], len(rows) > page
+
+    items, more = await in_session(request, work)
+    return _page(request, items, more, offset, page)
+
+
+@router.get("/api/users/{user}/likes")
+async def liked_repos(user: str, request: Request) -> JSONResponse:
+    """``list_liked_repos``: the Spaces ``user`` liked that the *caller* may read, newest like first."""
+    hub = request.app.state.hub
+    page = min(query_int(request, "limit", 10**9, 1, 10**9), hub.settings.limits.page_size)
+    offset = query_int(request, "offset", 0)
+
+    def work(s, p):  # noqa: ANN001, ANN202
+        account = accounts.find_account(s, user)
+        if account is None or account.type != "user":
+            raise NotFound(f"User '{user}' not found.", code="UserNotFound")
+        q = readable(select(Space, Like.created_at).join(Like, Like.space_id == Space.id)
+                     .where(Like.user_id == account.id), p)
+        rows = list(s.execute(q.order_by(Like.created_at.desc(), Like.id.desc()).offset(offset).limit(page + 1)))
+        return [{"createdAt": iso(at), "repo": {"name": sp.repo_id, "type": "space"}}
+                for sp, at in rows[:page]], len(rows) > page
+
+    items, more = await in_session(request, work)
+    return _page(request, items, more, offset, page)
 
 
 @router.post("/api/spaces/{ns}/{name}/like")
