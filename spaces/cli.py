@@ -131,6 +131,8 @@ def serve(host: Optional[str] = typer.Option(None, help="listen address (default
         if exc.errno not in _LISTEN_ERRORS:
             raise
         fail(_listen_failure(settings.host, settings.port, exc))
+    except SpacesError as exc:  # e.g. a backend that cannot be reached when the platform adopts what runs
+        fail(exc.message)
     finally:
         announce.withdraw(notice)
 

@@ -30,6 +30,7 @@ Engines: ``engines`` maps node names to engine URLs (``None`` = the local socket
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import socket
@@ -139,12 +140,17 @@ class DockerBackend:
                                       f"(known: {', '.join(self.settings.engines) or 'none'}).")
                 import docker  # lazily: the docker SDK is an optional extra
 
-                if engine.url is None:
-                    self._clients[node] = docker.from_env()
-                else:
-                    # ssh:// through the system ssh client, so paramiko is not needed
-                    self._clients[node] = docker.DockerClient(base_url=engine.url,
-                                                              use_ssh_client=engine.url.startswith("ssh://"))
+                try:
+                    if engine.url is None:
+                        self._clients[node] = docker.from_env()
+                    else:
+                        # ssh:// through the system ssh client, so paramiko is not needed
+                        self._clients[node] = docker.DockerClient(base_url=engine.url,
+                                                                  use_ssh_client=engine.url.startswith("ssh://"))
+                except docker.errors.DockerException as exc:
+                    where = engine.url or os.environ.get("DOCKER_HOST") or "the default socket"
+                    raise StartFailed(f"Cannot reach the Docker engine of node {node!r} at {where}: {exc}. Start "
+                                      "dockerd (infra/docker/setup-engine.sh) or set SPACES_DOCKER__ENGINES.") from None
             return self._clients[node]
 
     def _network(self, node: str) -> str:
