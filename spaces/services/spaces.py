@@ -165,7 +165,11 @@ class SpaceService:
                       subdomain=self._pick_subdomain(s, repo_id), private=private, hardware=flavor,
                       sleep_time=sleep_time, created_by=principal.account.id)
         s.add(space)
-        s.flush()  # unique constraints fail here, before the disk is touched
+        try:
+            s.flush()  # unique constraints fail here, before the disk is touched
+        except IntegrityError:  # the same name (or its address) created at the same moment by another request
+            raise RepoExists("This Space was created at the same moment by another request.", repo_id=repo_id) \
+                from None
         return space
 
     def create(self, s: Session, principal: Principal, req: CreateRequest) -> Space:

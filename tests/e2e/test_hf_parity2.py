@@ -193,6 +193,25 @@ def test_two_moves_to_one_name_at_once_one_wins_the_other_is_409(alice, make_spa
     alice.api.delete_repo(target, repo_type="space")
 
 
+
+def test_creates_of_one_name_at_once_one_wins_the_others_are_409(alice):
+    import concurrent.futures
+
+    target = f"alice/{unique('race')}"
+
+    def create(_: int) -> int:
+        try:
+            alice.api.create_repo(target, repo_type="space", space_sdk="static")
+            return 200
+        except HfHubHTTPError as exc:
+            return exc.response.status_code
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        codes = sorted(pool.map(create, range(6)))
+    assert codes == [200, 409, 409, 409, 409, 409], codes  # a unique-name race was a 500
+    alice.api.create_repo(target, repo_type="space", space_sdk="static", exist_ok=True)
+    alice.api.delete_repo(target, repo_type="space")
+
 # ---------------------------------------------------------------------------------------------------------------
 # 2. super_squash_history
 
