@@ -74,7 +74,11 @@ def test_phone_and_dark_layouts(pages_server: Server, new_page, shot) -> None:  
     dark.goto(f"{pages_server.url}/spaces/{user}/phone-demo/settings")
     shot(dark, "33-dark-settings")
     dark.goto(f"{pages_server.url}/spaces/{user}/phone-demo/logs")
-    dark.wait_for_selector("#build-logs[data-state=live]")
+    # nothing is building: the stored build log is shown and the stream says it is over (no reconnect loop)
+    dark.wait_for_selector("#build-logs[data-state=done]")
+    dark.wait_for_timeout(4000)  # longer than EventSource's reconnect delay: it must stay closed
+    assert dark.get_attribute("#build-logs", "data-state") == "done"
+    assert dark.get_attribute("#run-logs", "data-state") in ("live", "connecting")
     shot(dark, "34-dark-logs")
 
 

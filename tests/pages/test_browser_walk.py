@@ -92,7 +92,8 @@ def test_author_walk(pages_server: Server, new_page, shot) -> None:  # noqa: ANN
     build_lines = ["Step 1/3: resolving the environment", "Step 2/3: uv pip install gradio", "Step 3/3: done"]
     add_log_lines(srv, repo_id, "build", build_lines)
     page.goto(f"{srv.url}/spaces/{repo_id}/logs")
-    page.wait_for_selector("#build-logs[data-state=live]")
+    # the build log is live while a build runs and done once none is pending (its stream then says it ended)
+    page.wait_for_selector("#build-logs[data-state=live], #build-logs[data-state=done]")
     page.wait_for_selector("#run-logs[data-state=live]")
     page.wait_for_selector(f"#build-logs[data-lines='{len(build_lines)}']")
     text = page.locator("#build-logs pre").inner_text()

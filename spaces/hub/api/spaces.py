@@ -363,6 +363,12 @@ async def _like(request: Request, ns: str, name: str, on: bool) -> dict:
 KEEPALIVE_SECONDS = 15.0
 
 
+#: the last event of a followed log that ended on purpose: a browser's EventSource would reconnect to a stream
+#: that just closes (and replay it every few seconds); the page stops on it. Clients that read only ``data:``
+#: lines see an empty one, as for a keep-alive.
+END_EVENT = b"event: end\ndata:\n\n"
+
+
 def _sse(event) -> bytes:  # noqa: ANN001
     from spaces.hub.serialize import iso
 
@@ -396,6 +402,7 @@ async def logs(ns: str, name: str, kind: str, request: Request) -> StreamingResp
     else:  # huggingface_hub sends no parameter: stay open while something may still be written
         follow = SpaceStage(stage) in INTERMEDIATE or stage == SpaceStage.RUNNING
     # A followed build log ends with the build (built or failed), as on the Hub: a loop over it ends by itself.
+    asked_to_follow = follow
     if follow and kind == "build":
         follow = await asyncio.to_thread(building)
 
@@ -406,6 +413,8 @@ async def logs(ns: str, name: str, kind: str, request: Request) -> StreamingResp
                 last = ev.ts
                 yield _sse(ev)
             if not follow:
+                if asked_to_follow:
+                    yield END_EVENT
                 return
             while True:
                 try:
@@ -417,6 +426,7 @@ async def logs(ns: str, name: str, kind: str, request: Request) -> StreamingResp
                     continue
                 if ev is END:
                     if kind == "build" and not await asyncio.to_thread(building):
+                        yield END_EVENT
                         return
                     continue
                 if last is not None and ev.ts <= last:

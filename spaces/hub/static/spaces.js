@@ -68,6 +68,11 @@
       pane.setAttribute("data-lines", String(out.childNodes.length));
       if (stick) { out.scrollTop = out.scrollHeight; }
     };
+    es.addEventListener("end", function () {  // the build is over: no reconnection, no replay
+      es.close();
+      pane.setAttribute("data-state", "done");
+      status.textContent = "finished";
+    });
     es.onerror = function () {
       pane.setAttribute("data-state", "error");
       status.textContent = "reconnecting…";
