@@ -73,8 +73,7 @@ def running() -> list[Announced]:
 
 
 def _starttime(pid: int) -> int | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(raw[raw.rindex(")") + 2:].split()[19])
+    from spaces.runtime.sandbox import proc_stat  # (pid, start time) is how the platform tells a process apart
+
+    st = proc_stat(pid)
+    return st[1] if st else None

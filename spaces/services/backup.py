@@ -32,7 +32,6 @@ import json
 import os
 import shutil
 import sqlite3
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,6 +41,7 @@ from sqlalchemy import Connection, DateTime, LargeBinary, MetaData, create_engin
 
 from spaces.db.session import alembic_config, make_engine, migrate
 from spaces.errors import BadRequest, SpacesError
+from spaces.storage._gitcmd import run_git
 
 FORMAT = 1
 SKIP_TABLES = {"alembic_version"}
@@ -293,11 +293,8 @@ def _unbundle(bundle: Path, repo: Path, sha: str | None) -> None:
 
 
 def _git(repo: Path, *args: str, check: bool = True) -> str:
-    proc = subprocess.run(["git", "--git-dir", str(repo), *args], capture_output=True, text=True,
-                          env={**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0"})
-    if check and proc.returncode != 0:
-        raise BackupError(f"git {args[0]} failed in {repo}: {proc.stderr.strip()[-500:]}")
-    return proc.stdout
+    """git in ``repo`` through the storage layer (its environment, and GitError naming git's complaint)."""
+    return run_git(repo, ["--git-dir", str(repo), *args], ok=(0,) if check else tuple(range(256))).stdout.decode()
 
 
 def _private_opener(path: str, flags: int) -> int:

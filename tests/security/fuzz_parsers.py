@@ -23,7 +23,7 @@ with atheris.instrument_imports():
     from spaces.hub import jsonlimits
 
 from spaces.errors import SpacesError
-from spaces.hub.api.files import parse_ndjson
+from spaces.hub.ndjson import parse_ndjson
 
 
 def frontmatter(data: bytes) -> None:

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from harness import free_port
 
 from spaces.proxy.connection import address_key
 from spaces.proxy.cookies import CookieGuard
@@ -28,12 +29,6 @@ from spaces.proxy.server import ProxyServer
 from spaces.proxy.settings import ProxySettings
 
 PROXY_TESTS = Path(__file__).resolve().parents[1] / "proxy"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port: int, timeout: float = 60) -> None:

@@ -39,16 +39,6 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("iptables"
     "/dev/loop-control"), reason="needs root, iptables and loop devices")
 
 
-def _uninstall_guard(uid_min: int, uid_max: int) -> None:
-    for exe in ("iptables", "ip6tables"):
-        for rule, chain in ((netguard.jump_rule(uid_min, uid_max), netguard.chain_name(uid_min)),
-                            (netguard.out_jump_rule(uid_min, uid_max), netguard.out_chain_name(uid_min))):
-            while subprocess.run([exe, "-w", "-D", *rule], capture_output=True).returncode == 0:
-                pass
-            subprocess.run([exe, "-w", "-F", chain], capture_output=True)
-            subprocess.run([exe, "-w", "-X", chain], capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def backend(local_root: Path, venv: Path) -> Iterator[LocalBackend]:  # noqa: F811
     """The backend as the platform makes it (guard installed, holes per instance), with small limits to fill."""
@@ -64,7 +54,7 @@ def backend(local_root: Path, venv: Path) -> Iterator[LocalBackend]:  # noqa: F8
             b.stop(h)
         b.close()
     finally:
-        _uninstall_guard(settings.uid_min, settings.uid_max)
+        netguard.uninstall(settings.uid_min, settings.uid_max)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from spaces.hub import jsonlimits, ndjson
 from spaces.hub.api import discussions
 from spaces.hub.api.common import after, in_session, json_body, query_int
 from spaces.hub.serialize import commit_json, tree_item
-from spaces.storage.gitrepo import Addition, GitRepo
+from spaces.storage.gitrepo import GitRepo
 
 router = APIRouter()
 
@@ -183,12 +183,6 @@ def _repo_gitignore(repo: GitRepo, sha: str | None) -> str | None:
         return repo.read_blob(sha, ".gitignore").decode("utf-8", "replace")
     except EntryNotFound:
         return None
-
-
-def parse_ndjson(body: bytes) -> tuple[dict, list[Addition], list[str], list[str]]:
-    """Parse a whole commit body in memory (see ``spaces.hub.ndjson``; the endpoint streams it instead)."""
-    c = ndjson.parse_ndjson(body)
-    return c.header, c.additions, c.deletions, c.folders
 
 
 @router.post(SPACE + "/commit/{rest:path}")
