@@ -11,8 +11,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from spaces.db.session import Database
+from spaces.errors import SpacesError
 from spaces.hub import errors
-from spaces.hub.api import admin, branches, discussions, files, other_repos, repos, spaces
+from spaces.hub.api import admin, branches, buckets, discussions, files, other_repos, repos, spaces
 from spaces.hub.context import Hub, request_base, request_id
 from spaces.hub.git_http import install_hooks
 from spaces.hub.git_http import router as git_router
@@ -20,6 +21,7 @@ from spaces.hub.limits import BodyLimit
 from spaces.hub.pages import install_pages
 from spaces.hub.pages.runtime_hooks import runtime_hooks
 from spaces.hub.urlguard import ControlBytes
+from spaces.services.buckets import BucketService
 from spaces.services.logs import LogBus
 from spaces.services.spaces import SpaceService
 from spaces.settings import Settings
@@ -73,8 +75,23 @@ def build_hub(settings: Settings) -> Hub:
             path = settings.data_path / f"spaces.db{suffix}"
             if path.exists():
                 path.chmod(0o600)
-    return Hub(settings=settings, db=db, spaces=SpaceService(settings.repos_path),
-               logs=LogBus(db, keep=settings.limits.log_lines))
+    spaces = SpaceService(settings.repos_path)
+    return Hub(settings=settings, db=db, spaces=spaces, logs=LogBus(db, keep=settings.limits.log_lines),
+               buckets=BucketService(settings.storage, settings.data_path / "buckets",
+                                     on_change=spaces.settings_changed, repo_exists=_repo_reader(spaces)))
+
+
+def _repo_reader(spaces: SpaceService):  # noqa: ANN202
+    """May a caller read a repository of this hub that a volume names? Spaces for now."""
+    def readable(s, repo_type: str, repo_id: str, principal) -> bool:  # noqa: ANN001
+        if repo_type != "space":
+            return False
+        try:
+            spaces.get(s, repo_id, principal)
+        except SpacesError:
+            return False
+        return True
+    return readable
 
 
 def create_app(settings: Settings | None = None, hub: Hub | None = None) -> FastAPI:
@@ -93,6 +110,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
     errors.install(app)
     # Fixed /api/spaces/... paths come first: spaces.router registers them before {ns}/{name}.
     app.include_router(repos.router)
+    app.include_router(buckets.router)
     app.include_router(spaces.router)
     app.include_router(files.router)
     app.include_router(branches.router)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from spaces.db.session import Database
+from spaces.services.buckets import BucketService
 from spaces.services.logs import LogBus
 from spaces.services.spaces import SpaceService
 from spaces.settings import Settings
@@ -24,6 +25,7 @@ class Hub:
     db: Database
     spaces: SpaceService
     logs: LogBus
+    buckets: BucketService
     #: quota and placement (spaces.runtime.capacity.Capacity) when a runtime is attached, for pages and the API
     capacity: object | None = None
 
