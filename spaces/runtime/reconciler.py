@@ -36,11 +36,10 @@ from sqlalchemy import select
 from spaces.builder.plan import Artifact
 from spaces.db.models import Space, UsageInterval, utcnow
 from spaces.db.session import Database
-from spaces.domain.stages import SpaceStage
+from spaces.domain.stages import SpaceStage, set_stage
 from spaces.errors import QuotaExceeded, SpacesError
-from spaces.runtime.contracts import LABEL_MANAGED, Backend, Handle, Observed, Phase
+from spaces.runtime.contracts import LABEL_MANAGED, Backend, Handle, LogSink, Observed, Phase
 from spaces.runtime.specs import startup_timeout
-from spaces.services.logs import LogBus
 
 log = logging.getLogger("spaces.reconciler")
 
@@ -71,7 +70,7 @@ class RouteUpdate:
 
 
 class Reconciler:
-    def __init__(self, db: Database, backend: Backend, logs: LogBus, *, start_instance: Callable,
+    def __init__(self, db: Database, backend: Backend, logs: LogSink, *, start_instance: Callable,
                  publish_route: Callable[[RouteUpdate], None], sweep_seconds: float = 5.0,
                  stop_frozen_after: float = 21600.0, memory_pressure: Callable[[], bool] | None = None,
                  start_standby: Callable | None = None, reserve: Callable | None = None,
@@ -260,9 +259,7 @@ class Reconciler:
         return artifact is not None and not space.paused and not space.asleep and space.stage not in blocked
 
     def _set_stage(self, space: Space, stage: SpaceStage, reason: str, message: str) -> None:
-        from spaces.services.spaces import SpaceService
-
-        SpaceService.set_stage(space, stage, reason, message)
+        set_stage(space, stage, reason, message)
 
     def _route(self, space: Space, state: str, upstream: tuple[str, int] | None, message: str = "",
                static_root: str | None = None) -> None:

@@ -40,7 +40,7 @@ from spaces.db.session import after_commit, after_rollback
 from spaces.domain import hardware as hw
 from spaces.domain.cardconfig import evaluate
 from spaces.domain.naming import subdomain_candidates, validate_repo_id
-from spaces.domain.stages import SpaceStage
+from spaces.domain.stages import SpaceStage, set_stage
 from spaces.errors import BadRequest, Forbidden, RepoExists, RepoNotFound
 from spaces.services import accounts
 from spaces.services.accounts import Principal
@@ -364,11 +364,8 @@ class SpaceService:
             self.set_stage(space, SpaceStage.BUILDING, "build_queued",
                            "This revision is queued for a build; no builder is configured on this server yet.")
 
-    @staticmethod
-    def set_stage(space: Space, stage: SpaceStage, reason: str, message: str) -> None:
-        if (space.stage, space.stage_reason, space.stage_message) != (stage.value, reason, message):
-            space.stage, space.stage_reason, space.stage_message = stage.value, reason, message
-            space.stage_changed_at = utcnow()
+    #: the one stage setter lives with the stages (spaces.domain.stages); kept here for callers of this name
+    set_stage = staticmethod(set_stage)
 
     # ---- runtime settings -------------------------------------------------------------------------------
     def set_hardware(self, s: Session, principal: Principal, space: Space, flavor: str | None,
