@@ -15,8 +15,9 @@ standby where it may), then the standbys, which leave nothing. A standby is repl
 revision, variables or hardware changed. A Space asleep longer than ``stop_standby_after`` (7 days) gets no standby
 and loses the one it has: a Space nobody visits any more holds nothing (0 turns standbys off).
 
-The instance record on the Space row is ``{"current": Handle, "previous": Handle | None}``: while a new revision
-starts, the previous one keeps serving, and it is stopped only once the new one answers (zero-downtime swap).
+The instance record on the Space row is an :class:`~spaces.runtime.instance.InstanceRecord` (current, previous,
+placement; a standby's flavor and start): while a new revision starts, the previous one keeps serving, and it is
+stopped only once the new one answers (zero-downtime swap).
 
 On start, ``adopt`` lists every labelled workload of the backend: the ones a Space row points at are kept as they
 are (nothing healthy is restarted), the rest are orphans and are stopped.
@@ -39,6 +40,7 @@ from spaces.db.session import Database
 from spaces.domain.stages import SpaceStage, set_stage
 from spaces.errors import QuotaExceeded, SpacesError
 from spaces.runtime.contracts import LABEL_MANAGED, Backend, Handle, LogSink, Observed, Phase
+from spaces.runtime.instance import InstanceRecord
 from spaces.runtime.specs import startup_timeout
 
 log = logging.getLogger("spaces.reconciler")
@@ -163,7 +165,8 @@ class Reconciler:
         except Exception:
             log.exception("checking memory pressure failed")
             return
-        chosen = next((sid for sid, inst in asleep if not (inst or {}).get("standby")), None)
+        standby = {sid: bool(r and r.standby) for sid, r in ((sid, InstanceRecord.from_json(i)) for sid, i in asleep)}
+        chosen = next((sid for sid, _ in asleep if not standby[sid]), None)
         chosen = chosen or next((sid for sid, _ in asleep), None)
         if chosen is not None:
             log.info("memory is short: stopping the sleeping Space %s", chosen)
@@ -175,13 +178,11 @@ class Reconciler:
         known: set[str] = set()
         with self.db.session() as s:
             for space in s.scalars(select(Space).where(Space.instance.is_not(None))):
-                for key in ("current", "previous"):
-                    h = (space.instance or {}).get(key)
-                    if h:
-                        known.add(Handle.from_json(h).ref)
-                if (space.instance or {}).get("current"):
-                    self._pump_logs(space.id, Handle.from_json(space.instance["current"]), replay=True,
-                                    note=(space.instance.get("placement") or {}).get("note"))
+                record = InstanceRecord.from_json(space.instance)
+                if record is not None:
+                    known.update(h.ref for h in record.handles())
+                    self._pump_logs(space.id, record.current, replay=True,
+                                    note=(record.placement or {}).get("note"))
         for handle in running:
             if handle.ref not in known:
                 log.info("stopping orphan %s", handle.ref)
@@ -220,9 +221,8 @@ class Reconciler:
             self._seen[space.id] = tuple(getattr(space, c.key) for c in _DESIRED)
             if not space.asleep:
                 self._evict.discard(space.id)  # woken before its eviction: nothing to give back any more
-            inst = dict(space.instance or {})
-            current = Handle.from_json(inst["current"]) if inst.get("current") else None
-            previous = Handle.from_json(inst["previous"]) if inst.get("previous") else None
+            record = InstanceRecord.from_json(space.instance)
+            current, previous = (record.current, record.previous) if record else (None, None)
             artifact = Artifact.from_json(space.artifact) if space.artifact else None
             obs = self.backend.poll(current) if current else None
 
@@ -231,7 +231,7 @@ class Reconciler:
                 self._commit(s, space)
                 return
 
-            if current is not None and inst.get("standby"):
+            if current is not None and record.standby:
                 current, obs = self._claim_standby(s, space, artifact, current, obs)
 
             if current is not None and obs is not None and obs.phase in (Phase.EXITED, Phase.GONE):
@@ -281,7 +281,8 @@ class Reconciler:
             self._route(space, "paused", None)
         elif space.asleep:
             sleeping = SpaceStage.SLEEPING if space.hardware == "cpu-basic" else SpaceStage.STOPPED
-            standby = bool((space.instance or {}).get("standby"))
+            record = InstanceRecord.from_json(space.instance)
+            standby = bool(record and record.standby)
             if current is not None and standby and not self._standby_current(space, artifact):
                 self._stop_instance(s, space, current)  # revision, variables or hardware changed meanwhile
                 current, obs = self._start_standby(s, space, artifact), None
@@ -329,8 +330,7 @@ class Reconciler:
         if handle is None:
             return None
         s.info["acted"] = True
-        space.instance = {"current": handle.to_json(), "previous": None, "placement": None, "standby": True,
-                          "hardware": space.hardware, "since": time.time()}
+        space.instance = InstanceRecord.of_standby(handle, space.hardware, time.time()).to_json()
         space.instance_sha = artifact.sha
         self._pump_logs(space.id, handle, replay=False)  # after the last run's lines: its log is not cleared
         self._watch_ready(space.id, handle)
@@ -339,12 +339,14 @@ class Reconciler:
     @staticmethod
     def _standby_current(space: Space, artifact: Artifact | None) -> bool:
         """Is the standby still what a start would run now (revision, variables and secrets, hardware)?"""
+        record = InstanceRecord.from_json(space.instance)
         return (artifact is not None and space.instance_sha == artifact.sha
-                and (space.instance or {}).get("hardware") == space.hardware)
+                and record is not None and record.hardware == space.hardware)
 
     def _standby_starting(self, s, space: Space, current: Handle) -> None:  # noqa: ANN001
         """A standby not listening yet: watch it (it is frozen once it listens), or stop it past the start-up time."""
-        since = (space.instance or {}).get("since")
+        record = InstanceRecord.from_json(space.instance)
+        since = record.since if record else None
         if since and time.time() - float(since) > startup_timeout(space.card_data):
             log.warning("space %s: its standby did not listen in time; stopped", space.id)
             self._stop_instance(s, space, current)
@@ -365,7 +367,7 @@ class Reconciler:
         if placement is None or placement.get("node") != current.node:
             self._stop_instance(s, space, current)
             return None, None
-        space.instance = {"current": current.to_json(), "previous": None, "placement": placement}
+        space.instance = InstanceRecord.started(current, placement).to_json()
         return current, obs
 
     def _crashed(self, s, space: Space, current: Handle, obs: Observed) -> None:  # noqa: ANN001
@@ -419,8 +421,7 @@ class Reconciler:
             self._route(space, "error", None, exc.message)
             return
         space.queued_at = None
-        space.instance = {"current": handle.to_json(), "previous": current.to_json() if current else None,
-                          "placement": placement}
+        space.instance = InstanceRecord.started(handle, placement, previous=current).to_json()
         space.instance_sha = artifact.sha
         self._set_stage(space, SpaceStage.RUNNING_APP_STARTING if current else SpaceStage.APP_STARTING, "starting",
                         "Starting the app; it is served as soon as it answers on its port.")
@@ -438,7 +439,7 @@ class Reconciler:
             self._commit(s, space)
             self._stop_quietly(previous)
             s.info["acted"] = True
-            space.instance = {**(space.instance or {}), "previous": None}
+            space.instance = InstanceRecord.from_json(space.instance).without_previous().to_json()
         self._open_usage(s, space)  # after a thaw billing resumes; idempotent while running
         space.restarts, space.retry_at = 0, None
         if space.stage not in (SpaceStage.RUNNING_BUILDING.value, SpaceStage.BUILD_ERROR.value):
