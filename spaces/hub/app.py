@@ -20,6 +20,7 @@ from spaces.hub.limits import BodyLimit
 from spaces.hub.pages import install_pages
 from spaces.hub.pages.runtime_hooks import runtime_hooks
 from spaces.hub.urlguard import ControlBytes
+from spaces.runtime.flavors import FlavorCatalog
 from spaces.services.logs import LogBus
 from spaces.services.spaces import SpaceService
 from spaces.settings import Settings
@@ -73,8 +74,9 @@ def build_hub(settings: Settings) -> Hub:
             path = settings.data_path / f"spaces.db{suffix}"
             if path.exists():
                 path.chmod(0o600)
-    return Hub(settings=settings, db=db, spaces=SpaceService(settings.repos_path),
-               logs=LogBus(db, keep=settings.limits.log_lines))
+    flavors = FlavorCatalog(settings.flavors)  # the one catalog: Platform and the Space service take this one
+    return Hub(settings=settings, db=db, spaces=SpaceService(settings.repos_path, flavors),
+               logs=LogBus(db, keep=settings.limits.log_lines), flavors=flavors)
 
 
 def create_app(settings: Settings | None = None, hub: Hub | None = None) -> FastAPI:
