@@ -75,9 +75,11 @@ class StopPrevious:
 
 @dataclass(frozen=True)
 class StopInstance:
-    """Stop what runs, close its billing, clear the record (the next start is a fresh one)."""
+    """Stop what runs, close its billing, clear the record (the next start is a fresh one). ``second_tier``: an
+    asleep Space gives its memory back (an eviction chosen under memory pressure is then done)."""
 
     handle: Handle
+    second_tier: bool = False
 
 
 @dataclass(frozen=True)
@@ -258,7 +260,8 @@ def _asleep(desired: Desired, record: InstanceRecord | None, observed: Observed 
     if phase == Phase.FROZEN:
         if desired.evict or _asleep_for(desired, now) > (
                 policy.stop_standby_after if record.standby else policy.stop_frozen_after):
-            return [StopInstance(current)] + ([] if record.standby else _standby(desired, policy, now))
+            stop = StopInstance(current, second_tier=True)
+            return [stop] + ([] if record.standby else _standby(desired, policy, now))
         return []
     return [StopInstance(current)]
 

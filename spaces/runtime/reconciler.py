@@ -298,6 +298,8 @@ class Reconciler:
             self._route(space, action.state.value, upstream, action.message, action.static_root)
         elif isinstance(action, StopInstance):
             self._stop_instance(step, action.handle)
+            if action.second_tier:
+                self._evict.discard(space.id)  # its memory is given back
         elif isinstance(action, StopPrevious):
             self._act(step, lambda: self._stop_quietly(action.handle))
             if action.forget:
@@ -348,8 +350,6 @@ class Reconciler:
         self._close_usage(step.s, step.space)
         step.space.instance = None
         step.space.instance_sha = None
-        if step.space.asleep:
-            self._evict.discard(step.space.id)  # its memory is given back
 
     def _start_standby(self, step: _Step) -> None:
         """Start a standby for a Space just stopped asleep; its watcher then has it frozen once it listens."""
@@ -359,7 +359,8 @@ class Reconciler:
         except Exception:  # the Space stays stopped, as it would be without standbys; its next visit starts it
             log.warning("space %s: no standby: its start failed", space.id, exc_info=True)
             return
-        if handle is None:
+        if handle is None:  # the platform gives this Space none (its SDK, its hardware): nothing was started
+            step.acted = False
             return
         space.instance = InstanceRecord.of_standby(handle, space.hardware, time.time()).to_json()
         space.instance_sha = artifact.sha

@@ -65,6 +65,7 @@ ASLEEP_MSG = SetStage(SpaceStage.SLEEPING, "idle",
                       "This Space is asleep after a period without visitors; opening it wakes it up.")
 SERVE = [Running(CUR), RUNNING_MSG, Route(RouteState.RUNNING, ADDR), NotifyReady()]
 KEEP_ROUTE = Route(RouteState.SLEEPING, ADDR, only_while_recorded=True)
+TIER2 = StopInstance(CUR, second_tier=True)  # the second tier of sleep: the memory is given back
 
 # (case, desired, record, observed, policy, expected actions)
 TABLE = [
@@ -119,19 +120,19 @@ TABLE = [
      POLICY, [Freeze(CUR), SetStage(SpaceStage.STOPPED, "idle", ASLEEP_MSG.message), KEEP_ROUTE]),
     ("frozen, not long: nothing", ASLEEP, RUNNING, obs(Phase.FROZEN), POLICY, [ASLEEP_MSG, KEEP_ROUTE]),
     ("frozen long: second tier, stop and leave a standby", LONG_ASLEEP, RUNNING, obs(Phase.FROZEN), POLICY,
-     [StopInstance(CUR), StartStandby(), ASLEEP_MSG, Route(RouteState.SLEEPING)]),
+     [TIER2, StartStandby(), ASLEEP_MSG, Route(RouteState.SLEEPING)]),
     ("frozen long without standbys: stop only", LONG_ASLEEP, RUNNING, obs(Phase.FROZEN),
-     replace(POLICY, standbys=False), [StopInstance(CUR), ASLEEP_MSG, Route(RouteState.SLEEPING)]),
+     replace(POLICY, standbys=False), [TIER2, ASLEEP_MSG, Route(RouteState.SLEEPING)]),
     ("memory pressure chose it: stop now", replace(ASLEEP, evict=True), RUNNING, obs(Phase.FROZEN), POLICY,
-     [StopInstance(CUR), StartStandby(), ASLEEP_MSG, Route(RouteState.SLEEPING)]),
+     [TIER2, StartStandby(), ASLEEP_MSG, Route(RouteState.SLEEPING)]),
     ("a standby is not stopped after stop_frozen_after", LONG_ASLEEP, STANDBY, obs(Phase.FROZEN), POLICY,
      [ASLEEP_MSG, KEEP_ROUTE]),
     ("a standby under memory pressure: stopped, none replaces it", replace(ASLEEP, evict=True), STANDBY,
-     obs(Phase.FROZEN), POLICY, [StopInstance(CUR), ASLEEP_MSG, Route(RouteState.SLEEPING)]),
+     obs(Phase.FROZEN), POLICY, [TIER2, ASLEEP_MSG, Route(RouteState.SLEEPING)]),
     ("nobody came for a week: the standby goes", GONE_A_WEEK, STANDBY, obs(Phase.FROZEN), POLICY,
-     [StopInstance(CUR), ASLEEP_MSG, Route(RouteState.SLEEPING)]),
+     [TIER2, ASLEEP_MSG, Route(RouteState.SLEEPING)]),
     ("nobody came for a week: stopped with no standby", GONE_A_WEEK, RUNNING, obs(Phase.FROZEN), POLICY,
-     [StopInstance(CUR), ASLEEP_MSG, Route(RouteState.SLEEPING)]),
+     [TIER2, ASLEEP_MSG, Route(RouteState.SLEEPING)]),
     ("standby of an older revision: replaced", replace(ASLEEP, instance_sha=None), STANDBY, obs(Phase.FROZEN),
      POLICY, [StopInstance(CUR), StartStandby(), ASLEEP_MSG, Route(RouteState.SLEEPING)]),
     ("standby listening: frozen", ASLEEP, STANDBY, obs(Phase.RUNNING), POLICY, [Freeze(CUR), ASLEEP_MSG, KEEP_ROUTE]),
