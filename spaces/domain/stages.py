@@ -27,6 +27,17 @@ class SpaceStage(str, Enum):
     DELETING = "DELETING"
 
 
+class RouteState(str, Enum):
+    """What the proxy does with a Space's host (the reconciler publishes it; ``spaces.proxy.routes.Route.state``
+    carries the value): serve it, show that it starts, wake it, or show why it cannot run."""
+
+    RUNNING = "running"
+    STARTING = "starting"
+    SLEEPING = "sleeping"
+    PAUSED = "paused"
+    ERROR = "error"
+
+
 #: stages that ``wait_for_space`` (and our own waiters) keep polling through
 INTERMEDIATE = frozenset(
     {SpaceStage.BUILDING, SpaceStage.RUNNING_BUILDING, SpaceStage.APP_STARTING, SpaceStage.RUNNING_APP_STARTING}

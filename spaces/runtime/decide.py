@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
-from spaces.domain.stages import SpaceStage
+from spaces.domain.stages import RouteState, SpaceStage
 from spaces.runtime.contracts import Handle, Observed, Phase
 from spaces.runtime.instance import InstanceRecord
 
@@ -23,16 +23,6 @@ BACKOFF_MAX = 300.0  # seconds; the longest wait after crashes, and after a star
 
 #: stages in which a Space is not started whatever else is true (the repository must change first)
 BLOCKED = frozenset({SpaceStage.NO_APP_FILE.value, SpaceStage.CONFIG_ERROR.value})
-
-
-class RouteState(str, Enum):
-    """What the proxy does with a Space's host (``spaces.proxy.routes.Route.state`` carries the value)."""
-
-    RUNNING = "running"
-    STARTING = "starting"
-    SLEEPING = "sleeping"
-    PAUSED = "paused"
-    ERROR = "error"
 
 
 @dataclass(frozen=True)
