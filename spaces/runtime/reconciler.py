@@ -3,10 +3,10 @@ take one step, record the stage. It runs on a periodic sweep plus nudges (API wr
 
 A step is observe, decide, apply: :func:`spaces.runtime.decide.decide` is the pure rule book (what is wanted, what
 is on record, what the backend shows, the policy, now -> actions) and :meth:`Reconciler._apply` the one applier.
-Every act on the backend goes through ``_act``, which commits what the step decided so far first (a start or a
-stop may take seconds: never under the database's write lock) and marks the step as having acted (then it is
-committed whatever the desired state says now; otherwise an API write that landed meanwhile rolls it back and the
-Space is looked at again).
+Every act on the backend but a thaw goes through ``_act``, which commits what the step decided so far first (a
+start or a stop may take seconds: never under the database's write lock) and marks the step as having acted (then
+it is committed whatever the desired state says now; otherwise an API write that landed meanwhile rolls it back
+and the Space is looked at again).
 
 Desired state of a Space: *running* when it has a built artifact and is neither paused nor asleep; otherwise
 *stopped* (asleep may first be *frozen*: the instance keeps its memory and thaws in milliseconds).
@@ -311,7 +311,9 @@ class Reconciler:
             except NotImplementedError:
                 self._stop_instance(step, action.handle)
         elif isinstance(action, Thaw):
-            self._act(step, lambda: self.backend.thaw(action.handle))
+            # the one act not committed first: a thaw takes milliseconds and sits on a waking visitor's path
+            self.backend.thaw(action.handle)
+            step.acted = True
         elif isinstance(action, StartStandby):
             self._start_standby(step)
         elif isinstance(action, Claim):
