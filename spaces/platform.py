@@ -62,7 +62,7 @@ class LocalArtifacts:
         return self.envs.build(plan, sha, log)
 
 
-def make_backend(settings: Settings):  # noqa: ANN201
+def make_backend(settings: Settings, catalog: FlavorCatalog | None = None):  # noqa: ANN201
     kind = settings.runtime.backend
     if kind == "docker":
         from spaces.runtime.backends.docker import DockerBackend
@@ -71,7 +71,7 @@ def make_backend(settings: Settings):  # noqa: ANN201
     if kind == "kubernetes":
         from spaces.runtime.backends.kubernetes import KubernetesBackend
 
-        return KubernetesBackend(settings.kubernetes, FlavorCatalog(settings.flavors))
+        return KubernetesBackend(settings.kubernetes, catalog or FlavorCatalog(settings.flavors))
     from spaces.runtime import netguard
     from spaces.runtime.backends.local import LocalBackend
 
@@ -122,9 +122,9 @@ class Platform:
             if settings.runtime.backend == "local" and "spaces_memory_mb" not in settings.local.model_fields_set:
                 # all Spaces together keep to what the machine leaves them, as each one does to its own limit
                 settings.local = settings.local.model_copy(update={"spaces_memory_mb": local_node.space_memory_mb})
-        self.backend = make_backend(settings)
+        self.backend = make_backend(settings, hub.flavors)
         self.routes = make_routes(settings)
-        self.catalog = FlavorCatalog(settings.flavors)
+        self.catalog = hub.flavors  # the one catalog (build_hub made it from settings.flavors)
         self.capacity = Capacity(self.catalog, nodes, settings.quotas, settings.scheduler.policy())
         self.work_root = settings.data_path / "work"
         self.work_root.mkdir(parents=True, exist_ok=True)

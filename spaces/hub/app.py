@@ -21,6 +21,7 @@ from spaces.hub.limits import BodyLimit
 from spaces.hub.pages import install_pages
 from spaces.hub.pages.runtime_hooks import runtime_hooks
 from spaces.hub.urlguard import ControlBytes
+from spaces.runtime.flavors import FlavorCatalog
 from spaces.services.buckets import BucketService
 from spaces.services.logs import LogBus
 from spaces.services.spaces import SpaceService
@@ -75,8 +76,10 @@ def build_hub(settings: Settings) -> Hub:
             path = settings.data_path / f"spaces.db{suffix}"
             if path.exists():
                 path.chmod(0o600)
-    spaces = SpaceService(settings.repos_path)
+    flavors = FlavorCatalog(settings.flavors)  # the one catalog: Platform and the Space service take this one
+    spaces = SpaceService(settings.repos_path, flavors)
     return Hub(settings=settings, db=db, spaces=spaces, logs=LogBus(db, keep=settings.limits.log_lines),
+               flavors=flavors,
                buckets=BucketService(settings.storage, settings.data_path / "buckets",
                                      on_change=spaces.settings_changed, repo_exists=_repo_reader(spaces)))
 

@@ -113,6 +113,15 @@ class StartFailed(SpacesError):
     code = "StartFailed"
 
 
+class LogSink(Protocol):
+    """Where the runtime writes a Space's run log, line by line (the platform passes
+    ``spaces.services.logs.LogBus``; the runtime sits below the services and names only this port)."""
+
+    def append(self, space_id: str, kind: str, data: str) -> None: ...
+
+    def clear(self, space_id: str, kind: str) -> None: ...
+
+
 class Backend(Protocol):
     name: str
 

@@ -38,8 +38,8 @@ SORTS = {"lastModified": Space.last_modified, "createdAt": Space.created_at, "li
 
 
 @router.get("/api/spaces/hardware")
-async def list_hardware() -> list[dict]:
-    return [hw.hardware_json(f) for f in hw.FLAVORS.values()]
+async def list_hardware(request: Request) -> list[dict]:
+    return [hw.hardware_json(f) for f in request.app.state.hub.flavors.shapes()]
 
 
 @router.get("/api/spaces/templates")
