@@ -85,8 +85,9 @@ class Reconciler:
         #: (session, space, artifact) -> (Handle, placement dict); raises SpacesError (quota, capacity, start)
         self.start_instance = start_instance
         #: (session, space, artifact) -> Handle of a standby, or None where the Space gets none (its SDK, its
-        #: hardware); holds no capacity. With ``reserve``, (session, space) -> placement dict, raising as a start
-        #: does: how a woken standby claims its capacity. Both None: no standbys.
+        #: hardware); holds no capacity. With ``reserve``, (session, space, node to prefer) -> placement dict,
+        #: raising as a start does: how a woken standby or frozen instance claims its capacity back (an asleep
+        #: Space holds none). Both None: no standbys, and a frozen instance thaws without a claim.
         self.start_standby = start_standby if reserve is not None else None
         self.reserve = reserve
         self.stop_standby_after = stop_standby_after
@@ -234,6 +235,8 @@ class Reconciler:
 
             if current is not None and inst.get("standby"):
                 current, obs = self._claim_standby(s, space, artifact, current, obs)
+            elif current is not None and obs is not None and obs.phase == Phase.FROZEN:
+                current, obs = self._claim_frozen(s, space, current, obs)
 
             if current is not None and obs is not None and obs.phase in (Phase.EXITED, Phase.GONE):
                 self._crashed(s, space, current, obs)
@@ -362,13 +365,33 @@ class Reconciler:
         if self._standby_current(space, artifact) and obs is not None and obs.phase in (
                 Phase.FROZEN, Phase.RUNNING, Phase.STARTING):
             try:
-                placement = self.reserve(s, space)
+                placement = self.reserve(s, space, current.node)
             except SpacesError as exc:
                 log.info("space %s: its standby cannot run now (%s); starting it anew", space.id, exc.code)
         if placement is None or placement.get("node") != current.node:
             self._stop_instance(s, space, current)
             return None, None
         space.instance = {"current": current.to_json(), "previous": None, "placement": placement}
+        return current, obs
+
+    def _claim_frozen(self, s, space: Space, current: Handle,  # noqa: ANN001
+                      obs: Observed) -> tuple[Handle | None, Observed | None]:
+        """A frozen instance gave its capacity back when its Space went to sleep (``capacity.node_usage``): claim
+        it again before the thaw (quota, then a node: its own first, where its memory is). Refused, or room only on
+        another node: stop it, so that it gives its memory back too, and the Space starts anew, which reports the
+        refusal (quota, or its place in the queue) and, when room comes, starts wherever the scheduler finds it."""
+        if self.reserve is None:
+            return current, obs
+        try:
+            placement = self.reserve(s, space, current.node)
+        except SpacesError as exc:
+            log.info("space %s: no room to thaw it (%s); starting it anew", space.id, exc.code)
+            placement = None
+        if placement is None or placement.get("node") != current.node:
+            self._stop_instance(s, space, current)
+            return None, None
+        inst = dict(space.instance or {})
+        space.instance = {**inst, "placement": {**(inst.get("placement") or {}), **placement}}
         return current, obs
 
     def _crashed(self, s, space: Space, current: Handle, obs: Observed) -> None:  # noqa: ANN001
