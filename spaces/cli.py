@@ -242,7 +242,8 @@ def _capacity(settings: Settings):  # noqa: ANN202
 
 
 @app.command()
-def nodes(data_dir: Optional[Path] = DataDir) -> None:
+def nodes(data_dir: Optional[Path] = DataDir,
+          as_json: bool = typer.Option(False, "--json", help="the report as JSON (as GET /api/admin/nodes)")) -> None:
     """Nodes with their capacity and what running Spaces hold on them, and the queue."""
     from rich.table import Table
 
@@ -250,6 +251,11 @@ def nodes(data_dir: Optional[Path] = DataDir) -> None:
     capacity = _capacity(settings)
     with _db(data_dir).session() as s:
         rows, queue = capacity.nodes_report(s), capacity.queue_report(s)
+    if as_json:
+        import json
+
+        print(json.dumps({"nodes": rows, "queue": queue}, indent=2))
+        return
     table = Table(title="nodes (requests of awake Spaces / what the node offers, overcommit included)")
     for col in ("node", "backend", "cpu requested/offered", "memory requested/offered", "GPUs", "awake Spaces",
                 "asleep", "static"):
