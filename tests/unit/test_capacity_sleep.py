@@ -177,3 +177,25 @@ def test_static_spaces_take_no_request_and_no_quota(db: Database) -> None:
             assert fleet.capacity.running_counts(s, owner) == {"cpu-basic": 1}
     finally:
         fleet.rec.stop()
+
+
+def test_a_static_space_costs_nothing_to_run_on_any_hardware(db: Database) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from spaces.db.models import UsageInterval
+
+    fleet = Fleet(db)
+    try:
+        site, app = fleet.add("site", "static"), fleet.add("app")
+        start = datetime.now(timezone.utc).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        with fleet.db.session() as s:
+            for sid in (site, app):
+                s.get(Space, sid).hardware = "cpu-upgrade"
+                s.add(UsageInterval(account_id=fleet.owner, space_id=sid, flavor="cpu-upgrade", started_at=start,
+                                    ended_at=start + timedelta(hours=1)))
+            s.commit()
+            _, usage = fleet.capacity.metered(s, s.get(Account, fleet.owner))
+        price = FlavorCatalog().get("cpu-upgrade").price_per_hour_usd
+        assert usage.by_space == {app: round(price * 1_000_000)}  # the app's hour only
+    finally:
+        fleet.rec.stop()
