@@ -225,6 +225,7 @@ class Platform:
         #: space id -> the route state last published (``ready`` goes out when it turns running)
         self._route_states: dict[str, str] = {}
         self._backstop_stop = threading.Event()
+        self._acting = False  # leads, and its loops run
         self._fatal: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._exit = None  # set by serve: ends it from any thread (through the loop)
@@ -233,7 +234,7 @@ class Platform:
                                          on_lost=self._fenced, on_error=self._lead_failed)
             self.bus.subscribe("nudge", lambda m: self._nudge_local(m.get("space_id")))
             self.bus.subscribe("deleted", self._on_deleted_message)
-            self.health.add("leader", lambda: bool(self.leadership and self.leadership.leading) or "standby")
+            self.health.add("leader", self._leader_check)
         self.proxy: ProxyServer | None = None
         self.static: StaticSites | None = None
         self._activity_flusher: ActivityFlusher | None = None
@@ -265,6 +266,12 @@ class Platform:
             self._activity_flusher = ActivityFlusher(self.proxy.activity, settings.redis_url,
                                                      prefix=settings.redis_prefix)
             self.bus.subscribe("deleted", lambda m: self.proxy.activity.forget(str(m.get("space_id"))))
+
+    def _leader_check(self) -> bool | str:
+        """Ready: it leads and its loops run (adoption done); a standby is alive but not ready."""
+        if self.leadership is None or not self.leadership.leading:
+            return "standby"
+        return self._acting or "taking over"
 
     def _when_ready_local(self, space_id: str, callback) -> None:  # noqa: ANN001
         if self.reconciler is not None:
@@ -302,6 +309,7 @@ class Platform:
         self.reconciler.start()
         self.sleeper.start()
         threading.Thread(target=self._backstop_loop, name="backstop", daemon=True).start()
+        self._acting = True
 
     def _lead_failed(self, exc: BaseException) -> None:
         """Elected, but the controller could not start (e.g. the Docker engine cannot be reached): the process
@@ -325,6 +333,7 @@ class Platform:
         os._exit(EXIT_FENCED)
 
     def _stop_controller(self) -> None:
+        self._acting = False
         self._backstop_stop.set()
         if self.sleeper is not None:
             self.sleeper.stop()
