@@ -63,7 +63,7 @@ class Reply:
 
 
 class Gate:
-    def __init__(self, *, routes: RouteTable, apps_domain: str, hub_upstream: tuple[str, int] | str,
+    def __init__(self, *, routes: RouteTable, apps_domain: str, hub_upstream: tuple[str, int] | str | None,
                  waker: Waker, authorize: Authorize, on_upstream_dead: Callable[[str], Any],
                  settings: ProxySettings) -> None:
         self.routes = routes
@@ -72,7 +72,11 @@ class Gate:
         apps_host = apps_host[:apps_host.rindex(":")] if apps_host.rfind(":") > apps_host.rfind("]") else apps_host
         self.suffix = b"." + apps_host.encode()
         self.hub_hosts = frozenset(h.lower().split(":")[0].encode() for h in settings.hub_hosts)
-        self.hub = Target("hub", hub_upstream if isinstance(hub_upstream, str) else tuple(hub_upstream), None, "hub")
+        # None: a proxy with no hub behind it (roles run apart, no SPACES_HUB_UPSTREAM): other hosts get a 404
+        self.hub: Target | Reply = Reply(pages.response(
+            404, pages.json_body(error="This address serves Spaces' apps only; the hub is served elsewhere."),
+            content_type="application/json")) if hub_upstream is None else Target(
+            "hub", hub_upstream if isinstance(hub_upstream, str) else tuple(hub_upstream), None, "hub")
         self.waker, self.authorize, self.on_upstream_dead = waker, authorize, on_upstream_dead
         self.cookie = settings.cookie_name.encode()
         self._wakes: dict[str, asyncio.Task] = {}
@@ -99,7 +103,8 @@ class Gate:
                 return hot
         suffix = self.suffix
         if not hostname.endswith(suffix) or hostname in self.hub_hosts:
-            return self.hub
+            hub = self.hub
+            return hub if hub.__class__ is Target else Reply(hub.data, _no_body(req))
         label = hostname[:-len(suffix)]
         name = label.decode()
         route = self.routes.get(name) if label and label.find(b".") < 0 else None
