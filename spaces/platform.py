@@ -33,6 +33,7 @@ from spaces.runtime.reconciler import Reconciler, RouteUpdate
 from spaces.runtime.sleeper import Sleeper
 from spaces.runtime.specs import instance_spec, startup_timeout, variables_and_secrets, workdir_for
 from spaces.runtime.static_site import StaticSites
+from spaces.runtime.volumes import Volumes
 from spaces.services import accounts
 from spaces.services.builds import BuildService
 from spaces.services.wake import WakeService
@@ -128,6 +129,7 @@ class Platform:
         self.work_root = settings.data_path / "work"
         self.work_root.mkdir(parents=True, exist_ok=True)
         self.static = StaticSites(settings.apps_base_domain)
+        self.volumes = Volumes(settings.data_path, repo_for=self._repo_for_volume)
         self._static_addr: tuple[str, int] | None = None
         self.reconciler = Reconciler(hub.db, self.backend, hub.logs, start_instance=self._start_instance,
                                      publish_route=self._publish_route, sweep_seconds=settings.runtime.sweep_seconds,
@@ -191,8 +193,13 @@ class Platform:
                              limits=limits, node=node, telemetry=self.settings.runtime.sdk_telemetry,
                              startup_timeout=startup_timeout(space.card_data,
                                                              self.settings.runtime.default_startup_timeout))
-        spec = dataclasses.replace(spec, labels={**spec.labels, LABEL_PLATFORM: self.instance_id})
+        spec = dataclasses.replace(spec, labels={**spec.labels, LABEL_PLATFORM: self.instance_id},
+                                   mounts=self.volumes.mounts(s, space))
         return self.backend.start(spec)
+
+    def _repo_for_volume(self, s, repo_type: str, repo_id: str):  # noqa: ANN001, ANN202
+        space = self.hub.spaces.find(s, repo_id) if repo_type == "space" else None
+        return self.hub.spaces.repo(space) if space is not None else None
 
     def _publish_route(self, update: RouteUpdate) -> None:
         old = self._route_hosts.get(update.space_id)

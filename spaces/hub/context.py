@@ -9,6 +9,7 @@ from fastapi import Request
 
 from spaces.db.session import Database
 from spaces.runtime.flavors import FlavorCatalog
+from spaces.services.buckets import BucketService
 from spaces.services.logs import LogBus
 from spaces.services.spaces import SpaceService
 from spaces.settings import Settings
@@ -25,6 +26,7 @@ class Hub:
     db: Database
     spaces: SpaceService
     logs: LogBus
+    buckets: BucketService
     #: quota and placement (spaces.runtime.capacity.Capacity) when a runtime is attached, for pages and the API
     capacity: object | None = None
     #: the process's one flavor catalog: the API's hardware list, the pages' prices and the bill all read it
