@@ -236,12 +236,14 @@ def _capacity(settings: Settings):  # noqa: ANN202
 
     nodes = [node_from_config(n) for n in settings.nodes.nodes]
     if settings.nodes.detect_local:
-        nodes.insert(0, detect_local_node(labels=settings.nodes.local_labels))
+        nodes.insert(0, detect_local_node(labels=settings.nodes.local_labels, reserved_cpu=settings.nodes.reserved_cpu,
+                                          reserved_memory_mb=settings.nodes.reserved_memory_mb))  # as the server
     return Capacity(FlavorCatalog(settings.flavors), nodes, settings.quotas, settings.scheduler.policy())
 
 
 @app.command()
-def nodes(data_dir: Optional[Path] = DataDir) -> None:
+def nodes(data_dir: Optional[Path] = DataDir,
+          as_json: bool = typer.Option(False, "--json", help="the report as JSON (as GET /api/admin/nodes)")) -> None:
     """Nodes with their capacity and what running Spaces hold on them, and the queue."""
     from rich.table import Table
 
@@ -249,13 +251,21 @@ def nodes(data_dir: Optional[Path] = DataDir) -> None:
     capacity = _capacity(settings)
     with _db(data_dir).session() as s:
         rows, queue = capacity.nodes_report(s), capacity.queue_report(s)
-    table = Table(title="nodes")
-    for col in ("node", "backend", "cpu used/total", "memory used/total", "GPUs", "Spaces"):
+    if as_json:
+        import json
+
+        print(json.dumps({"nodes": rows, "queue": queue}, indent=2))
+        return
+    table = Table(title="nodes (requests of awake Spaces / what the node offers, overcommit included)")
+    for col in ("node", "backend", "cpu requested/offered", "memory requested/offered", "GPUs", "awake Spaces",
+                "asleep", "static"):
         table.add_column(col)
     for n in rows:
         gpus = ", ".join(f"{g['index']}:{g['model']}{'*' if g['used'] else ''}" for g in n["gpus"]) or "-"
-        table.add_row(n["name"], n["backend"], f"{n['used']['cpu']:g}/{n['cpu']:g}",
-                      f"{n['used']['memoryMB']}/{n['memoryMB']} MB", gpus, str(n["used"]["spaces"]))
+        a, u = n["allocatable"], n["used"]
+        table.add_row(n["name"], n["backend"], f"{u['cpu']:g}/{a['cpu']:g} ({n['cpu']:g} cores x{a['cpuOvercommit']:g})",
+                      f"{u['memoryMB']}/{a['memoryMB']} MB", gpus, str(u["spaces"]), str(u["asleep"]),
+                      str(u["static"]))
     Console().print(table)
     for q in queue:
         Console().print(f"waiting: {q['id']} ({q['flavor']}) since {q['since']}: {q['message']}")

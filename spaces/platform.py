@@ -137,7 +137,7 @@ class Platform:
                                      memory_pressure=self._memory_pressure(),
                                      start_standby=self._start_standby,
                                      stop_standby_after=settings.runtime.stop_standby_after,
-                                     reserve=lambda s, space: placement_json(self.capacity.reserve(s, space)),
+                                     reserve=lambda s, space, node=None: placement_json(self.capacity.reserve(s, space, node)),
                                      own_labels={LABEL_PLATFORM: self.instance_id})
         self.builds = BuildService(hub.db, hub.logs, repo_for=hub.spaces.repo, builder=make_builder(settings),
                                    planner=plan_checkout, workers=settings.runtime.build_workers,

@@ -79,6 +79,7 @@ def build_hub(settings: Settings) -> Hub:
     flavors = FlavorCatalog(settings.flavors)  # the one catalog: Platform and the Space service take this one
     spaces = SpaceService(settings.repos_path, flavors)
     return Hub(settings=settings, db=db, spaces=spaces, logs=LogBus(db, keep=settings.limits.log_lines),
+               flavors=flavors,
                buckets=BucketService(settings.storage, settings.data_path / "buckets",
                                      on_change=spaces.settings_changed, repo_exists=_repo_reader(spaces)),
                flavors=flavors)

@@ -130,7 +130,7 @@ class Gate:
             return self._stopped(req, route)
         self._ensure_wake(label, route.space_id)
         if _is_browser(req):
-            page = pages.waiting_page(route.title or label, route.stage or state, self._message(route))
+            page = pages.waiting_page(route.title or label, route.stage or state, self._message(route), state)
             return Reply(pages.response(200, page, head_only=req.method == b"HEAD"), _no_body(req))
         return self._hold(req, label, route.space_id)
 
@@ -173,8 +173,8 @@ class Gate:
 
     def _message(self, route: Route) -> str:
         failed = self._wake_failed.get(route.space_id)
-        if failed and route.state != "running":
-            return failed[0]
+        if failed and route.state != "running" and not pages.waiting_for_capacity(route.message):
+            return failed[0]  # (a Space waiting for capacity says so, not that its wake timed out)
         return route.message or ("Waking up." if route.state == "sleeping" else "Starting the app.")
 
     # ---- the proxy's own endpoints on the app origin -----------------------------------------------------
@@ -199,8 +199,10 @@ class Gate:
             if failed is None or time.monotonic() - failed[1] > self.settings.retry_after:
                 self._ensure_wake(label, route.space_id)
         state = "starting" if route.state == "running" and route.upstream is None else route.state
-        body = pages.json_body(state=state, stage=route.stage, message=self._message(route),
-                               waking=route.space_id in self._wakes)
+        message = self._message(route)
+        body = pages.json_body(state=state, stage=route.stage, message=message,
+                               waking=route.space_id in self._wakes, queued=pages.waiting_for_capacity(message),
+                               headline=pages.waiting_headline(route.state, message))
         return Reply(pages.response(200, body, content_type="application/json"))
 
     async def _auth_ticket_check(self, req: RequestHead, route: Route, ticket: str, next_url: str) -> Reply:
