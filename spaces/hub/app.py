@@ -81,8 +81,7 @@ def build_hub(settings: Settings) -> Hub:
     return Hub(settings=settings, db=db, spaces=spaces, logs=LogBus(db, keep=settings.limits.log_lines),
                flavors=flavors,
                buckets=BucketService(settings.storage, settings.data_path / "buckets",
-                                     on_change=spaces.settings_changed, repo_exists=_repo_reader(spaces)),
-               flavors=flavors)
+                                     on_change=spaces.settings_changed, repo_exists=_repo_reader(spaces)))
 
 
 def _repo_reader(spaces: SpaceService):  # noqa: ANN202

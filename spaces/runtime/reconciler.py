@@ -383,6 +383,7 @@ class Reconciler:
             self._stop_instance(step, current)
         else:
             step.space.instance = InstanceRecord.started(current, placement).to_json()
+            step.claimed = True
 
     def _claim_frozen(self, step: _Step, current: Handle) -> bool:
         """A frozen instance gave its capacity back when its Space went to sleep (``capacity.node_usage``): claim
@@ -390,7 +391,7 @@ class Reconciler:
         another node: stop it, so that it gives its memory back too, and the Space starts anew, which reports the
         refusal (quota, or its place in the queue) and, when room comes, starts wherever the scheduler finds it.
         True when it may be thawed."""
-        if self.reserve is None:
+        if self.reserve is None or step.claimed:
             return True
         space = step.space
         try:
@@ -517,6 +518,7 @@ class _Step:
     space: Space
     artifact: Artifact | None
     acted: bool = False
+    claimed: bool = False  # its instance claimed its capacity in this step (a woken standby): no second claim
 
 
 def _aware(dt):  # noqa: ANN001, ANN202
