@@ -60,6 +60,9 @@ class FlavorSettings(BaseModel):
         default_factory=dict,
         description='flavor shape/price overrides, e.g. {"t4-small": {"price_per_hour_usd": 0.5}}',
     )
+    disabled: list[str] = Field(
+        default_factory=list, description='flavors this instance does not offer, e.g. ["a100x8"]: not listed, '
+        'refused when asked for (a Space already on one is refused at its next start, saying so)')
     node_selectors: dict[str, dict[str, str]] = Field(
         default_factory=dict,
         description='node labels a flavor needs (our scheduler and Kubernetes nodeSelector), '
@@ -140,12 +143,16 @@ class FlavorCatalog:
         settings = settings or FlavorSettings()
         base = hw.build_flavors(overrides=settings.hardware)
         unknown = (set(settings.requests) | set(settings.node_selectors) | set(settings.tolerations)
-                   | set(settings.disk_mb_per_flavor)) - set(base)
+                   | set(settings.disk_mb_per_flavor) | set(settings.disabled)) - set(base)
         if unknown:
             # a typo in configuration must be loud, like hardware.build_flavors does for shapes
             raise BadRequest(f"Flavor settings name unknown flavors {sorted(unknown)}; known: {', '.join(base)}")
+        if hw.DEFAULT_FLAVOR in settings.disabled:
+            raise BadRequest(f"{hw.DEFAULT_FLAVOR} is every new Space's flavor: it cannot be disabled")
         self._flavors: dict[str, RuntimeFlavor] = {}
         for name, flavor in base.items():
+            if name in settings.disabled:
+                continue
             if flavor.is_gpu:
                 cpu = settings.gpu_cpu_per_gpu * flavor.gpu_count
                 mem = settings.gpu_memory_mb_per_gpu * flavor.gpu_count

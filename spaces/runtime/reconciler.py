@@ -518,7 +518,7 @@ class _Step:
     space: Space
     artifact: Artifact | None
     acted: bool = False
-    claimed: bool = False  # its instance took its capacity in this step (a standby's claim): no second claim
+    claimed: bool = False  # its instance claimed its capacity in this step (a woken standby): no second claim
 
 
 def _aware(dt):  # noqa: ANN001, ANN202

@@ -79,3 +79,34 @@ def test_an_operator_price_reads_the_same_in_the_api_the_pages_the_bill_and_the_
 def test_an_unknown_flavor_is_refused_with_the_catalog_names(platform) -> None:  # noqa: ANN001
     with pytest.raises(BadRequest, match="Unknown hardware flavor 'h100'.*cpu-upgrade"):
         platform.hub.flavors.get("h100")
+
+
+def test_a_flavor_the_operator_disabled_is_neither_listed_nor_accepted(tmp_path: Path) -> None:
+    from spaces.hub.app import build_hub, create_app
+    from spaces.services.accounts import Principal
+    from spaces.services.spaces import CreateRequest
+
+    settings = Settings(data_dir=tmp_path / "data", flavors=FlavorSettings(disabled=["a100x8"]))
+    hub = build_hub(settings)
+    try:
+        client = TestClient(create_app(settings, hub), headers={"accept": "text/html"})
+        listed = [f["name"] for f in client.get("/api/spaces/hardware").json()]
+        assert "a100x8" not in listed and "a100x4" in listed
+        sign_up(client, "bob")
+        form = client.get("/new").text
+        assert 'value="a100x4"' in form and 'value="a100x8"' not in form
+        with hub.db.session() as s:
+            bob = s.scalars(select(Account).where(Account.name == "bob")).one()
+            with pytest.raises(BadRequest, match="Unknown hardware flavor 'a100x8'"):
+                hub.spaces.create(s, Principal(bob, "write"), CreateRequest("bob", "big", "gradio", hardware="a100x8"))
+    finally:
+        hub.db.engine.dispose()
+
+
+def test_a_typo_in_the_disabled_flavors_is_loud() -> None:
+    from spaces.runtime.flavors import FlavorCatalog
+
+    with pytest.raises(BadRequest, match="unknown flavors"):
+        FlavorCatalog(FlavorSettings(disabled=["a100x9"]))
+    with pytest.raises(BadRequest, match="cannot be disabled"):
+        FlavorCatalog(FlavorSettings(disabled=["cpu-basic"]))
