@@ -36,6 +36,7 @@ import argparse
 import os
 import secrets
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -153,18 +154,17 @@ def spec_for(root: Path, venv: str, i: int, kind: str):  # noqa: ANN201
     return dataclasses.replace(spec, space_id=f"bench/d{kind}{i}", repo_id=f"bench/d{kind}{i}")
 
 
-def start_apps(backend: LocalBackend, root: Path, venv: str, n: int, kind: str, fork: bool) -> list:
+def start_apps(backend: LocalBackend, root: Path, venv: str, n: int, kind: str, fork: bool, handles: list) -> None:
+    """Start ``n`` apps into ``handles`` (the caller stops them, also when a start fails half way)."""
     backend.settings.zygote = fork
-    handles = []
     t0 = time.monotonic()
-    with httpx.Client(timeout=5) as client:
+    with httpx.Client(timeout=30) as client:
         for i in range(n):
             h = backend.start(spec_for(root, venv, i, kind))
             handles.append(h)  # before the first 200: a failure still stops it
-            first_200(client, h.data["port"])
-            if (i + 1) % 50 == 0:
+            first_200(client, h.data["port"], timeout=600)
+            if (i + 1) % 10 == 0:
                 print(f"  {kind}: {i + 1}/{n} answering after {time.monotonic() - t0:.0f} s", flush=True)
-    return handles
 
 
 def measure(backend: LocalBackend, handles: list, zygote_pid: int | None = None) -> tuple[float, float]:
@@ -246,15 +246,19 @@ def goal(args: argparse.Namespace, backend: LocalBackend, root: Path) -> None:
 
     cap = capacity_figures()
     rows: list[tuple[str, int, float, float, str, float]] = []  # kind, n, PSS MiB each, cgroup MiB each, req, cores
-    cold = start_apps(backend, root, args.venv, args.cold, "c", fork=False)
-    time.sleep(3)
-    pss, cg = measure(backend, cold)
+    cold: list = []
+    try:
+        start_apps(backend, root, args.venv, args.cold, "c", False, cold)
+        time.sleep(3)
+        pss, cg = measure(backend, cold)
+    finally:
+        for h in cold:
+            backend.stop(h)
     rows.append(("one process per Space (cold python app.py)", args.cold, pss / args.cold, cg / args.cold,
                  "0.25 core + 512 MiB, kept asleep", 0.25))
-    for h in cold:
-        backend.stop(h)
-    forks = start_apps(backend, root, args.venv, args.gradio, "g", fork=True)
+    forks: list = []
     try:
+        start_apps(backend, root, args.venv, args.gradio, "g", True, forks)
         time.sleep(3)
         if backend.zygotes.memory_merge and not args.no_merge:
             waited, sharing = wait_merged(args.merge_wait)
@@ -311,6 +315,8 @@ def main() -> None:
     ap.add_argument("--no-merge", action="store_true", help="forks without kernel samepage merging")
     ap.add_argument("--merge-wait", type=float, default=180.0, help="longest wait for ksmd, seconds")
     args = ap.parse_args()
+    # a timeout's SIGTERM unwinds like Ctrl-C: every app started is stopped, its disk unmounted, its dir removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     root = Path(f"/var/tmp/spaces-bench-density-{secrets.token_hex(3)}")
     root.mkdir(mode=0o711)
     backend = LocalBackend(LocalBackendSettings(root=root / "backend", cgroup_root="spaces-bench-density",
