@@ -139,7 +139,8 @@ class Platform:
                                      own_labels={LABEL_PLATFORM: self.instance_id})
         self.builds = BuildService(hub.db, hub.logs, repo_for=hub.spaces.repo, builder=make_builder(settings),
                                    planner=plan_checkout, workers=settings.runtime.build_workers,
-                                   on_built=self.reconciler.nudge, env_for=variables_and_secrets)
+                                   on_built=self.reconciler.nudge, env_for=variables_and_secrets,
+                                   lease=settings.runtime.build_lease)
         hub.spaces.on_revision = self.builds.submit
         hub.spaces.on_change = self.reconciler.nudge
         hub.spaces.on_deleted = self._stop_deleted
