@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from spaces.bus import Bus
 from spaces.db.session import Database
 from spaces.hub import errors
 from spaces.hub.api import admin, branches, discussions, files, other_repos, repos, spaces
@@ -58,7 +59,8 @@ class RequestBase:
         await self.app(scope, receive, send_with_date)
 
 
-def build_hub(settings: Settings) -> Hub:
+def build_hub(settings: Settings, bus: Bus | None = None) -> Hub:
+    """``bus``: how live log lines reach this hub from other processes (see spaces.services.logs)."""
     # The data dir is traversable (0711) so sandboxed Spaces reach their environments and working copies; what
     # holds user data or secrets (repositories, database, key) is readable by the platform's user only.
     settings.data_path.mkdir(parents=True, exist_ok=True)
@@ -74,7 +76,7 @@ def build_hub(settings: Settings) -> Hub:
             if path.exists():
                 path.chmod(0o600)
     return Hub(settings=settings, db=db, spaces=SpaceService(settings.repos_path),
-               logs=LogBus(db, keep=settings.limits.log_lines))
+               logs=LogBus(db, keep=settings.limits.log_lines, bus=bus))
 
 
 def create_app(settings: Settings | None = None, hub: Hub | None = None) -> FastAPI:
