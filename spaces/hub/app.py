@@ -59,7 +59,7 @@ class RequestBase:
         await self.app(scope, receive, send_with_date)
 
 
-def build_hub(settings: Settings, bus: Bus | None = None) -> Hub:
+def build_hub(settings: Settings, *, bus: Bus | None = None) -> Hub:
     """``bus``: how live log lines reach this hub from other processes (see spaces.services.logs)."""
     # The data dir is traversable (0711) so sandboxed Spaces reach their environments and working copies; what
     # holds user data or secrets (repositories, database, key) is readable by the platform's user only.
