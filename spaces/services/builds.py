@@ -17,7 +17,8 @@ at most one build per Space run, whichever worker runs it.
 
 A running build carries its worker and a lease that the worker renews every ``lease / 6`` seconds. Any live worker
 queues again a build whose lease ran out (its worker died, or lost the database that long) and says so in the
-build log; it is then built again. ``stop`` (SIGTERM) hands this worker's running builds back at once; a build
+build log; it is then built again. A worker whose process is gone from this machine's process table (a crashed
+server, restarted) loses its builds at once, without waiting for the lease. ``stop`` (SIGTERM) hands this worker's running builds back at once; a build
 handed back or taken again stops at its next log line, and its late finish changes nothing: ``_finish`` only
 writes while the row is still this worker's. Only the newest build of a Space may set its artifact and stage: a
 slow old build finishing late changes nothing.
@@ -28,6 +29,7 @@ when the new artifact is running and healthy.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import secrets
@@ -37,11 +39,11 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -70,9 +72,39 @@ class BuildAbandoned(Exception):
     """Raised into a build's own thread (at its next log line) once the build is no longer this worker's."""
 
 
+def _place() -> str:
+    """Which process table this process is in (machine boot and pid namespace): where a worker's pid can be asked
+    about. Empty where that cannot be told (then only leases say that a worker died)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        pidns = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return ""
+    return hashlib.sha256(f"{boot}/{pidns}".encode()).hexdigest()[:8]
+
+
+PLACE = _place()
+
+
 def worker_name() -> str:
-    """Unique per process and start: a restarted builder is a new worker and never mistakes old rows for its own."""
-    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
+    """``host:pid:place:random``: unique per process and start (a restarted builder is a new worker and never
+    mistakes old rows for its own), and tells a builder in the same process table whose process is gone."""
+    return f"{socket.gethostname()[:32]}:{os.getpid()}:{PLACE or '-'}:{secrets.token_hex(3)}"
+
+
+def process_gone(worker: str) -> bool:
+    """Whether ``worker`` ran in this process table and its process has exited: its builds need not wait for the
+    lease (a server restarted after a crash builds them again at once). A reused pid only means waiting."""
+    try:
+        _host, pid, place, _random = worker.rsplit(":", 3)
+        if not PLACE or place != PLACE:
+            return False
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (ValueError, OSError):  # not our format, or alive under another user
+        return False
+    return False
 
 
 class BuildService:
@@ -130,6 +162,10 @@ class BuildService:
         """Take queued builds until ``stop``; renew this worker's leases and queue again builds whose worker died."""
         if self.bus is not None:
             self._unsubscribe = self.bus.subscribe(BUILDS_CHANNEL, lambda _message: self._wake.set())
+        try:  # a crashed predecessor on this machine: its builds go back to the queue now, not after the lease
+            self._requeue_expired()
+        except Exception:
+            log.exception("looking for builds of lost builders failed")
         for target, name in ((self._dispatch, "build-dispatch"), (self._heartbeat, "build-lease")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -227,23 +263,33 @@ class BuildService:
             self._active -= active - still
 
     def _requeue_expired(self) -> int:
-        """Queue again the running builds whose worker stopped renewing; each with one line in its log. Clocks:
-        the lease is written by one machine's clock and read by another's (kept in step by NTP, well under it)."""
+        """Queue again the running builds whose worker stopped renewing, or whose process is gone from this
+        machine; each with one line in its log. Clocks: the lease is written by one machine's clock and read by
+        another's (kept in step by NTP, well under the lease)."""
         now = utcnow()
         with self.db.session() as s:
-            expired = list(s.execute(select(Build.id, Build.space_id, Build.worker)
-                                     .where(Build.status == "running", Build.lease_until < now)))
+            running = list(s.execute(select(Build.id, Build.space_id, Build.worker, Build.lease_until)
+                                     .where(Build.status == "running",
+                                            or_(Build.worker.is_(None), Build.worker != self.worker_id))))
         taken = 0
-        for build_id, space_id, worker in expired:
+        for build_id, space_id, worker, lease_until in running:
+            if lease_until is not None and lease_until.tzinfo is None:
+                lease_until = lease_until.replace(tzinfo=timezone.utc)  # SQLite hands datetimes back without a zone
+            expired = lease_until is None or lease_until < now
+            gone = not expired and worker is not None and process_gone(worker)
+            if not (expired or gone):
+                continue
+            still = (Build.lease_until < now) if expired else (Build.worker == worker)
             with self.db.session() as s:
-                won = s.execute(update(Build).where(Build.id == build_id, Build.status == "running",
-                                                    Build.lease_until < now)
+                won = s.execute(update(Build).where(Build.id == build_id, Build.status == "running", still)
                                 .values(status="queued", worker=None, lease_until=None)).rowcount == 1
-            if won:
-                taken += 1
-                log.warning("build %s: worker %s stopped renewing its lease; queued again", build_id, worker)
-                self.logs.append(space_id, "build", f"=== the builder running this build ({worker}) stopped "
-                                                    f"answering for {self.lease:.0f} s: building it again")
+            if not won:
+                continue
+            taken += 1
+            why = "its process is gone" if gone else f"it stopped answering for {self.lease:.0f} s"
+            log.warning("build %s: worker %s: %s; queued again", build_id, worker, why)
+            self.logs.append(space_id, "build", f"=== the builder running this build ({worker}) is lost: {why}; "
+                                                "building it again")
         return taken
 
     def wait_idle(self, timeout: float = 600.0) -> bool:

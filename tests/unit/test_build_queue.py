@@ -181,7 +181,7 @@ def test_a_dead_workers_build_is_queued_again_said_so_and_built(db: Database) ->
     b = _build(db, build_id)
     assert b.attempts == 2 and b.worker is None and b.lease_until is None
     text = "".join(e.data for e in logs.history(space_id, "build"))
-    assert f"({dead.worker_id}) stopped answering" in text
+    assert f"({dead.worker_id}) is lost: it stopped answering" in text
     assert "(attempt 2)" in text
     with db.session() as s:
         assert s.get(Space, space_id).artifact["sha"] == "a" * 40
@@ -191,6 +191,21 @@ def test_a_dead_workers_build_is_queued_again_said_so_and_built(db: Database) ->
     assert _build(db, build_id).status == "built"
     with db.session() as s:
         assert s.get(Space, space_id).stage != "BUILD_ERROR"
+
+
+def test_a_build_of_a_builder_whose_process_exited_here_is_queued_again_without_waiting(db: Database) -> None:
+    """A server restarted after a crash on the same machine: its predecessor's builds go back to the queue at
+    once, not after the lease."""
+    space_id, (build_id,) = _space(db, "crashed")
+    url = db.engine.url.render_as_string(hide_password=False)
+    subprocess.run([sys.executable, "-c", _RACER, url, "0"], check=True, cwd=REPO, capture_output=True, timeout=120)
+    crashed = _build(db, build_id)
+    assert crashed.status == "running" and crashed.lease_until.replace(tzinfo=None) > utcnow().replace(tzinfo=None)
+    logs = LogBus(db)
+    assert _service(db, logs)._requeue_expired() == 1
+    assert _build(db, build_id).status == "queued"
+    text = "".join(e.data for e in logs.history(space_id, "build"))
+    assert f"({crashed.worker}) is lost: its process is gone" in text
 
 
 def test_a_live_workers_build_is_left_alone_while_its_lease_is_renewed(db: Database) -> None:
