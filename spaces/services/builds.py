@@ -197,6 +197,7 @@ class BuildService:
             log.info("build %s handed back to the queue (worker %s stopping)", build_id, self.worker_id)
             self.logs.append(space_id, "build", "=== the builder running this build is stopping: it goes back to "
                                                 "the queue and starts again on the next builder")
+        self.logs.flush()  # this process is about to exit: the lines must not wait for the writer's next batch
         if self.bus is not None:
             self.bus.publish(BUILDS_CHANNEL, {})
 

@@ -80,7 +80,10 @@ class LogBus:
         """Tell live readers of ``kind`` that what they follow may be over (a build finished): each then checks
         whether to stop. Delivered even to a full queue (a line is dropped instead), or a reader would never end."""
         if not self._at_once:
-            self.flush()  # the lines before it are published first
+            try:
+                self.flush()  # the lines before it are published first (flush publishes even what it fails to store)
+            except Exception:
+                log.exception("writing log lines failed")
         self.bus.publish(CHANNEL, {**_message(space_id, kind, []), "end": True})
 
     def _receive(self, message: dict[str, Any]) -> None:
