@@ -33,6 +33,7 @@ from spaces.runtime.reconciler import Reconciler, RouteUpdate
 from spaces.runtime.sleeper import Sleeper
 from spaces.runtime.specs import instance_spec, startup_timeout, variables_and_secrets, workdir_for
 from spaces.runtime.static_site import StaticSites
+from spaces.runtime.volumes import Volumes
 from spaces.services import accounts
 from spaces.services.builds import BuildService
 from spaces.services.wake import WakeService
@@ -61,7 +62,7 @@ class LocalArtifacts:
         return self.envs.build(plan, sha, log)
 
 
-def make_backend(settings: Settings):  # noqa: ANN201
+def make_backend(settings: Settings, catalog: FlavorCatalog | None = None):  # noqa: ANN201
     kind = settings.runtime.backend
     if kind == "docker":
         from spaces.runtime.backends.docker import DockerBackend
@@ -70,7 +71,7 @@ def make_backend(settings: Settings):  # noqa: ANN201
     if kind == "kubernetes":
         from spaces.runtime.backends.kubernetes import KubernetesBackend
 
-        return KubernetesBackend(settings.kubernetes, FlavorCatalog(settings.flavors))
+        return KubernetesBackend(settings.kubernetes, catalog or FlavorCatalog(settings.flavors))
     from spaces.runtime import netguard
     from spaces.runtime.backends.local import LocalBackend
 
@@ -121,13 +122,14 @@ class Platform:
             if settings.runtime.backend == "local" and "spaces_memory_mb" not in settings.local.model_fields_set:
                 # all Spaces together keep to what the machine leaves them, as each one does to its own limit
                 settings.local = settings.local.model_copy(update={"spaces_memory_mb": local_node.space_memory_mb})
-        self.backend = make_backend(settings)
+        self.backend = make_backend(settings, hub.flavors)
         self.routes = make_routes(settings)
-        self.catalog = FlavorCatalog(settings.flavors)
+        self.catalog = hub.flavors  # the one catalog (build_hub made it from settings.flavors)
         self.capacity = Capacity(self.catalog, nodes, settings.quotas, settings.scheduler.policy())
         self.work_root = settings.data_path / "work"
         self.work_root.mkdir(parents=True, exist_ok=True)
         self.static = StaticSites(settings.apps_base_domain)
+        self.volumes = Volumes(settings.data_path, repo_for=self._repo_for_volume)
         self._static_addr: tuple[str, int] | None = None
         self.reconciler = Reconciler(hub.db, self.backend, hub.logs, start_instance=self._start_instance,
                                      publish_route=self._publish_route, sweep_seconds=settings.runtime.sweep_seconds,
@@ -192,8 +194,13 @@ class Platform:
                              limits=limits, node=node, telemetry=self.settings.runtime.sdk_telemetry,
                              startup_timeout=startup_timeout(space.card_data,
                                                              self.settings.runtime.default_startup_timeout))
-        spec = dataclasses.replace(spec, labels={**spec.labels, LABEL_PLATFORM: self.instance_id})
+        spec = dataclasses.replace(spec, labels={**spec.labels, LABEL_PLATFORM: self.instance_id},
+                                   mounts=self.volumes.mounts(s, space))
         return self.backend.start(spec)
+
+    def _repo_for_volume(self, s, repo_type: str, repo_id: str):  # noqa: ANN001, ANN202
+        space = self.hub.spaces.find(s, repo_id) if repo_type == "space" else None
+        return self.hub.spaces.repo(space) if space is not None else None
 
     def _publish_route(self, update: RouteUpdate) -> None:
         old = self._route_hosts.get(update.space_id)

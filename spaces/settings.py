@@ -27,6 +27,7 @@ from spaces.runtime.flavors import FlavorSettings
 from spaces.runtime.nodes import NodesSettings
 from spaces.runtime.quota import QuotaSettings
 from spaces.runtime.scheduler import SchedulerSettings
+from spaces.services.buckets import StorageSettings
 
 
 def default_data_dir() -> Path:
@@ -116,6 +117,7 @@ class Settings(BaseSettings):
     quotas: QuotaSettings = Field(default_factory=QuotaSettings)
     proxy: ProxySettings = Field(default_factory=ProxySettings)
     pages: PagesSettings = Field(default_factory=PagesSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
 
     @property
     def data_path(self) -> Path:

@@ -12,8 +12,9 @@ from fastapi import FastAPI
 
 from spaces.bus import Bus
 from spaces.db.session import Database
+from spaces.errors import SpacesError
 from spaces.hub import errors
-from spaces.hub.api import admin, branches, discussions, files, other_repos, repos, spaces
+from spaces.hub.api import admin, branches, buckets, discussions, files, other_repos, repos, spaces
 from spaces.hub.context import Hub, request_base, request_id
 from spaces.hub.git_http import install_hooks
 from spaces.hub.git_http import router as git_router
@@ -21,6 +22,8 @@ from spaces.hub.limits import BodyLimit
 from spaces.hub.pages import install_pages
 from spaces.hub.pages.runtime_hooks import runtime_hooks
 from spaces.hub.urlguard import ControlBytes
+from spaces.runtime.flavors import FlavorCatalog
+from spaces.services.buckets import BucketService
 from spaces.services.logs import LogBus
 from spaces.services.spaces import SpaceService
 from spaces.settings import Settings
@@ -75,8 +78,25 @@ def build_hub(settings: Settings, *, bus: Bus | None = None) -> Hub:
             path = settings.data_path / f"spaces.db{suffix}"
             if path.exists():
                 path.chmod(0o600)
-    return Hub(settings=settings, db=db, spaces=SpaceService(settings.repos_path),
-               logs=LogBus(db, keep=settings.limits.log_lines, bus=bus))
+    flavors = FlavorCatalog(settings.flavors)  # the one catalog: Platform and the Space service take this one
+    spaces = SpaceService(settings.repos_path, flavors)
+    return Hub(settings=settings, db=db, spaces=spaces, logs=LogBus(db, keep=settings.limits.log_lines, bus=bus),
+               flavors=flavors,
+               buckets=BucketService(settings.storage, settings.data_path / "buckets",
+                                     on_change=spaces.settings_changed, repo_exists=_repo_reader(spaces)))
+
+
+def _repo_reader(spaces: SpaceService):  # noqa: ANN202
+    """May a caller read a repository of this hub that a volume names? Spaces for now."""
+    def readable(s, repo_type: str, repo_id: str, principal) -> bool:  # noqa: ANN001
+        if repo_type != "space":
+            return False
+        try:
+            spaces.get(s, repo_id, principal)
+        except SpacesError:
+            return False
+        return True
+    return readable
 
 
 def create_app(settings: Settings | None = None, hub: Hub | None = None) -> FastAPI:
@@ -95,6 +115,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
     errors.install(app)
     # Fixed /api/spaces/... paths come first: spaces.router registers them before {ns}/{name}.
     app.include_router(repos.router)
+    app.include_router(buckets.router)
     app.include_router(spaces.router)
     app.include_router(files.router)
     app.include_router(branches.router)

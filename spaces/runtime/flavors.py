@@ -124,7 +124,11 @@ def fit_limits(flavor: RuntimeFlavor, node: Node, gpus: tuple[int, ...] = ()) ->
 
 
 class FlavorCatalog:
-    """Every flavor resolved from the hardware table plus :class:`FlavorSettings`. Immutable after init."""
+    """Every flavor resolved from the hardware table plus :class:`FlavorSettings`. Immutable after init.
+
+    The one catalog of a process: built once from ``Settings.flavors`` (``spaces.hub.app.build_hub``) and passed
+    to whatever lists, validates, prices, places or limits a flavor (hub API and pages, Space service, quota and
+    bill, scheduler, backends), so that an operator's override reads the same everywhere."""
 
     def __init__(self, settings: FlavorSettings | None = None) -> None:
         settings = settings or FlavorSettings()
@@ -159,12 +163,16 @@ class FlavorCatalog:
 
     def get(self, name: str) -> RuntimeFlavor:
         """The flavor called ``name``; :class:`spaces.errors.BadRequest` listing valid names otherwise."""
-        if name not in self._flavors:
-            hw.get_flavor(name, {})  # raises the standard "Unknown hardware flavor" error
+        if name not in self._flavors:  # the standard "Unknown hardware flavor" error, naming the valid ones
+            hw.get_flavor(name, {n: f.flavor for n, f in self._flavors.items()})
         return self._flavors[name]
 
     def names(self) -> list[str]:
         return list(self._flavors)
+
+    def shapes(self) -> list[hw.Flavor]:
+        """Every flavor's shape and price, in display order: what the hub's API lists and its pages offer."""
+        return [f.flavor for f in self._flavors.values()]
 
     def prices(self) -> dict[str, "Price"]:
         """Per-flavor billing rates for :func:`spaces.runtime.quota.bill`."""

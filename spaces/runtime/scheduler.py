@@ -88,7 +88,8 @@ class Unschedulable:
     transient: bool = False
 
     def error(self) -> errors.Unschedulable:
-        return errors.Unschedulable(self.message, code=self.reason)
+        kind = errors.WaitingForCapacity if self.transient else errors.Unschedulable  # the reconciler queues those
+        return kind(self.message, code=self.reason)
 
 
 @dataclass(frozen=True)

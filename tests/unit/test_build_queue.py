@@ -212,13 +212,13 @@ def test_a_live_workers_build_is_left_alone_while_its_lease_is_renewed(db: Datab
     space_id, (build_id,) = _space(db, "renewed")
     logs = LogBus(db)
     builder = _Builder()
-    owner = _service(db, logs, builder, lease=1.0, poll=0.1)
+    owner = _service(db, logs, builder, lease=4.0, poll=0.1)
     owner.start()
-    other = _service(db, logs, lease=1.0, poll=0.1)
+    other = _service(db, logs, lease=4.0, poll=0.1)
     try:
         assert builder.started.wait(30)
         other.start()  # starting up does not take the owner's running build
-        time.sleep(3.0)  # three leases: renewed all along, so the other worker takes nothing
+        time.sleep(8.0)  # two leases: renewed all along, so the other worker takes nothing
         assert other._requeue_expired() == 0
         b = _build(db, build_id)
         assert (b.status, b.worker, b.attempts) == ("running", owner.worker_id, 1)
