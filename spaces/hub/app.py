@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 import uuid
 from email.utils import formatdate
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -25,7 +27,7 @@ from spaces.hub.urlguard import ControlBytes
 from spaces.runtime.flavors import FlavorCatalog
 from spaces.services.buckets import BucketService
 from spaces.services.logs import LogBus
-from spaces.services.spaces import SpaceService
+from spaces.services.spaces import SpaceHooks, SpaceService
 from spaces.settings import Settings
 
 log = logging.getLogger("spaces")
@@ -62,15 +64,18 @@ class RequestBase:
         await self.app(scope, receive, send_with_date)
 
 
-def build_hub(settings: Settings, *, bus: Bus | None = None) -> Hub:
-    """``bus``: how live log lines reach this hub from other processes (see spaces.services.logs)."""
+def build_hub(settings: Settings, *, hooks: SpaceHooks | None = None, capacity: object | None = None,
+              flavors: FlavorCatalog | None = None, bus: Bus | None = None) -> Hub:
+    """The hub's shared objects. ``hooks`` and ``capacity`` connect it to the runtime (``spaces.platform``);
+    without them (operator commands) it changes Spaces without telling anyone. ``bus``: how live log lines reach
+    this process from the others (see spaces.services.logs)."""
     # The data dir is traversable (0711) so sandboxed Spaces reach their environments and working copies; what
     # holds user data or secrets (repositories, database, key) is readable by the platform's user only.
     settings.data_path.mkdir(parents=True, exist_ok=True)
     settings.data_path.chmod(0o711)
     settings.repos_path.mkdir(parents=True, exist_ok=True)
     settings.repos_path.chmod(0o700)
-    shutil.rmtree(settings.data_path / "tmp" / "uploads", ignore_errors=True)  # commits cut short by a crash
+    _sweep_spools(settings.data_path / "tmp" / "uploads")  # commits cut short by a crash
     db = Database(settings.db_url)
     db.migrate()
     if settings.db_url.startswith("sqlite:///"):
@@ -78,10 +83,10 @@ def build_hub(settings: Settings, *, bus: Bus | None = None) -> Hub:
             path = settings.data_path / f"spaces.db{suffix}"
             if path.exists():
                 path.chmod(0o600)
-    flavors = FlavorCatalog(settings.flavors)  # the one catalog: Platform and the Space service take this one
-    spaces = SpaceService(settings.repos_path, flavors)
+    flavors = flavors or FlavorCatalog(settings.flavors)  # the one catalog: the Space service and the pages read it
+    spaces = SpaceService(settings.repos_path, flavors, hooks)
     return Hub(settings=settings, db=db, spaces=spaces, logs=LogBus(db, keep=settings.limits.log_lines, bus=bus),
-               flavors=flavors,
+               flavors=flavors, capacity=capacity,
                buckets=BucketService(settings.storage, settings.data_path / "buckets",
                                      on_change=spaces.settings_changed, repo_exists=_repo_reader(spaces)))
 
@@ -97,6 +102,24 @@ def _repo_reader(spaces: SpaceService):  # noqa: ANN202
             return False
         return True
     return readable
+
+
+SPOOL_STALE_S = 3600.0
+
+
+def _sweep_spools(root: Path) -> None:
+    """Remove commit spools a crash left. Only stale ones: another hub process on this data dir (or the server,
+    when an operator command builds a hub) may be receiving a commit into a fresh one right now."""
+    if not root.is_dir():
+        return
+    cutoff = time.time() - SPOOL_STALE_S
+    for entry in root.iterdir():
+        try:
+            newest = max([entry.stat().st_mtime, *(p.stat().st_mtime for p in entry.rglob("*"))])
+        except OSError:
+            continue
+        if newest < cutoff:
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def create_app(settings: Settings | None = None, hub: Hub | None = None) -> FastAPI:

@@ -36,7 +36,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -119,8 +119,9 @@ class Reconciler:
         #: (session, space, artifact) -> (Handle, placement dict); raises SpacesError (quota, capacity, start)
         self.start_instance = start_instance
         #: (session, space, artifact) -> Handle of a standby, or None where the Space gets none (its SDK, its
-        #: hardware); holds no capacity. With ``reserve``, (session, space) -> placement dict, raising as a start
-        #: does: how a woken standby claims its capacity. Both None: no standbys.
+        #: hardware); holds no capacity. With ``reserve``, (session, space, node to prefer) -> placement dict,
+        #: raising as a start does: how a woken standby or frozen instance claims its capacity back (an asleep
+        #: Space holds none). Both None: no standbys, and a frozen instance thaws without a claim.
         self.start_standby = start_standby if reserve is not None else None
         self.reserve = reserve
         self.stop_standby_after = stop_standby_after
@@ -311,9 +312,10 @@ class Reconciler:
             except NotImplementedError:
                 self._stop_instance(step, action.handle)
         elif isinstance(action, Thaw):
-            # the one act not committed first: a thaw takes milliseconds and sits on a waking visitor's path
-            self.backend.thaw(action.handle)
-            step.acted = True
+            if self._claim_frozen(step, action.handle):
+                # the one act not committed first: a thaw takes milliseconds and sits on a waking visitor's path
+                self.backend.thaw(action.handle)
+                step.acted = True
         elif isinstance(action, StartStandby):
             self._start_standby(step)
         elif isinstance(action, Claim):
@@ -374,13 +376,35 @@ class Reconciler:
         Space starts anew, and that start reports the refusal (quota, a queue)."""
         placement = None
         try:
-            placement = self.reserve(step.s, step.space)
+            placement = self.reserve(step.s, step.space, current.node)
         except SpacesError as exc:
             log.info("space %s: its standby cannot run now (%s); starting it anew", step.space.id, exc.code)
         if placement is None or placement.get("node") != current.node:
             self._stop_instance(step, current)
         else:
             step.space.instance = InstanceRecord.started(current, placement).to_json()
+            step.claimed = True
+
+    def _claim_frozen(self, step: _Step, current: Handle) -> bool:
+        """A frozen instance gave its capacity back when its Space went to sleep (``capacity.node_usage``): claim
+        it again before the thaw (quota, then a node: its own first, where its memory is). Refused, or room only on
+        another node: stop it, so that it gives its memory back too, and the Space starts anew, which reports the
+        refusal (quota, or its place in the queue) and, when room comes, starts wherever the scheduler finds it.
+        True when it may be thawed."""
+        if self.reserve is None or step.claimed:
+            return True
+        space = step.space
+        try:
+            placement = self.reserve(step.s, space, current.node)
+        except SpacesError as exc:
+            log.info("space %s: no room to thaw it (%s); starting it anew", space.id, exc.code)
+            placement = None
+        if placement is None or placement.get("node") != current.node:
+            self._stop_instance(step, current)
+            return False
+        record = InstanceRecord.from_json(space.instance)
+        space.instance = replace(record, placement={**(record.placement or {}), **placement}).to_json()
+        return True
 
     def _crashed(self, step: _Step, crash: Crashed) -> None:
         space = step.space
@@ -494,6 +518,7 @@ class _Step:
     space: Space
     artifact: Artifact | None
     acted: bool = False
+    claimed: bool = False  # its instance took its capacity in this step (a standby's claim): no second claim
 
 
 def _aware(dt):  # noqa: ANN001, ANN202

@@ -91,23 +91,35 @@ class CreateRequest:
     variables: list[KeyValue] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class SpaceHooks:
+    """What the rest of the platform is told of (or asked about) Spaces; each None when that part is absent."""
+
+    #: (session, space, factory=bool) -> None: take a buildable revision (the build service's ``submit``)
+    on_revision: Callable[..., None] | None = None
+    #: space id -> None, called after commit whenever desired state changed (the reconciler's ``nudge``)
+    on_change: Callable[[str], None] | None = None
+    #: (space id, subdomain, instance record) -> None, after a Space is deleted: stop it, drop its route
+    on_deleted: Callable[[str, str, dict], None] | None = None
+    #: (space id, old subdomain) -> None, after a Space was renamed or moved: drop the old name's route
+    on_moved: Callable[[str, str], None] | None = None
+    #: (session, account, flavor) -> None, raises QuotaExceeded: checked whenever hardware is asked for
+    check_quota: Callable[[Session, Account, str], None] | None = None
+
+
 class SpaceService:
     """Operations on Spaces. Callers pass an open Session; the caller's transaction commits."""
 
-    def __init__(self, repos_root: Path, flavors: FlavorCatalog | None = None) -> None:
+    def __init__(self, repos_root: Path, flavors: FlavorCatalog | None = None, hooks: SpaceHooks | None = None) -> None:
         self.repos_root = repos_root
         #: the flavors a Space may ask for (the process's one catalog, operator overrides applied)
         self.flavors = flavors or FlavorCatalog()
-        #: (session, space, factory=bool) -> None: take a buildable revision (the build service's ``submit``); None = no builder
-        self.on_revision: Callable[[Session, Space], None] | None = None
-        #: space id -> None, called after commit whenever desired state changed (the reconciler's ``nudge``)
-        self.on_change: Callable[[str], None] | None = None
-        #: (space id, subdomain, instance record) -> None, after a Space is deleted: stop it, drop its route
-        self.on_deleted: Callable[[str, str, dict], None] | None = None
-        #: (space id, old subdomain) -> None, after a Space was renamed or moved: drop the old name's route
-        self.on_moved: Callable[[str, str], None] | None = None
-        #: (session, account, flavor) -> None, raises QuotaExceeded: checked whenever hardware is asked for
-        self.check_quota: Callable[[Session, Account, str], None] | None = None
+        hooks = hooks or SpaceHooks()
+        self.on_revision = hooks.on_revision
+        self.on_change = hooks.on_change
+        self.on_deleted = hooks.on_deleted
+        self.on_moved = hooks.on_moved
+        self.check_quota = hooks.check_quota
 
     def changed(self, s: Session, space: Space) -> None:
         """Tell the runtime, once this transaction commits, that the Space's desired state changed."""
