@@ -41,7 +41,6 @@ from spaces.builder.errors import BuildFailed
 from spaces.builder.plan import Artifact, BuildPlan
 from spaces.bus import Bus, MemoryBus, RedisBus, make_bus
 from spaces.db.models import Account, Space
-from spaces.db.session import after_commit
 from spaces.errors import SpacesError
 from spaces.hub.app import build_hub, create_app
 from spaces.ops import Health, ops_app
@@ -196,7 +195,8 @@ class Platform:
         self.routes = make_routes(settings) if (not self.split or self.roles & {"hub", "proxy", "controller"}) else None
         hooks = SpaceHooks(on_revision=self._submit_build, on_change=self._nudge, on_deleted=self._deleted,
                            on_moved=self._moved, check_quota=self.capacity.check_quota) if "hub" in self.roles else None
-        self.hub = hub = build_hub(settings, hooks=hooks, capacity=self.capacity, flavors=self.catalog)
+        self.hub = hub = build_hub(settings, hooks=hooks, capacity=self.capacity, flavors=self.catalog,
+                                     bus=self.bus)
         self.db = hub.db
         self.health = Health()
         self.health.add("database", self._database_answers)
@@ -213,10 +213,8 @@ class Platform:
         self.builds = BuildService(hub.db, hub.logs, repo_for=hub.spaces.repo,
                                    builder=make_builder(settings) if "builder" in self.roles else None,
                                    planner=plan_checkout, workers=settings.runtime.build_workers,
-                                   on_built=self._nudge, env_for=variables_and_secrets)
-        if "builder" in self.roles:
-            # buildq: BuildService's own wake-up; a build queued by any hub process reaches every builder
-            self.bus.subscribe("builds", lambda _m: self.builds._wake.set())
+                                   on_built=self._nudge, env_for=variables_and_secrets, bus=self.bus,
+                                   lease=settings.runtime.build_lease)
         # the controller: nothing of the backend exists until this process leads
         self.backend = None
         self.reconciler: Reconciler | None = None
@@ -361,8 +359,7 @@ class Platform:
 
     # ---- the hub's hooks: what it tells the other roles ------------------------------------------------------
     def _submit_build(self, s, space: Space, *, factory: bool = False) -> None:  # noqa: ANN001
-        self.builds.submit(s, space, factory=factory)  # the row, in the caller's transaction
-        after_commit(s, lambda: self.bus.publish("builds", {}))
+        self.builds.submit(s, space, factory=factory)  # the row, in the caller's transaction; "builds" after it
 
     def _nudge(self, space_id: str | None = None) -> None:
         self.bus.publish("nudge", {"space_id": space_id})

@@ -57,7 +57,9 @@ class RuntimeSettings(BaseModel):
 
     backend: Literal["local", "docker", "kubernetes"] = Field(
         "local", description="where Spaces run: sandboxed local processes, Docker engines or Kubernetes")
-    build_workers: int = Field(2, ge=1, description="builds that run at the same time")
+    build_workers: int = Field(2, ge=1, description="builds that run at the same time (per builder process)")
+    build_lease: float = Field(30.0, ge=2, description="seconds a running build stays its builder's without a sign "
+                               "of life; then any builder takes it again (a builder renews it every sixth of it)")
     sweep_seconds: float = Field(5.0, gt=0, description="the reconciler looks at every Space this often")
     sleep_sweep_seconds: float = Field(10.0, gt=0, description="the sleeper checks for idle Spaces this often")
     stop_frozen_after: float = Field(

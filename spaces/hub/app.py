@@ -12,6 +12,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from spaces.bus import Bus
 from spaces.db.session import Database
 from spaces.errors import SpacesError
 from spaces.hub import errors
@@ -64,9 +65,10 @@ class RequestBase:
 
 
 def build_hub(settings: Settings, *, hooks: SpaceHooks | None = None, capacity: object | None = None,
-              flavors: FlavorCatalog | None = None) -> Hub:
+              flavors: FlavorCatalog | None = None, bus: Bus | None = None) -> Hub:
     """The hub's shared objects. ``hooks`` and ``capacity`` connect it to the runtime (``spaces.platform``);
-    without them (operator commands) it changes Spaces without telling anyone."""
+    without them (operator commands) it changes Spaces without telling anyone. ``bus``: how live log lines reach
+    this process from the others (see spaces.services.logs)."""
     # The data dir is traversable (0711) so sandboxed Spaces reach their environments and working copies; what
     # holds user data or secrets (repositories, database, key) is readable by the platform's user only.
     settings.data_path.mkdir(parents=True, exist_ok=True)
@@ -83,7 +85,7 @@ def build_hub(settings: Settings, *, hooks: SpaceHooks | None = None, capacity: 
                 path.chmod(0o600)
     flavors = flavors or FlavorCatalog(settings.flavors)  # the one catalog: the Space service and the pages read it
     spaces = SpaceService(settings.repos_path, flavors, hooks)
-    return Hub(settings=settings, db=db, spaces=spaces, logs=LogBus(db, keep=settings.limits.log_lines),
+    return Hub(settings=settings, db=db, spaces=spaces, logs=LogBus(db, keep=settings.limits.log_lines, bus=bus),
                flavors=flavors, capacity=capacity,
                buckets=BucketService(settings.storage, settings.data_path / "buckets",
                                      on_change=spaces.settings_changed, repo_exists=_repo_reader(spaces)))
