@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from spaces.builder.image import DockerBuildSettings
@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(None, description="signs cookies; default a random key kept in data_dir")
     signup_enabled: bool = Field(True, description="allow anyone to create an account from the web page")
     redis_url: str | None = Field(None, description="Redis for the route table shared by several proxy processes")
+    metrics_token: SecretStr | None = Field(None, description="Bearer token Prometheus sends to scrape the hub's "
+                                            "/metrics (administrators' tokens work too; anyone else gets 401/403)")
     gc_freeze: bool = Field(True, description="after start-up, keep the start-up heap out of Python's cyclic "
                             "collector (gc.freeze): a full collection then stalls the proxy far less. Off only to "
                             "measure it (bench/gc_freeze.py)")
