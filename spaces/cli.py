@@ -410,6 +410,52 @@ def restore(src: Path = typer.Argument(..., help="a directory written by `spaces
               f"into {settings.data_path}; `spaces serve` builds them again")
 
 
+# ---- spaces down (spaces.runtime.teardown, spaces.services.down) ---------------------------------------------------
+@app.command()
+def down(data_dir: Optional[Path] = DataDir,
+         force: bool = typer.Option(False, "--force", help="go on although a `spaces serve` of this data dir runs "
+                                    "(it starts its Spaces again at their next visit)")) -> None:
+    """Stop every Space of this instance and remove what it put on the host: the Spaces' processes, their disk
+    mounts, cgroups and firewall rules, its claim on uids and ports. The database, the repositories and the
+    Spaces' files stay; after the next `spaces serve` each Space starts at its first visit."""
+    from spaces import announce
+    from spaces.services.down import mark_down
+
+    settings = operator_settings(data_dir)
+    serving = [a for a in announce.running() if Path(a.data_dir) == settings.data_path]
+    if serving and not force:
+        fail(f"a spaces server of this data dir runs: {serving[0].describe()}. Stop it first (SIGTERM, or Ctrl-C), "
+             "or pass --force")
+    if not (settings.data_path / "instance-id").exists() and not settings.database_url:
+        fail(f"no spaces instance in {settings.data_path}: nothing to take down")
+    changed = mark_down(_db(data_dir if data_dir is not None else settings.data_path))
+    try:
+        report, what = _down_backend(settings)
+    except SpacesError as exc:
+        fail(exc.message)
+    err.print(f"{what}; {changed} Space(s) marked stopped (each starts at its first visit after `spaces serve`). "
+              f"The database and repositories in {settings.data_path} stay.", soft_wrap=True)
+    for problem in report.problems:
+        err.print(f"[red]problem:[/red] {problem}", soft_wrap=True)
+    if report.problems:
+        raise typer.Exit(1)
+
+
+def _down_backend(settings: Settings):  # noqa: ANN202
+    from spaces.runtime import teardown, tenancy
+    from spaces.runtime.contracts import LABEL_PLATFORM
+
+    if settings.runtime.backend == "local":
+        r = teardown.down_local(settings.local, settings.data_path)
+        return r, (f"stopped {r.stopped} instance(s) ({r.killed} straggler(s) killed), unmounted {r.unmounted} "
+                   f"disk(s), removed the firewall chains{'' if r.chains else ' (some left)'} and the cgroup root "
+                   f"{r.cgroup_root}{', released the host registry claim' if r.unclaimed else ''}")
+    from spaces.platform import make_backend
+
+    r = teardown.down_labelled(make_backend(settings), {LABEL_PLATFORM: tenancy.instance_id(settings.data_path)})
+    return r, f"stopped {r.stopped} {settings.runtime.backend} instance(s)"
+
+
 def main() -> None:
     try:
         app()

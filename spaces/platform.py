@@ -148,9 +148,10 @@ def _address(text: str) -> tuple[str, int] | str:
 
 
 class OpsRoutes:
-    """The hub's ASGI app with ``/healthz``, ``/readyz`` and ``/metrics`` (``spaces.ops``) in front of it."""
+    """The hub's ASGI app with ``/healthz`` and ``/readyz`` (``spaces.ops``) in front of it."""
 
-    PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+    #: not /metrics: the hub's own route answers it, to the metrics token or an admin only (spaces.hub.metrics)
+    PATHS = frozenset({"/healthz", "/readyz"})
 
     def __init__(self, app, health: Health) -> None:  # noqa: ANN001
         self.app = app

@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from spaces.builder.image import DockerBuildSettings
@@ -112,6 +112,8 @@ class Settings(BaseSettings):
                                      "here (host:port, e.g. a hub load balancer); unset: they get a 404")
     ops_port: int | None = Field(None, description="a process without the hub serves /healthz, /readyz and /metrics "
                                  "on this port (the hub serves them on its own)")
+    metrics_token: SecretStr | None = Field(None, description="Bearer token Prometheus sends to scrape the hub's "
+                                            "/metrics (administrators' tokens work too; anyone else gets 401/403)")
     gc_freeze: bool = Field(True, description="after start-up, keep the start-up heap out of Python's cyclic "
                             "collector (gc.freeze): a full collection then stalls the proxy far less. Off only to "
                             "measure it (bench/gc_freeze.py)")

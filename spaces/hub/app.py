@@ -12,6 +12,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from spaces import metrics
 from spaces.bus import Bus
 from spaces.db.session import Database
 from spaces.errors import SpacesError
@@ -21,6 +22,8 @@ from spaces.hub.context import Hub, request_base, request_id
 from spaces.hub.git_http import install_hooks
 from spaces.hub.git_http import router as git_router
 from spaces.hub.limits import BodyLimit
+from spaces.hub.metrics import RequestMetrics
+from spaces.hub.metrics import router as metrics_router
 from spaces.hub.pages import install_pages
 from spaces.hub.pages.runtime_hooks import runtime_hooks
 from spaces.hub.urlguard import ControlBytes
@@ -139,6 +142,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
     # Fixed /api/spaces/... paths come first: spaces.router registers them before {ns}/{name}.
     app.include_router(repos.router)
     app.include_router(buckets.router)
+    app.include_router(metrics_router)  # /metrics, next to /api/health (guarded: see spaces.hub.metrics)
     app.include_router(spaces.router)
     app.include_router(files.router)
     app.include_router(branches.router)
@@ -152,4 +156,6 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
     app.add_middleware(ControlBytes)  # a NUL or newline in the URL is refused before any route reads it
 
     app.add_middleware(RequestBase)
+    app.add_middleware(RequestMetrics)  # outermost: counts every answer, the middlewares' own refusals too
+    metrics.watch_database(hub.db)
     return app

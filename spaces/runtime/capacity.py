@@ -27,7 +27,9 @@ from datetime import datetime, timezone
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from spaces import metrics
 from spaces.db.models import Account, QuotaGrant, Space, UsageInterval
+from spaces.errors import QuotaExceeded
 from spaces.runtime import quota as q
 from spaces.runtime import scheduler
 from spaces.runtime.contracts import Limits
@@ -118,7 +120,11 @@ class Capacity:
             usage = self.metered(s, account)[1].as_quota_usage(running)
         else:  # billing the month reads every interval of it (each start opens one): not for a check that ignores it
             usage = q.QuotaUsage(running)
-        q.check(quota, usage, request)
+        try:
+            q.check(quota, usage, request)
+        except QuotaExceeded:
+            metrics.quota_refused(flavor)  # every refused start, wake or hardware request (spaces.metrics)
+            raise
 
     # ---- placement ----------------------------------------------------------------------------------------
     def node_usage(self, s: Session, *, exclude: str | None = None) -> dict[str, scheduler.NodeUsage]:
