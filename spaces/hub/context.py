@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
 from spaces.db.session import Database
 from spaces.services.logs import LogBus
+from spaces.services.repos import RepoService
 from spaces.services.spaces import SpaceService
 from spaces.settings import Settings
 
@@ -16,6 +17,10 @@ from spaces.settings import Settings
 request_base: ContextVar[str | None] = ContextVar("request_base", default=None)
 #: the id sent back as ``X-Request-Id`` (huggingface_hub puts it in its error messages) and named in the log
 request_id: ContextVar[str] = ContextVar("request_id", default="-")
+
+
+#: a repository type's path prefix in the Hub's URLs (git remotes, pages, ``/resolve``)
+PREFIX = {"space": "/spaces", "dataset": "/datasets", "model": ""}
 
 
 @dataclass
@@ -26,6 +31,18 @@ class Hub:
     logs: LogBus
     #: quota and placement (spaces.runtime.capacity.Capacity) when a runtime is attached, for pages and the API
     capacity: object | None = None
+    #: model and dataset repositories, beside the Spaces (built from ``spaces.repos_root``)
+    models: RepoService = field(init=False)
+    datasets: RepoService = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.models = RepoService(self.spaces.repos_root, "model")
+        self.datasets = RepoService(self.spaces.repos_root, "dataset")
+
+    def store(self, repo_type: str):  # noqa: ANN201 - SpaceService | RepoService: the same lookup and commit calls
+        """The service of one repository type ("space", "model" or "dataset"): lookups through it never return
+        another type's repository, whatever the names."""
+        return {"space": self.spaces, "model": self.models, "dataset": self.datasets}[repo_type]
 
     def url(self, path: str = "") -> str:
         """An absolute URL on the hub. huggingface_hub only accepts URLs on the host it called, so without a
@@ -35,6 +52,10 @@ class Hub:
 
     def space_url(self, repo_id: str) -> str:
         return self.url(f"/spaces/{repo_id}")
+
+    def repo_url(self, repo_type: str, repo_id: str) -> str:
+        """The Hub's URL of a repository: ``/spaces/{id}``, ``/datasets/{id}`` or ``/{id}`` for a model."""
+        return self.url(f"{PREFIX[repo_type]}/{repo_id}")
 
 
 def get_hub(request: Request) -> Hub:
