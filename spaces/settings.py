@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     gc_freeze: bool = Field(True, description="after start-up, keep the start-up heap out of Python's cyclic "
                             "collector (gc.freeze): a full collection then stalls the proxy far less. Off only to "
                             "measure it (bench/gc_freeze.py)")
+    webhooks_private_targets: bool = Field(
+        False, description="let webhooks POST to loopback, private and link-local addresses (off: the hub is no "
+        "way to reach the services beside it; on for a receiver on the same network)")
     limits: Limits = Field(default_factory=Limits)
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     local: LocalBackendSettings = Field(default_factory=LocalBackendSettings)

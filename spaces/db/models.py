@@ -253,3 +253,18 @@ class DiscussionEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     author: Mapped[Account | None] = relationship(lazy="joined")
+
+
+class Webhook(Base):
+    """A user's webhook: POST the Hub's payload (version 3) to ``url`` when a watched repository (or any of a
+    watched user's or organization's) changes, for the watched ``domains`` ("repo", "discussion")."""
+
+    __tablename__ = "webhooks"
+    id: Mapped[str] = mapped_column(String(24), primary_key=True, default=new_id)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    watched: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [{"type": "model", "name": "alice/x"}]
+    domains: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    secret: Mapped[str | None] = mapped_column(Text, nullable=True)  # sent back as X-Webhook-Secret
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from spaces.db.session import Database
 from spaces.hub import errors
-from spaces.hub.api import admin, branches, discussions, files, other_repos, repos, spaces
+from spaces.hub.api import admin, branches, discussions, files, other_repos, repos, spaces, webhooks
 from spaces.hub.context import Hub, request_base, request_id
 from spaces.hub.git_http import install_hooks
 from spaces.hub.git_http import router as git_router
@@ -98,6 +98,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
     app.include_router(branches.router)
     app.include_router(discussions.router)
     app.include_router(admin.router)
+    app.include_router(webhooks.router)
     app.include_router(other_repos.router)  # after every /spaces/... route: it has catch-all shapes
     app.include_router(git_router)
     # last: the profile page /{name} matches any single path segment

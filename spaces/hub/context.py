@@ -9,6 +9,7 @@ from fastapi import Request
 
 from spaces.db.session import Database
 from spaces.services.logs import LogBus
+from spaces.services import webhooks
 from spaces.services.repos import RepoService
 from spaces.services.spaces import SpaceService
 from spaces.settings import Settings
@@ -34,10 +35,19 @@ class Hub:
     #: model and dataset repositories, beside the Spaces (built from ``spaces.repos_root``)
     models: RepoService = field(init=False)
     datasets: RepoService = field(init=False)
+    #: POSTs the webhooks' payloads after the changes they announce commit
+    webhooks: webhooks.Sender = field(init=False)
 
     def __post_init__(self) -> None:
         self.models = RepoService(self.spaces.repos_root, "model")
         self.datasets = RepoService(self.spaces.repos_root, "dataset")
+        self.webhooks = webhooks.Sender(private_targets=self.settings.webhooks_private_targets)
+
+    def announce(self, s, row, kind: str, domain: str, action: str, scope: str, **extra) -> None:  # noqa: ANN001, ANN003
+        """Tell the webhooks watching ``row`` (a Space, model or dataset) about a change, once ``s`` commits."""
+        urls = (self.repo_url(kind, row.repo_id), self.url(f"/api/{kind}s/{row.repo_id}"))
+        self.webhooks.emit(s, webhooks.deliveries(s, row, kind, domain, {"action": action, "scope": scope},
+                                                  urls=urls, extra=extra))
 
     def store(self, repo_type: str):  # noqa: ANN201 - SpaceService | RepoService: the same lookup and commit calls
         """The service of one repository type ("space", "model" or "dataset"): lookups through it never return

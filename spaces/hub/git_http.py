@@ -289,6 +289,9 @@ async def receive_pack(ns: str, name: str, request: Request) -> Response:
                     after_rollback(s, lambda: repo.restore_tip(new, old))
                 if space is not None:
                     store.refresh(s, space)
+                    if new != old:
+                        hub.announce(s, space, repo_type_of(request), "repo", "update", "repo.content",
+                                     updatedRefs=[{"ref": "refs/heads/main", "oldSha": old, "newSha": new}])
         try:
             await run_in_threadpool(refresh)
         except Exception:

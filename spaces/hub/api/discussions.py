@@ -69,6 +69,14 @@ def pr_url(hub, space, num: int) -> str:  # noqa: ANN001
     return hub.repo_url(_kind(space), space.repo_id) + f"/discussions/{num}"
 
 
+def hook_discussion(hub, space, d: Discussion) -> dict:  # noqa: ANN001
+    """A discussion as the Hub's webhook payload names it."""
+    url = pr_url(hub, space, d.num)
+    return {"id": str(d.id), "num": d.num, "author": {"id": d.author_id or ""}, "title": d.title,
+            "isPullRequest": d.is_pull_request, "status": d.status,
+            "url": {"web": url, "api": hub.url(f"/api/{_kind(space)}s/{space.repo_id}/discussions/{d.num}")}}
+
+
 # ---- the commit side ------------------------------------------------------------------------------------
 def writable_for(hub, s: Session, p: Principal, repo_id: str, rev: str, create_pr: bool,  # noqa: ANN001, ANN201
                  kind: str = "space"):
@@ -134,6 +142,8 @@ async def create_discussion(ns: str, name: str, request: Request) -> dict:
         space = store.get(s, f"{ns}/{name}", p)
         d = disc.open_discussion(s, store.repo(space), space, p, data.get("title"), description,
                                  pull_request=pull_request, status="draft" if pull_request else "open")
+        hub.announce(s, space, _kind(space), "discussion", "create", "discussion",
+                     discussion=hook_discussion(hub, space, d))
         return {"num": d.num, "pullRequest": pull_request, "url": pr_url(hub, space, d.num)}
     return await in_session(request, work, auth_required=True)
 
@@ -163,8 +173,17 @@ async def _change(request: Request, ns: str, name: str, num: Num, fn) -> dict:  
 
 @typed_route(router, ["POST"], "/discussions/{num}/comment")
 async def comment(ns: str, name: str, num: Num, request: Request) -> dict:
-    return await _change(request, ns, name, num, lambda s, p, space, d, data: {
-        "newMessage": event_json(disc.comment(s, d, p, data.get("comment")))})
+    hub = request.app.state.hub
+
+    def fn(s, p, space, d, data):  # noqa: ANN001, ANN202
+        event = disc.comment(s, d, p, data.get("comment"))
+        url = pr_url(hub, space, d.num)
+        hub.announce(s, space, _kind(space), "discussion", "create", "discussion.comment",
+                     discussion=hook_discussion(hub, space, d),
+                     comment={"id": event.id, "author": {"id": p.account.id}, "hidden": False,
+                              "content": data.get("comment"), "url": {"web": f"{url}#{event.id}"}})
+        return {"newMessage": event_json(event)}
+    return await _change(request, ns, name, num, fn)
 
 
 @typed_route(router, ["POST"], "/discussions/{num}/title")

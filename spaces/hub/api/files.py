@@ -240,6 +240,8 @@ async def commit(ns: str, name: str, rest: str, request: Request) -> dict:
                 return discussions.commit_to_pull_request(hub, s, p, space, pr, rev, summary, description,
                                                           commit_on, kind)
             sha = commit_on(branch)
+            hub.announce(s, space, kind, "repo", "update", "repo.content",
+                         updatedRefs=[{"ref": f"refs/heads/{branch}", "newSha": sha}])
             return {"success": True, "commitOid": sha,
                     "commitUrl": hub.repo_url(kind, space.repo_id) + f"/commit/{sha}", "commitMessage": summary,
                     "hookOutput": ""}

@@ -82,6 +82,7 @@ async def create_repo(request: Request) -> JSONResponse:
     if repo_type != "space":
         def work_repo(s, p):  # noqa: ANN001, ANN202
             row = hub.store(repo_type).create(s, p, org or p.account.name, name, private=bool(parse_visibility(data)))
+            hub.announce(s, row, repo_type, "repo", "create", "repo")
             return {"url": hub.repo_url(repo_type, row.repo_id), "name": row.repo_id, "id": row.id}
         return JSONResponse(await in_session(request, work_repo, auth_required=True))
     sdk = get_str(data, "sdk", required=True)
@@ -100,6 +101,7 @@ async def create_repo(request: Request) -> JSONResponse:
             except BaseException:
                 hub.spaces.repo(space).delete()  # the row rolls back; the repository must go too
                 raise
+        hub.announce(s, space, "space", "repo", "create", "repo")
         return {"url": hub.space_url(space.repo_id), "name": space.repo_id, "id": space.id}
 
     return JSONResponse(await in_session(request, work, auth_required=True))
@@ -142,6 +144,7 @@ async def delete_repo(request: Request) -> dict:
     def work(s, p):  # noqa: ANN001, ANN202
         store = hub.store(repo_type)  # never another type's repository of the same name
         row = store.get_writable(s, f"{org or p.account.name}/{name}", p)
+        hub.announce(s, row, repo_type, "repo", "delete", "repo")  # who watches it is read before it goes
         store.delete(s, row)
         return {}
     return await in_session(request, work, auth_required=True)
@@ -159,6 +162,8 @@ async def move_repo(request: Request) -> dict:
         store = hub.store(repo_type)
         row = store.get_writable(s, source, p)  # 404 / 403 first, as for any write
         store.move(s, p, row, target)
+        hub.announce(s, row, repo_type, "repo", "move", "repo",
+                     movedTo={"name": row.repo_id, "owner": {"id": row.owner_id}})
         return {"url": hub.repo_url(repo_type, row.repo_id), "name": row.repo_id}
     return await in_session(request, work, auth_required=True)
 
@@ -175,7 +180,7 @@ async def update_settings(ns: str, name: str, request: Request) -> dict:
         private = parse_visibility(data)
         if private is not None:
             store.set_visibility(s, row, private)
-
+            hub.announce(s, row, kind, "repo", "update", "repo.config")
         return {"private": row.private}
     return await in_session(request, work, auth_required=True)
 

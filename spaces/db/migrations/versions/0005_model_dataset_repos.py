@@ -1,4 +1,4 @@
-"""model and dataset repos; discussions and likes on them
+"""model and dataset repos; discussions and likes on them; webhooks
 
 Revision ID: 0005
 Revises: 0003
@@ -7,6 +7,7 @@ Create Date: 2026-12-07 11:05:00
 Model and dataset repositories get a table of their own (``repos``): a Space row carries runtime state that a
 model never has, and keeping them apart means no runtime loop can ever pick one up. Discussions and likes point at
 a Space (``space_id``, now nullable) or at one of these (``repo_ref``); existing rows keep their ``space_id``.
+Webhooks (``create_webhook``) watch repositories of every type.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -49,8 +50,26 @@ def upgrade() -> None:
             batch_op.create_unique_constraint(f'uq_{table}_repo_ref_{other}', ['repo_ref', other])
             batch_op.create_index(batch_op.f(f'ix_{table}_repo_ref'), ['repo_ref'], unique=False)
 
+    op.create_table('webhooks',
+    sa.Column('id', sa.String(length=24), nullable=False),
+    sa.Column('owner_id', sa.String(length=24), nullable=False),
+    sa.Column('url', sa.Text(), nullable=False),
+    sa.Column('watched', sa.JSON(), nullable=False),
+    sa.Column('domains', sa.JSON(), nullable=False),
+    sa.Column('secret', sa.Text(), nullable=True),
+    sa.Column('disabled', sa.Boolean(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['owner_id'], ['accounts.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('webhooks', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_webhooks_owner_id'), ['owner_id'], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table('webhooks', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_webhooks_owner_id'))
+    op.drop_table('webhooks')
     for table, other in (('discussions', 'num'), ('likes', 'user_id')):
         op.execute(sa.text(f'DELETE FROM {table} WHERE repo_ref IS NOT NULL'))
         with op.batch_alter_table(table, schema=None) as batch_op:
