@@ -64,6 +64,8 @@ def test_card_files_history_and_the_spaces_using_it(pages_server: Server, new_pa
     page.goto(f"{pages_server.url}/{kind}s")
     assert page.locator(f"#repo-list a[href='{PREFIX[kind]}/{repo_id}']").count() == 1
     shot(page, f"62-{kind}-list")
+    page.goto(f"{pages_server.url}/{user}")
+    assert page.locator(f"#profile-{kind}s a[href='{PREFIX[kind]}/{repo_id}']").count() == 1
 
     # private: a stranger gets the 404 page and no trace of it, here or in the listing
     api.update_repo_settings(repo_id, private=True, repo_type=kind)
@@ -72,6 +74,8 @@ def test_card_files_history_and_the_spaces_using_it(pages_server: Server, new_pa
     assert response is not None and response.status == 404
     assert repo_id not in stranger.content()
     stranger.goto(f"{pages_server.url}/{kind}s")
+    assert repo_id not in stranger.content()
+    stranger.goto(f"{pages_server.url}/{user}")
     assert repo_id not in stranger.content()
     assert httpx.get(base + "/tree/main").status_code == 404
     # the owner still sees it, and a Space of the same name is another page
