@@ -25,7 +25,7 @@ from spaces.db.models import Repo, new_id, utcnow
 from spaces.db.session import after_commit, after_rollback
 from spaces.domain.cardconfig import parse_readme
 from spaces.domain.naming import validate_repo_id
-from spaces.errors import BadRequest, Forbidden, RepoExists, RepoNotFound
+from spaces.errors import BadRequest, EntryNotFound, Forbidden, RepoExists, RepoNotFound
 from spaces.services import accounts
 from spaces.services.accounts import Principal
 from spaces.storage.cached import CachedGitRepo
@@ -34,6 +34,8 @@ from spaces.storage.gitrepo import Addition, GitRepo
 REPO_TYPES = ("model", "dataset")
 #: what the Hub's first commit holds; no LFS patterns, since this server takes large files through git as they are
 SEED_GITATTRIBUTES = "* text=auto eol=lf\n"
+#: a README larger than this gives an empty card (its front matter is never read)
+MAX_README_BYTES = 1 << 20
 
 
 class RepoService:
@@ -206,8 +208,10 @@ class RepoService:
         card: dict = {}
         if sha is not None:
             try:
-                readme = git.read_blob(sha, "README.md").decode("utf-8", "replace")
-            except Exception:  # noqa: BLE001 - no README (EntryNotFound) is an empty card
+                entry = git.stat(sha, "README.md")  # a card is read whole: bounded, and a file
+                usable = entry.type == "file" and (entry.size or 0) <= MAX_README_BYTES
+                readme = git.read_blob(sha, "README.md").decode("utf-8", "replace") if usable else None
+            except EntryNotFound:  # no README: an empty card
                 readme = None
             if readme is not None:
                 parsed = parse_readme(readme)

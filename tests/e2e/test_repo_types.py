@@ -390,3 +390,16 @@ def test_duplicate_copies_the_files_as_one_commit(server, alice, bob, make_repo,
         assert not bob.api.repo_exists(copy, repo_type="space")
     finally:
         bob.api.delete_repo(copy, repo_type=kind, missing_ok=True)
+
+
+def test_a_card_that_cannot_be_read_is_an_empty_card(server, alice, make_repo, tmp_path):  # noqa: ANN001
+    repo_id = make_repo(alice, "model")
+    alice.api.upload_file(path_or_fileobj=b"x", path_in_repo="README.md/inner.txt", repo_id=repo_id)
+    assert not alice.api.model_info(repo_id).card_data
+    other = make_repo(alice, "dataset")  # broken YAML, pushed with git (the client checks what it uploads)
+    git("clone", remote(server, "dataset", other, alice.token), str(tmp_path / "d"))
+    (tmp_path / "d" / "README.md").write_text("---\nlicense: [unclosed\n---\n# card\n")
+    commit_all(tmp_path / "d", "broken card")
+    git("push", "origin", "main", cwd=tmp_path / "d")
+    info = alice.api.dataset_info(other)
+    assert not info.card_data and info.sha == git("rev-parse", "HEAD", cwd=tmp_path / "d").stdout.strip()
