@@ -233,8 +233,8 @@ def _repo_id(ns: str, name: str) -> str:
     return f"{ns}/{name[:-4] if name.endswith('.git') else name}"
 
 
-@router.get("/{ns}/{name}/info/refs")  # a model's
-@router.get("/datasets/{ns}/{name}/info/refs")
+@router.get("/{ns}/{name}/info/refs", include_in_schema=False)  # a model's; described once, as a Space's
+@router.get("/datasets/{ns}/{name}/info/refs", include_in_schema=False)
 @router.get("/spaces/{ns}/{name}/info/refs")
 async def info_refs(ns: str, name: str, request: Request) -> Response:
     service = request.query_params.get("service")
@@ -243,15 +243,15 @@ async def info_refs(ns: str, name: str, request: Request) -> Response:
     return await _serve(request, ns, name, "info/refs", write=service == "git-receive-pack", body=False)
 
 
-@router.post("/{ns}/{name}/git-upload-pack")  # a model's
-@router.post("/datasets/{ns}/{name}/git-upload-pack")
+@router.post("/{ns}/{name}/git-upload-pack", include_in_schema=False)  # a model's
+@router.post("/datasets/{ns}/{name}/git-upload-pack", include_in_schema=False)
 @router.post("/spaces/{ns}/{name}/git-upload-pack")
 async def upload_pack(ns: str, name: str, request: Request) -> Response:
     return await _serve(request, ns, name, "git-upload-pack", write=False, body=True)
 
 
-@router.post("/{ns}/{name}/git-receive-pack")  # a model's
-@router.post("/datasets/{ns}/{name}/git-receive-pack")
+@router.post("/{ns}/{name}/git-receive-pack", include_in_schema=False)  # a model's
+@router.post("/datasets/{ns}/{name}/git-receive-pack", include_in_schema=False)
 @router.post("/spaces/{ns}/{name}/git-receive-pack")
 async def receive_pack(ns: str, name: str, request: Request) -> Response:
     before: dict = {}

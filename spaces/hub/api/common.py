@@ -124,11 +124,16 @@ def repo_type_of(request: Request) -> str:
 
 
 def typed_route(router, methods: list[str], suffix: str, types: tuple[str, ...] = REPO_TYPES, **kwargs):  # noqa: ANN001, ANN201
-    """Register one endpoint at ``/api/{type}s/{ns}/{name}{suffix}`` for each repository type; the endpoint reads
+    """Register one endpoint at ``/api/{type}s/{ns}/{name}{suffix}`` for each repository type (described once in
+    the OpenAPI schema, at ``/api/spaces/...``); the endpoint reads
     its type with :func:`repo_type_of` and looks the repository up through ``hub.store(type)`` only, so a call
     for one type can never reach another type's repository of the same name."""
     def deco(fn):  # noqa: ANN001, ANN202
         for t in types:
-            router.add_api_route(f"{API_PREFIX[t]}/{{ns}}/{{name}}{suffix}", fn, methods=methods, **kwargs)
+            # the OpenAPI description lists each handler once, at its first prefix (the same handler, the same
+            # parameters: listing it three times only made the schema fuzzer spend three times as long on it)
+            router.add_api_route(f"{API_PREFIX[t]}/{{ns}}/{{name}}{suffix}", fn, methods=methods,
+                                 include_in_schema=kwargs.get("include_in_schema", True) and t == types[0],
+                                 **{k: v for k, v in kwargs.items() if k != "include_in_schema"})
         return fn
     return deco

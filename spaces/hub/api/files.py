@@ -259,8 +259,9 @@ def spool_root(data_path: Path) -> Path:
 
 
 # ---- downloads ------------------------------------------------------------------------------------------
-@router.api_route("/{ns}/{name}/resolve/{rest:path}", methods=["GET", "HEAD"])  # a model's; registered last
-@router.api_route("/datasets/{ns}/{name}/resolve/{rest:path}", methods=["GET", "HEAD"])
+@router.api_route("/{ns}/{name}/resolve/{rest:path}", methods=["GET", "HEAD"],  # a model's; registered last
+                  include_in_schema=False)  # the same handler as a Space's, described there
+@router.api_route("/datasets/{ns}/{name}/resolve/{rest:path}", methods=["GET", "HEAD"], include_in_schema=False)
 @router.api_route("/spaces/{ns}/{name}/resolve/{rest:path}", methods=["GET", "HEAD"])
 async def resolve(ns: str, name: str, rest: str, request: Request) -> Response:
     hub = request.app.state.hub
