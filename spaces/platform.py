@@ -189,6 +189,7 @@ class Platform:
         workdir = workdir_for(self.work_root, self.hub.spaces.repo(space), space.id, artifact.sha)
         spec = instance_spec(s, space, artifact, app_host=self.settings.app_host(space.subdomain), workdir=workdir,
                              limits=limits, node=node, telemetry=self.settings.runtime.sdk_telemetry,
+                             hub_endpoint=self.settings.space_hub_endpoint,
                              startup_timeout=startup_timeout(space.card_data,
                                                              self.settings.runtime.default_startup_timeout))
         spec = dataclasses.replace(spec, labels={**spec.labels, LABEL_PLATFORM: self.instance_id})
@@ -264,7 +265,7 @@ class Platform:
         commit is made good here, before builds and instances start, by reading every moved tip again."""
         try:
             with self.hub.db.session() as s:
-                repaired = self.hub.spaces.repair(s)
+                repaired = self.hub.spaces.repair(s) + self.hub.models.repair(s) + self.hub.datasets.repair(s)
         except Exception:  # a Space that cannot be read now is read again by its next commit or push
             log.exception("bringing the database up to the git refs failed")
             return
