@@ -61,6 +61,16 @@ def test_card_files_history_and_the_spaces_using_it(pages_server: Server, new_pa
     page.goto(base + "/commits/main")
     assert page.locator("#commit-list tr").count() == 3  # initial commit and two uploads
 
+    # the Community tab: open a discussion from the page; the API sees it on this repository only
+    page.click("text=Community")
+    page.wait_for_url(re.compile(re.escape(f"{PREFIX[kind]}/{repo_id}/discussions")))
+    page.fill("form[action$='/discussions'] input[name=title]", "Where is the tokenizer?")
+    page.click("form[action$='/discussions'] button[type=submit]")
+    page.wait_for_url(re.compile(re.escape(f"{PREFIX[kind]}/{repo_id}/discussions/1")))
+    assert "Where is the tokenizer?" in page.content()
+    assert [d.title for d in api.get_repo_discussions(repo_id, repo_type=kind)] == ["Where is the tokenizer?"]
+    assert list(api.get_repo_discussions(space, repo_type="space")) == []
+
     page.goto(f"{pages_server.url}/{kind}s")
     assert page.locator(f"#repo-list a[href='{PREFIX[kind]}/{repo_id}']").count() == 1
     shot(page, f"62-{kind}-list")

@@ -1,7 +1,8 @@
 """Model and dataset pages: the listings (``/models``, ``/datasets``), the card (README rendered, with the Spaces
 that use the repository: README ``models:`` / ``datasets:`` of readable Spaces), and the Files, file, History and
-commit tabs, which are the Space pages' own handlers (``space_view``) served at the Hub's paths of the other
-types: ``/{ns}/{name}/...`` for a model, ``/datasets/{ns}/{name}/...`` for a dataset.
+commit tabs and the Community tab, which are the Space pages' own handlers (``space_view``, ``community``)
+served at the Hub's paths of the other types: ``/{ns}/{name}/...`` for a model, ``/datasets/{ns}/{name}/...``
+for a dataset.
 
 Its router is included after every other page router and before the profile route: ``/{ns}/{name}`` has the
 shape of any two-segment path, so every fixed page must be matched first.
@@ -130,15 +131,19 @@ def install_file_tabs() -> None:
     if _tabs_installed:
         return
     _tabs_installed = True
-    from spaces.hub.pages import space_view
+    from spaces.hub.pages import community, space_view
 
     tabs = [("/tree", space_view.files_tab), ("/tree/{rest:path}", space_view.files_tab),
             ("/blob/{rest:path}", space_view.file_view), ("/commits", space_view.history),
-            ("/commits/{rest:path}", space_view.history), ("/commit/{sha}", space_view.commit_view)]
+            ("/commits/{rest:path}", space_view.history), ("/commit/{sha}", space_view.commit_view),
+            ("/discussions", community.community_tab), ("/discussions/{num}", community.discussion_page)]
+    posts = [("/discussions", community.open_discussion), ("/discussions/{num}/{action}", community.discussion_action)]
     for prefix in ("/datasets", ""):
         for suffix, handler in tabs:
             router.add_api_route(f"{prefix}/{{ns}}/{{name}}{suffix}", handler, methods=["GET"],
                                  response_class=HTMLResponse)
+        for suffix, handler in posts:
+            router.add_api_route(f"{prefix}/{{ns}}/{{name}}{suffix}", handler, methods=["POST"])
 
 
 
