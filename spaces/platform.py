@@ -402,6 +402,7 @@ class Platform:
         workdir = workdir_for(self.work_root, self.hub.spaces.repo(space), space.id, artifact.sha)
         spec = instance_spec(s, space, artifact, app_host=self.settings.app_host(space.subdomain), workdir=workdir,
                              limits=limits, node=node, telemetry=self.settings.runtime.sdk_telemetry,
+                             hub_endpoint=self.settings.space_hub_endpoint,
                              startup_timeout=startup_timeout(space.card_data,
                                                              self.settings.runtime.default_startup_timeout))
         spec = dataclasses.replace(spec, labels={**spec.labels, LABEL_PLATFORM: self.instance_id},
@@ -409,8 +410,9 @@ class Platform:
         return self.backend.start(spec)
 
     def _repo_for_volume(self, s, repo_type: str, repo_id: str):  # noqa: ANN001, ANN202
-        space = self.hub.spaces.find(s, repo_id) if repo_type == "space" else None
-        return self.hub.spaces.repo(space) if space is not None else None
+        store = self.hub.store(repo_type)
+        row = store.find(s, repo_id)
+        return store.repo(row) if row is not None else None
 
     def _publish_route(self, update: RouteUpdate) -> None:
         old = self._route_hosts.get(update.space_id)
@@ -527,7 +529,7 @@ class Platform:
         commit is made good here, before builds and instances start, by reading every moved tip again."""
         try:
             with self.db.session() as s:
-                repaired = self.hub.spaces.repair(s)
+                repaired = self.hub.spaces.repair(s) + self.hub.models.repair(s) + self.hub.datasets.repair(s)
         except Exception:  # a Space that cannot be read now is read again by its next commit or push
             log.exception("bringing the database up to the git refs failed")
             return

@@ -80,6 +80,10 @@ class RuntimeSettings(BaseModel):
     sdk_telemetry: bool = Field(
         False, description="let Gradio and Streamlit send their usage telemetry to their vendors; off by default "
         "(GRADIO_ANALYTICS_ENABLED=False, STREAMLIT_BROWSER_GATHER_USAGE_STATS=false), a Space's own variable wins")
+    hub_endpoint: str | None = Field(
+        None, description="the hub's URL as a Space's process reaches it, given to every Space as HF_ENDPOINT so "
+        "that huggingface_hub in the app loads models and datasets from this hub (default: public_url, or "
+        "http://localhost:PORT; set it where the apps run elsewhere, e.g. in Docker containers or pods)")
 
 
 class Settings(BaseSettings):
@@ -117,6 +121,9 @@ class Settings(BaseSettings):
     gc_freeze: bool = Field(True, description="after start-up, keep the start-up heap out of Python's cyclic "
                             "collector (gc.freeze): a full collection then stalls the proxy far less. Off only to "
                             "measure it (bench/gc_freeze.py)")
+    webhooks_private_targets: bool = Field(
+        False, description="let webhooks POST to loopback, private and link-local addresses (off: the hub is no "
+        "way to reach the services beside it; on for a receiver on the same network)")
     limits: Limits = Field(default_factory=Limits)
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     local: LocalBackendSettings = Field(default_factory=LocalBackendSettings)
@@ -147,6 +154,11 @@ class Settings(BaseSettings):
     @property
     def hub_url(self) -> str:
         return (self.public_url or f"http://localhost:{self.port}").rstrip("/")
+
+    @property
+    def space_hub_endpoint(self) -> str:
+        """``HF_ENDPOINT`` in every Space: where an app's huggingface_hub finds this hub."""
+        return (self.runtime.hub_endpoint or self.hub_url).rstrip("/")
 
     @property
     def apps_base_domain(self) -> str:

@@ -108,6 +108,30 @@ class Space(Base):
                                                           cascade="all, delete-orphan", viewonly=False)
 
 
+class Repo(Base):
+    """A model or dataset repository (``repo_type``): files and history, a card, visibility and likes; it never
+    builds or runs anything, so it has none of a Space's runtime columns and the runtime never sees it. Spaces keep
+    their own table; ids never collide (both random 24-hex), and one name may be a model, a dataset and a Space at
+    once, as on the Hub."""
+
+    __tablename__ = "repos"
+    __table_args__ = (UniqueConstraint("repo_type", "key"),)
+    id: Mapped[str] = mapped_column(String(24), primary_key=True, default=new_id)
+    repo_type: Mapped[str] = mapped_column(String(8))  # model | dataset
+    owner_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(96))
+    repo_id: Mapped[str] = mapped_column(String(200))  # "owner/name" as created
+    key: Mapped[str] = mapped_column(String(200))  # lower(repo_id)
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
+    card_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    sha: Mapped[str | None] = mapped_column(String(40), nullable=True)  # tip of main last seen
+    likes: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_modified: Mapped[datetime] = mapped_column(default=utcnow)
+    owner: Mapped[Account] = relationship(lazy="joined")
+
+
 class SpaceVariable(Base):
     __tablename__ = "space_variables"
     __table_args__ = (UniqueConstraint("space_id", "key"),)
@@ -133,10 +157,15 @@ class SpaceSecret(Base):
 
 
 class Like(Base):
+    """A user's like of a Space (``space_id``) or of a model or dataset (``repo_ref``): exactly one is set."""
+
     __tablename__ = "likes"
-    __table_args__ = (UniqueConstraint("space_id", "user_id"),)
+    __table_args__ = (UniqueConstraint("space_id", "user_id"), UniqueConstraint("repo_ref", "user_id"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    space_id: Mapped[str] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"), index=True)
+    space_id: Mapped[str | None] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"), index=True,
+                                                 nullable=True)
+    repo_ref: Mapped[str | None] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), index=True,
+                                                 nullable=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -204,13 +233,17 @@ class QuotaGrant(Base):
 
 
 class Discussion(Base):
-    """A discussion or pull request on a Space, numbered per Space from 1 as on the Hub. A pull request's
-    commits live on ``refs/pr/{num}`` in the Space's repository; merging moves ``target_branch``."""
+    """A discussion or pull request on a Space (``space_id``) or a model or dataset (``repo_ref``; exactly one is
+    set), numbered per repository from 1 as on the Hub. A pull request's commits live on ``refs/pr/{num}`` in the
+    repository; merging moves ``target_branch``."""
 
     __tablename__ = "discussions"
-    __table_args__ = (UniqueConstraint("space_id", "num"),)
+    __table_args__ = (UniqueConstraint("space_id", "num"), UniqueConstraint("repo_ref", "num"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    space_id: Mapped[str] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"), index=True)
+    space_id: Mapped[str | None] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"), index=True,
+                                                 nullable=True)
+    repo_ref: Mapped[str | None] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), index=True,
+                                                 nullable=True)
     num: Mapped[int] = mapped_column(Integer)
     title: Mapped[str] = mapped_column(String(200))
     author_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True)
@@ -259,3 +292,18 @@ class SpaceVolumes(Base):
     space_id: Mapped[str] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"), primary_key=True)
     volumes: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Webhook(Base):
+    """A user's webhook: POST the Hub's payload (version 3) to ``url`` when a watched repository (or any of a
+    watched user's or organization's) changes, for the watched ``domains`` ("repo", "discussion")."""
+
+    __tablename__ = "webhooks"
+    id: Mapped[str] = mapped_column(String(24), primary_key=True, default=new_id)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    watched: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [{"type": "model", "name": "alice/x"}]
+    domains: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    secret: Mapped[str | None] = mapped_column(Text, nullable=True)  # sent back as X-Webhook-Secret
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -17,7 +17,7 @@ from spaces.bus import Bus
 from spaces.db.session import Database
 from spaces.errors import SpacesError
 from spaces.hub import errors
-from spaces.hub.api import admin, branches, buckets, discussions, files, other_repos, repos, spaces
+from spaces.hub.api import admin, branches, buckets, discussions, files, other_repos, repos, spaces, webhooks
 from spaces.hub.context import Hub, request_base, request_id
 from spaces.hub.git_http import install_hooks
 from spaces.hub.git_http import router as git_router
@@ -88,20 +88,22 @@ def build_hub(settings: Settings, *, hooks: SpaceHooks | None = None, capacity: 
                 path.chmod(0o600)
     flavors = flavors or FlavorCatalog(settings.flavors)  # the one catalog: the Space service and the pages read it
     spaces = SpaceService(settings.repos_path, flavors, hooks)
-    return Hub(settings=settings, db=db, spaces=spaces, logs=LogBus(db, keep=settings.limits.log_lines, bus=bus),
-               flavors=flavors, capacity=capacity,
-               buckets=BucketService(settings.storage, settings.data_path / "buckets",
-                                     on_change=spaces.settings_changed, repo_exists=_repo_reader(spaces)))
+    made: list[Hub] = []  # the volumes' reader looks repositories up through the hub's stores, made with it
+    hub = Hub(settings=settings, db=db, spaces=spaces, logs=LogBus(db, keep=settings.limits.log_lines, bus=bus),
+              flavors=flavors, capacity=capacity,
+              buckets=BucketService(settings.storage, settings.data_path / "buckets",
+                                    on_change=spaces.settings_changed,
+                                    repo_exists=_repo_reader(lambda repo_type: made[0].store(repo_type))))
+    made.append(hub)
+    return hub
 
 
-def _repo_reader(spaces: SpaceService):  # noqa: ANN202
-    """May a caller read a repository of this hub that a volume names? Spaces for now."""
+def _repo_reader(store_for):  # noqa: ANN001, ANN202
+    """May a caller read the repository (a Space, model or dataset of this hub) that a volume names?"""
     def readable(s, repo_type: str, repo_id: str, principal) -> bool:  # noqa: ANN001
-        if repo_type != "space":
-            return False
         try:
-            spaces.get(s, repo_id, principal)
-        except SpacesError:
+            store_for(repo_type).get(s, repo_id, principal)
+        except (SpacesError, KeyError):
             return False
         return True
     return readable
@@ -148,6 +150,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
     app.include_router(branches.router)
     app.include_router(discussions.router)
     app.include_router(admin.router)
+    app.include_router(webhooks.router)
     app.include_router(other_repos.router)  # after every /spaces/... route: it has catch-all shapes
     app.include_router(git_router)
     # last: the profile page /{name} matches any single path segment

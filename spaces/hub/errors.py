@@ -44,9 +44,10 @@ def install(app: FastAPI) -> None:
     async def _spaces_error(request: Request, exc: SpacesError) -> JSONResponse:
         extra = dict(exc.extra)
         repo_id = extra.pop("repo_id", None)
+        repo_type = extra.pop("repo_type", "space")
         if repo_id is not None:
             # create_repo / duplicate_repo with exist_ok read "url" from a 409 body
-            extra["url"] = request.app.state.hub.space_url(repo_id)
+            extra["url"] = request.app.state.hub.repo_url(repo_type, repo_id)
         url_path = extra.pop("url_path", None)
         if url_path is not None:  # other things that exist (a bucket): the client reads "url" the same way
             extra["url"] = request.app.state.hub.url(url_path)

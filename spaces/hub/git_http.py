@@ -1,4 +1,6 @@
-"""Git smart HTTP at ``/spaces/{ns}/{name}[.git]``, served by ``git http-backend`` (CGI) in a subprocess.
+"""Git smart HTTP at ``/spaces/{ns}/{name}[.git]`` (Spaces), ``/datasets/{ns}/{name}[.git]`` and
+``/{ns}/{name}[.git]`` (models), served by ``git http-backend`` (CGI) in a subprocess. The path's type decides
+which repository is served; a model and a Space of one name are two repositories.
 
 Auth is HTTP Basic with any user name and an access token as password. Anonymous requests for a repository
 that is private *or missing* get the same 401 challenge, so git asks its credential helper and nobody learns
@@ -38,6 +40,7 @@ from starlette.concurrency import run_in_threadpool
 from spaces.db.session import after_rollback
 from spaces.errors import RepoNotFound, SpacesError
 from spaces.hub import auth
+from spaces.hub.api.common import repo_type_of
 from spaces.hub.errors import error_response
 from spaces.services import accounts
 from spaces.storage.gitrepo import GitRepo, remove_quarantines
@@ -48,33 +51,37 @@ SERVICES = ("git-upload-pack", "git-receive-pack")
 
 
 def _authorize(request: Request, repo_id: str, write: bool):  # noqa: ANN202
-    """The Space's id and repo path if the caller may proceed; raises a SpacesError otherwise."""
+    """The repository's id and path if the caller may proceed; raises a SpacesError otherwise."""
     hub = request.app.state.hub
+    kind = repo_type_of(request)
+    store = hub.store(kind)
     with hub.db.session() as s:
         principal = auth.principal(request, s)
-        space = hub.spaces.find(s, repo_id)
-        if principal is None and (space is None or space.private or write):
-            raise _challenge(repo_id)
-        if space is None:
-            raise RepoNotFound(repo_id)
-        accounts.check_read(s, principal, space)
+        row = store.find(s, repo_id)
+        if principal is None and (row is None or row.private or write):
+            raise _challenge(kind, repo_id)
+        if row is None:
+            raise RepoNotFound(repo_id, kind)
+        accounts.check_read(s, principal, row)
         if write:
-            accounts.check_write(s, principal, space)
-        urls = {"SPACES_SPACE_URL": hub.space_url(space.repo_id),
-                "SPACES_LOGS_URL": hub.url(f"/api/spaces/{space.repo_id}/logs/build"),
-                "SPACES_APP_URL": hub.settings.app_host(space.subdomain)}
-        return space.id, hub.spaces.repo(space).path, urls
+            accounts.check_write(s, principal, row)
+        urls = {}
+        if kind == "space":  # what the post-receive hook tells the pusher: a Space builds what was pushed
+            urls = {"SPACES_SPACE_URL": hub.space_url(row.repo_id),
+                    "SPACES_LOGS_URL": hub.url(f"/api/spaces/{row.repo_id}/logs/build"),
+                    "SPACES_APP_URL": hub.settings.app_host(row.subdomain)}
+        return row.id, store.repo(row).path, urls
 
 
-def _challenge(repo_id: str) -> SpacesError:
-    return SpacesError(f"Repository spaces/{repo_id} not found, or authentication required: use your access "
+def _challenge(kind: str, repo_id: str) -> SpacesError:
+    return SpacesError(f"Repository {kind}s/{repo_id} not found, or authentication required: use your access "
                        "token as the password.", code="RepoNotFound", status=401)
 
 
 POST_RECEIVE = """#!/bin/sh
 # Installed by spaces: tells the pusher what happens next (printed by git as "remote:" lines).
 while read old new ref; do
-  if [ "$ref" = "refs/heads/main" ] && [ "$new" != "0000000000000000000000000000000000000000" ]; then
+  if [ -n "$SPACES_SPACE_URL" ] && [ "$ref" = "refs/heads/main" ] && [ "$new" != "0000000000000000000000000000000000000000" ]; then
     short=$(printf %.7s "$new")
     echo "spaces: received $short on main; building it now."
     echo "spaces: follow the build at $SPACES_SPACE_URL?tab=logs"
@@ -267,6 +274,8 @@ def _repo_id(ns: str, name: str) -> str:
     return f"{ns}/{name[:-4] if name.endswith('.git') else name}"
 
 
+@router.get("/{ns}/{name}/info/refs", include_in_schema=False)  # a model's; described once, as a Space's
+@router.get("/datasets/{ns}/{name}/info/refs", include_in_schema=False)
 @router.get("/spaces/{ns}/{name}/info/refs")
 async def info_refs(ns: str, name: str, request: Request) -> Response:
     service = request.query_params.get("service")
@@ -275,11 +284,15 @@ async def info_refs(ns: str, name: str, request: Request) -> Response:
     return await _serve(request, ns, name, "info/refs", write=service == "git-receive-pack", body=False)
 
 
+@router.post("/{ns}/{name}/git-upload-pack", include_in_schema=False)  # a model's
+@router.post("/datasets/{ns}/{name}/git-upload-pack", include_in_schema=False)
 @router.post("/spaces/{ns}/{name}/git-upload-pack")
 async def upload_pack(ns: str, name: str, request: Request) -> Response:
     return await _serve(request, ns, name, "git-upload-pack", write=False, body=True)
 
 
+@router.post("/{ns}/{name}/git-receive-pack", include_in_schema=False)  # a model's
+@router.post("/datasets/{ns}/{name}/git-receive-pack", include_in_schema=False)
 @router.post("/spaces/{ns}/{name}/git-receive-pack")
 async def receive_pack(ns: str, name: str, request: Request) -> Response:
     before: dict = {}
@@ -301,6 +314,7 @@ async def receive_pack(ns: str, name: str, request: Request) -> Response:
             held.release()
         return response
     hub = request.app.state.hub
+    store = hub.store(repo_type_of(request))
     repo_id = _repo_id(ns, name)
     inner = response.body_iterator
 
@@ -322,14 +336,17 @@ async def receive_pack(ns: str, name: str, request: Request) -> Response:
         def refresh() -> None:
             repo, old = before["repo"], before["tip"]
             with hub.db.session() as s:
-                space = hub.spaces.find(s, repo_id)
+                space = store.find(s, repo_id)
                 new = repo.head()
                 if space is not None and new is not None and new != old:
                     # all or nothing (see spaces.services.spaces): if the database cannot take the new tip, main
                     # goes back to where it was and the pusher never gets git's "ok" (this push holds the lock)
                     after_rollback(s, lambda: repo.restore_tip(new, old, locked=True))
                 if space is not None:
-                    hub.spaces.refresh(s, space)
+                    store.refresh(s, space)
+                    if new != old:
+                        hub.announce(s, space, repo_type_of(request), "repo", "update", "repo.content",
+                                     updatedRefs=[{"ref": "refs/heads/main", "oldSha": old, "newSha": new}])
         try:
             try:
                 await run_in_threadpool(refresh)

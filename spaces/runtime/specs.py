@@ -3,6 +3,10 @@
 The environment is exactly what Hugging Face gives an app (``SPACE_ID``, ``SPACE_HOST``, ``SPACE_AUTHOR_NAME``,
 ``SPACE_REPO_NAME``, ``SPACE_TITLE``, ``SPACE_CREATOR_USER_ID``, ``CPU_CORES``, ``MEMORY``, ``ACCELERATOR``,
 ``SYSTEM=spaces`` for Gradio) plus the Space's variables and secrets; nothing of the platform's own environment.
+``HF_ENDPOINT`` names this hub (the Hub's Spaces need none: huggingface.co is the default), so unchanged demo code
+(``hf_hub_download("alice/tiny-model", ...)``) loads from here. No token is given: a Space that reads private repos
+does what it does on the Hub, a secret ``HF_TOKEN`` set by its owner (huggingface_hub reads it by itself); the
+owner's access is never lent to an app silently.
 One exception, for the operator's sake: the SDKs' usage telemetry to their vendors (``TELEMETRY_OFF``) is off
 unless the operator allows it (``runtime.sdk_telemetry``) or the Space sets the variable itself.
 """
@@ -35,10 +39,12 @@ def variables_and_secrets(s: Session, space: Space) -> tuple[dict[str, str], dic
 
 
 def app_env(s: Session, space: Space, app_host: str, flavor: hw.Flavor, *,
-            telemetry: bool = False) -> dict[str, str]:
+            telemetry: bool = False, hub_endpoint: str | None = None) -> dict[str, str]:
     variables, secrets = variables_and_secrets(s, space)
     card = space.card_data or {}
-    env = {**({} if telemetry else TELEMETRY_OFF.get(space.sdk or "", {})), **variables, **secrets}
+    env = {**({} if telemetry else TELEMETRY_OFF.get(space.sdk or "", {})),
+           **({"HF_ENDPOINT": hub_endpoint} if hub_endpoint else {}),  # a Space's own variable wins
+           **variables, **secrets}
     env.update({
         "SPACE_ID": space.repo_id,
         "SPACE_AUTHOR_NAME": space.owner.name,
@@ -71,13 +77,14 @@ def workdir_for(root: Path, repo: GitRepo, space_id: str, sha: str) -> Path:
 
 
 def instance_spec(s: Session, space: Space, artifact: Artifact, *, app_host: str, workdir: Path,
-                  limits: Limits, node: str, startup_timeout: float, telemetry: bool = False) -> InstanceSpec:
+                  limits: Limits, node: str, startup_timeout: float, telemetry: bool = False,
+                  hub_endpoint: str | None = None) -> InstanceSpec:
     flavor = hw.get_flavor(space.hardware)
     card = space.card_data or {}
     sdk = space.sdk or "gradio"
     port = card.get("app_port") if sdk == "docker" and isinstance(card.get("app_port"), int) else DEFAULT_PORTS[sdk]
     app_file = card.get("app_file") or {"gradio": "app.py", "streamlit": "app.py", "static": "index.html"}.get(sdk)
-    env = app_env(s, space, app_host, flavor, telemetry=telemetry)
+    env = app_env(s, space, app_host, flavor, telemetry=telemetry, hub_endpoint=hub_endpoint)
     if limits.cpu < flavor.cpu:  # clamped to the node (flavors.fit_limits): the app sees what it really has
         env["CPU_CORES"] = f"{limits.cpu:g}"
     if limits.memory_mb < int(flavor.memory_gb * 1024):

@@ -157,9 +157,10 @@ def check_read(s: Session, principal: Principal | None, space: Space) -> None:
 
 def check_write(s: Session, principal: Principal | None, space: Space) -> None:
     check_read(s, principal, space)
+    kind = getattr(space, "repo_type", "space")  # a Space, or a model or dataset Repo
     if principal is None:
-        raise Unauthorized("You must be authenticated with a write token to change this Space.")
+        raise Unauthorized(f"You must be authenticated with a write token to change this {kind}.")
     if not may_write_namespace(s, principal, space.owner):
         if may_read_namespace(s, principal, space.owner) and not principal.can_write:
             raise Forbidden("This token is read-only; use a token with the write role.")
-        raise Forbidden(f"You don't have write access to spaces/{space.repo_id}.")
+        raise Forbidden(f"You don't have write access to {kind}s/{space.repo_id}.")

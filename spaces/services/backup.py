@@ -5,6 +5,7 @@ What a backup holds (``DIR`` is created 0700; everything in it is as secret as t
     manifest.json          format, time, database dialect, Alembic revision, row counts
     db/{table}.jsonl       every row of every table, one JSON object a line
     repos/{space id}.bundle  ``git bundle --all`` of each Space's repository (absent: the repository had no commit)
+    repos/{type}s/{id}.bundle  the same for each model and dataset repository
     secret_key             the key that signs cookies (when the instance keeps it in its data dir)
 
 Consistency. The rows are read in one snapshot (SQLite: the online backup API copies the file first; PostgreSQL: one
@@ -70,6 +71,7 @@ def backup(db_url: str, repos: Path, data_dir: Path, dest: Path, *, signing_key_
         counts, shas = _dump_rows(conn, dest / "db")
         dialect = conn.dialect.name
     for space_id, sha in shas.items():
+        (dest / "repos" / space_id).parent.mkdir(mode=0o700, exist_ok=True)
         _bundle(repos / f"{space_id}.git", dest / "repos" / f"{space_id}.bundle", space_id, sha)
     key = data_dir / "secret_key"
     if signing_key_file and key.is_file():
@@ -123,6 +125,8 @@ def _dump_rows(conn: Connection, out: Path) -> tuple[dict[str, int], dict[str, s
                 f.write(json.dumps({k: _encode(v) for k, v in row.items()}, ensure_ascii=False) + "\n")
                 if table.name == "spaces":
                     shas[row["id"]] = row["sha"]
+                elif table.name == "repos":  # models and datasets live in repos/{type}s/
+                    shas[f"{row['repo_type']}s/{row['id']}"] = row["sha"]
                 n += 1
         counts[table.name] = n
     return counts, shas
@@ -165,6 +169,7 @@ def restore(db_url: str, repos: Path, data_dir: Path, src: Path) -> dict:
     finally:
         engine.dispose()
     shas = _restart_spaces(db_url, manifest["created_at"])
+    shas.update(_repo_shas(db_url))
     repos.mkdir(parents=True, exist_ok=True)
     for space_id, sha in shas.items():
         _unbundle(src / "repos" / f"{space_id}.bundle", repos / f"{space_id}.git", sha)
@@ -274,6 +279,19 @@ def _restart_spaces(db_url: str, snapshot_iso: str) -> dict[str, str | None]:
                           f"Restored from a backup: building {space.sha[:7]} again.", now=snapshot)
     db.engine.dispose()
     return shas
+
+
+def _repo_shas(db_url: str) -> dict[str, str | None]:
+    """``{type}s/{id}`` -> sha of every model and dataset: their repositories come back beside the Spaces'."""
+    from spaces.db.models import Repo
+    from spaces.db.session import Database
+
+    db = Database(db_url)
+    try:
+        with db.session() as s:
+            return {f"{r.repo_type}s/{r.id}": r.sha for r in s.scalars(select(Repo))}
+    finally:
+        db.engine.dispose()
 
 
 def _unbundle(bundle: Path, repo: Path, sha: str | None) -> None:

@@ -47,8 +47,14 @@ def _title(title: object) -> str:
     return title
 
 
+def _of(space):  # noqa: ANN001, ANN202
+    """The condition "a discussion of this repository": ``space_id`` for a Space, ``repo_ref`` for a model or
+    dataset (the two id columns never hold each other's ids)."""
+    return Discussion.space_id == space.id if isinstance(space, Space) else Discussion.repo_ref == space.id
+
+
 def get(s: Session, space: Space, num: int) -> Discussion:
-    d = s.scalar(select(Discussion).where(Discussion.space_id == space.id, Discussion.num == num))
+    d = s.scalar(select(Discussion).where(_of(space), Discussion.num == num))
     if d is None:
         raise NotFound(f"Discussion #{num} not found on {space.repo_id}.", code="DiscussionNotFound")
     return d
@@ -63,10 +69,12 @@ def open_discussion(s: Session, repo: GitRepo, space: Space, principal: Principa
         raise BadRequest(f"A pull request targets a branch; '{target}' is not one.")
     # Numbers are handed out one at a time: a no-op UPDATE of the Space's row takes its row lock (PostgreSQL) or
     # the database's write lock (SQLite, where SELECT ... FOR UPDATE means nothing) before the largest is read.
-    s.execute(update(Space).where(Space.id == space.id).values(likes=Space.likes)
+    table = type(space)  # Space or Repo: both have a likes column
+    s.execute(update(table).where(table.id == space.id).values(likes=table.likes)
               .execution_options(synchronize_session=False))
-    num = (s.scalar(select(func.max(Discussion.num)).where(Discussion.space_id == space.id)) or 0) + 1
-    d = Discussion(space_id=space.id, num=num, title=title, author_id=principal.account.id,
+    num = (s.scalar(select(func.max(Discussion.num)).where(_of(space))) or 0) + 1
+    owner = {"space_id": space.id} if isinstance(space, Space) else {"repo_ref": space.id}
+    d = Discussion(**owner, num=num, title=title, author_id=principal.account.id,
                    is_pull_request=pull_request, status=status, target_branch=target)
     s.add(d)
     s.flush()
@@ -217,7 +225,7 @@ def merge(s: Session, repo: GitRepo, space: Space, d: Discussion, principal: Pri
 def listing(s: Session, space: Space, *, kind: str | None, status: str | None, author: str | None,
             offset: int, limit: int) -> tuple[list[Discussion], int, int]:
     """(page, total matching, closed count) newest first."""
-    q = select(Discussion).where(Discussion.space_id == space.id)
+    q = select(Discussion).where(_of(space))
     if kind == "pull_request":
         q = q.where(Discussion.is_pull_request.is_(True))
     elif kind == "discussion":
@@ -230,7 +238,7 @@ def listing(s: Session, space: Space, *, kind: str | None, status: str | None, a
         who = accounts.find_account(s, author)
         q = q.where(Discussion.author_id == (who.id if who else None))
     total = s.scalar(select(func.count()).select_from(q.subquery())) or 0
-    closed = s.scalar(select(func.count()).where(Discussion.space_id == space.id,
+    closed = s.scalar(select(func.count()).where(_of(space),
                                                  Discussion.status.in_(("closed", "merged")))) or 0
     page = list(s.scalars(q.order_by(Discussion.num.desc()).offset(offset).limit(limit)))
     return page, total, closed

@@ -651,6 +651,8 @@ def sweep_temporaries(repos_root: Path) -> int:
         if ".deleting-" in entry.name:
             shutil.rmtree(entry, ignore_errors=True)
             removed += 1
+        elif entry.name in ("models", "datasets") and entry.is_dir():  # model and dataset repositories
+            removed += sweep_temporaries(entry)
         elif entry.is_dir():
             with idle_lock(entry) as idle:  # another hub process on these repositories may be writing one now
                 if not idle:

@@ -56,6 +56,11 @@ def test_backup_then_restore_finds_every_space_commit_secret_and_setting(instanc
     alice.api.upload_file(path_or_fileobj=INDEX_V1, path_in_repo="index.html", repo_id=public_id, repo_type="space")
     alice.api.upload_file(path_or_fileobj=INDEX_V2, path_in_repo="index.html", repo_id=public_id, repo_type="space")
     commits_before = [c.commit_id for c in alice.api.list_repo_commits(public_id, repo_type="space")]
+    # a model and a dataset of the Space's name come along, with their own files
+    for kind in ("model", "dataset"):
+        alice.api.create_repo(public_id, repo_type=kind, private=kind == "dataset")
+        alice.api.upload_file(path_or_fileobj=kind.encode(), path_in_repo="kind.txt", repo_id=public_id,
+                              repo_type=kind)
 
     dest = tmp_path / "backup"
     source.cli("backup", str(dest))
@@ -84,7 +89,10 @@ def test_backup_then_restore_finds_every_space_commit_secret_and_setting(instanc
         with httpx.Client(base_url=target.url, headers={"authorization": f"Bearer {alice.token}"}) as http:
             assert http.get(f"/spaces/{public_id}/resolve/main/index.html").content == INDEX_V2
             variables = http.get(f"/api/spaces/{private_id}/variables").json()
+            for kind, prefix in (("model", ""), ("dataset", "/datasets")):
+                assert http.get(f"{prefix}/{public_id}/resolve/main/kind.txt").content == kind.encode()
         assert variables["MODE"]["value"] == "demo"
+        assert api.dataset_info(public_id).private is True
         assert _secret(target_dir, target_url, private_id) == {"API_KEY": "s3cret-value"}
         # every Space is built again and runs as after a push
         for repo_id in (private_id, public_id):

@@ -69,6 +69,10 @@ def test_no_generated_request_gets_a_server_error(server, tmp_path: Path):
     r = httpx.post(f"{server.url}/api/repos/create", headers={"authorization": f"Bearer {token}"}, timeout=30,
                    json={"name": target, "type": "space", "sdk": "gradio"})
     assert r.status_code == 200, r.text
+    for kind in ("model", "dataset"):  # the model and dataset routes reach a repository of that name too
+        r = httpx.post(f"{server.url}/api/repos/create", headers={"authorization": f"Bearer {token}"}, timeout=30,
+                       json={"name": target, "type": kind})
+        assert r.status_code == 200, r.text
     spec = httpx.get(f"{server.url}/api/openapi.json", timeout=30).json()
     spec_path = tmp_path / "openapi.json"
     spec_path.write_text(json.dumps(with_bodies(spec)))

@@ -118,3 +118,47 @@ def test_0004_queues_the_old_releases_running_builds_and_allows_one_running_per_
             conn.execute(sa.text("UPDATE builds SET status = 'running' WHERE status = 'queued'"))
     finally:
         engine.dispose()
+
+
+def test_models_datasets_and_spaces_share_names_and_the_upgrade_goes_back(url: str) -> None:
+    """0005: a model, a dataset and a Space may share a name (one of each); discussions and likes point at either
+    kind; going back to 0003 keeps the Spaces' rows and drops the others."""
+    from spaces.db.models import Discussion, Like, Repo
+
+    engine = sa.create_engine(url)
+    try:
+        cfg = alembic_config(url)
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+        with Session(engine) as s:
+            owner = Account(name="alice", key="alice")
+            s.add(owner)
+            s.flush()
+            space = Space(owner_id=owner.id, name="x", repo_id="alice/x", key="alice/x", subdomain="alice-x")
+            model = Repo(repo_type="model", owner_id=owner.id, name="x", repo_id="alice/x", key="alice/x",
+                         card_data={})
+            dataset = Repo(repo_type="dataset", owner_id=owner.id, name="x", repo_id="alice/x", key="alice/x",
+                           card_data={})
+            s.add_all([space, model, dataset])
+            s.flush()
+            s.add_all([Discussion(space_id=space.id, num=1, title="s"), Discussion(repo_ref=model.id, num=1, title="m"),
+                       Like(repo_ref=dataset.id, user_id=owner.id), Like(space_id=space.id, user_id=owner.id)])
+            s.commit()
+            s.add(Repo(repo_type="model", owner_id=owner.id, name="X", repo_id="alice/X", key="alice/x", card_data={}))
+            with pytest.raises(sa.exc.IntegrityError):
+                s.flush()
+            s.rollback()
+            s.add(Discussion(repo_ref=model.id, num=1, title="again"))
+            with pytest.raises(sa.exc.IntegrityError):
+                s.flush()
+            s.rollback()
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0003")
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM discussions")).scalar() == 1
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM likes")).scalar() == 1
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM spaces")).scalar() == 1
+            command.upgrade(cfg, "head")
+    finally:
+        engine.dispose()

@@ -94,6 +94,9 @@ def test_activity_seen_by_one_proxy_is_what_the_sleeper_reads_elsewhere(redis_pr
         proxy_b.touch("s1")  # only B sees the Space now
         wait_until(lambda: controller.last_seen("s1") > first, timeout=5, what="proxy B's newer stamp")
         newest = controller.last_seen("s1")
+        for flusher in (flush_a, flush_b):  # from here on only this test flushes: no background flush races it
+            flusher._stop.set()
+            flusher._thread.join(5)
         proxy_a.stamps["s1"] -= 100  # an older stamp flushed later never moves it back (ZADD GT)
         assert flush_a.flush() == 1
         assert controller.last_seen("s1") == newest

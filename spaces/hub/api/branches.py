@@ -8,16 +8,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from spaces.errors import BadRequest
-from spaces.hub.api.common import get_str, in_session, json_body, raw_segments
+from spaces.hub.api.common import get_str, in_session, json_body, raw_segments, repo_type_of, typed_route
 from spaces.services import refs
 
 router = APIRouter()
 
-SPACE = "/api/spaces/{ns}/{name}"
-
-
 def _name_after(request: Request, marker: str) -> str:
-    """What follows ``/api/spaces/{ns}/{name}/{marker}/``, percent-decoded (a raw '/' is part of the name too)."""
+    """What follows ``/api/{type}s/{ns}/{name}/{marker}/``, percent-decoded (a raw '/' is part of the name too)."""
     segs = raw_segments(request)
     if len(segs) < 7 or segs[5] != marker or not "/".join(segs[6:]):
         raise BadRequest(f"Name the {marker}: /api/spaces/{{ns}}/{{name}}/{marker}/{{{marker}}}.")
@@ -26,28 +23,29 @@ def _name_after(request: Request, marker: str) -> str:
 
 async def _write(request: Request, ns: str, name: str, fn) -> dict:  # noqa: ANN001
     hub = request.app.state.hub
+    store = hub.store(repo_type_of(request))
 
     def work(s, p):  # noqa: ANN001, ANN202
-        space = hub.spaces.get_writable(s, f"{ns}/{name}", p)
-        fn(hub.spaces.repo(space), p)
+        space = store.get_writable(s, f"{ns}/{name}", p)
+        fn(store.repo(space), p)
         return {}
     return await in_session(request, work, auth_required=True)
 
 
-@router.post(SPACE + "/branch/{rest:path}")
+@typed_route(router, ["POST"], "/branch/{rest:path}")
 async def create_branch(ns: str, name: str, rest: str, request: Request) -> dict:
     branch = _name_after(request, "branch")
     start = get_str(await json_body(request), "startingPoint")
     return await _write(request, ns, name, lambda repo, p: refs.create_branch(repo, branch, start))
 
 
-@router.delete(SPACE + "/branch/{rest:path}")
+@typed_route(router, ["DELETE"], "/branch/{rest:path}")
 async def delete_branch(ns: str, name: str, rest: str, request: Request) -> dict:
     branch = _name_after(request, "branch")
     return await _write(request, ns, name, lambda repo, p: refs.delete_branch(repo, branch))
 
 
-@router.post(SPACE + "/tag/{rest:path}")
+@typed_route(router, ["POST"], "/tag/{rest:path}")
 async def create_tag(ns: str, name: str, rest: str, request: Request) -> dict:
     revision = _name_after(request, "tag")
     data = await json_body(request)
@@ -56,21 +54,22 @@ async def create_tag(ns: str, name: str, rest: str, request: Request) -> dict:
     return await _write(request, ns, name, lambda repo, p: refs.create_tag(repo, p, tag, revision, message))
 
 
-@router.delete(SPACE + "/tag/{rest:path}")
+@typed_route(router, ["DELETE"], "/tag/{rest:path}")
 async def delete_tag(ns: str, name: str, rest: str, request: Request) -> dict:
     tag = _name_after(request, "tag")
     return await _write(request, ns, name, lambda repo, p: refs.delete_tag(repo, tag))
 
 
-@router.post(SPACE + "/super-squash/{rest:path}")
+@typed_route(router, ["POST"], "/super-squash/{rest:path}")
 async def super_squash(ns: str, name: str, rest: str, request: Request) -> dict:
     branch = _name_after(request, "super-squash")
     data = await json_body(request)
     message = get_str(data, "message") or f"Super-squash branch '{branch}'"
     hub = request.app.state.hub
+    store = hub.store(repo_type_of(request))
 
     def work(s, p):  # noqa: ANN001, ANN202
-        space = hub.spaces.get_writable(s, f"{ns}/{name}", p)
-        short = refs.squashable_branch(hub.spaces.repo(space), branch)
-        return {"commitOid": hub.spaces.super_squash(s, p, space, short, message)}
+        space = store.get_writable(s, f"{ns}/{name}", p)
+        short = refs.squashable_branch(store.repo(space), branch)
+        return {"commitOid": store.super_squash(s, p, space, short, message)}
     return await in_session(request, work, auth_required=True)

@@ -106,3 +106,34 @@ async def in_session(request: Request, fn, *, auth_required: bool = False):  # n
             return fn(s, p)
 
     return await run_in_threadpool(work)
+
+
+#: the API path prefix of each repository type; type-generic routes are registered once per prefix
+API_PREFIX = {"space": "/api/spaces", "model": "/api/models", "dataset": "/api/datasets"}
+REPO_TYPES = tuple(API_PREFIX)
+_PLURAL = {"spaces": "space", "models": "model", "datasets": "dataset"}
+
+
+def repo_type_of(request: Request) -> str:
+    """The repository type a request's path names: ``/api/{type}s/...``, ``/spaces/...``, ``/datasets/...``, or a
+    model (``/{ns}/{name}/...``). Only routes registered by :func:`typed_route` (or with those shapes) call it."""
+    segs = request.url.path.split("/")
+    if len(segs) > 2 and segs[1] == "api":
+        return _PLURAL[segs[2]]
+    return {"spaces": "space", "datasets": "dataset"}.get(segs[1] if len(segs) > 1 else "", "model")
+
+
+def typed_route(router, methods: list[str], suffix: str, types: tuple[str, ...] = REPO_TYPES, **kwargs):  # noqa: ANN001, ANN201
+    """Register one endpoint at ``/api/{type}s/{ns}/{name}{suffix}`` for each repository type (described once in
+    the OpenAPI schema, at ``/api/spaces/...``); the endpoint reads
+    its type with :func:`repo_type_of` and looks the repository up through ``hub.store(type)`` only, so a call
+    for one type can never reach another type's repository of the same name."""
+    def deco(fn):  # noqa: ANN001, ANN202
+        for t in types:
+            # the OpenAPI description lists each handler once, at its first prefix (the same handler, the same
+            # parameters: listing it three times only made the schema fuzzer spend three times as long on it)
+            router.add_api_route(f"{API_PREFIX[t]}/{{ns}}/{{name}}{suffix}", fn, methods=methods,
+                                 include_in_schema=kwargs.get("include_in_schema", True) and t == types[0],
+                                 **{k: v for k, v in kwargs.items() if k != "include_in_schema"})
+        return fn
+    return deco

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from spaces.db.models import Discussion, DiscussionEvent, Space
 from spaces.errors import BadRequest
-from spaces.hub.api.common import INT_MAX, get_str, in_session, json_body
+from spaces.hub.api.common import INT_MAX, get_str, in_session, json_body, repo_type_of, typed_route
 from spaces.hub.serialize import iso
 from spaces.services import discussions as disc
 from spaces.services.accounts import Principal
@@ -24,7 +24,6 @@ router = APIRouter()
 #: a discussion number fits the database's INTEGER column; a larger one is a 400, not an SQL error
 Num = Annotated[int, Path(ge=0, le=INT_MAX)]
 
-SPACE = "/api/spaces/{ns}/{name}"
 PAGE = 50
 
 
@@ -41,10 +40,14 @@ def event_json(e: DiscussionEvent) -> dict:
     return {"id": e.id, "type": e.type, "createdAt": iso(e.created_at), "author": _author(e.author), "data": data}
 
 
-def discussion_json(d: Discussion, space: Space) -> dict:
+def _kind(space) -> str:  # noqa: ANN001
+    return "space" if isinstance(space, Space) else space.repo_type
+
+
+def discussion_json(d: Discussion, space) -> dict:  # noqa: ANN001 - a Space or a Repo
     return {"num": d.num, "title": d.title, "status": d.status, "createdAt": iso(d.created_at),
             "author": _author(d.author), "isPullRequest": d.is_pull_request, "pinned": False,
-            "repo": {"name": space.repo_id, "type": "space"}}
+            "repo": {"name": space.repo_id, "type": _kind(space)}}
 
 
 def details_json(s: Session, d: Discussion, space: Space, repo: GitRepo, with_diff: bool) -> dict:
@@ -62,26 +65,36 @@ def details_json(s: Session, d: Discussion, space: Space, repo: GitRepo, with_di
     return out
 
 
-def pr_url(hub, space: Space, num: int) -> str:  # noqa: ANN001
-    return hub.url(f"/spaces/{space.repo_id}/discussions/{num}")
+def pr_url(hub, space, num: int) -> str:  # noqa: ANN001
+    return hub.repo_url(_kind(space), space.repo_id) + f"/discussions/{num}"
+
+
+def hook_discussion(hub, space, d: Discussion) -> dict:  # noqa: ANN001
+    """A discussion as the Hub's webhook payload names it."""
+    url = pr_url(hub, space, d.num)
+    return {"id": str(d.id), "num": d.num, "author": {"id": d.author_id or ""}, "title": d.title,
+            "isPullRequest": d.is_pull_request, "status": d.status,
+            "url": {"web": url, "api": hub.url(f"/api/{_kind(space)}s/{space.repo_id}/discussions/{d.num}")}}
 
 
 # ---- the commit side ------------------------------------------------------------------------------------
-def writable_for(hub, s: Session, p: Principal, repo_id: str, rev: str, create_pr: bool):  # noqa: ANN001, ANN201
-    """The Space a commit or preupload at ``rev`` may write to, and the pull request it goes to (or None).
-    Pull requests are open to anyone who can read the Space; everything else needs write access."""
+def writable_for(hub, s: Session, p: Principal, repo_id: str, rev: str, create_pr: bool,  # noqa: ANN001, ANN201
+                 kind: str = "space"):
+    """The repository (of type ``kind``) a commit or preupload at ``rev`` may write to, and the pull request it
+    goes to (or None). Pull requests are open to anyone who can read it; everything else needs write access."""
     num = disc.pr_num(rev)
+    store = hub.store(kind)
     if not create_pr and num is None:
-        return hub.spaces.get_writable(s, repo_id, p), None
-    space = hub.spaces.get(s, repo_id, p)
+        return store.get_writable(s, repo_id, p), None
+    space = store.get(s, repo_id, p)
     disc.require_write_token(p)
     return space, (disc.pull_request_for_commit(s, space, p, num) if num is not None else None)
 
 
-def commit_to_pull_request(hub, s: Session, p: Principal, space: Space, d: Discussion | None, target: str,
-                           summary: str, description: str, commit) -> dict:  # noqa: ANN001
+def commit_to_pull_request(hub, s: Session, p: Principal, space, d: Discussion | None, target: str,  # noqa: ANN001
+                           summary: str, description: str, commit, kind: str = "space") -> dict:  # noqa: ANN001
     """``commit(branch)`` on pull request ``d``, or on a new one opened on ``target`` (``create_pr=1``)."""
-    repo = hub.spaces.repo(space)
+    repo = hub.store(kind).repo(space)
     opened = d is None
     if opened:
         d = disc.open_discussion(s, repo, space, p, summary, description, pull_request=True,
@@ -93,14 +106,15 @@ def commit_to_pull_request(hub, s: Session, p: Principal, space: Space, d: Discu
             repo.delete_ref(disc.pr_ref(d.num))
         raise
     disc.record_commit(s, d, p, sha, summary)
-    return {"success": True, "commitOid": sha, "commitUrl": hub.url(f"/spaces/{space.repo_id}/commit/{sha}"),
+    return {"success": True, "commitOid": sha, "commitUrl": hub.repo_url(kind, space.repo_id) + f"/commit/{sha}",
             "commitMessage": summary, "hookOutput": "", "pullRequestUrl": pr_url(hub, space, d.num)}
 
 
 # ---- discussions ----------------------------------------------------------------------------------------
-@router.get(SPACE + "/discussions")
+@typed_route(router, ["GET"], "/discussions")
 async def list_discussions(ns: str, name: str, request: Request) -> dict:
     hub = request.app.state.hub
+    store = hub.store(repo_type_of(request))
     qp = request.query_params
     try:
         page = max(0, int(qp.get("p") or 0))
@@ -108,7 +122,7 @@ async def list_discussions(ns: str, name: str, request: Request) -> dict:
         raise BadRequest("p must be a page number.") from None
 
     def work(s, p):  # noqa: ANN001, ANN202
-        space = hub.spaces.get(s, f"{ns}/{name}", p)
+        space = store.get(s, f"{ns}/{name}", p)
         rows, total, closed = disc.listing(s, space, kind=qp.get("type"), status=qp.get("status"),
                                            author=qp.get("author"), offset=page * PAGE, limit=PAGE)
         return {"discussions": [discussion_json(d, space) for d in rows], "count": total, "start": page * PAGE,
@@ -116,79 +130,94 @@ async def list_discussions(ns: str, name: str, request: Request) -> dict:
     return await in_session(request, work)
 
 
-@router.post(SPACE + "/discussions")
+@typed_route(router, ["POST"], "/discussions")
 async def create_discussion(ns: str, name: str, request: Request) -> dict:
     hub = request.app.state.hub
+    store = hub.store(repo_type_of(request))
     data = await json_body(request)
     pull_request = data.get("pullRequest") is True
     description = get_str(data, "description") or ""
 
     def work(s, p):  # noqa: ANN001, ANN202
-        space = hub.spaces.get(s, f"{ns}/{name}", p)
-        d = disc.open_discussion(s, hub.spaces.repo(space), space, p, data.get("title"), description,
+        space = store.get(s, f"{ns}/{name}", p)
+        d = disc.open_discussion(s, store.repo(space), space, p, data.get("title"), description,
                                  pull_request=pull_request, status="draft" if pull_request else "open")
+        hub.announce(s, space, _kind(space), "discussion", "create", "discussion",
+                     discussion=hook_discussion(hub, space, d))
         return {"num": d.num, "pullRequest": pull_request, "url": pr_url(hub, space, d.num)}
     return await in_session(request, work, auth_required=True)
 
 
-@router.get(SPACE + "/discussions/{num}")
+@typed_route(router, ["GET"], "/discussions/{num}")
 async def discussion_details(ns: str, name: str, num: Num, request: Request) -> dict:
     hub = request.app.state.hub
+    store = hub.store(repo_type_of(request))
     with_diff = request.query_params.get("diff") in ("1", "true")
 
     def work(s, p):  # noqa: ANN001, ANN202
-        space = hub.spaces.get(s, f"{ns}/{name}", p)
-        return details_json(s, disc.get(s, space, num), space, hub.spaces.repo(space), with_diff)
+        space = store.get(s, f"{ns}/{name}", p)
+        return details_json(s, disc.get(s, space, num), space, store.repo(space), with_diff)
     return await in_session(request, work)
 
 
 async def _change(request: Request, ns: str, name: str, num: Num, fn) -> dict:  # noqa: ANN001
     hub = request.app.state.hub
+    store = hub.store(repo_type_of(request))
     data = await json_body(request)
 
     def work(s, p):  # noqa: ANN001, ANN202
-        space = hub.spaces.get(s, f"{ns}/{name}", p)
+        space = store.get(s, f"{ns}/{name}", p)
         return fn(s, p, space, disc.get(s, space, num), data)
     return await in_session(request, work, auth_required=True)
 
 
-@router.post(SPACE + "/discussions/{num}/comment")
+@typed_route(router, ["POST"], "/discussions/{num}/comment")
 async def comment(ns: str, name: str, num: Num, request: Request) -> dict:
-    return await _change(request, ns, name, num, lambda s, p, space, d, data: {
-        "newMessage": event_json(disc.comment(s, d, p, data.get("comment")))})
+    hub = request.app.state.hub
+
+    def fn(s, p, space, d, data):  # noqa: ANN001, ANN202
+        event = disc.comment(s, d, p, data.get("comment"))
+        url = pr_url(hub, space, d.num)
+        hub.announce(s, space, _kind(space), "discussion", "create", "discussion.comment",
+                     discussion=hook_discussion(hub, space, d),
+                     comment={"id": event.id, "author": {"id": p.account.id}, "hidden": False,
+                              "content": data.get("comment"), "url": {"web": f"{url}#{event.id}"}})
+        return {"newMessage": event_json(event)}
+    return await _change(request, ns, name, num, fn)
 
 
-@router.post(SPACE + "/discussions/{num}/title")
+@typed_route(router, ["POST"], "/discussions/{num}/title")
 async def rename(ns: str, name: str, num: Num, request: Request) -> dict:
     return await _change(request, ns, name, num, lambda s, p, space, d, data: {
         "newTitle": event_json(disc.rename(s, space, d, p, data.get("title")))})
 
 
-@router.post(SPACE + "/discussions/{num}/status")
+@typed_route(router, ["POST"], "/discussions/{num}/status")
 async def change_status(ns: str, name: str, num: Num, request: Request) -> dict:
     return await _change(request, ns, name, num, lambda s, p, space, d, data: {
         "newStatus": event_json(disc.change_status(s, space, d, p, data.get("status"), get_str(data, "comment")))})
 
 
-@router.post(SPACE + "/discussions/{num}/merge")
+@typed_route(router, ["POST"], "/discussions/{num}/merge")
 async def merge(ns: str, name: str, num: Num, request: Request) -> dict:
     hub = request.app.state.hub
+    store = hub.store(repo_type_of(request))
 
     def fn(s, p, space, d, data):  # noqa: ANN001, ANN202
-        sha = disc.merge(s, hub.spaces.repo(space), space, d, p, get_str(data, "comment"))
+        sha = disc.merge(s, store.repo(space), space, d, p, get_str(data, "comment"))
         if d.target_branch == "main":
-            hub.spaces.refresh(s, space)  # the merged main is what the Space builds and serves next
+            store.refresh(s, space)  # the merged main is what the Space builds and serves next
         return {"mergeCommitId": sha}
     return await _change(request, ns, name, num, fn)
 
 
-@router.post(SPACE + "/discussions/{num}/comment/{comment_id}/edit")
+@typed_route(router, ["POST"], "/discussions/{num}/comment/{comment_id}/edit")
 async def edit_comment(ns: str, name: str, num: Num, comment_id: str, request: Request) -> dict:
     return await _change(request, ns, name, num, lambda s, p, space, d, data: {
         "updatedComment": event_json(disc.edit_comment(s, d, p, comment_id, data.get("content")))})
 
 
-@router.post(SPACE + "/discussions/{num}/comment/{comment_id}/hide")
+@typed_route(router, ["POST"], "/discussions/{num}/comment/{comment_id}/hide")
 async def hide_comment(ns: str, name: str, num: Num, comment_id: str, request: Request) -> dict:
     return await _change(request, ns, name, num, lambda s, p, space, d, data: {
         "updatedComment": event_json(disc.hide_comment(s, space, d, p, comment_id))})

@@ -1,7 +1,9 @@
 """Files and history: tree, paths-info, refs, commits, preupload, the NDJSON commit and ``/resolve`` downloads.
 
 Revisions and paths are read from the raw URL (see ``common.raw_segments``) because clients percent-encode
-``/`` inside both. Every write goes through ``SpaceService.commit``: one real git commit per call.
+``/`` inside both. Every write goes through the store's ``commit`` (``SpaceService`` or ``RepoService``): one real
+git commit per call. Every route serves Spaces, models and datasets alike (``common.typed_route``): the type comes
+from the path and the lookup goes through that type's store only.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from spaces.domain.gitignore import ignore_matcher
@@ -20,13 +22,15 @@ from spaces.domain.naming import validate_path_in_repo
 from spaces.errors import BadRequest, EntryNotFound, RevisionNotFound
 from spaces.hub import jsonlimits, ndjson
 from spaces.hub.api import discussions
-from spaces.hub.api.common import after, in_session, json_body, query_int
+from spaces.hub.api.common import after, in_session, json_body, query_int, repo_type_of, typed_route
 from spaces.hub.serialize import commit_json, tree_item
 from spaces.storage.gitrepo import GitRepo
 
 router = APIRouter()
 
-SPACE = "/api/spaces/{ns}/{name}"
+
+#: files larger than this (a model's weights) are streamed from git to the client, not read into memory whole
+STREAM_BYTES = 8 << 20
 
 
 def _resolve(repo: GitRepo, rev: str, space=None) -> str:  # noqa: ANN001
@@ -42,9 +46,11 @@ def _check_path(path: str) -> str:
     return validate_path_in_repo(path) if path else ""
 
 
-@router.get(SPACE + "/tree/{rest:path}")
+@typed_route(router, ["GET"], "/tree/{rest:path}")
 async def list_tree(ns: str, name: str, rest: str, request: Request) -> JSONResponse:
     hub = request.app.state.hub
+    kind = repo_type_of(request)
+    store = hub.store(kind)
     rev, path = after(request, "tree", 5)
     qp = request.query_params
     recursive = qp.get("recursive") in ("true", "1")
@@ -53,8 +59,8 @@ async def list_tree(ns: str, name: str, rest: str, request: Request) -> JSONResp
     page = hub.settings.limits.page_size if not expand else min(50, hub.settings.limits.page_size)
 
     def work(s, p):  # noqa: ANN001, ANN202
-        space = hub.spaces.get(s, f"{ns}/{name}", p)
-        repo = hub.spaces.repo(space)
+        space = store.get(s, f"{ns}/{name}", p)
+        repo = store.repo(space)
         sha = _resolve(repo, rev)
         entries = repo.list_tree(sha, _check_path(path), recursive=recursive)
         chunk = entries[offset:offset + page]
@@ -69,16 +75,18 @@ async def list_tree(ns: str, name: str, rest: str, request: Request) -> JSONResp
     return JSONResponse(items, headers=headers)
 
 
-@router.post(SPACE + "/paths-info/{rest:path}")
+@typed_route(router, ["POST"], "/paths-info/{rest:path}")
 async def paths_info(ns: str, name: str, rest: str, request: Request) -> list[dict]:
     hub = request.app.state.hub
+    kind = repo_type_of(request)
+    store = hub.store(kind)
     rev, _ = after(request, "paths-info", 5)
     form = await request.form()
     paths = [str(v) for v in form.getlist("paths")]
     expand = form.get("expand") in ("true", "1", "True")
 
     def work(s, p):  # noqa: ANN001, ANN202
-        repo = hub.spaces.repo(hub.spaces.get(s, f"{ns}/{name}", p))
+        repo = store.repo(store.get(s, f"{ns}/{name}", p))
         sha = _resolve(repo, rev)
         found = []
         for path in paths:
@@ -91,12 +99,14 @@ async def paths_info(ns: str, name: str, rest: str, request: Request) -> list[di
     return await in_session(request, work)
 
 
-@router.get(SPACE + "/refs")
+@typed_route(router, ["GET"], "/refs")
 async def refs(ns: str, name: str, request: Request) -> dict:
     hub = request.app.state.hub
+    kind = repo_type_of(request)
+    store = hub.store(kind)
 
     def work(s, p):  # noqa: ANN001, ANN202
-        repo = hub.spaces.repo(hub.spaces.get(s, f"{ns}/{name}", p))
+        repo = store.repo(store.get(s, f"{ns}/{name}", p))
         return {"branches": [{"name": b, "ref": f"refs/heads/{b}", "targetCommit": c} for b, c in repo.branches().items()],
                 "converts": [],
                 "tags": [{"name": t, "ref": f"refs/tags/{t}", "targetCommit": c} for t, c in repo.tags().items()],
@@ -105,16 +115,18 @@ async def refs(ns: str, name: str, request: Request) -> dict:
     return await in_session(request, work)
 
 
-@router.get(SPACE + "/commits/{rest:path}")
+@typed_route(router, ["GET"], "/commits/{rest:path}")
 async def commits(ns: str, name: str, rest: str, request: Request) -> JSONResponse:
     hub = request.app.state.hub
+    kind = repo_type_of(request)
+    store = hub.store(kind)
     rev, _ = after(request, "commits", 5)
     qp = request.query_params
     page = min(query_int(request, "limit", 50, 1, 10**9), 1000)
     skip = query_int(request, "p", 0, 0, 10**6) * page
 
     def work(s, p):  # noqa: ANN001, ANN202
-        repo = hub.spaces.repo(hub.spaces.get(s, f"{ns}/{name}", p))
+        repo = store.repo(store.get(s, f"{ns}/{name}", p))
         sha = _resolve(repo, rev)
         items = repo.log(sha, limit=page + 1, skip=skip)
         return [commit_json(c) for c in items[:page]], len(items) > page
@@ -127,21 +139,25 @@ async def commits(ns: str, name: str, rest: str, request: Request) -> JSONRespon
     return JSONResponse(items, headers=headers)
 
 
-@router.get(SPACE + "/auth-check")
-@router.get(SPACE + "/auth-check/write")
+@typed_route(router, ["GET"], "/auth-check")
+@typed_route(router, ["GET"], "/auth-check/write")
 async def auth_check(ns: str, name: str, request: Request) -> dict:
     hub = request.app.state.hub
+    kind = repo_type_of(request)
+    store = hub.store(kind)
     write = request.url.path.endswith("/write")
 
     def work(s, p):  # noqa: ANN001, ANN202
-        (hub.spaces.get_writable if write else hub.spaces.get)(s, f"{ns}/{name}", p)
+        (store.get_writable if write else store.get)(s, f"{ns}/{name}", p)
         return {}
     return await in_session(request, work)
 
 
-@router.post(SPACE + "/preupload/{rest:path}")
+@typed_route(router, ["POST"], "/preupload/{rest:path}")
 async def preupload(ns: str, name: str, rest: str, request: Request) -> dict:
     hub = request.app.state.hub
+    kind = repo_type_of(request)
+    store = hub.store(kind)
     rev, _ = after(request, "preupload", 5)
     data = await json_body(request)
     files = data.get("files")
@@ -153,8 +169,8 @@ async def preupload(ns: str, name: str, rest: str, request: Request) -> dict:
         raise BadRequest("Field 'gitIgnore' must be the text of a .gitignore file.")
 
     def work(s, p):  # noqa: ANN001, ANN202
-        space, _ = discussions.writable_for(hub, s, p, f"{ns}/{name}", rev, create_pr)
-        repo = hub.spaces.repo(space)
+        space, _ = discussions.writable_for(hub, s, p, f"{ns}/{name}", rev, create_pr, kind)
+        repo = store.repo(space)
         sha = repo.resolve(rev)
         ignored = ignore_matcher(git_ignore if git_ignore is not None else _repo_gitignore(repo, sha))
         out = []
@@ -185,15 +201,17 @@ def _repo_gitignore(repo: GitRepo, sha: str | None) -> str | None:
         return None
 
 
-@router.post(SPACE + "/commit/{rest:path}")
+@typed_route(router, ["POST"], "/commit/{rest:path}")
 async def commit(ns: str, name: str, rest: str, request: Request) -> dict:
     hub = request.app.state.hub
+    kind = repo_type_of(request)
+    store = hub.store(kind)
     rev, _ = after(request, "commit", 5)
     create_pr = request.query_params.get("create_pr") in ("1", "true")
     branch = rev.removeprefix("refs/heads/")  # any existing branch; only main is built and served
 
     def writable(s, p) -> None:  # noqa: ANN001
-        discussions.writable_for(hub, s, p, f"{ns}/{name}", rev, create_pr)
+        discussions.writable_for(hub, s, p, f"{ns}/{name}", rev, create_pr, kind)
     # who may write is known before a byte of the body is read: anyone else never makes the server read it
     await in_session(request, writable, auth_required=True)
     spool = Path(tempfile.mkdtemp(prefix="commit-", dir=spool_root(hub.settings.data_path)))
@@ -212,18 +230,20 @@ async def commit(ns: str, name: str, rest: str, request: Request) -> dict:
             raise BadRequest("parentCommit must be a commit sha.")
 
         def work(s, p):  # noqa: ANN001, ANN202
-            space, pr = discussions.writable_for(hub, s, p, f"{ns}/{name}", rev, create_pr)
+            space, pr = discussions.writable_for(hub, s, p, f"{ns}/{name}", rev, create_pr, kind)
 
             def commit_on(to: str) -> str:
-                return hub.spaces.commit(s, p, space, additions=parsed.additions, deletions=parsed.deletions,
+                return store.commit(s, p, space, additions=parsed.additions, deletions=parsed.deletions,
                                          deleted_folders=parsed.folders, message=summary, description=description,
                                          parent=parent, branch=to)
             if create_pr or pr is not None:
                 return discussions.commit_to_pull_request(hub, s, p, space, pr, rev, summary, description,
-                                                          commit_on)
+                                                          commit_on, kind)
             sha = commit_on(branch)
+            hub.announce(s, space, kind, "repo", "update", "repo.content",
+                         updatedRefs=[{"ref": f"refs/heads/{branch}", "newSha": sha}])
             return {"success": True, "commitOid": sha,
-                    "commitUrl": hub.url(f"/spaces/{space.repo_id}/commit/{sha}"), "commitMessage": summary,
+                    "commitUrl": hub.repo_url(kind, space.repo_id) + f"/commit/{sha}", "commitMessage": summary,
                     "hookOutput": ""}
         return await in_session(request, work, auth_required=True)
     finally:
@@ -239,16 +259,21 @@ def spool_root(data_path: Path) -> Path:
 
 
 # ---- downloads ------------------------------------------------------------------------------------------
+@router.api_route("/{ns}/{name}/resolve/{rest:path}", methods=["GET", "HEAD"],  # a model's; registered last
+                  include_in_schema=False)  # the same handler as a Space's, described there
+@router.api_route("/datasets/{ns}/{name}/resolve/{rest:path}", methods=["GET", "HEAD"], include_in_schema=False)
 @router.api_route("/spaces/{ns}/{name}/resolve/{rest:path}", methods=["GET", "HEAD"])
 async def resolve(ns: str, name: str, rest: str, request: Request) -> Response:
     hub = request.app.state.hub
-    rev, path = after(request, "resolve", 4)
+    kind = repo_type_of(request)
+    store = hub.store(kind)
+    rev, path = after(request, "resolve", 3 if kind == "model" else 4)
     if not path:
         raise EntryNotFound("", rev)
 
     def work(s, p):  # noqa: ANN001, ANN202
-        space = hub.spaces.get(s, f"{ns}/{name}", p)
-        repo = hub.spaces.repo(space)
+        space = store.get(s, f"{ns}/{name}", p)
+        repo = store.repo(space)
         sha = _resolve(repo, rev, space)
         clean = validate_path_in_repo(path)
         try:
@@ -258,6 +283,8 @@ async def resolve(ns: str, name: str, rest: str, request: Request) -> Response:
         except EntryNotFound as exc:
             exc.extra["commit"] = sha  # X-Repo-Commit rides on the 404 too (the client caches .no_exist)
             raise
+        if request.method == "GET" and entry.size > STREAM_BYTES and not request.headers.get("range"):
+            return sha, entry, repo.open_blob(sha, clean)[1]  # chunks from `git cat-file`, never all in memory
         content = repo.read_blob(sha, clean) if request.method == "GET" else b""
         return sha, entry, content
 
@@ -277,6 +304,9 @@ async def resolve(ns: str, name: str, rest: str, request: Request) -> Response:
     if request.method == "HEAD":
         headers["Content-Length"] = str(entry.size)
         return Response(status_code=200, headers=headers, media_type=ctype)
+    if not isinstance(content, bytes):
+        headers["Content-Length"] = str(entry.size)
+        return StreamingResponse(content, headers=headers, media_type=ctype)
     rng = request.headers.get("range")
     if rng and rng.startswith("bytes="):
         start_s, _, end_s = rng[6:].partition("-")

@@ -1,4 +1,7 @@
-"""Accounts and repositories: whoami, create / delete / move a Space, settings, README validation."""
+"""Accounts and repositories: whoami, create / delete / move a Space, a model or a dataset, settings, README
+validation. Every call that names a repository by id reads its type from the request (clients leave it out for
+models) and acts on that type's repository only: ``delete_repo("alice/x")`` deletes the model alice/x, never the
+Space alice/x."""
 
 from __future__ import annotations
 
@@ -6,8 +9,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from spaces.domain import cardconfig
-from spaces.errors import BadRequest, NotFound
-from spaces.hub.api.common import get_int, get_str, in_session, json_body
+from spaces.errors import BadRequest
+from spaces.hub.api.common import REPO_TYPES, get_int, get_str, in_session, json_body, repo_type_of, typed_route
 from spaces.services import accounts
 from spaces.services.spaces import CreateRequest, KeyValue
 from spaces.templates_catalog import Template, find_template, list_templates, template_files
@@ -72,15 +75,18 @@ async def whoami(request: Request) -> dict:
 @router.post("/api/repos/create")
 async def create_repo(request: Request) -> JSONResponse:
     data = await json_body(request)
-    repo_type = data.get("type") or "model"
-    if repo_type != "space":
-        raise BadRequest(f"This server hosts Spaces only; repo type '{repo_type}' is not supported. "
-                         "Pass repo_type=\"space\".")
+    repo_type = body_type(data)
     name = get_str(data, "name", required=True)
     org = get_str(data, "organization")
+    hub = request.app.state.hub
+    if repo_type != "space":
+        def work_repo(s, p):  # noqa: ANN001, ANN202
+            row = hub.store(repo_type).create(s, p, org or p.account.name, name, private=bool(parse_visibility(data)))
+            hub.announce(s, row, repo_type, "repo", "create", "repo")
+            return {"url": hub.repo_url(repo_type, row.repo_id), "name": row.repo_id, "id": row.id}
+        return JSONResponse(await in_session(request, work_repo, auth_required=True))
     sdk = get_str(data, "sdk", required=True)
     template = _template(data, sdk)
-    hub = request.app.state.hub
 
     def work(s, p):  # noqa: ANN001, ANN202
         req = CreateRequest(namespace=org or p.account.name, name=name, sdk=sdk,
@@ -97,9 +103,18 @@ async def create_repo(request: Request) -> JSONResponse:
                 raise
         if data.get("volumes") is not None:  # create_repo(space_volumes=...): refused volumes refuse the create
             hub.buckets.set_volumes(s, p, space, data["volumes"])
+        hub.announce(s, space, "space", "repo", "create", "repo")
         return {"url": hub.space_url(space.repo_id), "name": space.repo_id, "id": space.id}
 
     return JSONResponse(await in_session(request, work, auth_required=True))
+
+
+def body_type(data: dict) -> str:
+    """The repository type a JSON body names (``type``; clients leave it out for models)."""
+    repo_type = data.get("type") or "model"
+    if repo_type not in REPO_TYPES:
+        raise BadRequest(f"Invalid repo type '{repo_type}': use one of {', '.join(REPO_TYPES)}.")
+    return repo_type
 
 
 def _template(data: dict, sdk: str) -> Template | None:
@@ -121,27 +136,18 @@ def _repo_id_from(data: dict, key_name: str = "name", key_org: str = "organizati
     return get_str(data, key_org), name
 
 
-def require_space_type(data: dict, repo_id: str) -> None:
-    """A request that names a repo by id names its type too; clients leave it out for models. Only Spaces live
-    here, so any other type is a repo that does not exist: never act on the Space of the same name (an
-    ``HfApi.delete_repo("alice/x")`` once deleted the Space alice/x)."""
-    repo_type = data.get("type") or "model"
-    if repo_type != "space":
-        raise NotFound(f"Repository Not Found for url: {repo_type}s/{repo_id}. This server hosts Spaces only: "
-                       "pass repo_type=\"space\" to act on a Space.", code="RepoNotFound")
-
-
 @router.delete("/api/repos/delete")
 async def delete_repo(request: Request) -> dict:
     data = await json_body(request)
     org, name = _repo_id_from(data)
+    repo_type = body_type(data)
     hub = request.app.state.hub
 
     def work(s, p):  # noqa: ANN001, ANN202
-        repo_id = f"{org or p.account.name}/{name}"
-        require_space_type(data, repo_id)
-        space = hub.spaces.get_writable(s, repo_id, p)
-        hub.spaces.delete(s, space)
+        store = hub.store(repo_type)  # never another type's repository of the same name
+        row = store.get_writable(s, f"{org or p.account.name}/{name}", p)
+        hub.announce(s, row, repo_type, "repo", "delete", "repo")  # who watches it is read before it goes
+        store.delete(s, row)
         return {}
     return await in_session(request, work, auth_required=True)
 
@@ -151,27 +157,33 @@ async def move_repo(request: Request) -> dict:
     data = await json_body(request)
     source = get_str(data, "fromRepo", required=True)
     target = get_str(data, "toRepo", required=True)
+    repo_type = body_type(data)
     hub = request.app.state.hub
 
     def work(s, p):  # noqa: ANN001, ANN202
-        require_space_type(data, source)
-        space = hub.spaces.get_writable(s, source, p)  # 404 / 403 first, as for any write
-        hub.spaces.move(s, p, space, target)
-        return {"url": hub.space_url(space.repo_id), "name": space.repo_id}
+        store = hub.store(repo_type)
+        row = store.get_writable(s, source, p)  # 404 / 403 first, as for any write
+        store.move(s, p, row, target)
+        hub.announce(s, row, repo_type, "repo", "move", "repo",
+                     movedTo={"name": row.repo_id, "owner": {"id": row.owner_id}})
+        return {"url": hub.repo_url(repo_type, row.repo_id), "name": row.repo_id}
     return await in_session(request, work, auth_required=True)
 
 
-@router.put("/api/spaces/{ns}/{name}/settings")
+@typed_route(router, ["PUT"], "/settings")
 async def update_settings(ns: str, name: str, request: Request) -> dict:
     data = await json_body(request)
     hub = request.app.state.hub
+    kind = repo_type_of(request)
+    store = hub.store(kind)
 
     def work(s, p):  # noqa: ANN001, ANN202
-        space = hub.spaces.get_writable(s, f"{ns}/{name}", p)
+        row = store.get_writable(s, f"{ns}/{name}", p)
         private = parse_visibility(data)
         if private is not None:
-            hub.spaces.set_visibility(s, space, private)
-        return {"private": space.private}
+            store.set_visibility(s, row, private)
+            hub.announce(s, row, kind, "repo", "update", "repo.config")
+        return {"private": row.private}
     return await in_session(request, work, auth_required=True)
 
 

@@ -21,7 +21,16 @@ from spaces.db.models import Account, Like, Membership, Space, SpaceSecret, Spac
 from spaces.domain import hardware as hw
 from spaces.domain.stages import INTERMEDIATE, SpaceStage
 from spaces.errors import BadRequest, NotFound, RevisionNotFound
-from spaces.hub.api.common import get_int, get_str, in_session, json_body, query_int, raw_segments
+from spaces.hub.api.common import (
+    get_int,
+    get_str,
+    in_session,
+    json_body,
+    query_int,
+    raw_segments,
+    repo_type_of,
+    typed_route,
+)
 from spaces.hub.api.repos import parse_kv_list, parse_visibility
 from spaces.hub.serialize import iso, kv_map, runtime_json, space_json
 from spaces.services import accounts
@@ -294,17 +303,23 @@ def _page(request: Request, items: list, more: bool, offset: int, page: int) -> 
     return JSONResponse(items, headers=headers)
 
 
-@router.get("/api/spaces/{ns}/{name}/likers")
+def _liked(row):  # noqa: ANN001, ANN202
+    """The condition "a like of this repository": a Space's in ``space_id``, a model's or dataset's in ``repo_ref``."""
+    return Like.space_id == row.id if isinstance(row, Space) else Like.repo_ref == row.id
+
+
+@typed_route(router, ["GET"], "/likers")
 async def likers(ns: str, name: str, request: Request) -> JSONResponse:
-    """``list_repo_likers``: who liked a Space the caller may read, oldest like first."""
+    """``list_repo_likers``: who liked a repository the caller may read, oldest like first."""
     hub = request.app.state.hub
+    store = hub.store(repo_type_of(request))
     page = min(query_int(request, "limit", 10**9, 1, 10**9), hub.settings.limits.page_size)
     offset = query_int(request, "offset", 0)
 
     def work(s, p):  # noqa: ANN001, ANN202
-        space = hub.spaces.get(s, f"{ns}/{name}", p)
+        row = store.get(s, f"{ns}/{name}", p)
         rows = list(s.execute(select(Account, Like.created_at).join(Like, Like.user_id == Account.id)
-                              .where(Like.space_id == space.id).order_by(Like.created_at, Like.id)
+                              .where(_liked(row)).order_by(Like.created_at, Like.id)
                               .offset(offset).limit(page + 1)))
         return [{"user": a.name, "fullname": a.fullname or a.name, "avatarUrl": "", "type": "user",
                  "likedAt": iso(at)} for a, at in rows[:page]], len(rows) > page
@@ -315,7 +330,10 @@ async def likers(ns: str, name: str, request: Request) -> JSONResponse:
 
 @router.get("/api/users/{user}/likes")
 async def liked_repos(user: str, request: Request) -> JSONResponse:
-    """``list_liked_repos``: the Spaces ``user`` liked that the *caller* may read, newest like first."""
+    """``list_liked_repos``: the repositories ``user`` liked that the *caller* may read, newest like first."""
+    from spaces.db.models import Repo
+    from spaces.hub.api.other_repos import readable as readable_repos
+
     hub = request.app.state.hub
     page = min(query_int(request, "limit", 10**9, 1, 10**9), hub.settings.limits.page_size)
     offset = query_int(request, "offset", 0)
@@ -324,39 +342,46 @@ async def liked_repos(user: str, request: Request) -> JSONResponse:
         account = accounts.find_account(s, user)
         if account is None or account.type != "user":
             raise NotFound(f"User '{user}' not found.", code="UserNotFound")
-        q = readable(select(Space, Like.created_at).join(Like, Like.space_id == Space.id)
+        q = readable(select(Space, Like.created_at, Like.id).join(Like, Like.space_id == Space.id)
                      .where(Like.user_id == account.id), p)
-        rows = list(s.execute(q.order_by(Like.created_at.desc(), Like.id.desc()).offset(offset).limit(page + 1)))
-        return [{"createdAt": iso(at), "repo": {"name": sp.repo_id, "type": "space"}}
-                for sp, at in rows[:page]], len(rows) > page
+        found = [(at, lid, sp.repo_id, "space") for sp, at, lid in s.execute(q)]
+        q = readable_repos(select(Repo, Like.created_at, Like.id).join(Like, Like.repo_ref == Repo.id)
+                           .where(Like.user_id == account.id), p)
+        found += [(at, lid, r.repo_id, r.repo_type) for r, at, lid in s.execute(q)]
+        found.sort(key=lambda x: (x[0], x[1]), reverse=True)
+        chunk = found[offset:offset + page + 1]
+        return [{"createdAt": iso(at), "repo": {"name": rid, "type": kind}}
+                for at, _, rid, kind in chunk[:page]], len(chunk) > page
 
     items, more = await in_session(request, work)
     return _page(request, items, more, offset, page)
 
 
-@router.post("/api/spaces/{ns}/{name}/like")
+@typed_route(router, ["POST"], "/like")
 async def like(ns: str, name: str, request: Request) -> dict:
     return await _like(request, ns, name, True)
 
 
-@router.delete("/api/spaces/{ns}/{name}/like")
+@typed_route(router, ["DELETE"], "/like")
 async def unlike(ns: str, name: str, request: Request) -> dict:
     return await _like(request, ns, name, False)
 
 
 async def _like(request: Request, ns: str, name: str, on: bool) -> dict:
     hub = request.app.state.hub
+    store = hub.store(repo_type_of(request))
 
     def work(s, p):  # noqa: ANN001, ANN202
-        space = hub.spaces.get(s, f"{ns}/{name}", p)
-        row = s.scalar(select(Like).where(Like.space_id == space.id, Like.user_id == p.account.id))
-        if on and row is None:
-            s.add(Like(space_id=space.id, user_id=p.account.id))
-        elif not on and row is not None:
-            s.delete(row)
+        row = store.get(s, f"{ns}/{name}", p)
+        mine = s.scalar(select(Like).where(_liked(row), Like.user_id == p.account.id))
+        if on and mine is None:
+            s.add(Like(user_id=p.account.id, **({"space_id": row.id} if isinstance(row, Space)
+                                                else {"repo_ref": row.id})))
+        elif not on and mine is not None:
+            s.delete(mine)
         s.flush()
-        space.likes = s.scalar(select(func.count(Like.id)).where(Like.space_id == space.id)) or 0
-        return {"likes": space.likes, "liked": on}
+        row.likes = s.scalar(select(func.count(Like.id)).where(_liked(row))) or 0
+        return {"likes": row.likes, "liked": on}
     return await in_session(request, work, auth_required=True)
 
 

@@ -9,7 +9,8 @@ catch-all profile route ``/{name}`` comes after every fixed path). It adds, in t
 * the session middleware (:mod:`spaces.hub.session`): signed cookie, CSRF token, and the session principal the
   API's ``auth.principal`` honours for the pages' own API calls;
 * ``/static`` files;
-* the page routers (explore, Space tabs, settings actions, new Space, accounts, admin, then profiles);
+* the page routers (explore, Space tabs, settings actions, new Space, accounts, admin, then the model and dataset
+  pages, then profiles);
 * HTML error pages for browser requests to page routes (API, git and downloads keep their JSON errors).
 
 Calling it twice is harmless (the second call does nothing), so a test-only factory and ``create_app`` may both
@@ -49,6 +50,11 @@ def install_pages(app: FastAPI, hub: object, hooks: PageHooks | None = None) -> 
     page = [Depends(_mark_page)]
     for module in (browse, space_view, space_settings, community, new_space, account, admin):
         app.include_router(module.router, dependencies=page, include_in_schema=False)
+    # models and datasets: /{ns}/{name} has any two-segment path's shape, so after every fixed page
+    from spaces.hub.pages import repo_view  # here: it reads the API's modules, which import the settings
+
+    repo_view.install_file_tabs()
+    app.include_router(repo_view.router, dependencies=page, include_in_schema=False)
     app.include_router(browse.profile_router, dependencies=page, include_in_schema=False)
     errors.install(app)
     app.state.pages_installed = True

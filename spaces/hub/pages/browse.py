@@ -63,8 +63,20 @@ async def profile(name: str, request: Request) -> HTMLResponse:
             related = [(o.name, role) for o, role in accounts.user_orgs(s, account)]
         likes = s.scalar(select(func.coalesce(func.sum(Space.likes), 0))
                          .where(Space.owner_id == account.id, Space.private.is_(False)))
-        return account, cards, total, related, likes
+        return account, cards, total, related, likes, _repos_of(s, viewer, account)
 
-    account, cards, total, related, likes = await db(request, work)
+    account, cards, total, related, likes, repos = await db(request, work)
     return await render(request, "profile.html", account=account, cards=cards, total=total, related=related,
-                        likes=likes, query=query, pages=max(1, -(-total // size)))
+                        likes=likes, query=query, pages=max(1, -(-total // size)), repos=repos)
+
+
+def _repos_of(s, viewer, account: Account) -> dict[str, list]:  # noqa: ANN001
+    """The account's models and datasets the viewer may read, newest first (at most 30 of each)."""
+    from spaces.db.models import Repo
+    from spaces.hub.api.other_repos import readable
+
+    out: dict[str, list] = {}
+    for kind in ("model", "dataset"):
+        q = readable(select(Repo).where(Repo.owner_id == account.id, Repo.repo_type == kind), viewer.principal)
+        out[kind] = list(s.scalars(q.order_by(Repo.last_modified.desc()).limit(30)))
+    return out

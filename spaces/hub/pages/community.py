@@ -2,7 +2,8 @@
 paths, which is also where ``pullRequestUrl`` points). Anyone who can see the Space reads them; signed-in
 visitors open a discussion and comment; the author or a writer closes and reopens; writers merge a pull request
 (pull requests themselves are opened from huggingface_hub or git: ``create_pr=True``). Rules and checks are
-those of the API (:mod:`spaces.services.discussions`).
+those of the API (:mod:`spaces.services.discussions`). Models and datasets have the same tab at their own paths
+(``repo_view`` registers these handlers there; the type comes from the path).
 """
 
 from __future__ import annotations
@@ -13,11 +14,24 @@ from fastapi.responses import HTMLResponse, Response
 from spaces.errors import SpacesError
 from spaces.hub import session as sess
 from spaces.hub.api.discussions import details_json
-from spaces.hub.pages import space_common
+from spaces.hub.api.common import repo_type_of
+from spaces.hub.pages import space_view
 from spaces.hub.pages.web import db, form, hub_of, redirect, render, require_user
 from spaces.services import discussions as disc
 
 router = APIRouter()
+
+
+def _load(request: Request, hub, s, viewer, ns: str, name: str):  # noqa: ANN001, ANN202
+    return space_view._load(request, hub, s, viewer, ns, name)  # (page, git repository) of the path's type
+
+
+def _base(request: Request, ns: str, name: str) -> str:
+    return {"space": "/spaces", "dataset": "/datasets", "model": ""}[repo_type_of(request)] + f"/{ns}/{name}"
+
+
+def _layout(request: Request) -> str:
+    return space_view._layout(request)
 
 
 @router.get("/spaces/{ns}/{name}/discussions", response_class=HTMLResponse)
@@ -25,13 +39,13 @@ async def community_tab(ns: str, name: str, request: Request) -> HTMLResponse:
     hub = hub_of(request)
 
     def work(s, viewer):  # noqa: ANN001, ANN202
-        page = space_common.load(hub, s, viewer, ns, name)
+        page, _ = _load(request, hub, s, viewer, ns, name)
         rows, total, closed = disc.listing(s, page.space, kind=None, status=None, author=None, offset=0, limit=200)
         return page, rows, total, closed
 
     page, rows, total, closed = await db(request, work)
     return await render(request, "space/community.html", page=page, tab="community", discussions=rows,
-                        total=total, closed=closed)
+                        total=total, closed=closed, layout=_layout(request))
 
 
 @router.get("/spaces/{ns}/{name}/discussions/{num}", response_class=HTMLResponse)
@@ -39,15 +53,15 @@ async def discussion_page(ns: str, name: str, num: int, request: Request) -> HTM
     hub = hub_of(request)
 
     def work(s, viewer):  # noqa: ANN001, ANN202
-        page = space_common.load(hub, s, viewer, ns, name)
+        page, repo = _load(request, hub, s, viewer, ns, name)
         d = disc.get(s, page.space, num)
-        details = details_json(s, d, page.space, hub.spaces.repo(page.space), with_diff=True)
+        details = details_json(s, d, page.space, repo, with_diff=True)
         may_manage = viewer.principal is not None and (page.can_write or d.author_id == viewer.principal.account.id)
         return page, details, may_manage
 
     page, details, may_manage = await db(request, work)
     return await render(request, "space/discussion.html", page=page, tab="community", d=details,
-                        may_manage=may_manage)
+                        may_manage=may_manage, layout=_layout(request))
 
 
 @router.post("/spaces/{ns}/{name}/discussions")
@@ -57,9 +71,9 @@ async def open_discussion(ns: str, name: str, request: Request) -> Response:
 
     def work(s, viewer):  # noqa: ANN001, ANN202
         principal = require_user(viewer)
-        page = space_common.load(hub, s, viewer, ns, name)
+        page, repo = _load(request, hub, s, viewer, ns, name)
         try:
-            d = disc.open_discussion(s, hub.spaces.repo(page.space), page.space, principal, data.get("title"),
+            d = disc.open_discussion(s, repo, page.space, principal, data.get("title"),
                                      str(data.get("description") or ""), pull_request=False)
         except SpacesError as exc:
             return None, exc.message
@@ -68,8 +82,8 @@ async def open_discussion(ns: str, name: str, request: Request) -> Response:
     num, error = await db(request, work)
     if error:
         sess.flash(request, error, "error")
-        return redirect(f"/spaces/{ns}/{name}/discussions")
-    return redirect(f"/spaces/{ns}/{name}/discussions/{num}")
+        return redirect(f"{_base(request, ns, name)}/discussions")
+    return redirect(f"{_base(request, ns, name)}/discussions/{num}")
 
 
 @router.post("/spaces/{ns}/{name}/discussions/{num}/{action}")
@@ -81,7 +95,7 @@ async def discussion_action(ns: str, name: str, num: int, action: str, request: 
 
     def work(s, viewer):  # noqa: ANN001, ANN202
         principal = require_user(viewer)
-        page = space_common.load(hub, s, viewer, ns, name)
+        page, repo = _load(request, hub, s, viewer, ns, name)
         d = disc.get(s, page.space, num)
         text = str(data.get("comment") or "")
         try:
@@ -91,9 +105,9 @@ async def discussion_action(ns: str, name: str, num: int, action: str, request: 
             if action in ("close", "reopen"):
                 disc.change_status(s, page.space, d, principal, "closed" if action == "close" else "open", text)
                 return "Closed." if action == "close" else "Reopened."
-            disc.merge(s, hub.spaces.repo(page.space), page.space, d, principal, text)
+            disc.merge(s, repo, page.space, d, principal, text)
             if d.target_branch == "main":
-                hub.spaces.refresh(s, page.space)
+                hub.store(repo_type_of(request)).refresh(s, page.space)
             return f"Merged into {d.target_branch}."
         except SpacesError as exc:
             s.rollback()
@@ -104,4 +118,4 @@ async def discussion_action(ns: str, name: str, num: int, action: str, request: 
         sess.flash(request, result.message, "error")
     else:
         sess.flash(request, result, "success")
-    return redirect(f"/spaces/{ns}/{name}/discussions/{num}")
+    return redirect(f"{_base(request, ns, name)}/discussions/{num}")

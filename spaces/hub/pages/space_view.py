@@ -1,4 +1,6 @@
-"""The Space page and its read-only tabs: App (the iframe), Files (tree, file view, history) and Logs.
+"""The Space page and its read-only tabs: App (the iframe), Files (tree, file view, history) and Logs. The file
+tabs serve models and datasets too, at their own paths (``repo_view`` registers them there): the type comes from
+the path, and the page from that type's store.
 
 Paths are the Hub's (``/spaces/{o}/{n}``, ``/tree/{rev}/{path}``, ``/blob/...``, ``/commits/{rev}``). The same
 prefix is the git remote: git only asks for ``/info/refs``, ``/git-upload-pack`` and ``/git-receive-pack`` and
@@ -12,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from spaces.domain.stages import SpaceStage
 from spaces.errors import BadRequest, EntryNotFound, RevisionNotFound
-from spaces.hub.api.common import after
+from spaces.hub.api.common import after, repo_type_of
 from spaces.hub.pages import space_common
 from spaces.hub.pages.web import db, hub_of, render
 
@@ -43,9 +45,23 @@ async def app_tab(ns: str, name: str, request: Request) -> HTMLResponse:
 
 def _rev_path(request: Request, marker: str) -> tuple[str, str]:
     try:
-        return after(request, marker, 4)
+        return after(request, marker, 3 if repo_type_of(request) == "model" else 4)
     except BadRequest:
         return "main", ""
+
+
+def _load(request: Request, hub, s, viewer, ns: str, name: str):  # noqa: ANN001, ANN202
+    """The page of the repository the path names (a Space, a model or a dataset) and its git repository."""
+    from spaces.hub.pages import repo_view  # installed after this module (see spaces.hub.pages)
+
+    kind = repo_type_of(request)
+    page = space_common.load(hub, s, viewer, ns, name) if kind == "space" else \
+        repo_view.load(hub, s, viewer, kind, ns, name)
+    return page, hub.store(kind).repo(page.space)
+
+
+def _layout(request: Request) -> str:
+    return "space/_layout.html" if repo_type_of(request) == "space" else "repo/_layout.html"
 
 
 @router.get("/spaces/{ns}/{name}/tree", response_class=HTMLResponse)
@@ -55,8 +71,7 @@ async def files_tab(ns: str, name: str, request: Request, rest: str = "") -> HTM
     rev, path = _rev_path(request, "tree")
 
     def work(s, viewer):  # noqa: ANN001, ANN202
-        page = space_common.load(hub, s, viewer, ns, name)
-        repo = hub.spaces.repo(page.space)
+        page, repo = _load(request, hub, s, viewer, ns, name)
         sha = repo.resolve(rev) if page.space.sha or rev != "main" else None
         if sha is None:
             if rev != "main" or path:
@@ -72,8 +87,8 @@ async def files_tab(ns: str, name: str, request: Request, rest: str = "") -> HTM
 
     page, sha, entries, last, head = await db(request, work)
     if entries is None:  # a file: show it with the file view
-        return RedirectResponse(f"/spaces/{page.repo_id}/blob/{rev}/{path}", status_code=302)
-    return await render(request, "space/files.html", page=page, tab="files", rev=rev, path=path, sha=sha,
+        return RedirectResponse(f"{page.base}/blob/{rev}/{path}", status_code=302)
+    return await render(request, "space/files.html", page=page, tab="files", layout=_layout(request), rev=rev, path=path, sha=sha,
                         entries=entries, last=last, head=head, crumbs=_crumbs(path))
 
 
@@ -82,11 +97,10 @@ async def file_view(ns: str, name: str, rest: str, request: Request) -> HTMLResp
     hub = hub_of(request)
     rev, path = _rev_path(request, "blob")
     if not path:
-        return RedirectResponse(f"/spaces/{ns}/{name}/tree/{rev}", status_code=302)
+        return RedirectResponse(f"{request.url.path.split('/blob/', 1)[0]}/tree/{rev}", status_code=302)
 
     def work(s, viewer):  # noqa: ANN001, ANN202
-        page = space_common.load(hub, s, viewer, ns, name)
-        repo = hub.spaces.repo(page.space)
+        page, repo = _load(request, hub, s, viewer, ns, name)
         sha = repo.resolve(rev)
         if sha is None:
             raise RevisionNotFound(rev)
@@ -110,7 +124,7 @@ async def file_view(ns: str, name: str, rest: str, request: Request) -> HTMLResp
         lines.pop()
     return await render(request, "space/blob.html", page=page, tab="files", rev=rev, path=path, sha=sha,
                         entry=entry, lines=lines, last=last, crumbs=_crumbs(path),
-                        raw_url=f"/spaces/{page.repo_id}/resolve/{rev}/{path}")
+                        raw_url=f"{page.base}/resolve/{rev}/{path}", layout=_layout(request))
 
 
 @router.get("/spaces/{ns}/{name}/commits", response_class=HTMLResponse)
@@ -124,8 +138,7 @@ async def history(ns: str, name: str, request: Request, rest: str = "") -> HTMLR
         p = 0
 
     def work(s, viewer):  # noqa: ANN001, ANN202
-        page = space_common.load(hub, s, viewer, ns, name)
-        repo = hub.spaces.repo(page.space)
+        page, repo = _load(request, hub, s, viewer, ns, name)
         sha = repo.resolve(rev) if page.space.sha or rev != "main" else None
         if sha is None:
             if rev != "main":
@@ -134,7 +147,7 @@ async def history(ns: str, name: str, request: Request, rest: str = "") -> HTMLR
         return page, repo.log(sha, limit=COMMITS_PER_PAGE + 1, skip=p * COMMITS_PER_PAGE, path=path or None)
 
     page, commits = await db(request, work)
-    return await render(request, "space/commits.html", page=page, tab="files", rev=rev, path=path,
+    return await render(request, "space/commits.html", page=page, tab="files", layout=_layout(request), rev=rev, path=path,
                         commits=commits[:COMMITS_PER_PAGE], more=len(commits) > COMMITS_PER_PAGE, p=p)
 
 
@@ -143,8 +156,7 @@ async def commit_view(ns: str, name: str, sha: str, request: Request) -> HTMLRes
     hub = hub_of(request)
 
     def work(s, viewer):  # noqa: ANN001, ANN202
-        page = space_common.load(hub, s, viewer, ns, name)
-        repo = hub.spaces.repo(page.space)
+        page, repo = _load(request, hub, s, viewer, ns, name)
         full = repo.resolve(sha)
         if full is None:
             raise RevisionNotFound(sha)
@@ -152,7 +164,7 @@ async def commit_view(ns: str, name: str, sha: str, request: Request) -> HTMLRes
         return page, info[0], info[1] if len(info) > 1 else None, repo.list_tree(full, recursive=True)
 
     page, commit, parent, entries = await db(request, work)
-    return await render(request, "space/commit.html", page=page, tab="files", commit=commit, parent=parent,
+    return await render(request, "space/commit.html", page=page, tab="files", layout=_layout(request), commit=commit, parent=parent,
                         entries=[e for e in entries if e.type == "file"])
 
 
