@@ -22,6 +22,7 @@ from spaces.builder.plan import Artifact, BuildPlan
 from spaces.db.models import Account, Space
 from spaces.errors import SpacesError
 from spaces.hub.app import build_hub, create_app
+from spaces.hub.tickets import TicketExchange
 from spaces.proxy.routes import MemoryRouteTable, Route
 from spaces.proxy.server import ProxyServer
 from spaces.runtime import tenancy
@@ -153,7 +154,7 @@ class Platform:
         self.proxy = ProxyServer(routes=self.routes, apps_domain=settings.apps_base_domain,
                                  hub_upstream=str(self.hub_socket), waker=self.wake.wake,
                                  authorize=self._authorize, on_upstream_dead=self.reconciler.nudge,
-                                 settings=settings.proxy)
+                                 settings=settings.proxy, exchange=TicketExchange(settings.signing_key).redeem)
         self.sleeper = Sleeper(hub.db, last_seen=self.proxy.activity.last_seen, nudge=self.reconciler.nudge,
                                interval=settings.runtime.sleep_sweep_seconds)
         self.app = create_app(settings, hub)
