@@ -247,9 +247,10 @@ class SpaceService:
     def duplicate(self, s: Session, principal: Principal, source: Space, target_id: str, *, private: bool | None,
                   hardware: str | None, sleep_time: int | None, secrets: list[KeyValue],
                   variables: list[KeyValue] | None) -> Space:
-        """Copy files with full history and public variables (never secrets). Private unless asked otherwise."""
+        """Copy files with full history and public variables (never secrets). ``private`` None: the source's
+        visibility (the Hub's default for ``duplicate_repo``)."""
         namespace, name = validate_repo_id(target_id)
-        space = self._new_space(s, principal, namespace, name, private=True if private is None else private,
+        space = self._new_space(s, principal, namespace, name, private=source.private if private is None else private,
                                 hardware=hardware, sleep_time=sleep_time)
         space.duplicated_from = source.repo_id
         copied = [KeyValue(v.key, v.value, v.description) for v in self._kv(s, SpaceVariable, source)]

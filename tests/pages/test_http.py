@@ -324,6 +324,23 @@ def test_duplicate_with_secrets_to_re_enter(web) -> None:  # noqa: ANN001
     assert "already" in visitor.get(again.headers["location"]).text
 
 
+def test_duplicate_form_defaults_to_the_sources_visibility(web) -> None:  # noqa: ANN001
+    import re
+
+    owner = web()
+    owner.sign_up()
+    api = owner.api()
+    checked = re.compile(r'name="visibility" value="(\w+)" checked')
+    for private in (False, True):
+        src = f"{owner.name}/{unique('vis')}"
+        api.create_repo(src, repo_type="space", space_sdk="gradio", private=private)
+        assert set(checked.findall(owner.get(f"/spaces/{src}/duplicate").text)) == {"private" if private else "public"}
+        target = unique("copy")
+        r = owner.post(f"/spaces/{src}/duplicate", {"owner": owner.name, "name": target})  # no visibility sent
+        assert r.status_code == 303, r.text[:300]
+        assert api.space_info(f"{owner.name}/{target}").private is private
+
+
 def test_like_without_javascript(web) -> None:  # noqa: ANN001
     owner = web()
     owner.sign_up()

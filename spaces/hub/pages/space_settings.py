@@ -187,9 +187,11 @@ async def duplicate(ns: str, name: str, request: Request) -> Response:
         secrets = [KeyValue(k[len("secret__"):], str(v)) for k, v in data.multi_items()
                    if k.startswith("secret__") and str(v)]
         hardware = str(data.get("hardware") or "") or None
+        visibility = data.get("visibility")
         try:
             copy = hub.spaces.duplicate(s, principal, page.space, target,
-                                        private=data.get("visibility", "private") != "public", hardware=hardware,
+                                        private=None if visibility is None else visibility != "public",
+                                        hardware=hardware,
                                         sleep_time=None, secrets=secrets, variables=None)
         except SpacesError as exc:
             raise ActionFailed(exc) from None
