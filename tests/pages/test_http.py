@@ -421,6 +421,29 @@ def test_usage_and_admin_pages(web, pages_server: Server) -> None:  # noqa: ANN0
     assert 'id="nodes"' in admin.text and 'id="queue"' in admin.text and 'id="running"' in admin.text
 
 
+def test_quota_and_hardware_in_words(web, pages_server: Server) -> None:  # noqa: ANN001
+    """No stored keys or None in the quota box; flavors this server cannot run are disabled with the reason."""
+    owner = web()
+    owner.sign_up()
+    repo_id = f"{owner.name}/{unique('hw')}"
+    owner.api().create_repo(repo_id, repo_type="space", space_sdk="gradio")
+    page = owner.get(f"/spaces/{repo_id}/settings").text
+    quota = page[page.index('id="quota"'):page.index('action="/spaces/' + repo_id + '/settings/hardware"')]
+    shown = re.sub(r"<[^>]+>", " ", quota)  # what the reader sees
+    assert "None" not in shown and "credits_micro_usd" not in shown and "gpu_minutes" not in shown
+    assert "Compute credits this month" in quota and "GPU minutes this month" in quota
+    assert "Running CPU Basic Spaces" in quota
+    # this machine has no GPU: every GPU flavor is disabled and says so; a free account cannot take cpu-upgrade
+    t4 = re.search(r'<label class="flavor off" title="([^"]+)">\s*<span class="flavor-head">\s*'
+                   r'<input type="radio" name="flavor" value="t4-small" disabled>', page)
+    assert t4 and "This server has no GPU" in t4.group(1), page[page.index('value="t4-small"') - 400:][:600]
+    assert re.search(r'value="cpu-upgrade" disabled>', page) and "quota allows none" in page
+    assert re.search(r'value="cpu-basic" checked>', page)
+    new = owner.get("/new").text
+    assert re.search(r'<option value="t4-small" disabled data-why="This server has no GPU[^"]*">', new)
+    assert re.search(r'<option value="cpu-basic" selected>', new)
+
+
 def test_git_and_downloads_are_not_shadowed_by_pages(web, pages_server: Server) -> None:  # noqa: ANN001
     w = web()
     w.sign_up()

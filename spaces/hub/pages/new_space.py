@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from spaces.domain import hardware as hw
 from spaces.errors import BadRequest, SpacesError
 from spaces.hub import session as sess
+from spaces.hub.pages import capacity_view
 from spaces.hub.pages.web import db, form, redirect, render, require_user, hub_of
 from spaces.services.spaces import SDKS, CreateRequest
 from spaces.templates_catalog import template_files
@@ -37,8 +38,11 @@ async def new_form(request: Request) -> HTMLResponse:
 
 
 async def _form(request: Request, values: dict, error: str | None = None, status: int = 200) -> HTMLResponse:
+    hub = hub_of(request)
+    unavailable = await db(request, lambda s, viewer: capacity_view.unavailable(hub, s, viewer.account))
     return await render(request, "new_space.html", status=status, values=values, error=error, sdks=SDKS,
-                        templates=request.app.state.page_hooks.templates(), flavors=list(hw.FLAVORS.values()))
+                        templates=request.app.state.page_hooks.templates(), flavors=list(hw.FLAVORS.values()),
+                        unavailable=unavailable)
 
 
 @router.post("/new")
