@@ -418,7 +418,53 @@ def test_usage_and_admin_pages(web, pages_server: Server) -> None:  # noqa: ANN0
     pages_server.user(w.name, admin=True)
     admin = w.get("/admin")
     assert admin.status_code == 200
-    assert 'id="nodes"' in admin.text and 'id="queue"' in admin.text and 'id="running"' in admin.text
+    for section in ("nodes", "queue", "builds", "spaces", "grants"):
+        assert f'id="{section}"' in admin.text
+    assert "Hook:" not in admin.text and "PageHooks" not in admin.text, "no placeholder labels"
+
+
+def test_admin_actions_pause_sleep_restart_delete_and_grant(web, pages_server: Server) -> None:  # noqa: ANN001
+    owner, admin, other = web(), web(), web()
+    owner.sign_up()
+    admin.sign_up()
+    other.sign_up()
+    pages_server.user(admin.name, admin=True)
+    api = owner.api()
+    repo_id = f"{owner.name}/{unique('adm')}"
+    api.create_repo(repo_id, repo_type="space", space_sdk="gradio", private=True)
+    assert f'data-space="{repo_id}"' in admin.get(f"/admin?q={owner.name}").text, "admins see private Spaces too"
+
+    # nobody else can act, and for them the action does not exist
+    assert other.post(f"/admin/spaces/{repo_id}/pause").status_code == 404
+    assert api.get_space_runtime(repo_id).stage != "PAUSED"
+
+    r = admin.post(f"/admin/spaces/{repo_id}/pause")
+    assert r.status_code == 303 and r.headers["location"] == "/admin#spaces"
+    assert api.get_space_runtime(repo_id).stage == "PAUSED"
+    assert "paused" in admin.get("/admin").text
+    assert admin.post(f"/admin/spaces/{repo_id}/restart").status_code == 303
+    assert api.get_space_runtime(repo_id).stage != "PAUSED"
+    assert admin.post(f"/admin/spaces/{repo_id}/sleep").status_code == 303
+
+    # deleting needs the name typed; a wrong one changes nothing and says why
+    assert admin.post(f"/admin/spaces/{repo_id}/delete", {"confirm": "nope"}).status_code == 303
+    assert f"Type {repo_id} to confirm" in admin.get("/admin").text
+    assert api.repo_exists(repo_id, repo_type="space")
+    assert admin.post(f"/admin/spaces/{repo_id}/delete", {"confirm": repo_id}).status_code == 303
+    assert not api.repo_exists(repo_id, repo_type="space")
+
+    # grants: a bad key or value is refused with the reason; a good one shows in the list and the owner's quota
+    assert other.post("/admin/grants", {"account": owner.name, "key": "gpu_minutes", "value": "5"}).status_code == 404
+    admin.post("/admin/grants", {"account": owner.name, "key": "running:nope", "value": "1"})
+    assert "Could not grant" in admin.get("/admin").text
+    admin.post("/admin/grants", {"account": owner.name, "key": "gpu_minutes", "value": "many"})
+    assert "whole number" in admin.get("/admin").text
+    r = admin.post("/admin/grants", {"account": owner.name, "key": "running:cpu-upgrade", "value": "2"})
+    assert r.status_code == 303
+    page = admin.get("/admin").text
+    assert f"{owner.name}: running:cpu-upgrade = 2." in page and "<code>running:cpu-upgrade</code>" in page
+    usage = owner.get("/settings/usage").text
+    assert 'data-key="running:cpu-upgrade"><td>Running CPU Upgrade Spaces</td><td>0</td><td>2</td>' in usage
 
 
 def test_quota_and_hardware_in_words(web, pages_server: Server) -> None:  # noqa: ANN001
