@@ -163,7 +163,7 @@ async def usage_page(request: Request) -> HTMLResponse:
         spaces = list(s.scalars(select(Space).where(Space.owner_id.in_(owners), or_(
             Space.hardware != "cpu-basic", Space.stage.in_(ACTIVE_STAGES))).order_by(Space.key).limit(USAGE_LIST_MAX)))
         managed = [s.get(Account, who.id) for who in viewer.namespaces]
-        views = [(a, hooks.usage(hub, s, a), capacity_view.quota_lines(hooks.quota(hub, s, a)))
+        views = [(a, hooks.usage(hub, s, a), capacity_view.quota_lines(hub, hooks.quota(hub, s, a)))
                  for a in managed if a is not None]
         return spaces, views, by_flavor
 

@@ -11,7 +11,6 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 
 from spaces.db.models import Account, Build, QuotaGrant, Space
-from spaces.domain import hardware as hw
 from spaces.errors import BadRequest, NotFound, SpacesError
 from spaces.hub import session as sess
 from spaces.hub.pages.web import SignInRequired, Viewer, db, form, hub_of, redirect, render, require_user
@@ -50,7 +49,8 @@ async def admin_page(request: Request) -> HTMLResponse:
                 "listed": list(s.scalars(listed)), "builds": builds, "grants": grants}
 
     data = await db(request, work)
-    grant_keys = [f"running:{name}" for name in hw.FLAVORS] + ["running:*", "gpu_minutes", "credits_micro_usd"]
+    grant_keys = [f"running:{name}" for name in hub.flavors.names()] + ["running:*", "gpu_minutes",
+                                                                         "credits_micro_usd"]
     return await render(request, "admin.html", q=q, shown=SPACES_SHOWN, grant_keys=grant_keys, **data)
 
 
@@ -96,6 +96,7 @@ async def grant(request: Request) -> Response:
     data = await form(request)
     account_name = str(data.get("account") or "").strip()
     key = str(data.get("key") or "").strip()
+    hub = hub_of(request)
 
     def work(s, viewer):  # noqa: ANN001, ANN202
         from spaces.runtime.quotagrants import set_grant
@@ -107,8 +108,8 @@ async def grant(request: Request) -> Response:
         except ValueError:
             raise BadRequest("The limit must be a whole number (-1 for no limit).") from None
         flavor = key.partition(":")[2] if key.startswith("running:") else "*"
-        if flavor != "*" and flavor not in hw.FLAVORS:
-            raise BadRequest(f"There is no flavor {flavor!r}; known: {', '.join(hw.FLAVORS)}.")
+        if flavor != "*" and flavor not in hub.flavors:
+            raise BadRequest(f"There is no flavor {flavor!r}; known: {', '.join(hub.flavors.names())}.")
         account = accounts.find_account(s, account_name)
         if account is None:
             raise BadRequest(f"There is no account named {account_name!r}.")

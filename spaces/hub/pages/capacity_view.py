@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from spaces.db.models import Account
-from spaces.domain import hardware as hw
 
 
 def unavailable(hub: Any, s: Session, account: Account | None = None) -> dict[str, str]:
@@ -26,16 +25,15 @@ def unavailable(hub: Any, s: Session, account: Account | None = None) -> dict[st
 
     out: dict[str, str] = {}
     if capacity.nodes:  # no nodes: the backend places by itself (Kubernetes), nothing to say here
-        for name in hw.FLAVORS:
-            if name not in capacity.catalog:
-                continue
+        for name in capacity.catalog.names():
             request = scheduler.Request.for_flavor("-", capacity.catalog.get(name))
             result = scheduler.place(request, capacity.nodes, {}, capacity.policy)
             if isinstance(result, scheduler.Unschedulable) and not result.transient:
                 out[name] = _server_reason(result.message)
     if account is not None:
         quota = capacity.account_quota(s, account)
-        for name, flavor in hw.FLAVORS.items():
+        for flavor in capacity.catalog.shapes():
+            name = flavor.name
             if name in out:
                 continue
             if quota.running_limit(name) == 0:
@@ -67,12 +65,13 @@ class QuotaLine:
         return f"{self.used} of {self.limit}" if self.limit != "no limit" else f"{self.used} (no limit)"
 
 
-def quota_lines(rows: list[dict] | None) -> list[QuotaLine]:
+def quota_lines(hub: Any, rows: list[dict] | None) -> list[QuotaLine]:
     """The quota hook's rows (``{"key", "limit", "used"}``) as labelled lines."""
-    return [_line(r["key"], r.get("used"), r.get("limit")) for r in rows or []]
+    names = {f.name: f.pretty_name for f in hub.flavors.shapes()}
+    return [_line(names, r["key"], r.get("used"), r.get("limit")) for r in rows or []]
 
 
-def _line(key: str, used: object, limit: object) -> QuotaLine:
+def _line(names: dict[str, str], key: str, used: object, limit: object) -> QuotaLine:
     unlimited = limit is None or (isinstance(limit, int) and limit < 0)
     if key == "credits_micro_usd":
         money = (lambda v: f"${int(v) / 1_000_000:,.2f}")  # noqa: E731
@@ -86,8 +85,7 @@ def _line(key: str, used: object, limit: object) -> QuotaLine:
         if flavor in ("*", "(other flavors)"):
             label = "Running Spaces on other hardware (each)"
         else:
-            pretty = hw.FLAVORS[flavor].pretty_name if flavor in hw.FLAVORS else flavor
-            label = f"Running {pretty} Spaces"
+            label = f"Running {names.get(flavor, flavor)} Spaces"
         shown = "—" if used is None else str(used)
     else:
         label, shown = key, "—" if used is None else str(used)

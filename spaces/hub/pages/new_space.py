@@ -41,7 +41,7 @@ async def _form(request: Request, values: dict, error: str | None = None, status
     hub = hub_of(request)
     unavailable = await db(request, lambda s, viewer: capacity_view.unavailable(hub, s, viewer.account))
     return await render(request, "new_space.html", status=status, values=values, error=error, sdks=SDKS,
-                        templates=request.app.state.page_hooks.templates(), flavors=list(hw.FLAVORS.values()),
+                        templates=request.app.state.page_hooks.templates(), flavors=hub.flavors.shapes(),
                         unavailable=unavailable)
 
 

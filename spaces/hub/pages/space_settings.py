@@ -43,7 +43,7 @@ async def settings_tab(ns: str, name: str, request: Request) -> HTMLResponse:
         page = space_common.load(hub, s, viewer, ns, name, write=True)
         owner = page.space.owner
         return (page, hub.spaces.variables(s, page.space), hub.spaces.secrets(s, page.space),
-                capacity_view.quota_lines(hooks.quota(hub, s, owner)), capacity_view.unavailable(hub, s, owner))
+                capacity_view.quota_lines(hub, hooks.quota(hub, s, owner)), capacity_view.unavailable(hub, s, owner))
 
     page, variables, secrets, quota, unavailable = await db(request, work)
     return await render(request, "space/settings.html", page=page, tab="settings", variables=variables,
