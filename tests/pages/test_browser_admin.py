@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from harness import Server, unique
-from pagekit import sign_up
+from pagekit import Web, sign_up
 
 
 def _no_sideways_scroll(page, width: int) -> None:  # noqa: ANN001
@@ -19,10 +19,10 @@ def test_admin_actions_in_the_browser(pages_server: Server, new_page, shot) -> N
 
     owner_page = new_page()
     owner = sign_up(owner_page, pages_server)
-    api_token = pages_server.token(owner)
-    from huggingface_hub import HfApi
-
-    api = HfApi(endpoint=pages_server.url, token=api_token)
+    web = Web(pages_server)
+    assert web.sign_in(owner).status_code == 303
+    api = web.api()
+    web.close()
     repo_id = f"{owner}/{unique('adm')}"
     api.create_repo(repo_id, repo_type="space", space_sdk="gradio")
 

@@ -121,6 +121,15 @@ def _sign_up(page, hub: str) -> str:  # noqa: ANN001
     return name
 
 
+def _web_token(page, hub: str) -> str:  # noqa: ANN001
+    """A write token made on the tokens page, as a new user does (Settings, Access tokens)."""
+    page.goto(f"{hub}/settings/tokens")
+    page.fill("#token-name", "private-app-test")
+    page.select_option("#token-role", "write")
+    page.get_by_role("button", name="Create token").click()
+    return page.locator("#new-token").inner_text().strip()
+
+
 def _use_app(page, repo_id: str, mark: str, shot: Path) -> None:  # noqa: ANN001
     from playwright.sync_api import expect
 
@@ -146,7 +155,7 @@ def test_private_space_and_its_web_duplicate_work_in_the_app_tab(  # noqa: ANN00
         name = _sign_up(page, hub)
         from huggingface_hub import HfApi
 
-        api = HfApi(endpoint=platform.server.url, token=platform.server.token(name))
+        api = HfApi(endpoint=platform.server.url, token=_web_token(page, hub))
         repo_id = f"{name}/private-app"
         kit.create_space(api, repo_id, kit.space_files(**{"README.md": kit.readme("gradio", title="Private app"),
                                                           "app.py": kit.app_source("greet.py", MARK="private")}),
