@@ -538,3 +538,27 @@ def test_tokens_page_says_when_a_token_was_last_used(web, pages_server: Server) 
     finally:
         db.engine.dispose()
     assert last_used() == "just now"
+
+
+def test_new_space_form_takes_a_license_and_a_short_description(web) -> None:  # noqa: ANN001
+    w = web()
+    w.sign_up()
+    api = w.api()
+    for template in ("", "gradio"):
+        name = unique("lic")
+        r = w.post("/new", {"owner": w.name, "name": name, "sdk": "gradio", "template": template,
+                            "hardware": "cpu-basic", "visibility": "public", "license": "mit",
+                            "description": "  Says hello,\n in one line  "})
+        assert r.status_code == 303, r.text[:500]
+        readme = httpx.get(f"{w.server.url}/spaces/{w.name}/{name}/resolve/main/README.md").text
+        front = readme.split("---")[1]
+        assert 'license: "mit"' in front and 'short_description: "Says hello, in one line"' in front, readme
+        assert api.space_info(f"{w.name}/{name}").card_data.get("license") == "mit"
+        assert "Says hello, in one line" in w.get(f"/spaces/{w.name}/{name}").text
+        if template:
+            assert "sdk: gradio" in front and "app_file: app.py" in front
+    for bad in ({"license": "wtfpl-9"}, {"description": "x" * 61}):
+        name = unique("bad")
+        r = w.post("/new", {"owner": w.name, "name": name, "sdk": "gradio", "visibility": "public", **bad})
+        assert r.status_code == 400 and 'id="form-error"' in r.text
+        assert not api.repo_exists(f"{w.name}/{name}", repo_type="space")
