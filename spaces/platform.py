@@ -43,6 +43,7 @@ from spaces.bus import Bus, MemoryBus, RedisBus, make_bus
 from spaces.db.models import Account, Space
 from spaces.errors import SpacesError
 from spaces.hub.app import build_hub, create_app
+from spaces.hub.tickets import TicketExchange
 from spaces.ops import Health, ops_app
 from spaces.proxy.activity import ActivityFlusher, SharedActivity
 from spaces.proxy.routes import MemoryRouteTable, Route
@@ -262,7 +263,8 @@ class Platform:
         self.wake = WakeService(self.db, when_ready, timeout=settings.proxy.wake_timeout)
         self.proxy = ProxyServer(routes=self.proxy_routes, apps_domain=settings.apps_base_domain,
                                  hub_upstream=hub_upstream, waker=self.wake.wake, authorize=self._authorize,
-                                 on_upstream_dead=self._nudge, settings=settings.proxy)
+                                 on_upstream_dead=self._nudge, settings=settings.proxy,
+                                 exchange=TicketExchange(settings.signing_key).redeem)
         if self.split:
             self._activity_flusher = ActivityFlusher(self.proxy.activity, settings.redis_url,
                                                      prefix=settings.redis_prefix)

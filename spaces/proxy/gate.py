@@ -8,7 +8,8 @@ seen in the last ``auth_cache_ttl`` seconds (``authorize``), or an API client he
 Rules, in order, for a Host under the apps domain (any other Host goes to the hub, which decides):
 
 1. unknown subdomain -> 404 (or, with ``auth_redirect_url``, browsers are sent to the hub to sign in);
-2. ``/__spaces/status`` and ``/__spaces/auth`` are answered here, never forwarded;
+2. ``/__spaces/status`` and ``/__spaces/auth`` are answered here, never forwarded (``/__spaces/auth?ticket=``
+   exchanges the hub's one-use URL ticket for the app cookie: see ``spaces.hub.tickets`` and ``_app_cookie``);
 3. private Space: a Bearer token (``Authorization`` or ``x-hf-authorization``) or our cookie must pass
    ``authorize``; otherwise exactly the same answer as rule 1. The credential is stripped before forwarding;
 4. running with an upstream -> forward; paused / error -> a page or JSON with the stage and message;
@@ -40,6 +41,8 @@ log = logging.getLogger("spaces.proxy")
 
 Waker = Callable[[str], Awaitable[Any]]  # space id -> WakeResult-like (``.ok``, ``.message``)
 Authorize = Callable[[str, "str | None", "str | None"], Awaitable[bool]]
+#: (space id, URL ticket) -> the cookie value it is exchanged for, or None (see spaces.hub.tickets); sync or async
+Exchange = Callable[[str, str], "str | None | Awaitable[str | None]"]
 ROUTE_SETTLE = 2.0  # seconds a finished wake waits for the route table to say "running" (Redis propagation)
 
 
@@ -66,8 +69,9 @@ class Reply:
 class Gate:
     def __init__(self, *, routes: RouteTable, apps_domain: str, hub_upstream: tuple[str, int] | str | None,
                  waker: Waker, authorize: Authorize, on_upstream_dead: Callable[[str], Any],
-                 settings: ProxySettings) -> None:
+                 settings: ProxySettings, exchange: Exchange | None = None) -> None:
         self.routes = routes
+        self.exchange = exchange
         self.settings = settings
         apps_host = apps_domain.lower().strip(".")
         apps_host = apps_host[:apps_host.rindex(":")] if apps_host.rfind(":") > apps_host.rfind("]") else apps_host
@@ -221,12 +225,34 @@ class Gate:
         return Reply(pages.response(200, body, content_type="application/json"))
 
     async def _auth_ticket_check(self, req: RequestHead, route: Route, ticket: str, next_url: str) -> Reply:
-        if not await self._authorized(route.space_id, None, ticket):
-            return self._denied(req)
+        """Exchange the hub's URL ticket for the app cookie, then 303 to ``next_url``: the ticket leaves the URL
+        before the app sees it. Without ``exchange`` (a bare proxy) the ticket is its own cookie value."""
+        if self.exchange is not None:
+            value = self.exchange(route.space_id, ticket)
+            value = await value if inspect.isawaitable(value) else value
+        else:
+            value = ticket if await self._authorized(route.space_id, None, ticket) else None
+        headers = [("Location", next_url), ("Referrer-Policy", "no-referrer")]
+        if value is None:
+            # a used or stale ticket (the frame was reloaded, the page restored) with a cookie that still works
+            _, cookie = self._credentials(req)
+            if cookie is None or not await self._authorized(route.space_id, None, cookie):
+                return self._denied(req)
+        else:
+            headers.append(("Set-Cookie", self._app_cookie(req, value)))
+        return Reply(pages.response(303, b"", headers=headers))
+
+    def _app_cookie(self, req: RequestHead, value: str) -> str:
+        """The app origin is a third party inside the hub's iframe: where the browser takes Secure cookies (https,
+        and http on ``*.localhost``, a secure context), a partitioned cookie (CHIPS) still reaches it there with
+        third-party cookies blocked. Plain http elsewhere keeps SameSite=Lax (the hub and its apps are then
+        sibling hosts of one site, where Lax is sent in the frame)."""
         s = self.settings
-        cookie = (f"{s.cookie_name}={ticket}; Path=/; Max-Age={s.cookie_max_age}; HttpOnly; SameSite=Lax"
-                  + ("; Secure" if s.forwarded_proto == "https" else ""))
-        return Reply(pages.response(303, b"", headers=[("Location", next_url), ("Set-Cookie", cookie)]))
+        cookie = f"{s.cookie_name}={value}; Path=/; Max-Age={s.cookie_max_age}; HttpOnly"
+        host = req.hostname
+        if s.forwarded_proto == "https" or host == b"localhost" or host.endswith(b".localhost"):
+            return cookie + "; SameSite=None; Secure; Partitioned"
+        return cookie + "; SameSite=Lax"
 
     def _auth_ticket(self, req: RequestHead, route: Route, query: dict[str, list[str]]) -> Reply | Awaitable[Reply]:
         ticket = (query.get("ticket") or [""])[0]

@@ -16,6 +16,9 @@ Injected callables (all run on the proxy's event loop):
   per Space however many requests are waiting (``gate.wake_calls`` counts the calls).
 * ``authorize(space_id, token, cookie) -> bool`` (async): may this Bearer token or signed cookie value see this
   private Space? Answers are cached ``auth_cache_ttl`` seconds (refusals ``auth_cache_negative_ttl``).
+* ``exchange(space_id, ticket) -> str | None`` (optional, sync or async): the app cookie's value for a URL
+  ticket the hub minted (``/__spaces/auth?ticket=...``), once per ticket (``spaces.hub.tickets``); without it the
+  ticket itself becomes the cookie, checked by ``authorize``.
 * ``on_upstream_dead(space_id)`` (sync or async): the app refused a connection; nudge the reconciler. Called at
   most once a second per Space.
 
@@ -39,7 +42,7 @@ from spaces.proxy import pages
 from spaces.proxy.activity import Activity
 from spaces.proxy.connection import ClientConnection
 from spaces.proxy.cookies import CookieGuard
-from spaces.proxy.gate import Authorize, Gate, Waker
+from spaces.proxy.gate import Authorize, Exchange, Gate, Waker
 from spaces.proxy.routes import RouteTable
 from spaces.proxy.settings import ProxySettings
 
@@ -49,12 +52,13 @@ log = logging.getLogger("spaces.proxy")
 class ProxyServer:
     def __init__(self, *, routes: RouteTable, apps_domain: str, hub_upstream: tuple[str, int] | str | None,
                  waker: Waker, authorize: Authorize, on_upstream_dead: Callable[[str], Any],
-                 settings: ProxySettings | None = None) -> None:
+                 settings: ProxySettings | None = None, exchange: Exchange | None = None) -> None:
         self.settings = settings = settings or ProxySettings()
         self.routes = routes
         self.activity = Activity()
         self.gate = Gate(routes=routes, apps_domain=apps_domain, hub_upstream=hub_upstream, waker=waker,
-                         authorize=authorize, on_upstream_dead=on_upstream_dead, settings=settings)
+                         authorize=authorize, on_upstream_dead=on_upstream_dead, settings=settings,
+                         exchange=exchange)
         self.connections: set[ClientConnection] = set()
         # per-request constants, encoded once
         self.proto = settings.forwarded_proto.encode()

@@ -25,6 +25,7 @@ All or nothing, and which side is the truth: **git's ``main`` is the truth about
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from collections.abc import Callable, Iterable
@@ -56,7 +57,8 @@ SEED_GITATTRIBUTES = (
 DEFAULT_SDK_VERSION = {"gradio": "6.31.0", "streamlit": "1.67.0"}
 
 
-def seed_readme(title: str, sdk: str) -> str:
+def seed_readme(title: str, sdk: str, card: dict[str, str] | None = None) -> str:
+    """The README of a new Space; ``card``: more front matter (``license``, ``short_description``)."""
     version = DEFAULT_SDK_VERSION.get(sdk)
     lines = ["---", f"title: {title}", "emoji: 🚀", "colorFrom: purple", "colorTo: indigo", f"sdk: {sdk}"]
     if version:
@@ -67,6 +69,7 @@ def seed_readme(title: str, sdk: str) -> str:
         lines.append("app_file: index.html")
     elif sdk == "docker":
         lines.append("app_port: 7860")
+    lines += [f"{key}: {json.dumps(value, ensure_ascii=False)}" for key, value in (card or {}).items()]
     lines += ["pinned: false", "---", "", f"# {title}", "",
               "Push your app to this repository with git or huggingface_hub; it is built and served on every push.", ""]
     return "\n".join(lines)
@@ -89,6 +92,21 @@ class CreateRequest:
     sleep_time: int | None = None
     secrets: list[KeyValue] = field(default_factory=list)
     variables: list[KeyValue] = field(default_factory=list)
+    card: dict[str, str] = field(default_factory=dict)  # more README front matter (the web form's license...)
+
+
+def front_matter_with(readme: str, card: dict[str, str]) -> str:
+    """``readme`` with ``card``'s keys set in its front matter (a JSON string is a valid YAML scalar), replacing
+    lines of the same keys; a README without front matter gets one."""
+    if not card:
+        return readme
+    lines = readme.split("\n")
+    ours = [f"{key}: {json.dumps(value, ensure_ascii=False)}" for key, value in card.items()]
+    if lines and lines[0].strip() == "---" and "---" in (line.strip() for line in lines[1:]):
+        end = next(i for i, line in enumerate(lines[1:], 1) if line.strip() == "---")
+        kept = [line for line in lines[1:end] if line.split(":", 1)[0].strip() not in card]
+        return "\n".join(["---", *kept, *ours, *lines[end:]])
+    return "\n".join(["---", *ours, "---", *lines])
 
 
 @dataclass(frozen=True)
@@ -200,7 +218,7 @@ class SpaceService:
         repo = GitRepo.init_bare(path)
         after_rollback(s, repo.delete)  # the row is not committed: the repository goes too
         try:
-            repo.commit(additions=[Addition("README.md", seed_readme(req.name, req.sdk).encode()),
+            repo.commit(additions=[Addition("README.md", seed_readme(req.name, req.sdk, req.card).encode()),
                                    Addition(".gitattributes", SEED_GITATTRIBUTES.encode())],
                         message="initial commit", author_name=principal.account.name,
                         author_email=f"{principal.account.name}@users.noreply.spaces")
@@ -262,9 +280,10 @@ class SpaceService:
     def duplicate(self, s: Session, principal: Principal, source: Space, target_id: str, *, private: bool | None,
                   hardware: str | None, sleep_time: int | None, secrets: list[KeyValue],
                   variables: list[KeyValue] | None) -> Space:
-        """Copy files with full history and public variables (never secrets). Private unless asked otherwise."""
+        """Copy files with full history and public variables (never secrets). ``private`` None: the source's
+        visibility (the Hub's default for ``duplicate_repo``)."""
         namespace, name = validate_repo_id(target_id)
-        space = self._new_space(s, principal, namespace, name, private=True if private is None else private,
+        space = self._new_space(s, principal, namespace, name, private=source.private if private is None else private,
                                 hardware=hardware, sleep_time=sleep_time)
         space.duplicated_from = source.repo_id
         copied = [KeyValue(v.key, v.value, v.description) for v in self._kv(s, SpaceVariable, source)]

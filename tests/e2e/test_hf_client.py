@@ -507,7 +507,7 @@ def test_duplicate_space_copies_history_and_variables_not_secrets(server, alice,
     assert str(url).startswith(f"{server.url}/spaces/{dst}")
 
     info = bob.api.space_info(dst)
-    assert info.private is True, "a duplicate is private unless asked otherwise"
+    assert info.private is False, "a duplicate has its source's visibility unless asked otherwise (as on the Hub)"
     dst_commits = [c.commit_id for c in bob.api.list_repo_commits(dst, repo_type="space")]
     assert dst_commits[-len(src_commits):] == src_commits, "history must be copied"
     assert len(dst_commits) - len(src_commits) <= 1
@@ -526,8 +526,16 @@ def test_duplicate_space_copies_history_and_variables_not_secrets(server, alice,
     again = bob.api.duplicate_repo(src, repo_type="space", exist_ok=True)
     assert again.repo_id == dst
 
-    public = bob.api.duplicate_repo(src, f"bob/{unique('pubcopy')}", repo_type="space", private=False)
-    assert bob.api.space_info(public.repo_id).private is False
+    private = bob.api.duplicate_repo(src, f"bob/{unique('privcopy')}", repo_type="space", private=True)
+    assert bob.api.space_info(private.repo_id).private is True
+
+
+def test_a_private_spaces_duplicate_is_private_unless_asked(alice, make_space):
+    src = make_space(alice, private=True)
+    copy = alice.api.duplicate_repo(src, f"alice/{unique('copy')}", repo_type="space")
+    assert alice.api.space_info(copy.repo_id).private is True
+    public = alice.api.duplicate_repo(src, f"alice/{unique('pubcopy')}", repo_type="space", visibility="public")
+    assert alice.api.space_info(public.repo_id).private is False
 
 
 def test_duplicate_private_space_of_someone_else_is_not_found(alice, bob, make_space):

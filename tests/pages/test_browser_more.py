@@ -92,6 +92,6 @@ def test_usage_and_admin_pages(pages_server: Server, new_page, shot) -> None:  #
     assert response is not None and response.status == 404
     pages_server.user(user, admin=True)
     page.goto(pages_server.url + "/admin")
-    for section in ("#nodes", "#queue", "#running"):
+    for section in ("#nodes", "#queue", "#builds", "#spaces", "#grants"):
         assert page.locator(section).count() == 1
     shot(page, "41-admin")

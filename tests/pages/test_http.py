@@ -324,6 +324,23 @@ def test_duplicate_with_secrets_to_re_enter(web) -> None:  # noqa: ANN001
     assert "already" in visitor.get(again.headers["location"]).text
 
 
+def test_duplicate_form_defaults_to_the_sources_visibility(web) -> None:  # noqa: ANN001
+    import re
+
+    owner = web()
+    owner.sign_up()
+    api = owner.api()
+    checked = re.compile(r'name="visibility" value="(\w+)" checked')
+    for private in (False, True):
+        src = f"{owner.name}/{unique('vis')}"
+        api.create_repo(src, repo_type="space", space_sdk="gradio", private=private)
+        assert set(checked.findall(owner.get(f"/spaces/{src}/duplicate").text)) == {"private" if private else "public"}
+        target = unique("copy")
+        r = owner.post(f"/spaces/{src}/duplicate", {"owner": owner.name, "name": target})  # no visibility sent
+        assert r.status_code == 303, r.text[:300]
+        assert api.space_info(f"{owner.name}/{target}").private is private
+
+
 def test_like_without_javascript(web) -> None:  # noqa: ANN001
     owner = web()
     owner.sign_up()
@@ -401,7 +418,76 @@ def test_usage_and_admin_pages(web, pages_server: Server) -> None:  # noqa: ANN0
     pages_server.user(w.name, admin=True)
     admin = w.get("/admin")
     assert admin.status_code == 200
-    assert 'id="nodes"' in admin.text and 'id="queue"' in admin.text and 'id="running"' in admin.text
+    for section in ("nodes", "queue", "builds", "spaces", "grants"):
+        assert f'id="{section}"' in admin.text
+    assert "Hook:" not in admin.text and "PageHooks" not in admin.text, "no placeholder labels"
+
+
+def test_admin_actions_pause_sleep_restart_delete_and_grant(web, pages_server: Server) -> None:  # noqa: ANN001
+    owner, admin, other = web(), web(), web()
+    owner.sign_up()
+    admin.sign_up()
+    other.sign_up()
+    pages_server.user(admin.name, admin=True)
+    api = owner.api()
+    repo_id = f"{owner.name}/{unique('adm')}"
+    api.create_repo(repo_id, repo_type="space", space_sdk="gradio", private=True)
+    assert f'data-space="{repo_id}"' in admin.get(f"/admin?q={owner.name}").text, "admins see private Spaces too"
+
+    # nobody else can act, and for them the action does not exist
+    assert other.post(f"/admin/spaces/{repo_id}/pause").status_code == 404
+    assert api.get_space_runtime(repo_id).stage != "PAUSED"
+
+    r = admin.post(f"/admin/spaces/{repo_id}/pause")
+    assert r.status_code == 303 and r.headers["location"] == "/admin#spaces"
+    assert api.get_space_runtime(repo_id).stage == "PAUSED"
+    assert "paused" in admin.get("/admin").text
+    assert admin.post(f"/admin/spaces/{repo_id}/restart").status_code == 303
+    assert api.get_space_runtime(repo_id).stage != "PAUSED"
+    assert admin.post(f"/admin/spaces/{repo_id}/sleep").status_code == 303
+
+    # deleting needs the name typed; a wrong one changes nothing and says why
+    assert admin.post(f"/admin/spaces/{repo_id}/delete", {"confirm": "nope"}).status_code == 303
+    assert f"Type {repo_id} to confirm" in admin.get("/admin").text
+    assert api.repo_exists(repo_id, repo_type="space")
+    assert admin.post(f"/admin/spaces/{repo_id}/delete", {"confirm": repo_id}).status_code == 303
+    assert not api.repo_exists(repo_id, repo_type="space")
+
+    # grants: a bad key or value is refused with the reason; a good one shows in the list and the owner's quota
+    assert other.post("/admin/grants", {"account": owner.name, "key": "gpu_minutes", "value": "5"}).status_code == 404
+    admin.post("/admin/grants", {"account": owner.name, "key": "running:nope", "value": "1"})
+    assert "Could not grant" in admin.get("/admin").text
+    admin.post("/admin/grants", {"account": owner.name, "key": "gpu_minutes", "value": "many"})
+    assert "whole number" in admin.get("/admin").text
+    r = admin.post("/admin/grants", {"account": owner.name, "key": "running:cpu-upgrade", "value": "2"})
+    assert r.status_code == 303
+    page = admin.get("/admin").text
+    assert f"{owner.name}: running:cpu-upgrade = 2." in page and "<code>running:cpu-upgrade</code>" in page
+    usage = owner.get("/settings/usage").text
+    assert 'data-key="running:cpu-upgrade"><td>Running CPU Upgrade Spaces</td><td>0</td><td>2</td>' in usage
+
+
+def test_quota_and_hardware_in_words(web, pages_server: Server) -> None:  # noqa: ANN001
+    """No stored keys or None in the quota box; flavors this server cannot run are disabled with the reason."""
+    owner = web()
+    owner.sign_up()
+    repo_id = f"{owner.name}/{unique('hw')}"
+    owner.api().create_repo(repo_id, repo_type="space", space_sdk="gradio")
+    page = owner.get(f"/spaces/{repo_id}/settings").text
+    quota = page[page.index('id="quota"'):page.index('action="/spaces/' + repo_id + '/settings/hardware"')]
+    shown = re.sub(r"<[^>]+>", " ", quota)  # what the reader sees
+    assert "None" not in shown and "credits_micro_usd" not in shown and "gpu_minutes" not in shown
+    assert "Compute credits this month" in quota and "GPU minutes this month" in quota
+    assert "Running CPU Basic Spaces" in quota
+    # this machine has no GPU: every GPU flavor is disabled and says so; a free account cannot take cpu-upgrade
+    t4 = re.search(r'<label class="flavor off" title="([^"]+)">\s*<span class="flavor-head">\s*'
+                   r'<input type="radio" name="flavor" value="t4-small" disabled>', page)
+    assert t4 and "This server has no GPU" in t4.group(1), page[page.index('value="t4-small"') - 400:][:600]
+    assert re.search(r'value="cpu-upgrade" disabled>', page) and "quota allows none" in page
+    assert re.search(r'value="cpu-basic" checked>', page)
+    new = owner.get("/new").text
+    assert re.search(r'<option value="t4-small" disabled data-why="This server has no GPU[^"]*">', new)
+    assert re.search(r'<option value="cpu-basic" selected>', new)
 
 
 def test_git_and_downloads_are_not_shadowed_by_pages(web, pages_server: Server) -> None:  # noqa: ANN001
@@ -452,3 +538,27 @@ def test_tokens_page_says_when_a_token_was_last_used(web, pages_server: Server) 
     finally:
         db.engine.dispose()
     assert last_used() == "just now"
+
+
+def test_new_space_form_takes_a_license_and_a_short_description(web) -> None:  # noqa: ANN001
+    w = web()
+    w.sign_up()
+    api = w.api()
+    for template in ("", "gradio"):
+        name = unique("lic")
+        r = w.post("/new", {"owner": w.name, "name": name, "sdk": "gradio", "template": template,
+                            "hardware": "cpu-basic", "visibility": "public", "license": "mit",
+                            "description": "  Says hello,\n in one line  "})
+        assert r.status_code == 303, r.text[:500]
+        readme = httpx.get(f"{w.server.url}/spaces/{w.name}/{name}/resolve/main/README.md").text
+        front = readme.split("---")[1]
+        assert 'license: "mit"' in front and 'short_description: "Says hello, in one line"' in front, readme
+        assert api.space_info(f"{w.name}/{name}").card_data.get("license") == "mit"
+        assert "Says hello, in one line" in w.get(f"/spaces/{w.name}/{name}").text
+        if template:
+            assert "sdk: gradio" in front and "app_file: app.py" in front
+    for bad in ({"license": "wtfpl-9"}, {"description": "x" * 61}):
+        name = unique("bad")
+        r = w.post("/new", {"owner": w.name, "name": name, "sdk": "gradio", "visibility": "public", **bad})
+        assert r.status_code == 400 and 'id="form-error"' in r.text
+        assert not api.repo_exists(f"{w.name}/{name}", repo_type="space")

@@ -158,8 +158,8 @@ class ProxyHandle:
         return socket.create_connection(("127.0.0.1", self.port), timeout=10)
 
 
-def _run_proxy(routes: RouteTable, controls: Controls, settings: ProxySettings, hub: tuple[str, int]
-               ) -> tuple[ProxyHandle, Callable[[], None]]:
+def _run_proxy(routes: RouteTable, controls: Controls, settings: ProxySettings, hub: tuple[str, int],
+               exchange: Any = None) -> tuple[ProxyHandle, Callable[[], None]]:
     loop = asyncio.new_event_loop()
     started = threading.Event()
     holder: dict[str, Any] = {}
@@ -184,7 +184,7 @@ def _run_proxy(routes: RouteTable, controls: Controls, settings: ProxySettings, 
     def run() -> None:
         asyncio.set_event_loop(loop)
         proxy = ProxyServer(routes=routes, apps_domain="localhost:8000", hub_upstream=hub, waker=waker,
-                            authorize=authorize, on_upstream_dead=on_dead, settings=settings)
+                            authorize=authorize, on_upstream_dead=on_dead, settings=settings, exchange=exchange)
         loop.run_until_complete(proxy.start("127.0.0.1", 0))
         holder["proxy"] = proxy
         started.set()
@@ -209,9 +209,10 @@ def _run_proxy(routes: RouteTable, controls: Controls, settings: ProxySettings, 
 def make_proxy(upstreams: dict[str, Upstream]) -> Iterator[Callable[..., ProxyHandle]]:
     stops: list[Callable[[], None]] = []
 
-    def make(routes: RouteTable | None = None, **settings: Any) -> ProxyHandle:
+    def make(routes: RouteTable | None = None, exchange: Any = None, **settings: Any) -> ProxyHandle:
+        """``exchange``: the URL-ticket exchange the platform injects (spaces.hub.tickets), None for none."""
         handle, stop = _run_proxy(routes if routes is not None else MemoryRouteTable(), Controls(),
-                                  ProxySettings(**settings), upstreams["hub"].addr)
+                                  ProxySettings(**settings), upstreams["hub"].addr, exchange)
         stops.append(stop)
         return handle
 

@@ -79,3 +79,74 @@ def test_auth_redirect_sends_browsers_to_the_hub(make_proxy, upstreams):
     assert r.headers["location"] == ("http://localhost:8000/spaces-auth?next="
                                      f"http%3A%2F%2Fsecret.localhost%3A{proxy.port}%2Fapp%3Fx%3D1")
     assert api.status_code == 404
+
+
+# ---- the platform's ticket exchange (spaces.hub.tickets): one use, a cookie of its own, partitioned -------------
+KEY = "test-signing-key"
+
+
+@pytest.fixture
+def exchanging(make_proxy, upstreams):
+    from spaces.hub.tickets import TicketExchange
+
+    proxy = make_proxy(exchange=TicketExchange(KEY).redeem)
+    proxy.put("secret", "space-1", upstreams["app-a"].addr, private=True)
+    return proxy
+
+
+def _cookie(set_cookie: str) -> tuple[str, set[str]]:
+    pair, *attributes = [part.strip() for part in set_cookie.split(";")]
+    return pair.partition("=")[2], {a.lower() for a in attributes}
+
+
+def test_a_url_ticket_is_exchanged_once_for_a_partitioned_cookie_of_its_own(exchanging):
+    from spaces.hub.tickets import mint_ticket, verify_ticket
+
+    ticket = mint_ticket(KEY, "user-1", "space-1")
+    with exchanging.client("secret", follow_redirects=False) as c:
+        r = c.get(f"/__spaces/auth?ticket={ticket}&next=/headers")
+        assert r.status_code == 303 and r.headers["location"] == "/headers"
+        assert r.headers["referrer-policy"] == "no-referrer" and r.headers["cache-control"] == "no-store"
+        value, attributes = _cookie(r.headers["set-cookie"])
+        # *.localhost over http is a secure context: the cookie survives blocked third-party cookies (CHIPS)
+        assert {"httponly", "samesite=none", "secure", "partitioned", "path=/"} <= attributes
+        assert value != ticket and verify_ticket(KEY, value, "space-1") == "user-1"
+        assert verify_ticket(KEY, ticket, "space-1") is None, "a URL ticket is no cookie"
+        exchanging.controls.cookies.add(value)
+        assert c.get("/headers", headers={"Cookie": f"spaces_app_auth={value}"}).status_code == 200
+
+        # the same ticket again: refused without the cookie, a plain redirect with it (a reloaded frame)
+        again = c.get(f"/__spaces/auth?ticket={ticket}&next=/")
+        assert again.status_code == 404
+        reload = c.get(f"/__spaces/auth?ticket={ticket}&next=/", headers={"Cookie": f"spaces_app_auth={value}"})
+        assert reload.status_code == 303 and "set-cookie" not in reload.headers
+
+
+def test_a_ticket_for_another_space_or_kind_is_refused(exchanging):
+    from spaces.hub.tickets import mint_session, mint_ticket
+
+    with exchanging.client("secret", follow_redirects=False) as c:
+        for ticket in (mint_ticket(KEY, "user-1", "space-2"), mint_session(KEY, "user-1", "space-1"),
+                       mint_ticket("another-key", "user-1", "space-1")):
+            assert c.get(f"/__spaces/auth?ticket={ticket}&next=/").status_code == 404
+        assert not exchanging.controls.cookies
+
+
+def test_the_cookie_is_lax_on_plain_http_outside_localhost():
+    from spaces.proxy.gate import Gate
+    from spaces.proxy.routes import MemoryRouteTable
+    from spaces.proxy.settings import ProxySettings
+
+    class Head:
+        def __init__(self, host: bytes) -> None:
+            self.hostname = host
+
+    def gate(proto: str) -> Gate:
+        return Gate(routes=MemoryRouteTable(), apps_domain="spaces.example", hub_upstream=("127.0.0.1", 9),
+                    waker=None, authorize=None, on_upstream_dead=lambda _: None,  # type: ignore[arg-type]
+                    settings=ProxySettings(forwarded_proto=proto))
+
+    plain = gate("http")._app_cookie(Head(b"alice-x.spaces.example"), "v")  # type: ignore[arg-type]
+    assert plain.endswith("; SameSite=Lax") and "Secure" not in plain and "Partitioned" not in plain
+    tls = gate("https")._app_cookie(Head(b"alice-x.spaces.example"), "v")  # type: ignore[arg-type]
+    assert tls.endswith("; SameSite=None; Secure; Partitioned")

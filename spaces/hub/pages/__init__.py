@@ -22,7 +22,7 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 
-from spaces.hub.pages import account, admin, browse, community, errors, new_space, space_settings, space_view
+from spaces.hub.pages import account, admin, browse, community, embed, errors, new_space, space_settings, space_view
 from spaces.hub.pages.config import PagesSettings, pages_settings
 from spaces.hub.pages.hooks import PageHooks, UsageRow, UsageView
 from spaces.hub.pages.render import STATIC_DIR, Renderer
@@ -48,7 +48,7 @@ def install_pages(app: FastAPI, hub: object, hooks: PageHooks | None = None) -> 
                        secure=settings.hub_url.startswith("https://"), cookie_name=cfg.cookie_name)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     page = [Depends(_mark_page)]
-    for module in (browse, space_view, space_settings, community, new_space, account, admin):
+    for module in (browse, space_view, space_settings, community, new_space, account, admin, embed):
         app.include_router(module.router, dependencies=page, include_in_schema=False)
     # models and datasets: /{ns}/{name} has any two-segment path's shape, so after every fixed page
     from spaces.hub.pages import repo_view  # here: it reads the API's modules, which import the settings

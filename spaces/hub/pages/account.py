@@ -9,6 +9,7 @@ from sqlalchemy import func, or_, select
 from spaces.db.models import Account, Space, Token
 from spaces.errors import BadRequest, Forbidden, SpacesError
 from spaces.hub import session as sess
+from spaces.hub.pages import capacity_view
 from spaces.hub.pages.config import pages_settings
 from spaces.hub.pages.passwords import hash_password, verify_password
 from spaces.hub.pages.web import db, form, hub_of, redirect, render, require_user, safe_next
@@ -162,7 +163,8 @@ async def usage_page(request: Request) -> HTMLResponse:
         spaces = list(s.scalars(select(Space).where(Space.owner_id.in_(owners), or_(
             Space.hardware != "cpu-basic", Space.stage.in_(ACTIVE_STAGES))).order_by(Space.key).limit(USAGE_LIST_MAX)))
         managed = [s.get(Account, who.id) for who in viewer.namespaces]
-        views = [(a, hooks.usage(hub, s, a), hooks.quota(hub, s, a)) for a in managed if a is not None]
+        views = [(a, hooks.usage(hub, s, a), capacity_view.quota_lines(hub, hooks.quota(hub, s, a)))
+                 for a in managed if a is not None]
         return spaces, views, by_flavor
 
     spaces, views, by_flavor = await db(request, work)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from spaces.db.models import Like, Space, SpaceSecret
 from spaces.domain import hardware as hw
+from spaces.hub.pages import capacity_view
 from spaces.hub.pages.listing import Card, card
 from spaces.hub.pages.web import Viewer
 from spaces.hub.serialize import gc_timeout
@@ -28,6 +29,8 @@ class SpacePage:
     hub_url: str
     secret_keys: list[str] = field(default_factory=list)  # names to re-enter when duplicating
     flavors: list[hw.Flavor] = field(default_factory=list)
+    #: flavor -> why the viewer cannot run it here (the duplicate form greys those)
+    unavailable: dict[str, str] = field(default_factory=dict)
 
     @property
     def repo_id(self) -> str:
@@ -67,4 +70,5 @@ def load(hub: Any, s: Session, viewer: Viewer, ns: str, name: str, *, write: boo
         app_url = f"{app_url}__spaces/auth?ticket={quote(ticket, safe='')}&next=/"
     return SpacePage(space=space, card=card(space), can_write=can_write, liked=liked,
                      app_url=app_url, git_url=hub.space_url(space.repo_id),
-                     hub_url=hub.url(), secret_keys=keys, flavors=hub.flavors.shapes())
+                     hub_url=hub.url(), secret_keys=keys, flavors=hub.flavors.shapes(),
+                     unavailable=capacity_view.unavailable(hub, s, viewer.account))

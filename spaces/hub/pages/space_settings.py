@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from spaces.db.models import Like, SpaceSecret, SpaceVariable
 from spaces.errors import BadRequest, SpacesError
 from spaces.hub import session as sess
-from spaces.hub.pages import space_common
+from spaces.hub.pages import capacity_view, space_common
 from spaces.hub.pages.web import db, form, hub_of, json_or_redirect, redirect, render, require_user
 from spaces.services.spaces import KeyValue
 
@@ -41,12 +41,13 @@ async def settings_tab(ns: str, name: str, request: Request) -> HTMLResponse:
 
     def work(s, viewer):  # noqa: ANN001, ANN202
         page = space_common.load(hub, s, viewer, ns, name, write=True)
+        owner = page.space.owner
         return (page, hub.spaces.variables(s, page.space), hub.spaces.secrets(s, page.space),
-                hooks.quota(hub, s, page.space.owner))
+                capacity_view.quota_lines(hub, hooks.quota(hub, s, owner)), capacity_view.unavailable(hub, s, owner))
 
-    page, variables, secrets, quota = await db(request, work)
+    page, variables, secrets, quota, unavailable = await db(request, work)
     return await render(request, "space/settings.html", page=page, tab="settings", variables=variables,
-                        secrets=secrets, quota=quota, sleep_choices=SLEEP_CHOICES)
+                        secrets=secrets, quota=quota, unavailable=unavailable, sleep_choices=SLEEP_CHOICES)
 
 
 def _action(s, hub, viewer, ns: str, name: str, change: Callable) -> object:  # noqa: ANN001
@@ -187,9 +188,11 @@ async def duplicate(ns: str, name: str, request: Request) -> Response:
         secrets = [KeyValue(k[len("secret__"):], str(v)) for k, v in data.multi_items()
                    if k.startswith("secret__") and str(v)]
         hardware = str(data.get("hardware") or "") or None
+        visibility = data.get("visibility")
         try:
             copy = hub.spaces.duplicate(s, principal, page.space, target,
-                                        private=data.get("visibility", "private") != "public", hardware=hardware,
+                                        private=None if visibility is None else visibility != "public",
+                                        hardware=hardware,
                                         sleep_time=None, secrets=secrets, variables=None)
         except SpacesError as exc:
             raise ActionFailed(exc) from None

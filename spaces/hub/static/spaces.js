@@ -32,6 +32,10 @@
           if (rt && rt.stage) {
             $$("[data-stage-badge]").forEach(function (b) { setBadge(b, rt.stage); });
             $$("[data-stage-message]").forEach(function (m) { m.textContent = rt.message || ""; });
+            // the app is the same view asleep or awake (no reload): the sleeping banner goes once it is awake
+            if (rt.stage !== "SLEEPING" && rt.stage !== "STOPPED") {
+              $$("[data-while-asleep]").forEach(function (n) { n.parentNode.removeChild(n); });
+            }
             if (reload && view(rt.stage) !== view(current)) { location.reload(); return; }
             current = rt.stage;
           }
