@@ -45,7 +45,7 @@ def wait_phase(backend: KubernetesBackend, handle, timeout: float = 180):
 
 @pytest.fixture
 def backend(cluster, namespace) -> KubernetesBackend:
-    # the proxy runs on the host, outside the pod network's DNS: reach apps at the pod IP (no kube-proxy here)
+    # the proxy runs on the host, outside the pod network's DNS: reach apps at the pod IP (no cluster DNS here)
     return KubernetesBackend(KubernetesSettings(namespace=namespace, kubeconfig=cluster.kubeconfig, address="pod"))
 
 
