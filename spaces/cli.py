@@ -96,30 +96,51 @@ def fail(message: str) -> None:
 
 @app.command()
 def serve(host: Optional[str] = typer.Option(None, help="listen address (default 127.0.0.1)"),
-          port: Optional[int] = typer.Option(None, help="listen port (default 8000)"),
+          port: Optional[int] = typer.Option(None, help="listen port (default 8000): the proxy's when this process "
+                                             "runs it, else the hub's"),
           data_dir: Optional[Path] = DataDir,
+          roles: Optional[str] = typer.Option(None, help="what this process runs, comma separated: hub, proxy, "
+                                              "builder, controller (default all four; $SPACES_ROLES). Roles in "
+                                              "separate processes need SPACES_REDIS_URL"),
+          ops_port: Optional[int] = typer.Option(None, "--ops-port", help="without the hub: serve /healthz, "
+                                                 "/readyz and /metrics on this port ($SPACES_OPS_PORT)"),
           log_level: str = typer.Option("info", help="log level: debug, info, warning")) -> None:
-    """Run the platform on one port: hub API, git, web pages, builder, runtime and the Spaces' public URLs."""
+    """Run the platform: hub API, git, web pages, builder, runtime and the Spaces' public URLs (all in one process
+    by default; --roles runs a part of it, see "Running the roles separately" in the README)."""
     import asyncio
     import logging
 
-    from spaces.platform import Platform
+    from spaces.platform import Platform, parse_roles
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = settings_with(host=host, port=port, data_dir=data_dir)
-    # before anything starts: a second server on a busy port must not touch the data dir (repair, reconcile)
-    _check_listen(settings.host, settings.port)
+    settings = settings_with(host=host, port=port, data_dir=data_dir, roles=roles, ops_port=ops_port)
     try:
-        platform = Platform(settings)
+        chosen = parse_roles(settings.roles)
     except SpacesError as exc:
         fail(exc.message)
-    err.print(f"[bold magenta]spaces[/] serving on [bold]{settings.hub_url}[/] · apps at "
-              f"{settings.app_host('<space>')} · {settings.runtime.backend} backend · data in {settings.data_path}")
+    listens = bool(chosen & {"hub", "proxy"})
+    # before anything starts: a second server on a busy port must not touch the data dir (repair, reconcile)
+    if listens:
+        _check_listen(settings.host, settings.port)
+    if settings.ops_port and "hub" not in chosen:
+        _check_listen(settings.host, settings.ops_port)
+    try:
+        platform = Platform(settings, chosen)
+    except SpacesError as exc:
+        fail(exc.message)
+    where = f"serving on [bold]{settings.hub_url}[/] · apps at {settings.app_host('<space>')}"
+    if chosen != {"hub", "proxy", "builder", "controller"}:
+        where = f"roles {','.join(r for r in ('hub', 'proxy', 'builder', 'controller') if r in chosen)}" + (
+            f" on {settings.host}:{settings.port}" if listens else "") + (
+            f" · ops on {settings.host}:{settings.ops_port}" if settings.ops_port and "hub" not in chosen else "")
+    err.print(f"[bold magenta]spaces[/] {where} · {settings.runtime.backend} backend · data in "
+              f"{settings.data_path}")
     from spaces import announce
 
     database = settings.database_url.split(":", 1)[0].split("+", 1)[0] if settings.database_url else "sqlite"
     listen = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else settings.host}:{settings.port}"
-    notice = announce.announce(listen, settings.port, settings.data_path, database)
+    # operator commands find the instance through a process that serves the hub here
+    notice = announce.announce(listen, settings.port, settings.data_path, database) if "hub" in chosen else None
     # uvicorn stops the platform on SIGTERM, then raises the signal again for the handler it found: make that one
     # an orderly exit, so the announcement is withdrawn (the default would end the process on the spot)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -134,7 +155,8 @@ def serve(host: Optional[str] = typer.Option(None, help="listen address (default
     except SpacesError as exc:  # e.g. a backend that cannot be reached when the platform adopts what runs
         fail(exc.message)
     finally:
-        announce.withdraw(notice)
+        if notice is not None:
+            announce.withdraw(notice)
 
 
 _LISTEN_ERRORS = (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL)
@@ -236,12 +258,14 @@ def _capacity(settings: Settings):  # noqa: ANN202
 
     nodes = [node_from_config(n) for n in settings.nodes.nodes]
     if settings.nodes.detect_local:
-        nodes.insert(0, detect_local_node(labels=settings.nodes.local_labels))
+        nodes.insert(0, detect_local_node(labels=settings.nodes.local_labels, reserved_cpu=settings.nodes.reserved_cpu,
+                                          reserved_memory_mb=settings.nodes.reserved_memory_mb))  # as the server
     return Capacity(FlavorCatalog(settings.flavors), nodes, settings.quotas, settings.scheduler.policy())
 
 
 @app.command()
-def nodes(data_dir: Optional[Path] = DataDir) -> None:
+def nodes(data_dir: Optional[Path] = DataDir,
+          as_json: bool = typer.Option(False, "--json", help="the report as JSON (as GET /api/admin/nodes)")) -> None:
     """Nodes with their capacity and what running Spaces hold on them, and the queue."""
     from rich.table import Table
 
@@ -249,13 +273,21 @@ def nodes(data_dir: Optional[Path] = DataDir) -> None:
     capacity = _capacity(settings)
     with _db(data_dir).session() as s:
         rows, queue = capacity.nodes_report(s), capacity.queue_report(s)
-    table = Table(title="nodes")
-    for col in ("node", "backend", "cpu used/total", "memory used/total", "GPUs", "Spaces"):
+    if as_json:
+        import json
+
+        print(json.dumps({"nodes": rows, "queue": queue}, indent=2))
+        return
+    table = Table(title="nodes (requests of awake Spaces / what the node offers, overcommit included)")
+    for col in ("node", "backend", "cpu requested/offered", "memory requested/offered", "GPUs", "awake Spaces",
+                "asleep", "static"):
         table.add_column(col)
     for n in rows:
         gpus = ", ".join(f"{g['index']}:{g['model']}{'*' if g['used'] else ''}" for g in n["gpus"]) or "-"
-        table.add_row(n["name"], n["backend"], f"{n['used']['cpu']:g}/{n['cpu']:g}",
-                      f"{n['used']['memoryMB']}/{n['memoryMB']} MB", gpus, str(n["used"]["spaces"]))
+        a, u = n["allocatable"], n["used"]
+        table.add_row(n["name"], n["backend"], f"{u['cpu']:g}/{a['cpu']:g} ({n['cpu']:g} cores x{a['cpuOvercommit']:g})",
+                      f"{u['memoryMB']}/{a['memoryMB']} MB", gpus, str(u["spaces"]), str(u["asleep"]),
+                      str(u["static"]))
     Console().print(table)
     for q in queue:
         Console().print(f"waiting: {q['id']} ({q['flavor']}) since {q['since']}: {q['message']}")

@@ -27,6 +27,7 @@ from spaces.runtime.flavors import FlavorSettings
 from spaces.runtime.nodes import NodesSettings
 from spaces.runtime.quota import QuotaSettings
 from spaces.runtime.scheduler import SchedulerSettings
+from spaces.services.buckets import StorageSettings
 
 
 def default_data_dir() -> Path:
@@ -71,6 +72,9 @@ class RuntimeSettings(BaseModel):
         "available, a sleeping Space is stopped at each sweep, the longest-asleep first and standbys last "
         "(1.0: always, 0: never)")
     default_startup_timeout: float = Field(1800.0, gt=0, description="when README has no startup_duration_timeout")
+    backstop_seconds: float = Field(
+        30.0, gt=0, description="the leading controller looks this often for instances and routes no Space owns any "
+        "more (a deleted Space whose message the bus lost) and removes them")
     sdk_telemetry: bool = Field(
         False, description="let Gradio and Streamlit send their usage telemetry to their vendors; off by default "
         "(GRADIO_ANALYTICS_ENABLED=False, STREAMLIT_BROWSER_GATHER_USAGE_STATS=false), a Space's own variable wins")
@@ -97,7 +101,15 @@ class Settings(BaseSettings):
     apps_scheme: str = Field("http", description="scheme of app URLs (https behind a TLS terminator)")
     secret_key: str | None = Field(None, description="signs cookies; default a random key kept in data_dir")
     signup_enabled: bool = Field(True, description="allow anyone to create an account from the web page")
-    redis_url: str | None = Field(None, description="Redis for the route table shared by several proxy processes")
+    redis_url: str | None = Field(None, description="Redis for the route table shared by several proxy processes; "
+                                  "required when the roles run in separate processes (bus, routes, activity)")
+    redis_prefix: str = Field("spaces:", description="prefix of every Redis key and channel of this instance")
+    roles: str = Field("hub,proxy,builder,controller", description="what this process runs (spaces serve --roles): "
+                       "any of hub, proxy, builder, controller, comma separated")
+    hub_upstream: str | None = Field(None, description="a proxy without the hub in its process sends non-app hosts "
+                                     "here (host:port, e.g. a hub load balancer); unset: they get a 404")
+    ops_port: int | None = Field(None, description="a process without the hub serves /healthz, /readyz and /metrics "
+                                 "on this port (the hub serves them on its own)")
     gc_freeze: bool = Field(True, description="after start-up, keep the start-up heap out of Python's cyclic "
                             "collector (gc.freeze): a full collection then stalls the proxy far less. Off only to "
                             "measure it (bench/gc_freeze.py)")
@@ -114,6 +126,7 @@ class Settings(BaseSettings):
     quotas: QuotaSettings = Field(default_factory=QuotaSettings)
     proxy: ProxySettings = Field(default_factory=ProxySettings)
     pages: PagesSettings = Field(default_factory=PagesSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
 
     @property
     def data_path(self) -> Path:

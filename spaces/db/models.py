@@ -104,6 +104,8 @@ class Space(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_modified: Mapped[datetime] = mapped_column(default=utcnow)
     owner: Mapped[Account] = relationship(lazy="joined")
+    volume_row: Mapped[SpaceVolumes | None] = relationship(lazy="joined", uselist=False, passive_deletes=True,
+                                                          cascade="all, delete-orphan", viewonly=False)
 
 
 class SpaceVariable(Base):
@@ -220,3 +222,27 @@ class DiscussionEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     author: Mapped[Account | None] = relationship(lazy="joined")
+
+
+class Bucket(Base):
+    """A namespace's persistent storage (the Hub's storage buckets): mounted read-write into Spaces as volumes.
+    Its files live on the platform's disk (``spaces.runtime.volumes``), not in git."""
+
+    __tablename__ = "buckets"
+    id: Mapped[str] = mapped_column(String(24), primary_key=True, default=new_id)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(96))
+    key: Mapped[str] = mapped_column(String(200), unique=True)  # lower("owner/name")
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
+    size_mb: Mapped[int] = mapped_column(Integer)  # the most it may hold
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    owner: Mapped[Account] = relationship(lazy="joined")
+
+
+class SpaceVolumes(Base):
+    """The volumes a Space mounts (``spaces.domain.volumes``), as the Hub's API lists them."""
+
+    __tablename__ = "space_volumes"
+    space_id: Mapped[str] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"), primary_key=True)
+    volumes: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

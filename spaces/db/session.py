@@ -9,7 +9,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -49,6 +49,9 @@ def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (idempotent; safe to run at every start)."""
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # several processes (the roles apart) may start at once: one migrates, the others wait and find it done
+            conn.execute(text("select pg_advisory_xact_lock(7306014391285610317)"))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 

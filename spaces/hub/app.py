@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 import uuid
 from email.utils import formatdate
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 
 from spaces.db.session import Database
+from spaces.errors import SpacesError
 from spaces.hub import errors
-from spaces.hub.api import admin, branches, discussions, files, other_repos, repos, spaces
+from spaces.hub.api import admin, branches, buckets, discussions, files, other_repos, repos, spaces
 from spaces.hub.context import Hub, request_base, request_id
 from spaces.hub.git_http import install_hooks
 from spaces.hub.git_http import router as git_router
@@ -20,8 +23,10 @@ from spaces.hub.limits import BodyLimit
 from spaces.hub.pages import install_pages
 from spaces.hub.pages.runtime_hooks import runtime_hooks
 from spaces.hub.urlguard import ControlBytes
+from spaces.runtime.flavors import FlavorCatalog
+from spaces.services.buckets import BucketService
 from spaces.services.logs import LogBus
-from spaces.services.spaces import SpaceService
+from spaces.services.spaces import SpaceHooks, SpaceService
 from spaces.settings import Settings
 
 log = logging.getLogger("spaces")
@@ -58,14 +63,17 @@ class RequestBase:
         await self.app(scope, receive, send_with_date)
 
 
-def build_hub(settings: Settings) -> Hub:
+def build_hub(settings: Settings, *, hooks: SpaceHooks | None = None, capacity: object | None = None,
+              flavors: FlavorCatalog | None = None) -> Hub:
+    """The hub's shared objects. ``hooks`` and ``capacity`` connect it to the runtime (``spaces.platform``);
+    without them (operator commands) it changes Spaces without telling anyone."""
     # The data dir is traversable (0711) so sandboxed Spaces reach their environments and working copies; what
     # holds user data or secrets (repositories, database, key) is readable by the platform's user only.
     settings.data_path.mkdir(parents=True, exist_ok=True)
     settings.data_path.chmod(0o711)
     settings.repos_path.mkdir(parents=True, exist_ok=True)
     settings.repos_path.chmod(0o700)
-    shutil.rmtree(settings.data_path / "tmp" / "uploads", ignore_errors=True)  # commits cut short by a crash
+    _sweep_spools(settings.data_path / "tmp" / "uploads")  # commits cut short by a crash
     db = Database(settings.db_url)
     db.migrate()
     if settings.db_url.startswith("sqlite:///"):
@@ -73,8 +81,43 @@ def build_hub(settings: Settings) -> Hub:
             path = settings.data_path / f"spaces.db{suffix}"
             if path.exists():
                 path.chmod(0o600)
-    return Hub(settings=settings, db=db, spaces=SpaceService(settings.repos_path),
-               logs=LogBus(db, keep=settings.limits.log_lines))
+    flavors = flavors or FlavorCatalog(settings.flavors)  # the one catalog: the Space service and the pages read it
+    spaces = SpaceService(settings.repos_path, flavors, hooks)
+    return Hub(settings=settings, db=db, spaces=spaces, logs=LogBus(db, keep=settings.limits.log_lines),
+               flavors=flavors, capacity=capacity,
+               buckets=BucketService(settings.storage, settings.data_path / "buckets",
+                                     on_change=spaces.settings_changed, repo_exists=_repo_reader(spaces)))
+
+
+def _repo_reader(spaces: SpaceService):  # noqa: ANN202
+    """May a caller read a repository of this hub that a volume names? Spaces for now."""
+    def readable(s, repo_type: str, repo_id: str, principal) -> bool:  # noqa: ANN001
+        if repo_type != "space":
+            return False
+        try:
+            spaces.get(s, repo_id, principal)
+        except SpacesError:
+            return False
+        return True
+    return readable
+
+
+SPOOL_STALE_S = 3600.0
+
+
+def _sweep_spools(root: Path) -> None:
+    """Remove commit spools a crash left. Only stale ones: another hub process on this data dir (or the server,
+    when an operator command builds a hub) may be receiving a commit into a fresh one right now."""
+    if not root.is_dir():
+        return
+    cutoff = time.time() - SPOOL_STALE_S
+    for entry in root.iterdir():
+        try:
+            newest = max([entry.stat().st_mtime, *(p.stat().st_mtime for p in entry.rglob("*"))])
+        except OSError:
+            continue
+        if newest < cutoff:
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def create_app(settings: Settings | None = None, hub: Hub | None = None) -> FastAPI:
@@ -93,6 +136,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
     errors.install(app)
     # Fixed /api/spaces/... paths come first: spaces.router registers them before {ns}/{name}.
     app.include_router(repos.router)
+    app.include_router(buckets.router)
     app.include_router(spaces.router)
     app.include_router(files.router)
     app.include_router(branches.router)

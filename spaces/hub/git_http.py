@@ -7,6 +7,17 @@ write token of the owner or of a member of the owning organization. A ``pre-rece
 platform cannot take before any ref moves. After a push the hub re-reads the tip of main (README config, stage)
 exactly as it does after an API commit; if that fails (the database refuses), main goes back where it was and the
 connection is cut before git's status report, so the push fails as a whole (see spaces.services.spaces).
+
+Several hub processes may serve one set of repositories (a shared filesystem). What makes two pushes to one
+repository safe, whichever processes serve them (``_PushLocks``):
+
+* the repository's commit lock (``spaces.storage._gitcmd.commit_lock``, an ``flock`` that API commits take too),
+  held exclusively from before the tip is read until the push's database refresh is done: pushes to one
+  repository run one after the other, and the pre-receive hook refuses one whose client read the refs before
+  another push landed ("pull first"; see ``spaces.storage.prereceive``), so one wins and the other is told to
+  pull, never half applied. Under it, git's own ref locks and compare-and-swap still guard each ref;
+* the repository's busy lock (``repo_busy``), held shared while receive-pack runs: a process that sweeps what
+  killed pushes left (quarantines) skips a repository some push in any process is still writing.
 """
 
 from __future__ import annotations
@@ -95,7 +106,8 @@ def install_hooks(data_dir) -> str:  # noqa: ANN001
     return str(hooks)
 
 
-async def _cgi(request: Request, repo_path, service_path: str, body: bool, extra_env: dict) -> Response:  # noqa: ANN001
+async def _cgi(request: Request, repo_path, service_path: str, body: bool, extra_env: dict,  # noqa: ANN001
+               locks: _PushLocks | None = None) -> Response:
     env = {
         **extra_env,
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -115,16 +127,11 @@ async def _cgi(request: Request, repo_path, service_path: str, body: bool, extra
             env[var] = request.headers[header]
     if "content-length" in request.headers:
         env["CONTENT_LENGTH"] = request.headers["content-length"]
-    pushing = service_path == "git-receive-pack"
-    if pushing:
-        _pushes[repo_path] = _pushes.get(repo_path, 0) + 1
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            "git", "http-backend", env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE)
-    except BaseException:
-        _push_ended(repo_path, pushing)
-        raise
+    proc = await asyncio.create_subprocess_exec(
+        "git", "http-backend", env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    if locks is not None:
+        locks.release_after(proc)
 
     async def feed() -> None:
         try:
@@ -156,39 +163,73 @@ async def _cgi(request: Request, repo_path, service_path: str, body: bool, extra
             while chunk := await proc.stdout.read(65536):
                 yield chunk
         finally:
-            try:
-                if not feeder.done():  # the client went away half way, or git ended before reading it all
-                    if proc.returncode is None:
-                        await _end(proc)
-                    feeder.cancel()  # no one is left to read the rest of the body
-                with contextlib.suppress(asyncio.CancelledError):
-                    await feeder
-                err = (await errors).decode(errors="replace").strip()
-                code = await proc.wait()
-                if code != 0 or (err and status >= 400):
-                    log.warning("git http-backend exited %s: %s", code, err)
-            finally:
-                _push_ended(repo_path, pushing)
+            if not feeder.done():  # the client went away half way, or git ended before reading it all
+                if proc.returncode is None:
+                    await _end(proc)
+                feeder.cancel()  # no one is left to read the rest of the body
+            with contextlib.suppress(asyncio.CancelledError):
+                await feeder
+            err = (await errors).decode(errors="replace").strip()
+            code = await proc.wait()
+            if code != 0 or (err and status >= 400):
+                log.warning("git http-backend exited %s: %s", code, err)
 
     headers.pop("Content-Length", None)
     return _CgiResponse(stream(), feeder, status_code=status, headers=headers)
 
 
-#: receive-packs running per repository in this process: the last one to end removes what failed pushes left
-_pushes: dict = {}
+class _PushLocks:
+    """The locks one push holds (see the module docstring): the commit lock, exclusive, from before the tip is
+    read until the database has the new tip; the busy lock, shared, while receive-pack runs. Released by
+    ``release`` once the push is over, or, should its answer never be streamed, a while after git exits."""
 
+    WAIT_S = 120.0  # a push waits this long for the one before it, then is told to retry
+    SAFETY_S = 60.0
 
-def _push_ended(repo_path, pushing: bool) -> None:  # noqa: ANN001
-    if not pushing:
-        return
-    left = _pushes.get(repo_path, 1) - 1
-    if left > 0:
-        _pushes[repo_path] = left
-        return
-    _pushes.pop(repo_path, None)
-    # no push to this repository runs now: a quarantine left is a dead push's (killed git, see remove_quarantines)
-    if remove_quarantines(repo_path):
-        log.info("removed the objects of an interrupted push to %s", repo_path.name)
+    def __init__(self, repo_path: Path) -> None:
+        self.repo_path = repo_path
+        self._fds: list[int] = []
+
+    async def acquire(self) -> None:
+        import fcntl
+
+        from spaces.storage._gitcmd import BUSY_LOCK, COMMIT_LOCK
+
+        try:
+            for name, mode in ((BUSY_LOCK, fcntl.LOCK_SH), (COMMIT_LOCK, fcntl.LOCK_EX)):
+                try:
+                    fd = os.open(self.repo_path / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                except FileNotFoundError:  # deleted meanwhile
+                    raise RepoNotFound(self.repo_path.name) from None
+                self._fds.append(fd)
+                deadline = asyncio.get_running_loop().time() + self.WAIT_S
+                while True:  # polled, never blocking the event loop or a worker thread on another push
+                    try:
+                        fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if asyncio.get_running_loop().time() > deadline:
+                            raise SpacesError("Another push to this Space is still running; try again in a "
+                                              "moment.", code="PushInProgress", status=503) from None
+                        await asyncio.sleep(0.02)
+        except BaseException:
+            self.release()
+            raise
+
+    def release_after(self, proc) -> None:  # noqa: ANN001
+        async def later() -> None:
+            await proc.wait()
+            await asyncio.sleep(self.SAFETY_S)
+            self.release()
+        asyncio.get_running_loop().create_task(later())
+
+    def release(self) -> None:
+        fds, self._fds = self._fds, []
+        for fd in fds:
+            os.close(fd)
+        # no push of ours holds the repository now: what a dead push left goes, unless one runs elsewhere
+        if fds and remove_quarantines(self.repo_path):
+            log.info("removed the objects of an interrupted push to %s", self.repo_path.name)
 
 
 async def _end(proc) -> None:  # noqa: ANN001
@@ -243,12 +284,21 @@ async def upload_pack(ns: str, name: str, request: Request) -> Response:
 async def receive_pack(ns: str, name: str, request: Request) -> Response:
     before: dict = {}
 
-    def remember_tip(repo_path: Path) -> None:  # runs before receive-pack starts, so before any ref can move
+    def remember_tip(repo_path: Path) -> None:  # under the push's locks, before receive-pack starts
         before["repo"] = repo = GitRepo(repo_path)
         before["tip"] = repo.head()
 
-    response = await _serve(request, ns, name, "git-receive-pack", write=True, body=True, before_cgi=remember_tip)
+    locks: list[_PushLocks] = []
+    try:
+        response = await _serve(request, ns, name, "git-receive-pack", write=True, body=True,
+                                before_cgi=remember_tip, locks=locks)
+    except BaseException:
+        for held in locks:
+            held.release()
+        raise
     if not isinstance(response, StreamingResponse):
+        for held in locks:
+            held.release()
         return response
     hub = request.app.state.hub
     repo_id = _repo_id(ns, name)
@@ -258,11 +308,16 @@ async def receive_pack(ns: str, name: str, request: Request) -> Response:
         # The refs are updated once http-backend has finished writing its answer, and git considers the push
         # done as soon as it reads the status report at the end of it: so the last chunk is held back until the
         # hub has read the new tip, and a client that reads the Space right after `git push` sees its commit.
-        held = None
-        async for chunk in inner:
-            if held is not None:
-                yield held
-            held = chunk
+        try:
+            held = None
+            async for chunk in inner:
+                if held is not None:
+                    yield held
+                held = chunk
+        except BaseException:
+            for lock in locks:
+                lock.release()
+            raise
 
         def refresh() -> None:
             repo, old = before["repo"], before["tip"]
@@ -271,12 +326,16 @@ async def receive_pack(ns: str, name: str, request: Request) -> Response:
                 new = repo.head()
                 if space is not None and new is not None and new != old:
                     # all or nothing (see spaces.services.spaces): if the database cannot take the new tip, main
-                    # goes back to where it was and the pusher never gets git's "ok"
-                    after_rollback(s, lambda: repo.restore_tip(new, old))
+                    # goes back to where it was and the pusher never gets git's "ok" (this push holds the lock)
+                    after_rollback(s, lambda: repo.restore_tip(new, old, locked=True))
                 if space is not None:
                     hub.spaces.refresh(s, space)
         try:
-            await run_in_threadpool(refresh)
+            try:
+                await run_in_threadpool(refresh)
+            finally:
+                for lock in locks:
+                    lock.release()
         except Exception:
             log.exception("refresh after push to %s failed: main is back where it was and the push is refused",
                           repo_id)
@@ -289,10 +348,15 @@ async def receive_pack(ns: str, name: str, request: Request) -> Response:
 
 
 async def _serve(request: Request, ns: str, name: str, service_path: str, *, write: bool, body: bool,
-                 before_cgi: Callable[[Path], None] | None = None) -> Response:
+                 before_cgi: Callable[[Path], None] | None = None, locks: list | None = None) -> Response:
     repo_id = _repo_id(ns, name)
+    push_locks = None
     try:
         space_id, repo_path, urls = await run_in_threadpool(_authorize, request, repo_id, write)
+        if locks is not None:
+            push_locks = _PushLocks(repo_path)
+            locks.append(push_locks)
+            await push_locks.acquire()
         if before_cgi is not None:
             await run_in_threadpool(before_cgi, repo_path)
     except SpacesError as exc:
@@ -302,4 +366,4 @@ async def _serve(request: Request, ns: str, name: str, service_path: str, *, wri
         return resp
     hooks = request.app.state.git_hooks
     extra = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "core.hooksPath", "GIT_CONFIG_VALUE_0": hooks, **urls}
-    return await _cgi(request, repo_path, service_path, body, extra)
+    return await _cgi(request, repo_path, service_path, body, extra, push_locks)

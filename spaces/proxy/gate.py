@@ -63,7 +63,7 @@ class Reply:
 
 
 class Gate:
-    def __init__(self, *, routes: RouteTable, apps_domain: str, hub_upstream: tuple[str, int] | str,
+    def __init__(self, *, routes: RouteTable, apps_domain: str, hub_upstream: tuple[str, int] | str | None,
                  waker: Waker, authorize: Authorize, on_upstream_dead: Callable[[str], Any],
                  settings: ProxySettings) -> None:
         self.routes = routes
@@ -72,7 +72,11 @@ class Gate:
         apps_host = apps_host[:apps_host.rindex(":")] if apps_host.rfind(":") > apps_host.rfind("]") else apps_host
         self.suffix = b"." + apps_host.encode()
         self.hub_hosts = frozenset(h.lower().split(":")[0].encode() for h in settings.hub_hosts)
-        self.hub = Target("hub", hub_upstream if isinstance(hub_upstream, str) else tuple(hub_upstream), None, "hub")
+        # None: a proxy with no hub behind it (roles run apart, no SPACES_HUB_UPSTREAM): other hosts get a 404
+        self.hub: Target | Reply = Reply(pages.response(
+            404, pages.json_body(error="This address serves Spaces' apps only; the hub is served elsewhere."),
+            content_type="application/json")) if hub_upstream is None else Target(
+            "hub", hub_upstream if isinstance(hub_upstream, str) else tuple(hub_upstream), None, "hub")
         self.waker, self.authorize, self.on_upstream_dead = waker, authorize, on_upstream_dead
         self.cookie = settings.cookie_name.encode()
         self._wakes: dict[str, asyncio.Task] = {}
@@ -99,7 +103,8 @@ class Gate:
                 return hot
         suffix = self.suffix
         if not hostname.endswith(suffix) or hostname in self.hub_hosts:
-            return self.hub
+            hub = self.hub
+            return hub if hub.__class__ is Target else Reply(hub.data, _no_body(req))
         label = hostname[:-len(suffix)]
         name = label.decode()
         route = self.routes.get(name) if label and label.find(b".") < 0 else None
@@ -130,7 +135,7 @@ class Gate:
             return self._stopped(req, route)
         self._ensure_wake(label, route.space_id)
         if _is_browser(req):
-            page = pages.waiting_page(route.title or label, route.stage or state, self._message(route))
+            page = pages.waiting_page(route.title or label, route.stage or state, self._message(route), state)
             return Reply(pages.response(200, page, head_only=req.method == b"HEAD"), _no_body(req))
         return self._hold(req, label, route.space_id)
 
@@ -173,8 +178,8 @@ class Gate:
 
     def _message(self, route: Route) -> str:
         failed = self._wake_failed.get(route.space_id)
-        if failed and route.state != "running":
-            return failed[0]
+        if failed and route.state != "running" and not pages.waiting_for_capacity(route.message):
+            return failed[0]  # (a Space waiting for capacity says so, not that its wake timed out)
         return route.message or ("Waking up." if route.state == "sleeping" else "Starting the app.")
 
     # ---- the proxy's own endpoints on the app origin -----------------------------------------------------
@@ -199,8 +204,10 @@ class Gate:
             if failed is None or time.monotonic() - failed[1] > self.settings.retry_after:
                 self._ensure_wake(label, route.space_id)
         state = "starting" if route.state == "running" and route.upstream is None else route.state
-        body = pages.json_body(state=state, stage=route.stage, message=self._message(route),
-                               waking=route.space_id in self._wakes)
+        message = self._message(route)
+        body = pages.json_body(state=state, stage=route.stage, message=message,
+                               waking=route.space_id in self._wakes, queued=pages.waiting_for_capacity(message),
+                               headline=pages.waiting_headline(route.state, message))
         return Reply(pages.response(200, body, content_type="application/json"))
 
     async def _auth_ticket_check(self, req: RequestHead, route: Route, ticket: str, next_url: str) -> Reply:

@@ -45,6 +45,10 @@ class Route:
     message: str = ""
     title: str = ""  # shown on pages ("alice/demo"); default the subdomain
     stage: str = ""  # the SpaceStage shown on error pages (RUNTIME_ERROR, BUILD_ERROR, ...)
+    #: static Spaces: the working copy (on the shared data dir) and its index file; every proxy process serves
+    #: them itself (spaces.proxy.static_routes), so ``upstream`` is not used for them
+    static_root: str = ""
+    app_file: str = ""
 
     def __post_init__(self) -> None:
         if self.state not in STATES:

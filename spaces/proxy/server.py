@@ -47,7 +47,7 @@ log = logging.getLogger("spaces.proxy")
 
 
 class ProxyServer:
-    def __init__(self, *, routes: RouteTable, apps_domain: str, hub_upstream: tuple[str, int] | str,
+    def __init__(self, *, routes: RouteTable, apps_domain: str, hub_upstream: tuple[str, int] | str | None,
                  waker: Waker, authorize: Authorize, on_upstream_dead: Callable[[str], Any],
                  settings: ProxySettings | None = None) -> None:
         self.settings = settings = settings or ProxySettings()
@@ -89,6 +89,16 @@ class ProxyServer:
     @property
     def wake_calls(self) -> int:
         return self.gate.wake_calls
+
+    async def drain(self, timeout: float) -> None:
+        """Stop accepting connections and give the open ones up to ``timeout`` seconds to finish (a SIGTERM);
+        ``close`` then drops what is left."""
+        if self._server is not None:
+            self._server.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.connections and loop.time() < deadline:
+            await asyncio.sleep(0.05)
 
     async def close(self) -> None:
         if self._server is not None:

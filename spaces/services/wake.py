@@ -2,21 +2,26 @@
 
 The proxy calls ``wake(space_id)`` for every request that finds the Space asleep. The first caller flips the
 Space's desired state to awake and nudges the reconciler; every caller (the first included) then waits on one
-shared future that the reconciler resolves when the app answers. Coalescing is per process; with several proxy
-processes the database write is idempotent, so at most one start happens per Space anyway (the reconciler
-owns the instance record).
+shared future that is resolved when the app answers. Coalescing is per process; with several proxy processes
+the database write is idempotent, so at most one start happens per Space anyway (the one active controller owns
+the instance record and every start).
+
+How a waiting wake learns that the Space answers is a port, ``when_ready(space_id, callback)``: it calls
+``callback`` once the Space runs, and makes the controller look at the Space now. In one process that is the
+reconciler's ``on_ready``; a proxy without the controller uses :class:`BusReadiness` (a ``nudge`` on the bus, then
+a ``ready`` message, or the shared route table turning running if that message is lost).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from spaces.db.models import Space, utcnow
 from spaces.db.session import Database
-from spaces.runtime.reconciler import Reconciler
 
 log = logging.getLogger("spaces.wake")
 
@@ -28,9 +33,10 @@ class WakeResult:
 
 
 class WakeService:
-    def __init__(self, db: Database, reconciler: Reconciler, timeout: float = 120.0) -> None:
+    def __init__(self, db: Database, when_ready: Callable[[str, Callable[[], None]], None],
+                 timeout: float = 120.0) -> None:
         self.db = db
-        self.reconciler = reconciler
+        self.when_ready = when_ready
         self.timeout = timeout
         self._inflight: dict[str, asyncio.Future] = {}
         #: how many wakes actually started (not coalesced); the wake-storm test reads it
@@ -69,5 +75,49 @@ class WakeService:
             if space.asleep:
                 space.asleep = False
                 space.last_modified = space.last_modified or utcnow()
-        self.reconciler.on_ready(space_id, ready)
+        self.when_ready(space_id, ready)
         return ""
+
+
+class BusReadiness:
+    """``when_ready`` for a proxy process without the controller: publish ``nudge``, then call back on the first
+    ``ready`` message for the Space, or when the route table says it runs (polled while anyone waits: the bus
+    is best effort, the route table is the truth the proxy forwards by)."""
+
+    def __init__(self, bus, routes, *, poll_seconds: float = 0.25) -> None:  # noqa: ANN001
+        self.bus = bus
+        self.routes = routes
+        self.poll_seconds = poll_seconds
+        self._waiting: dict[str, list[Callable[[], None]]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._unsubscribe = bus.subscribe("ready", lambda m: self._fire(str(m.get("space_id"))))
+        threading.Thread(target=self._poll, name="wake-poll", daemon=True).start()
+
+    def __call__(self, space_id: str, callback: Callable[[], None]) -> None:
+        with self._lock:
+            self._waiting.setdefault(space_id, []).append(callback)
+        self.bus.publish("nudge", {"space_id": space_id})
+
+    def close(self) -> None:
+        self._stop.set()
+        self._unsubscribe()
+
+    def _fire(self, space_id: str) -> None:
+        with self._lock:
+            callbacks = self._waiting.pop(space_id, [])
+        for callback in callbacks:
+            callback()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            if not self._waiting:
+                continue
+            try:
+                running = {r.space_id for r in self.routes.all().values()
+                           if r.state == "running" and r.upstream is not None}
+            except Exception:
+                log.warning("reading the route table failed", exc_info=True)
+                continue
+            for space_id in running & set(self._waiting):
+                self._fire(space_id)

@@ -182,11 +182,19 @@ _thread_locks: dict[str, threading.Lock] = {}
 _thread_locks_guard = threading.Lock()
 
 
+#: the lock files in every repository (see ``commit_lock`` and ``repo_busy``)
+COMMIT_LOCK, BUSY_LOCK = "spaces-commit.lock", "spaces-busy.lock"
+
+
 @contextmanager
 def commit_lock(git_dir: Path) -> Iterator[None]:
-    """Serialise API commits to one repository. Not required for correctness (the ref update is a
-    compare-and-swap), but without it concurrent writers mostly build commits that lose the race and are redone.
-    ``flock`` on a fresh file description conflicts between threads as well as between processes."""
+    """Serialise writers of one repository's refs: API commits, merges, squashes, and every push for the whole
+    of its ``git receive-pack`` (``spaces.hub.git_http``), in this process or any other on the same repositories.
+    Each update is a compare-and-swap anyway (``update-ref`` with the old value, git's own ``.lock`` files), so
+    the lock is what makes the outcome tidy: a writer that lost a race is told so instead of failing half way,
+    and a push whose client read the refs before another push landed is refused by the pre-receive hook with
+    "pull first". ``flock`` on a fresh file description conflicts between threads as well as between processes;
+    on NFS (v4) Linux maps it to a byte-range lock that other clients see too."""
     if fcntl is None:  # pragma: no cover
         with _thread_locks_guard:
             lock = _thread_locks.setdefault(str(git_dir.resolve()), threading.Lock())
@@ -194,7 +202,7 @@ def commit_lock(git_dir: Path) -> Iterator[None]:
             yield
         return
     try:
-        fd = os.open(git_dir / "spaces-commit.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(git_dir / COMMIT_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     except FileNotFoundError as exc:
         raise GitError("The repository does not exist on disk.") from exc
     try:
@@ -202,6 +210,42 @@ def commit_lock(git_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+@contextmanager
+def repo_busy(git_dir: Path) -> Iterator[None]:
+    """Held (shared) by whatever keeps temporary files in a repository: a push (git's quarantine, until its
+    receive-pack ends) and an API commit (its ``spaces-commit-*`` directory). ``idle_lock`` is how a sweeper
+    makes sure none is, in any process, before removing what a killed one left."""
+    try:
+        fd = os.open(git_dir / BUSY_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except FileNotFoundError as exc:
+        raise GitError("The repository does not exist on disk.") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def idle_lock(git_dir: Path) -> Iterator[bool]:
+    """Yield True, holding the repository's busy lock exclusively, when nothing holds ``repo_busy`` now; False
+    (without waiting) when something does."""
+    try:
+        fd = os.open(git_dir / BUSY_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
 
 
 def iter_log_names(records: Iterator[bytes], mark: bytes) -> Iterator[tuple[list[bytes], str]]:

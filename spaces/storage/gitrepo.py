@@ -18,6 +18,7 @@ All methods are synchronous and thread-safe; the hub calls them from a thread po
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import secrets
@@ -48,6 +49,8 @@ from spaces.storage._gitcmd import (
     SHORT_SHA,
     check_path,
     commit_lock,
+    idle_lock,
+    repo_busy,
     dec,
     enc,
     git_failure,
@@ -412,7 +415,7 @@ class GitRepo:
             raise GitError(f"The repository {self.path.name} does not exist (deleted?)")
         # inside the repository, not /tmp: what a killed server leaves there is found and removed at the next
         # start (sweep_temporaries), and the blobs are hashed on the repository's own filesystem
-        with tempfile.TemporaryDirectory(prefix=COMMIT_TMP_PREFIX, dir=self.path) as tmp:
+        with repo_busy(self.path), tempfile.TemporaryDirectory(prefix=COMMIT_TMP_PREFIX, dir=self.path) as tmp:
             # Blobs are content-addressed and independent of the tip, so they are written before taking the lock.
             blobs = write_blobs(self.path, additions, Path(tmp))
             added = dict(zip(paths, blobs))  # a path given twice: the last one wins
@@ -465,11 +468,12 @@ class GitRepo:
         parent = run_git(self.path, ["rev-parse", "--verify", "--quiet", f"{sha}^1"], ok=(0, 1)).stdout.strip()
         return self.restore_tip(sha, parent.decode() or None, branch)
 
-    def restore_tip(self, current: str, previous: str | None, branch: str = "main") -> bool:
+    def restore_tip(self, current: str, previous: str | None, branch: str = "main", *, locked: bool = False) -> bool:
         """Move ``branch`` from ``current`` back to ``previous`` (None: delete it), only if it is still at
-        ``current`` (compare-and-swap). Returns whether it moved."""
+        ``current`` (compare-and-swap). Returns whether it moved. ``locked``: the caller holds the commit lock
+        already (a push, see spaces.hub.git_http)."""
         ref = self._ref(branch)
-        with commit_lock(self.path):
+        with contextlib.nullcontext() if locked else commit_lock(self.path):
             if previous is not None:
                 return compare_and_swap(self.path, ref, previous, current)
             proc = run_git(self.path, ["update-ref", "-m", "spaces: undo", "-d", ref, current], ok=(0, 1, 128))
@@ -621,8 +625,13 @@ COMMIT_TMP_PREFIX = "spaces-commit-"
 def remove_quarantines(repo: Path) -> int:
     """Remove what interrupted pushes left in one repository: ``git receive-pack`` keeps a push's objects in a
     quarantine ``objects/incoming-*`` until the refs move, and a push that dies (client gone, killed) leaves it
-    behind (git removes it itself on an error or SIGTERM, not on SIGKILL). Only call it while no push to this
-    repository runs. Returns how many were removed."""
+    behind (git removes it itself on an error or SIGTERM, not on SIGKILL). Does nothing while a push or commit
+    to this repository runs in any process (``repo_busy``). Returns how many were removed."""
+    with idle_lock(repo) as idle:
+        return _remove_quarantines(repo) if idle else 0
+
+
+def _remove_quarantines(repo: Path) -> int:
     removed = 0
     for pattern in ("tmp_objdir-incoming-*", "incoming-*"):  # git >= 2.13, and 2.11-2.12
         for path in (repo / "objects").glob(pattern):
@@ -632,8 +641,9 @@ def remove_quarantines(repo: Path) -> int:
 
 
 def sweep_temporaries(repos_root: Path) -> int:
-    """At start-up (no push or commit runs yet): remove what a killed server left in every repository:
-    push quarantines, commits' temporary directories and repositories half way through deletion."""
+    """At start-up: remove what a killed server left in every repository: push quarantines, commits' temporary
+    directories and repositories half way through deletion. A repository that another process (a second hub)
+    is pushing or committing to is left alone (``repo_busy``)."""
     removed = 0
     if not repos_root.is_dir():
         return 0
@@ -642,8 +652,11 @@ def sweep_temporaries(repos_root: Path) -> int:
             shutil.rmtree(entry, ignore_errors=True)
             removed += 1
         elif entry.is_dir():
-            removed += remove_quarantines(entry)
-            for tmp in entry.glob(f"{COMMIT_TMP_PREFIX}*"):
-                shutil.rmtree(tmp, ignore_errors=True)
-                removed += 1
+            with idle_lock(entry) as idle:  # another hub process on these repositories may be writing one now
+                if not idle:
+                    continue
+                removed += _remove_quarantines(entry)
+                for tmp in entry.glob(f"{COMMIT_TMP_PREFIX}*"):
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    removed += 1
     return removed

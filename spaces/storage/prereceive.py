@@ -3,8 +3,9 @@
 Run by ``git receive-pack`` (see ``spaces.hub.git_http``) as ``python -I -m spaces.storage.prereceive`` with the
 ref updates on stdin. It refuses a pushed tree holding a symlink that points outside the repository
 (``spaces.domain.links``; such a link would make the build fail later, or worse), a file name with a control
-character (the API refuses those, see ``spaces.domain.naming``), and the deletion of main, which the Space builds
-and serves (other branches and tags come and go freely). What it prints reaches the
+character (the API refuses those, see ``spaces.domain.naming``), the deletion of main, which the Space builds
+and serves (other branches and tags come and go freely), and an update whose old value is not the ref's value
+now (another push landed after the client read the refs: it is told to pull). What it prints reaches the
 pusher as ``remote:`` lines; exiting 1 refuses the whole push, so no ref moves and git and the database agree.
 
 The pushed objects are still in git's quarantine directory: the ``GIT_OBJECT_DIRECTORY`` and
@@ -29,7 +30,14 @@ _QUARANTINE = ("GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_
 def problems(git_dir: Path, updates: list[tuple[str, str, str]], env: dict[str, str]) -> list[str]:
     """One sentence per ref update the platform cannot take: main deleted, or a link leaving the repository."""
     found = []
-    for _old, new, ref in updates:
+    for old, new, ref in updates:
+        now = run_git(git_dir, ["rev-parse", "--verify", "--quiet", ref], env=env, ok=(0, 1, 128))
+        now_oid = now.stdout.decode().strip() if now.returncode == 0 else ZERO_OID
+        if now_oid != old:
+            # another push landed after this client read the refs (pushes to one repository run one at a time,
+            # under the commit lock: see spaces.hub.git_http), so this one would overwrite or fail half way
+            found.append(f"{ref} moved since you fetched it (another push landed first): pull, then push again.")
+            continue
         if new == ZERO_OID:
             if ref == "refs/heads/main":
                 found.append(f"{ref}: refusing to delete main: the Space builds and serves it.")
