@@ -25,6 +25,7 @@ extendedKeyUsage=serverAuth"
         echo "$(tok),system:kube-controller-manager,system:kube-controller-manager"
         echo "$(tok),system:kube-scheduler,system:kube-scheduler"
         echo "$(tok),system:node:$NODE_NAME,system:node:$NODE_NAME,system:nodes"
+        echo "$(tok),system:kube-proxy,system:kube-proxy"
     } >"$p/tokens.csv.new"
     chmod 600 "$p"/*
     mv "$p/tokens.csv.new" "$p/tokens.csv"
@@ -60,6 +61,24 @@ write_configs() {
     kubeconfig "$STATE/conf/controller-manager.kubeconfig" system:kube-controller-manager
     kubeconfig "$STATE/conf/scheduler.kubeconfig" system:kube-scheduler
     kubeconfig "$STATE/conf/kubelet.kubeconfig" "system:node:$NODE_NAME"
+    kubeconfig "$STATE/conf/kube-proxy.kubeconfig" system:kube-proxy
+    # Services route (iptables mode): ClusterIPs, the `kubernetes` Service for in-cluster clients. Nothing on the
+    # host is changed beyond its own KUBE-* chains: no conntrack sysctls, no route_localnet, NodePorts on the node
+    # IP only. (No cluster DNS: Service names still do not resolve.)
+    cat >"$STATE/conf/kube-proxy.yaml" <<YAML
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection: {kubeconfig: $STATE/conf/kube-proxy.kubeconfig}
+hostnameOverride: $NODE_NAME
+mode: iptables
+clusterCIDR: $POD_CIDR
+bindAddress: $NODE_IP
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+nodePortAddresses: [$NODE_IP/32]
+iptables: {localhostNodePorts: false, syncPeriod: 10s, minSyncPeriod: 0s}
+conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
+YAML
     cat >"$STATE/conf/containerd.toml" <<TOML
 version = 2
 root = "$STATE/containerd"

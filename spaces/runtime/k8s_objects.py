@@ -14,6 +14,12 @@ so a new revision starts beside the old one and the runtime stops the old handle
   during a rollout;
 * a **Service** (ClusterIP) selecting that instance's pod, so the proxy has a stable address.
 
+One **NetworkPolicy** per namespace (:func:`build_network_policy`) isolates every Space pod (``spaces.managed``):
+ingress only from the proxy; egress only to DNS and to the internet minus the cluster's own ranges (pods, Services,
+nodes, the cloud metadata address). Without it any Space could call the control plane's pods and every other Space
+directly. One for the namespace rather than one per instance: it covers a pod for its whole life, including the
+grace period after its Deployment is deleted, and a pod whose start failed halfway.
+
 Pods get no service-account token and no service links: an app has no business talking to the cluster API or
 learning other services' addresses. :func:`observe` turns a Deployment and its pods (as dicts) into an
 :class:`~spaces.runtime.contracts.Observed`.
@@ -49,7 +55,31 @@ class PodOptions:
     image_pull_secrets: tuple[str, ...] = ()
     gpu_runtime_class: str | None = None  # e.g. "nvidia" where the GPU operator installs one
     image_pull_policy: str = "IfNotPresent"
+    network_policy: NetworkPolicyOptions | None = None  # None: no NetworkPolicy objects
 
+
+#: what a Space must not reach by default: RFC 1918 and CGNAT ranges (where pod, Service and node addresses sit in
+#: nearly every cluster) and link-local (169.254.169.254, the cloud metadata service, hands out node credentials)
+DEFAULT_BLOCKED_CIDRS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16")
+
+
+@dataclass(frozen=True)
+class NetworkPolicyOptions:
+    """Who may talk to a Space pod, and where it may talk to (see :func:`build_network_policy`)."""
+
+    #: labels of the proxy's pods (an in-cluster proxy), in ``proxy_namespace`` (None: the Spaces' namespace)
+    proxy_pod_labels: tuple[tuple[str, str], ...] = (("app.kubernetes.io/component", "proxy"),)
+    proxy_namespace: str | None = None
+    #: source addresses of a proxy outside the pod network (on a node: its node IP or the CNI bridge address)
+    proxy_cidrs: tuple[str, ...] = ()
+    #: the cluster DNS pods (kube-system, ``k8s-app=kube-dns`` for CoreDNS and kube-dns alike); empty: none
+    dns_pod_labels: tuple[tuple[str, str], ...] = (("k8s-app", "kube-dns"),)
+    dns_namespace: str = "kube-system"
+    #: resolvers outside the pod network (node-local DNS, a resolver on the node)
+    dns_cidrs: tuple[str, ...] = ()
+    #: IPv4 egress is to 0.0.0.0/0 except these: list the cluster's pod and Service CIDRs and node addresses when
+    #: they are public addresses
+    blocked_cidrs: tuple[str, ...] = DEFAULT_BLOCKED_CIDRS
 
 def _short_hash(text: str, n: int = 8) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:n]
@@ -170,6 +200,45 @@ def build_service(spec: InstanceSpec, name: str, options: PodOptions = PodOption
             "selector": {LABEL_INSTANCE: name},
             "ports": [{"name": "http", "port": spec.port, "targetPort": "http", "protocol": "TCP"}],
         },
+    }
+
+
+def _peer(labels: tuple[tuple[str, str], ...], namespace: str | None) -> dict[str, Any]:
+    peer: dict[str, Any] = {"podSelector": {"matchLabels": dict(labels)}}
+    if namespace is not None:
+        peer["namespaceSelector"] = {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+    return peer
+
+
+#: the namespace's one NetworkPolicy for Space pods
+NETWORK_POLICY_NAME = "spaces-space-pods"
+
+
+def build_network_policy(namespace: str, np: NetworkPolicyOptions) -> dict[str, Any]:
+    """The NetworkPolicy selecting every Space pod of ``namespace``.
+
+    Ingress: from the proxy's pods and ``proxy_cidrs`` only (nothing when neither is set). Egress: port 53 to the
+    DNS pods and ``dns_cidrs``; anything to 0.0.0.0/0 except ``blocked_cidrs``. A rule's empty ``from``/``to``
+    would mean *everyone*, so a rule with no peers is left out instead. Enforcement is the CNI plugin's: the bridge
+    plugin ignores these objects (Calico, Cilium, kube-router enforce them).
+    """
+    sources = [_peer(np.proxy_pod_labels, np.proxy_namespace)] if np.proxy_pod_labels else []
+    sources += [{"ipBlock": {"cidr": c}} for c in np.proxy_cidrs]
+    resolvers = [_peer(np.dns_pod_labels, np.dns_namespace)] if np.dns_pod_labels else []
+    resolvers += [{"ipBlock": {"cidr": c}} for c in np.dns_cidrs]
+    egress: list[dict[str, Any]] = []
+    if resolvers:
+        egress.append({"to": resolvers, "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]})
+    internet: dict[str, Any] = {"cidr": "0.0.0.0/0"}
+    if np.blocked_cidrs:
+        internet["except"] = list(np.blocked_cidrs)
+    egress.append({"to": [{"ipBlock": internet}]})
+    return {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": NETWORK_POLICY_NAME, "namespace": namespace,
+                     "labels": {"app.kubernetes.io/managed-by": "spaces"}},
+        "spec": {"podSelector": {"matchLabels": {LABEL_MANAGED: "true"}}, "policyTypes": ["Ingress", "Egress"],
+                 "ingress": [{"from": sources}] if sources else [], "egress": egress},
     }
 
 

@@ -204,14 +204,19 @@ class GitRepo:
         dest.mkdir(parents=True, exist_ok=False)
         data = self._git("archive", "--format=tar", sha)
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            if not hasattr(tarfile, "data_filter"):
+                # Python before 3.11.4 / 3.10.12 (Debian bookworm's 3.11.2, the platform image's) has no extraction
+                # filters: the same refusals, checked on every member before anything is written
+                for member in tar.getmembers():
+                    if _leaves(member):
+                        raise _link_out(member)
+                tar.extractall(dest)
+                return dest
             try:
                 tar.extractall(dest, filter="data")  # "data" refuses absolute paths, links out of dest, devices
             except tarfile.FilterError as exc:  # pushed before links leaving the repo were refused at push
                 member = getattr(exc, "tarinfo", None)
-                name = member.name if member is not None else "?"
-                target = member.linkname if member is not None else "?"
-                raise InvalidPath(f"The file `{name}` cannot be checked out: it is a symlink pointing outside the "
-                                  f"repository (to `{target}`). Replace it and push again.") from None
+                raise _link_out(member) from None
         return dest
 
     def size_bytes(self) -> int:
@@ -662,3 +667,26 @@ def sweep_temporaries(repos_root: Path) -> int:
                     shutil.rmtree(tmp, ignore_errors=True)
                     removed += 1
     return removed
+
+
+def _leaves(member) -> bool:  # noqa: ANN001 - a tarfile.TarInfo
+    """What tarfile's "data" filter refuses, for a ``git archive`` member: anything but a file, a directory or a
+    symlink; an absolute or ``..`` name; a symlink whose target is absolute or leads out of the tree."""
+    import posixpath
+
+    if not (member.isfile() or member.isdir() or member.issym()):
+        return True
+    name = posixpath.normpath(member.name)
+    if posixpath.isabs(name) or name == ".." or name.startswith("../"):
+        return True
+    if member.issym():
+        target = posixpath.normpath(posixpath.join(posixpath.dirname(name), member.linkname))
+        return posixpath.isabs(member.linkname) or target == ".." or target.startswith("../")
+    return False
+
+
+def _link_out(member) -> InvalidPath:  # noqa: ANN001
+    name = member.name if member is not None else "?"
+    target = member.linkname if member is not None else "?"
+    return InvalidPath(f"The file `{name}` cannot be checked out: it is a symlink pointing outside the "
+                       f"repository (to `{target}`). Replace it and push again.")

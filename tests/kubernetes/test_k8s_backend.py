@@ -120,3 +120,20 @@ def test_crash_log_tail_reads_the_newest_instance_and_skips_the_kubelets_placeho
     assert backend._log_tail("p", "ns") == ""
     answers = {False: "", True: "the previous instance's last words\n"}  # restarted, newest silent so far
     assert backend._log_tail("p", "ns") == "the previous instance's last words\n"
+
+
+def test_network_policy_settings_reach_the_objects(monkeypatch) -> None:
+    from spaces.settings import Settings
+
+    monkeypatch.setenv("SPACES_KUBERNETES__NETWORK_POLICY__PROXY_CIDRS", '["10.231.0.1/32"]')
+    monkeypatch.setenv("SPACES_KUBERNETES__NETWORK_POLICY__PROXY_POD_LABELS", '{"app.kubernetes.io/instance": "sp"}')
+    monkeypatch.setenv("SPACES_KUBERNETES__NETWORK_POLICY__PROXY_NAMESPACE", "platform")
+    settings = Settings().kubernetes
+    cfg = client.Configuration()
+    cfg.host = "http://127.0.0.1:9"
+    np = KubernetesBackend(settings, api_client=client.ApiClient(cfg)).options.network_policy
+    assert np.proxy_cidrs == ("10.231.0.1/32",) and np.proxy_namespace == "platform"
+    assert np.proxy_pod_labels == (("app.kubernetes.io/instance", "sp"),)
+    assert np.blocked_cidrs == ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16")
+    off = KubernetesSettings(network_policy={"enabled": False})
+    assert KubernetesBackend(off, api_client=client.ApiClient(cfg)).options.network_policy is None

@@ -198,3 +198,90 @@ def test_cpu_quantities(cores: float, q: str) -> None:
 def test_label_selector_matches_labels_written() -> None:
     assert k8s.label_selector({"spaces.managed": "true", "spaces.space-id": "a/b"}) == \
         f"spaces.managed=true,spaces.space-id={k8s.label_value('a/b')}"
+
+
+# -- the namespace's NetworkPolicy for Space pods -------------------------------------------------------------
+
+NP_DEFAULT = k8s.NetworkPolicyOptions()
+
+
+def test_network_policy_defaults_exactly() -> None:
+    assert k8s.build_network_policy("spaces", NP_DEFAULT) == {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "spaces-space-pods", "namespace": "spaces",
+                     "labels": {"app.kubernetes.io/managed-by": "spaces"}},
+        "spec": {
+            "podSelector": {"matchLabels": {"spaces.managed": "true"}},
+            "policyTypes": ["Ingress", "Egress"],
+            # in: the proxy's pods of the Spaces' namespace, nothing else
+            "ingress": [{"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/component": "proxy"}}}]}],
+            "egress": [
+                {"to": [{"podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
+                 "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
+                {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": [
+                    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"]}}]},
+            ],
+        },
+    }
+
+
+def test_every_space_pod_is_selected_by_the_policy() -> None:
+    _, deployment, _ = objects(make_spec(labels={"team": "x"}))
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    selector = k8s.build_network_policy("spaces", NP_DEFAULT)["spec"]["podSelector"]["matchLabels"]
+    assert selector.items() <= pod_labels.items()
+
+
+def test_network_policy_for_a_proxy_in_another_namespace_and_on_the_node() -> None:
+    np = k8s.NetworkPolicyOptions(proxy_pod_labels=(("app.kubernetes.io/instance", "sp"),), proxy_namespace="platform",
+                                  proxy_cidrs=("10.231.0.1/32",), dns_pod_labels=(), dns_cidrs=("10.231.0.1/32",),
+                                  blocked_cidrs=("10.244.0.0/16", "10.245.0.0/24", "169.254.169.254/32"))
+    spec = k8s.build_network_policy("apps", np)["spec"]
+    assert spec["ingress"] == [{"from": [
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/instance": "sp"}},
+         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "platform"}}},
+        {"ipBlock": {"cidr": "10.231.0.1/32"}}]}]
+    assert spec["egress"] == [
+        {"to": [{"ipBlock": {"cidr": "10.231.0.1/32"}}],
+         "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
+        {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.244.0.0/16", "10.245.0.0/24", "169.254.169.254/32"]}}]},
+    ]
+
+
+def test_a_rule_without_peers_is_left_out_never_open_to_all() -> None:
+    """An empty ``from``/``to`` would mean everyone: with no proxy and no resolver there is no rule at all."""
+    np = k8s.NetworkPolicyOptions(proxy_pod_labels=(), dns_pod_labels=())
+    spec = k8s.build_network_policy("spaces", np)["spec"]
+    assert spec["ingress"] == []  # with policyTypes Ingress: nothing may connect
+    assert [rule["to"][0]["ipBlock"]["cidr"] for rule in spec["egress"]] == ["0.0.0.0/0"]
+    assert all(rule.get("to") for rule in spec["egress"])
+
+
+NP_VARIANTS = {
+    "defaults": NP_DEFAULT,
+    "proxy elsewhere, node resolver": k8s.NetworkPolicyOptions(
+        proxy_namespace="platform", proxy_cidrs=("10.231.0.1/32",), dns_cidrs=("10.231.0.1/32",)),
+    "closed": k8s.NetworkPolicyOptions(proxy_pod_labels=(), dns_pod_labels=(), blocked_cidrs=()),
+}
+
+
+@pytest.mark.parametrize("version", SCHEMA_VERSIONS)
+@pytest.mark.parametrize("variant", list(NP_VARIANTS))
+def test_network_policy_valid_against_openapi_json_schema(variant: str, version: str) -> None:
+    kv.validate(k8s.build_network_policy("spaces", NP_VARIANTS[variant]), version, strict=True)
+
+
+@pytest.mark.parametrize("variant", list(NP_VARIANTS))
+def test_network_policy_valid_as_official_client_model(variant: str) -> None:
+    obj = k8s.build_network_policy("spaces", NP_VARIANTS[variant])
+    typed = client.V1NetworkPolicy.from_dict(obj)
+    assert client.ApiClient().sanitize_for_serialization(typed) == obj
+
+
+def test_the_network_policy_schema_check_can_fail() -> None:
+    broken = k8s.build_network_policy("spaces", NP_DEFAULT)
+    broken["spec"]["egress"][1]["to"][0]["ipBlock"]["exceptions"] = broken["spec"]["egress"][1]["to"][0][
+        "ipBlock"].pop("except")
+    with pytest.raises(kv.ValidationError):
+        kv.validate(broken, SCHEMA_VERSIONS[-1], strict=True)

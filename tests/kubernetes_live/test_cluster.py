@@ -86,3 +86,48 @@ def test_pods_reach_out_as_spaces_do(cluster, api, namespace, tmp_path: Path) ->
         time.sleep(0.5)
     log = core.read_namespaced_pod_log("egress", namespace)
     assert log.startswith("reached "), log
+
+
+def test_services_route_from_pods_and_the_host(cluster, api, namespace, tmp_path: Path) -> None:
+    """kube-proxy (iptables mode): a Service's ClusterIP reaches its pod from the host and from another pod (the
+    same bridge: hairpin and bridge netfilter), and the ``kubernetes`` Service reaches the API from a pod, as
+    in-cluster clients (the chart's platform) expect. No cluster DNS: the probe uses the IPs."""
+    ref, token = build_and_push(cluster.registry, tmp_path)
+    core = client.CoreV1Api(api)
+    labels = {"app": "token"}
+    core.create_namespaced_pod(namespace, client.V1Pod(
+        metadata=client.V1ObjectMeta(name="token-app", labels=labels),
+        spec=client.V1PodSpec(termination_grace_period_seconds=1, containers=[client.V1Container(
+            name="app", image=ref, ports=[client.V1ContainerPort(container_port=8080)],
+            readiness_probe=client.V1Probe(tcp_socket=client.V1TCPSocketAction(port=8080), period_seconds=1))])))
+    service = core.create_namespaced_service(namespace, client.V1Service(
+        metadata=client.V1ObjectMeta(name="token"),
+        spec=client.V1ServiceSpec(selector=labels, ports=[client.V1ServicePort(port=80, target_port=8080)])))
+    ip = service.spec.cluster_ip
+    assert ip.startswith("10.245.")
+    wait_pod_ready(core, namespace, "token-app")
+    deadline = time.monotonic() + 60
+    while True:  # kube-proxy writes the rules once the endpoints are ready
+        try:
+            answer = httpx.get(f"http://{ip}/token", timeout=3)
+            break
+        except httpx.HTTPError:
+            assert time.monotonic() < deadline, "the ClusterIP never answered from the host"
+            time.sleep(0.5)
+    assert answer.text == token
+    probe = ("import ssl, urllib.request as u\n"
+             f"print(u.urlopen('http://{ip}/token', timeout=10).read().decode())\n"
+             "ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE\n"
+             "print(u.urlopen('https://kubernetes.default.svc.cluster.local:443/readyz', context=ctx, timeout=10)"
+             ".read().decode())")
+    core.create_namespaced_pod(namespace, client.V1Pod(
+        metadata=client.V1ObjectMeta(name="client"),
+        spec=client.V1PodSpec(restart_policy="Never", host_aliases=[
+            client.V1HostAlias(ip=core.read_namespaced_service("kubernetes", "default").spec.cluster_ip,
+                               hostnames=["kubernetes.default.svc.cluster.local"])],
+            containers=[client.V1Container(name="probe", image=ref, command=["python3", "-c", probe])])))
+    deadline = time.monotonic() + 120
+    while core.read_namespaced_pod("client", namespace).status.phase not in ("Succeeded", "Failed"):
+        assert time.monotonic() < deadline, "the probe pod did not finish"
+        time.sleep(0.5)
+    assert core.read_namespaced_pod_log("client", namespace).split() == [token, "ok"]

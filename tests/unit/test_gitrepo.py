@@ -554,3 +554,32 @@ def test_merge_fast_forwards_merges_and_refuses_conflicts(base: GitRepo) -> None
         base.merge("main", pr3, message="Merge #3", **AUTHOR)
     assert base.head() == merged
     assert base.merge("main", pr2, message="again", **AUTHOR) == merged  # already in: nothing to do
+
+
+@pytest.mark.parametrize("filters", [True, False], ids=["tarfile-filters", "python-without-filters"])
+def test_export_refuses_a_link_leaving_the_tree_with_or_without_tarfile_filters(tmp_path, monkeypatch,
+                                                                                filters) -> None:
+    """Debian bookworm's Python 3.11.2 (the platform image's) has no tarfile extraction filters: export checks
+    each member itself there, with the same answer."""
+    import tarfile
+
+    if not filters:
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    cli("init", "-q", "-b", "main", cwd=work)
+    (work / "app.py").write_text("print('hi')\n")
+    (work / "sub").mkdir()
+    os.symlink("../app.py", work / "sub" / "inside")
+    cli("add", "-A", cwd=work)
+    cli("commit", "-q", "-m", "ok", cwd=work)
+    good = cli("rev-parse", "HEAD", cwd=work).strip()
+    os.symlink("../../etc/passwd", work / "sub" / "out")
+    cli("add", "-A", cwd=work)
+    cli("commit", "-q", "-m", "out", cwd=work)
+    bad = cli("rev-parse", "HEAD", cwd=work).strip()
+    repo = GitRepo(work / ".git")
+    dest = repo.export(good, tmp_path / "good")
+    assert (dest / "app.py").read_text() == "print('hi')\n" and os.readlink(dest / "sub" / "inside") == "../app.py"
+    with pytest.raises(InvalidPath, match="`sub/out` cannot be checked out: it is a symlink pointing outside"):
+        repo.export(bad, tmp_path / "bad")

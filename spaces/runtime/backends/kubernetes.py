@@ -5,12 +5,14 @@ Lifecycle against the :class:`~spaces.runtime.contracts.Backend` protocol:
 * ``start(spec)``: create (or, when it already exists after a crash of ours, replace) the env Secret, the
   Deployment and the Service, then hand the Secret to the Deployment as owner so Kubernetes collects it with the
   Deployment. Returns at once; the kube-scheduler places the pod inside the flavor's pool (node selector,
-  tolerations, ``nvidia.com/gpu``) while our quotas still apply before ``start`` is ever called.
+  tolerations, ``nvidia.com/gpu``) while our quotas still apply before ``start`` is ever called. The namespace's
+  NetworkPolicy for Space pods (``network_policy.enabled``) is made or corrected first, so no pod runs without it.
 * ``poll(handle)``: read the Deployment and its pods: ready replica -> RUNNING (address: the Service's cluster
   DNS name, or the pod IP with ``address: pod`` when the control plane runs outside the cluster network);
   crash-looping, OOM-killed or unpullable image -> EXITED with the log tail; unschedulable -> STARTING with
   kube-scheduler's reason; Deployment gone -> GONE.
-* ``stop(handle)``: delete the three objects; 404 is success. Idempotent.
+* ``stop(handle)``: delete the three objects; 404 is success. Idempotent. The namespace's NetworkPolicy stays
+  (it still covers the pod during its grace period).
 * ``list(labels)``: Deployments matching the label selector in our namespace (re-adoption after a restart).
 * ``logs(handle, follow)``: ``read_namespaced_pod_log`` of the instance's newest pod.
 * ``freeze``/``thaw``: not supported: a pod cannot be paused; scaling to 0 is a stop, which the sleeper does.
@@ -39,6 +41,36 @@ _MERGE = "application/strategic-merge-patch+json"
 _NO_LOG = "unable to retrieve container logs"
 
 
+class NetworkPolicySettings(BaseModel):
+    """Each Space pod's NetworkPolicy (env ``SPACES_KUBERNETES__NETWORK_POLICY__...``; see
+    :func:`spaces.runtime.k8s_objects.build_network_policy`). The CNI plugin enforces it, or not: the bridge
+    plugin does not, Calico, Cilium and kube-router do."""
+
+    enabled: bool = Field(True, description="create a NetworkPolicy per Space pod")
+    proxy_pod_labels: dict[str, str] = Field(
+        default_factory=lambda: {"app.kubernetes.io/component": "proxy"},
+        description="labels of the in-cluster proxy's pods, the only pods that may connect to a Space")
+    proxy_namespace: str | None = Field(None, description="namespace of those pods; default the Spaces' namespace")
+    proxy_cidrs: list[str] = Field(default_factory=list,
+                                   description="source CIDRs of a proxy outside the pod network (e.g. the node's)")
+    dns_pod_labels: dict[str, str] = Field(default_factory=lambda: {"k8s-app": "kube-dns"},
+                                           description="the cluster DNS pods Spaces may query (port 53)")
+    dns_namespace: str = Field("kube-system", description="namespace of the cluster DNS pods")
+    dns_cidrs: list[str] = Field(default_factory=list, description="resolvers outside the pod network (port 53)")
+    blocked_cidrs: list[str] = Field(
+        default_factory=lambda: list(k8s.DEFAULT_BLOCKED_CIDRS),
+        description="IPv4 ranges Spaces may not reach: the cluster's pod and Service CIDRs, node addresses and "
+                    "169.254.169.254 (default: the private, CGNAT and link-local ranges)")
+
+    def options(self) -> k8s.NetworkPolicyOptions | None:
+        if not self.enabled:
+            return None
+        return k8s.NetworkPolicyOptions(
+            proxy_pod_labels=tuple(sorted(self.proxy_pod_labels.items())), proxy_namespace=self.proxy_namespace,
+            proxy_cidrs=tuple(self.proxy_cidrs), dns_pod_labels=tuple(sorted(self.dns_pod_labels.items())),
+            dns_namespace=self.dns_namespace, dns_cidrs=tuple(self.dns_cidrs), blocked_cidrs=tuple(self.blocked_cidrs))
+
+
 class KubernetesSettings(BaseModel):
     """Kubernetes backend configuration (nest as ``Settings.kubernetes``; env ``SPACES_KUBERNETES__...``)."""
 
@@ -53,6 +85,7 @@ class KubernetesSettings(BaseModel):
     gpu_runtime_class: str | None = Field(None, description='runtimeClassName for GPU pods, e.g. "nvidia"')
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field("IfNotPresent")
     log_tail_lines: int = Field(30, ge=1, description="log lines quoted in a crash message")
+    network_policy: NetworkPolicySettings = Field(default_factory=NetworkPolicySettings)
 
 
 def _load_api_client(settings: KubernetesSettings):
@@ -84,11 +117,13 @@ class KubernetesBackend:
         self.options = k8s.PodOptions(
             namespace=self.settings.namespace, image_pull_secrets=tuple(self.settings.image_pull_secrets),
             gpu_runtime_class=self.settings.gpu_runtime_class, image_pull_policy=self.settings.image_pull_policy,
+            network_policy=self.settings.network_policy.options(),
         )
         self._client = client
         self.api_client = api_client or _load_api_client(self.settings)
         self.apps = client.AppsV1Api(self.api_client)
         self.core = client.CoreV1Api(self.api_client)
+        self.net = client.NetworkingV1Api(self.api_client)
 
     @property
     def namespace(self) -> str:
@@ -111,6 +146,7 @@ class KubernetesBackend:
         deployment = c.V1Deployment.from_dict(
             k8s.build_deployment(spec, name, flavor.reservation, flavor.tolerations, self.options))
         try:
+            self._ensure_network_policy()  # before the Deployment: no Space pod runs without it
             self._create_or(lambda: self.core.create_namespaced_secret(ns, secret),
                             lambda: self.core.replace_namespaced_secret(f"{name}-env", ns, secret))
             created = self._create_or(lambda: self.apps.create_namespaced_deployment(ns, deployment),
@@ -129,6 +165,23 @@ class KubernetesBackend:
         # node: kube-scheduler picks the machine inside the flavor's pool, not us
         return Handle("kubernetes", name, "kubernetes",
                       {"namespace": ns, "port": spec.port, "space_id": spec.space_id, "sha": spec.sha})
+
+    def _ensure_network_policy(self) -> None:
+        """Create the namespace's NetworkPolicy for Space pods, or bring it back to what the settings say (someone
+        edited it, or the settings changed). Never deleted by us: it outlives every Space, which costs nothing."""
+        if self.options.network_policy is None:
+            return
+        ns, name = self.namespace, k8s.NETWORK_POLICY_NAME
+        wanted = k8s.build_network_policy(ns, self.options.network_policy)
+
+        def replace_if_changed():
+            current = self._dict(self.net.read_namespaced_network_policy(name, ns))
+            if current.get("spec") != wanted["spec"]:
+                body = {**wanted, "metadata": {**wanted["metadata"],
+                                               "resourceVersion": current["metadata"]["resourceVersion"]}}
+                self.net.replace_namespaced_network_policy(name, ns, body)
+
+        self._create_or(lambda: self.net.create_namespaced_network_policy(ns, wanted), replace_if_changed)
 
     @staticmethod
     def _create_or(create, on_conflict):
