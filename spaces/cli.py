@@ -426,15 +426,22 @@ def down(data_dir: Optional[Path] = DataDir,
     if serving and not force:
         fail(f"a spaces server of this data dir runs: {serving[0].describe()}. Stop it first (SIGTERM, or Ctrl-C), "
              "or pass --force")
-    if not (settings.data_path / "instance-id").exists() and not settings.database_url:
+    if not (settings.data_path / "instance-id").exists():
         fail(f"no spaces instance in {settings.data_path}: nothing to take down")
-    changed = mark_down(_db(data_dir if data_dir is not None else settings.data_path))
+    from spaces.db.session import Database
+
+    db = Database(settings.db_url)  # the database alone: build_hub would start the log writer, which outlives us
+    db.migrate()
+    changed = mark_down(db)
+    db.engine.dispose()
     try:
         report, what = _down_backend(settings)
     except SpacesError as exc:
         fail(exc.message)
     err.print(f"{what}; {changed} Space(s) marked stopped (each starts at its first visit after `spaces serve`). "
               f"The database and repositories in {settings.data_path} stay.", soft_wrap=True)
+    if report.note:
+        err.print(report.note, soft_wrap=True)
     for problem in report.problems:
         err.print(f"[red]problem:[/red] {problem}", soft_wrap=True)
     if report.problems:
@@ -447,6 +454,8 @@ def _down_backend(settings: Settings):  # noqa: ANN202
 
     if settings.runtime.backend == "local":
         r = teardown.down_local(settings.local, settings.data_path)
+        if r.note:  # no host-wide names of its own to remove
+            return r, f"stopped {r.stopped} instance(s), unmounted {r.unmounted} disk(s)"
         return r, (f"stopped {r.stopped} instance(s) ({r.killed} straggler(s) killed), unmounted {r.unmounted} "
                    f"disk(s), removed the firewall chains{'' if r.chains else ' (some left)'} and the cgroup root "
                    f"{r.cgroup_root}{', released the host registry claim' if r.unclaimed else ''}")

@@ -36,6 +36,7 @@ class DownReport:
     cgroups_left: list[str] = field(default_factory=list)  # groups that could not be removed (something runs)
     unclaimed: bool = False  # the host registry entry was dropped
     problems: list[str] = field(default_factory=list)
+    note: str = ""  # what was left alone, and why
 
 
 def down_local(local, data_dir: Path, *, grace_s: float = 5.0) -> DownReport:  # noqa: ANN001 (LocalBackendSettings)
@@ -50,6 +51,9 @@ def down_local(local, data_dir: Path, *, grace_s: float = 5.0) -> DownReport:  #
     if "root" not in local.model_fields_set:
         local = local.model_copy(update={"root": data_dir / "local"})
     claim = tenancy.claimed(data_dir, local.registry)
+    # the host-wide names are this instance's only when the registry says so or the operator set them: never
+    # take down the defaults' uids, chains and cgroup root on a guess (another platform may hold them)
+    own_names = claim is not None or bool({"uid_min", "uid_max"} & local.model_fields_set)
     if claim is not None:
         local = local.model_copy(update={"uid_min": claim.uid_min, "uid_max": claim.uid_max,
                                          "cgroup_root": claim.cgroup_root, "port_min": claim.port_min,
@@ -65,6 +69,10 @@ def down_local(local, data_dir: Path, *, grace_s: float = 5.0) -> DownReport:  #
             except Exception as exc:  # one that will not stop must not keep the others running
                 report.problems.append(f"stopping {handle.id}: {exc}")
         report.unmounted = _unmount_disks(backend.homes_dir / "spaces")
+    if not own_names:
+        report.note = (f"{data_dir} holds no claim in {local.registry} (taken down already?) and no "
+                       "SPACES_LOCAL__UID_MIN/_MAX is set: no uids, firewall chains or cgroup root to remove")
+        return report
     report.killed = _kill_uids(local.uid_min, local.uid_max)
     netguard.uninstall(local.uid_min, local.uid_max)
     report.chains = not netguard.installed(local.uid_min)

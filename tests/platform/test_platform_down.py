@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from huggingface_hub import HfApi
 from test_platform_restart import Who
 
 import platform_kit as kit
@@ -62,7 +63,10 @@ def space_row(data_dir: Path, space_id: str) -> tuple:
 
 @pytest.mark.timeout(900)  # a fresh session builds the gradio environment here first; then a cold start after down
 def test_down_removes_what_the_platform_put_on_the_host_and_serve_works_again(doomed: kit.Platform) -> None:
-    who = Who(doomed.server, "dana")
+    who = Who.__new__(Who)  # Who(server, name) with a longer CLI timeout: at load 40 the CLI's imports alone take 30 s
+    who.name, who.url = "dana", doomed.url
+    who.token = doomed.server.cli("token", "create", "dana", timeout=300).stdout.strip()
+    who.api = HfApi(endpoint=doomed.url, token=who.token)
     repo_id = f"dana/down-{secrets.token_hex(3)}"
     space_id, _ = kit.running_greeter(doomed, who, repo_id, "down")
     instance_id = (doomed.data_dir / "instance-id").read_text().strip()
@@ -73,7 +77,7 @@ def test_down_removes_what_the_platform_put_on_the_host_and_serve_works_again(do
     mounted = disk_mounts(doomed.data_dir)
 
     # while its server runs, down refuses and changes nothing
-    refused = doomed.server.cli("down", check=False)
+    refused = doomed.server.cli("down", check=False, timeout=300)
     assert refused.returncode == 1
     assert "a spaces server of this data dir runs" in refused.stderr and "--force" in refused.stderr
     assert doomed.space_processes() and chains(doomed.uid_min)
@@ -84,7 +88,7 @@ def test_down_removes_what_the_platform_put_on_the_host_and_serve_works_again(do
     assert doomed.server.proc.wait(30) == 0
     assert doomed.space_processes().keys() >= before.keys()
 
-    done = doomed.server.cli("down")
+    done = doomed.server.cli("down", timeout=300)  # imports alone take 30 s at load 20
     assert "stopped 1 instance(s)" in done.stderr, done.stderr
     assert "1 Space(s) marked stopped" in done.stderr and "stay" in done.stderr
     assert doomed.space_processes() == {}
@@ -96,7 +100,7 @@ def test_down_removes_what_the_platform_put_on_the_host_and_serve_works_again(do
     assert (asleep, stage) == (1, "SLEEPING") and instance in (None, "null")
     # what stays: the database (above) and the repositories
     assert any((doomed.data_dir / "repos").rglob("HEAD"))
-    again = doomed.server.cli("down")  # nothing left to take down is not an error
+    again = doomed.server.cli("down", timeout=300)  # nothing left to take down is not an error
     assert "stopped 0 instance(s)" in again.stderr
 
     # serve again: it claims its names back; the Space starts at its first visit, not before

@@ -69,3 +69,17 @@ def test_unclaim_drops_only_this_data_dirs_entry_and_a_later_claim_gets_the_same
     again, _ = tenancy.claim(tmp_path / "a", reg, **args)
     assert again == a
     assert tenancy.unclaim(tmp_path / "nowhere", reg) is False
+
+
+def test_down_never_takes_down_host_names_it_does_not_own(tmp_path: Path) -> None:
+    """No registry claim and no explicit uids: the defaults' uids, chains and cgroup root may be another platform's
+    (or an older one's), so down_local touches none of them and says why."""
+    from spaces.runtime.backends.local import LocalBackendSettings
+    from spaces.runtime.teardown import down_local
+
+    data = tmp_path / "data"
+    data.mkdir()
+    tenancy.instance_id(data)
+    report = down_local(LocalBackendSettings(registry=tmp_path / "host" / "instances.json"), data)
+    assert report.note and "no claim" in report.note
+    assert (report.stopped, report.killed, report.chains, report.unclaimed) == (0, 0, False, False)
