@@ -28,6 +28,12 @@ awake cpu-basic Space requests 0.1 core and 96 MiB, an asleep or static one noth
 machine's allocatable memory (less ``nodes.reserved_memory_mb``) divided by the memory per Space, and
 ``scheduler.holds`` for capacity; the reference is one cold process per Space holding the old request (0.25 core,
 512 MiB, kept while asleep), i.e. 8 on 2 cores. Ratios are printed at the end.
+
+Measured here (2 cores at load 15-70 from other work, 24 GB; ``--gradio 40 --cold 8 --static 1000 --merge-wait
+60``; 200 forks did not fit the time the shared machine left): an idle or frozen Gradio Space 38 MiB PSS (33 MiB by
+its cgroup) against 127 MiB for one process per Space, 3.3x as many per GiB; a static Space 1.25 KiB; awake
+cpu-basic Spaces by capacity 225 against 8 before, 28x; a random frozen one answered in 206 ms, a random static one
+of 1,000 in 6 ms.
 """
 
 from __future__ import annotations

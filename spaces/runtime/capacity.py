@@ -144,7 +144,6 @@ class Capacity:
         requests nothing. Spaces waiting for the flavor are placed first come, first served (this one after those
         queued before it), and a refusal says how many are ahead and what frees room."""
         if _served_static(space):
-            space.queued_at = None
             return scheduler.Placement(space.id, space.hardware, prefer_node or self._static_node(), 0.0, 0)
         self.check_quota(s, space.owner, space.hardware, exclude=space.id)
         request = scheduler.Request.for_flavor(space.id, self.catalog.get(space.hardware))
@@ -160,7 +159,7 @@ class Capacity:
             if result.transient:
                 err.message = _waiting_message(space.hardware, len(ahead), request)
             raise err
-        space.queued_at = None
+        # (queued_at is the caller's to clear: a write here would hold SQLite's lock across the start that follows)
         return result
 
     def _place_after(self, ahead: list[Space], request: scheduler.Request, nodes: list[Node],

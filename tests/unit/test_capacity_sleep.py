@@ -51,6 +51,7 @@ class Fleet:
 
     def _start(self, s, space: Space, artifact: Artifact):  # noqa: ANN001, ANN202
         placement = self.capacity.reserve(s, space)
+        s.execute(select(Space.id)).all()  # the platform's instance_spec reads the session (and autoflushes) here
         return self.backend.start(), placement_json(placement)
 
     def add(self, name: str, sdk: str = "gradio") -> str:
