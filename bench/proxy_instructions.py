@@ -14,13 +14,17 @@ GET and its 200 answer (nginx's headers, ``Content-Length: 2``) with fake transp
 Per-exchange count = (instructions for N2 exchanges - for N1) / (N2 - N1): start-up cancels out.
 Needs valgrind (Debian package ``valgrind``).
 
-    .venv/bin/python bench/proxy_instructions.py [--n1 5000] [--n2 15000]
+    .venv/bin/python bench/proxy_instructions.py [--n1 5000] [--n2 15000] [--baseline DIR]
+
+``--baseline DIR`` adds ``baseline``: ``spaces`` with the proxy of another checkout (e.g. ``git archive main | tar
+-x -C DIR``, its C scanner built or copied there), so a change's cost on the hot path is one ratio of one run.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import shutil
 import subprocess
@@ -118,9 +122,11 @@ def harness(kind: str, n: int) -> None:
     asyncio.run(main())
 
 
-def count(kind: str, n: int, work: Path) -> int:
+def count(kind: str, n: int, work: Path, baseline: Path | None = None) -> int:
+    env = {**os.environ, "PYTHONPATH": str(baseline.resolve())} if kind == "baseline" and baseline else None
     res = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={work}/cg.{kind}.{n}",
-                          sys.executable, __file__, "--harness", kind, str(n)], capture_output=True, text=True)
+                          sys.executable, __file__, "--harness", "spaces" if kind == "baseline" else kind, str(n)],
+                         capture_output=True, text=True, env=env)
     found = re.search(r"Collected : (\d+)", res.stderr)
     if res.returncode != 0 or not found:
         raise SystemExit(f"callgrind run failed for {kind} ({n}):\n{res.stderr[-2000:]}")
@@ -131,6 +137,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n1", type=int, default=5000)
     parser.add_argument("--n2", type=int, default=15000)
+    parser.add_argument("--baseline", type=Path, help="also count the proxy of the checkout in this folder")
     parser.add_argument("--harness", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.harness:
@@ -140,8 +147,9 @@ def main() -> int:
         print("valgrind is missing: apt-get install valgrind", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="bench-instr-") as tmp:
-        per = {kind: (count(kind, args.n2, Path(tmp)) - count(kind, args.n1, Path(tmp))) / (args.n2 - args.n1)
-               for kind in KINDS}
+        kinds = (*KINDS, "baseline") if args.baseline else KINDS
+        per = {kind: (count(kind, args.n2, Path(tmp), args.baseline) - count(kind, args.n1, Path(tmp), args.baseline))
+               / (args.n2 - args.n1) for kind in kinds}
     print(f"\ninstructions per exchange (callgrind, {args.n2} - {args.n1} exchanges, no I/O)")
     for kind, n in per.items():
         print(f"  {kind:14} {n:>9,.0f}   {n / per['spaces']:.2f}x ours")

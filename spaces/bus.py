@@ -21,7 +21,7 @@ nudge           ``{"space_id": str | None}``             the controller's reconc
 builds          ``{}``                                   builders: a build was queued
 ready           ``{"space_id": str}``                    waiting wakes: the Space answers now
 deleted         ``{"space_id", "subdomain", "instance"}`` the controller stops what a deleted Space ran
-logs            ``{"space_id", "kind", "ts", "data"}``   live log readers on every hub (``data`` "" + ``end``)
+logs            ``{"space_id", "kind", "lines", "end"}`` live log readers on every hub (spaces.services.logs)
 =============== ======================================== ==================================================
 
 ``MemoryBus`` is the one-process bus (the default ``spaces serve``); ``RedisBus`` joins processes through Redis

@@ -258,12 +258,14 @@ def _capacity(settings: Settings):  # noqa: ANN202
 
     nodes = [node_from_config(n) for n in settings.nodes.nodes]
     if settings.nodes.detect_local:
-        nodes.insert(0, detect_local_node(labels=settings.nodes.local_labels))
+        nodes.insert(0, detect_local_node(labels=settings.nodes.local_labels, reserved_cpu=settings.nodes.reserved_cpu,
+                                          reserved_memory_mb=settings.nodes.reserved_memory_mb))  # as the server
     return Capacity(FlavorCatalog(settings.flavors), nodes, settings.quotas, settings.scheduler.policy())
 
 
 @app.command()
-def nodes(data_dir: Optional[Path] = DataDir) -> None:
+def nodes(data_dir: Optional[Path] = DataDir,
+          as_json: bool = typer.Option(False, "--json", help="the report as JSON (as GET /api/admin/nodes)")) -> None:
     """Nodes with their capacity and what running Spaces hold on them, and the queue."""
     from rich.table import Table
 
@@ -271,13 +273,21 @@ def nodes(data_dir: Optional[Path] = DataDir) -> None:
     capacity = _capacity(settings)
     with _db(data_dir).session() as s:
         rows, queue = capacity.nodes_report(s), capacity.queue_report(s)
-    table = Table(title="nodes")
-    for col in ("node", "backend", "cpu used/total", "memory used/total", "GPUs", "Spaces"):
+    if as_json:
+        import json
+
+        print(json.dumps({"nodes": rows, "queue": queue}, indent=2))
+        return
+    table = Table(title="nodes (requests of awake Spaces / what the node offers, overcommit included)")
+    for col in ("node", "backend", "cpu requested/offered", "memory requested/offered", "GPUs", "awake Spaces",
+                "asleep", "static"):
         table.add_column(col)
     for n in rows:
         gpus = ", ".join(f"{g['index']}:{g['model']}{'*' if g['used'] else ''}" for g in n["gpus"]) or "-"
-        table.add_row(n["name"], n["backend"], f"{n['used']['cpu']:g}/{n['cpu']:g}",
-                      f"{n['used']['memoryMB']}/{n['memoryMB']} MB", gpus, str(n["used"]["spaces"]))
+        a, u = n["allocatable"], n["used"]
+        table.add_row(n["name"], n["backend"], f"{u['cpu']:g}/{a['cpu']:g} ({n['cpu']:g} cores x{a['cpuOvercommit']:g})",
+                      f"{u['memoryMB']}/{a['memoryMB']} MB", gpus, str(u["spaces"]), str(u["asleep"]),
+                      str(u["static"]))
     Console().print(table)
     for q in queue:
         Console().print(f"waiting: {q['id']} ({q['flavor']}) since {q['since']}: {q['message']}")
@@ -398,6 +408,52 @@ def restore(src: Path = typer.Argument(..., help="a directory written by `spaces
         fail(exc.message)
     err.print(f"restored {manifest['tables'].get('spaces', 0)} Spaces from {src} (taken {manifest['created_at']}) "
               f"into {settings.data_path}; `spaces serve` builds them again")
+
+
+# ---- spaces down (spaces.runtime.teardown, spaces.services.down) ---------------------------------------------------
+@app.command()
+def down(data_dir: Optional[Path] = DataDir,
+         force: bool = typer.Option(False, "--force", help="go on although a `spaces serve` of this data dir runs "
+                                    "(it starts its Spaces again at their next visit)")) -> None:
+    """Stop every Space of this instance and remove what it put on the host: the Spaces' processes, their disk
+    mounts, cgroups and firewall rules, its claim on uids and ports. The database, the repositories and the
+    Spaces' files stay; after the next `spaces serve` each Space starts at its first visit."""
+    from spaces import announce
+    from spaces.services.down import mark_down
+
+    settings = operator_settings(data_dir)
+    serving = [a for a in announce.running() if Path(a.data_dir) == settings.data_path]
+    if serving and not force:
+        fail(f"a spaces server of this data dir runs: {serving[0].describe()}. Stop it first (SIGTERM, or Ctrl-C), "
+             "or pass --force")
+    if not (settings.data_path / "instance-id").exists() and not settings.database_url:
+        fail(f"no spaces instance in {settings.data_path}: nothing to take down")
+    changed = mark_down(_db(data_dir if data_dir is not None else settings.data_path))
+    try:
+        report, what = _down_backend(settings)
+    except SpacesError as exc:
+        fail(exc.message)
+    err.print(f"{what}; {changed} Space(s) marked stopped (each starts at its first visit after `spaces serve`). "
+              f"The database and repositories in {settings.data_path} stay.", soft_wrap=True)
+    for problem in report.problems:
+        err.print(f"[red]problem:[/red] {problem}", soft_wrap=True)
+    if report.problems:
+        raise typer.Exit(1)
+
+
+def _down_backend(settings: Settings):  # noqa: ANN202
+    from spaces.runtime import teardown, tenancy
+    from spaces.runtime.contracts import LABEL_PLATFORM
+
+    if settings.runtime.backend == "local":
+        r = teardown.down_local(settings.local, settings.data_path)
+        return r, (f"stopped {r.stopped} instance(s) ({r.killed} straggler(s) killed), unmounted {r.unmounted} "
+                   f"disk(s), removed the firewall chains{'' if r.chains else ' (some left)'} and the cgroup root "
+                   f"{r.cgroup_root}{', released the host registry claim' if r.unclaimed else ''}")
+    from spaces.platform import make_backend
+
+    r = teardown.down_labelled(make_backend(settings), {LABEL_PLATFORM: tenancy.instance_id(settings.data_path)})
+    return r, f"stopped {r.stopped} {settings.runtime.backend} instance(s)"
 
 
 def main() -> None:

@@ -133,6 +133,10 @@ class Unschedulable(SpacesError):
     code = "Unschedulable"
 
 
+class WaitingForCapacity(Unschedulable):
+    """No node has room now but one would have: the start waits its turn (FIFO per flavor) rather than fail."""
+
+
 class InstanceClash(SpacesError):
     """Two platforms on one host would share a host-wide name: a uid range, a port range, a cgroup root."""
 

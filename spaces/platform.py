@@ -41,7 +41,6 @@ from spaces.builder.errors import BuildFailed
 from spaces.builder.plan import Artifact, BuildPlan
 from spaces.bus import Bus, MemoryBus, RedisBus, make_bus
 from spaces.db.models import Account, Space
-from spaces.db.session import after_commit
 from spaces.errors import SpacesError
 from spaces.hub.app import build_hub, create_app
 from spaces.ops import Health, ops_app
@@ -59,6 +58,7 @@ from spaces.runtime.reconciler import Reconciler, RouteUpdate
 from spaces.runtime.sleeper import Sleeper
 from spaces.runtime.specs import instance_spec, startup_timeout, variables_and_secrets, workdir_for
 from spaces.runtime.static_site import StaticSites
+from spaces.runtime.volumes import Volumes
 from spaces.services import accounts
 from spaces.services.builds import BuildService
 from spaces.services.spaces import SpaceHooks
@@ -88,7 +88,7 @@ class LocalArtifacts:
         return self.envs.build(plan, sha, log)
 
 
-def make_backend(settings: Settings):  # noqa: ANN201
+def make_backend(settings: Settings, catalog: FlavorCatalog | None = None):  # noqa: ANN201
     kind = settings.runtime.backend
     if kind == "docker":
         from spaces.runtime.backends.docker import DockerBackend
@@ -97,7 +97,7 @@ def make_backend(settings: Settings):  # noqa: ANN201
     if kind == "kubernetes":
         from spaces.runtime.backends.kubernetes import KubernetesBackend
 
-        return KubernetesBackend(settings.kubernetes, FlavorCatalog(settings.flavors))
+        return KubernetesBackend(settings.kubernetes, catalog or FlavorCatalog(settings.flavors))
     from spaces.runtime import netguard
     from spaces.runtime.backends.local import LocalBackend
 
@@ -148,9 +148,10 @@ def _address(text: str) -> tuple[str, int] | str:
 
 
 class OpsRoutes:
-    """The hub's ASGI app with ``/healthz``, ``/readyz`` and ``/metrics`` (``spaces.ops``) in front of it."""
+    """The hub's ASGI app with ``/healthz`` and ``/readyz`` (``spaces.ops``) in front of it."""
 
-    PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+    #: not /metrics: the hub's own route answers it, to the metrics token or an admin only (spaces.hub.metrics)
+    PATHS = frozenset({"/healthz", "/readyz"})
 
     def __init__(self, app, health: Health) -> None:  # noqa: ANN001
         self.app = app
@@ -181,7 +182,7 @@ class Platform:
         self.instance_id = tenancy.instance_id(settings.data_path)
         #: one process: calls in memory, as always; roles apart: Redis pub/sub (hints only, see spaces.bus)
         self.bus: Bus = make_bus(settings.redis_url, prefix=settings.redis_prefix) if self.split else MemoryBus()
-        self.catalog = FlavorCatalog(settings.flavors)
+        self.catalog = FlavorCatalog(settings.flavors)  # the one catalog: build_hub takes it for the API and pages
         self.nodes = [node_from_config(n) for n in settings.nodes.nodes]
         self._local_node = None
         if settings.nodes.detect_local:
@@ -195,7 +196,8 @@ class Platform:
         self.routes = make_routes(settings) if (not self.split or self.roles & {"hub", "proxy", "controller"}) else None
         hooks = SpaceHooks(on_revision=self._submit_build, on_change=self._nudge, on_deleted=self._deleted,
                            on_moved=self._moved, check_quota=self.capacity.check_quota) if "hub" in self.roles else None
-        self.hub = hub = build_hub(settings, hooks=hooks, capacity=self.capacity)
+        self.hub = hub = build_hub(settings, hooks=hooks, capacity=self.capacity, flavors=self.catalog,
+                                     bus=self.bus)
         self.db = hub.db
         self.health = Health()
         self.health.add("database", self._database_answers)
@@ -207,14 +209,13 @@ class Platform:
             sweep_temporaries(settings.repos_path)
         self.work_root = settings.data_path / "work"
         self.work_root.mkdir(parents=True, exist_ok=True)
+        self.volumes = Volumes(settings.data_path, repo_for=self._repo_for_volume)
         # builds: the hub queues them (a row), builders run them
         self.builds = BuildService(hub.db, hub.logs, repo_for=hub.spaces.repo,
                                    builder=make_builder(settings) if "builder" in self.roles else None,
                                    planner=plan_checkout, workers=settings.runtime.build_workers,
-                                   on_built=self._nudge, env_for=variables_and_secrets)
-        if "builder" in self.roles:
-            # buildq: BuildService's own wake-up; a build queued by any hub process reaches every builder
-            self.bus.subscribe("builds", lambda _m: self.builds._wake.set())
+                                   on_built=self._nudge, env_for=variables_and_secrets, bus=self.bus,
+                                   lease=settings.runtime.build_lease)
         # the controller: nothing of the backend exists until this process leads
         self.backend = None
         self.reconciler: Reconciler | None = None
@@ -290,14 +291,15 @@ class Platform:
                 # all Spaces together keep to what the machine leaves them, as each one does to its own limit
                 settings.local = settings.local.model_copy(update={"spaces_memory_mb":
                                                                    self._local_node.space_memory_mb})
-        self.backend = make_backend(settings)
+        self.backend = make_backend(settings, self.catalog)
         self.reconciler = Reconciler(self.db, self.backend, self.hub.logs, start_instance=self._start_instance,
                                      publish_route=self._publish_route, sweep_seconds=settings.runtime.sweep_seconds,
                                      stop_frozen_after=settings.runtime.stop_frozen_after,
                                      memory_pressure=self._memory_pressure(),
                                      start_standby=self._start_standby,
                                      stop_standby_after=settings.runtime.stop_standby_after,
-                                     reserve=lambda s, space: placement_json(self.capacity.reserve(s, space)),
+                                     reserve=lambda s, space, node=None: placement_json(
+                                         self.capacity.reserve(s, space, node)),
                                      own_labels={LABEL_PLATFORM: self.instance_id})
         if self.split:
             last_seen = SharedActivity(settings.redis_url, prefix=settings.redis_prefix,
@@ -358,8 +360,7 @@ class Platform:
 
     # ---- the hub's hooks: what it tells the other roles ------------------------------------------------------
     def _submit_build(self, s, space: Space, *, factory: bool = False) -> None:  # noqa: ANN001
-        self.builds.submit(s, space, factory=factory)  # the row, in the caller's transaction
-        after_commit(s, lambda: self.bus.publish("builds", {}))
+        self.builds.submit(s, space, factory=factory)  # the row, in the caller's transaction; "builds" after it
 
     def _nudge(self, space_id: str | None = None) -> None:
         self.bus.publish("nudge", {"space_id": space_id})
@@ -403,8 +404,13 @@ class Platform:
                              limits=limits, node=node, telemetry=self.settings.runtime.sdk_telemetry,
                              startup_timeout=startup_timeout(space.card_data,
                                                              self.settings.runtime.default_startup_timeout))
-        spec = dataclasses.replace(spec, labels={**spec.labels, LABEL_PLATFORM: self.instance_id})
+        spec = dataclasses.replace(spec, labels={**spec.labels, LABEL_PLATFORM: self.instance_id},
+                                   mounts=self.volumes.mounts(s, space))
         return self.backend.start(spec)
+
+    def _repo_for_volume(self, s, repo_type: str, repo_id: str):  # noqa: ANN001, ANN202
+        space = self.hub.spaces.find(s, repo_id) if repo_type == "space" else None
+        return self.hub.spaces.repo(space) if space is not None else None
 
     def _publish_route(self, update: RouteUpdate) -> None:
         old = self._route_hosts.get(update.space_id)

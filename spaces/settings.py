@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from spaces.builder.image import DockerBuildSettings
@@ -27,6 +27,7 @@ from spaces.runtime.flavors import FlavorSettings
 from spaces.runtime.nodes import NodesSettings
 from spaces.runtime.quota import QuotaSettings
 from spaces.runtime.scheduler import SchedulerSettings
+from spaces.services.buckets import StorageSettings
 
 
 def default_data_dir() -> Path:
@@ -56,7 +57,9 @@ class RuntimeSettings(BaseModel):
 
     backend: Literal["local", "docker", "kubernetes"] = Field(
         "local", description="where Spaces run: sandboxed local processes, Docker engines or Kubernetes")
-    build_workers: int = Field(2, ge=1, description="builds that run at the same time")
+    build_workers: int = Field(2, ge=1, description="builds that run at the same time (per builder process)")
+    build_lease: float = Field(30.0, ge=2, description="seconds a running build stays its builder's without a sign "
+                               "of life; then any builder takes it again (a builder renews it every sixth of it)")
     sweep_seconds: float = Field(5.0, gt=0, description="the reconciler looks at every Space this often")
     sleep_sweep_seconds: float = Field(10.0, gt=0, description="the sleeper checks for idle Spaces this often")
     stop_frozen_after: float = Field(
@@ -109,6 +112,8 @@ class Settings(BaseSettings):
                                      "here (host:port, e.g. a hub load balancer); unset: they get a 404")
     ops_port: int | None = Field(None, description="a process without the hub serves /healthz, /readyz and /metrics "
                                  "on this port (the hub serves them on its own)")
+    metrics_token: SecretStr | None = Field(None, description="Bearer token Prometheus sends to scrape the hub's "
+                                            "/metrics (administrators' tokens work too; anyone else gets 401/403)")
     gc_freeze: bool = Field(True, description="after start-up, keep the start-up heap out of Python's cyclic "
                             "collector (gc.freeze): a full collection then stalls the proxy far less. Off only to "
                             "measure it (bench/gc_freeze.py)")
@@ -125,6 +130,7 @@ class Settings(BaseSettings):
     quotas: QuotaSettings = Field(default_factory=QuotaSettings)
     proxy: ProxySettings = Field(default_factory=ProxySettings)
     pages: PagesSettings = Field(default_factory=PagesSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
 
     @property
     def data_path(self) -> Path:

@@ -10,7 +10,7 @@ import secrets
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -104,6 +104,8 @@ class Space(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_modified: Mapped[datetime] = mapped_column(default=utcnow)
     owner: Mapped[Account] = relationship(lazy="joined")
+    volume_row: Mapped[SpaceVolumes | None] = relationship(lazy="joined", uselist=False, passive_deletes=True,
+                                                          cascade="all, delete-orphan", viewonly=False)
 
 
 class SpaceVariable(Base):
@@ -150,19 +152,32 @@ class LogLine(Base):
     data: Mapped[str] = mapped_column(Text)
 
 
+#: at most one running build per Space, whichever builder process runs it (the database says no to a second)
+_ONE_RUNNING = "status = 'running'"
+
+
 class Build(Base):
-    """One build of one commit; the newest row per Space is the one that counts."""
+    """One build of one commit; the newest row per Space is the one that counts. The table is the build queue that
+    every builder process shares: a running build names its ``worker``, which renews ``lease_until`` while it lives
+    (see ``spaces.services.builds``)."""
 
     __tablename__ = "builds"
+    __table_args__ = (Index("ux_builds_running_space", "space_id", unique=True, sqlite_where=text(_ONE_RUNNING),
+                            postgresql_where=text(_ONE_RUNNING)),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     space_id: Mapped[str] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"), index=True)
     sha: Mapped[str] = mapped_column(String(40))
-    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued | running | built | failed
+    # queued | running | built | failed | superseded
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     message: Mapped[str] = mapped_column(Text, default="")
     artifact: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     factory: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(nullable=True)  # last taken by a worker
+    worker: Mapped[str | None] = mapped_column(String(64), nullable=True)  # who runs it (while running)
+    lease_until: Mapped[datetime | None] = mapped_column(nullable=True)  # after this, any builder may take it again
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # times taken by a worker
 
 
 class UsageInterval(Base):
@@ -220,3 +235,27 @@ class DiscussionEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     author: Mapped[Account | None] = relationship(lazy="joined")
+
+
+class Bucket(Base):
+    """A namespace's persistent storage (the Hub's storage buckets): mounted read-write into Spaces as volumes.
+    Its files live on the platform's disk (``spaces.runtime.volumes``), not in git."""
+
+    __tablename__ = "buckets"
+    id: Mapped[str] = mapped_column(String(24), primary_key=True, default=new_id)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(96))
+    key: Mapped[str] = mapped_column(String(200), unique=True)  # lower("owner/name")
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
+    size_mb: Mapped[int] = mapped_column(Integer)  # the most it may hold
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    owner: Mapped[Account] = relationship(lazy="joined")
+
+
+class SpaceVolumes(Base):
+    """The volumes a Space mounts (``spaces.domain.volumes``), as the Hub's API lists them."""
+
+    __tablename__ = "space_volumes"
+    space_id: Mapped[str] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"), primary_key=True)
+    volumes: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

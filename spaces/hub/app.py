@@ -12,16 +12,23 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from spaces import metrics
+from spaces.bus import Bus
 from spaces.db.session import Database
+from spaces.errors import SpacesError
 from spaces.hub import errors
-from spaces.hub.api import admin, branches, discussions, files, other_repos, repos, spaces
+from spaces.hub.api import admin, branches, buckets, discussions, files, other_repos, repos, spaces
 from spaces.hub.context import Hub, request_base, request_id
 from spaces.hub.git_http import install_hooks
 from spaces.hub.git_http import router as git_router
 from spaces.hub.limits import BodyLimit
+from spaces.hub.metrics import RequestMetrics
+from spaces.hub.metrics import router as metrics_router
 from spaces.hub.pages import install_pages
 from spaces.hub.pages.runtime_hooks import runtime_hooks
 from spaces.hub.urlguard import ControlBytes
+from spaces.runtime.flavors import FlavorCatalog
+from spaces.services.buckets import BucketService
 from spaces.services.logs import LogBus
 from spaces.services.spaces import SpaceHooks, SpaceService
 from spaces.settings import Settings
@@ -60,9 +67,11 @@ class RequestBase:
         await self.app(scope, receive, send_with_date)
 
 
-def build_hub(settings: Settings, *, hooks: SpaceHooks | None = None, capacity: object | None = None) -> Hub:
+def build_hub(settings: Settings, *, hooks: SpaceHooks | None = None, capacity: object | None = None,
+              flavors: FlavorCatalog | None = None, bus: Bus | None = None) -> Hub:
     """The hub's shared objects. ``hooks`` and ``capacity`` connect it to the runtime (``spaces.platform``);
-    without them (operator commands) it changes Spaces without telling anyone."""
+    without them (operator commands) it changes Spaces without telling anyone. ``bus``: how live log lines reach
+    this process from the others (see spaces.services.logs)."""
     # The data dir is traversable (0711) so sandboxed Spaces reach their environments and working copies; what
     # holds user data or secrets (repositories, database, key) is readable by the platform's user only.
     settings.data_path.mkdir(parents=True, exist_ok=True)
@@ -77,8 +86,25 @@ def build_hub(settings: Settings, *, hooks: SpaceHooks | None = None, capacity: 
             path = settings.data_path / f"spaces.db{suffix}"
             if path.exists():
                 path.chmod(0o600)
-    return Hub(settings=settings, db=db, spaces=SpaceService(settings.repos_path, hooks),
-               logs=LogBus(db, keep=settings.limits.log_lines), capacity=capacity)
+    flavors = flavors or FlavorCatalog(settings.flavors)  # the one catalog: the Space service and the pages read it
+    spaces = SpaceService(settings.repos_path, flavors, hooks)
+    return Hub(settings=settings, db=db, spaces=spaces, logs=LogBus(db, keep=settings.limits.log_lines, bus=bus),
+               flavors=flavors, capacity=capacity,
+               buckets=BucketService(settings.storage, settings.data_path / "buckets",
+                                     on_change=spaces.settings_changed, repo_exists=_repo_reader(spaces)))
+
+
+def _repo_reader(spaces: SpaceService):  # noqa: ANN202
+    """May a caller read a repository of this hub that a volume names? Spaces for now."""
+    def readable(s, repo_type: str, repo_id: str, principal) -> bool:  # noqa: ANN001
+        if repo_type != "space":
+            return False
+        try:
+            spaces.get(s, repo_id, principal)
+        except SpacesError:
+            return False
+        return True
+    return readable
 
 
 SPOOL_STALE_S = 3600.0
@@ -115,6 +141,8 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
     errors.install(app)
     # Fixed /api/spaces/... paths come first: spaces.router registers them before {ns}/{name}.
     app.include_router(repos.router)
+    app.include_router(buckets.router)
+    app.include_router(metrics_router)  # /metrics, next to /api/health (guarded: see spaces.hub.metrics)
     app.include_router(spaces.router)
     app.include_router(files.router)
     app.include_router(branches.router)
@@ -128,4 +156,6 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
     app.add_middleware(ControlBytes)  # a NUL or newline in the URL is refused before any route reads it
 
     app.add_middleware(RequestBase)
+    app.add_middleware(RequestMetrics)  # outermost: counts every answer, the middlewares' own refusals too
+    metrics.watch_database(hub.db)
     return app

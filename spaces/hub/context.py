@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
 from spaces.db.session import Database
+from spaces.runtime.flavors import FlavorCatalog
+from spaces.services.buckets import BucketService
 from spaces.services.logs import LogBus
 from spaces.services.spaces import SpaceService
 from spaces.settings import Settings
@@ -24,8 +26,11 @@ class Hub:
     db: Database
     spaces: SpaceService
     logs: LogBus
+    buckets: BucketService
     #: quota and placement (spaces.runtime.capacity.Capacity) when a runtime is attached, for pages and the API
     capacity: object | None = None
+    #: the process's one flavor catalog: the API's hardware list, the pages' prices and the bill all read it
+    flavors: FlavorCatalog = field(default_factory=FlavorCatalog)
 
     def url(self, path: str = "") -> str:
         """An absolute URL on the hub. huggingface_hub only accepts URLs on the host it called, so without a

@@ -47,6 +47,9 @@ def install(app: FastAPI) -> None:
         if repo_id is not None:
             # create_repo / duplicate_repo with exist_ok read "url" from a 409 body
             extra["url"] = request.app.state.hub.space_url(repo_id)
+        url_path = extra.pop("url_path", None)
+        if url_path is not None:  # other things that exist (a bucket): the client reads "url" the same way
+            extra["url"] = request.app.state.hub.url(url_path)
         return error_response(request, exc.status, exc.code, exc.message, **extra)
 
     @app.exception_handler(RequestValidationError)

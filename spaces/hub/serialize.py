@@ -29,6 +29,7 @@ def runtime_json(space: Space, app_host: str) -> dict[str, Any]:
         "stage": space.stage,
         "hardware": {"current": space.hardware_current, "requested": space.hardware},
         "storage": None,
+        "volumes": (space.volume_row.volumes or None) if space.volume_row is not None else None,
         "gcTimeout": gc_timeout(space),
         "replicas": {"current": 1 if space.hardware_current else 0, "requested": 1},
         "devMode": False,

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs, quote
 
+from spaces import metrics
 from spaces.proxy import pages
 from spaces.proxy.http1 import RequestHead, cookie_value
 from spaces.proxy.routes import Route, RouteTable
@@ -89,6 +90,9 @@ class Gate:
         self._hot_version = routes.version
         #: how many times ``waker`` was actually called (coalesced calls not counted)
         self.wake_calls = 0
+        #: app requests by outcome (spaces.metrics.PROXY_OUTCOMES): plain ints, read by a collector at scrape time
+        self.n_proxied = self.n_woken = self.n_held = self.n_refused = 0
+        metrics.watch_proxy(self)
 
     # ---- entry point ------------------------------------------------------------------------------------
     def decide(self, req: RequestHead) -> Target | Reply | Awaitable[Target | Reply]:
@@ -100,6 +104,7 @@ class Gate:
         else:
             hot = self._hot.get(hostname)
             if hot is not None and req.target[:10] != b"/__spaces/":
+                self.n_proxied += 1
                 return hot
         suffix = self.suffix
         if not hostname.endswith(suffix) or hostname in self.hub_hosts:
@@ -123,6 +128,7 @@ class Gate:
                 return self._denied(req)
         elif route.state == "running" and route.upstream is not None:
             target = self._hot[hostname] = self._target(route)
+            self.n_proxied += 1
             return target
         return self._by_state(req, name, route)
 
@@ -130,12 +136,14 @@ class Gate:
     def _by_state(self, req: RequestHead, label: str, route: Route) -> Target | Reply | Awaitable[Target | Reply]:
         state = route.state
         if state == "running" and route.upstream is not None:
+            self.n_proxied += 1
             return self._target(route)
         if state in ("paused", "error"):
             return self._stopped(req, route)
         self._ensure_wake(label, route.space_id)
         if _is_browser(req):
-            page = pages.waiting_page(route.title or label, route.stage or state, self._message(route))
+            self.n_held += 1
+            page = pages.waiting_page(route.title or label, route.stage or state, self._message(route), state)
             return Reply(pages.response(200, page, head_only=req.method == b"HEAD"), _no_body(req))
         return self._hold(req, label, route.space_id)
 
@@ -151,6 +159,7 @@ class Gate:
         return target
 
     def _stopped(self, req: RequestHead, route: Route) -> Reply:
+        self.n_refused += 1
         paused = route.state == "paused"
         stage = route.stage or ("PAUSED" if paused else "RUNTIME_ERROR")
         message = route.message or ("This Space is paused by its owner." if paused else "The app is not running.")
@@ -163,6 +172,7 @@ class Gate:
                                     headers=[("X-Error-Code", code), ("X-Error-Message", message)]), _no_body(req))
 
     def _denied(self, req: RequestHead) -> Reply:
+        self.n_refused += 1
         target = self.settings.auth_redirect_url
         if target and req.method == b"GET" and _is_browser(req):
             here = f"{self.settings.forwarded_proto}://{req.host.decode()}{req.target.decode('latin-1')}"
@@ -178,8 +188,8 @@ class Gate:
 
     def _message(self, route: Route) -> str:
         failed = self._wake_failed.get(route.space_id)
-        if failed and route.state != "running":
-            return failed[0]
+        if failed and route.state != "running" and not pages.waiting_for_capacity(route.message):
+            return failed[0]  # (a Space waiting for capacity says so, not that its wake timed out)
         return route.message or ("Waking up." if route.state == "sleeping" else "Starting the app.")
 
     # ---- the proxy's own endpoints on the app origin -----------------------------------------------------
@@ -204,8 +214,10 @@ class Gate:
             if failed is None or time.monotonic() - failed[1] > self.settings.retry_after:
                 self._ensure_wake(label, route.space_id)
         state = "starting" if route.state == "running" and route.upstream is None else route.state
-        body = pages.json_body(state=state, stage=route.stage, message=self._message(route),
-                               waking=route.space_id in self._wakes)
+        message = self._message(route)
+        body = pages.json_body(state=state, stage=route.stage, message=message,
+                               waking=route.space_id in self._wakes, queued=pages.waiting_for_capacity(message),
+                               headline=pages.waiting_headline(route.state, message))
         return Reply(pages.response(200, body, content_type="application/json"))
 
     async def _auth_ticket_check(self, req: RequestHead, route: Route, ticket: str, next_url: str) -> Reply:
@@ -275,12 +287,14 @@ class Gate:
     async def _wake(self, label: str, space_id: str) -> None:
         try:
             self.wake_calls += 1
+            tier, started = _wake_tier(self.routes.get(label)), time.monotonic()
             try:
                 result = await self.waker(space_id)
             except Exception as exc:
                 log.exception("waking %s failed", space_id)
                 result = exc
             ok = getattr(result, "ok", result is None or result is True)
+            metrics.observe_wake(getattr(result, "tier", "") or tier, ok, time.monotonic() - started)
             if not ok:
                 self._wake_failed[space_id] = (getattr(result, "message", "") or "The Space could not start.",
                                                time.monotonic())
@@ -305,6 +319,7 @@ class Gate:
             if route is None:
                 return self._denied(req)
             if route.state == "running" and route.upstream is not None:
+                self.n_woken += 1
                 return self._target(route)
             if route.state in ("paused", "error"):
                 return self._stopped(req, route)
@@ -323,6 +338,7 @@ class Gate:
                 return self._not_ready(req, "The Space is still starting; try again in a moment.")
 
     def _not_ready(self, req: RequestHead, message: str) -> Reply:
+        self.n_held += 1
         body = pages.json_body(error=message, state="starting")
         return Reply(pages.response(503, body, content_type="application/json",
                                     headers=[("Retry-After", str(self.settings.retry_after)),
@@ -347,6 +363,12 @@ class Gate:
             return Reply(pages.response(502, pages.bad_gateway_page(target.title)), False)
         return Reply(pages.response(502, pages.json_body(error=message), content_type="application/json",
                                     headers=[("X-Error-Code", "BadGateway"), ("X-Error-Message", message)]), False)
+
+
+def _wake_tier(route: Route | None) -> str:
+    """What a wake of this route will do, as far as the route tells: a sleeping route with an upstream is a frozen
+    instance (or a standby: the waker's result says which), one without needs a fresh start."""
+    return "frozen" if route is not None and route.state == "sleeping" and route.upstream is not None else "cold"
 
 
 def _is_browser(req: RequestHead) -> bool:

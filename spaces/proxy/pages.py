@@ -30,11 +30,12 @@ animation:s .8s linear infinite}@keyframes s{to{transform:rotate(360deg)}}
 """
 
 _WAIT_SCRIPT = """
-(function(){var st=document.getElementById('st'),msg=document.getElementById('msg'),n=0;
+(function(){var st=document.getElementById('st'),msg=document.getElementById('msg'),hd=document.getElementById('hd'),n=0;
 function poll(){fetch('/__spaces/status',{cache:'no-store',credentials:'same-origin'}).then(function(r){return r.json()})
 .then(function(j){if(j.state==='running'){location.reload();return}
 if(j.state==='error'||j.state==='paused'){location.reload();return}
-st.textContent=j.stage||j.state;if(j.message)msg.textContent=j.message;setTimeout(poll,n++<40?250:1000)})
+st.textContent=j.stage||j.state;if(j.message)msg.textContent=j.message;if(j.headline)hd.textContent=j.headline;
+setTimeout(poll,n++<40?250:1000)})
 .catch(function(){setTimeout(poll,1000)})}setTimeout(poll,150)})();
 """
 
@@ -54,12 +55,28 @@ def not_found_page() -> bytes:
                  "private and you are not signed in as someone who may see it.</p>", cls="err")
 
 
-def waiting_page(title: str, state: str, message: str) -> bytes:
+def waiting_for_capacity(message: str) -> bool:
+    """Is this route message the runtime's "Waiting for <flavor> capacity: ..." (spaces.runtime.capacity)?"""
+    return message.startswith("Waiting for ") and " capacity: " in message
+
+
+def waiting_headline(state: str, message: str) -> str:
+    """The sentence at the top of the waiting page: a queued Space is not "waking up"."""
+    if waiting_for_capacity(message):
+        return "This Space is waiting for room on the server; the app opens here by itself once it starts."
+    if state == "sleeping":
+        return "This Space is waking up; the app opens here by itself in a moment."
+    return "This Space is starting; the app opens here by itself in a moment."
+
+
+def waiting_page(title: str, state: str, message: str, route_state: str = "sleeping") -> bytes:
     t = html.escape(title)
-    body = (f"<h1>{t}</h1><p>This Space is waking up; the app opens here by itself in a moment.</p>"
+    head = html.escape(waiting_headline(route_state, message))
+    body = (f'<h1>{t}</h1><p id="hd">{head}</p>'
             f'<span class="stage" id="st">{html.escape(state)}</span><p id="msg">{html.escape(message)}</p>'
             '<div class="spin" aria-label="waiting"></div>')
-    return _page(f"{title} - starting", body, script=_WAIT_SCRIPT)
+    return _page(f"{title} - {'waiting' if waiting_for_capacity(message) else 'starting'}", body,
+                 script=_WAIT_SCRIPT)
 
 
 def error_page(title: str, stage: str, message: str, *, paused: bool = False) -> bytes:

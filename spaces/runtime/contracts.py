@@ -50,6 +50,15 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Mount:
+    """A directory of the host the instance sees at ``target`` (a volume, ``spaces.runtime.volumes``)."""
+
+    source: str
+    target: str
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
 class InstanceSpec:
     space_id: str
     repo_id: str  # "owner/name"
@@ -65,6 +74,7 @@ class InstanceSpec:
     flavor: str = "cpu-basic"
     labels: dict[str, str] = field(default_factory=dict)
     startup_timeout: float = 1800.0
+    mounts: tuple[Mount, ...] = ()  # its volumes; a backend that cannot mount them raises StartFailed
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,15 @@ class Observed:
 class StartFailed(SpacesError):
     status = 500
     code = "StartFailed"
+
+
+class LogSink(Protocol):
+    """Where the runtime writes a Space's run log, line by line (the platform passes
+    ``spaces.services.logs.LogBus``; the runtime sits below the services and names only this port)."""
+
+    def append(self, space_id: str, kind: str, data: str) -> None: ...
+
+    def clear(self, space_id: str, kind: str) -> None: ...
 
 
 class Backend(Protocol):

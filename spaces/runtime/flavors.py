@@ -2,19 +2,25 @@
 
 A flavor's *shape* (``spaces.domain.hardware``: cpu-basic is 2 vCPU / 16 GB) is its **limit**: the most the
 Space may use (cgroup, ``docker --cpus/--memory``, Kubernetes ``limits``). What the scheduler **reserves** on a
-node is a separate, smaller **request**, so one 2-core, 24 GB machine holds dozens of idle cpu-basic Spaces
-(the same overcommit Kubernetes makes with requests < limits). GPUs are never overcommitted: a GPU flavor
+node is a separate, smaller **request**: what an idle Space of the flavor holds (the same overcommit Kubernetes
+makes with requests < limits). Nodes offer their requests with the scheduler's overcommit factors
+(``SchedulerSettings.cpu_overcommit``, ``memory_overcommit``), so one 2-core, 24 GB machine holds 225 awake
+cpu-basic Spaces (see ``scheduler.holds`` and the README). Only awake Spaces hold a request: a sleeping one gives
+it back, a static one (files the platform serves) never takes one. GPUs are never overcommitted: a GPU flavor
 reserves its GPUs whole.
 
 Defaults (all operator-overridable through :class:`FlavorSettings`):
 
 =================  ======================  ======================================
-flavor             reserves                limit
+flavor             reserves (request)      limit
 =================  ======================  ======================================
-cpu-basic          0.25 core, 512 MB       2 vCPU, 16 GB
-cpu-upgrade        1 core, 2048 MB         8 vCPU, 32 GB
+cpu-basic          0.1 core, 96 MiB        2 vCPU, 16 GB
+cpu-upgrade        1 core, 2048 MiB        8 vCPU, 32 GB
 GPU flavors        n GPUs + n cores, n*4 GB  the flavor's shape (n = its GPU count)
 =================  ======================  ======================================
+
+cpu-basic's 96 MiB is an idle Gradio app forked from its environment's zygote with a margin (``bench/density.py``
+measures it); its 0.1 core is an idle app's use with a wide margin.
 
 Memory is in MiB throughout the runtime (``memory_mb``); a flavor's "16 GB" is 16 * 1024 MiB, matching the
 ``MEMORY=16Gi`` an app sees. Prices per hour come from the hardware table, overridable here too.
@@ -54,6 +60,9 @@ class FlavorSettings(BaseModel):
         default_factory=dict,
         description='flavor shape/price overrides, e.g. {"t4-small": {"price_per_hour_usd": 0.5}}',
     )
+    disabled: list[str] = Field(
+        default_factory=list, description='flavors this instance does not offer, e.g. ["a100x8"]: not listed, '
+        'refused when asked for (a Space already on one is refused at its next start, saying so)')
     node_selectors: dict[str, dict[str, str]] = Field(
         default_factory=dict,
         description='node labels a flavor needs (our scheduler and Kubernetes nodeSelector), '
@@ -106,7 +115,7 @@ class RuntimeFlavor:
         return self.flavor.price_per_hour_usd
 
 
-_CPU_DEFAULTS: dict[str, tuple[float, int]] = {"cpu-basic": (0.25, 512), "cpu-upgrade": (1.0, 2048)}
+_CPU_DEFAULTS: dict[str, tuple[float, int]] = {"cpu-basic": (0.1, 96), "cpu-upgrade": (1.0, 2048)}
 
 
 def fit_limits(flavor: RuntimeFlavor, node: Node, gpus: tuple[int, ...] = ()) -> tuple[Limits, str | None]:
@@ -124,18 +133,26 @@ def fit_limits(flavor: RuntimeFlavor, node: Node, gpus: tuple[int, ...] = ()) ->
 
 
 class FlavorCatalog:
-    """Every flavor resolved from the hardware table plus :class:`FlavorSettings`. Immutable after init."""
+    """Every flavor resolved from the hardware table plus :class:`FlavorSettings`. Immutable after init.
+
+    The one catalog of a process: built once from ``Settings.flavors`` (``spaces.hub.app.build_hub``) and passed
+    to whatever lists, validates, prices, places or limits a flavor (hub API and pages, Space service, quota and
+    bill, scheduler, backends), so that an operator's override reads the same everywhere."""
 
     def __init__(self, settings: FlavorSettings | None = None) -> None:
         settings = settings or FlavorSettings()
         base = hw.build_flavors(overrides=settings.hardware)
         unknown = (set(settings.requests) | set(settings.node_selectors) | set(settings.tolerations)
-                   | set(settings.disk_mb_per_flavor)) - set(base)
+                   | set(settings.disk_mb_per_flavor) | set(settings.disabled)) - set(base)
         if unknown:
             # a typo in configuration must be loud, like hardware.build_flavors does for shapes
             raise BadRequest(f"Flavor settings name unknown flavors {sorted(unknown)}; known: {', '.join(base)}")
+        if hw.DEFAULT_FLAVOR in settings.disabled:
+            raise BadRequest(f"{hw.DEFAULT_FLAVOR} is every new Space's flavor: it cannot be disabled")
         self._flavors: dict[str, RuntimeFlavor] = {}
         for name, flavor in base.items():
+            if name in settings.disabled:
+                continue
             if flavor.is_gpu:
                 cpu = settings.gpu_cpu_per_gpu * flavor.gpu_count
                 mem = settings.gpu_memory_mb_per_gpu * flavor.gpu_count
@@ -159,12 +176,16 @@ class FlavorCatalog:
 
     def get(self, name: str) -> RuntimeFlavor:
         """The flavor called ``name``; :class:`spaces.errors.BadRequest` listing valid names otherwise."""
-        if name not in self._flavors:
-            hw.get_flavor(name, {})  # raises the standard "Unknown hardware flavor" error
+        if name not in self._flavors:  # the standard "Unknown hardware flavor" error, naming the valid ones
+            hw.get_flavor(name, {n: f.flavor for n, f in self._flavors.items()})
         return self._flavors[name]
 
     def names(self) -> list[str]:
         return list(self._flavors)
+
+    def shapes(self) -> list[hw.Flavor]:
+        """Every flavor's shape and price, in display order: what the hub's API lists and its pages offer."""
+        return [f.flavor for f in self._flavors.values()]
 
     def prices(self) -> dict[str, "Price"]:
         """Per-flavor billing rates for :func:`spaces.runtime.quota.bill`."""

@@ -32,13 +32,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from prometheus_client import Counter, Gauge
+from spaces.metrics import CONTROLLER_LEADER as LEADER  # every metric is defined in spaces.metrics
+from spaces.metrics import CONTROLLER_LEADER_CHANGES as LEADER_CHANGES
 
 log = logging.getLogger("spaces.leader")
-
-LEADER = Gauge("spaces_controller_leader", "1 while this process is the active controller, else 0")
-LEADER_CHANGES = Counter("spaces_controller_leader_changes_total",
-                         "times this process became or stopped being the active controller")
 
 
 class Lock(Protocol):

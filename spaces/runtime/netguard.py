@@ -138,6 +138,12 @@ def uninstall(uid_min: int, uid_max: int) -> None:
                 _run(exe, "-X", chain)
 
 
+def installed(uid_min: int) -> bool:
+    """Does any chain of this uid range exist (in either table)? (``spaces down`` checks its work with it.)"""
+    return any(_run(exe, "-n", "-L", chain) for exe in _tools()
+               for chain in (chain_name(uid_min), out_chain_name(uid_min)))
+
+
 def _self_rule(chain: str, uid: int, port: int) -> list[str]:
     return [chain, "-p", "tcp", "-m", "owner", "--uid-owner", str(uid), "--dport", str(port), "-j", "ACCEPT"]
 

@@ -1,6 +1,13 @@
 """The reconciler: level-triggered and idempotent. Per Space: load desired state, observe through the backend,
 take one step, record the stage. It runs on a periodic sweep plus nudges (API writes, builds, wakes).
 
+A step is observe, decide, apply: :func:`spaces.runtime.decide.decide` is the pure rule book (what is wanted, what
+is on record, what the backend shows, the policy, now -> actions) and :meth:`Reconciler._apply` the one applier.
+Every act on the backend but a thaw goes through ``_act``, which commits what the step decided so far first (a
+start or a stop may take seconds: never under the database's write lock) and marks the step as having acted (then
+it is committed whatever the desired state says now; otherwise an API write that landed meanwhile rolls it back
+and the Space is looked at again).
+
 Desired state of a Space: *running* when it has a built artifact and is neither paused nor asleep; otherwise
 *stopped* (asleep may first be *frozen*: the instance keeps its memory and thaws in milliseconds).
 
@@ -15,8 +22,9 @@ standby where it may), then the standbys, which leave nothing. A standby is repl
 revision, variables or hardware changed. A Space asleep longer than ``stop_standby_after`` (7 days) gets no standby
 and loses the one it has: a Space nobody visits any more holds nothing (0 turns standbys off).
 
-The instance record on the Space row is ``{"current": Handle, "previous": Handle | None}``: while a new revision
-starts, the previous one keeps serving, and it is stopped only once the new one answers (zero-downtime swap).
+The instance record on the Space row is an :class:`~spaces.runtime.instance.InstanceRecord` (current, previous,
+placement; a standby's flavor and start): while a new revision starts, the previous one keeps serving, and it is
+stopped only once the new one answers (zero-downtime swap).
 
 On start, ``adopt`` lists every labelled workload of the backend: the ones a Space row points at are kept as they
 are (nothing healthy is restarted), the rest are orphans and are stopped.
@@ -28,29 +36,55 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from sqlalchemy import select
 
+from sqlalchemy.orm import Session
+
 from spaces.builder.plan import Artifact
 from spaces.db.models import Space, UsageInterval, utcnow
 from spaces.db.session import Database
-from spaces.domain.stages import SpaceStage
-from spaces.errors import QuotaExceeded, SpacesError
-from spaces.runtime.contracts import LABEL_MANAGED, Backend, Handle, Observed, Phase
+from spaces.domain.stages import set_stage
+from spaces.errors import QuotaExceeded, RevisionNotFound, SpacesError, WaitingForCapacity
+from spaces.runtime.contracts import LABEL_MANAGED, Backend, Handle, LogSink, Phase
+from spaces.runtime.decide import (
+    BACKOFF_BASE,  # noqa: F401 - re-exported: the backoff is told here
+    BACKOFF_MAX,  # noqa: F401
+    REOBSERVE,
+    Action,
+    Claim,
+    Crashed,
+    Desired,
+    Freeze,
+    NotifyReady,
+    Policy,
+    Queue,
+    Refusal,
+    RetryLater,
+    Route,
+    RouteState,
+    Running,
+    SetStage,
+    Start,
+    StartStandby,
+    StopInstance,
+    StopPrevious,
+    Thaw,
+    WatchReady,
+    decide,
+    refused,
+    started,
+)
+from spaces.runtime.instance import InstanceRecord
 from spaces.runtime.specs import startup_timeout
-from spaces.services.logs import LogBus
 
 log = logging.getLogger("spaces.reconciler")
 
-BACKOFF_BASE = 2.0  # seconds; doubled per consecutive crash
-BACKOFF_MAX = 300.0
 # the readiness watcher tries a new instance's port every 2 ms for its first second, then every 10 ms: an app
 # woken from its zygote listens within tens of milliseconds, and the wait for the next try is part of its wake
 READY_POLL_FAST, READY_FAST_FOR, READY_POLL = 0.002, 1.0, 0.01
-#: scheduler refusals that mean "wait for capacity" (spaces.runtime.scheduler.Unschedulable reasons)
-WAITING_CODES = frozenset({"Full"})
 
 
 @dataclass
@@ -59,7 +93,7 @@ class RouteUpdate:
 
     space_id: str
     subdomain: str
-    state: str  # running | starting | sleeping | paused | error
+    state: str  # a spaces.runtime.decide.RouteState value: running | starting | sleeping | paused | error
     upstream: tuple[str, int] | None
     private: bool
     owner_id: str
@@ -71,7 +105,7 @@ class RouteUpdate:
 
 
 class Reconciler:
-    def __init__(self, db: Database, backend: Backend, logs: LogBus, *, start_instance: Callable,
+    def __init__(self, db: Database, backend: Backend, logs: LogSink, *, start_instance: Callable,
                  publish_route: Callable[[RouteUpdate], None], sweep_seconds: float = 5.0,
                  stop_frozen_after: float = 21600.0, memory_pressure: Callable[[], bool] | None = None,
                  start_standby: Callable | None = None, reserve: Callable | None = None,
@@ -85,8 +119,9 @@ class Reconciler:
         #: (session, space, artifact) -> (Handle, placement dict); raises SpacesError (quota, capacity, start)
         self.start_instance = start_instance
         #: (session, space, artifact) -> Handle of a standby, or None where the Space gets none (its SDK, its
-        #: hardware); holds no capacity. With ``reserve``, (session, space) -> placement dict, raising as a start
-        #: does: how a woken standby claims its capacity. Both None: no standbys.
+        #: hardware); holds no capacity. With ``reserve``, (session, space, node to prefer) -> placement dict,
+        #: raising as a start does: how a woken standby or frozen instance claims its capacity back (an asleep
+        #: Space holds none). Both None: no standbys, and a frozen instance thaws without a claim.
         self.start_standby = start_standby if reserve is not None else None
         self.reserve = reserve
         self.stop_standby_after = stop_standby_after
@@ -164,7 +199,8 @@ class Reconciler:
         except Exception:
             log.exception("checking memory pressure failed")
             return
-        chosen = next((sid for sid, inst in asleep if not (inst or {}).get("standby")), None)
+        standby = {sid: bool(r and r.standby) for sid, r in ((sid, InstanceRecord.from_json(i)) for sid, i in asleep)}
+        chosen = next((sid for sid, _ in asleep if not standby[sid]), None)
         chosen = chosen or next((sid for sid, _ in asleep), None)
         if chosen is not None:
             log.info("memory is short: stopping the sleeping Space %s", chosen)
@@ -176,34 +212,34 @@ class Reconciler:
         known: set[str] = set()
         with self.db.session() as s:
             for space in s.scalars(select(Space).where(Space.instance.is_not(None))):
-                for key in ("current", "previous"):
-                    h = (space.instance or {}).get(key)
-                    if h:
-                        known.add(Handle.from_json(h).ref)
-                if (space.instance or {}).get("current"):
-                    self._pump_logs(space.id, Handle.from_json(space.instance["current"]), replay=True,
-                                    note=(space.instance.get("placement") or {}).get("note"))
+                record = InstanceRecord.from_json(space.instance)
+                if record is not None:
+                    known.update(h.ref for h in record.handles())
+                    self._pump_logs(space.id, record.current, replay=True,
+                                    note=(record.placement or {}).get("note"))
         for handle in running:
             if handle.ref not in known:
                 log.info("stopping orphan %s", handle.ref)
                 self._stop_quietly(handle)
         self.nudge()
 
-    # ---- one step -----------------------------------------------------------------------------------------
+    # ---- one step: observe, decide (spaces.runtime.decide), apply ------------------------------------------
     def reconcile(self, space_id: str) -> None:
         try:
             self._reconcile(space_id)
         except _DesiredChanged:
             self.nudge(space_id)  # an API write landed meanwhile: look again with what is true now
 
-    def _commit(self, s, space: Space) -> None:  # noqa: ANN001
+    def _commit(self, step: _Step) -> None:
         """Commit this step unless the desired state changed under it (then roll back and raise).
 
         The step's decisions were made from the desired state read at its start; an API write (pause, restart,
         push, hardware, visibility) may have landed since. After the flush this transaction holds the write
         lock (SQLite) or the row lock (PostgreSQL, FOR UPDATE), so the check and the commit are atomic.
         """
-        if s.info.pop("acted", False):
+        s, space = step.s, step.space
+        if step.acted:
+            step.acted = False
             s.commit()  # something was started or stopped: that must be on record, whatever the stage says
             return
         s.flush()
@@ -213,6 +249,25 @@ class Reconciler:
             raise _DesiredChanged()
         s.commit()
 
+    def _act(self, step: _Step, act: Callable[[], object]) -> object:
+        """The one place the backend is acted on: what the step decided so far is committed first (a start or a
+        stop may take seconds: never while holding the database's write lock), then the act is on record."""
+        self._commit(step)
+        result = act()
+        step.acted = True
+        return result
+
+    def _policy(self) -> Policy:
+        return Policy(self.stop_frozen_after, self.stop_standby_after, standbys=self.start_standby is not None)
+
+    def _desired(self, step: _Step) -> Desired:
+        space, artifact = step.space, step.artifact
+        return Desired(paused=space.paused, asleep=space.asleep, artifact_sha=artifact.sha if artifact else None,
+                       tip=space.sha, hardware=space.hardware, stage=space.stage, instance_sha=space.instance_sha,
+                       retry_at=_aware(space.retry_at), restarts=space.restarts or 0,
+                       stage_changed_at=_aware(space.stage_changed_at),
+                       startup_timeout=startup_timeout(space.card_data), evict=space.id in self._evict)
+
     def _reconcile(self, space_id: str) -> None:
         with self.db.session() as s:
             space = s.get(Space, space_id)
@@ -221,48 +276,70 @@ class Reconciler:
             self._seen[space.id] = tuple(getattr(space, c.key) for c in _DESIRED)
             if not space.asleep:
                 self._evict.discard(space.id)  # woken before its eviction: nothing to give back any more
-            inst = dict(space.instance or {})
-            current = Handle.from_json(inst["current"]) if inst.get("current") else None
-            previous = Handle.from_json(inst["previous"]) if inst.get("previous") else None
-            artifact = Artifact.from_json(space.artifact) if space.artifact else None
-            obs = self.backend.poll(current) if current else None
+            step = _Step(s, space, Artifact.from_json(space.artifact) if space.artifact else None)
+            done: set[type] = set()
+            while True:
+                record = InstanceRecord.from_json(space.instance)
+                observed = self.backend.poll(record.current) if record else None
+                actions = decide(self._desired(step), record, observed, self._policy(), utcnow())
+                again = bool(actions) and isinstance(actions[-1], REOBSERVE) and type(actions[-1]) not in done
+                for action in actions:
+                    self._apply(step, action)
+                if not again:
+                    break
+                done.add(type(actions[-1]))  # each of these once a step: a thaw that does not take waits a sweep
+            self._commit(step)
 
-            if not self._wants_running(space, artifact):
-                self._wind_down(s, space, artifact, current, previous, obs)
-                self._commit(s, space)
-                return
-
-            if current is not None and inst.get("standby"):
-                current, obs = self._claim_standby(s, space, artifact, current, obs)
-
-            if current is not None and obs is not None and obs.phase in (Phase.EXITED, Phase.GONE):
-                self._crashed(s, space, current, obs)
-                current, obs = None, None
-
-            if current is None or space.instance_sha != artifact.sha:
-                self._start_new(s, space, artifact, current)
-                self._commit(s, space)
-                return
-
-            if obs.phase == Phase.FROZEN:
-                self.backend.thaw(current)
-                s.info["acted"] = True
-                obs = self.backend.poll(current)
-            if obs.phase == Phase.RUNNING:
-                self._running(s, space, current, previous, obs)
-            elif obs.phase == Phase.STARTING:
-                self._starting(s, space, current, obs)
-            self._commit(s, space)
-
-    @staticmethod
-    def _wants_running(space: Space, artifact: Artifact | None) -> bool:
-        blocked = (SpaceStage.NO_APP_FILE.value, SpaceStage.CONFIG_ERROR.value)
-        return artifact is not None and not space.paused and not space.asleep and space.stage not in blocked
-
-    def _set_stage(self, space: Space, stage: SpaceStage, reason: str, message: str) -> None:
-        from spaces.services.spaces import SpaceService
-
-        SpaceService.set_stage(space, stage, reason, message)
+    def _apply(self, step: _Step, action: Action) -> None:  # noqa: C901 - one branch per kind of action
+        s, space = step.s, step.space
+        if isinstance(action, SetStage):
+            set_stage(space, action.stage, action.reason, action.message)
+        elif isinstance(action, Route):
+            upstream = None if action.only_while_recorded and space.instance is None else action.upstream
+            self._route(space, action.state.value, upstream, action.message, action.static_root)
+        elif isinstance(action, StopInstance):
+            self._stop_instance(step, action.handle)
+            if action.second_tier:
+                self._evict.discard(space.id)  # its memory is given back
+        elif isinstance(action, StopPrevious):
+            self._act(step, lambda: self._stop_quietly(action.handle))
+            if action.forget:
+                space.instance = InstanceRecord.from_json(space.instance).without_previous().to_json()
+        elif isinstance(action, Freeze):
+            try:
+                self._act(step, lambda: self.backend.freeze(action.handle))  # first tier: instant thaw on a visit
+                self._close_usage(s, space)
+            except NotImplementedError:
+                self._stop_instance(step, action.handle)
+        elif isinstance(action, Thaw):
+            if self._claim_frozen(step, action.handle):
+                # the one act not committed first: a thaw takes milliseconds and sits on a waking visitor's path
+                self.backend.thaw(action.handle)
+                step.acted = True
+        elif isinstance(action, StartStandby):
+            self._start_standby(step)
+        elif isinstance(action, Claim):
+            self._claim_standby(step, action.handle)
+        elif isinstance(action, Crashed):
+            self._crashed(step, action)
+        elif isinstance(action, Start):
+            self._start_new(step, action.previous)
+        elif isinstance(action, WatchReady):
+            self._watch_ready(space.id, action.handle)
+        elif isinstance(action, Running):
+            self._open_usage(s, space)  # after a thaw billing resumes; idempotent while running
+            space.restarts, space.retry_at = 0, None
+        elif isinstance(action, NotifyReady):
+            with self._lock:
+                listeners = self._ready_listeners.pop(space.id, [])
+            for cb in listeners:
+                cb()
+        elif isinstance(action, Queue):
+            space.queued_at = space.queued_at or utcnow()
+        elif isinstance(action, RetryLater):
+            space.retry_at = utcnow() + timedelta(seconds=action.seconds)
+        else:  # pragma: no cover - decide() returns only the kinds above
+            raise TypeError(f"no applier for {action!r}")
 
     def _route(self, space: Space, state: str, upstream: tuple[str, int] | None, message: str = "",
                static_root: str | None = None) -> None:
@@ -270,209 +347,104 @@ class Reconciler:
                                        message or space.stage_message, title=space.repo_id, stage=space.stage,
                                        static_root=static_root, app_file=(space.card_data or {}).get("app_file")))
 
-    def _wind_down(self, s, space: Space, artifact: Artifact | None, current: Handle | None,  # noqa: ANN001
-                   previous: Handle | None, obs: Observed | None) -> None:
-        if previous is not None:
-            self._commit(s, space)
-            self._stop_quietly(previous)
-            s.info["acted"] = True
-        if space.paused:
-            if current is not None:
-                self._stop_instance(s, space, current)
-            self._set_stage(space, SpaceStage.PAUSED, "paused_by_owner",
-                            "This Space is paused by its owner; restart it to bring it back.")
-            self._route(space, "paused", None)
-        elif space.asleep:
-            sleeping = SpaceStage.SLEEPING if space.hardware == "cpu-basic" else SpaceStage.STOPPED
-            standby = bool((space.instance or {}).get("standby"))
-            if current is not None and standby and not self._standby_current(space, artifact):
-                self._stop_instance(s, space, current)  # revision, variables or hardware changed meanwhile
-                current, obs = self._start_standby(s, space, artifact), None
-            elif current is not None and standby and obs is not None and obs.phase == Phase.STARTING:
-                self._standby_starting(s, space, current)
-                current = None if space.instance is None else current
-            elif current is not None and obs is not None and obs.phase == Phase.RUNNING:
-                self._commit(s, space)
-                try:
-                    self.backend.freeze(current)  # first tier: instant thaw on the next visit
-                    s.info["acted"] = True
-                    self._close_usage(s, space)
-                except NotImplementedError:
-                    self._stop_instance(s, space, current)
-                    current = None
-            elif current is not None and obs is not None and obs.phase == Phase.FROZEN:
-                evicted, asleep_for = space.id in self._evict, _asleep_for(space)
-                if evicted or asleep_for > (self.stop_standby_after if standby else self.stop_frozen_after):
-                    self._stop_instance(s, space, current)  # second tier: give the memory back
-                    self._evict.discard(space.id)
-                    current, obs = (None if standby else self._start_standby(s, space, artifact)), None
-            elif current is not None:
-                self._stop_instance(s, space, current)
-                current = None
-            self._set_stage(space, sleeping, "idle", "This Space is asleep after a period without visitors; "
-                                                     "opening it wakes it up.")
-            self._route(space, "sleeping", obs.address if (current and obs) else None)
-        else:  # nothing to run yet (building, or a config error): the proxy shows the stage and its message
-            if current is not None:
-                self._stop_instance(s, space, current)
-            failed = space.stage.endswith("ERROR") or space.stage == SpaceStage.NO_APP_FILE.value
-            self._route(space, "error" if failed else "starting", None)
+    # ---- applying the actions that talk to the backend -----------------------------------------------------
+    def _stop_instance(self, step: _Step, handle: Handle) -> None:
+        """A stop waits out the app's grace period: committed first (``_act``), never under the write lock."""
+        self._act(step, lambda: self._stop_quietly(handle))
+        self._close_usage(step.s, step.space)
+        step.space.instance = None
+        step.space.instance_sha = None
 
-    # ---- standbys -----------------------------------------------------------------------------------------
-    def _start_standby(self, s, space: Space, artifact: Artifact | None) -> Handle | None:  # noqa: ANN001
-        """Start a standby for a Space just stopped asleep, where it may have one; its watcher then has it frozen."""
-        if self.start_standby is None or artifact is None or _asleep_for(space) > self.stop_standby_after:
-            return None
-        self._commit(s, space)  # never hold the database's write lock across a start
+    def _start_standby(self, step: _Step) -> None:
+        """Start a standby for a Space just stopped asleep; its watcher then has it frozen once it listens."""
+        space, artifact = step.space, step.artifact
         try:
-            handle = self.start_standby(s, space, artifact)
+            handle = self._act(step, lambda: self.start_standby(step.s, space, artifact))
         except Exception:  # the Space stays stopped, as it would be without standbys; its next visit starts it
             log.warning("space %s: no standby: its start failed", space.id, exc_info=True)
-            return None
-        if handle is None:
-            return None
-        s.info["acted"] = True
-        space.instance = {"current": handle.to_json(), "previous": None, "placement": None, "standby": True,
-                          "hardware": space.hardware, "since": time.time()}
+            return
+        if handle is None:  # the platform gives this Space none (its SDK, its hardware): nothing was started
+            step.acted = False
+            return
+        space.instance = InstanceRecord.of_standby(handle, space.hardware, time.time()).to_json()
         space.instance_sha = artifact.sha
         self._pump_logs(space.id, handle, replay=False)  # after the last run's lines: its log is not cleared
         self._watch_ready(space.id, handle)
-        return handle
 
-    @staticmethod
-    def _standby_current(space: Space, artifact: Artifact | None) -> bool:
-        """Is the standby still what a start would run now (revision, variables and secrets, hardware)?"""
-        return (artifact is not None and space.instance_sha == artifact.sha
-                and (space.instance or {}).get("hardware") == space.hardware)
-
-    def _standby_starting(self, s, space: Space, current: Handle) -> None:  # noqa: ANN001
-        """A standby not listening yet: watch it (it is frozen once it listens), or stop it past the start-up time."""
-        since = (space.instance or {}).get("since")
-        if since and time.time() - float(since) > startup_timeout(space.card_data):
-            log.warning("space %s: its standby did not listen in time; stopped", space.id)
-            self._stop_instance(s, space, current)
-        else:
-            self._watch_ready(space.id, current)
-
-    def _claim_standby(self, s, space: Space, artifact: Artifact, current: Handle,  # noqa: ANN001
-                       obs: Observed | None) -> tuple[Handle | None, Observed | None]:
-        """A standby's Space is wanted running: give the standby a running Space's capacity (quota, then a node:
-        its own), or stop it so that the Space starts anew, and that start reports a refusal (quota, a queue)."""
+    def _claim_standby(self, step: _Step, current: Handle) -> None:
+        """Give a woken standby a running Space's capacity (quota, then a node: its own), or stop it so that the
+        Space starts anew, and that start reports the refusal (quota, a queue)."""
         placement = None
-        if self._standby_current(space, artifact) and obs is not None and obs.phase in (
-                Phase.FROZEN, Phase.RUNNING, Phase.STARTING):
-            try:
-                placement = self.reserve(s, space)
-            except SpacesError as exc:
-                log.info("space %s: its standby cannot run now (%s); starting it anew", space.id, exc.code)
+        try:
+            placement = self.reserve(step.s, step.space, current.node)
+        except SpacesError as exc:
+            log.info("space %s: its standby cannot run now (%s); starting it anew", step.space.id, exc.code)
         if placement is None or placement.get("node") != current.node:
-            self._stop_instance(s, space, current)
-            return None, None
-        space.instance = {"current": current.to_json(), "previous": None, "placement": placement}
-        return current, obs
+            self._stop_instance(step, current)
+        else:
+            step.space.instance = InstanceRecord.started(current, placement).to_json()
+            step.claimed = True
 
-    def _crashed(self, s, space: Space, current: Handle, obs: Observed) -> None:  # noqa: ANN001
-        self._close_usage(s, space)
+    def _claim_frozen(self, step: _Step, current: Handle) -> bool:
+        """A frozen instance gave its capacity back when its Space went to sleep (``capacity.node_usage``): claim
+        it again before the thaw (quota, then a node: its own first, where its memory is). Refused, or room only on
+        another node: stop it, so that it gives its memory back too, and the Space starts anew, which reports the
+        refusal (quota, or its place in the queue) and, when room comes, starts wherever the scheduler finds it.
+        True when it may be thawed."""
+        if self.reserve is None or step.claimed:
+            return True
+        space = step.space
+        try:
+            placement = self.reserve(step.s, space, current.node)
+        except SpacesError as exc:
+            log.info("space %s: no room to thaw it (%s); starting it anew", space.id, exc.code)
+            placement = None
+        if placement is None or placement.get("node") != current.node:
+            self._stop_instance(step, current)
+            return False
+        record = InstanceRecord.from_json(space.instance)
+        space.instance = replace(record, placement={**(record.placement or {}), **placement}).to_json()
+        return True
+
+    def _crashed(self, step: _Step, crash: Crashed) -> None:
+        space = step.space
+        self._close_usage(step.s, space)
         space.restarts = (space.restarts or 0) + 1
-        delay = min(BACKOFF_MAX, BACKOFF_BASE ** min(space.restarts, 10))
-        space.retry_at = utcnow() + timedelta(seconds=delay)
-        if obs.phase == Phase.EXITED:
-            tail = obs.message.strip() or "(no output)"
-            self._set_stage(space, SpaceStage.RUNTIME_ERROR, "app_crashed",
-                            f"The app exited with code {obs.exit_code}; restarting in {int(delay)} s. "
-                            f"Last log lines:\n{tail}")
-        self._commit(s, space)
-        self._stop_quietly(current)
-        s.info["acted"] = True
+        space.retry_at = utcnow() + timedelta(seconds=crash.retry_in)
+        self._act(step, lambda: self._stop_quietly(crash.handle))
         space.instance = None
         space.instance_sha = None
-        self._route(space, "error", None, space.stage_message)
+        self._route(space, RouteState.ERROR.value, None, space.stage_message)
 
-    def _start_new(self, s, space: Space, artifact: Artifact, current: Handle | None) -> None:  # noqa: ANN001
-        if space.retry_at is not None and _aware(space.retry_at) > utcnow():
-            return  # backing off after a crash; the sweep comes back
-        self._commit(s, space)  # never hold the database's write lock across a start (a zygote may take seconds)
+    def _start_new(self, step: _Step, current: Handle | None) -> None:
+        s, space, artifact = step.s, step.space, step.artifact
         try:
-            handle, placement = self.start_instance(s, space, artifact)
-            s.info["acted"] = True
+            handle, placement = self._act(step, lambda: self.start_instance(s, space, artifact))
         except QuotaExceeded as exc:
-            # a refusal never touches what already runs; the Space says why it is not running
-            self._set_stage(space, SpaceStage.RUNNING if current else SpaceStage.RUNTIME_ERROR, "quota_exceeded",
-                            exc.message)
-            if current is None:
-                self._route(space, "error", None, exc.message)
-            return
+            outcome = refused(self._desired(step), current is not None, Refusal.QUOTA, exc.message)
+        except WaitingForCapacity as exc:
+            outcome = refused(self._desired(step), current is not None, Refusal.WAITING, exc.message)
+        except RevisionNotFound as exc:  # a built revision should never vanish: leave a trace
+            log.error("space %s: built revision %s cannot be read from its repository (tip %s)",
+                      space.id, artifact.sha, space.sha)
+            outcome = refused(self._desired(step), current is not None, Refusal.REVISION_GONE, exc.message)
         except SpacesError as exc:
-            if exc.code in WAITING_CODES:  # no capacity now: queued, FIFO per flavor, the message says where
-                space.queued_at = space.queued_at or utcnow()
-                self._set_stage(space, SpaceStage.RUNNING_APP_STARTING if current else SpaceStage.APP_STARTING,
-                                "waiting_for_capacity", exc.message)
-                if current is None:
-                    self._route(space, "starting", None, exc.message)
-                return
-            if exc.code == "RevisionNotFound":  # a built revision should never vanish: leave a trace
-                log.error("space %s: built revision %s cannot be read from its repository (tip %s)",
-                          space.id, artifact.sha, space.sha)
-                if space.sha and space.sha != artifact.sha:
-                    # a newer revision is on its way through the builder: wait for that build rather than mark
-                    # the Space broken
-                    space.retry_at = utcnow() + timedelta(seconds=BACKOFF_MAX)  # the build's end clears it
-                    return
-            self._set_stage(space, SpaceStage.RUNTIME_ERROR, "start_failed", exc.message)
-            self._route(space, "error", None, exc.message)
-            return
-        space.queued_at = None
-        space.instance = {"current": handle.to_json(), "previous": current.to_json() if current else None,
-                          "placement": placement}
-        space.instance_sha = artifact.sha
-        self._set_stage(space, SpaceStage.RUNNING_APP_STARTING if current else SpaceStage.APP_STARTING, "starting",
-                        "Starting the app; it is served as soon as it answers on its port.")
-        self.logs.clear(space.id, "run")
-        if (placement or {}).get("note"):  # its limits were clamped to the node: the owner reads why here
-            self.logs.append(space.id, "run", placement["note"])
-        self._pump_logs(space.id, handle, replay=False)
-        self._open_usage(s, space)
-        self._watch_ready(space.id, handle)
-        if current is None:
-            self._route(space, "starting", None)
-
-    def _running(self, s, space: Space, current: Handle, previous: Handle | None, obs: Observed) -> None:  # noqa: ANN001
-        if previous is not None:
-            self._commit(s, space)
-            self._stop_quietly(previous)
-            s.info["acted"] = True
-            space.instance = {**(space.instance or {}), "previous": None}
-        self._open_usage(s, space)  # after a thaw billing resumes; idempotent while running
-        space.restarts, space.retry_at = 0, None
-        if space.stage not in (SpaceStage.RUNNING_BUILDING.value, SpaceStage.BUILD_ERROR.value):
-            self._set_stage(space, SpaceStage.RUNNING, "running", "The app is running.")
-        self._route(space, "running", obs.address, static_root=current.data.get("static"))
-        with self._lock:
-            listeners = self._ready_listeners.pop(space.id, [])
-        for cb in listeners:
-            cb()
-
-    def _starting(self, s, space: Space, current: Handle, obs: Observed) -> None:  # noqa: ANN001
-        timeout = startup_timeout(space.card_data)
-        started = current.data.get("started_at")
-        if started and time.time() - float(started) > timeout:
-            self._stop_instance(s, space, current)
-            self._set_stage(space, SpaceStage.RUNTIME_ERROR, "startup_timeout",
-                            f"The app did not answer on its port within {int(timeout)} s "
-                            "(startup_duration_timeout). Check that it listens on 0.0.0.0 and the right port.")
-            self._route(space, "error", None)
+            outcome = refused(self._desired(step), current is not None, Refusal.FAILED, exc.message)
         else:
-            self._watch_ready(space.id, current)
+            space.queued_at = None
+            space.instance = InstanceRecord.started(handle, placement, previous=current).to_json()
+            space.instance_sha = artifact.sha
+            outcome = started(current is not None)
+            self.logs.clear(space.id, "run")
+            if (placement or {}).get("note"):  # its limits were clamped to the node: the owner reads why here
+                self.logs.append(space.id, "run", placement["note"])
+            self._pump_logs(space.id, handle, replay=False)
+            self._open_usage(s, space)
+            self._watch_ready(space.id, handle)
+        for action in outcome:
+            self._apply(step, action)
 
     # ---- helpers ------------------------------------------------------------------------------------------
-    def _stop_instance(self, s, space: Space, handle: Handle) -> None:  # noqa: ANN001
-        self._commit(s, space)  # a stop waits out the app's grace period: not while holding the write lock
-        self._stop_quietly(handle)
-        s.info["acted"] = True
-        self._close_usage(s, space)
-        space.instance = None
-        space.instance_sha = None
-
     def _stop_quietly(self, handle: Handle) -> None:
         try:
             self.backend.stop(handle)
@@ -537,9 +509,16 @@ class _DesiredChanged(Exception):
     pass
 
 
-def _asleep_for(space: Space) -> float:
-    """Seconds since an asleep Space's stage last changed (to sleeping, normally)."""
-    return (utcnow() - _aware(space.stage_changed_at)).total_seconds()
+@dataclass
+class _Step:
+    """One reconcile of one Space: its transaction and row, and whether it acted on the backend since its last
+    commit (then what it did is committed whatever the desired state says now)."""
+
+    s: Session
+    space: Space
+    artifact: Artifact | None
+    acted: bool = False
+    claimed: bool = False  # its instance claimed its capacity in this step (a woken standby): no second claim
 
 
 def _aware(dt):  # noqa: ANN001, ANN202

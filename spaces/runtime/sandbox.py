@@ -59,7 +59,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from spaces.runtime.contracts import InstanceSpec, StartFailed
+from spaces.runtime.contracts import InstanceSpec, Mount, StartFailed
 
 BASIC_LANG = "C.UTF-8"
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -261,6 +261,7 @@ class RootPlan:
     shm_mb: int
     gpus: tuple[int, ...] = ()
     overlay: tuple[str, str] | None = None  # (upper, work) dirs on the Space's disk: its writes to the working copy
+    mounts: tuple[Mount, ...] = ()  # its volumes (spaces.runtime.volumes)
 
 
 def landlock_abi() -> int:
@@ -305,6 +306,7 @@ def root_ops(plan: RootPlan) -> list[list]:
     else:
         ops.append(["bind", plan.workdir, plan.workdir])
     ops.append(["bind", plan.home, plan.home_target])
+    ops += [["ro" if m.read_only else "bind", m.source, m.target] for m in plan.mounts]
     ops.append(["tmpfs", plan.tmp_mb, "1777", "/tmp"])
     ops.append(["tmpfs", 1, "0755", "/dev"])
     ops += [["dev", f"/dev/{name}", f"/dev/{name}"] for name in DEV_FILES if os.path.exists(f"/dev/{name}")]

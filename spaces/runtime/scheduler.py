@@ -14,7 +14,13 @@ Inputs:
   paused, stopped and queued Spaces hold nothing; the caller leaves them out (build it with :func:`tally` over
   the placements of the Spaces that hold capacity). Whatever is queued therefore gets capacity back the moment a
   Space goes to sleep: call :func:`plan_queue` again on every such change.
-* ``policy``: :class:`Policy`.
+* ``policy``: :class:`Policy`, with the overcommit factors.
+
+Requests, limits and overcommit (the Kubernetes model): a Space's *request* (``flavors.Reservation``) is what
+placement counts; its *limit* is what its cgroup enforces. A node offers its *allocatable* capacity, what the
+system and the platform leave (``Node.reserved_*``), times the policy's overcommit factor per resource:
+``cpu_overcommit`` 16 offers a 2-core node's 1.5 allocatable cores as 24 cores of requests. GPUs are never
+overcommitted. :func:`holds` says how many Spaces of one request an empty node takes.
 
 Algorithm: a node fits when its free cores, MiB and GPUs (of the flavor's model, if the policy says so) cover the
 reservation and its labels include the request's ``node_selector``. Among fitting nodes, **best fit on the
@@ -88,7 +94,8 @@ class Unschedulable:
     transient: bool = False
 
     def error(self) -> errors.Unschedulable:
-        return errors.Unschedulable(self.message, code=self.reason)
+        kind = errors.WaitingForCapacity if self.transient else errors.Unschedulable  # the reconciler queues those
+        return kind(self.message, code=self.reason)
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,15 @@ class Policy:
     match_gpu_model: bool = False
     #: CPU-only Spaces go to GPU nodes only when no CPU node fits
     keep_gpu_nodes_for_gpu: bool = True
+    #: a node offers its allocatable cores (less ``reserved_cpu``) times this of CPU requests
+    cpu_overcommit: float = 1.0
+    #: the same for memory (MiB less ``reserved_memory_mb``); above 1 the OOM killer is the price
+    memory_overcommit: float = 1.0
+
+    def allocatable(self, node: Node) -> tuple[int, int]:
+        """(millicores, MiB) of requests ``node`` offers: what it leaves Spaces, times the overcommit."""
+        cpu = max(0.0, node.cpu - node.reserved_cpu) * self.cpu_overcommit
+        return _milli(cpu), int(max(0, node.memory_mb - node.reserved_memory_mb) * self.memory_overcommit)
 
 
 class SchedulerSettings(BaseModel):
@@ -115,9 +131,20 @@ class SchedulerSettings(BaseModel):
 
     match_gpu_model: bool = Field(False, description="GPU flavors only on GPUs of their model (t4-small on a T4)")
     keep_gpu_nodes_for_gpu: bool = Field(True, description="CPU-only Spaces use GPU nodes only when no CPU node fits")
+    cpu_overcommit: float = Field(
+        16.0, gt=0, description="CPU requests a node offers per allocatable core (its cores less nodes.reserved_cpu). "
+        "16: a 2-core machine offers 24 cores of requests, 240 cpu-basic Spaces (0.1 core each). CPU is "
+        "compressible: when many Spaces are busy at once the kernel shares the cores by weight and each runs "
+        "slower; nothing is killed. An idle Gradio or Streamlit Space uses well under 1% of a core.")
+    memory_overcommit: float = Field(
+        1.0, gt=0, description="memory requests a node offers per allocatable MiB (its memory less "
+        "nodes.reserved_memory_mb). 1: requests never add up to more than the machine has. Memory is not "
+        "compressible: above 1 the price is the OOM killer (within the Spaces' own cgroup, never the platform). "
+        "Requests are what an idle Space holds (flavors.requests: cpu-basic 96 MiB); limits let each grow to its "
+        "flavor's size, and sleeping Spaces give their memory back first when it runs short.")
 
     def policy(self) -> Policy:
-        return Policy(self.match_gpu_model, self.keep_gpu_nodes_for_gpu)
+        return Policy(self.match_gpu_model, self.keep_gpu_nodes_for_gpu, self.cpu_overcommit, self.memory_overcommit)
 
 
 class Waiting(NamedTuple):
@@ -139,6 +166,17 @@ def tally(placements: Iterable[Placement]) -> dict[str, NodeUsage]:
         a[2].update(p.gpus)
         a[3] += 1
     return {n: NodeUsage(c / 1000, m, frozenset(g), k) for n, (c, m, g, k) in acc.items()}
+
+
+def holds(node: Node, request: Request, policy: Policy = Policy()) -> int:
+    """How many Spaces of ``request`` an empty ``node`` takes (its allocatable capacity with overcommit; GPUs
+    whole). The README's table of Spaces per machine size is this."""
+    cpu, mem = policy.allocatable(node)
+    counts = [cpu // _milli(request.cpu) if _milli(request.cpu) else None,
+              mem // request.memory_mb if request.memory_mb else None,
+              len(node.gpus) // request.gpus if request.gpus else None]
+    known = [c for c in counts if c is not None]
+    return min(known) if known else 0
 
 
 def place(request: Request, nodes: Sequence[Node], usage: Mapping[str, NodeUsage],
@@ -198,12 +236,13 @@ class _Slot:
 
     __slots__ = ("node", "name", "free_cpu", "free_mem", "free_gpus", "pool")
 
-    def __init__(self, node: Node, used: NodeUsage | None) -> None:
+    def __init__(self, node: Node, used: NodeUsage | None, policy: Policy) -> None:
         self.node = node
         self.name = node.name
         used = used or NodeUsage()
-        self.free_cpu = _milli(node.cpu) - _milli(used.cpu)
-        self.free_mem = node.memory_mb - used.memory_mb
+        cpu, mem = policy.allocatable(node)
+        self.free_cpu = cpu - _milli(used.cpu)
+        self.free_mem = mem - used.memory_mb
         self.free_gpus = sorted(g.index for g in node.gpus if g.index not in used.gpus)
         self.pool: _Pool
 
@@ -211,10 +250,9 @@ class _Slot:
 class _Pool:
     """Nodes with identical capacity, GPU models and labels; free capacity kept sorted per resource."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, policy: Policy) -> None:
         self.labels = node.labels
-        self.cap_cpu = _milli(node.cpu)
-        self.cap_mem = node.memory_mb
+        self.cap_cpu, self.cap_mem = policy.allocatable(node)
         self.models = {g.index: g.model for g in node.gpus}
         self.cap_gpu = len(node.gpus)
         self.slots: list[_Slot] = []
@@ -251,10 +289,10 @@ class _Packer:
         for node in self.nodes:
             if node.name in self.slots:
                 raise ValueError(f"two nodes are called {node.name!r}")
-            key = (_milli(node.cpu), node.memory_mb, tuple((g.index, g.model) for g in node.gpus),
+            key = (policy.allocatable(node), tuple((g.index, g.model) for g in node.gpus),
                    tuple(sorted(node.labels.items())))
-            pool = pools.get(key) or pools.setdefault(key, _Pool(node))
-            slot = self.slots[node.name] = _Slot(node, usage.get(node.name))
+            pool = pools.get(key) or pools.setdefault(key, _Pool(node, policy))
+            slot = self.slots[node.name] = _Slot(node, usage.get(node.name), policy)
             pool.add(slot)
         self.pools = list(pools.values())
 
@@ -320,12 +358,13 @@ class _Packer:
                 return Unschedulable("NoGpuModel" if wanted else "NoGpu",
                                      f"no node has {what}; {need} (largest: {most})")
         if not candidates:
-            cores = max(n.cpu for n in matching)
-            mem = max(n.memory_mb for n in matching)
+            offered = [self.policy.allocatable(n) for n in matching]
+            cores = max(c for c, _ in offered) / 1000
+            mem = max(m for _, m in offered)
             return Unschedulable(
                 "TooLarge",
                 f"no node is large enough: {req.flavor} reserves {req.cpu:g} cores and {req.memory_mb} MB; "
-                f"nodes have at most {cores:g} cores and {mem} MB",
+                f"nodes offer at most {cores:g} cores and {mem} MB (overcommit included)",
             )
         return Unschedulable("Full", f"all nodes that fit {req.flavor} are busy; it needs {req.need()}",
                              transient=True)

@@ -204,6 +204,32 @@ def _uids_in_use(lo: int, hi: int, proc: Path = Path("/proc")) -> bool:
     return False
 
 
+def claimed(data_dir: Path, registry: Path) -> Claim | None:
+    """This data dir's entry in the registry, without claiming anything (None: it holds none)."""
+    my_id, data_dir = _id_of(str(data_dir.resolve())), str(data_dir.resolve())
+    try:
+        entry = json.loads(registry.read_text()).get(my_id or "")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not entry or entry.get("data_dir") != data_dir:
+        return None
+    return Claim(**{k: entry[k] for k in Claim.__dataclass_fields__})
+
+
+def unclaim(data_dir: Path, registry: Path) -> bool:
+    """Drop this data dir's entry (``spaces down``): its uids, ports and cgroup root are free for others; a later
+    ``spaces serve`` of this data dir claims them again (the same ones while nobody took them). True if dropped."""
+    my_id, data_dir = _id_of(str(data_dir.resolve())), str(data_dir.resolve())
+    if my_id is None or not registry.exists():
+        return False
+    with _locked(registry) as table:
+        entry = table.get(my_id)
+        if entry is None or entry.get("data_dir") != data_dir:
+            return False
+        del table[my_id]
+    return True
+
+
 def release(stale: list[Claim]) -> None:
     """Take down what removed platforms left on the host: their loopback guard and their (empty) cgroups."""
     from spaces.runtime import netguard

@@ -254,7 +254,7 @@ def _restart_spaces(db_url: str, snapshot_iso: str) -> dict[str, str | None]:
     and queue a build of each Space's commit."""
     from spaces.db.models import Build, Space, UsageInterval
     from spaces.db.session import Database
-    from spaces.domain.stages import SpaceStage
+    from spaces.domain.stages import SpaceStage, set_stage
 
     snapshot = dt.datetime.fromisoformat(snapshot_iso)
     db = Database(db_url)
@@ -270,8 +270,8 @@ def _restart_spaces(db_url: str, snapshot_iso: str) -> dict[str, str | None]:
             space.asleep, space.restarts, space.retry_at, space.queued_at = False, 0, None, None
             if space.sha and space.stage not in (SpaceStage.NO_APP_FILE.value, SpaceStage.CONFIG_ERROR.value):
                 s.add(Build(space_id=space.id, sha=space.sha))
-                space.stage, space.stage_reason = SpaceStage.BUILDING.value, "restored"
-                space.stage_message = f"Restored from a backup: building {space.sha[:7]} again."
+                set_stage(space, SpaceStage.BUILDING, "restored",
+                          f"Restored from a backup: building {space.sha[:7]} again.", now=snapshot)
     db.engine.dispose()
     return shas
 

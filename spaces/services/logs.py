@@ -3,6 +3,15 @@
 ``LogBus.append`` is called from any thread (builders and backends run in threads); subscribers are asyncio
 queues on the server's event loop, fed with ``call_soon_threadsafe`` so a slow reader never blocks a writer.
 A reader that falls too far behind loses live lines (bounded queue) but can always replay the stored ones.
+
+Across processes (a build runs in a builder process, its follower is connected to any hub replica) lines travel on
+the bus's ``logs`` channel, and every process's readers are fed from the bus only, so a line reaches a reader
+once whichever process printed it. On a bus between processes a batch is published *after* it is stored: a reader
+subscribes, then replays the store, so each line is either in its replay or arrives after it (the SSE endpoint
+skips live lines not newer than the last one replayed). Published before storing, a line printed just before a
+reader subscribed and written just after its replay would be in neither. ``end`` follows its lines the same way.
+On the in-process bus (one process) lines go to readers at once, as they are appended: a replay there flushes
+this process's pending lines first, which closes the same gap.
 """
 
 from __future__ import annotations
@@ -13,15 +22,19 @@ import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from spaces.bus import Bus, MemoryBus
 from spaces.db.models import LogLine, Space, utcnow
 from spaces.db.session import Database
 
 KINDS = ("build", "run")
+CHANNEL = "logs"
+TICK = timedelta(microseconds=1)
 log = logging.getLogger("spaces.logs")
 
 
@@ -33,37 +46,61 @@ class LogEvent:
 
 class LogBus:
     """``keep``: stored lines per Space and kind; older ones are dropped as new ones are written (checked every tenth
-    of ``keep`` new lines, so up to 10% more may be stored). Live readers see every line."""
+    of ``keep`` new lines, so up to 10% more may be stored). Live readers see every line. ``bus``: how lines reach
+    readers in other processes (default: this process only)."""
 
-    def __init__(self, db: Database, keep: int = 10_000) -> None:
+    def __init__(self, db: Database, keep: int = 10_000, bus: Bus | None = None) -> None:
         self.db = db
         self.keep = keep
+        self.bus: Bus = bus or MemoryBus()
+        self._at_once = isinstance(self.bus, MemoryBus)  # see the module's docstring
         self._unchecked: Counter[tuple[str, str]] = Counter()  # lines written per (Space, kind) since the last trim
         self._subs: dict[tuple[str, str], set[tuple[asyncio.AbstractEventLoop, asyncio.Queue]]] = defaultdict(set)
         self._lock = threading.Lock()
+        self._last_ts = datetime.min.replace(tzinfo=timezone.utc)
         # Lines are written in batches: a build prints hundreds of lines a second, and one transaction per line
         # would keep the database's write lock busy for everyone else. Readers flush first (see history).
         self._pending: list[dict] = []
         self._flush_lock = threading.Lock()
         self._kick = threading.Event()
+        self._unsubscribe = self.bus.subscribe(CHANNEL, self._receive)
         threading.Thread(target=self._writer, name="log-writer", daemon=True).start()
 
     def append(self, space_id: str, kind: str, data: str) -> None:
-        event = LogEvent(utcnow(), data if data.endswith("\n") else data + "\n")
+        data = data if data.endswith("\n") else data + "\n"
         with self._lock:
-            self._pending.append({"space_id": space_id, "kind": kind, "ts": event.ts, "data": event.data})
-            subs = list(self._subs.get((space_id, kind), ()))
+            # strictly increasing: a follower tells replayed lines from live ones by their time (see the endpoint)
+            ts = self._last_ts = max(utcnow(), self._last_ts + TICK)
+            self._pending.append({"space_id": space_id, "kind": kind, "ts": ts, "data": data})
         self._kick.set()
-        for loop, queue in subs:
-            loop.call_soon_threadsafe(_offer, queue, event)
+        if self._at_once:
+            self.bus.publish(CHANNEL, _message(space_id, kind, [(ts, data)]))
 
     def end(self, space_id: str, kind: str) -> None:
         """Tell live readers of ``kind`` that what they follow may be over (a build finished): each then checks
         whether to stop. Delivered even to a full queue (a line is dropped instead), or a reader would never end."""
-        with self._lock:
-            subs = list(self._subs.get((space_id, kind), ()))
+        if not self._at_once:
+            try:
+                self.flush()  # the lines before it are published first (flush publishes even what it fails to store)
+            except Exception:
+                log.exception("writing log lines failed")
+        self.bus.publish(CHANNEL, {**_message(space_id, kind, []), "end": True})
+
+    def _receive(self, message: dict[str, Any]) -> None:
+        """A bus message: lines (or an end) for the readers of this process. On the bus's thread: quick."""
+        try:
+            key = (str(message["space_id"]), str(message["kind"]))
+            with self._lock:
+                subs = list(self._subs.get(key, ()))
+            if not subs:
+                return
+            events = [LogEvent(datetime.fromisoformat(ts), data) for ts, data in message.get("lines", ())]
+        except (KeyError, TypeError, ValueError):
+            log.warning("ignoring a malformed log message")
+            return
+        end = bool(message.get("end"))
         for loop, queue in subs:
-            loop.call_soon_threadsafe(_offer_end, queue)
+            loop.call_soon_threadsafe(_offer_end if end else _offer, queue, events)
 
     def flush(self) -> None:
         """Write the pending lines. Lines of a Space deleted since they were printed (a stopping app's last
@@ -74,21 +111,36 @@ class LogBus:
             if not batch:
                 return
             try:
-                self._insert(batch)
-            except IntegrityError:
-                with self.db.session() as s:
-                    alive = set(s.scalars(select(Space.id).where(Space.id.in_({r["space_id"] for r in batch}))))
-                kept = [r for r in batch if r["space_id"] in alive]
-                try:
-                    self._insert(kept)
-                except IntegrityError:  # another Space went in between: this batch is not worth a third try
-                    log.warning("dropped %d log lines of Spaces deleted while they were written", len(batch))
-                    return
-                batch = kept  # a deleted Space's lines were not stored: nothing of it to count for trimming
+                self._store(batch)
+            finally:  # stored or not, live readers get them (a failed batch is lost from the store only)
+                if not self._at_once:
+                    self._publish(batch)
+
+    def _publish(self, batch: list[dict]) -> None:
+        """One message per (Space, kind) of the batch, lines in order."""
+        by_key: dict[tuple[str, str], list[tuple[datetime, str]]] = defaultdict(list)
+        for r in batch:
+            by_key[(r["space_id"], r["kind"])].append((r["ts"], r["data"]))
+        for (space_id, kind), lines in by_key.items():
+            self.bus.publish(CHANNEL, _message(space_id, kind, lines))
+
+    def _store(self, batch: list[dict]) -> None:
+        try:
+            self._insert(batch)
+        except IntegrityError:
+            with self.db.session() as s:
+                alive = set(s.scalars(select(Space.id).where(Space.id.in_({r["space_id"] for r in batch}))))
+            kept = [r for r in batch if r["space_id"] in alive]
             try:
-                self._trim(batch)
-            except Exception:  # the lines are stored; trimming is tried again with the next batch of this Space
-                log.exception("trimming stored log lines failed")
+                self._insert(kept)
+            except IntegrityError:  # another Space went in between: this batch is not worth a third try
+                log.warning("dropped %d log lines of Spaces deleted while they were written", len(batch))
+                return
+            batch = kept  # a deleted Space's lines were not stored: nothing of it to count for trimming
+        try:
+            self._trim(batch)
+        except Exception:  # the lines are stored; trimming is tried again with the next batch of this Space
+            log.exception("trimming stored log lines failed")
 
     def _trim(self, batch: list[dict]) -> None:
         """Keep the newest ``keep`` lines of each (Space, kind) that has had a tenth of that written since its last
@@ -155,12 +207,18 @@ class LogBus:
 END = LogEvent(datetime.min.replace(tzinfo=timezone.utc), "")
 
 
-def _offer_end(queue: asyncio.Queue) -> None:
+def _message(space_id: str, kind: str, lines: list[tuple[datetime, str]]) -> dict[str, Any]:
+    return {"space_id": space_id, "kind": kind, "lines": [(ts.isoformat(), data) for ts, data in lines]}
+
+
+def _offer_end(queue: asyncio.Queue, _events: list[LogEvent]) -> None:
     if queue.full():
         queue.get_nowait()
     queue.put_nowait(END)
 
 
-def _offer(queue: asyncio.Queue, event: LogEvent) -> None:
-    if not queue.full():
+def _offer(queue: asyncio.Queue, events: list[LogEvent]) -> None:
+    for event in events:
+        if queue.full():
+            return
         queue.put_nowait(event)

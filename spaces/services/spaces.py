@@ -40,8 +40,9 @@ from spaces.db.session import after_commit, after_rollback
 from spaces.domain import hardware as hw
 from spaces.domain.cardconfig import evaluate
 from spaces.domain.naming import subdomain_candidates, validate_repo_id
-from spaces.domain.stages import SpaceStage
+from spaces.domain.stages import SpaceStage, set_stage
 from spaces.errors import BadRequest, Forbidden, RepoExists, RepoNotFound
+from spaces.runtime.flavors import FlavorCatalog
 from spaces.services import accounts
 from spaces.services.accounts import Principal
 from spaces.storage.cached import CachedGitRepo
@@ -109,8 +110,10 @@ class SpaceHooks:
 class SpaceService:
     """Operations on Spaces. Callers pass an open Session; the caller's transaction commits."""
 
-    def __init__(self, repos_root: Path, hooks: SpaceHooks | None = None) -> None:
+    def __init__(self, repos_root: Path, flavors: FlavorCatalog | None = None, hooks: SpaceHooks | None = None) -> None:
         self.repos_root = repos_root
+        #: the flavors a Space may ask for (the process's one catalog, operator overrides applied)
+        self.flavors = flavors or FlavorCatalog()
         hooks = hooks or SpaceHooks()
         self.on_revision = hooks.on_revision
         self.on_change = hooks.on_change
@@ -168,7 +171,7 @@ class SpaceService:
         existing = self.find(s, repo_id)
         if existing is not None:
             raise RepoExists("You already created this space repo", repo_id=existing.repo_id)
-        flavor = hw.get_flavor(hardware or "cpu-basic").name
+        flavor = self.flavors.get(hardware or hw.DEFAULT_FLAVOR).name
         if self.check_quota is not None:
             self.check_quota(s, owner, flavor)
         if sleep_time is not None:
@@ -376,18 +379,15 @@ class SpaceService:
             self.set_stage(space, SpaceStage.BUILDING, "build_queued",
                            "This revision is queued for a build; no builder is configured on this server yet.")
 
-    @staticmethod
-    def set_stage(space: Space, stage: SpaceStage, reason: str, message: str) -> None:
-        if (space.stage, space.stage_reason, space.stage_message) != (stage.value, reason, message):
-            space.stage, space.stage_reason, space.stage_message = stage.value, reason, message
-            space.stage_changed_at = utcnow()
+    #: the one stage setter lives with the stages (spaces.domain.stages); kept here for callers of this name
+    set_stage = staticmethod(set_stage)
 
     # ---- runtime settings -------------------------------------------------------------------------------
     def set_hardware(self, s: Session, principal: Principal, space: Space, flavor: str | None,
                      sleep_time: int | None) -> None:
         # gradio_client's duplicate may send {"flavor": null} when the source has no current hardware: keep it.
         if flavor is not None:
-            name = hw.get_flavor(flavor).name
+            name = self.flavors.get(flavor).name
             if self.check_quota is not None and name != space.hardware:
                 self.check_quota(s, space.owner, name)
             space.hardware = name

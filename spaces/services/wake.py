@@ -30,6 +30,7 @@ log = logging.getLogger("spaces.wake")
 class WakeResult:
     ok: bool
     message: str = ""
+    tier: str = ""  # frozen | standby | cold: what the wake found (spaces.metrics); "" when not known
 
 
 class WakeService:
@@ -50,10 +51,13 @@ class WakeService:
             self._inflight[space_id] = fut
             self.starts += 1
 
-            def ready() -> None:
-                loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(WakeResult(True)))
+            found: list[str] = []  # the tier _mark_awake found
 
-            refused = await asyncio.to_thread(self._mark_awake, space_id, ready)
+            def ready() -> None:
+                result = WakeResult(True, tier=found[0] if found else "")
+                loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(result))
+
+            refused = await asyncio.to_thread(self._mark_awake, space_id, ready, found)
             if refused:
                 fut.set_result(WakeResult(False, refused))
             fut.add_done_callback(lambda _f: self._inflight.pop(space_id, None))
@@ -62,7 +66,7 @@ class WakeService:
         except asyncio.TimeoutError:
             return WakeResult(False, "The Space is taking long to start; try again in a moment.")
 
-    def _mark_awake(self, space_id: str, ready: Callable[[], None]) -> str:
+    def _mark_awake(self, space_id: str, ready: Callable[[], None], found: list[str] | None = None) -> str:
         """Flip desired state to awake and have the reconciler start it (calling ``ready`` when it runs); returns a
         refusal message when the Space must not wake. The nudge comes from this worker thread as soon as the change
         is committed: the reconciler need not wait for the event loop to come back to this coroutine first."""
@@ -72,6 +76,9 @@ class WakeService:
                 return "This Space no longer exists."
             if space.paused:
                 return "This Space is paused by its owner."
+            if found is not None:
+                inst = space.instance or {}
+                found.append("standby" if inst.get("standby") else "frozen" if inst.get("current") else "cold")
             if space.asleep:
                 space.asleep = False
                 space.last_modified = space.last_modified or utcnow()

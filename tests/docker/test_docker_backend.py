@@ -84,6 +84,31 @@ def test_limits_reach_the_container(docker_image, backend) -> None:
         backend.stop(handle)
 
 
+def test_volumes_are_mounted_read_only_or_read_write(docker_image, backend, tmp_path) -> None:
+    """A bucket (read-write, given to the Docker Spaces uid 1000) and a repository snapshot (read-only)."""
+    import dataclasses
+    import os
+
+    from spaces.runtime.contracts import Mount
+
+    artifact, _, _ = docker_image
+    bucket, snapshot = tmp_path / "bucket", tmp_path / "snapshot"
+    bucket.mkdir()
+    snapshot.mkdir()
+    (snapshot / "weights.txt").write_text("w=42")
+    spec = dataclasses.replace(make_spec(artifact, port=7860),
+                               mounts=(Mount(str(bucket), "/data", False), Mount(str(snapshot), "/models", True)))
+    handle = backend.start(spec)
+    try:
+        wrote = docker("exec", handle.ref, "sh", "-c", "echo kept > /data/f && cat /models/weights.txt")
+        assert wrote.stdout.strip() == "w=42"
+        assert (bucket / "f").read_text() == "kept\n" and os.stat(bucket / "f").st_uid == 1000
+        refused = docker("exec", handle.ref, "sh", "-c", "echo x > /models/new", check=False)
+        assert refused.returncode != 0 and "Read-only file system" in refused.stderr
+    finally:
+        backend.stop(handle)
+
+
 def test_poll_is_starting_until_the_app_answers(docker_image, backend) -> None:
     artifact, _, _ = docker_image
     # the app listens on 7860 but we publish 7861: docker-proxy accepts on the host port, nothing answers behind it

@@ -25,7 +25,7 @@ from spaces.runtime.nodes import (
 
 # (flavor, reservation, limits)
 DEFAULTS = [
-    ("cpu-basic", Reservation(0.25, 512), Limits(2.0, 16384, disk_mb=5120)),
+    ("cpu-basic", Reservation(0.1, 96), Limits(2.0, 16384, disk_mb=5120)),
     ("cpu-upgrade", Reservation(1.0, 2048), Limits(8.0, 32768, disk_mb=5120)),
     ("t4-small", Reservation(1.0, 4096, 1, "T4"), Limits(4.0, 15360, disk_mb=5120)),
     ("t4-medium", Reservation(1.0, 4096, 1, "T4"), Limits(8.0, 30720, disk_mb=5120)),
@@ -50,12 +50,12 @@ def test_disk_limit_is_a_flavor_setting() -> None:
 
 def test_operator_overrides_requests_prices_pools() -> None:
     cat = FlavorCatalog(FlavorSettings(
-        requests={"cpu-basic": {"cpu": 0.1}, "t4-small": {"memory_mb": 8192}},
+        requests={"cpu-basic": {"cpu": 0.25}, "t4-small": {"memory_mb": 8192}},
         hardware={"t4-small": {"price_per_hour_usd": 0.5, "cpu": 6}},
         node_selectors={"t4-small": {"pool": "t4"}},
         tolerations={"t4-small": []},
     ))
-    assert cat.get("cpu-basic").reservation == Reservation(0.1, 512)
+    assert cat.get("cpu-basic").reservation == Reservation(0.25, 96)
     t4 = cat.get("t4-small")
     assert t4.reservation == Reservation(1.0, 8192, 1, "T4", {"pool": "t4"})
     assert t4.limits == Limits(6.0, 15360, disk_mb=5120) and t4.tolerations == ()

@@ -44,7 +44,7 @@ PLACE_TABLE = [
     ("best fit: fullest node that still fits wins", req("s"), [BIG, SMALL], {}, Policy(), "small", ()),
     ("best fit follows usage", req("s"), [SMALL, Node("small2", 2, 24576)],
      {"small2": NodeUsage(1.0, 2048)}, Policy(), "small2", ()),
-    ("a full node is skipped", req("s"), [SMALL, BIG], {"small": NodeUsage(1.9, 1000)}, Policy(), "big", ()),
+    ("a full node is skipped", req("s"), [SMALL, BIG], {"small": NodeUsage(1.95, 1000)}, Policy(), "big", ()),
     ("memory decides too", req("s"), [SMALL, BIG], {"small": NodeUsage(0, 24500)}, Policy(), "big", ()),
     ("cpu Spaces keep off GPU nodes", req("s"), [T4, BIG], {}, Policy(), "big", ()),
     ("...unless only a GPU node fits", req("s"), [T4, SMALL], {"small": NodeUsage(2, 0)}, Policy(), "t4", ()),
@@ -116,7 +116,7 @@ def test_dozens_of_cpu_basic_on_one_small_machine() -> None:
     catalog = FlavorCatalog(FlavorSettings(requests={"cpu-basic": {"cpu": 0.05, "memory_mb": 512}}))
     placed, waiting = plan_queue([req(str(i), catalog=catalog) for i in range(60)], [SMALL], {})
     assert len(placed) == 40 and len(waiting) == 20  # 2 cores / 0.05 = 40
-    assert len(plan_queue([req(str(i)) for i in range(60)], [SMALL], {})[0]) == 8  # default 0.25 core
+    assert len(plan_queue([req(str(i)) for i in range(60)], [SMALL], {})[0]) == 20  # default 0.1 core, no overcommit
 
 
 def test_gpu_model_match_words() -> None:
@@ -232,5 +232,66 @@ def test_packer_matches_brute_force(seed: int) -> None:
 def test_scheduler_settings_make_the_policy() -> None:
     from spaces.runtime.scheduler import SchedulerSettings
 
-    assert SchedulerSettings().policy() == Policy()
-    assert SchedulerSettings(match_gpu_model=True).policy() == Policy(match_gpu_model=True)
+    assert SchedulerSettings().policy() == Policy(cpu_overcommit=16)
+    assert SchedulerSettings(match_gpu_model=True).policy() == Policy(match_gpu_model=True, cpu_overcommit=16)
+
+
+# -- requests, limits and overcommit ------------------------------------------------------------------------
+
+#: this machine: 2 cores, 24 GB, with what the platform keeps by default (0.5 core, a tenth of the memory)
+HOST = Node("local", 2, 24105, reserved_cpu=0.5, reserved_memory_mb=2410)
+
+# (case, node, policy, expected (millicores, MiB) of requests offered)
+ALLOCATABLE_TABLE = [
+    ("no overcommit: what the node leaves Spaces", HOST, Policy(), (1500, 21695)),
+    ("cpu overcommit multiplies the allocatable cores", HOST, Policy(cpu_overcommit=16), (24000, 21695)),
+    ("memory overcommit multiplies the allocatable MiB", HOST, Policy(memory_overcommit=1.5), (1500, 32542)),
+    ("a node with nothing kept offers all of it", SMALL, Policy(cpu_overcommit=2), (4000, 24576)),
+    ("a node keeping more than it has offers nothing", Node("tiny", 1, 512, reserved_cpu=2, reserved_memory_mb=1024),
+     Policy(cpu_overcommit=16), (0, 0)),
+]
+
+
+@pytest.mark.parametrize("case,node,policy,expected", ALLOCATABLE_TABLE, ids=[c[0] for c in ALLOCATABLE_TABLE])
+def test_allocatable(case, node, policy, expected) -> None:
+    assert policy.allocatable(node) == expected
+
+
+DEFAULT_POLICY = Policy(cpu_overcommit=16, memory_overcommit=1.0)  # SchedulerSettings' defaults
+
+# (case, node, request, policy, how many an empty node holds)
+HOLDS_TABLE = [
+    ("cpu-basic on this 2-core 24 GB machine: memory decides", HOST, req("s"), DEFAULT_POLICY, 225),
+    ("without overcommit cpu decides", HOST, req("s"), Policy(), 15),
+    ("the old 0.25-core request without overcommit: the 6 the issue saw (8 on all 2 cores)", HOST,
+     Request("s", "cpu-basic", 0.25, 512), Policy(), 6),
+    ("cpu-upgrade", HOST, req("s", "cpu-upgrade"), DEFAULT_POLICY, 10),
+    ("a GPU flavor: its GPUs, never overcommitted", t4_node("t", 2, cpu=8, mem=65536), req("s", "t4-small"),
+     Policy(cpu_overcommit=100, memory_overcommit=100), 2),
+    ("a request of nothing fits no count: 0, not infinity", HOST, Request("s", "x", 0, 0), DEFAULT_POLICY, 0),
+]
+
+
+@pytest.mark.parametrize("case,node,request_,policy,expected", HOLDS_TABLE, ids=[c[0] for c in HOLDS_TABLE])
+def test_holds(case, node, request_, policy, expected) -> None:
+    from spaces.runtime.scheduler import holds
+
+    assert holds(node, request_, policy) == expected
+
+
+def test_overcommit_places_up_to_what_holds_says_and_no_more() -> None:
+    """The placements really made agree with ``holds``: 225 cpu-basic Spaces on this machine, the 226th waits."""
+    queue = [req(f"s{i}") for i in range(230)]
+    placed, waiting = plan_queue(queue, [HOST], {}, DEFAULT_POLICY)
+    assert len(placed) == 225 and [w.item.space_id for w in waiting] == [f"s{i}" for i in range(225, 230)]
+    assert waiting[0].reason == "Full" and waiting[1].message.startswith("waiting for cpu-basic capacity: 1 ahead")
+    used = tally(placed)["local"]
+    assert used.memory_mb == 225 * 96 and used.spaces == 225
+
+
+def test_settings_defaults_reach_the_policy() -> None:
+    from spaces.runtime.scheduler import SchedulerSettings
+
+    p = SchedulerSettings().policy()
+    assert (p.cpu_overcommit, p.memory_overcommit) == (16.0, 1.0)
+    assert SchedulerSettings(cpu_overcommit=4, memory_overcommit=1.25).policy() == Policy(False, True, 4, 1.25)

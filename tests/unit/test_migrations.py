@@ -90,3 +90,31 @@ def test_an_earlier_release_database_upgrades_with_every_row(url: str, start: st
             assert space.owner.id == s.scalars(sa.select(Account)).one().id
     finally:
         engine.dispose()
+
+
+def test_0004_queues_the_old_releases_running_builds_and_allows_one_running_per_space(url: str) -> None:
+    """The previous release re-queued running builds at its start; the shared queue waits for leases those rows
+    lack, so the upgrade queues them, and from then on the database refuses a second running build of a Space."""
+    engine = sa.create_engine(url)
+    try:
+        cfg = alembic_config(url)
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0003")
+            _fill(conn)
+            space_id = conn.execute(sa.text("SELECT id FROM spaces")).scalar()
+            conn.execute(sa.text("DELETE FROM builds"))
+            for status in ("running", "running", "built"):
+                conn.execute(sa.text("INSERT INTO builds (space_id, sha, status, message, factory, created_at) "
+                                     "VALUES (:s, 'abc', :st, '', false, CURRENT_TIMESTAMP)"),
+                             {"s": space_id, "st": status})
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0004")
+            rows = conn.execute(sa.text("SELECT status, attempts, worker FROM builds ORDER BY id")).all()
+            assert [tuple(r) for r in rows] == [("queued", 0, None), ("queued", 0, None), ("built", 0, None)]
+            conn.execute(sa.text("UPDATE builds SET status = 'running' WHERE id = (SELECT MIN(id) FROM builds)"))
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+            conn.execute(sa.text("UPDATE builds SET status = 'running' WHERE status = 'queued'"))
+    finally:
+        engine.dispose()

@@ -89,7 +89,7 @@ class World:
             s.commit()
             self.id = space.id
 
-    def _reserve(self, s, space: Space) -> dict:  # noqa: ANN001
+    def _reserve(self, s, space: Space, node: str | None = None) -> dict:  # noqa: ANN001
         self.reserves.append(space.id)
         if self.refuse is not None:
             raise self.refuse

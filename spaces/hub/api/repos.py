@@ -95,6 +95,8 @@ async def create_repo(request: Request) -> JSONResponse:
             except BaseException:
                 hub.spaces.repo(space).delete()  # the row rolls back; the repository must go too
                 raise
+        if data.get("volumes") is not None:  # create_repo(space_volumes=...): refused volumes refuse the create
+            hub.buckets.set_volumes(s, p, space, data["volumes"])
         return {"url": hub.space_url(space.repo_id), "name": space.repo_id, "id": space.id}
 
     return JSONResponse(await in_session(request, work, auth_required=True))

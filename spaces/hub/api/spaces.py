@@ -38,8 +38,8 @@ SORTS = {"lastModified": Space.last_modified, "createdAt": Space.created_at, "li
 
 
 @router.get("/api/spaces/hardware")
-async def list_hardware() -> list[dict]:
-    return [hw.hardware_json(f) for f in hw.FLAVORS.values()]
+async def list_hardware(request: Request) -> list[dict]:
+    return [hw.hardware_json(f) for f in request.app.state.hub.flavors.shapes()]
 
 
 @router.get("/api/spaces/templates")
@@ -279,6 +279,8 @@ async def duplicate(ns: str, name: str, request: Request) -> dict:
             s, p, source, target, private=parse_visibility(data), hardware=get_str(data, "hardware"),
             sleep_time=get_int(data, "sleepTimeSeconds"), secrets=parse_kv_list(data, "secrets"),
             variables=parse_kv_list(data, "variables") if data.get("variables") else None)
+        if data.get("volumes") is not None:  # a duplicate mounts only what it is given, never its source's
+            hub.buckets.set_volumes(s, p, copy, data["volumes"])
         return {"url": hub.space_url(copy.repo_id), "filesCopyPending": False}
     return await in_session(request, work, auth_required=True)
 

@@ -9,7 +9,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import func, select
 
 from spaces.db.models import Account, Membership, Space
-from spaces.domain import hardware as hw
 from spaces.errors import NotFound
 from spaces.hub.pages import listing
 from spaces.hub.pages.config import pages_settings
@@ -34,7 +33,7 @@ async def explore(request: Request) -> HTMLResponse:
     cards, total = await db(request, work)
     pages = max(1, -(-total // size))
     return await render(request, "explore.html", cards=cards, total=total, query=query, pages=pages,
-                        sorts=listing.SORT_LABELS, sdks=SDKS, flavors=list(hw.FLAVORS.values()))
+                        sorts=listing.SORT_LABELS, sdks=SDKS, flavors=hub_of(request).flavors.shapes())
 
 
 @router.get("/spaces/{name}", response_class=HTMLResponse)

@@ -30,7 +30,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from spaces.db.models import Account, QuotaGrant, UsageInterval
-from spaces.domain import hardware as hw
 from spaces.templates_catalog import Template, list_templates
 
 
@@ -71,7 +70,7 @@ def default_usage(hub: Any, s: Session, account: Account) -> UsageView:
         minutes[r.flavor] = minutes.get(r.flavor, 0.0) + max(0.0, (end - max(begin, start)).total_seconds() / 60)
     out = []
     for flavor, mins in sorted(minutes.items()):
-        price = hw.FLAVORS[flavor].price_per_hour_usd if flavor in hw.FLAVORS else 0.0
+        price = hub.flavors.get(flavor).price_per_hour_usd if flavor in hub.flavors else 0.0
         out.append(UsageRow(flavor, round(mins, 1), round(mins / 60 * price, 2)))
     return UsageView(period=start.strftime("%B %Y"), rows=out, source="usage records in the database")
 

@@ -38,7 +38,7 @@ async def new_form(request: Request) -> HTMLResponse:
 
 async def _form(request: Request, values: dict, error: str | None = None, status: int = 200) -> HTMLResponse:
     return await render(request, "new_space.html", status=status, values=values, error=error, sdks=SDKS,
-                        templates=request.app.state.page_hooks.templates(), flavors=list(hw.FLAVORS.values()))
+                        templates=request.app.state.page_hooks.templates(), flavors=hub_of(request).flavors.shapes())
 
 
 @router.post("/new")

@@ -39,7 +39,7 @@ class SpacePage:
 
     @property
     def flavor(self) -> hw.Flavor | None:
-        return hw.FLAVORS.get(self.space.hardware)
+        return next((f for f in self.flavors if f.name == self.space.hardware), None)
 
     @property
     def sleep_seconds(self) -> int | None:
@@ -67,4 +67,4 @@ def load(hub: Any, s: Session, viewer: Viewer, ns: str, name: str, *, write: boo
         app_url = f"{app_url}__spaces/auth?ticket={quote(ticket, safe='')}&next=/"
     return SpacePage(space=space, card=card(space), can_write=can_write, liked=liked,
                      app_url=app_url, git_url=hub.space_url(space.repo_id),
-                     hub_url=hub.url(), secret_keys=keys, flavors=list(hw.FLAVORS.values()))
+                     hub_url=hub.url(), secret_keys=keys, flavors=hub.flavors.shapes())

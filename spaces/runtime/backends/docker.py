@@ -37,14 +37,20 @@ import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
+from pathlib import Path
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, Field
 
 from spaces.runtime.contracts import (LABEL_MANAGED, LABEL_SHA, LABEL_SPACE, Handle, InstanceSpec, Observed, Phase,
                                       StartFailed)
+from spaces.runtime.volumes import give_to
 
 LABEL_PORT = "spaces.port"  # the app's port inside the container, to find its published port again
+
+
+#: the uid Docker Spaces run as (the Hub's Dockerfile convention): a read-write volume's files are given to it
+DOCKER_SPACE_UID = 1000
 
 
 class DockerEngine(BaseModel):
@@ -116,6 +122,8 @@ def run_options(spec: InstanceSpec, settings: DockerBackendSettings, network: st
         "init": True,
         "security_opt": ["no-new-privileges"],
         "log_config": LogConfig(type="json-file", config={"max-size": "10m", "max-file": "2"}),
+        **({"volumes": {m.source: {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in spec.mounts}}
+           if spec.mounts else {}),
     }
 
 
@@ -184,12 +192,25 @@ class DockerBackend:
             raise StartFailed(f"The image {image} for {spec.sha[:7]} is not on node {spec.node}; rebuild the "
                               "Space to make it again.") from None
         options = run_options(spec, self.settings, self._network(spec.node))
+        if spec.mounts:
+            self._prepare_mounts(spec)
         try:
             container = client.containers.run(image, detach=True, **options)
             container.reload()
         except docker.errors.APIError as exc:
             raise StartFailed(f"Docker could not start {image}: {exc.explanation or exc}") from None
         return self._handle(spec.node, container)
+
+    def _prepare_mounts(self, spec: InstanceSpec) -> None:
+        """Volumes are directories of this machine: an engine elsewhere cannot see them. A read-write bucket's
+        files go to uid 1000, the user Docker Spaces run as (the Hub's convention, ``useradd -m -u 1000 user``)."""
+        engine = self.settings.engines.get(spec.node) or DockerEngine()
+        if not engine._local():
+            raise StartFailed(f"node {spec.node}'s Docker engine is on another machine: it cannot mount this "
+                              "Space's volumes (they live in the platform's data dir)")
+        for m in spec.mounts:
+            if not m.read_only:
+                give_to(Path(m.source), DOCKER_SPACE_UID)
 
     def poll(self, handle: Handle) -> Observed:
         import docker

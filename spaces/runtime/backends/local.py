@@ -53,6 +53,7 @@ from spaces.runtime.cgroups import Cgroups
 from spaces.runtime.contracts import Handle, InstanceSpec, Observed, Phase, StartFailed
 from spaces.runtime.netguard import NoHoles, Opening, OwnPortHoles
 from spaces.runtime.spacedisk import SpaceDisk
+from spaces.runtime.volumes import give_to
 from spaces.runtime.zygote_client import ZYGOTE_SCRIPT, ZygotePool, ZygoteUnavailable
 
 log = logging.getLogger(__name__)
@@ -204,6 +205,7 @@ class LocalBackend:
                     raise StartFailed(f"the {what} {path} is under /tmp, which each Space replaces with its own "
                                       "private /tmp; move it (e.g. under /var/tmp or the data dir)")
         sandbox.own_tree(workdir, uid, uid)
+        self._prepare_mounts(spec, uid)
         disk_mb = spec.limits.disk_mb or self.settings.disk_mb
         overlay, layer = None, ""
         if self.disks and disk_mb:
@@ -241,7 +243,7 @@ class LocalBackend:
                              "home_target": str(home_target)} if self.namespaces else None}
         if self.hide_host:
             plan = sandbox.RootPlan(venv, str(workdir), str(home), str(home_target), self.settings.tmp_size_mb,
-                                    self.settings.shm_size_mb, spec.limits.gpus, overlay)
+                                    self.settings.shm_size_mb, spec.limits.gpus, overlay, spec.mounts)
             req["namespace"] = {"hide_host": True, "root": str(self.root_dir), "ops": sandbox.root_ops(plan),
                                 "landlock": self.landlock}
         opening.wait()  # before the app exists: it may check its own port at once
@@ -252,6 +254,15 @@ class LocalBackend:
                                       layer=layer)
         self._save(state)
         return self._handle(state)
+
+    def _prepare_mounts(self, spec: InstanceSpec, uid: int) -> None:
+        """Volumes are mounts of the Space's own root: without one (hide_host off) there is nowhere to put them."""
+        if spec.mounts and not self.hide_host:
+            raise StartFailed("this server cannot mount volumes: they need each Space's own root "
+                              "(SPACES_LOCAL__HIDE_HOST=true, mount namespaces and Landlock)")
+        for m in spec.mounts:
+            if not m.read_only:
+                give_to(Path(m.source), uid)
 
     def _launch(self, req: dict, sdk: str, venv: str, home_env: str) -> tuple[int, str]:
         if self.settings.zygote and self.namespaces:  # without a fixed HOME no fork matches a cold start

@@ -1,0 +1,223 @@
+"""The reconciler's applier, step by step, against a backend that only records: what decide() asks for happens,
+committed before each act (the rules themselves: tests/runtime_pure/test_decide.py; the real backend:
+tests/platform and tests/runtime_local)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from harness import DATABASES, create_postgres_database
+from sqlalchemy import select
+
+from spaces.builder.plan import Artifact
+from spaces.db.models import Account, Space, UsageInterval
+from spaces.db.session import Database
+from spaces.domain.stages import SpaceStage
+from spaces.errors import QuotaExceeded, WaitingForCapacity
+from spaces.runtime.contracts import Handle, Observed, Phase
+from spaces.runtime.reconciler import Reconciler, RouteUpdate
+from spaces.services.logs import LogBus
+
+A, B = "a" * 40, "b" * 40
+PLACEMENT = {"node": "local", "flavor": "cpu-basic", "cpu": 2.0, "memory_mb": 16384, "gpus": []}
+
+
+class Backend:
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.phases: dict[str, Phase] = {}
+        self.stopped: list[str] = []
+        self.listening = True
+        self.on_poll: Callable[[], None] | None = None
+        self._refs = itertools.count(1)
+
+    def start(self) -> Handle:
+        ref = str(next(self._refs))
+        self.phases[ref] = Phase.RUNNING if self.listening else Phase.STARTING
+        return Handle("fake", ref, "local", {"port": 7000 + int(ref)})
+
+    def poll(self, handle: Handle) -> Observed:
+        if self.on_poll is not None:
+            self.on_poll()
+        phase = self.phases.get(handle.ref, Phase.GONE)
+        code = 1 if phase == Phase.EXITED else None
+        return Observed(phase, ("127.0.0.1", handle.data["port"]) if phase != Phase.GONE else None, code, "oops")
+
+    def stop(self, handle: Handle) -> None:
+        if self.phases.pop(handle.ref, None) is not None:
+            self.stopped.append(handle.ref)
+
+    def freeze(self, handle: Handle) -> None:
+        self.phases[handle.ref] = Phase.FROZEN
+
+    def thaw(self, handle: Handle) -> None:
+        self.phases[handle.ref] = Phase.RUNNING
+
+    def logs(self, handle: Handle, follow: bool = False) -> Iterator[str]:
+        return iter(())
+
+    def list(self, labels: dict[str, str]) -> list[Handle]:
+        return []
+
+
+class World:
+    def __init__(self, db: Database) -> None:
+        self.db, self.backend = db, Backend()
+        self.routes: list[RouteUpdate] = []
+        self.refuse: Exception | None = None
+        self.rec = Reconciler(db, self.backend, LogBus(db), start_instance=self._start,  # type: ignore[arg-type]
+                              publish_route=self.routes.append)
+        with db.session() as s:
+            owner = Account(name="u", key="u")
+            s.add(owner)
+            s.flush()
+            space = Space(owner_id=owner.id, name="demo", repo_id="u/demo", key="u/demo", subdomain="u-demo",
+                          sdk="gradio", sha=A, stage=SpaceStage.APP_STARTING.value, artifact=self.artifact(A))
+            s.add(space)
+            s.commit()
+            self.id = space.id
+
+    @staticmethod
+    def artifact(sha: str) -> dict:
+        return Artifact("venv", "/envs/x", "digest", sha).to_json()
+
+    def _start(self, s, space: Space, artifact: Artifact) -> tuple[Handle, dict]:  # noqa: ANN001
+        if self.refuse is not None:
+            raise self.refuse
+        return self.backend.start(), dict(PLACEMENT)
+
+    def step(self, **change: object) -> Space:
+        if change:
+            with self.db.session() as s:
+                space = s.get(Space, self.id)
+                for k, v in change.items():
+                    setattr(space, k, v)
+                s.commit()
+        self.rec.reconcile(self.id)
+        with self.db.session() as s:
+            space = s.get(Space, self.id)
+            s.expunge(space)
+            return space
+
+    def refs(self, space: Space) -> tuple[str | None, str | None]:
+        inst = space.instance or {}
+        return tuple((inst.get(k) or {}).get("ref") for k in ("current", "previous"))  # type: ignore[return-value]
+
+    def open_usage(self) -> int:
+        with self.db.session() as s:
+            return len(s.scalars(select(UsageInterval).where(UsageInterval.ended_at.is_(None))).all())
+
+
+@pytest.fixture(params=DATABASES)
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """SQLite and PostgreSQL: the check before a commit holds the row lock there (FOR UPDATE)."""
+    if request.param == "sqlite":
+        url, drop = f"sqlite:///{tmp_path / 'spaces.db'}", (lambda: None)
+    else:
+        url, drop = create_postgres_database("spaces_reconciler")
+    database = Database(url)
+    database.migrate()
+    try:
+        yield database
+    finally:
+        database.engine.dispose()
+        drop()
+
+
+@pytest.fixture
+def world(db: Database) -> Iterator[World]:
+    w = World(db)
+    yield w
+    w.rec.stop()
+
+
+def running(w: World) -> Space:
+    w.step()
+    space = w.step()
+    assert space.stage == SpaceStage.RUNNING.value and w.routes[-1].state == "running"
+    return space
+
+
+def test_a_new_revision_starts_beside_the_old_one_which_serves_until_the_new_one_answers(world: World) -> None:
+    old = world.refs(running(world))[0]
+    world.backend.listening = False
+    space = world.step(artifact=world.artifact(B), sha=B)
+    new = world.refs(space)[0]
+    assert world.refs(space) == (new, old) and new != old
+    assert space.stage == SpaceStage.RUNNING_APP_STARTING.value and space.instance_sha == B
+    assert world.backend.phases[old] == Phase.RUNNING and world.routes[-1].state == "running"  # old still serves
+    world.backend.phases[new] = Phase.RUNNING
+    space = world.step()
+    assert world.refs(space) == (new, None) and old in world.backend.stopped
+    assert space.stage == SpaceStage.RUNNING.value and world.routes[-1].upstream == ("127.0.0.1", 7000 + int(new))
+
+
+def test_a_crash_says_why_backs_off_and_starts_again_after(world: World) -> None:
+    first = world.refs(running(world))[0]
+    world.backend.phases[first] = Phase.EXITED
+    space = world.step()
+    assert space.instance is None and space.restarts == 1 and space.retry_at is not None
+    assert space.stage_reason == "app_crashed" and "exited with code 1; restarting in 2 s" in space.stage_message
+    assert world.routes[-1].state == "error" and world.open_usage() == 0
+    assert world.step().instance is None  # backing off: no start yet
+    space = world.step(retry_at=None)
+    assert world.refs(space)[0] not in (None, first)
+    assert world.step().restarts == 0
+
+
+def test_a_quota_refusal_never_touches_what_runs(world: World) -> None:
+    old = world.refs(running(world))[0]
+    world.refuse = QuotaExceeded("You have used all your cpu-basic hours this month.")
+    space = world.step(artifact=world.artifact(B), sha=B)
+    assert world.refs(space) == (old, None) and world.backend.phases[old] == Phase.RUNNING
+    assert space.stage == SpaceStage.RUNNING.value and space.stage_reason == "quota_exceeded"
+    assert world.open_usage() == 1
+
+
+def test_waiting_for_capacity_keeps_its_place_in_the_queue(world: World) -> None:
+    world.refuse = WaitingForCapacity("Waiting for cpu-basic capacity: next in line.", code="Full")
+    space = world.step()
+    since = space.queued_at
+    assert since is not None and space.instance is None
+    assert (space.stage, space.stage_reason) == (SpaceStage.APP_STARTING.value, "waiting_for_capacity")
+    assert world.routes[-1].state == "starting" and "next in line" in world.routes[-1].message
+    assert world.step().queued_at == since  # FIFO: the first refusal's time
+    world.refuse = None
+    space = world.step()
+    assert space.queued_at is None and space.instance is not None
+
+
+def test_a_frozen_space_woken_is_thawed_and_served_in_one_step(world: World) -> None:
+    first = world.refs(running(world))[0]
+    space = world.step(asleep=True)
+    assert world.backend.phases[first] == Phase.FROZEN and space.stage == SpaceStage.SLEEPING.value
+    assert world.routes[-1].state == "sleeping" and world.open_usage() == 0
+    space = world.step(asleep=False)
+    assert world.backend.phases[first] == Phase.RUNNING and space.stage == SpaceStage.RUNNING.value
+    assert world.routes[-1].state == "running" and world.open_usage() == 1
+
+
+def test_a_step_whose_desired_state_changed_meanwhile_is_rolled_back_and_looked_at_again(world: World) -> None:
+    running(world)
+    with world.db.session() as s:  # as if it had not been seen answering yet
+        s.get(Space, world.id).stage = SpaceStage.APP_STARTING.value
+        s.commit()
+
+    def pause_meanwhile() -> None:  # an API write lands while the step observes
+        world.backend.on_poll = None
+        with world.db.session() as s:
+            s.get(Space, world.id).paused = True
+            s.commit()
+
+    world.backend.on_poll = pause_meanwhile
+    routes = len(world.routes)
+    world.rec.reconcile(world.id)
+    with world.db.session() as s:
+        assert s.get(Space, world.id).stage == SpaceStage.APP_STARTING.value  # RUNNING was not committed
+    assert world.id in world.rec._pending and len(world.routes) == routes + 1  # nudged to look again
+    space = world.step()
+    assert space.stage == SpaceStage.PAUSED.value and space.instance is None
