@@ -66,8 +66,12 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     data_dir.mkdir(mode=0o711)
     database_url, drop = create_postgres_database("spaces_scaleout")
     prefix = f"spaces-test-{secrets.token_hex(4)}:"
-    uid_min, uid_max = kit.uid_block()
-    cgroup_root = f"spaces-ptest-{secrets.token_hex(4)}"
+    # uids, ports and cgroup root: the controllers claim a free block (spaces.runtime.tenancy), as in production;
+    # the cgroup root is named after the data dir's instance id
+    from spaces.runtime import tenancy
+
+    uid_min = uid_max = 0
+    cgroup_root = f"spaces-{tenancy.instance_id(data_dir)}"
     ports = {name: (free_port(), free_port()) for name, _ in layout}
     SHARED_ENVS_DIR.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPACES_", "HF_", "HUGGING"))}
@@ -79,9 +83,6 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         "SPACES_APPS_DOMAIN": f"localhost:{ports['proxy1'][0] if 'proxy1' in ports else 8000}",
         "SPACES_HUB_UPSTREAM": f"127.0.0.1:{ports['hub1'][0]}",
         "SPACES_LOCAL_BUILD__ENVS_DIR": str(SHARED_ENVS_DIR),
-        "SPACES_LOCAL__UID_MIN": str(uid_min),
-        "SPACES_LOCAL__UID_MAX": str(uid_max),
-        "SPACES_LOCAL__CGROUP_ROOT": cgroup_root,
         "SPACES_RUNTIME__SWEEP_SECONDS": "1",
         "SPACES_RUNTIME__SLEEP_SWEEP_SECONDS": "1",
         "SPACES_RUNTIME__STOP_FROZEN_AFTER": "0",  # asleep means stopped: a wake is a real start, countable
