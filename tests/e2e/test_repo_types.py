@@ -307,6 +307,12 @@ def test_hf_cli_repos(server, alice, tmp_path):  # noqa: ANN001
         assert any("model" in line and "public" in line for line in lines)
         assert any("dataset" in line and "private" in line for line in lines)
         assert repo_id in hf(alice, "repos", "list", "--type", "dataset").stdout
+        alice.api.upload_file(path_or_fileobj=b"---\nlicense: mit\n---\n# The card\n", path_in_repo="README.md",
+                              repo_id=repo_id)
+        assert repo_id in hf(alice, "models", "ls", "--author", "alice", "--format", "json").stdout
+        assert repo_id in hf(alice, "models", "info", repo_id, "--format", "json").stdout
+        assert "mit" in hf(alice, "models", "card", repo_id, "--metadata").stdout
+        assert repo_id in hf(alice, "datasets", "info", repo_id, "--format", "json").stdout
         hf(alice, "repos", "delete", repo_id, "--yes")
         assert not alice.api.repo_exists(repo_id)
         assert alice.api.repo_exists(repo_id, repo_type="dataset")
