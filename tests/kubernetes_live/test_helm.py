@@ -1,11 +1,15 @@
 """The Helm chart (infra/helm/spaces) against the live cluster's own API: ``helm lint``, ``helm template`` applied
 with a server-side dry run for bundled and external databases, the Role checked as the chart's service account,
-and the render's refusals. Helm is built from its Go module by infra/helm/build-helm.sh (cached)."""
+and the render's refusals; then ``helm install`` for real and a Gradio Space pushed through the installed platform
+with huggingface_hub, built by the node's Docker engine (``builder.hostDockerSocket``), run as a pod, answering
+gradio_client through the chart's proxy. Helm is built from its Go module by infra/helm/build-helm.sh (cached)."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +18,10 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "platform"))
+import platform_kit as kit  # noqa: E402
+from harness import HOST_CA  # noqa: E402
+
 CHART = ROOT / "infra" / "helm" / "spaces"
 EXTERNAL = CHART / "ci" / "external-values.yaml"
 RELEASE = "sp"
@@ -50,9 +58,23 @@ def kubectl(cluster, *args: str, input: str | None = None) -> subprocess.Complet
     return run(cluster.kubectl, "--kubeconfig", cluster.kubeconfig, *args, input=input)
 
 
-@pytest.mark.parametrize("values", [[], ["--values", str(EXTERNAL)]], ids=["bundled", "external"])
+VALUE_SETS = {
+    "bundled": [],
+    "external": ["--values", str(EXTERNAL)],
+    "node-engine builds": ["--set", "builder.hostDockerSocket.enabled=true", "--set", "builder.hostDockerSocket.gid=106",
+                           "--set", "builder.caBundle.configMap=ca", "--set", "networkPolicy.proxyCidrs[0]=10.0.0.1/32",
+                           "--set", "persistence.enabled=false", "--set", "ingress.enabled=true",
+                           "--set", "publicUrl=https://s.example.com", "--set", "appsDomain=apps.example.com"],
+    "roles": ["--set", "roles.enabled=true", "--set", "metrics.enabled=true",
+              "--set", "builder.hostDockerSocket.enabled=true",
+              "--set", "builder.hostDockerSocket.gid=106", "--set", "ingress.enabled=true",
+              "--set", "publicUrl=https://s.example.com", "--set", "appsDomain=apps.example.com"],
+}
+
+
+@pytest.mark.parametrize("values", list(VALUE_SETS))
 def test_helm_lint_is_clean(helm, values) -> None:
-    proc = run(helm, "lint", "--strict", str(CHART), *values)
+    proc = run(helm, "lint", "--strict", str(CHART), *VALUE_SETS[values])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "0 chart(s) failed" in proc.stdout
 
@@ -134,22 +156,106 @@ def test_the_role_allows_what_the_backend_calls_in_its_namespace_only(helm, clus
                            ("get", "deployments.apps"), ("list", "deployments.apps"),
                            ("delete", "deployments.apps"), ("create", "services"), ("patch", "services"),
                            ("delete", "services"), ("create", "secrets"), ("update", "secrets"),
-                           ("patch", "secrets"), ("delete", "secrets"), ("list", "pods"), ("get", "pods/log")]:
+                           ("patch", "secrets"), ("delete", "secrets"), ("list", "pods"), ("get", "pods/log"),
+                           ("get", "networkpolicies.networking.k8s.io"),
+                           ("create", "networkpolicies.networking.k8s.io"),
+                           ("update", "networkpolicies.networking.k8s.io")]:
         assert can(verb, resource), f"{verb} {resource}"
     # and nothing more: not other namespaces, not reading secrets back, not the cluster
     assert not can("create", "deployments.apps", "default")
     assert not can("get", "secrets")
     assert not can("list", "secrets")
     assert not can("create", "pods/exec")
+    assert not can("delete", "networkpolicies.networking.k8s.io")
     assert not can("list", "nodes", "")
+
+
+@pytest.mark.parametrize("version", ["1.31", "1.37"])
+@pytest.mark.parametrize("values", list(VALUE_SETS))
+def test_every_rendered_object_is_valid_against_the_official_schemas(helm, values, version) -> None:
+    """Beside the server-side dry run (this cluster's 1.36 API): the OpenAPI JSON schemas kubernetes-validate
+    bundles, strict (an unknown field is an error, where the API server would only warn and drop it)."""
+    kv = pytest.importorskip("kubernetes_validate")
+    docs = objects(render(helm, "spaces", *VALUE_SETS[values]))
+    assert len(docs) >= 4
+    for doc in docs:
+        try:
+            kv.validate(doc, version, strict=True)
+        except kv.ValidationError as exc:
+            raise AssertionError(f"{doc['kind']}/{doc['metadata']['name']}: {exc}") from None
+
+
+def test_the_schema_validation_catches_a_misspelt_field(helm) -> None:
+    kv = pytest.importorskip("kubernetes_validate")
+    deploy = next(d for d in objects(render(helm, "spaces")) if d["kind"] == "Deployment")
+    deploy["spec"]["template"]["spec"]["containers"][0]["readinessprobe"] = {}
+    with pytest.raises(kv.ValidationError):
+        kv.validate(deploy, "1.37", strict=True)
+
+
+def test_the_roles_render_is_accepted_by_the_cluster_api(helm, cluster, namespace) -> None:
+    manifest = render(helm, namespace, *VALUE_SETS["roles"])
+    docs = objects(manifest)
+    proc = kubectl(cluster, "apply", "--dry-run=server", "-n", namespace, "-f", "-", input=manifest)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("(server dry run)") == len(docs), proc.stdout
+    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    assert {name: d["spec"]["replicas"] for name, d in deployments.items()} == {
+        f"{FULLNAME}-hub": 2, f"{FULLNAME}-proxy": 2, f"{FULLNAME}-builder": 1, f"{FULLNAME}-controller": 2}
+
+    def container(role: str) -> dict:
+        return deployments[f"{FULLNAME}-{role}"]["spec"]["template"]["spec"]["containers"][0]
+
+    assert container("hub")["args"][:3] == ["serve", "--roles", "hub"]
+    assert container("proxy")["args"][-2:] == ["--ops-port", "9090"]
+    # probes: the hub on its port, the others on the ops port; a controller's readiness (it leads) is not probed
+    assert container("hub")["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container("proxy")["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "ops"}
+    assert "readinessProbe" not in container("controller")
+    assert container("controller")["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "ops"}
+    # only the builder reaches the node's Docker engine
+    mounts = {role: [m["name"] for m in container(role)["volumeMounts"]] for role in ("hub", "proxy", "builder",
+                                                                                      "controller")}
+    assert [role for role, names in mounts.items() if "docker-socket" in names] == ["builder"]
+    env = {e["name"]: e.get("value") for e in container("proxy")["env"]}
+    assert env["SPACES_HUB_UPSTREAM"] == f"{FULLNAME}:80"
+    assert json.loads(env["SPACES_KUBERNETES__NETWORK_POLICY__PROXY_POD_LABELS"]) == {
+        "app.kubernetes.io/name": "spaces", "app.kubernetes.io/instance": RELEASE,
+        "app.kubernetes.io/component": "proxy"}
+    services = {d["metadata"]["name"]: d["spec"]["selector"] for d in docs if d["kind"] == "Service"}
+    assert services[FULLNAME]["app.kubernetes.io/component"] == "hub"
+    assert services[f"{FULLNAME}-proxy"]["app.kubernetes.io/component"] == "proxy"
+    ingress = next(d for d in docs if d["kind"] == "Ingress")
+    assert [(r["host"], r["http"]["paths"][0]["backend"]["service"]["name"]) for r in ingress["spec"]["rules"]] == [
+        ("s.example.com", FULLNAME), ("*.apps.example.com", f"{FULLNAME}-proxy")]
+
+
+def test_metrics_a_headless_service_and_a_service_monitor_where_the_crd_is(helm) -> None:
+    plain = objects(render(helm, "spaces", *VALUE_SETS["roles"]))
+    service = next(d for d in plain if d["metadata"]["name"] == f"{FULLNAME}-metrics")
+    assert service["spec"]["clusterIP"] == "None"
+    assert [(p["name"], p["targetPort"]) for p in service["spec"]["ports"]] == [("http", "http"), ("ops", "ops")]
+    assert not [d for d in plain if d["kind"] == "ServiceMonitor"]  # no Prometheus Operator CRD: none
+    with_crd = objects(render(helm, "spaces", *VALUE_SETS["roles"], "--api-versions", "monitoring.coreos.com/v1",
+                              "--set", "metrics.serviceMonitor.labels.release=prometheus"))
+    monitor = next(d for d in with_crd if d["kind"] == "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    assert monitor["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/instance": RELEASE,
+                                                          "app.kubernetes.io/component": "metrics"}
+    assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["http", "ops"]
+    assert service["metadata"]["labels"].items() >= monitor["spec"]["selector"]["matchLabels"].items()
 
 
 @pytest.mark.parametrize("args, why", [
     (["--set", "replicaCount=2"], "runs as ONE replica"),
-    (["--set", "metrics.enabled=true"], "no /metrics endpoint yet"),
     (["--set", "postgresql.bundled=false"], "externalDatabase.url is needed"),
     (["--set", "ingress.enabled=true"], "ingress.enabled needs publicUrl"),
-], ids=["replicas", "metrics", "no-database", "ingress-without-host"])
+    (["--set", "builder.hostDockerSocket.enabled=true"], "builder.hostDockerSocket.gid"),
+    (["--set", "builder.hostDockerSocket.enabled=true", "--set", "builder.hostDockerSocket.gid=1",
+      "--set", "builder.dockerHost=tcp://x:2375"], "not both"),
+    (["--set", "roles.enabled=true", "--set", "redis.bundled=false"], "the roles talk through Redis"),
+], ids=["replicas", "no-database", "ingress-without-host", "socket-without-gid", "two-engines",
+        "roles-without-redis"])
 def test_the_render_refuses_what_the_process_cannot_do(helm, args, why) -> None:
     proc = run(helm, "template", RELEASE, str(CHART), *args)
     assert proc.returncode != 0
@@ -164,21 +270,6 @@ def build_image(script: str) -> list[str]:
                           timeout=1500, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout.split()
-
-
-def pod_ip(cluster, namespace: str, selector: str, timeout: float = 300) -> str:
-    """The IP of the Ready pod matching selector (this cluster has no kube-proxy or DNS: pod IPs route)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        proc = kubectl(cluster, "get", "pods", "-n", namespace, "-l", selector, "-o", "json")
-        for pod in json.loads(proc.stdout or '{"items": []}')["items"]:
-            ready = [c for c in pod["status"].get("conditions", []) if c["type"] == "Ready" and c["status"] == "True"]
-            if ready and not pod["metadata"].get("deletionTimestamp"):
-                return pod["status"]["podIP"]
-        if time.monotonic() > deadline:
-            events = kubectl(cluster, "get", "events", "-n", namespace).stdout
-            raise AssertionError(f"no Ready pod for {selector} in {timeout} s:\n{events[-3000:]}")
-        time.sleep(1)
 
 
 @pytest.fixture
@@ -200,40 +291,75 @@ def volumes(cluster, namespace, tmp_path):
     kubectl(cluster, "delete", "pv", *names, "--wait=false")
 
 
-@pytest.mark.timeout(1500)  # a fresh cluster's registry is empty: three images pushed, then pulled by the node
-def test_helm_install_runs_the_platform_on_bundled_postgres_and_redis(helm, cluster, namespace, volumes) -> None:
+def services(cluster, namespace: str) -> dict[str, str]:
+    """Service name -> ClusterIP in the namespace (kube-proxy routes ClusterIPs here; names do not resolve)."""
+    items = json.loads(kubectl(cluster, "get", "svc", "-n", namespace, "-o", "json").stdout)["items"]
+    return {s["metadata"]["name"]: s["spec"]["clusterIP"] for s in items}
+
+
+def ready_pods(cluster, namespace: str, selector: str) -> list[dict]:
+    """The Ready pods matching selector that carry the chart's host aliases (the upgraded revision)."""
+    items = json.loads(kubectl(cluster, "get", "pods", "-n", namespace, "-l", selector, "-o", "json").stdout)["items"]
+    return [p for p in items if not p["metadata"].get("deletionTimestamp") and p["spec"].get("hostAliases")
+            and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))]
+
+
+def wait(what: str, check, timeout: float = 600, every: float = 1.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(every)
+
+
+def install(helm, cluster, namespace: str, values: list[str]) -> str:
+    """``helm install``, then a ``helm upgrade`` naming the chart's Services in its pods' /etc/hosts
+    (``hostAliases``: no cluster DNS here, but kube-proxy routes the ClusterIPs, which are known once the Services
+    exist) and making the hub's Service its public URL. Returns that URL."""
+    proc = run(helm, "install", RELEASE, str(CHART), "-n", namespace, "--kubeconfig", cluster.kubeconfig, *values)
+    assert proc.returncode == 0, proc.stderr
+    ips = services(cluster, namespace)
+    hub = f"http://{ips[FULLNAME]}"
+    aliases = ["--set", f"publicUrl={hub}"]
+    for i, (name, ip) in enumerate(sorted(ips.items())):
+        aliases += ["--set", f"hostAliases[{i}].ip={ip}", "--set", f"hostAliases[{i}].hostnames[0]={name}"]
+    proc = run(helm, "upgrade", RELEASE, str(CHART), "-n", namespace, "--kubeconfig", cluster.kubeconfig,
+               "--reuse-values", *aliases)
+    assert proc.returncode == 0, proc.stderr
+    return hub
+
+
+GRADIO_CLIENT = """
+import json, sys
+from gradio_client import Client
+c = Client(sys.argv[1], verbose=False, download_files=False)
+print(json.dumps(c.predict(sys.argv[2], api_name="/greet")))
+"""
+
+
+@pytest.mark.timeout(2400)  # a fresh cluster's registry is empty: images pushed, pulled, a Space built
+def test_helm_install_runs_the_platform_and_a_space_pushed_through_it(helm, cluster, namespace, volumes) -> None:
     platform = build_image("build-platform.sh")[-1]
     postgres, redis = build_image("build-trial-services.sh")
     repository, tag = platform.rsplit(":", 1)
-    node_ip = kubectl(cluster, "get", "node", cluster.node, "-o",
-                      'jsonpath={.status.addresses[?(@.type=="InternalIP")].address}').stdout.strip()
     values = ["--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
               "--set", f"postgresql.image={postgres}", "--set", f"redis.image={redis}",
-              "--set", "kubernetes.address=pod",
-              # the in-cluster API address: the `kubernetes` Service IP does not route without kube-proxy
-              "--set", "extraEnv[0].name=KUBERNETES_SERVICE_HOST", "--set", f"extraEnv[0].value={node_ip}",
-              "--set", "extraEnv[1].name=KUBERNETES_SERVICE_PORT", "--set-string", "extraEnv[1].value=6443"]
+              "--set", "kubernetes.address=pod", "--set", "appsDomain=apps.test",
+              # builds: the node's Docker engine through its socket, images pushed to the node's registry
+              "--set", "builder.hostDockerSocket.enabled=true",
+              "--set", f"builder.hostDockerSocket.gid={os.stat('/var/run/docker.sock').st_gid}",
+              "--set", f"builder.imagePrefix={cluster.registry}/spaces"]
+    if HOST_CA.is_file():  # package indexes are reachable from builds here only with the host's CA bundle
+        assert kubectl(cluster, "create", "configmap", "build-ca", "-n", namespace,
+                       f"--from-file=ca-certificates.crt={HOST_CA}").returncode == 0
+        values += ["--set", "builder.caBundle.configMap=build-ca"]
     try:
-        proc = run(helm, "install", RELEASE, str(CHART), "-n", namespace, "--kubeconfig", cluster.kubeconfig, *values)
-        assert proc.returncode == 0, proc.stderr
-        # no cluster DNS here: once the bundled services run, name them in /etc/hosts (hostAliases) and upgrade;
-        # the Recreate strategy replaces the platform's pod
-        pg_ip = pod_ip(cluster, namespace, "app.kubernetes.io/component=postgresql")
-        redis_ip = pod_ip(cluster, namespace, "app.kubernetes.io/component=redis")
-        proc = run(helm, "upgrade", RELEASE, str(CHART), "-n", namespace, "--kubeconfig", cluster.kubeconfig,
-                   "--reuse-values", "--set", f"hostAliases[0].ip={pg_ip}",
-                   "--set", f"hostAliases[0].hostnames[0]={FULLNAME}-postgresql",
-                   "--set", f"hostAliases[1].ip={redis_ip}", "--set", f"hostAliases[1].hostnames[0]={FULLNAME}-redis")
-        assert proc.returncode == 0, proc.stderr
-        deadline = time.monotonic() + 300
-        while True:  # the upgraded pod (revision 2) Ready
-            ip = pod_ip(cluster, namespace, "app.kubernetes.io/name=spaces")
-            hosts = kubectl(cluster, "exec", "-n", namespace, f"deploy/{FULLNAME}", "--", "cat", "/etc/hosts").stdout
-            if pg_ip in hosts or time.monotonic() > deadline:
-                break
-            time.sleep(2)
-        assert pg_ip in hosts
-        assert httpx.get(f"http://{ip}:8000/api/health", timeout=10).json() == {"status": "ok"}
+        hub = install(helm, cluster, namespace, values)
+        wait(f"{FULLNAME} Ready with its host aliases",
+             lambda: ready_pods(cluster, namespace, "app.kubernetes.io/name=spaces"))
+        assert httpx.get(f"{hub}/api/health", timeout=10).json() == {"status": "ok"}
         # the platform migrated the bundled PostgreSQL (not a SQLite file)
         proc = kubectl(cluster, "exec", "-n", namespace, f"{FULLNAME}-postgresql-0", "--", "psql", "-h", "/tmp",
                        "-U", "spaces", "-d", "spaces", "-tAc", "select count(*) from alembic_version")
@@ -245,5 +371,55 @@ def test_helm_install_runs_the_platform_on_bundled_postgres_and_redis(helm, clus
                  "except client.ApiException as e: print(e.status)")
         proc = kubectl(cluster, "exec", "-n", namespace, f"deploy/{FULLNAME}", "--", "python3", "-c", probe)
         assert proc.stdout.split() == ["1", "403"], proc.stderr
+        push_a_space_through_the_platform(cluster, namespace, hub)
     finally:
         run(helm, "uninstall", RELEASE, "-n", namespace, "--kubeconfig", cluster.kubeconfig, "--wait")
+
+
+def push_a_space_through_the_platform(cluster, namespace: str, hub: str) -> None:
+    """huggingface_hub -> the hub in the platform's pod -> build on the node's engine, push to the node's registry
+    -> a Deployment in the release's namespace -> pod Running -> the platform's proxy -> gradio_client."""
+    from huggingface_hub import HfApi
+
+    # an operator command in the platform's pod: same environment, same database
+    proc = kubectl(cluster, "exec", "-n", namespace, f"deploy/{FULLNAME}", "--",
+                   "spaces", "token", "create", "kate", "--role", "write")
+    assert proc.returncode == 0, proc.stderr
+    hf = HfApi(endpoint=hub, token=proc.stdout.strip())
+    repo_id = "kate/on-the-chart"
+    hf.create_repo(repo_id, repo_type="space", space_sdk="gradio")
+    hf.upload_folder(folder_path=str(kit.TEMPLATES / "gradio"), repo_id=repo_id, repo_type="space")
+    try:
+        kit.wait_stage(hf, repo_id, kit.RUNNING, timeout=1200)
+    except AssertionError as exc:
+        log = kubectl(cluster, "logs", "-n", namespace, f"deploy/{FULLNAME}", "--tail=40").stdout
+        raise AssertionError(f"{exc}\nplatform log:\n{log}") from None
+
+    pods = json.loads(kubectl(cluster, "get", "pods", "-n", namespace, "-l", "spaces.managed=true",
+                              "-o", "json").stdout)["items"]
+    assert [p["status"]["phase"] for p in pods] == ["Running"]
+    image = pods[0]["spec"]["containers"][0]["image"]
+    assert image.startswith(f"{cluster.registry}/spaces/"), image  # built here, pulled from the node's registry
+    # the platform made the Spaces' NetworkPolicy, letting in its own pod (the proxy) only
+    policy = json.loads(kubectl(cluster, "get", "networkpolicy", "spaces-space-pods", "-n", namespace,
+                                "-o", "json").stdout)
+    assert policy["spec"]["ingress"] == [{"from": [{
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/instance": RELEASE, "app.kubernetes.io/name": "spaces"}}}]}]
+
+    # through the chart's proxy: the Space's host names the platform's Service (no DNS or Ingress here)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "GRADIO_"))}
+    env.update(HF_ENDPOINT=hub, HF_HUB_DISABLE_TELEMETRY="1", GRADIO_ANALYTICS_ENABLED="False",
+               HF_HOME=os.environ.get("HF_HOME", "/var/tmp"))
+    with kit.hosts_entries(f"{kit.subdomain(repo_id)}.apps.test", ip=hub.removeprefix("http://")):
+        res = subprocess.run([sys.executable, "-c", GRADIO_CLIENT, repo_id, "Helm"], env=env,
+                             capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert json.loads(res.stdout.strip().splitlines()[-1]) == "Hello, Helm!"
+
+    hf.delete_repo(repo_id, repo_type="space")
+    deadline = time.monotonic() + 120
+    while kubectl(cluster, "get", "deploy", "-n", namespace, "-l", "spaces.managed=true", "-o", "name").stdout:
+        assert time.monotonic() < deadline, "the Space's Deployment outlived its repository"
+        time.sleep(1)
+

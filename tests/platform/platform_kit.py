@@ -331,12 +331,12 @@ async def storm(port: int, host: str, n: int, path: str = "/config") -> dict[Any
 
 
 @contextlib.contextmanager
-def hosts_entries(*names: str) -> Iterator[None]:
-    """Make ``names`` resolve to 127.0.0.1 for this process and its children (lines in /etc/hosts, removed after).
+def hosts_entries(*names: str, ip: str = "127.0.0.1") -> Iterator[None]:
+    """Make ``names`` resolve to ``ip`` for this process and its children (lines in /etc/hosts, removed after).
 
     Only our own lines are removed (marked), under an exclusive lock, so other users of the file are untouched.
     """
-    lines = [f"127.0.0.1 {n} {HOSTS_MARK}\n" for n in names]
+    lines = [f"{ip} {n} {HOSTS_MARK}\n" for n in names]
     with _hosts_locked() as text:
         HOSTS_FILE.write_text(text + ("" if text.endswith("\n") or not text else "\n") + "".join(lines))
     try:

@@ -38,3 +38,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and $old (hasKey $old.data $key) -}}{{ index $old.data $key }}
 {{- else -}}{{ randAlphaNum 32 | b64enc }}{{- end -}}
 {{- end -}}
+
+{{/* the labels of the pods that proxy to the Spaces (the NetworkPolicy lets only them in) */}}
+{{- define "spaces.proxyLabels" -}}
+{{ include "spaces.selector" . }}
+{{- if .Values.roles.enabled }}
+app.kubernetes.io/component: proxy
+{{- end }}
+{{- end -}}
+
+{{/* the pods behind the main Service: the hubs, or the all-in-one process */}}
+{{- define "spaces.hubSelector" -}}
+{{ include "spaces.selector" . }}
+{{- if .Values.roles.enabled }}
+app.kubernetes.io/component: hub
+{{- end }}
+{{- end -}}
