@@ -104,7 +104,8 @@ def make_backend(settings: Settings, catalog: FlavorCatalog | None = None):  # n
 
     local = settings.local
     netguard.install(local.uid_min, local.uid_max, allow_ports=[settings.port], outbound=local.outbound)
-    return LocalBackend(local, holes=netguard.OwnPortHoles(local.uid_min))
+    return LocalBackend(local, holes=netguard.OwnPortHoles(local.uid_min),
+                        shared_env={"HF_ENDPOINT": settings.space_hub_endpoint})
 
 
 def make_builder(settings: Settings):  # noqa: ANN201

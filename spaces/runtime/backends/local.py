@@ -127,8 +127,12 @@ class LocalBackend:
     standby_sdks = frozenset({"streamlit"})
 
     def __init__(self, settings: LocalBackendSettings | None = None, node: str = "local",
-                 holes: OwnPortHoles | None = None) -> None:
-        """``holes``: the loopback guard's per-instance holes (``spaces.runtime.netguard``); none when unguarded."""
+                 holes: OwnPortHoles | None = None, shared_env: dict[str, str] | None = None) -> None:
+        """``holes``: the loopback guard's per-instance holes (``spaces.runtime.netguard``); none when unguarded.
+        ``shared_env``: variables every Space of this platform gets with the same value (``HF_ENDPOINT``). The
+        zygotes import their SDK with them: an SDK that reads one at import (huggingface_hub reads HF_ENDPOINT)
+        then still forks every Space that keeps the platform's value; only one that sets its own starts cold."""
+        self.shared_env = dict(shared_env or {})
         self.settings = s = settings or LocalBackendSettings()
         self.node = node
         self.holes: OwnPortHoles | NoHoles = holes or NoHoles()
@@ -266,7 +270,7 @@ class LocalBackend:
 
     def _launch(self, req: dict, sdk: str, venv: str, home_env: str) -> tuple[int, str]:
         if self.settings.zygote and self.namespaces:  # without a fixed HOME no fork matches a cold start
-            zygote = self.zygotes.get(venv, sdk, sandbox.basic_env(venv, home_env))
+            zygote = self.zygotes.get(venv, sdk, {**sandbox.basic_env(venv, home_env), **self.shared_env})
             try:
                 return zygote.spawn(req, self.settings.zygote_wait_s), "zygote"
             except ZygoteUnavailable as e:
