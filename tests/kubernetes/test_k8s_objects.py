@@ -20,6 +20,7 @@ client = pytest.importorskip("kubernetes.client")
 SCHEMA_VERSIONS = ["1.28", "1.31", "1.37"]
 SHA = "0123456789abcdef0123456789abcdef01234567"
 CAT = FlavorCatalog()
+BASIC = CAT.get("cpu-basic").reservation
 
 
 def make_spec(flavor: str = "cpu-basic", catalog: FlavorCatalog = CAT, **kw) -> InstanceSpec:
@@ -64,7 +65,9 @@ def test_cpu_basic_deployment_exactly() -> None:
                         "imagePullPolicy": "IfNotPresent",
                         "ports": [{"name": "http", "containerPort": 7860, "protocol": "TCP"}],
                         "envFrom": [{"secretRef": {"name": f"{NAME}-env"}}],
-                        "resources": {"requests": {"cpu": "250m", "memory": "512Mi"},
+                        # requests: the flavor's reservation (the scheduler's own, from the flavor catalogue)
+                        "resources": {"requests": {"cpu": k8s.cpu_quantity(BASIC.cpu),
+                                                   "memory": k8s.memory_quantity(BASIC.memory_mb)},
                                       "limits": {"cpu": "2", "memory": "16384Mi"}},
                         "readinessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 2, "timeoutSeconds": 1,
                                            "failureThreshold": 3, "successThreshold": 1},

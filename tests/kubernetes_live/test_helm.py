@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -423,3 +424,117 @@ def push_a_space_through_the_platform(cluster, namespace: str, hub: str) -> None
         assert time.monotonic() < deadline, "the Space's Deployment outlived its repository"
         time.sleep(1)
 
+
+# -- the replicated control plane ---------------------------------------------------------------------------------
+
+def role_pods(cluster, namespace: str, role: str) -> list[dict]:
+    items = json.loads(kubectl(cluster, "get", "pods", "-n", namespace, "-l", f"app.kubernetes.io/component={role}",
+                               "-o", "json").stdout)["items"]
+    return [p for p in items if not p["metadata"].get("deletionTimestamp") and p["status"].get("podIP")]
+
+
+def leaders(cluster, namespace: str) -> list[str]:
+    """The controller pods whose /readyz is 200 (a controller is ready only while it leads)."""
+    found = []
+    for pod in role_pods(cluster, namespace, "controller"):
+        try:
+            r = httpx.get(f"http://{pod['status']['podIP']}:9090/readyz", timeout=2)
+        except httpx.HTTPError:
+            continue
+        if r.status_code == 200:
+            found.append(pod["metadata"]["name"])
+    return found
+
+
+@pytest.mark.skipif(os.environ.get("SPACES_K8S_ROLES_LIVE") != "1", reason="opt-in (SPACES_K8S_ROLES_LIVE=1): ten "
+                    "platform processes at once; it has not passed yet on the shared 2-core machine (load 25: the "
+                    "bundled PostgreSQL's readiness probe timed out and every role restarted)")
+@pytest.mark.timeout(2400)
+def test_the_roles_apart_keep_a_space_answering_while_the_leader_is_deleted(
+        helm, cluster, namespace, volumes) -> None:
+    """hub x2, proxy x2 behind a Service, builder, controller x2 (leader: a PostgreSQL advisory lock): a Space
+    pushed through the hubs' Service answers through the proxies' Service; `kubectl delete pod` of the leading
+    controller: the standby leads, the Space answers all along and its pod is not restarted."""
+    platform = build_image("build-platform.sh")[-1]
+    postgres, redis = build_image("build-trial-services.sh")
+    repository, tag = platform.rsplit(":", 1)
+    small = ["--set", "resources.requests.cpu=50m", "--set", "resources.requests.memory=128Mi"]
+    values = ["--set", "roles.enabled=true", "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
+              "--set", f"postgresql.image={postgres}", "--set", f"redis.image={redis}",
+              "--set", "kubernetes.address=pod", "--set", "appsDomain=apps.test",
+              "--set", "builder.hostDockerSocket.enabled=true",
+              "--set", f"builder.hostDockerSocket.gid={os.stat('/var/run/docker.sock').st_gid}",
+              "--set", f"builder.imagePrefix={cluster.registry}/spaces", *small]
+    if HOST_CA.is_file():
+        assert kubectl(cluster, "create", "configmap", "build-ca", "-n", namespace,
+                       f"--from-file=ca-certificates.crt={HOST_CA}").returncode == 0
+        values += ["--set", "builder.caBundle.configMap=build-ca"]
+    try:
+        hub = install(helm, cluster, namespace, values)
+        proxy = services(cluster, namespace)[f"{FULLNAME}-proxy"]
+        for role, n in (("hub", 2), ("proxy", 2), ("builder", 1)):
+            wait(f"{n} {role} Ready", lambda role=role, n=n: len(ready_pods(
+                cluster, namespace, f"app.kubernetes.io/component={role}")) == n)
+        wait("one leading controller", lambda: len(leaders(cluster, namespace)) == 1, timeout=300)
+
+        from huggingface_hub import HfApi
+
+        proc = kubectl(cluster, "exec", "-n", namespace, f"deploy/{FULLNAME}-hub", "--",
+                       "spaces", "token", "create", "lea", "--role", "write")
+        assert proc.returncode == 0, proc.stderr
+        hf = HfApi(endpoint=hub, token=proc.stdout.strip())
+        repo_id = "lea/apart"
+        hf.create_repo(repo_id, repo_type="space", space_sdk="gradio")
+        hf.upload_folder(folder_path=str(kit.TEMPLATES / "gradio"), repo_id=repo_id, repo_type="space")
+        kit.wait_stage(hf, repo_id, kit.RUNNING, timeout=1200)
+        host = f"{kit.subdomain(repo_id)}.apps.test"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "GRADIO_"))}
+        env.update(HF_ENDPOINT=hub, HF_HUB_DISABLE_TELEMETRY="1", GRADIO_ANALYTICS_ENABLED="False",
+                   HF_HOME=os.environ.get("HF_HOME", "/var/tmp"))
+        with kit.hosts_entries(host, ip=proxy):
+            res = subprocess.run([sys.executable, "-c", GRADIO_CLIENT, repo_id, "roles"], env=env,
+                                 capture_output=True, text=True, timeout=180)
+        assert res.returncode == 0, res.stderr[-3000:]
+        assert json.loads(res.stdout.strip().splitlines()[-1]) == "Hello, roles!"
+
+        space_pods = json.loads(kubectl(cluster, "get", "pods", "-n", namespace, "-l", "spaces.managed=true",
+                                        "-o", "json").stdout)["items"]
+        before = [(p["metadata"]["uid"], p["status"]["containerStatuses"][0]["restartCount"]) for p in space_pods]
+        assert len(before) == 1
+
+        # a visitor through the proxies' Service all along
+        answers, failures, stop = [], [], threading.Event()
+
+        def visit() -> None:
+            with httpx.Client(base_url=f"http://{proxy}", headers={"host": host}, timeout=10) as c:
+                while not stop.is_set():
+                    try:
+                        r = c.get("/config")
+                        (answers if r.status_code == 200 else failures).append(r.status_code)
+                    except httpx.HTTPError as exc:
+                        failures.append(repr(exc))
+                    time.sleep(0.1)
+
+        visitor = threading.Thread(target=visit, daemon=True)
+        visitor.start()
+        try:
+            [leader] = leaders(cluster, namespace)
+            t0 = time.monotonic()
+            assert kubectl(cluster, "delete", "pod", "-n", namespace, leader, "--wait=false").returncode == 0
+            new = wait("a new leader", lambda: [p for p in leaders(cluster, namespace) if p != leader], every=0.1)
+            took = time.monotonic() - t0
+            time.sleep(3)  # the new leader adopts; the Space keeps answering
+        finally:
+            stop.set()
+            visitor.join(15)
+        print(f"\nleader {leader} deleted -> {new[0]} leads after {took:.2f} s; "
+              f"{len(answers)} answers, {len(failures)} failures during the failover")
+        assert not failures, failures[:5]
+        assert len(answers) > 10
+        space_pods = json.loads(kubectl(cluster, "get", "pods", "-n", namespace, "-l", "spaces.managed=true",
+                                        "-o", "json").stdout)["items"]
+        assert [(p["metadata"]["uid"], p["status"]["containerStatuses"][0]["restartCount"])
+                for p in space_pods] == before  # adopted, not restarted
+        hf.delete_repo(repo_id, repo_type="space")
+    finally:
+        run(helm, "uninstall", RELEASE, "-n", namespace, "--kubeconfig", cluster.kubeconfig, "--wait")
