@@ -95,8 +95,7 @@ class Gate:
         #: how many times ``waker`` was actually called (coalesced calls not counted)
         self.wake_calls = 0
         #: app requests by outcome (spaces.metrics.PROXY_OUTCOMES): plain ints, read by a collector at scrape time
-        self.n_proxied = self.n_woken = self.n_held = self.n_refused = 0
-        metrics.watch_proxy(self)
+        self.counts = metrics.proxy_counts()
 
     # ---- entry point ------------------------------------------------------------------------------------
     def decide(self, req: RequestHead) -> Target | Reply | Awaitable[Target | Reply]:
@@ -108,7 +107,7 @@ class Gate:
         else:
             hot = self._hot.get(hostname)
             if hot is not None and req.target[:10] != b"/__spaces/":
-                self.n_proxied += 1
+                self.counts.proxied += 1
                 return hot
         suffix = self.suffix
         if not hostname.endswith(suffix) or hostname in self.hub_hosts:
@@ -132,7 +131,7 @@ class Gate:
                 return self._denied(req)
         elif route.state == "running" and route.upstream is not None:
             target = self._hot[hostname] = self._target(route)
-            self.n_proxied += 1
+            self.counts.proxied += 1
             return target
         return self._by_state(req, name, route)
 
@@ -140,13 +139,13 @@ class Gate:
     def _by_state(self, req: RequestHead, label: str, route: Route) -> Target | Reply | Awaitable[Target | Reply]:
         state = route.state
         if state == "running" and route.upstream is not None:
-            self.n_proxied += 1
+            self.counts.proxied += 1
             return self._target(route)
         if state in ("paused", "error"):
             return self._stopped(req, route)
         self._ensure_wake(label, route.space_id)
         if _is_browser(req):
-            self.n_held += 1
+            self.counts.held += 1
             page = pages.waiting_page(route.title or label, route.stage or state, self._message(route), state)
             return Reply(pages.response(200, page, head_only=req.method == b"HEAD"), _no_body(req))
         return self._hold(req, label, route.space_id)
@@ -163,7 +162,7 @@ class Gate:
         return target
 
     def _stopped(self, req: RequestHead, route: Route) -> Reply:
-        self.n_refused += 1
+        self.counts.refused += 1
         paused = route.state == "paused"
         stage = route.stage or ("PAUSED" if paused else "RUNTIME_ERROR")
         message = route.message or ("This Space is paused by its owner." if paused else "The app is not running.")
@@ -176,7 +175,7 @@ class Gate:
                                     headers=[("X-Error-Code", code), ("X-Error-Message", message)]), _no_body(req))
 
     def _denied(self, req: RequestHead) -> Reply:
-        self.n_refused += 1
+        self.counts.refused += 1
         target = self.settings.auth_redirect_url
         if target and req.method == b"GET" and _is_browser(req):
             here = f"{self.settings.forwarded_proto}://{req.host.decode()}{req.target.decode('latin-1')}"
@@ -345,7 +344,7 @@ class Gate:
             if route is None:
                 return self._denied(req)
             if route.state == "running" and route.upstream is not None:
-                self.n_woken += 1
+                self.counts.woken += 1
                 return self._target(route)
             if route.state in ("paused", "error"):
                 return self._stopped(req, route)
@@ -364,7 +363,7 @@ class Gate:
                 return self._not_ready(req, "The Space is still starting; try again in a moment.")
 
     def _not_ready(self, req: RequestHead, message: str) -> Reply:
-        self.n_held += 1
+        self.counts.held += 1
         body = pages.json_body(error=message, state="starting")
         return Reply(pages.response(503, body, content_type="application/json",
                                     headers=[("Retry-After", str(self.settings.retry_after)),

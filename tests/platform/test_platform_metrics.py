@@ -16,7 +16,6 @@ import httpx
 import pytest
 from huggingface_hub.errors import HfHubHTTPError
 from prometheus_client.parser import text_string_to_metric_families
-from test_platform_proxy import sleep_space
 
 import platform_kit as kit
 
@@ -26,8 +25,8 @@ Samples = dict[tuple[str, tuple], float]
 @pytest.fixture(scope="module")
 def scrape(platform) -> Callable[[], Samples]:  # noqa: ANN001
     name = f"metrics{secrets.token_hex(3)}"
-    platform.server.user(name, admin=True)
-    token = platform.server.token(name, role="read")
+    platform.server.cli("user", "create", name, "--admin", timeout=300)
+    token = platform.server.cli("token", "create", name, "--role", "read", timeout=300).stdout.strip()
 
     def read() -> Samples:
         r = httpx.get(f"{platform.url}/metrics", headers={"authorization": f"Bearer {token}"}, timeout=30)
@@ -112,7 +111,8 @@ def test_a_push_builds_runs_serves_sleeps_wakes_and_is_counted(platform, alice, 
     assert delta(running, served, "spaces_proxy_requests_total", outcome="proxied") == 3
     assert delta(running, served, "spaces_proxy_requests_total", outcome="refused") == 1
 
-    sleep_space(platform, alice, repo_id)
+    platform.server.cli("sleep", repo_id, "--port", str(platform.port), timeout=300)  # CLI imports: 30 s at load 40
+    kit.wait_stage(alice.api, repo_id, "SLEEPING", timeout=60)
     asleep = scrape()
     assert total(asleep, "spaces_running_spaces") - total(before, "spaces_running_spaces") == 0
     assert kit.app_get(platform.server, repo_id, "/config").status_code == 200  # held, woken, forwarded
