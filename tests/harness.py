@@ -126,6 +126,30 @@ def create_postgres_database(prefix: str = "spaces_test") -> tuple[str, Callable
     return PG_SERVER_URL.format(db=name), drop
 
 
+def migrated_databases(prefix: str) -> Callable[..., Iterator[Any]]:
+    """The body of a fixture parametrised over ``DATABASES``: a migrated ``spaces.db.session.Database`` on SQLite
+    (in ``tmp_path``) or on a PostgreSQL database of its own (``prefix``), dropped afterwards. A module whose queries
+    must hold on both binds it to a name::
+
+        db = pytest.fixture(params=DATABASES, name="db")(migrated_databases("spaces_logbus"))
+    """
+    def fixture(request: Any, tmp_path: Path) -> Iterator[Any]:
+        from spaces.db.session import Database
+
+        if request.param == "postgres":
+            url, drop = create_postgres_database(prefix)
+        else:
+            url, drop = f"sqlite:///{tmp_path / 'spaces.db'}", (lambda: None)
+        database = Database(url)
+        database.migrate()
+        try:
+            yield database
+        finally:
+            database.engine.dispose()
+            drop()
+    return fixture
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The server
 

@@ -14,12 +14,12 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from harness import DATABASES, create_postgres_database
+from harness import DATABASES, migrated_databases
 from sqlalchemy import select, update
 
 from spaces.builder.plan import Artifact, BuildPlan
@@ -32,19 +32,7 @@ from spaces.services.logs import LogBus
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(params=DATABASES)
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        url, drop = f"sqlite:///{tmp_path / 'spaces.db'}", (lambda: None)
-    else:
-        url, drop = create_postgres_database("spaces_buildq")
-    database = Database(url)
-    database.migrate()
-    try:
-        yield database
-    finally:
-        database.engine.dispose()
-        drop()
+db = pytest.fixture(params=DATABASES, name="db")(migrated_databases("spaces_buildq"))
 
 
 def _space(db: Database, name: str, *, builds: int = 1) -> tuple[str, list[int]]:

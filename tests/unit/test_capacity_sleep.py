@@ -10,10 +10,9 @@ Space the platform serves takes no request and no quota.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from harness import DATABASES, create_postgres_database
+from harness import DATABASES, migrated_databases
 from sqlalchemy import select
 
 from spaces.builder.plan import Artifact
@@ -86,20 +85,7 @@ class Fleet:
             return self.capacity.nodes_report(s)[0]["used"]
 
 
-@pytest.fixture(params=DATABASES)
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    """SPACES_TEST_DATABASES: SQLite and PostgreSQL (the queries that count capacity run on both)."""
-    if request.param == "sqlite":
-        url, drop = f"sqlite:///{tmp_path / 'spaces.db'}", (lambda: None)
-    else:
-        url, drop = create_postgres_database("spaces_capacity")
-    database = Database(url)
-    database.migrate()
-    try:
-        yield database
-    finally:
-        database.engine.dispose()
-        drop()
+db = pytest.fixture(params=DATABASES, name="db")(migrated_databases("spaces_capacity"))
 
 
 @pytest.fixture

@@ -5,11 +5,10 @@ The host part (processes, chains, cgroups, disks) is tested live in tests/platfo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import DATABASES, create_postgres_database
+from harness import DATABASES, migrated_databases
 
 from spaces.db.models import Account, Space, UsageInterval
 from spaces.db.session import Database
@@ -17,17 +16,7 @@ from spaces.runtime import tenancy
 from spaces.services.down import MESSAGE, mark_down
 
 
-@pytest.fixture(params=DATABASES)
-def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "postgres":
-        url, drop = create_postgres_database("spaces_down")
-    else:
-        url, drop = f"sqlite:///{tmp_path / 'spaces.db'}", (lambda: None)
-    database = Database(url)
-    database.migrate()
-    yield database
-    database.engine.dispose()
-    drop()
+any_db = pytest.fixture(params=DATABASES, name="any_db")(migrated_databases("spaces_down"))
 
 
 def test_mark_down_stops_everything_quietly_and_ends_usage(any_db: Database) -> None:

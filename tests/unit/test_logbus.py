@@ -7,11 +7,9 @@ Runs against SQLite and PostgreSQL, the two databases the server supports (``SPA
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from harness import DATABASES, create_postgres_database
+from harness import DATABASES, migrated_databases
 from sqlalchemy import delete
 
 from spaces.db.models import Account, Space
@@ -19,19 +17,7 @@ from spaces.db.session import Database
 from spaces.services.logs import LogBus
 
 
-@pytest.fixture(params=DATABASES)
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        url, drop = f"sqlite:///{tmp_path / 'spaces.db'}", (lambda: None)
-    else:
-        url, drop = create_postgres_database("spaces_logbus")
-    database = Database(url)
-    database.migrate()
-    try:
-        yield database
-    finally:
-        database.engine.dispose()
-        drop()
+db = pytest.fixture(params=DATABASES, name="db")(migrated_databases("spaces_logbus"))
 
 
 def _space(db: Database, name: str) -> str:

@@ -12,10 +12,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
-from harness import DATABASES, create_postgres_database
+from harness import DATABASES, migrated_databases
 
 from spaces.db.models import Account, Space
 from spaces.db.session import Database
@@ -24,19 +23,7 @@ from spaces.services.logs import END, LogBus, LogEvent
 REDIS_URL = os.environ.get("SPACES_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-@pytest.fixture(params=DATABASES)
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        url, drop = f"sqlite:///{tmp_path / 'spaces.db'}", (lambda: None)
-    else:
-        url, drop = create_postgres_database("spaces_logfan")
-    database = Database(url)
-    database.migrate()
-    try:
-        yield database
-    finally:
-        database.engine.dispose()
-        drop()
+db = pytest.fixture(params=DATABASES, name="db")(migrated_databases("spaces_logfan"))
 
 
 @pytest.fixture

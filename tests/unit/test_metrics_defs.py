@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from harness import DATABASES, create_postgres_database
+from harness import DATABASES, migrated_databases
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -81,17 +81,7 @@ def test_route_class(path: str, klass: str) -> None:
 
 
 # ---- the database collector ---------------------------------------------------------------------------------------
-@pytest.fixture(params=DATABASES)
-def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "postgres":
-        url, drop = create_postgres_database("spaces_metrics")
-    else:
-        url, drop = f"sqlite:///{tmp_path / 'spaces.db'}", (lambda: None)
-    database = Database(url)
-    database.migrate()
-    yield database
-    database.engine.dispose()
-    drop()
+any_db = pytest.fixture(params=DATABASES, name="any_db")(migrated_databases("spaces_metrics"))
 
 
 def _seed(db: Database) -> str:

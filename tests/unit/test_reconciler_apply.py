@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
-from harness import DATABASES, create_postgres_database
+from harness import DATABASES, migrated_databases
 from sqlalchemy import select
 
 from spaces.builder.plan import Artifact
@@ -112,20 +111,7 @@ class World:
             return len(s.scalars(select(UsageInterval).where(UsageInterval.ended_at.is_(None))).all())
 
 
-@pytest.fixture(params=DATABASES)
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    """SQLite and PostgreSQL: the check before a commit holds the row lock there (FOR UPDATE)."""
-    if request.param == "sqlite":
-        url, drop = f"sqlite:///{tmp_path / 'spaces.db'}", (lambda: None)
-    else:
-        url, drop = create_postgres_database("spaces_reconciler")
-    database = Database(url)
-    database.migrate()
-    try:
-        yield database
-    finally:
-        database.engine.dispose()
-        drop()
+db = pytest.fixture(params=DATABASES, name="db")(migrated_databases("spaces_reconciler"))
 
 
 @pytest.fixture
