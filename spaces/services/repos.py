@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from spaces.db.models import Repo, new_id, utcnow
+from spaces.db.models import Account, Repo, new_id, utcnow
 from spaces.db.session import after_commit, after_rollback
 from spaces.domain.cardconfig import parse_readme
 from spaces.domain.naming import validate_repo_id
@@ -87,17 +87,7 @@ class RepoService:
         existing = self.find(s, repo_id)
         if existing is not None:
             raise RepoExists(f"You already created this {self.kind} repo", repo_id=existing.repo_id, repo_type=self.kind)
-        row = Repo(id=new_id(), repo_type=self.kind, owner_id=owner.id, owner=owner, name=name, repo_id=repo_id,
-                   key=repo_id.lower(), private=private, card_data={}, created_by=principal.account.id)
-        s.add(row)
-        try:
-            s.flush()
-        except IntegrityError:
-            raise RepoExists(f"This {self.kind} repo was created at the same moment by another request.",
-                             repo_id=repo_id, repo_type=self.kind) from None
-        path = self.repo(row).path
-        if path.exists():  # left over by a crash between disk and database
-            shutil.rmtree(path)
+        row, path = self._insert(s, principal, owner, name, repo_id, private)
         git = GitRepo.init_bare(path)
         after_rollback(s, git.delete)
         try:
@@ -110,18 +100,12 @@ class RepoService:
             raise
         return row
 
-    def duplicate(self, s: Session, principal: Principal, source: Repo, target_id: str, *,
-                  private: bool | None) -> Repo:
-        """A copy of ``source``'s files under ``target_id`` as one commit (the Hub squashes a duplicated model's or
-        dataset's history); same visibility as the source unless told."""
-        namespace, name = validate_repo_id(target_id)
-        owner = self._owner(s, principal, namespace)
-        repo_id = f"{owner.name}/{name}"
-        if self.find(s, repo_id) is not None:
-            raise RepoExists(f"You already created this {self.kind} repo", repo_id=repo_id, repo_type=self.kind)
+    def _insert(self, s: Session, principal: Principal, owner: Account, name: str, repo_id: str,
+                private: bool) -> tuple[Repo, Path]:
+        """A new row (the same name created at the same moment elsewhere is a 409) and its repository's path,
+        emptied of what a crash between disk and database left there."""
         row = Repo(id=new_id(), repo_type=self.kind, owner_id=owner.id, owner=owner, name=name, repo_id=repo_id,
-                   key=repo_id.lower(), private=source.private if private is None else private, card_data={},
-                   created_by=principal.account.id)
+                   key=repo_id.lower(), private=private, card_data={}, created_by=principal.account.id)
         s.add(row)
         try:
             s.flush()
@@ -131,6 +115,19 @@ class RepoService:
         path = self.repo(row).path
         if path.exists():
             shutil.rmtree(path)
+        return row, path
+
+    def duplicate(self, s: Session, principal: Principal, source: Repo, target_id: str, *,
+                  private: bool | None) -> Repo:
+        """A copy of ``source``'s files under ``target_id`` as one commit (the Hub squashes a duplicated model's or
+        dataset's history); same visibility as the source unless told."""
+        namespace, name = validate_repo_id(target_id)
+        owner = self._owner(s, principal, namespace)
+        repo_id = f"{owner.name}/{name}"
+        if self.find(s, repo_id) is not None:
+            raise RepoExists(f"You already created this {self.kind} repo", repo_id=repo_id, repo_type=self.kind)
+        row, path = self._insert(s, principal, owner, name, repo_id,
+                                 source.private if private is None else private)
         copy = self.repo(source).copy_to(path)
         after_rollback(s, copy.delete)
         try:
