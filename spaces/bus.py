@@ -100,13 +100,9 @@ class RedisBus:
         self._redis = redis.Redis.from_url(url, decode_responses=True, health_check_interval=10)
         self._prefix = f"{prefix}bus:"
         self._subs = _Subscribers()
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._listen, name="bus-sub", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            self._stop.set()
-            raise ConnectionError(f"could not subscribe to {self._prefix}* on {url}")
+        self._sub = RedisSubscription(self._redis, "bus-sub", lambda p: p.psubscribe(self._prefix + "*"),
+                                      self._dispatch)
+        self._sub.start(f"{self._prefix}* on {url}")
 
     def publish(self, channel: str, message: dict[str, Any]) -> None:
         try:
@@ -118,8 +114,7 @@ class RedisBus:
         return self._subs.add(channel, callback)
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        self._sub.close()
         self._redis.close()
 
     def ping(self) -> bool:
@@ -128,25 +123,6 @@ class RedisBus:
             return bool(self._redis.ping())
         except Exception:
             return False
-
-    def _listen(self) -> None:
-        while not self._stop.is_set():
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                pubsub.psubscribe(self._prefix + "*")
-                self._ready.set()
-                while not self._stop.is_set():
-                    message = pubsub.get_message(timeout=0.5)
-                    if message and message.get("type") == "pmessage":
-                        self._dispatch(message)
-            except Exception as exc:  # connection lost: back off, then subscribe again
-                log.warning("bus subscription lost (%s); reconnecting", exc)
-                time.sleep(0.5)
-            finally:
-                try:
-                    pubsub.close()
-                except Exception:
-                    pass
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         channel = str(message.get("channel", ""))[len(self._prefix):]
@@ -157,6 +133,51 @@ class RedisBus:
             return
         if isinstance(body, dict):
             self._subs.deliver(channel, body)
+
+
+class RedisSubscription:
+    """One daemon thread that holds a Redis pub/sub subscription for its owner (the bus, the route table).
+
+    ``subscribe(pubsub)`` subscribes; it is called again after a lost connection, then ``on_subscribed()`` (a
+    reader reloads what it missed: messages sent while it was away are gone). Every message and pmessage goes to
+    ``on_message``. ``start(what)`` returns once the first subscription holds, or raises ConnectionError."""
+
+    def __init__(self, client: Any, name: str, subscribe: Callable[[Any], None],
+                 on_message: Callback, on_subscribed: Callable[[], None] | None = None) -> None:
+        self.client, self.subscribe, self.on_message = client, subscribe, on_message
+        self.on_subscribed = on_subscribed or (lambda: None)
+        self._stop, self._ready = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._listen, name=name, daemon=True)
+
+    def start(self, what: str, timeout: float = 10.0) -> None:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            self._stop.set()
+            raise ConnectionError(f"could not subscribe to {what}")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                self.subscribe(pubsub)
+                self.on_subscribed()  # after subscribing: nothing changed in between is lost
+                self._ready.set()
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=0.5)
+                    if message and message.get("type") in ("message", "pmessage"):
+                        self.on_message(message)
+            except Exception as exc:  # connection lost: back off, then subscribe again
+                log.warning("%s: subscription lost (%s); reconnecting", self._thread.name, exc)
+                time.sleep(0.5)
+            finally:
+                try:
+                    pubsub.close()
+                except Exception:
+                    pass
 
 
 def make_bus(redis_url: str | None, *, prefix: str = "spaces:") -> Bus:

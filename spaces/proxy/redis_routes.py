@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from typing import Any
 
+from spaces.bus import RedisSubscription
 from spaces.proxy.routes import Route
 
 log = logging.getLogger("spaces.proxy.routes")
@@ -33,13 +33,9 @@ class RedisRouteTable:
         self._cache: dict[str, Route] = {}
         self._lock = threading.Lock()  # the cache's writers: callers of put/delete and the subscriber thread
         self.version = 0
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._listen, name="route-table-sub", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            self._stop.set()
-            raise ConnectionError(f"could not subscribe to {self._channel} on {url}")
+        self._sub = RedisSubscription(self._redis, "route-table-sub", lambda p: p.subscribe(self._channel),
+                                      self._apply, on_subscribed=self._reload)
+        self._sub.start(f"{self._channel} on {url}")
 
     # ---- contract ---------------------------------------------------------------------------------------
     def put(self, host: str, route: Route) -> None:
@@ -70,8 +66,7 @@ class RedisRouteTable:
         return {host: _decode(raw) for host, raw in self._redis.hgetall(self._hash).items()}
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        self._sub.close()
         self._redis.close()
 
     # ---- cache upkeep -----------------------------------------------------------------------------------
@@ -98,26 +93,6 @@ class RedisRouteTable:
             else:
                 self._cache[host] = route
             self.version += 1
-
-    def _listen(self) -> None:
-        while not self._stop.is_set():
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                pubsub.subscribe(self._channel)
-                self._reload()  # after subscribing: nothing changed in between is lost
-                self._ready.set()
-                while not self._stop.is_set():
-                    message = pubsub.get_message(timeout=0.5)
-                    if message and message.get("type") == "message":
-                        self._apply(message)
-            except Exception as exc:  # connection lost: back off, then resubscribe and reload
-                log.warning("route table subscription lost (%s); reconnecting", exc)
-                time.sleep(0.5)
-            finally:
-                try:
-                    pubsub.close()
-                except Exception:
-                    pass
 
 
 def _decode(raw: str) -> Route:
