@@ -51,9 +51,22 @@ def new_base(prefix: str = "spaces-platform-") -> Path:
     return base
 
 
+HOST_REGISTRY = Path("/var/lib/spaces-host/instances.json")
+_handed_out: set[int] = set()
+
+
 def uid_block() -> tuple[int, int]:
-    """A block of 200 uids nobody else on this machine is likely to use (other suites use 20000-30999)."""
-    start = 41000 + secrets.randbelow(90) * 200
+    """A block of 200 uids in 41000-58999 (other suites use 20000-30999) that no platform this process started
+    and no live platform in the host registry holds. A random pick alone let two platforms of one session draw
+    the same block (the second then refused to start, as it must)."""
+    try:
+        taken = [(e["uid_min"], e["uid_max"]) for e in json.loads(HOST_REGISTRY.read_text()).values()]
+    except (OSError, ValueError, KeyError, TypeError):
+        taken = []
+    free = [s for s in range(41000, 59000, 200)
+            if s not in _handed_out and not any(lo <= s + 199 and s <= hi for lo, hi in taken)]
+    start = free[secrets.randbelow(len(free))]
+    _handed_out.add(start)
     return start, start + 199
 
 

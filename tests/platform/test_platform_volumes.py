@@ -5,7 +5,9 @@ sees only its own volumes. The API side (who may mount what, bad input) is tests
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +41,13 @@ def unmount_under(root: Path) -> None:
 
 def store_files(mark: str) -> dict[str, bytes]:
     return kit.space_files(**{"README.md": kit.readme("gradio"), "app.py": kit.app_source("store.py", MARK=mark)})
+
+
+def bucket_id(platform: kit.Platform, name: str) -> str:
+    """The bucket's directory name (its row id) from the platform's database: another test's bucket of this
+    module holds a ``starts`` file too."""
+    with contextlib.closing(sqlite3.connect(platform.data_dir / "spaces.db")) as db:
+        return db.execute("SELECT id FROM buckets WHERE key = ?", (name.lower(),)).fetchone()[0]
 
 
 def starts(server, repo_id: str) -> int:  # noqa: ANN001
@@ -118,5 +127,5 @@ def test_a_space_sees_only_its_own_volumes(vplatform: kit.Platform) -> None:
     for path in (str(buckets_dir), "/var/lib/spaces/buckets", "/data/../buckets"):
         assert kit.gradio_call(server, repo_id, "read", path + "/x")[0].startswith("ERR"), path
     # the data is the uid's of the Space that writes it, and nobody else's on the host
-    data = next(p for p in buckets_dir.glob("*/mnt/data") if (p / "starts").exists())
+    data = buckets_dir / bucket_id(vplatform, mine) / "mnt" / "data"
     assert os.stat(data / "starts").st_uid == kit.instance_of(vplatform, kit.space_id(bob, repo_id))["uid"]
