@@ -119,6 +119,17 @@ def test_one_default_server_runs_a_docker_space_beside_a_gradio_space(platform: 
     assert r.status_code == 200 and "Hello from a Docker Space" in r.text, r.text[:300]
     assert kit.app_get(platform.server, box, "/api/info").json() == {"space_id": box}
     assert kit.gradio_call(platform.server, app, "greet", "docker")[0].startswith("Hello")
+    # the scheduler counts the container and the process against the one machine
+    root = unique("root")
+    platform.server.user(root, admin=True)
+    admin = make_actor(platform.server, root)
+
+    def used() -> dict:
+        r = httpx.get(f"{platform.url}/api/admin/nodes", headers=admin.headers, timeout=30)
+        r.raise_for_status()
+        [node] = r.json()["nodes"]
+        return node["used"]
+    assert used()["spaces"] == 2
 
     # the Docker Space sleeps: the container is paused, the Gradio one keeps running
     token = dora.headers
@@ -128,11 +139,13 @@ def test_one_default_server_runs_a_docker_space_beside_a_gradio_space(platform: 
     wait_until(lambda: docker("inspect", "--format", "{{.State.Status}}", cid).strip() == "paused", timeout=30,
                what="the container paused")
     assert kit.runtime(dora.api, app).stage == kit.RUNNING
+    assert (used()["spaces"], used()["asleep"]) == (1, 1)  # asleep, it holds no capacity
     # a visit wakes it: the same container, unpaused
     r = kit.app_get(platform.server, box)
     assert r.status_code == 200 and "Hello from a Docker Space" in r.text
     assert docker("inspect", "--format", "{{.State.Status}}", cid).strip() == "running"
     kit.wait_stage(dora.api, box, kit.RUNNING, timeout=30)
+    assert used()["spaces"] == 2  # it claimed its capacity back on the wake
 
     # deleting it removes the container
     dora.api.delete_repo(box, repo_type="space")
