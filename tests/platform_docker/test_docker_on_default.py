@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -153,7 +154,8 @@ def test_one_default_server_runs_a_docker_space_beside_a_gradio_space(platform: 
     dora.api.delete_repo(app, repo_type="space")
 
 
-def test_the_form_offers_docker_where_an_engine_answers(platform: kit.Platform, browser, artifacts) -> None:  # noqa: ANN001
+def test_the_form_offers_docker_where_an_engine_answers(platform: kit.Platform, browser,  # noqa: ANN001
+                                                        artifacts: Path) -> None:
     page = browser.new_page()
     try:
         sign_up(page, platform.server)
@@ -187,3 +189,19 @@ def test_without_an_engine_the_form_greys_docker_and_the_api_refuses_saying_why(
     assert re.search(r"Docker Spaces need a Docker engine .*reaches none", refused.value.response.text)
     assert [s.id for s in eve.api.list_spaces(author=eve.name)] == []
     eve.api.create_repo(f"{eve.name}/plain", repo_type="space", space_sdk="gradio")  # the others are made
+
+
+def test_spaces_down_stops_the_docker_spaces_containers_too(platform: kit.Platform) -> None:
+    """Last in this module: it takes the default platform down."""
+    ida = make_actor(platform.server, unique("ida"))
+    box = f"{ida.name}/box"
+    kit.create_space(ida.api, box, kit.space_files("docker"), sdk="docker")
+    kit.wait_stage(ida.api, box, kit.RUNNING, timeout=300)
+    box_id = kit.space_id(ida, box)
+    assert len(containers_of(platform, box_id)) == 1
+    os.kill(platform.server.proc.pid, signal.SIGTERM)  # the server stops; its Spaces run on (as always)
+    assert platform.server.proc.wait(30) == 0
+    assert len(containers_of(platform, box_id)) == 1
+    done = platform.server.cli("down", timeout=300)
+    assert "stopped 1 instance(s)" in done.stderr, done.stderr
+    assert containers_of(platform, box_id) == []
