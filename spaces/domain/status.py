@@ -134,9 +134,11 @@ def _headline(stage: str, text: str, step: str | None) -> str:
         return f"This Space is {'sleeping' if stage == 'SLEEPING' else 'stopped'}"
     if stage == "PAUSED":
         return "This Space is paused"
+    if stage in ERRORS:
+        return text
     if step == "queued":
         return "Waiting for a builder"
-    return text + ("…" if stage not in ERRORS and stage != "RUNNING" and step else "")
+    return text + ("…" if stage != "RUNNING" and step else "")
 
 
 def _asleep_sentence(message: str, sleep_after: str) -> str:

@@ -52,7 +52,7 @@ def test_running_is_the_last_step_done_and_nothing_spins() -> None:
 def test_an_error_stops_the_stepper_at_the_step_that_failed(stage: str, at: str) -> None:
     st = derive(Observed(stage, "x", "it broke", build="failed"))
     assert (st.step, st.failed, st.busy, st.view, st.tone, st.message) == (at, True, False, "error", "error", "it broke")
-    assert states(st)[at] == "failed"
+    assert states(st)[at] == "failed" and st.headline == st.label  # never "Waiting for a builder" (the step)
     assert [s for s in STEPS if states(st)[s] == "done"] == list(STEPS[:STEPS.index(at)])
 
 

@@ -38,14 +38,13 @@
 
   var watch = $("[data-status-url]");
   if (watch && window.EventSource) {
-    var view = watch.getAttribute("data-view");
-    var reload = watch.getAttribute("data-reload") === "1";
+    var body = $("[data-status-view]");  // the App tab: its body is drawn for one view (see below)
     var stream = new EventSource(watch.getAttribute("data-status-url"));
     stream.addEventListener("status", function (ev) {
       var st;
       try { st = JSON.parse(ev.data); } catch (e) { return; }
       // the App tab's body (the app, the stepper, the error, paused) is the server's to draw: a new one reloads
-      if (reload && st.view !== view) { stream.close(); location.reload(); return; }
+      if (body && st.view !== body.getAttribute("data-status-view")) { stream.close(); location.reload(); return; }
       renderStatus(st);
       watch.setAttribute("data-stage", st.stage);
     });
