@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from spaces.db.models import Space
-from spaces.domain.status import Status, derive
+from spaces.domain.status import Observed, Status, derive
 from spaces.hub.serialize import gc_timeout
 from spaces.services.status import observe
 
@@ -37,6 +37,12 @@ def status_of(hub: Any, s: Any, space: Space) -> Status:
     return derive(observe(s, hub.logs, space), sleep_after=duration(gc_timeout(space)))
 
 
+def card_status(space: Space) -> Status:
+    """What a card shows: the stage alone (no build phase), for the list pages' many Spaces at once."""
+    return derive(Observed(space.stage, space.stage_reason or "", space.stage_message or ""),
+                  sleep_after=duration(gc_timeout(space)))
+
+
 def sse(event: str, data: dict[str, Any] | None) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
@@ -45,28 +51,64 @@ async def stream(hub: Any, space_id: str, read: Callable[[], Awaitable[Status | 
                  disconnected: Callable[[], Awaitable[bool]]) -> AsyncIterator[bytes]:
     """``status`` events for one Space while the reader stays; ``gone`` (and the end) once ``read`` finds it no
     longer visible (deleted, renamed, made private)."""
+    async def read_one() -> dict[str, Status] | None:
+        now = await read()
+        return None if now is None else {space_id: now}
+
+    async for change in _watch(hub, [space_id], read_one, disconnected, build_lines=True):
+        if change is KEEPALIVE:
+            yield b": keep-alive\n\n"
+        elif change is None:
+            yield sse("gone", None)
+        else:
+            yield sse("status", change[space_id].to_json())
+
+
+async def stream_many(hub: Any, ids: dict[str, str], read: Callable[[], Awaitable[dict[str, Status]]],
+                      disconnected: Callable[[], Awaitable[bool]]) -> AsyncIterator[bytes]:
+    """For list pages: ``status`` events ``{"id": repo_id, ...}`` for each of the Spaces (``ids``: Space id ->
+    repo id) whose status changed. Only the stage is read (the cards show no build phase)."""
+    async for change in _watch(hub, list(ids), read, disconnected, build_lines=False):
+        if change is KEEPALIVE:
+            yield b": keep-alive\n\n"
+        elif change:
+            for space_id, now in change.items():
+                yield sse("status", {"id": ids[space_id], **now.to_json()})
+
+
+KEEPALIVE: dict[str, Status] = {}  # a marker: time to see whether the reader is still there
+
+
+async def _watch(hub: Any, space_ids: list[str], read: Callable[[], Awaitable[dict[str, Status] | None]],
+                 disconnected: Callable[[], Awaitable[bool]], *,
+                 build_lines: bool) -> AsyncIterator[dict[str, Status] | None]:
+    """What changed since the last read (Space id -> Status), read again on every hint and timer; None (and the
+    end) when ``read`` says the Spaces are gone; KEEPALIVE every KEEPALIVE_SECONDS without a change."""
     loop = asyncio.get_running_loop()
     hint = asyncio.Event()
+    watched = set(space_ids)
 
     def on_bus(message: dict[str, Any]) -> None:  # the bus's thread: hand over to the loop, never block
-        if message.get("space_id") in (None, space_id):
+        if message.get("space_id") is None or message.get("space_id") in watched:
             loop.call_soon_threadsafe(hint.set)
 
     unsubscribes = [hub.logs.bus.subscribe(channel, on_bus) for channel in HINTS]
-    lines = hub.logs.subscribe(space_id, "build")
-    drain = asyncio.create_task(_forward(lines, hint))
+    queues = [(space_id, hub.logs.subscribe(space_id, "build")) for space_id in space_ids] if build_lines else []
+    drains = [asyncio.create_task(_forward(queue, hint)) for _, queue in queues]
     try:
-        last: Status | None = None
+        last: dict[str, Status] = {}
         quiet = 0.0
         while True:
             hint.clear()
             now = await read()
             if now is None:
-                yield sse("gone", None)
+                yield None
                 return
-            if now != last:
-                last, quiet = now, 0.0
-                yield sse("status", now.to_json())
+            changed = {k: v for k, v in now.items() if last.get(k) != v}
+            if changed:
+                last.update(changed)
+                quiet = 0.0
+                yield changed
             try:
                 await asyncio.wait_for(hint.wait(), POLL_SECONDS)
                 await asyncio.sleep(0.1)  # a burst of lines (a build prints hundreds a second) is one read
@@ -76,10 +118,12 @@ async def stream(hub: Any, space_id: str, read: Callable[[], Awaitable[Status | 
                 quiet = 0.0
                 if await disconnected():
                     return
-                yield b": keep-alive\n\n"
+                yield KEEPALIVE
     finally:
-        drain.cancel()
-        hub.logs.unsubscribe(space_id, "build", lines)
+        for drain in drains:
+            drain.cancel()
+        for space_id, queue in queues:
+            hub.logs.unsubscribe(space_id, "build", queue)
         for unsubscribe in unsubscribes:
             unsubscribe()
 

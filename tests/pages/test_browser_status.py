@@ -169,6 +169,14 @@ def test_statuses_follow_a_build_a_sleep_and_a_wake(pages_server: Server, new_pa
     expect(badge(desk)).to_have_text("Building")
     shot(desk, "72-logs-tab-queued", full_page=False)
 
+    # -- the cards of a list page follow the same stream ---------------------------------------------------------
+    phone.goto(f"{srv.url}/{user}")
+    card = phone.locator(f"[data-card-stage='{repo}']")
+    expect(card).to_have_text("Building")
+    set_stage(srv, repo, "RUNNING", "The app is running.")
+    expect(card).to_have_text("Running")
+    expect(card).to_have_attribute("class", "badge badge-ok")
+
     for p in pages.values():
         assert _violations(p) == [], _violations(p)
         assert p.errors == [], p.errors  # type: ignore[attr-defined]

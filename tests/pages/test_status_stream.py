@@ -68,3 +68,26 @@ def test_a_private_space_streams_to_its_owner_only(pages_server: Server) -> None
     other = {"authorization": f"Bearer {pages_server.token(unique('st'))}"}
     assert httpx.get(f"{pages_server.url}/api/spaces/{repo}/status", headers=other).status_code == 404
     assert httpx.get(f"{pages_server.url}/api/spaces/{repo}/status").status_code in (401, 404)
+
+
+def test_the_list_stream_sends_each_visible_space_and_its_changes(pages_server: Server) -> None:
+    owner, stranger = unique("st"), unique("st")
+    mine, theirs = f"{owner}/listed", f"{stranger}/secret"
+    HfApi(endpoint=pages_server.url, token=pages_server.token(owner)).create_repo(
+        mine, repo_type="space", space_sdk="gradio")
+    HfApi(endpoint=pages_server.url, token=pages_server.token(stranger)).create_repo(
+        theirs, repo_type="space", space_sdk="gradio", private=True)
+    set_stage(pages_server, mine, "SLEEPING", "")
+    set_stage(pages_server, theirs, "RUNNING", "")
+    headers = {"authorization": f"Bearer {pages_server.token(owner)}"}
+    url = f"{pages_server.url}/api/status/spaces"
+    with httpx.stream("GET", url, params={"ids": f"{mine},{theirs},nobody/none"}, headers=headers, timeout=30) as r:
+        assert r.status_code == 200
+        seen = events(r)
+        kind, st = next(seen)
+        assert (kind, st["id"], st["label"], st["tone"]) == ("status", mine, "Sleeping", "idle")  # only mine
+        set_stage(pages_server, mine, "RUNNING", "The app is running.")
+        kind, st = next(seen)
+        assert (st["id"], st["label"], st["tone"]) == (mine, "Running", "ok")
+    too_many = ",".join(f"a/b{i}" for i in range(101))
+    assert httpx.get(url, params={"ids": too_many}, headers=headers).status_code == 400

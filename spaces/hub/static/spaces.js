@@ -17,13 +17,15 @@
     return "todo";
   }
 
+  function paintBadge(b, st) {
+    b.textContent = st.label;
+    b.className = "badge badge-" + st.tone;
+    b.setAttribute("data-stage", st.stage);
+    b.setAttribute("title", st.stage);
+  }
+
   function renderStatus(st) {
-    $$("[data-stage-badge]").forEach(function (b) {
-      b.textContent = st.label;
-      b.className = "badge badge-" + st.tone;
-      b.setAttribute("data-stage", st.stage);
-      b.setAttribute("title", st.stage);
-    });
+    $$("[data-stage-badge]").forEach(function (b) { paintBadge(b, st); });
     $$("[data-status-headline]").forEach(function (n) { n.textContent = st.headline; });
     $$("[data-stage-message]").forEach(function (n) { n.textContent = st.message || ""; });
     $$("[data-status-phase]").forEach(function (n) { n.textContent = st.phase || ""; });
@@ -49,6 +51,22 @@
       watch.setAttribute("data-stage", st.stage);
     });
     stream.addEventListener("gone", function () { stream.close(); });
+  }
+
+  // the list pages' cards: one stream for the Spaces listed (the first 100), the same status by Space
+  var cards = {};
+  $$("[data-card-stage]").forEach(function (b) {
+    var id = b.getAttribute("data-card-stage");
+    (cards[id] = cards[id] || []).push(b);
+  });
+  var listed = Object.keys(cards).slice(0, 100);
+  if (listed.length && window.EventSource) {
+    var many = new EventSource("/api/status/spaces?ids=" + listed.map(encodeURIComponent).join(","));
+    many.addEventListener("status", function (ev) {
+      var st;
+      try { st = JSON.parse(ev.data); } catch (e) { return; }
+      (cards[st.id] || []).forEach(function (b) { paintBadge(b, st); });
+    });
   }
 
   // ---- logs over SSE -------------------------------------------------------------------------------------------
