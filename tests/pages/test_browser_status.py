@@ -8,53 +8,16 @@ were none. Desktop and phone pages watch the same Space at once; screenshots ``7
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from harness import Server
 from statuskit import set_build, set_stage
 
 from pagekit import add_log_lines, sign_up
 
-# Reads every status element of the page and says what contradicts what (the stepper's current step, the banner,
-# the badges, the headline); violations go to sessionStorage so they outlive reloads.
-CHECKER = r"""
-(() => {
-  const CURRENT = {BUILDING: ["queued", "building"], RUNNING_BUILDING: ["queued", "building"],
-                   APP_STARTING: ["starting"], RUNNING_APP_STARTING: ["starting"]};
-  const visible = (el) => !!(el && el.offsetParent !== null && el.getClientRects().length);
-  const say = (what) => {
-    const list = JSON.parse(sessionStorage.getItem("violations") || "[]");
-    if (list.length < 50) { list.push(location.pathname + ": " + what); }
-    sessionStorage.setItem("violations", JSON.stringify(list));
-  };
-  const check = () => {
-    const badges = [...document.querySelectorAll("[data-stage-badge]")];
-    if (!badges.length) { return; }
-    const stages = new Set(badges.map((b) => b.getAttribute("data-stage")));
-    if (stages.size > 1) { say("badges disagree: " + [...stages]); }
-    const stage = badges[0].getAttribute("data-stage");
-    const banner = document.querySelector("#sleep-notice");
-    const asleep = stage === "SLEEPING" || stage === "STOPPED";
-    if (visible(banner) !== asleep) { say("sleeping banner " + (asleep ? "missing" : "shown") + " at " + stage); }
-    if (visible(banner) && (banner.innerText.toLowerCase().match(/wake/g) || []).length !== 1) {
-      say("banner says wake " + banner.innerText);
-    }
-    const current = [...document.querySelectorAll("[data-status-stepper] li[data-state=current]")].filter(visible)
-      .map((li) => li.getAttribute("data-step-name"));
-    const allowed = CURRENT[stage] || [];
-    current.forEach((c) => { if (allowed.indexOf(c) < 0) { say("step " + c + " spins at " + stage); } });
-    if (allowed.length && !current.length) { say("no step under way at " + stage); }
-    const failed = [...document.querySelectorAll("[data-status-stepper] li[data-state=failed]")].filter(visible);
-    if (failed.length && !/ERROR|NO_APP_FILE/.test(stage)) { say("a failed step at " + stage); }
-    const words = [...document.querySelectorAll("[data-status-headline], [data-stage-message]")].filter(visible)
-      .map((n) => n.innerText).join(" | ");
-    if (/Your Space is ready/.test(document.body.innerText)) { say("'Your Space is ready'"); }
-    if (/queued|Waiting for a builder/i.test(words) && !/BUILDING/.test(stage)) { say("'queued' at " + stage + ": " + words); }
-    if (/Building|building/.test(words) && !/BUILDING/.test(stage)) { say("'building' at " + stage + ": " + words); }
-    if (/sleep/i.test(words) && !asleep) { say("'sleep' at " + stage + ": " + words); }
-  };
-  setInterval(check, 50);
-})();
-"""
+# Reads every status element of the page and says what contradicts what (see the file); violations and the
+# stages seen go to sessionStorage so they outlive the App tab's reloads.
+CHECKER = (Path(__file__).resolve().parent / "status_checker.js").read_text()
 
 
 def _violations(page) -> list[str]:  # noqa: ANN001
