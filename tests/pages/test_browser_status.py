@@ -11,9 +11,8 @@ import re
 from pathlib import Path
 
 from harness import Server
-from statuskit import set_build, set_stage
-
 from pagekit import add_log_lines, sign_up
+from statuskit import set_build, set_stage
 
 # Reads every status element of the page and says what contradicts what (see the file); violations and the
 # stages seen go to sessionStorage so they outlive the App tab's reloads.

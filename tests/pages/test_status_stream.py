@@ -8,9 +8,8 @@ from collections.abc import Iterator
 import httpx
 from harness import Server, unique
 from huggingface_hub import HfApi
-from statuskit import set_build, set_stage
-
 from pagekit import add_log_lines
+from statuskit import set_build, set_stage
 
 
 def events(response: httpx.Response) -> Iterator[tuple[str, dict | None]]:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from spaces.domain.status import STEPS, WAKE_HINT, Observed, derive, phase_of, step_states
+from spaces.domain.status import (
+    STEPS,
+    WAKE_HINT,
+    Observed,
+    derive,
+    phase_of,
+    step_states,
+)
 
 
 def states(st) -> dict[str, str]:  # noqa: ANN001

@@ -1,12 +1,12 @@
 """``GET /api/spaces/{o}/{n}/status``: the status every page shows (spaces.domain.status), as server-sent events
 (``event: status``, its JSON; ``event: gone`` when the Space can no longer be seen). Read like the runtime: whoever
-may see the Space, with a token or the web session's cookie."""
+may see the Space, with a token or the web session's cookie. ``GET /api/status/spaces?ids=...``: the same for the
+cards of a list page, one stream for all of them. Ours, not the Hub's (the pages' script is their one reader)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-
 from sqlalchemy import select
 
 from spaces.db.models import Space

@@ -10,10 +10,10 @@ from sqlalchemy.orm import Session
 
 from spaces.db.models import Like, Space, SpaceSecret
 from spaces.domain import hardware as hw
+from spaces.domain.status import Status
 from spaces.hub.pages import capacity_view
 from spaces.hub.pages.listing import Card, card
 from spaces.hub.pages.web import Viewer
-from spaces.domain.status import Status
 from spaces.hub.serialize import gc_timeout
 from spaces.hub.status import status_of
 from spaces.hub.tickets import mint_ticket
