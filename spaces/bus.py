@@ -17,11 +17,13 @@ Channels used by the platform (the only place they are listed):
 =============== ======================================== ==================================================
 channel         message                                  who listens
 =============== ======================================== ==================================================
-nudge           ``{"space_id": str | None}``             the controller's reconciler (None: look at all)
+nudge           ``{"space_id": str | None}``             the controller's reconciler (None: look at all); the
+                                                         hubs' status streams (spaces.hub.status) read again
 builds          ``{}``                                   builders: a build was queued
-ready           ``{"space_id": str}``                    waiting wakes: the Space answers now
+ready           ``{"space_id": str}``                    waiting wakes: the Space answers now; status streams
 deleted         ``{"space_id", "subdomain", "instance"}`` the controller stops what a deleted Space ran
-logs            ``{"space_id", "kind", "lines", "end"}`` live log readers on every hub (spaces.services.logs)
+logs            ``{"space_id", "kind", "lines", "end"}`` live log readers on every hub (spaces.services.logs);
+                                                         a build line moves the status streams too
 =============== ======================================== ==================================================
 
 ``MemoryBus`` is the one-process bus (the default ``spaces serve``); ``RedisBus`` joins processes through Redis

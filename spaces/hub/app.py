@@ -18,6 +18,7 @@ from spaces.db.session import Database
 from spaces.errors import SpacesError
 from spaces.hub import errors
 from spaces.hub.api import admin, branches, buckets, discussions, files, other_repos, repos, spaces, webhooks
+from spaces.hub.api import status as status_api
 from spaces.hub.context import Hub, request_base, request_id
 from spaces.hub.git_http import install_hooks
 from spaces.hub.git_http import router as git_router
@@ -145,6 +146,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
     app.include_router(repos.router)
     app.include_router(buckets.router)
     app.include_router(metrics_router)  # /metrics, next to /api/health (guarded: see spaces.hub.metrics)
+    app.include_router(status_api.router)  # before spaces.router: none of its shapes may take the path
     app.include_router(spaces.router)
     app.include_router(files.router)
     app.include_router(branches.router)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from markupsafe import Markup
 
 from spaces.domain.stages import ERROR_STAGES, INTERMEDIATE, SpaceStage
+from spaces.domain.status import LABELS, SERVING, step_states
+from spaces.hub.status import duration
 
 HUB_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = HUB_DIR / "templates"
@@ -23,18 +23,8 @@ COLORS = {
     "purple": "#a78bfa", "pink": "#f472b6", "gray": "#9ca3af", "grey": "#9ca3af", "orange": "#fb923c",
 }
 
-#: stage -> (label, css class); the JavaScript reads the same table from the page for live updates
-STAGES: dict[str, tuple[str, str]] = {
-    "NO_APP_FILE": ("No app file", "error"), "CONFIG_ERROR": ("Config error", "error"),
-    "BUILDING": ("Building", "busy"), "BUILD_ERROR": ("Build error", "error"),
-    "APP_STARTING": ("Starting", "busy"), "RUNNING": ("Running", "ok"),
-    "RUNNING_BUILDING": ("Running · building", "busy"), "RUNNING_APP_STARTING": ("Running · restarting", "busy"),
-    "RUNTIME_ERROR": ("Runtime error", "error"), "PAUSED": ("Paused", "idle"), "STOPPED": ("Stopped", "idle"),
-    "SLEEPING": ("Sleeping", "idle"), "DELETING": ("Deleting", "idle"),
-}
-
-#: stages in which the app (or its proxy's waiting page) can be shown in the iframe
-SERVING = frozenset({"RUNNING", "RUNNING_BUILDING", "RUNNING_APP_STARTING", "SLEEPING", "STOPPED", "APP_STARTING"})
+#: stage -> (label, css class): one table (spaces.domain.status) for the pages, the stream and the script
+STAGES = LABELS
 
 
 def stage_info(stage: str) -> dict[str, Any]:
@@ -76,18 +66,6 @@ def filesize(n: int | None) -> str:
     return f"{n} B"
 
 
-def duration(seconds: int | None) -> str:
-    if seconds is None or seconds < 0:
-        return "never"
-    if seconds % 86400 == 0:
-        return f"{seconds // 86400} day{'s' if seconds != 86400 else ''}"
-    if seconds % 3600 == 0:
-        return f"{seconds // 3600} hour{'s' if seconds != 3600 else ''}"
-    if seconds % 60 == 0:
-        return f"{seconds // 60} minute{'s' if seconds != 60 else ''}"
-    return f"{seconds} seconds"
-
-
 def gradient(card: dict | None) -> str:
     card = card or {}
     start = COLORS.get(str(card.get("colorFrom", "")).lower(), COLORS["purple"])
@@ -112,9 +90,7 @@ class Renderer:
         self._versions: dict[str, str] = {}
         self.env.filters.update(timeago=timeago, isodate=isodate, filesize=filesize, duration=duration,
                                 gradient=gradient)
-        self.env.globals.update(stage_info=stage_info, static=self.static_url,
-                                serving_stages=" ".join(sorted(SERVING)),
-                                stages_json=Markup(json.dumps({k: list(v) for k, v in STAGES.items()})))
+        self.env.globals.update(stage_info=stage_info, static=self.static_url, step_states=step_states)
 
     def static_url(self, name: str) -> str:
         version = self._versions.get(name)

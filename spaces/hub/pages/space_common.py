@@ -10,10 +10,12 @@ from sqlalchemy.orm import Session
 
 from spaces.db.models import Like, Space, SpaceSecret
 from spaces.domain import hardware as hw
+from spaces.domain.status import Status
 from spaces.hub.pages import capacity_view
 from spaces.hub.pages.listing import Card, card
 from spaces.hub.pages.web import Viewer
 from spaces.hub.serialize import gc_timeout
+from spaces.hub.status import status_of
 from spaces.hub.tickets import mint_ticket
 from spaces.services import accounts
 
@@ -27,6 +29,7 @@ class SpacePage:
     app_url: str
     git_url: str
     hub_url: str
+    status: Status | None = None  # what every part of the page shows about its state (live: spaces.js)
     secret_keys: list[str] = field(default_factory=list)  # names to re-enter when duplicating
     flavors: list[hw.Flavor] = field(default_factory=list)
     #: flavor -> why the viewer cannot run it here (the duplicate form greys those)
@@ -70,5 +73,5 @@ def load(hub: Any, s: Session, viewer: Viewer, ns: str, name: str, *, write: boo
         app_url = f"{app_url}__spaces/auth?ticket={quote(ticket, safe='')}&next=/"
     return SpacePage(space=space, card=card(space), can_write=can_write, liked=liked,
                      app_url=app_url, git_url=hub.space_url(space.repo_id),
-                     hub_url=hub.url(), secret_keys=keys, flavors=hub.flavors.shapes(),
+                     hub_url=hub.url(), status=status_of(hub, s, space), secret_keys=keys, flavors=hub.flavors.shapes(),
                      unavailable=capacity_view.unavailable(hub, s, viewer.account))

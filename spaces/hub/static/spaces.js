@@ -1,49 +1,72 @@
-// spaces: the live parts of the pages (stage polling, SSE logs, likes, dialogs). No framework, no build step.
+// spaces: the live parts of the pages (status stream, SSE logs, likes, dialogs). No framework, no build step.
 // Everything here is an enhancement: each form also works without JavaScript.
 (function () {
   "use strict";
   var $ = function (sel, root) { return (root || document).querySelector(sel); };
   var $$ = function (sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); };
-  var stageTable = {};
-  try { stageTable = JSON.parse(($("#stage-table") || {}).textContent || "{}"); } catch (e) { /* keep empty */ }
 
-  function setBadge(el, stage) {
-    var entry = stageTable[stage] || [stage, "idle"];
-    el.textContent = entry[0];
-    el.className = "badge badge-" + entry[1];
-    el.setAttribute("data-stage", stage);
+  // ---- status: every badge, banner, stepper and message of a Space page, from its live stage stream ------------
+  // (GET /api/spaces/{id}/status, spaces.domain.status): the page computes no status of its own
+  var show = function (el, on) { if (on) { el.removeAttribute("hidden"); } else { el.setAttribute("hidden", ""); } };
+  var STEPS = ["queued", "building", "starting", "running"];
+
+  function stepState(st, name) {  // the same rule as spaces.domain.status.step_states
+    var at = STEPS.indexOf(st.step), i = STEPS.indexOf(name);
+    if (i < at || (i === at && !st.busy && !st.failed)) { return "done"; }
+    if (i === at) { return st.failed ? "failed" : "current"; }
+    return "todo";
   }
 
-  // ---- live stage: poll the runtime API (cookie-authenticated GET) --------------------------------------------
-  var watch = $("[data-runtime-url]");
-  if (watch) {
-    var url = watch.getAttribute("data-runtime-url");
-    var current = watch.getAttribute("data-stage");
-    var reload = watch.getAttribute("data-reload") === "1";
-    var serving = (watch.getAttribute("data-serving") || "").split(" ");
-    // what the App tab shows depends only on this: the app (any serving stage) or a stage panel
-    var view = function (stage) { return serving.indexOf(stage) >= 0 ? "app" : stage; };
-    var busy = ["BUILDING", "APP_STARTING", "RUNNING_BUILDING", "RUNNING_APP_STARTING"];
-    var tick = function () {
-      if (document.hidden) { return setTimeout(tick, 4000); }
-      fetch(url, { credentials: "same-origin", headers: { accept: "application/json" } })
-        .then(function (r) { return r.ok ? r.json() : null; })
-        .then(function (rt) {
-          if (rt && rt.stage) {
-            $$("[data-stage-badge]").forEach(function (b) { setBadge(b, rt.stage); });
-            $$("[data-stage-message]").forEach(function (m) { m.textContent = rt.message || ""; });
-            // the app is the same view asleep or awake (no reload): the sleeping banner goes once it is awake
-            if (rt.stage !== "SLEEPING" && rt.stage !== "STOPPED") {
-              $$("[data-while-asleep]").forEach(function (n) { n.parentNode.removeChild(n); });
-            }
-            if (reload && view(rt.stage) !== view(current)) { location.reload(); return; }
-            current = rt.stage;
-          }
-          setTimeout(tick, busy.indexOf(current) >= 0 ? 2000 : 8000);
-        })
-        .catch(function () { setTimeout(tick, 8000); });
-    };
-    setTimeout(tick, 1500);
+  function paintBadge(b, st) {
+    b.textContent = st.label;
+    b.className = "badge badge-" + st.tone;
+    b.setAttribute("data-stage", st.stage);
+    b.setAttribute("title", st.stage);
+  }
+
+  function renderStatus(st) {
+    $$("[data-stage-badge]").forEach(function (b) { paintBadge(b, st); });
+    $$("[data-status-headline]").forEach(function (n) { n.textContent = st.headline; });
+    $$("[data-stage-message]").forEach(function (n) { n.textContent = st.message || ""; });
+    $$("[data-status-phase]").forEach(function (n) { n.textContent = st.phase || ""; });
+    $$("[data-status-stepper] [data-step-name]").forEach(function (li) {
+      var state = stepState(st, li.getAttribute("data-step-name"));
+      li.setAttribute("data-state", state);
+      if (state === "current") { li.setAttribute("aria-current", "step"); } else { li.removeAttribute("aria-current"); }
+    });
+    $$("[data-status-banner]").forEach(function (n) { show(n, !!st.banner); });
+    $$("[data-status-strip]").forEach(function (n) { show(n, st.busy); });
+  }
+
+  var watch = $("[data-status-url]");
+  if (watch && window.EventSource) {
+    var body = $("[data-status-view]");  // the App tab: its body is drawn for one view (see below)
+    var stream = new EventSource(watch.getAttribute("data-status-url"));
+    stream.addEventListener("status", function (ev) {
+      var st;
+      try { st = JSON.parse(ev.data); } catch (e) { return; }
+      // the App tab's body (the app, the stepper, the error, paused) is the server's to draw: a new one reloads
+      if (body && st.view !== body.getAttribute("data-status-view")) { stream.close(); location.reload(); return; }
+      renderStatus(st);
+      watch.setAttribute("data-stage", st.stage);
+    });
+    stream.addEventListener("gone", function () { stream.close(); });
+  }
+
+  // the list pages' cards: one stream for the Spaces listed (the first 100), the same status by Space
+  var cards = {};
+  $$("[data-card-stage]").forEach(function (b) {
+    var id = b.getAttribute("data-card-stage");
+    (cards[id] = cards[id] || []).push(b);
+  });
+  var listed = Object.keys(cards).slice(0, 100);
+  if (listed.length && window.EventSource) {
+    var many = new EventSource("/api/status/spaces?ids=" + listed.map(encodeURIComponent).join(","));
+    many.addEventListener("status", function (ev) {
+      var st;
+      try { st = JSON.parse(ev.data); } catch (e) { return; }
+      (cards[st.id] || []).forEach(function (b) { paintBadge(b, st); });
+    });
   }
 
   // ---- logs over SSE -------------------------------------------------------------------------------------------
