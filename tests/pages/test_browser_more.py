@@ -111,7 +111,7 @@ def test_standalone_duplicate_page_keeps_its_content_off_the_card_edge(pages_ser
         card = page.locator(".panel.dialog-page").bounding_box()
         assert card is not None and card["x"] >= 12, f"{name}: the card touches the window's edge"
         # not the App tab: that one reloads itself when the stage changes, which would wipe what is typed here
-        assert page.get_attribute(".space-head", "data-reload") == "0"
+        assert page.locator("[data-status-view]").count() == 0
         for selector in ("#dup-title", "#dup-name", "button[type=submit]"):
             box = page.locator(f".panel.dialog-page {selector}").bounding_box()
             assert box is not None, selector
