@@ -36,6 +36,11 @@ from spaces.errors import BadRequest, LfsObjectMissing
 CHUNK = 1 << 20
 
 
+def objects_root(repos_root: Path) -> Path:
+    """Where the hub's objects live: ``{data dir}/lfs/objects`` beside ``{data dir}/repos``."""
+    return Path(repos_root).parent / "lfs" / "objects"
+
+
 class ObjectWriter(Protocol):
     def write(self, data: bytes) -> None: ...
     def commit(self) -> bool:

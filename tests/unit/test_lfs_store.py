@@ -112,3 +112,26 @@ def test_lfsfile_lines_are_parsed_and_checked():
                   {"path": "w.bin", "algo": "md5", "oid": oid, "size": 1}):
         with pytest.raises(BadRequest):
             parse_ndjson(_body(header, {"key": "lfsFile", "value": value}))
+
+
+def test_export_checks_out_the_objects_a_repository_holds(tmp_path):  # noqa: ANN001
+    """A Space's build context and working copy get the real files (example images, weights), not pointers."""
+    from spaces.storage.gitrepo import Addition, GitRepo
+
+    store = LocalObjectStore(tmp_path / "objects")
+    repo = GitRepo.init_bare(tmp_path / "r.git")
+    data, other = os.urandom(5000), os.urandom(300)
+    put(store, sha(data), len(data), [data])
+    put(store, sha(other), len(other), [other])  # in the store, but never given to this repository
+    RepoObjects(repo.path).link(sha(data))
+    missing, foreign = Pointer(sha(b"nope"), 4), Pointer(sha(other), len(other))
+    repo.commit(additions=[Addition("img/a.png", Pointer(sha(data), len(data)).text()),
+                           Addition("m.bin", missing.text()), Addition("f.bin", foreign.text()),
+                           Addition("t.txt", b"x")], message="m", author_name="a", author_email="a@b.c")
+    out = GitRepo(repo.path, store).export("main", tmp_path / "out")
+    assert (out / "img" / "a.png").read_bytes() == data
+    assert (out / "m.bin").read_bytes() == missing.text() and (out / "f.bin").read_bytes() == foreign.text()
+    assert (out / "t.txt").read_bytes() == b"x"
+    assert sorted(p.name for p in out.rglob("*")) == ["a.png", "f.bin", "img", "m.bin", "t.txt"]
+    plain = GitRepo(repo.path).export("main", tmp_path / "plain")  # no store: pointers stay pointers
+    assert (plain / "img" / "a.png").read_bytes().startswith(b"version https://git-lfs")
