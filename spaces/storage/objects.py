@@ -177,6 +177,9 @@ class RepoObjects:
         check_oid(oid)
         return (self.dir / oid[:2] / oid).exists()
 
+    def oids(self) -> list[str]:
+        return sorted(m.name for m in self.dir.glob("*/*")) if self.dir.is_dir() else []
+
     def copy_to(self, repo_path: Path) -> None:
         """Give a copy of the repository (a duplicate) the same objects."""
         if not self.dir.is_dir():
