@@ -243,20 +243,14 @@ async def download(ns: str, name: str, oid: str, request: Request) -> Response:
 
 
 @_route("POST", "/locks/verify")
-async def locks_verify(ns: str, name: str, request: Request) -> Response:
-    """git-lfs asks before every push; file locking is not offered, so no file is ever locked."""
-    found = await _guarded(request, ns, name, True)
-    if isinstance(found, Response):
-        return found
-    return JSONResponse({"ours": [], "theirs": []}, media_type=MEDIA)
-
-
 @_route("GET", "/locks")
 async def locks(ns: str, name: str, request: Request) -> Response:
-    found = await _guarded(request, ns, name, False)
+    """File locking is not offered: 501 is what git-lfs reads as "not supported" (it then stops asking for this
+    remote, without advice printed on every push)."""
+    found = await _guarded(request, ns, name, request.method == "POST")
     if isinstance(found, Response):
         return found
-    return JSONResponse({"locks": []}, media_type=MEDIA)
+    return _lfs_error(501, "File locking is not offered by this server.")
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None | bool:

@@ -33,7 +33,7 @@ from typing import Protocol
 from spaces.domain.lfs import check_oid
 from spaces.errors import BadRequest, LfsObjectMissing
 
-CHUNK = 1 << 20
+CHUNK = 4 << 20
 
 
 def objects_root(repos_root: Path) -> Path:
