@@ -122,6 +122,10 @@ def test_git_lfs_push_then_clone_and_hub_downloads(server, alice, make_repo, tmp
         assert part.status_code == 206 and part.content == big[1000:2000]
         assert part.headers["content-range"] == f"bytes 1000-1999/{len(big)}"
         assert http.get(url, headers={"Range": f"bytes={len(big)}-"}).status_code == 416
+        # the web pages: the real size, never the pointer text shown as the file
+        page = http.get(f"{server.url}/{PREFIX[kind]}{repo_id}/blob/main/weights.bin")
+        assert page.status_code == 200 and "git-lfs.github.com" not in page.text, page.text[-3000:]
+        assert f"{len(big) >> 20}.0 MB" in page.text
     snap = Path(snapshot_download(repo_id, repo_type=kind, endpoint=server.url, token=alice.token,
                                   cache_dir=tmp_path / "snap"))
     assert (snap / "img" / "example.png").read_bytes() == png and (snap / "weights.bin").read_bytes() == big
