@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -137,6 +138,19 @@ class LocalObjectStore:
             return self.path(oid).stat().st_size
         except FileNotFoundError:
             return None
+
+    def sweep(self, older_than_s: float = 3600.0) -> int:
+        """Remove what uploads cut short by a crash left in ``tmp`` (an upload in progress writes, so its file
+        is fresh); the number removed."""
+        cutoff, removed = time.time() - older_than_s, 0
+        for tmp in (self.root / "tmp").glob("*") if (self.root / "tmp").is_dir() else ():
+            try:
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+                    removed += 1
+            except OSError:
+                continue
+        return removed
 
     def open(self, oid: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         try:

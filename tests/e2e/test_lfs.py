@@ -95,6 +95,7 @@ def test_git_lfs_push_then_clone_and_hub_downloads(server, alice, make_repo, tmp
     assert blob.startswith("version https://git-lfs.github.com/spec/v1") and sha256(big) in blob
     stored = server.data_dir / "lfs" / "objects" / sha256(big)[:2] / sha256(big)[2:4] / sha256(big)
     assert stored.read_bytes() == big
+    assert (server.data_dir / "lfs").stat().st_mode & 0o077 == 0  # the sandboxed Spaces' uids cannot look in
 
     # tree and paths-info: the real size and the lfs field, as the Hub answers
     tree = {e.path: e for e in alice.api.list_repo_tree(repo_id, repo_type=kind, recursive=True)}

@@ -135,3 +135,14 @@ def test_export_checks_out_the_objects_a_repository_holds(tmp_path):  # noqa: AN
     assert sorted(p.name for p in out.rglob("*")) == ["a.png", "f.bin", "img", "m.bin", "t.txt"]
     plain = GitRepo(repo.path).export("main", tmp_path / "plain")  # no store: pointers stay pointers
     assert (plain / "img" / "a.png").read_bytes().startswith(b"version https://git-lfs")
+
+
+def test_sweep_removes_only_stale_partial_uploads(tmp_path):  # noqa: ANN001
+    store = LocalObjectStore(tmp_path)
+    w = store.writer(sha(b"abc"), 3)
+    w.write(b"a")  # an upload in progress
+    (tmp_path / "tmp" / "old.partial").write_bytes(b"x")
+    os.utime(tmp_path / "tmp" / "old.partial", (1, 1))
+    assert store.sweep(3600) == 1
+    w.write(b"bc")
+    assert w.commit() is True and b"".join(store.open(sha(b"abc"))) == b"abc"
