@@ -131,6 +131,16 @@ def test_git_lfs_push_then_clone_and_hub_downloads(server, alice, make_repo, tmp
                                   cache_dir=tmp_path / "snap"))
     assert (snap / "img" / "example.png").read_bytes() == png and (snap / "weights.bin").read_bytes() == big
 
+    # a duplicate reads the same objects (stored once), and keeps them when the original goes
+    copy_id = f"alice/{unique('dup')}"
+    alice.api.duplicate_repo(repo_id, copy_id, repo_type=kind)
+    try:
+        got = hf_hub_download(copy_id, "img/example.png", repo_type=kind, endpoint=server.url, token=alice.token,
+                              cache_dir=tmp_path / "dup")
+        assert Path(got).read_bytes() == png
+    finally:
+        alice.api.delete_repo(copy_id, repo_type=kind)
+
     # a fresh clone checks the real files out (smudge); a clone without smudge gets them with `git lfs pull`
     lfs_git("clone", "-q", remote(server, kind, repo_id, alice.token), str(tmp_path / "c1"))
     assert (tmp_path / "c1" / "weights.bin").read_bytes() == big
