@@ -127,7 +127,8 @@ async def batch(ns: str, name: str, request: Request) -> Response:
         operation = data.get("operation")
         if operation not in ("upload", "download"):
             raise BadRequest("'operation' must be 'upload' or 'download'.")
-        if "basic" not in (data.get("transfers") or ["basic"]):
+        transfers = data.get("transfers") or ["basic"]
+        if not isinstance(transfers, list) or "basic" not in transfers:
             raise BadRequest("This server only speaks the 'basic' transfer adapter.")
         if data.get("hash_algo", "sha256") != "sha256":
             return _lfs_error(409, "Only the sha256 hash algorithm is supported.")
