@@ -41,11 +41,11 @@ SALT = "spaces.lfs-link"
 PREFIXES = ("/{ns}/{name}", "/datasets/{ns}/{name}", "/spaces/{ns}/{name}")
 
 
-def _route(method: str, suffix: str):  # noqa: ANN202
+def _route(method: str, suffix: str, documented: bool = True):  # noqa: ANN202
     def deco(fn):  # noqa: ANN001, ANN202
         for prefix in PREFIXES:
             router.add_api_route(prefix + "/info/lfs" + suffix, fn, methods=[method],
-                                 include_in_schema=prefix.startswith("/spaces"))
+                                 include_in_schema=documented and prefix.startswith("/spaces"))
         return fn
     return deco
 
@@ -243,11 +243,11 @@ async def download(ns: str, name: str, oid: str, request: Request) -> Response:
     return object_response(store, oid, size, request.headers.get("range"), {}, media_type="application/octet-stream")
 
 
-@_route("POST", "/locks/verify")
-@_route("GET", "/locks")
+@_route("POST", "/locks/verify", documented=False)
+@_route("GET", "/locks", documented=False)
 async def locks(ns: str, name: str, request: Request) -> Response:
     """File locking is not offered: 501 is what git-lfs reads as "not supported" (it then stops asking for this
-    remote, without advice printed on every push)."""
+    remote, without advice printed on every push). Not in the OpenAPI description: nothing is served there."""
     found = await _guarded(request, ns, name, request.method == "POST")
     if isinstance(found, Response):
         return found
