@@ -22,6 +22,8 @@ from spaces.hub.api import status as status_api
 from spaces.hub.context import Hub, request_base, request_id
 from spaces.hub.git_http import install_hooks
 from spaces.hub.git_http import router as git_router
+from spaces.hub.lfs import router as lfs_router
+from spaces.storage.objects import LocalObjectStore, objects_root
 from spaces.hub.limits import BodyLimit
 from spaces.hub.metrics import RequestMetrics
 from spaces.hub.metrics import router as metrics_router
@@ -79,7 +81,11 @@ def build_hub(settings: Settings, *, hooks: SpaceHooks | None = None, capacity: 
     settings.data_path.chmod(0o711)
     settings.repos_path.mkdir(parents=True, exist_ok=True)
     settings.repos_path.chmod(0o700)
+    objects = objects_root(settings.repos_path)  # LFS objects: private files too, so the platform's user only
+    objects.mkdir(parents=True, exist_ok=True)
+    objects.parent.chmod(0o700)
     _sweep_spools(settings.data_path / "tmp" / "uploads")  # commits cut short by a crash
+    LocalObjectStore(objects).sweep(SPOOL_STALE_S)  # LFS uploads cut short by a crash
     db = Database(settings.db_url)
     db.migrate()
     if settings.db_url.startswith("sqlite:///"):
@@ -153,11 +159,12 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
     app.include_router(discussions.router)
     app.include_router(admin.router)
     app.include_router(webhooks.router)
+    app.include_router(lfs_router)  # before other_repos: /{ns}/{name}.git/info/lfs/... is not a model path
     app.include_router(other_repos.router)  # after every /spaces/... route: it has catch-all shapes
     app.include_router(git_router)
     # last: the profile page /{name} matches any single path segment
     install_pages(app, hub, hooks=runtime_hooks())
-    app.add_middleware(BodyLimit, limits=settings.limits)
+    app.add_middleware(BodyLimit, limits=settings.limits, lfs_object_bytes=settings.large_files.max_object_bytes)
     app.add_middleware(ControlBytes)  # a NUL or newline in the URL is refused before any route reads it
 
     app.add_middleware(RequestBase)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import re
 import secrets
 import shutil
@@ -32,6 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
+from spaces.domain.lfs import MAX_POINTER_SIZE, Pointer, parse_pointer
 from spaces.domain.links import check_all as check_links
 from spaces.errors import (
     BadRequest,
@@ -72,6 +74,7 @@ from spaces.storage._treeedit import (
     write_blobs,
     write_tree,
 )
+from spaces.storage.objects import ObjectStore, RepoObjects
 
 __all__ = ["Addition", "CommitInfo", "GitRepo", "TreeEntry", "blob_oid"]
 
@@ -135,8 +138,10 @@ def _ident(value: str) -> str:
 
 
 class GitRepo:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, objects: ObjectStore | None = None) -> None:
         self.path = Path(path)
+        #: where the LFS objects its pointers name are (``export`` checks them out); None: pointers stay pointers
+        self.objects = objects
 
     def __repr__(self) -> str:
         return f"GitRepo({str(self.path)!r})"
@@ -188,6 +193,7 @@ class GitRepo:
         copy = GitRepo.init_bare(dest, branch=head)
         try:
             copy._git("fetch", "--quiet", "--no-write-fetch-head", str(self.path.resolve()), "+refs/*:refs/*")
+            RepoObjects(self.path).copy_to(dest)  # the LFS objects its pointers name stay readable in the copy
         except BaseException:
             copy.delete()
             raise
@@ -211,13 +217,39 @@ class GitRepo:
                     if _leaves(member):
                         raise _link_out(member)
                 tar.extractall(dest)
+                self._smudge(sha, dest)
                 return dest
             try:
                 tar.extractall(dest, filter="data")  # "data" refuses absolute paths, links out of dest, devices
             except tarfile.FilterError as exc:  # pushed before links leaving the repo were refused at push
                 member = getattr(exc, "tarinfo", None)
                 raise _link_out(member) from None
+        self._smudge(sha, dest)
         return dest
+
+    def _smudge(self, sha: str, dest: Path) -> None:
+        """Put the real content in place of each LFS pointer whose object this repository holds (what git-lfs's
+        smudge does on checkout): a Space's example images and weights are files, not pointers. Copies, never
+        links: the app may write its files, and the stored object is shared. A missing object leaves the pointer."""
+        if self.objects is None:
+            return
+        entries = self.list_tree(sha, recursive=True)
+        pointers = self.lfs_pointers(entries)
+        links = RepoObjects(self.path)
+        root = dest.resolve()
+        for entry in entries:
+            pointer = pointers.get(entry.oid)
+            if pointer is None or not links.linked(pointer.oid) or self.objects.size(pointer.oid) != pointer.size:
+                continue
+            target = dest / entry.path
+            if target.is_symlink() or not target.is_file() or not target.resolve().is_relative_to(root):
+                continue
+            tmp = target.with_name(f".{target.name}.lfs-tmp")
+            with open(tmp, "wb") as out:
+                for chunk in self.objects.open(pointer.oid):
+                    out.write(chunk)
+            os.chmod(tmp, target.stat().st_mode & 0o777)
+            os.replace(tmp, target)
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file() and not p.is_symlink())
@@ -542,6 +574,35 @@ class GitRepo:
         if entry.type != "file":
             raise EntryNotFound(entry.path, rev)
         return entry, stream_blob(self.path, entry.oid, chunk_size)
+
+    def read_blobs(self, oids: Iterable[str]) -> dict[str, bytes]:
+        """Contents of blobs by id, in one ``git cat-file --batch``: for small blobs (LFS pointers) only."""
+        wanted = [o for o in dict.fromkeys(oids) if FULL_SHA.fullmatch(o)]
+        if not wanted:
+            return {}
+        out = self._git("cat-file", "--batch", input=("\n".join(wanted) + "\n").encode())
+        found, pos = {}, 0
+        while pos < len(out):
+            end = out.index(b"\n", pos)
+            parts = out[pos:end].split(b" ")
+            pos = end + 1
+            if len(parts) != 3:  # "<oid> missing"
+                continue
+            size = int(parts[2])
+            if parts[1] == b"blob":
+                found[parts[0].decode()] = out[pos:pos + size]
+            pos += size + 1
+        return found
+
+    def lfs_pointers(self, entries: Iterable[TreeEntry]) -> dict[str, Pointer]:
+        """The Git LFS pointers among ``entries``, by blob id: only blobs small enough to be one are read."""
+        small = [e.oid for e in entries if e.type == "file" and e.size <= MAX_POINTER_SIZE]
+        found = {}
+        for oid, data in self.read_blobs(small).items():
+            pointer = parse_pointer(data)
+            if pointer is not None:
+                found[oid] = pointer
+        return found
 
     def log(self, rev: str, *, limit: int = 50, skip: int = 0, path: str | None = None) -> list[CommitInfo]:
         """Commits reachable from ``rev``, newest first; with ``path``, only those touching it."""

@@ -44,6 +44,10 @@ BODIES = {
     "/preupload/{rest}": ({"files": {"type": "array", "items": {"type": "object", "properties": {
         "path": _STR, "sample": _STR, "size": _INT}, "required": ["path"]}}}, ["files"]),
     "/api/validate-yaml": ({"content": _STR, "repoType": _STR}, ["content"]),
+    "/objects/batch": ({"operation": _STR, "transfers": {"type": "array", "items": _STR}, "hash_algo": _STR,
+                        "objects": {"type": "array", "items": {"type": "object", "properties": {
+                            "oid": _STR, "size": _INT}, "required": ["oid", "size"]}}}, ["operation", "objects"]),
+    "/info/lfs/verify": ({"oid": _STR, "size": _INT}, ["oid", "size"]),
     "/quota/{name}": ({"key": _STR, "value": _INT}, ["key", "value"]),
 }
 EXAMPLES = int(os.environ.get("SPACES_SCHEMATHESIS_EXAMPLES", "25"))
