@@ -137,7 +137,8 @@ def install_file_tabs() -> None:
             ("/blob/{rest:path}", space_view.file_view), ("/commits", space_view.history),
             ("/commits/{rest:path}", space_view.history), ("/commit/{sha}", space_view.commit_view),
             ("/discussions", community.community_tab), ("/discussions/{num}", community.discussion_page)]
-    posts = [("/discussions", community.open_discussion), ("/discussions/{num}/{action}", community.discussion_action)]
+    posts = [("/discussions", community.open_discussion), ("/discussions/propose", community.propose_change),
+             ("/discussions/{num}/{action}", community.discussion_action)]
     for prefix in ("/datasets", ""):
         for suffix, handler in tabs:
             router.add_api_route(f"{prefix}/{{ns}}/{{name}}{suffix}", handler, methods=["GET"],
