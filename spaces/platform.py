@@ -39,6 +39,7 @@ from pathlib import Path
 from spaces.builder.detect import plan_checkout
 from spaces.builder.errors import BuildFailed
 from spaces.builder.plan import Artifact, BuildPlan
+from spaces.builder.preload import PreloadStore
 from spaces.bus import Bus, MemoryBus, RedisBus, make_bus
 from spaces.db.models import Account, Space
 from spaces.errors import SpacesError
@@ -62,6 +63,7 @@ from spaces.runtime.static_site import StaticSites
 from spaces.runtime.volumes import Volumes
 from spaces.services import accounts
 from spaces.services.builds import BuildService
+from spaces.services.preloads import HubPreloadSource
 from spaces.services.spaces import SpaceHooks
 from spaces.services.wake import BusReadiness, WakeService
 from spaces.settings import Settings
@@ -79,7 +81,11 @@ class LocalArtifacts:
         self.envs = LocalEnvBuilder(settings.local_build, data_dir=settings.data_path)
 
     def build(self, plan: BuildPlan, *, space_id: str, sha: str, context: Path, variables: dict, secrets: dict,
-              log, factory: bool) -> Artifact:  # noqa: ANN001
+              log, factory: bool, preload: str = "") -> Artifact:  # noqa: ANN001
+        artifact = self._build(plan, sha, log)
+        return dataclasses.replace(artifact, preload=preload) if preload else artifact
+
+    def _build(self, plan: BuildPlan, sha: str, log) -> Artifact:  # noqa: ANN001
         if plan.sdk == "static":
             log("built", "Static Space: no environment to build; files are served as they are")
             return Artifact("static", "", plan.env_digest, sha)
@@ -217,7 +223,9 @@ class Platform:
                                    builder=make_builder(settings) if "builder" in self.roles else None,
                                    planner=plan_checkout, workers=settings.runtime.build_workers,
                                    on_built=self._nudge, env_for=variables_and_secrets, bus=self.bus,
-                                   lease=settings.runtime.build_lease)
+                                   lease=settings.runtime.build_lease,
+                                   preload=PreloadStore(settings.data_path / "preloads",
+                                                        HubPreloadSource(hub.db, hub.store)))
         # the controller: nothing of the backend exists until this process leads
         self.backend = None
         self.reconciler: Reconciler | None = None
