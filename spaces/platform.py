@@ -62,12 +62,14 @@ from spaces.runtime.specs import instance_spec, startup_timeout, variables_and_s
 from spaces.runtime.static_site import StaticSites
 from spaces.runtime.volumes import Volumes
 from spaces.services import accounts
+from spaces.services import templates
 from spaces.services.builds import BuildService
 from spaces.services.preloads import HubPreloadSource
 from spaces.services.spaces import SpaceHooks
 from spaces.services.wake import BusReadiness, WakeService
 from spaces.settings import Settings
 from spaces.storage.gitrepo import sweep_temporaries
+from spaces.templates_catalog import list_templates
 
 log = logging.getLogger("spaces")
 
@@ -547,6 +549,10 @@ class Platform:
         if repaired:
             log.warning("brought %d Space(s) up to their git tip after an interrupted update: %s", len(repaired),
                         ", ".join(repaired[:20]))
+        # the template Spaces that /api/spaces/templates names
+        seeded = templates.seed(self.db, self.hub.spaces, list_templates())
+        if seeded:
+            log.info("template Spaces seeded from templates/: %s", ", ".join(seeded))
 
     # ---- running ------------------------------------------------------------------------------------------
     async def serve(self) -> None:
