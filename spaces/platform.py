@@ -313,7 +313,9 @@ class Platform:
                                      stop_standby_after=settings.runtime.stop_standby_after,
                                      reserve=lambda s, space, node=None: placement_json(
                                          self.capacity.reserve(s, space, node)),
-                                     own_labels={LABEL_PLATFORM: self.instance_id})
+                                     own_labels={LABEL_PLATFORM: self.instance_id},
+                                     crash_backoff=settings.runtime.crash_backoff,
+                                     max_crashes=settings.runtime.max_crashes)
         if self.split:
             last_seen = SharedActivity(settings.redis_url, prefix=settings.redis_prefix,
                                        local=self.proxy.activity if self.proxy else None).last_seen

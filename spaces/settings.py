@@ -73,6 +73,10 @@ class RuntimeSettings(BaseModel):
         0.15, ge=0, le=1.0, description="local backend: while less than this fraction of the machine's memory is "
         "available, a sleeping Space is stopped at each sweep, the longest-asleep first and standbys last "
         "(1.0: always, 0: never)")
+    crash_backoff: float = Field(2.0, gt=0, description="seconds before a crashed app is started again after its "
+                                 "first crash; doubled per crash in a row, at most 300")
+    max_crashes: int = Field(5, ge=1, description="crashes in a row (the app never answering in between) after which "
+                             "a Space stays stopped in RUNTIME_ERROR, holding no capacity, until a push or a restart")
     default_startup_timeout: float = Field(1800.0, gt=0, description="when README has no startup_duration_timeout")
     backstop_seconds: float = Field(
         30.0, gt=0, description="the leading controller looks this often for instances and routes no Space owns any "

@@ -79,16 +79,9 @@ def _challenge(kind: str, repo_id: str) -> SpacesError:
 
 
 POST_RECEIVE = """#!/bin/sh
-# Installed by spaces: tells the pusher what happens next (printed by git as "remote:" lines).
-while read old new ref; do
-  if [ -n "$SPACES_SPACE_URL" ] && [ "$ref" = "refs/heads/main" ] && [ "$new" != "0000000000000000000000000000000000000000" ]; then
-    short=$(printf %.7s "$new")
-    echo "spaces: received $short on main; building it now."
-    echo "spaces: follow the build at $SPACES_SPACE_URL?tab=logs"
-    echo "spaces: or: curl -N $SPACES_LOGS_URL"
-    echo "spaces: the app will be at $SPACES_APP_URL"
-  fi
-done
+# Installed by spaces: tells the pusher what happens next (printed by git as "remote:" lines): the build, or why
+# the pushed README keeps the Space from building; see spaces/storage/postreceive.py.
+exec {python} -I -m spaces.storage.postreceive
 """
 
 
@@ -105,7 +98,8 @@ def install_hooks(data_dir) -> str:  # noqa: ANN001
     hooks = data_dir / "git-hooks"
     hooks.mkdir(parents=True, exist_ok=True)
     python = shlex.quote(sys.executable)
-    for name, text in (("post-receive", POST_RECEIVE), ("pre-receive", PRE_RECEIVE.format(python=python))):
+    for name, text in (("post-receive", POST_RECEIVE.format(python=python)),
+                       ("pre-receive", PRE_RECEIVE.format(python=python))):
         hook = hooks / name
         if not hook.exists() or hook.read_text() != text:
             hook.write_text(text)

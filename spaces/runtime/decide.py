@@ -18,8 +18,9 @@ from spaces.domain.stages import RouteState, SpaceStage
 from spaces.runtime.contracts import Handle, Observed, Phase
 from spaces.runtime.instance import InstanceRecord
 
-BACKOFF_BASE = 2.0  # seconds; doubled per consecutive crash
+BACKOFF_BASE = 2.0  # seconds; the wait after a first crash, doubled per consecutive crash
 BACKOFF_MAX = 300.0  # seconds; the longest wait after crashes, and after a start that found its revision gone
+MAX_CRASHES = 5  # consecutive crashes (none answering in between) after which a Space stays stopped
 
 #: stages in which a Space is not started whatever else is true (the repository must change first)
 BLOCKED = frozenset({SpaceStage.NO_APP_FILE.value, SpaceStage.CONFIG_ERROR.value})
@@ -52,6 +53,10 @@ class Policy:
     stop_frozen_after: float = 21600.0
     stop_standby_after: float = 604800.0
     standbys: bool = False  # the platform can start standbys (and claim capacity for them)
+    crash_backoff: float = BACKOFF_BASE  # the wait after a first crash; doubled per crash, up to BACKOFF_MAX
+    #: after this many crashes in a row the Space stays stopped (RUNTIME_ERROR, holding nothing) until a push or a
+    #: restart: an app that cannot start would otherwise be started again every few minutes forever
+    max_crashes: int = MAX_CRASHES
 
 
 # ---- actions ---------------------------------------------------------------------------------------------------
@@ -98,10 +103,11 @@ class Claim:
 
 @dataclass(frozen=True)
 class Crashed:
-    """The instance exited or vanished: count it, back off ``retry_in`` seconds, clear the record."""
+    """The instance exited or vanished: count it, back off ``retry_in`` seconds, clear the record.
+    ``retry_in`` None: it crashed too often, no retry until a push or a restart resets the count."""
 
     handle: Handle
-    retry_in: float
+    retry_in: float | None
 
 
 @dataclass(frozen=True)
@@ -177,11 +183,9 @@ def decide(desired: Desired, record: InstanceRecord | None, observed: Observed |
             return [Claim(current)]
         return [StopInstance(current)] + decide(desired, None, None, policy, now)  # the Space starts anew
     if current is not None and observed is not None and observed.phase in (Phase.EXITED, Phase.GONE):
-        delay = min(BACKOFF_MAX, BACKOFF_BASE ** min(desired.restarts + 1, 10))
-        said = [] if observed.phase == Phase.GONE else [SetStage(
-            SpaceStage.RUNTIME_ERROR, "app_crashed", f"The app exited with code {observed.exit_code}; restarting in "
-            f"{int(delay)} s. Last log lines:\n{observed.message.strip() or '(no output)'}")]
-        return said + [Crashed(current, delay)]
+        return _crashed(desired, current, observed, policy)
+    if current is None and desired.restarts >= policy.max_crashes:
+        return [Route(RouteState.ERROR)]  # crashed too often: stopped until a push or a restart resets the count
     if current is None or desired.instance_sha != desired.artifact_sha:
         if desired.retry_at is not None and desired.retry_at > now:
             return []  # backing off after a crash; the sweep comes back
@@ -200,6 +204,23 @@ def decide(desired: Desired, record: InstanceRecord | None, observed: Observed |
                     Route(RouteState.ERROR)]
         return [WatchReady(current)]
     return []
+
+
+def _crashed(desired: Desired, current: Handle, observed: Observed, policy: Policy) -> list[Action]:
+    """An instance exited or vanished: back off (doubling, capped), or past ``max_crashes`` in a row, give up."""
+    crashes = desired.restarts + 1
+    how = ("its process vanished" if observed.phase == Phase.GONE
+           else f"the app exited with code {observed.exit_code}")
+    tail = f"Last log lines:\n{observed.message.strip() or '(no output)'}"
+    if crashes >= policy.max_crashes:
+        return [SetStage(SpaceStage.RUNTIME_ERROR, "crashed_repeatedly",
+                         f"The app stopped {crashes} times in a row ({how}): it stays stopped until the next push "
+                         f"or a restart. {tail}"), Crashed(current, None)]
+    delay = min(BACKOFF_MAX, policy.crash_backoff * 2 ** min(desired.restarts, 20))
+    said = [] if observed.phase == Phase.GONE else [SetStage(
+        SpaceStage.RUNTIME_ERROR, "app_crashed", f"The app exited with code {observed.exit_code}; restarting in "
+        f"{delay:g} s. {tail}")]
+    return said + [Crashed(current, delay)]
 
 
 def _running(desired: Desired, record: InstanceRecord, observed: Observed) -> list[Action]:

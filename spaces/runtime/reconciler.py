@@ -50,8 +50,9 @@ from spaces.domain.stages import set_stage
 from spaces.errors import QuotaExceeded, RevisionNotFound, SpacesError, WaitingForCapacity
 from spaces.runtime.contracts import LABEL_MANAGED, Backend, Handle, LogSink, Phase
 from spaces.runtime.decide import (
-    BACKOFF_BASE,  # noqa: F401 - re-exported: the backoff is told here
-    BACKOFF_MAX,  # noqa: F401
+    BACKOFF_BASE,
+    BACKOFF_MAX,  # noqa: F401 - re-exported: the backoff is told here
+    MAX_CRASHES,
     REOBSERVE,
     Action,
     Claim,
@@ -109,7 +110,8 @@ class Reconciler:
                  publish_route: Callable[[RouteUpdate], None], sweep_seconds: float = 5.0,
                  stop_frozen_after: float = 21600.0, memory_pressure: Callable[[], bool] | None = None,
                  start_standby: Callable | None = None, reserve: Callable | None = None,
-                 stop_standby_after: float = 604800.0, own_labels: dict[str, str] | None = None) -> None:
+                 stop_standby_after: float = 604800.0, own_labels: dict[str, str] | None = None,
+                 crash_backoff: float = BACKOFF_BASE, max_crashes: int = MAX_CRASHES) -> None:
         self.db = db
         #: labels of what this platform runs (its instance id): adoption looks only at those, so a platform that
         #: shares a Docker engine or a namespace with another never stops the other's instances as orphans
@@ -128,6 +130,7 @@ class Reconciler:
         self.publish_route = publish_route
         self.sweep_seconds = sweep_seconds
         self.stop_frozen_after = stop_frozen_after
+        self.crash_backoff, self.max_crashes = crash_backoff, max_crashes
         #: () -> bool, is this machine short of memory? Then the longest-asleep frozen Space is stopped each sweep
         self.memory_pressure = memory_pressure
         self._evict: set[str] = set()
@@ -258,7 +261,8 @@ class Reconciler:
         return result
 
     def _policy(self) -> Policy:
-        return Policy(self.stop_frozen_after, self.stop_standby_after, standbys=self.start_standby is not None)
+        return Policy(self.stop_frozen_after, self.stop_standby_after, standbys=self.start_standby is not None,
+                      crash_backoff=self.crash_backoff, max_crashes=self.max_crashes)
 
     def _desired(self, step: _Step) -> Desired:
         space, artifact = step.space, step.artifact
@@ -410,7 +414,7 @@ class Reconciler:
         space = step.space
         self._close_usage(step.s, space)
         space.restarts = (space.restarts or 0) + 1
-        space.retry_at = utcnow() + timedelta(seconds=crash.retry_in)
+        space.retry_at = None if crash.retry_in is None else utcnow() + timedelta(seconds=crash.retry_in)
         self._act(step, lambda: self._stop_quietly(crash.handle))
         space.instance = None
         space.instance_sha = None

@@ -454,8 +454,10 @@ class SpaceService:
     def settings_changed(self, s: Session, space: Space) -> None:
         """Variables and secrets reach the app's environment: a running Space restarts to pick them up."""
         space.last_modified = utcnow()
-        if space.instance is not None:
+        if space.instance is not None or space.restarts:
+            # a Space stopped after crashing (or backing off) gets another try: a missing secret is a common cause
             space.instance_sha = None
+            space.restarts, space.retry_at = 0, None
             self.changed(s, space)
 
     # ---- variables and secrets --------------------------------------------------------------------------

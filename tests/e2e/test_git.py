@@ -164,13 +164,19 @@ def test_push_with_broken_readme_yaml_is_a_config_error(server, tmp_path, alice,
     res = push(dest, git_url(server, repo_id, alice.token))
     assert res.returncode == 0, f"a push with a bad README still lands (HF shows a config error): {res.stderr}"
     assert alice.api.space_info(repo_id).sha == local
+    # the pusher reads why at once, in remote: lines, with the line of the README at fault
+    remote = [ln for ln in res.stderr.splitlines() if ln.startswith("remote: spaces:")]
+    assert any(local[:7] in ln and "README.md must be fixed" in ln and "CONFIG_ERROR" in ln for ln in remote), remote
+    assert any("line" in ln for ln in remote) and not any("building it now" in ln for ln in remote), remote
 
     rt = wait_stage(server, repo_id, alice.token, lambda s: s == "CONFIG_ERROR", what="CONFIG_ERROR stage")
     assert mentions_line_number(rt), f"the config error must name the line: {rt!r}"
 
     # fixing the README leaves the error stage
     (dest / "README.md").write_text(README_APP)
-    commit_all(dest, "fix yaml")
-    assert push(dest, git_url(server, repo_id, alice.token)).returncode == 0
+    fixed = commit_all(dest, "fix yaml")
+    res = push(dest, git_url(server, repo_id, alice.token))
+    assert res.returncode == 0
+    assert f"remote: spaces: received {fixed[:7]} on main; building it now." in res.stderr, res.stderr
     wait_stage(server, repo_id, alice.token, lambda s: s not in ("CONFIG_ERROR", "NO_APP_FILE"),
                what="stage to leave CONFIG_ERROR after fixing README")

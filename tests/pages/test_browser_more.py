@@ -95,3 +95,27 @@ def test_usage_and_admin_pages(pages_server: Server, new_page, shot) -> None:  #
     for section in ("#nodes", "#queue", "#builds", "#spaces", "#grants"):
         assert page.locator(section).count() == 1
     shot(page, "41-admin")
+
+
+def test_standalone_duplicate_page_keeps_its_content_off_the_card_edge(pages_server: Server, new_page,  # noqa: ANN001
+                                                                       shot) -> None:
+    desk = new_page()
+    user = sign_up(desk, pages_server)
+    desk.fill("#name", "dup-source")
+    desk.click("form[action='/new'] button[type=submit]")
+    desk.wait_for_url(re.compile(r"/spaces/.+/dup-source"))
+    phone = new_page(width=390, height=844)
+    phone.context.add_cookies(desk.context.cookies())
+    for page, name in ((desk, "34-duplicate-page"), (phone, "35-phone-duplicate-page")):
+        page.goto(f"{pages_server.url}/spaces/{user}/dup-source/duplicate")
+        card = page.locator(".panel.dialog-page").bounding_box()
+        assert card is not None and card["x"] >= 12, f"{name}: the card touches the window's edge"
+        # not the App tab: that one reloads itself when the stage changes, which would wipe what is typed here
+        assert page.get_attribute(".space-head", "data-reload") == "0"
+        for selector in ("#dup-title", "#dup-name", "button[type=submit]"):
+            box = page.locator(f".panel.dialog-page {selector}").bounding_box()
+            assert box is not None, selector
+            inset = min(box["x"] - card["x"], card["x"] + card["width"] - box["x"] - box["width"])
+            assert inset >= 16, f"{name}: {selector} is {inset:.0f} px from the card's edge"
+        assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
+        shot(page, name)

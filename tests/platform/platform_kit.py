@@ -156,6 +156,7 @@ def start_platform(base: Path, name: str = "data", *, envs_dir: Path | None = No
         "SPACES_LOCAL__CGROUP_ROOT": cgroup_root,
         "SPACES_RUNTIME__SWEEP_SECONDS": "1",
         "SPACES_RUNTIME__SLEEP_SWEEP_SECONDS": "1",
+        "SPACES_RUNTIME__CRASH_BACKOFF": "0.25",  # an app crashing at start gives up after seconds, not a minute
         PLATFORM_CANARY: canary,
         **(extra_env or {}),
     }

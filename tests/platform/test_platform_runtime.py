@@ -190,6 +190,31 @@ def test_crashing_app_is_runtime_error_with_its_log_and_others_keep_serving(plat
     assert alice.api.get_space_runtime(demo).stage == kit.RUNNING
 
 
+def test_an_app_crashing_at_every_start_stops_holding_nothing_until_restarted(platform, alice,  # noqa: ANN001
+                                                                               make_space) -> None:
+    token = f"again-{secrets.token_hex(4)}"
+    repo_id = make_space(alice, kit.space_files(**{"README.md": kit.readme("gradio"),
+                                                   "app.py": kit.app_source("crash.py", TOKEN=token)}))
+    sid = kit.space_id(alice, repo_id)
+    kit.wait_for(lambda: alice.api.get_space_runtime(repo_id).raw["reason"] == "crashed_repeatedly", timeout=180,
+                 what="the Space to stop starting its crashing app (backoff 0.25 s doubled, 5 crashes)")
+    rt = alice.api.get_space_runtime(repo_id)
+    assert rt.stage == "RUNTIME_ERROR" and rt.raw["hardware"]["current"] is None, rt.raw
+    error = rt.raw["errorMessage"]
+    assert "5 times in a row" in error and "until the next push or a restart" in error, error
+    assert f"RuntimeError: {token}" in error and "crash-app: starting" in error, error  # the log tail
+    # it holds no instance (no process, no capacity) and is not started again
+    kit.wait_held(lambda: not [s for s in kit.instance_states(platform) if s.get("space_id") == sid], hold=3,
+                  what="no instance of the crashed Space")
+    assert len(kit.instance_logs(platform, sid)) == 5  # one per start
+    with alice.http() as c:
+        page = c.get(f"/spaces/{repo_id}").text
+    assert f"RuntimeError: {token}" in page and "until the next push or a restart" in page
+    # a restart gives it another round
+    alice.api.restart_space(repo_id)
+    kit.wait_for(lambda: len(kit.instance_logs(platform, sid)) > 5, timeout=60, what="a start after the restart")
+
+
 def test_free_user_cannot_request_paid_hardware(platform, alice, make_space) -> None:  # noqa: ANN001
     repo_id = make_space(alice, kit.space_files("static"), sdk="static")
     for flavor in ("t4-small", "cpu-upgrade"):

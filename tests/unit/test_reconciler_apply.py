@@ -155,6 +155,24 @@ def test_a_crash_says_why_backs_off_and_starts_again_after(world: World) -> None
     assert world.step().restarts == 0
 
 
+def test_crashing_at_every_start_gives_up_holding_nothing_until_a_restart(world: World) -> None:
+    world.backend.listening = False  # it never answers: it crashes at start, every time
+    space = world.step()
+    for crash in range(1, 6):
+        handle = world.refs(space)[0]
+        assert handle is not None, f"crash {crash}: not started again"
+        world.backend.phases[handle] = Phase.EXITED
+        space = world.step()
+        assert space.instance is None and space.restarts == crash and world.open_usage() == 0
+        space = world.step(retry_at=None)  # the backoff is over (its figures: tests/runtime_pure/test_decide.py)
+    assert space.instance is None and space.retry_at is None and space.hardware_current is None
+    assert space.stage == SpaceStage.RUNTIME_ERROR.value and space.stage_reason == "crashed_repeatedly"
+    assert "until the next push or a restart" in space.stage_message and "oops" in space.stage_message
+    assert world.routes[-1].state == "error"
+    assert world.step().instance is None and world.backend.phases == {}  # stays stopped, nothing runs
+    assert world.refs(world.step(restarts=0))[0] is not None  # what a push or a restart does: it starts again
+
+
 def test_a_quota_refusal_never_touches_what_runs(world: World) -> None:
     old = world.refs(running(world))[0]
     world.refuse = QuotaExceeded("You have used all your cpu-basic hours this month.")

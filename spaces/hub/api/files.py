@@ -239,9 +239,9 @@ async def commit(ns: str, name: str, rest: str, request: Request) -> dict:
             if create_pr or pr is not None:
                 return discussions.commit_to_pull_request(hub, s, p, space, pr, rev, summary, description,
                                                           commit_on, kind)
-            sha = commit_on(branch)
-            hub.announce(s, space, kind, "repo", "update", "repo.content",
-                         updatedRefs=[{"ref": f"refs/heads/{branch}", "newSha": sha}])
+            sha = commit_files(hub, s, p, kind, space, branch=branch, additions=parsed.additions,
+                               deletions=parsed.deletions, deleted_folders=parsed.folders, message=summary,
+                               description=description, parent=parent)
             return {"success": True, "commitOid": sha,
                     "commitUrl": hub.repo_url(kind, space.repo_id) + f"/commit/{sha}", "commitMessage": summary,
                     "hookOutput": ""}
@@ -249,6 +249,15 @@ async def commit(ns: str, name: str, rest: str, request: Request) -> dict:
     finally:
         parser.close()
         await run_in_threadpool(shutil.rmtree, spool, True)
+
+
+def commit_files(hub, s, p, kind: str, row, *, branch: str, message: str, **ops) -> str:  # noqa: ANN001, ANN003
+    """One commit on ``branch`` through the repository's store, announced to its webhooks: what the commit
+    endpoint does, and the web pages' upload and edit forms with it (``ops``: the store's ``commit`` keywords)."""
+    sha = hub.store(kind).commit(s, p, row, message=message, branch=branch, **ops)
+    hub.announce(s, row, kind, "repo", "update", "repo.content",
+                 updatedRefs=[{"ref": f"refs/heads/{branch}", "newSha": sha}])
+    return sha
 
 
 def spool_root(data_path: Path) -> Path:

@@ -51,8 +51,9 @@ def install_pages(app: FastAPI, hub: object, hooks: PageHooks | None = None) -> 
     for module in (browse, space_view, space_settings, community, new_space, account, admin, embed):
         app.include_router(module.router, dependencies=page, include_in_schema=False)
     # models and datasets: /{ns}/{name} has any two-segment path's shape, so after every fixed page
-    from spaces.hub.pages import repo_view  # here: it reads the API's modules, which import the settings
+    from spaces.hub.pages import file_edit, repo_view  # here: they read the API's modules, which import the settings
 
+    app.include_router(file_edit.router, dependencies=page, include_in_schema=False)
     repo_view.install_file_tabs()
     app.include_router(repo_view.router, dependencies=page, include_in_schema=False)
     app.include_router(browse.profile_router, dependencies=page, include_in_schema=False)

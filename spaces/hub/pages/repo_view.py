@@ -131,14 +131,18 @@ def install_file_tabs() -> None:
     if _tabs_installed:
         return
     _tabs_installed = True
-    from spaces.hub.pages import community, space_view
+    from spaces.hub.pages import community, file_edit, space_view
 
     tabs = [("/tree", space_view.files_tab), ("/tree/{rest:path}", space_view.files_tab),
             ("/blob/{rest:path}", space_view.file_view), ("/commits", space_view.history),
             ("/commits/{rest:path}", space_view.history), ("/commit/{sha}", space_view.commit_view),
-            ("/discussions", community.community_tab), ("/discussions/{num}", community.discussion_page)]
+            ("/discussions", community.community_tab), ("/discussions/{num}", community.discussion_page),
+            ("/edit/{rest:path}", file_edit.edit_page), ("/upload", file_edit.upload_page),
+            ("/upload/{rest:path}", file_edit.upload_page)]
     posts = [("/discussions", community.open_discussion), ("/discussions/propose", community.propose_change),
-             ("/discussions/{num}/{action}", community.discussion_action)]
+             ("/discussions/{num}/{action}", community.discussion_action),
+             ("/edit/{rest:path}", file_edit.edit), ("/upload", file_edit.upload),
+             ("/upload/{rest:path}", file_edit.upload)]
     for prefix in ("/datasets", ""):
         for suffix, handler in tabs:
             router.add_api_route(f"{prefix}/{{ns}}/{{name}}{suffix}", handler, methods=["GET"],

@@ -173,7 +173,7 @@ async def duplicate_page(ns: str, name: str, request: Request) -> HTMLResponse:
         return space_common.load(hub, s, viewer, ns, name)
 
     page = await db(request, work)
-    return await render(request, "space/duplicate.html", page=page, tab="app")
+    return await render(request, "space/duplicate.html", page=page, tab="duplicate")
 
 
 @router.post("/spaces/{ns}/{name}/duplicate")

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
+from markupsafe import Markup
 
 from spaces.domain.stages import SpaceStage
 from spaces.errors import BadRequest, EntryNotFound, RevisionNotFound
 from spaces.hub.api.common import after, repo_type_of
 from spaces.hub.pages import space_common
+from spaces.hub.pages.highlight import highlight_lines
 from spaces.hub.pages.web import db, hub_of, render
 
 router = APIRouter()
@@ -83,13 +85,28 @@ async def files_tab(ns: str, name: str, request: Request, rest: str = "") -> HTM
         entries = sorted(repo.list_tree(sha, path), key=lambda e: (e.type != "directory", e.path.lower()))
         last = repo.last_commits(sha, [e.path for e in entries])
         head = repo.log(sha, limit=1, path=path or None)
-        return page, sha, entries, last, head[0] if head else None
+        return page, sha, entries, last, head[0] if head else None, _folder_readme(repo, sha, entries)
 
-    page, sha, entries, last, head = await db(request, work)
+    page, sha, entries, last, head, readme = await db(request, work)
     if entries is None:  # a file: show it with the file view
         return RedirectResponse(f"{page.base}/blob/{rev}/{path}", status_code=302)
     return await render(request, "space/files.html", page=page, tab="files", layout=_layout(request), rev=rev, path=path, sha=sha,
-                        entries=entries, last=last, head=head, crumbs=_crumbs(path))
+                        entries=entries, last=last, head=head, crumbs=_crumbs(path),
+                        readme_html=_render_markdown(readme) if readme is not None else None)
+
+
+def _folder_readme(repo, sha: str, entries: list) -> str | None:  # noqa: ANN001
+    """The folder's README.md, shown rendered under its listing as the Hub does (None: none, or too large)."""
+    entry = next((e for e in entries or () if e.type == "file" and e.path.rsplit("/", 1)[-1] == "README.md"), None)
+    if entry is None or (entry.size or 0) > PREVIEW_BYTES:
+        return None
+    return repo.read_blob(sha, entry.path).decode("utf-8", "replace")
+
+
+def _render_markdown(text: str) -> Markup:
+    from spaces.hub.pages.repo_view import render_readme  # the card's renderer: raw HTML escaped, front matter off
+
+    return Markup(render_readme(text))  # noqa: S704 - markdown-it escapes raw HTML (repo_view._MD)
 
 
 @router.get("/spaces/{ns}/{name}/blob/{rest:path}", response_class=HTMLResponse)
@@ -122,8 +139,14 @@ async def file_view(ns: str, name: str, rest: str, request: Request) -> HTMLResp
     lines = text.split("\n") if text is not None else None
     if lines and lines[-1] == "":
         lines.pop()
+    # Markdown is shown rendered, its source with ?plain=1 (GitHub's switch); code is highlighted (Pygments)
+    plain = request.query_params.get("plain") == "1"
+    markdown = text is not None and path.lower().endswith((".md", ".markdown"))
+    rendered = _render_markdown(text) if markdown and not plain else None
     return await render(request, "space/blob.html", page=page, tab="files", rev=rev, path=path, sha=sha,
                         entry=entry, lines=lines, last=last, crumbs=_crumbs(path),
+                        highlighted=highlight_lines(path, text) if text is not None and rendered is None else None,
+                        rendered=rendered, markdown=markdown,
                         raw_url=f"{page.base}/resolve/{rev}/{path}", layout=_layout(request))
 
 
