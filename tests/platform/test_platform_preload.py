@@ -25,23 +25,30 @@ def _commit(api, model: str, files: dict[str, str], message: str = "upload") -> 
                       commit_message=message)
 
 
-def _files(model: str, entry: str) -> dict[str, bytes]:
-    return kit.space_files(**{"README.md": kit.readme("gradio", preload_from_hub=f"['{entry}']"),
+def _files(model: str, *entries: str) -> dict[str, bytes]:
+    listed = ", ".join(f"'{e}'" for e in entries)
+    return kit.space_files(**{"README.md": kit.readme("gradio", preload_from_hub=f"[{listed}]"),
                               "app.py": kit.app_source("preload_model.py")})
 
 
 @pytest.mark.timeout(900)  # two builds and three starts of a gradio app on two shared cores
-def test_preloaded_model_files_are_read_offline_and_follow_a_rebuild(platform, alice, make_space) -> None:  # noqa: ANN001
+def test_preloaded_model_files_are_read_offline_and_follow_a_rebuild(platform, alice,  # noqa: ANN001
+                                                                    make_space) -> None:  # noqa: ANN001
     model = f"alice/{unique('tiny-model')}"
     alice.api.create_repo(model, private=True)
     _commit(alice.api, model, {"weights.txt": "weights v1\n", "config.json": "{}", "other.txt": "not listed"},
                message="v1")
-    repo_id = make_space(alice, _files(model, f"{model} weights.txt,config.json"),
-                         space_variables=[{"key": "MODEL_ID", "value": model}])
+    dataset = f"alice/{unique('tiny-data')}"
+    alice.api.create_repo(dataset, repo_type="dataset", private=True)
+    alice.api.upload_file(path_or_fileobj=b"a,b\n", path_in_repo="data/train.csv", repo_id=dataset,
+                          repo_type="dataset")
+    repo_id = make_space(alice, _files(model, f"{model} weights.txt,config.json", f"datasets/{dataset}"),
+                         space_variables=[{"key": "MODEL_ID", "value": model}, {"key": "DATASET_ID", "value": dataset}])
     kit.wait_stage(alice.api, repo_id, kit.RUNNING)
     assert _read(platform, repo_id, "weights.txt") == "weights v1\n"
     assert _read(platform, repo_id, "config.json") == "{}"
     assert _read(platform, repo_id, "other.txt") == "failed: LocalEntryNotFoundError"  # not listed, not fetched
+    assert _read(platform, repo_id, "dataset:data/train.csv") == "a,b\n"  # a dataset, every file
     assert "preload_from_hub" in kit.logs(alice.api, repo_id, build=True)
 
     # the model moves on: a restart keeps the built files (a wake never downloads), a factory rebuild takes v2
