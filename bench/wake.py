@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/wake.py [--rounds 20] [--concurrency 5] [--sdks gradio,streamlit] [--envs-dir DIR]
     .venv/bin/python bench/wake.py --backend docker     # the Docker backend (engine and base image set up first)
+    .venv/bin/python bench/wake.py --sdks gradio,docker --tiers frozen  # Docker Spaces on the default set-up
     .venv/bin/python bench/wake.py --backend kubernetes # the live cluster of infra/kubernetes/cluster (brought up)
     WAKE_SAMPLES=1 .venv/bin/python bench/wake.py ...    # also print every wake's time, in order
     .venv/bin/python bench/wake.py --old-sandbox         # each local tier also without the host-hiding sandbox
@@ -213,7 +214,8 @@ def run_tier(base: Path, envs: Path, tier: str, sdks: list[str], rounds: int, co
                   f"failed requests {failures}/{rounds * concurrency}", flush=True)
     finally:
         platform.stop()
-        for space_id in space_ids if backend == "docker" else ():
+        # Docker containers outlive their server (the docker backend, or docker Spaces on the default set-up)
+        for space_id in space_ids if backend == "docker" or "docker" in sdks else ():
             for cid in containers(space_id, running_only=False):
                 subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
     return results

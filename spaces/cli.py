@@ -454,6 +454,10 @@ def _down_backend(settings: Settings):  # noqa: ANN202
 
     if settings.runtime.backend == "local":
         r = teardown.down_local(settings.local, settings.data_path)
+        docker = _down_docker_spaces(settings)
+        if docker:
+            r.stopped += docker.stopped  # its Docker Spaces' containers count among its instances
+            r.problems += docker.problems
         if r.note:  # no host-wide names of its own to remove
             return r, f"stopped {r.stopped} instance(s), unmounted {r.unmounted} disk(s)"
         return r, (f"stopped {r.stopped} instance(s) ({r.killed} straggler(s) killed), unmounted {r.unmounted} "
@@ -463,6 +467,20 @@ def _down_backend(settings: Settings):  # noqa: ANN202
 
     r = teardown.down_labelled(make_backend(settings), {LABEL_PLATFORM: tenancy.instance_id(settings.data_path)})
     return r, f"stopped {r.stopped} {settings.runtime.backend} instance(s)"
+
+
+def _down_docker_spaces(settings: Settings):  # noqa: ANN202
+    """The default set-up's Docker Spaces (``SPACES_RUNTIME__DOCKER_SPACES``): their containers, where an engine
+    answers (none answering: it runs none of them now)."""
+    from spaces.platform import DockerSpaces
+    from spaces.runtime import teardown, tenancy
+    from spaces.runtime.backends.docker import DockerBackend
+    from spaces.runtime.contracts import LABEL_PLATFORM
+
+    if DockerSpaces(settings).problem():
+        return None
+    return teardown.down_labelled(DockerBackend(settings.docker),
+                                  {LABEL_PLATFORM: tenancy.instance_id(settings.data_path)})
 
 
 def main() -> None:

@@ -74,13 +74,43 @@ from spaces.templates_catalog import list_templates
 log = logging.getLogger("spaces")
 
 
-class LocalArtifacts:
-    """The local backend's builder: uv environments (shared by content address); static Spaces need none."""
+class DockerSpaces:
+    """Can the default (local) set-up run ``sdk: docker`` Spaces now? On the Docker engine of the local node,
+    when ``SPACES_RUNTIME__DOCKER_SPACES`` is on and that engine answers (asked again every few seconds)."""
+
+    OFF = ("Docker Spaces are turned off on this server (SPACES_RUNTIME__DOCKER_SPACES=false); use sdk: gradio, "
+           "streamlit or static, or ask its operator to turn them on.")
 
     def __init__(self, settings: Settings) -> None:
+        from spaces.runtime.backends.docker import DockerEngine, EngineProbe
+
+        self.enabled = settings.runtime.docker_spaces
+        engines = settings.docker.engines
+        self.probe = EngineProbe(engines.get("local") or next(iter(engines.values()), DockerEngine()))
+
+    def problem(self) -> str:
+        """"" when Docker Spaces can run here, else why not and what to do (for the form, the API, the build)."""
+        if not self.enabled:
+            return self.OFF
+        why = self.probe.problem()
+        if why:
+            return (f"Docker Spaces need a Docker engine and this server reaches none: {why}. Its operator can "
+                    "start one (infra/docker/setup-engine.sh, see the README); meanwhile use sdk: gradio, "
+                    "streamlit or static.")
+        return ""
+
+
+class LocalArtifacts:
+    """The local backend's builder: uv environments (shared by content address); static Spaces need none;
+    Docker Spaces an image on the local Docker engine (``DockerSpaces``), which the docker backend runs."""
+
+    def __init__(self, settings: Settings, docker: DockerSpaces | None = None) -> None:
         from spaces.builder.localenv import LocalEnvBuilder
 
         self.envs = LocalEnvBuilder(settings.local_build, data_dir=settings.data_path)
+        self.docker = docker
+        self._images = None
+        self._image_settings = settings.docker_build
 
     def build(self, plan: BuildPlan, *, space_id: str, sha: str, context: Path, variables: dict, secrets: dict,
               log, factory: bool, preload: str = "") -> Artifact:  # noqa: ANN001
@@ -92,9 +122,19 @@ class LocalArtifacts:
             log("built", "Static Space: no environment to build; files are served as they are")
             return Artifact("static", "", plan.env_digest, sha)
         if plan.sdk == "docker":
-            raise BuildFailed("Docker Spaces need the docker backend: run the server with "
-                              "SPACES_RUNTIME__BACKEND=docker (see the README), or use sdk: gradio / streamlit.")
+            return self._image(plan, space_id=space_id, sha=sha, context=context, variables=variables,
+                               secrets=secrets, log=log, factory=factory)
         return self.envs.build(plan, sha, log)
+
+    def _image(self, plan: BuildPlan, **build) -> Artifact:  # noqa: ANN003
+        why = self.docker.problem() if self.docker is not None else DockerSpaces.OFF
+        if why:
+            raise BuildFailed(why)
+        if self._images is None:
+            from spaces.builder.image import DockerImageBuilder
+
+            self._images = DockerImageBuilder(self._image_settings)
+        return self._images.build(plan, **build)
 
 
 def make_backend(settings: Settings, catalog: FlavorCatalog | None = None):  # noqa: ANN201
@@ -112,16 +152,24 @@ def make_backend(settings: Settings, catalog: FlavorCatalog | None = None):  # n
 
     local = settings.local
     netguard.install(local.uid_min, local.uid_max, allow_ports=[settings.port], outbound=local.outbound)
-    return LocalBackend(local, holes=netguard.OwnPortHoles(local.uid_min),
-                        shared_env={"HF_ENDPOINT": settings.space_hub_endpoint})
+    backend = LocalBackend(local, holes=netguard.OwnPortHoles(local.uid_min),
+                           shared_env={"HF_ENDPOINT": settings.space_hub_endpoint})
+    if not settings.runtime.docker_spaces:
+        return backend
+    # Docker Spaces beside the sandboxed ones, each instance on the backend that started it (see per_sdk); the
+    # engine is reached at its first use, so one started after the server is used too
+    from spaces.runtime.backends.docker import DockerBackend
+    from spaces.runtime.backends.per_sdk import PerSdkBackend
+
+    return PerSdkBackend(backend, {"docker": DockerBackend(settings.docker)})
 
 
-def make_builder(settings: Settings):  # noqa: ANN201
+def make_builder(settings: Settings, docker: DockerSpaces | None = None):  # noqa: ANN201
     if settings.runtime.backend in ("docker", "kubernetes"):
         from spaces.builder.image import DockerImageBuilder
 
         return DockerImageBuilder(settings.docker_build)
-    return LocalArtifacts(settings)
+    return LocalArtifacts(settings, docker)
 
 
 def make_routes(settings: Settings):  # noqa: ANN201
@@ -204,8 +252,11 @@ class Platform:
         #: the route table this process writes or reads (the hub drops renamed/deleted names, the controller
         #: publishes, the proxy reads); None where no role here needs it
         self.routes = make_routes(settings) if (not self.split or self.roles & {"hub", "proxy", "controller"}) else None
+        #: the default set-up runs Docker Spaces on a Docker engine when one answers (None: the backend runs all)
+        self.docker_spaces = DockerSpaces(settings) if settings.runtime.backend == "local" else None
         hooks = SpaceHooks(on_revision=self._submit_build, on_change=self._nudge, on_deleted=self._deleted,
-                           on_moved=self._moved, check_quota=self.capacity.check_quota) if "hub" in self.roles else None
+                           on_moved=self._moved, check_quota=self.capacity.check_quota,
+                           sdk_unavailable=self._sdk_unavailable) if "hub" in self.roles else None
         self.hub = hub = build_hub(settings, hooks=hooks, capacity=self.capacity, flavors=self.catalog,
                                      bus=self.bus)
         self.db = hub.db
@@ -222,7 +273,8 @@ class Platform:
         self.volumes = Volumes(settings.data_path, repo_for=self._repo_for_volume)
         # builds: the hub queues them (a row), builders run them
         self.builds = BuildService(hub.db, hub.logs, repo_for=hub.spaces.repo,
-                                   builder=make_builder(settings) if "builder" in self.roles else None,
+                                   builder=make_builder(settings, self.docker_spaces)
+                                   if "builder" in self.roles else None,
                                    planner=plan_checkout, workers=settings.runtime.build_workers,
                                    on_built=self._nudge, env_for=variables_and_secrets, bus=self.bus,
                                    lease=settings.runtime.build_lease,
@@ -280,6 +332,10 @@ class Platform:
             self._activity_flusher = ActivityFlusher(self.proxy.activity, settings.redis_url,
                                                      prefix=settings.redis_prefix)
             self.bus.subscribe("deleted", lambda m: self.proxy.activity.forget(str(m.get("space_id"))))
+
+    def _sdk_unavailable(self) -> dict[str, str]:
+        why = self.docker_spaces.problem() if self.docker_spaces is not None else ""
+        return {"docker": why} if why else {}
 
     def _leader_check(self) -> bool | str:
         """Ready: it leads and its loops run (adoption done); a standby is alive but not ready."""

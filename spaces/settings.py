@@ -57,6 +57,10 @@ class RuntimeSettings(BaseModel):
 
     backend: Literal["local", "docker", "kubernetes"] = Field(
         "local", description="where Spaces run: sandboxed local processes, Docker engines or Kubernetes")
+    docker_spaces: bool = Field(
+        True, description="local backend: run `sdk: docker` Spaces as containers on the Docker engine of "
+        "SPACES_DOCKER__ENGINES (default: the local socket or DOCKER_HOST) beside the sandboxed Python Spaces, "
+        "when that engine answers; off, or with no engine, creating a Docker Space is refused saying why")
     build_workers: int = Field(2, ge=1, description="builds that run at the same time (per builder process)")
     build_lease: float = Field(30.0, ge=2, description="seconds a running build stays its builder's without a sign "
                                "of life; then any builder takes it again (a builder renews it every sixth of it)")

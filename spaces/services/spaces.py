@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,6 +123,8 @@ class SpaceHooks:
     on_moved: Callable[[str, str], None] | None = None
     #: (session, account, flavor) -> None, raises QuotaExceeded: checked whenever hardware is asked for
     check_quota: Callable[[Session, Account, str], None] | None = None
+    #: () -> {sdk: why this server cannot run it now} (no Docker engine answers); SDKs not named run
+    sdk_unavailable: Callable[[], Mapping[str, str]] | None = None
 
 
 class SpaceService:
@@ -138,6 +140,17 @@ class SpaceService:
         self.on_deleted = hooks.on_deleted
         self.on_moved = hooks.on_moved
         self.check_quota = hooks.check_quota
+        self._sdk_unavailable = hooks.sdk_unavailable
+
+    def sdk_unavailable(self) -> dict[str, str]:
+        """SDK -> why this server cannot run its Spaces now (the New Space form greys it with that reason)."""
+        return dict(self._sdk_unavailable()) if self._sdk_unavailable is not None else {}
+
+    def check_sdk(self, sdk: str) -> None:
+        """BadRequest saying why, when this server cannot run ``sdk``: a Space it could never run is not made."""
+        why = self.sdk_unavailable().get(sdk) if sdk in SDKS else None
+        if why:
+            raise BadRequest(why)
 
     def changed(self, s: Session, space: Space) -> None:
         """Tell the runtime, once this transaction commits, that the Space's desired state changed."""
@@ -208,6 +221,7 @@ class SpaceService:
     def create(self, s: Session, principal: Principal, req: CreateRequest) -> Space:
         if req.sdk not in SDKS:
             raise BadRequest(f"Invalid sdk '{req.sdk}': use one of {', '.join(SDKS)}.")
+        self.check_sdk(req.sdk)
         space = self._new_space(s, principal, req.namespace, req.name, private=req.private,
                                 hardware=req.hardware, sleep_time=req.sleep_time)
         self._replace_kv(s, SpaceVariable, space, req.variables)
@@ -283,6 +297,8 @@ class SpaceService:
         """Copy files with full history and public variables (never secrets). ``private`` None: the source's
         visibility (the Hub's default for ``duplicate_repo``)."""
         namespace, name = validate_repo_id(target_id)
+        if source.sdk:
+            self.check_sdk(source.sdk)
         space = self._new_space(s, principal, namespace, name, private=source.private if private is None else private,
                                 hardware=hardware, sleep_time=sleep_time)
         space.duplicated_from = source.repo_id

@@ -7,6 +7,8 @@ the new Space with the git and huggingface_hub instructions open.
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -62,7 +64,10 @@ async def new_form(request: Request) -> HTMLResponse:
 async def _form(request: Request, values: dict, error: str | None = None, status: int = 200) -> HTMLResponse:
     hub = hub_of(request)
     unavailable = await db(request, lambda s, viewer: capacity_view.unavailable(hub, s, viewer.account))
+    # SDKs this server cannot run now (no Docker engine answers): greyed with why, before anyone picks one
+    sdks_off = await asyncio.to_thread(hub.spaces.sdk_unavailable)
     return await render(request, "new_space.html", status=status, values=values, error=error, sdks=SDKS,
+                        sdks_off=sdks_off,
                         templates=request.app.state.page_hooks.templates(), flavors=hub.flavors.shapes(),
                         unavailable=unavailable, licenses=LICENSES, description_max=DESCRIPTION_MAX)
 

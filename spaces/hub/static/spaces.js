@@ -136,7 +136,8 @@
       var opt = tpl.options[tpl.selectedIndex];
       var sdk = opt && opt.getAttribute("data-sdk");
       $$("input[name=sdk]").forEach(function (r) {
-        r.disabled = !!sdk && r.value !== sdk;
+        // data-why: this server cannot run that SDK now (no Docker engine); it stays off whatever is chosen
+        r.disabled = r.hasAttribute("data-why") || (!!sdk && r.value !== sdk);
         if (sdk && r.value === sdk) { r.checked = true; }
       });
     };

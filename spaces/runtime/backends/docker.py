@@ -35,6 +35,7 @@ import re
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 from pathlib import Path
@@ -330,3 +331,46 @@ class DockerBackend:
         except Exception:  # noqa: BLE001 - the message is a courtesy; never fail a poll over it
             return ""
         return text[-3000:].strip()
+
+
+def engine_problem(engine: DockerEngine, timeout: float = 3.0) -> str:
+    """"" when ``engine`` answers a ping, else why not in one short sentence (for the pages, the API, the log)."""
+    try:
+        import docker
+    except ImportError:
+        return "the docker Python package is not installed (pip install 'spaces[docker]')"
+    where = engine.url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    if where.startswith("unix://") and not Path(where[len("unix://"):]).exists():
+        return f"no Docker engine listens at {where}"
+    try:
+        client = (docker.from_env(timeout=timeout) if engine.url is None else
+                  docker.DockerClient(base_url=engine.url, timeout=timeout,
+                                      use_ssh_client=engine.url.startswith("ssh://")))
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:  # noqa: BLE001 - any failure means the same to the caller: no engine to use
+        detail = " ".join(str(exc).split())[:200]
+        return f"the Docker engine at {where} does not answer ({detail})"
+    return ""
+
+
+class EngineProbe:
+    """Is the Docker engine of a node reachable now? Asked for every New Space form and every Docker Space
+    created, so the answer is kept ``ttl`` seconds (an engine started later is seen within that time)."""
+
+    def __init__(self, engine: DockerEngine, ttl: float = 15.0, check=engine_problem) -> None:  # noqa: ANN001
+        self.engine, self.ttl, self._check = engine, ttl, check
+        self._lock = threading.Lock()
+        self._answer: tuple[float, str] | None = None
+
+    def problem(self) -> str:
+        """"" when the engine answers, else why not."""
+        with self._lock:
+            if self._answer is not None and time.monotonic() - self._answer[0] < self.ttl:
+                return self._answer[1]
+        found = self._check(self.engine)
+        with self._lock:
+            self._answer = (time.monotonic(), found)
+        return found
