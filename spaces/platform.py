@@ -114,17 +114,14 @@ class LocalArtifacts:
 
     def build(self, plan: BuildPlan, *, space_id: str, sha: str, context: Path, variables: dict, secrets: dict,
               log, factory: bool, preload: str = "") -> Artifact:  # noqa: ANN001
-        artifact = self._build(plan, sha, log)
-        return dataclasses.replace(artifact, preload=preload) if preload else artifact
-
-    def _build(self, plan: BuildPlan, sha: str, log) -> Artifact:  # noqa: ANN001
         if plan.sdk == "static":
             log("built", "Static Space: no environment to build; files are served as they are")
             return Artifact("static", "", plan.env_digest, sha)
-        if plan.sdk == "docker":
+        if plan.sdk == "docker":  # the preloaded files go into the image
             return self._image(plan, space_id=space_id, sha=sha, context=context, variables=variables,
-                               secrets=secrets, log=log, factory=factory)
-        return self.envs.build(plan, sha, log)
+                               secrets=secrets, log=log, factory=factory, **({"preload": preload} if preload else {}))
+        artifact = self.envs.build(plan, sha, log)  # the environment is shared: the start links the files in
+        return dataclasses.replace(artifact, preload=preload) if preload else artifact
 
     def _image(self, plan: BuildPlan, **build) -> Artifact:  # noqa: ANN003
         why = self.docker.problem() if self.docker is not None else DockerSpaces.OFF
