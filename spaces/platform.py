@@ -39,6 +39,7 @@ from pathlib import Path
 from spaces.builder.detect import plan_checkout
 from spaces.builder.errors import BuildFailed
 from spaces.builder.plan import Artifact, BuildPlan
+from spaces.builder.preload import PreloadStore
 from spaces.bus import Bus, MemoryBus, RedisBus, make_bus
 from spaces.db.models import Account, Space
 from spaces.errors import SpacesError
@@ -61,11 +62,14 @@ from spaces.runtime.specs import instance_spec, startup_timeout, variables_and_s
 from spaces.runtime.static_site import StaticSites
 from spaces.runtime.volumes import Volumes
 from spaces.services import accounts
+from spaces.services import templates
 from spaces.services.builds import BuildService
+from spaces.services.preloads import HubPreloadSource
 from spaces.services.spaces import SpaceHooks
 from spaces.services.wake import BusReadiness, WakeService
 from spaces.settings import Settings
 from spaces.storage.gitrepo import sweep_temporaries
+from spaces.templates_catalog import list_templates
 
 log = logging.getLogger("spaces")
 
@@ -109,14 +113,15 @@ class LocalArtifacts:
         self._image_settings = settings.docker_build
 
     def build(self, plan: BuildPlan, *, space_id: str, sha: str, context: Path, variables: dict, secrets: dict,
-              log, factory: bool) -> Artifact:  # noqa: ANN001
+              log, factory: bool, preload: str = "") -> Artifact:  # noqa: ANN001
         if plan.sdk == "static":
             log("built", "Static Space: no environment to build; files are served as they are")
             return Artifact("static", "", plan.env_digest, sha)
-        if plan.sdk == "docker":
+        if plan.sdk == "docker":  # the preloaded files go into the image
             return self._image(plan, space_id=space_id, sha=sha, context=context, variables=variables,
-                               secrets=secrets, log=log, factory=factory)
-        return self.envs.build(plan, sha, log)
+                               secrets=secrets, log=log, factory=factory, **({"preload": preload} if preload else {}))
+        artifact = self.envs.build(plan, sha, log)  # the environment is shared: the start links the files in
+        return dataclasses.replace(artifact, preload=preload) if preload else artifact
 
     def _image(self, plan: BuildPlan, **build) -> Artifact:  # noqa: ANN003
         why = self.docker.problem() if self.docker is not None else DockerSpaces.OFF
@@ -269,7 +274,9 @@ class Platform:
                                    if "builder" in self.roles else None,
                                    planner=plan_checkout, workers=settings.runtime.build_workers,
                                    on_built=self._nudge, env_for=variables_and_secrets, bus=self.bus,
-                                   lease=settings.runtime.build_lease)
+                                   lease=settings.runtime.build_lease,
+                                   preload=PreloadStore(settings.data_path / "preloads",
+                                                        HubPreloadSource(hub.db, hub.store)))
         # the controller: nothing of the backend exists until this process leads
         self.backend = None
         self.reconciler: Reconciler | None = None
@@ -597,6 +604,10 @@ class Platform:
         if repaired:
             log.warning("brought %d Space(s) up to their git tip after an interrupted update: %s", len(repaired),
                         ", ".join(repaired[:20]))
+        # the template Spaces that /api/spaces/templates names
+        seeded = templates.seed(self.db, self.hub.spaces, list_templates())
+        if seeded:
+            log.info("template Spaces seeded from templates/: %s", ", ".join(seeded))
 
     # ---- running ------------------------------------------------------------------------------------------
     async def serve(self) -> None:

@@ -23,6 +23,11 @@ class Template:
     def repo_id(self) -> str:
         return f"templates/{self.name}"
 
+    def additions(self, title: str, files: dict[str, bytes] | None = None) -> list[Addition]:
+        """``files`` (the template Space's, by default this folder's) with the README retitled ``title``."""
+        files = self.files() if files is None else files
+        return [Addition(path, _retitle(data, title) if path == "README.md" else data) for path, data in files.items()]
+
     def files(self) -> dict[str, bytes]:
         return {str(p.relative_to(self.path)): p.read_bytes()
                 for p in sorted(self.path.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
@@ -55,8 +60,7 @@ def _retitle(readme: bytes, title: str) -> bytes:
 
 
 def template_files(template: Template, title: str) -> list[Addition]:
-    files = template.files()
-    return [Addition(path, _retitle(data, title) if path == "README.md" else data) for path, data in files.items()]
+    return template.additions(title)
 
 
 def find_template(name_or_repo_id: str, root: Path = TEMPLATES_DIR) -> Template | None:

@@ -7,11 +7,12 @@ whatever the order.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from spaces.builder.errors import BuildConfigError
 from spaces.builder.packs import DOCKER, GRADIO, STATIC, STREAMLIT, BuildPack, Detection
-from spaces.builder.packs.base import read_card
+from spaces.builder.packs.base import read_card, space_config
 from spaces.builder.plan import BuildPlan
 from spaces.builder.tree import DirTree, RepoTree
 from spaces.domain.cardconfig import REASON_MISSING_SDK, REASON_UNKNOWN_SDK, REASON_YAML, SDKS
@@ -45,7 +46,9 @@ def make_plan(tree: RepoTree, packs: tuple[BuildPack, ...] = PACKS) -> BuildPlan
             "streamlit, no index.html). Add README.md front matter such as:\n---\nsdk: gradio\n---",
             reason=REASON_MISSING_SDK)
     pack, detection = found
-    return pack.plan(tree, detection)
+    plan = pack.plan(tree, detection)
+    preload = tuple(p.text for p in space_config(tree, detection).preload_from_hub)
+    return dataclasses.replace(plan, preload=preload) if preload else plan
 
 
 def plan_checkout(context: Path, sha: str = "") -> BuildPlan:

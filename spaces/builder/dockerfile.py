@@ -189,3 +189,18 @@ def render(plan: BuildPlan, options: DockerfileOptions | None = None) -> Rendere
     except KeyError:
         raise DockerfileError(f"Unknown SDK {plan.sdk!r}; expected one of {', '.join(_RENDERERS)}.") from None
     return renderer(plan, options or DockerfileOptions())
+
+
+#: where huggingface_hub looks by default in an image (HOME=/home/user, uid 1000, as on Hugging Face Spaces)
+PRELOAD_CACHE = "/home/user/.cache/huggingface/hub"
+
+
+def with_preload(text: str, sdk: str, image: str) -> str:
+    """``text`` with the preloaded files (``builder/preload.py``, packed as ``image``) copied into the app user's
+    Hugging Face cache: before the code in the images rendered here (a code-only push keeps the layer); at the end
+    of a docker-SDK Space's own Dockerfile, whose last stage is the one that runs."""
+    line = f"COPY --from={image} --chown=1000:1000 / {PRELOAD_CACHE}/"
+    code = f"COPY --chown=user . {APP_DIR}"
+    if sdk != "docker" and code in text:
+        return text.replace(code, f"{line}\n{code}", 1)
+    return text.rstrip("\n") + "\n" + line + "\n"

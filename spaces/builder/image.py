@@ -25,6 +25,7 @@ a factory rebuild (``factory=True``: ``--no-cache``) makes the step run again.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -38,7 +39,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from spaces.builder.dockerfile import (CA_SECRET, DEFAULT_BASE_IMAGES, INDEX_SECRET, DockerfileError,
-                                       DockerfileOptions, render)
+                                       DockerfileOptions, render, with_preload)
 from spaces.builder.plan import Artifact, BuildPlan
 from spaces.errors import SpacesError
 
@@ -117,11 +118,14 @@ class DockerImageBuilder:
         return image_tag(self.settings.image_prefix, space_id, sha, build_digest(plan, text))
 
     def build(self, plan: BuildPlan, *, space_id: str, sha: str, context: Path, variables: dict[str, str],
-              secrets: dict[str, str], log: Log, factory: bool = False) -> Artifact:
+              secrets: dict[str, str], log: Log, factory: bool = False, preload: str = "") -> Artifact:
         try:
             rendered = render(plan, self.options())
         except DockerfileError as exc:
             raise ImageBuildFailed(str(exc)) from None
+        if preload:  # the preload folder as an image of its own, copied into the app's cache (keyed by its address)
+            rendered = dataclasses.replace(rendered, text=with_preload(rendered.text, plan.sdk,
+                                                                       self._preload_image(preload, log)))
         digest = build_digest(plan, rendered.text)
         tag = image_tag(self.settings.image_prefix, space_id, sha, digest)
         artifact = Artifact(kind="image", ref=tag, plan_digest=digest, sha=sha)
@@ -148,6 +152,18 @@ class DockerImageBuilder:
             self._run(cmd, env, rendered.text, log, list(secrets.values()))
         self._push(tag, log)
         return artifact
+
+    def _preload_image(self, folder: str, log: Log) -> str:
+        """``{prefix}/preload:{address}``: a scratch image holding the preload folder, built once per address."""
+        tag = f"{self.settings.image_prefix}/preload:{Path(folder).name[:64]}"
+        if self._exists(tag):
+            return tag
+        if self._cli is None:
+            self._cli = find_buildkit_cli(self.settings.docker_cli)
+        argv, env = self._cli
+        log("installing", f"preload_from_hub: packing the preloaded files as {tag}")
+        self._run([*argv, "--progress=plain", "-t", tag, "-f", "-", folder], env, "FROM scratch\nCOPY . /\n", log, [])
+        return tag
 
     def _push(self, tag: str, log: Log) -> None:
         if not self.settings.push:

@@ -28,6 +28,7 @@ class BuildPlan:
     pre_requirements: str = ""  # pre-requirements.txt text, installed first
     system_packages: tuple[str, ...] = ()  # packages.txt lines (Debian)
     dockerfile: str | None = None  # the repo's own Dockerfile (docker sdk)
+    preload: tuple[str, ...] = ()  # README ``preload_from_hub`` entries (``Preload.text``), fetched at build time
     reasons: tuple[str, ...] = field(default=(), compare=False)  # why the pack matched, for the build log
 
     def env_inputs(self) -> dict:
@@ -43,6 +44,7 @@ class BuildPlan:
     def to_json(self) -> dict:
         data = asdict(self)
         data["system_packages"] = list(self.system_packages)
+        data["preload"] = list(self.preload)
         data["reasons"] = list(self.reasons)
         return data
 
@@ -50,6 +52,7 @@ class BuildPlan:
     def from_json(cls, data: dict) -> "BuildPlan":
         data = dict(data)
         data["system_packages"] = tuple(data.get("system_packages") or ())
+        data["preload"] = tuple(data.get("preload") or ())
         data["reasons"] = tuple(data.get("reasons") or ())
         return cls(**data)
 
@@ -62,6 +65,7 @@ class Artifact:
     ref: str  # venv directory, image tag, or "" for static (files are served from the working copy)
     plan_digest: str
     sha: str  # the commit it was built from
+    preload: str = ""  # the build's preload_from_hub files: a Hugging Face cache folder on this host, or ""
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -184,6 +184,30 @@ class Preload:
     repo_id: str
     files: tuple[str, ...] = ()
     revision: str | None = None
+    repo_type: str = "model"  # "datasets/owner/name" in the entry names a dataset
+
+    @property
+    def text(self) -> str:
+        """The entry written back in its README form (what a BuildPlan carries)."""
+        name = f"datasets/{self.repo_id}" if self.repo_type == "dataset" else self.repo_id
+        return " ".join([name, *([",".join(self.files) or "*"] if self.files or self.revision else []),
+                         *([self.revision] if self.revision else [])])
+
+
+def parse_preload(entry: str) -> Preload | None:
+    """One ``preload_from_hub`` line, or None when it is not ``repo [f1,f2] [revision]``. A ``datasets/``
+    prefix names a dataset (``models/`` a model, the default); ``*`` as the file list means every file."""
+    parts = entry.split()
+    if not 1 <= len(parts) <= 3:
+        return None
+    name, repo_type = parts[0], "model"
+    for prefix, kind in (("datasets/", "dataset"), ("models/", "model")):
+        if name.startswith(prefix) and name.count("/") == 2:
+            name, repo_type = name[len(prefix):], kind
+    if name.count("/") > 1 or not name.strip("/") or name.startswith("/") or name.endswith("/"):
+        return None
+    files = tuple(f for f in parts[1].split(",") if f and f != "*") if len(parts) > 1 else ()
+    return Preload(name, files, parts[2] if len(parts) > 2 else None, repo_type)
 
 
 @dataclass(frozen=True)
@@ -404,13 +428,12 @@ class _Checker:
 def _preloads(c: _Checker) -> tuple[Preload, ...]:
     out = []
     for entry in c.items("preload_from_hub"):
-        parts = entry.split()
-        if not 1 <= len(parts) <= 3 or parts[0].count("/") > 1:
+        found = parse_preload(entry)
+        if found is None:
             c.error("preload_from_hub", f"`preload_from_hub` entry {_show(entry)} must be 'repo', 'repo f1,f2' or "
                     "'repo f1,f2 <commit>'.")
             continue
-        files = tuple(f for f in parts[1].split(",") if f) if len(parts) > 1 else ()
-        out.append(Preload(parts[0], files, parts[2] if len(parts) > 2 else None))
+        out.append(found)
     return tuple(out)
 
 

@@ -305,6 +305,8 @@ def _restart_spaces(db_url: str, snapshot_iso: str) -> dict[str, str | None]:
             shas[space.id] = space.sha
             space.instance = space.instance_sha = space.hardware_current = space.artifact = None
             space.asleep, space.restarts, space.retry_at, space.queued_at = False, 0, None, None
+            if space.paused:  # stays PAUSED; its owner's restart builds it (a build would leave it BUILDING)
+                continue
             if space.sha and space.stage not in (SpaceStage.NO_APP_FILE.value, SpaceStage.CONFIG_ERROR.value):
                 s.add(Build(space_id=space.id, sha=space.sha))
                 set_stage(space, SpaceStage.BUILDING, "restored",

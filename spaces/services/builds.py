@@ -47,7 +47,9 @@ from sqlalchemy import exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
+from spaces.builder.errors import BuildFailed
 from spaces.builder.plan import Artifact, BuildPlan
+from spaces.builder.preload import PreloadStore
 from spaces.bus import Bus
 from spaces.db.models import Build, Space, utcnow
 from spaces.db.session import Database, after_commit
@@ -65,7 +67,9 @@ class ArtifactBuilder(Protocol):
     """Turns a plan into an artifact (a uv environment or a Docker image)."""
 
     def build(self, plan: BuildPlan, *, space_id: str, sha: str, context: Path, variables: dict[str, str],
-              secrets: dict[str, str], log: Callable[[str, str], None], factory: bool) -> Artifact: ...
+              secrets: dict[str, str], log: Callable[[str, str], None], factory: bool, preload: str = "") -> Artifact:
+        """``preload``: the build's preload folder (``builder/preload.py``); passed only when there is one. The
+        artifact records it (a venv's ``Artifact.preload``) or carries it inside (an image)."""
 
 
 class BuildAbandoned(Exception):
@@ -115,7 +119,8 @@ class BuildService:
     def __init__(self, db: Database, logs: LogBus, repo_for: Callable[[Space], object], builder: ArtifactBuilder,
                  planner: Callable[[object, str], BuildPlan], *, workers: int = 2,
                  on_built: Callable[[str], None] | None = None, env_for: Callable[[Session, Space], tuple] | None = None,
-                 bus: Bus | None = None, lease: float = 30.0, poll: float = 5.0, worker_id: str | None = None) -> None:
+                 bus: Bus | None = None, lease: float = 30.0, poll: float = 5.0, worker_id: str | None = None,
+                 preload: PreloadStore | None = None) -> None:
         self.db = db
         self.logs = logs
         self.repo_for = repo_for
@@ -124,6 +129,7 @@ class BuildService:
         self.on_built = on_built or (lambda space_id: None)
         self.env_for = env_for
         self.bus = bus
+        self.preload = preload  # fetches README preload_from_hub files before the artifact is built
         self.lease = lease
         self.poll = poll
         self.worker_id = (worker_id or worker_name())[:64]
@@ -344,14 +350,24 @@ class BuildService:
                 plan = self.planner(context, sha)
                 for reason in plan.reasons:
                     say("resolving", reason)
+                preload = self._preload(space_id, plan, say)
                 artifact = self.builder.build(plan, space_id=space_id, sha=sha, context=context,
-                                              variables=variables, secrets=secrets, log=say, factory=factory)
+                                              variables=variables, secrets=secrets, log=say, factory=factory,
+                                              **({"preload": preload} if preload else {}))
             except SpacesError as exc:
                 say("failed", exc.message)
                 self._finish(build_id, None, exc.message)
                 return
         say("built", f"Build of {sha[:7]} finished")
         self._finish(build_id, artifact, "")
+
+    def _preload(self, space_id: str, plan: BuildPlan, say: Callable[[str, str], None]) -> str:
+        if not plan.preload:
+            return ""
+        if self.preload is None:
+            raise BuildFailed("README.md lists preload_from_hub files, but this builder has no hub to fetch them "
+                              "from.", reason="preload_failed")
+        return self.preload.prepare(space_id, plan.preload, say)
 
     def _logger(self, build_id: int, space_id: str) -> Callable[[str, str], None]:
         def say(phase: str, line: str) -> None:
@@ -377,6 +393,11 @@ class BuildService:
             space = s.get(Space, b.space_id)
             newest = space is not None and space.sha == b.sha
             if newest and artifact is not None:
+                old = space.artifact or {}
+                if old.get("sha") == artifact.sha and old != artifact.to_json() and space.instance_sha == artifact.sha:
+                    # the same revision built into something else (a factory rebuild took a preloaded model's new
+                    # commit): the running instance has the old one, so a new instance replaces it
+                    space.instance_sha = None
                 space.artifact = artifact.to_json()
                 space.restarts = 0
                 space.retry_at = None

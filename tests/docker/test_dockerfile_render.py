@@ -215,3 +215,17 @@ def test_the_hook_step_installs_a_working_hook(tmp_path) -> None:  # noqa: ANN00
     out = subprocess.run([python, "-c", "import sys; print([type(f).__name__ for f in sys.meta_path][0])"],
                          capture_output=True, text=True, check=True).stdout.strip()
     assert out == "GradioHook"
+
+
+def test_preloaded_files_are_copied_into_the_app_users_cache_before_the_code() -> None:
+    from spaces.builder.dockerfile import with_preload
+
+    lines = lines_of(with_preload(render(GRADIO).text, "gradio", "spaces/preload:abc"))
+    copy = "COPY --from=spaces/preload:abc --chown=1000:1000 / /home/user/.cache/huggingface/hub/"
+    assert index_of(lines, copy) == index_of(lines, "COPY --chown=user . /home/user/app") - 1
+    own = BuildPlan(sdk="docker", python_version="", sdk_version=None, app_file=None, app_port=7860,
+                    dockerfile="FROM python:3.11\nCMD [\"python\", \"app.py\"]")
+    assert lines_of(with_preload(render(own).text, "docker", "spaces/preload:abc"))[-1] == copy
+    # the digest (the image tag) changes with the preload folder, so a new model revision is a new image
+    assert build_digest(GRADIO, with_preload(render(GRADIO).text, "gradio", "spaces/preload:abc")) != \
+        build_digest(GRADIO, with_preload(render(GRADIO).text, "gradio", "spaces/preload:def"))

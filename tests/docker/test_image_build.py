@@ -13,6 +13,7 @@ import pytest
 from docker_helpers import FIXTURES, RUN_ID, BuildLog, docker, get, make_spec, plan_from_dir, verify_template, wait_for
 
 from spaces.builder.image import DockerImageBuilder, ImageBuildFailed
+from spaces.builder.plan import BuildPlan
 from spaces.runtime.contracts import Phase
 
 
@@ -131,3 +132,37 @@ def test_template_image_answers(sdk: str, build, backend) -> None:
         verify_template(sdk, seen.address)
     finally:
         backend.stop(handle)
+
+
+def test_preloaded_files_land_in_the_app_users_cache_of_the_image(builder: DockerImageBuilder, images: list[str],
+                                                                    tmp_path: Path) -> None:
+    """README preload_from_hub on the docker backend: the preload folder is packed as an image of its own and
+    copied into /home/user/.cache/huggingface/hub of the Space's image (the app user's, uid 1000), links intact."""
+    from spaces.builder.preload import PreloadFile, PreloadStore, ResolvedRepo
+
+    commit = "c" * 40
+    blobs = {"weights.txt": b"image weights\n"}
+
+    class Source:
+        def resolve(self, space_id, item):  # noqa: ANN001, ANN201
+            return ResolvedRepo("model", item.repo_id, "main", commit,
+                                tuple(PreloadFile(p, hashlib.sha1(c).hexdigest(), len(c)) for p, c in blobs.items()))
+
+        def open(self, repo, path):  # noqa: ANN001, ANN201
+            return iter([blobs[path]])
+
+    folder = PreloadStore(tmp_path / "preloads", Source()).prepare("s", ("alice/tiny",), lambda *_: None)
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM spaces/base-python:3.11\nUSER user\nCMD [\"sleep\", \"1\"]\n")
+    plan = BuildPlan(sdk="docker", python_version="", sdk_version=None, app_file=None, app_port=7860,
+                     dockerfile=(context / "Dockerfile").read_text(), preload=("alice/tiny",))
+    log = BuildLog()
+    artifact = builder.build(plan, space_id=f"test/preload-{RUN_ID}", sha=uuid.uuid4().hex + "0" * 8,
+                             context=context, variables={}, secrets={}, log=log, preload=folder)
+    images += [artifact.ref, f"spaces/preload:{Path(folder).name}"]
+    snapshot = f"/home/user/.cache/huggingface/hub/models--alice--tiny/snapshots/{commit}"
+    out = docker("run", "--rm", "--entrypoint", "sh", artifact.ref, "-c",
+                 f"cat {snapshot}/weights.txt; cat {snapshot}/../../refs/main; echo; "
+                 f"stat -c %u {snapshot}/../../blobs").stdout
+    assert out.split("\n") == ["image weights", commit, "1000", ""], out

@@ -14,6 +14,8 @@ from harness import DATABASES, TEST_ROOT, create_postgres_database, make_actor, 
     unique, wait_until
 from huggingface_hub import HfApi
 
+from spaces.templates_catalog import list_templates
+
 INDEX_V1 = b"<!doctype html><h1>v1</h1>"
 INDEX_V2 = b"<!doctype html><h1>v2</h1>"
 INDEX_LATE = b"<!doctype html><h1>after the backup</h1>"
@@ -73,7 +75,9 @@ def test_backup_then_restore_finds_every_space_commit_secret_and_setting(instanc
     source.cli("backup", str(dest))
     assert stat.S_IMODE(dest.stat().st_mode) == 0o700
     manifest = json.loads((dest / "manifest.json").read_text())
-    assert manifest["tables"]["spaces"] == 2 and manifest["database"] in ("sqlite", "postgresql")
+    # alice's two and the template Spaces the hub seeds (paused: the restore leaves them paused, unbuilt)
+    assert manifest["tables"]["spaces"] == 2 + len(list_templates())
+    assert manifest["database"] in ("sqlite", "postgresql")
     assert "s3cret-value" not in source.log()  # a backup logs no secret
 
     # a commit after the backup is not part of it
@@ -106,6 +110,8 @@ def test_backup_then_restore_finds_every_space_commit_secret_and_setting(instanc
         for repo_id in (private_id, public_id):
             wait_until(lambda r=repo_id: api.get_space_runtime(r).stage == "RUNNING", timeout=120,
                        what=f"{repo_id} running after the restore")
+        template = list_templates()[0].repo_id
+        assert api.get_space_runtime(template).stage == "PAUSED"
         # the restored instance takes new commits
         api.upload_file(path_or_fileobj=INDEX_LATE, path_in_repo="index.html", repo_id=public_id, repo_type="space")
         assert len(api.list_repo_commits(public_id, repo_type="space")) == len(commits_before) + 1

@@ -234,6 +234,38 @@ def test_templates_listed_are_the_ones_create_repo_and_the_cli_start_from(alice,
     assert r.status_code == 400 and "Unknown Space template" in r.json()["error"]
 
 
+def test_listed_templates_are_real_spaces_and_new_spaces_copy_them(server, alice, anon, make_space):
+    """Each listed template is a public Space on this hub (seeded at start-up from templates/, paused): anyone
+    can open it and read its files; a Space made from it starts with the template Space's files, so an admin's
+    edit of the template reaches the next new Space."""
+    from harness import make_actor
+
+    templates = alice.api.list_space_templates()
+    assert {t.sdk for t in templates} >= {"gradio", "streamlit", "static", "docker"}, templates
+    for t in templates:
+        info = anon.api.space_info(t.repo_id)
+        assert info.id == t.repo_id and info.sdk == t.sdk and not info.private
+        assert info.runtime.stage == "PAUSED"
+        assert "README.md" in anon.api.list_repo_files(t.repo_id, repo_type="space")
+    gradio = next(t for t in templates if t.sdk == "gradio")
+    with pytest.raises(Exception):  # the reserved namespace belongs to nobody: alice cannot write to it
+        alice.api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=gradio.repo_id, repo_type="space")
+
+    server.user("tpl-admin", admin=True)
+    admin = make_actor(server, "tpl-admin")
+    mark = unique("edited-by-admin")
+    admin.api.upload_file(path_or_fileobj=mark.encode(), path_in_repo="NOTE.txt", repo_id=gradio.repo_id,
+                          repo_type="space")
+    try:
+        repo_id = make_space(alice, space_template=gradio.repo_id)
+        files = set(alice.api.list_repo_files(repo_id, repo_type="space"))
+        assert {"app.py", "NOTE.txt"} <= files, files
+        readme = (Path(alice.api.hf_hub_download(repo_id, "README.md", repo_type="space"))).read_text()
+        assert f"title: {repo_id.split('/')[1]}" in readme  # retitled for the new Space
+    finally:
+        admin.api.delete_file("NOTE.txt", repo_id=gradio.repo_id, repo_type="space")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # 3. branches and tags (the Space builds and serves main only)
 

@@ -281,3 +281,32 @@ def test_submit_announces_the_build_on_the_bus_after_the_commit(db: Database) ->
     assert heard == [{}]
     with db.session() as s:
         assert s.scalar(select(Build.status).where(Build.space_id == space_id)) == "queued"
+
+
+class _Preloading:
+    """Builds the Space's one revision into an artifact that names this build's preload folder."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def build(self, plan, *, space_id, sha, context, variables, secrets, log, factory):  # noqa: ANN001, ANN201
+        return Artifact(kind="static", ref="", plan_digest="d", sha=sha, preload=self.folder)
+
+
+@pytest.mark.parametrize("folder, replaced", [("/preloads/new", True), ("/preloads/old", False)])
+def test_the_same_revision_built_into_another_artifact_replaces_the_instance(db: Database, folder: str,
+                                                                             replaced: bool) -> None:
+    """A factory rebuild of the same commit that took a preloaded model's new revision must not leave the old
+    instance serving the old files; an identical artifact leaves the running instance alone."""
+    space_id, _ = _space(db, f"rebuilt-{replaced}")
+    with db.session() as s:
+        space = s.get(Space, space_id)
+        space.artifact = Artifact("static", "", "d", "a" * 40, preload="/preloads/old").to_json()
+        space.instance_sha = "a" * 40
+    svc = _service(db, LogBus(db), builder=_Preloading(folder))  # type: ignore[arg-type]
+    build_id = svc._claim()
+    svc._run(build_id)
+    with db.session() as s:
+        space = s.get(Space, space_id)
+        assert space.artifact["preload"] == folder
+        assert (space.instance_sha is None) == replaced

@@ -125,6 +125,19 @@ def test_preload_from_hub_entries() -> None:
     ]
 
 
+def test_preload_from_hub_datasets_and_round_trip() -> None:
+    from spaces.domain.cardconfig import parse_preload
+
+    found = parse_preload("datasets/org/data train.csv main")
+    assert (found.repo_type, found.repo_id, found.files, found.revision) == ("dataset", "org/data", ("train.csv",),
+                                                                             "main")
+    for entry in ("gpt2", "org/m a,b", "datasets/org/d * v1", "org/m c.txt abc123"):
+        assert parse_preload(parse_preload(entry).text) == parse_preload(entry)
+    assert parse_preload("models/org/m").repo_type == "model"
+    for bad in ("spaces/org/x", "a/b/c", "/x", "x/", "a b c d"):
+        assert parse_preload(bad) is None, bad
+
+
 def test_missing_sdk_message() -> None:
     with pytest.raises(SpaceConfigError) as info:
         config_from_card({"title": "x"}, "demo")

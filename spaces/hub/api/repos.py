@@ -12,8 +12,9 @@ from spaces.domain import cardconfig
 from spaces.errors import BadRequest
 from spaces.hub.api.common import REPO_TYPES, get_int, get_str, in_session, json_body, repo_type_of, typed_route
 from spaces.services import accounts
+from spaces.services import templates as template_spaces
 from spaces.services.spaces import CreateRequest, KeyValue
-from spaces.templates_catalog import Template, find_template, list_templates, template_files
+from spaces.templates_catalog import Template, find_template, list_templates
 
 router = APIRouter()
 
@@ -96,7 +97,8 @@ async def create_repo(request: Request) -> JSONResponse:
         space = hub.spaces.create(s, p, req)
         if template is not None:  # as the New Space form does: the template's files on top of the seed
             try:
-                hub.spaces.commit(s, p, space, additions=template_files(template, name),
+                seeded = template_spaces.files_of(hub.spaces, s, template.repo_id)
+                hub.spaces.commit(s, p, space, additions=template.additions(name, seeded),
                                   message=f"Start from the {template.name} template")
             except BaseException:
                 hub.spaces.repo(space).delete()  # the row rolls back; the repository must go too

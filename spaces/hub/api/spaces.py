@@ -37,6 +37,7 @@ from spaces.services import accounts
 from spaces.services.builds import build_pending
 from spaces.services.logs import END
 from spaces.services.spaces import KeyValue
+from spaces.services import templates as template_spaces
 from spaces.templates_catalog import list_templates
 
 router = APIRouter()
@@ -52,9 +53,13 @@ async def list_hardware(request: Request) -> list[dict]:
 
 
 @router.get("/api/spaces/templates")
-async def templates() -> dict:
-    return {"templates": [{"name": t.title, "repoId": t.repo_id, "sdk": t.sdk, "preferredPrivate": False}
-                          for t in list_templates()]}
+async def templates(request: Request) -> dict:
+    """The starters whose Space exists on this hub (seeded at start-up: ``spaces.services.templates``)."""
+    def work(s, _p):  # noqa: ANN001, ANN202
+        there = template_spaces.seeded(s)
+        return {"templates": [{"name": t.title, "repoId": t.repo_id, "sdk": t.sdk, "preferredPrivate": False}
+                              for t in list_templates() if t.repo_id in there]}
+    return await in_session(request, work)
 
 
 @router.get("/api/spaces/zero-gpu/quota")

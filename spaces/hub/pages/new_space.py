@@ -17,9 +17,9 @@ from spaces.errors import BadRequest, SpacesError
 from spaces.hub import session as sess
 from spaces.hub.pages import capacity_view
 from spaces.hub.pages.web import db, form, redirect, render, require_user, hub_of
+from spaces.services import templates as template_spaces
 from spaces.services.spaces import SDKS, CreateRequest, front_matter_with
 from spaces.storage.gitrepo import Addition
-from spaces.templates_catalog import template_files
 
 router = APIRouter()
 
@@ -98,8 +98,10 @@ async def create(request: Request) -> Response:
                 namespace=values["owner"] or principal.account.name, name=values["name"], sdk=sdk,
                 private=values["visibility"] == "private", hardware=values["hardware"] or None, card=card))
             if template is not None:
+                seeded = template_spaces.files_of(hub.spaces, s, template.repo_id)
                 files = [Addition(f.path, front_matter_with(f.content.decode(), card).encode())
-                         if f.path == "README.md" and card else f for f in template_files(template, values["name"])]
+                         if f.path == "README.md" and card else f
+                         for f in template.additions(values["name"], seeded)]
                 try:
                     hub.spaces.commit(s, principal, space, additions=files,
                                       message=f"Start from the {template.name} template")

@@ -139,7 +139,8 @@ def install_file_tabs() -> None:
             ("/discussions", community.community_tab), ("/discussions/{num}", community.discussion_page),
             ("/edit/{rest:path}", file_edit.edit_page), ("/upload", file_edit.upload_page),
             ("/upload/{rest:path}", file_edit.upload_page)]
-    posts = [("/discussions", community.open_discussion), ("/discussions/{num}/{action}", community.discussion_action),
+    posts = [("/discussions", community.open_discussion), ("/discussions/propose", community.propose_change),
+             ("/discussions/{num}/{action}", community.discussion_action),
              ("/edit/{rest:path}", file_edit.edit), ("/upload", file_edit.upload),
              ("/upload/{rest:path}", file_edit.upload)]
     for prefix in ("/datasets", ""):

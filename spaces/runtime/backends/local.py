@@ -47,10 +47,11 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from spaces.builder import preload
 from spaces.builder.plan import Artifact
 from spaces.runtime import sandbox
 from spaces.runtime.cgroups import Cgroups
-from spaces.runtime.contracts import Handle, InstanceSpec, Observed, Phase, StartFailed
+from spaces.runtime.contracts import Handle, InstanceSpec, Mount, Observed, Phase, StartFailed
 from spaces.runtime.netguard import NoHoles, Opening, OwnPortHoles
 from spaces.runtime.spacedisk import SpaceDisk
 from spaces.runtime.volumes import give_to
@@ -227,6 +228,13 @@ class LocalBackend:
         else:
             home, home_target = sandbox.prepare_home(self.homes_dir, spec.space_id, uid, uid)
         home_env = str(home_target if self.namespaces else home)
+        mounts = spec.mounts
+        if spec.artifact.preload:  # README preload_from_hub: links in the app's own cache, the shared files read-only
+            try:
+                preload.link_into(spec.artifact.preload, Path(home), uid)
+            except OSError as e:
+                raise StartFailed(f"could not give the Space its preloaded files: {e}; rebuild the Space") from e
+            mounts += (Mount(spec.artifact.preload, spec.artifact.preload, True),)
         env = sandbox.build_env(spec, venv, home_env, port, host)
         argv = sandbox.app_argv(spec.sdk, venv, app_file, port, host)
         log_path = self.logs_dir / f"{instance}.log"
@@ -247,7 +255,7 @@ class LocalBackend:
                              "home_target": str(home_target)} if self.namespaces else None}
         if self.hide_host:
             plan = sandbox.RootPlan(venv, str(workdir), str(home), str(home_target), self.settings.tmp_size_mb,
-                                    self.settings.shm_size_mb, spec.limits.gpus, overlay, spec.mounts)
+                                    self.settings.shm_size_mb, spec.limits.gpus, overlay, mounts)
             req["namespace"] = {"hide_host": True, "root": str(self.root_dir), "ops": sandbox.root_ops(plan),
                                 "landlock": self.landlock}
         opening.wait()  # before the app exists: it may check its own port at once
