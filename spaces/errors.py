@@ -100,6 +100,11 @@ class EntryNotFound(NotFound):
         self.path = path
 
 
+class RangeNotSatisfiable(SpacesError):
+    status = 416
+    code = "RangeNotSatisfiable"
+
+
 class Conflict(SpacesError):
     status = 409
     code = "Conflict"
