@@ -105,6 +105,18 @@ class RangeNotSatisfiable(SpacesError):
     code = "RangeNotSatisfiable"
 
 
+class LfsObjectMissing(NotFound):
+    """An LFS pointer (or an ``lfsFile`` commit line) names an object this hub does not hold for the repository."""
+
+    code = "LfsObjectMissing"
+
+    def __init__(self, oid: str, path: str | None = None) -> None:
+        where = f"The file {path} is stored with Git LFS, but its" if path else "The LFS"
+        super().__init__(f"{where} object sha256:{oid} was never uploaded to this repository on this hub. Upload "
+                         "it with `git lfs push --all <remote>` (or commit the file again).")
+        self.oid = oid
+
+
 class Conflict(SpacesError):
     status = 409
     code = "Conflict"

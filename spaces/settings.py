@@ -52,6 +52,20 @@ class Limits(BaseModel):
                            "lines are dropped as new ones come (live readers see every line)")
 
 
+class LargeFileSettings(BaseModel):
+    """Large files: Git LFS objects, stored once by sha256 under ``data_dir/lfs/objects`` (see
+    ``spaces.storage.objects``). Objects that no repository uses any more stay on disk (no garbage collection)."""
+
+    max_object_bytes: int = Field(50 * 1024**3, ge=1, description="largest LFS object one upload may send")
+    preupload_lfs: bool = Field(
+        False, description="preupload answers 'lfs' for files of lfs_threshold bytes or more and for paths the "
+        "repository's .gitattributes stores with filter=lfs. Off by default: the default huggingface_hub (with "
+        "hf_xet) sends 'lfs' files through Xet, which this hub does not speak yet; clients with "
+        "HF_HUB_DISABLE_XET=1 then upload them through the LFS batch API")
+    lfs_threshold: int = Field(10 * 1024 * 1024, ge=0, description="with preupload_lfs: files this large or "
+                               "larger are uploaded as LFS objects")
+
+
 class RuntimeSettings(BaseModel):
     """How Spaces are built and run."""
 
@@ -125,6 +139,7 @@ class Settings(BaseSettings):
         False, description="let webhooks POST to loopback, private and link-local addresses (off: the hub is no "
         "way to reach the services beside it; on for a receiver on the same network)")
     limits: Limits = Field(default_factory=Limits)
+    large_files: LargeFileSettings = Field(default_factory=LargeFileSettings)
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     local: LocalBackendSettings = Field(default_factory=LocalBackendSettings)
     local_build: LocalBuildSettings = Field(default_factory=LocalBuildSettings)

@@ -21,6 +21,7 @@ from spaces.hub.api import admin, branches, buckets, discussions, files, other_r
 from spaces.hub.context import Hub, request_base, request_id
 from spaces.hub.git_http import install_hooks
 from spaces.hub.git_http import router as git_router
+from spaces.hub.lfs import router as lfs_router
 from spaces.hub.limits import BodyLimit
 from spaces.hub.metrics import RequestMetrics
 from spaces.hub.metrics import router as metrics_router
@@ -152,11 +153,12 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
     app.include_router(admin.router)
     app.include_router(webhooks.router)
     app.include_router(xet.router)
+    app.include_router(lfs_router)  # before other_repos: /{ns}/{name}.git/info/lfs/... is not a model path
     app.include_router(other_repos.router)  # after every /spaces/... route: it has catch-all shapes
     app.include_router(git_router)
     # last: the profile page /{name} matches any single path segment
     install_pages(app, hub, hooks=runtime_hooks())
-    app.add_middleware(BodyLimit, limits=settings.limits)
+    app.add_middleware(BodyLimit, limits=settings.limits, lfs_object_bytes=settings.large_files.max_object_bytes)
     app.add_middleware(ControlBytes)  # a NUL or newline in the URL is refused before any route reads it
 
     app.add_middleware(RequestBase)

@@ -2,7 +2,8 @@
 
 * Size: a declared Content-Length over the limit is refused (413) before a byte is read; a chunked body is cut
   off the moment it passes the limit. Git transfers are exempt: their size is the repository's business (they
-  stream to ``git http-backend``, never into memory).
+  stream to ``git http-backend``, never into memory). An LFS object upload streams to disk too: its limit is
+  ``LargeFileSettings.max_object_bytes`` and it holds one chunk of memory at a time.
 * Authentication comes first: the endpoints check the caller (``json_body``, the commit endpoint) before they
   read, so an anonymous body is never read at all; this middleware only sees the reads that follow.
 * Memory: every body the hub reads takes a share of one budget (``Limits.body_memory``) on its first read and
@@ -78,15 +79,19 @@ class BodyBudget:
 
 
 class BodyLimit:
-    def __init__(self, app, limits: Limits, budget: BodyBudget | None = None) -> None:  # noqa: ANN001
+    def __init__(self, app, limits: Limits, budget: BodyBudget | None = None,  # noqa: ANN001
+                 lfs_object_bytes: int = 50 * 1024**3) -> None:
         self.app = app
         self.limits = limits
+        self.limits_lfs = lfs_object_bytes
         self.budget = budget or BodyBudget(limits.body_memory)
 
     def limit_for(self, path: str) -> tuple[int, int] | None:
         """(largest body, most of it held in memory at once) for a path; None when exempt."""
         if path.endswith(("/git-receive-pack", "/git-upload-pack")):
             return None
+        if "/info/lfs/objects/" in path and not path.endswith("/objects/batch"):  # an object, streamed to disk
+            return self.limits_lfs, 1 << 20
         if "/commit/" in path:
             return self.limits.max_commit_bytes, MEMORY_BOUND
         if path.startswith("/xet/v1/xorbs/"):  # streamed to a spool file and verified chunk by chunk

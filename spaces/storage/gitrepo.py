@@ -72,6 +72,7 @@ from spaces.storage._treeedit import (
     write_blobs,
     write_tree,
 )
+from spaces.storage.objects import RepoObjects
 
 __all__ = ["Addition", "CommitInfo", "GitRepo", "TreeEntry", "blob_oid"]
 
@@ -188,6 +189,7 @@ class GitRepo:
         copy = GitRepo.init_bare(dest, branch=head)
         try:
             copy._git("fetch", "--quiet", "--no-write-fetch-head", str(self.path.resolve()), "+refs/*:refs/*")
+            RepoObjects(self.path).copy_to(dest)  # the LFS objects its pointers name stay readable in the copy
         except BaseException:
             copy.delete()
             raise
@@ -542,6 +544,25 @@ class GitRepo:
         if entry.type != "file":
             raise EntryNotFound(entry.path, rev)
         return entry, stream_blob(self.path, entry.oid, chunk_size)
+
+    def read_blobs(self, oids: Iterable[str]) -> dict[str, bytes]:
+        """Contents of blobs by id, in one ``git cat-file --batch``: for small blobs (LFS pointers) only."""
+        wanted = [o for o in dict.fromkeys(oids) if FULL_SHA.fullmatch(o)]
+        if not wanted:
+            return {}
+        out = self._git("cat-file", "--batch", input=("\n".join(wanted) + "\n").encode())
+        found, pos = {}, 0
+        while pos < len(out):
+            end = out.index(b"\n", pos)
+            parts = out[pos:end].split(b" ")
+            pos = end + 1
+            if len(parts) != 3:  # "<oid> missing"
+                continue
+            size = int(parts[2])
+            if parts[1] == b"blob":
+                found[parts[0].decode()] = out[pos:pos + size]
+            pos += size + 1
+        return found
 
     def log(self, rev: str, *, limit: int = 50, skip: int = 0, path: str | None = None) -> list[CommitInfo]:
         """Commits reachable from ``rev``, newest first; with ``path``, only those touching it."""

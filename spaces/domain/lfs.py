@@ -1,0 +1,95 @@
+"""Git LFS pointer files and ``.gitattributes`` LFS rules: pure parsing, no I/O.
+
+A pointer is what git stores in place of a large file (the git-lfs spec, v1)::
+
+    version https://git-lfs.github.com/spec/v1
+    oid sha256:<64 lowercase hex>
+    size <bytes>
+
+The bytes themselves live in the object store under that sha256 (``spaces.storage.objects``). Parsing is strict
+(the spec's key order, one trailing newline, at most ``MAX_POINTER_SIZE`` bytes): a small text file that merely
+resembles a pointer is a plain file, as it is for git-lfs itself.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pathspec.patterns import GitWildMatchPattern
+
+from spaces.errors import BadRequest
+
+SPEC = "https://git-lfs.github.com/spec/v1"
+#: git-lfs never reads a blob larger than this as a pointer
+MAX_POINTER_SIZE = 1024
+OID = re.compile(r"[0-9a-f]{64}")
+_POINTER = re.compile(rb"version (https://git-lfs\.github\.com/spec/v1|https://hawser\.github\.com/spec/v1)\n"
+                      rb"(?:ext-[^\n]*\n)*oid sha256:([0-9a-f]{64})\nsize (0|[1-9][0-9]{0,17})\n")
+
+
+@dataclass(frozen=True)
+class Pointer:
+    oid: str  # sha256 of the real content, lowercase hex
+    size: int  # bytes of the real content
+
+    def text(self) -> bytes:
+        """The canonical pointer file git-lfs writes for this object."""
+        return f"version {SPEC}\noid sha256:{self.oid}\nsize {self.size}\n".encode()
+
+
+def parse_pointer(data: bytes) -> Pointer | None:
+    """The pointer ``data`` is, or None when it is an ordinary file."""
+    if len(data) > MAX_POINTER_SIZE:
+        return None
+    m = _POINTER.fullmatch(data)
+    return Pointer(m.group(2).decode(), int(m.group(3))) if m else None
+
+
+def check_oid(oid: object) -> str:
+    """``oid`` if it is a sha256 in lowercase hex; BadRequest otherwise."""
+    if not isinstance(oid, str) or not OID.fullmatch(oid):
+        raise BadRequest(f"Invalid LFS object id {str(oid)[:80]!r}: expected a sha256 in 64 lowercase hex digits.")
+    return oid
+
+
+def check_size(size: object) -> int:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0 or size >= 1 << 60:
+        raise BadRequest(f"Invalid LFS object size {str(size)[:40]!r}: expected a non-negative integer.")
+    return size
+
+
+def lfs_matcher(gitattributes: str | None) -> Callable[[str], bool]:
+    """A predicate: True when ``path`` is stored with LFS (``filter=lfs``) under the root ``.gitattributes`` text.
+    As in git, the last line whose pattern matches decides; ``-filter``, ``!filter`` or another filter unset it."""
+    rules: list[tuple[GitWildMatchPattern, bool]] = []
+    for line in (gitattributes or "").splitlines():
+        parts = line.split()
+        if not parts or parts[0].startswith("#") or parts[0].startswith("!"):
+            continue
+        decision = None
+        for attr in parts[1:]:
+            if attr.startswith("filter="):
+                decision = attr == "filter=lfs"
+            elif attr in ("-filter", "!filter"):
+                decision = False
+        if decision is None:
+            continue
+        pattern = parts[0]
+        if "/" not in pattern.rstrip("/"):
+            pattern = "**/" + pattern  # a bare name matches at any depth, as git does
+        try:
+            rules.append((GitWildMatchPattern(pattern.lstrip("/")), decision))
+        except Exception:  # noqa: BLE001 - git ignores a pattern it cannot read; so do we
+            continue
+    if not rules:
+        return lambda path: False
+
+    def tracked(path: str) -> bool:
+        result = False
+        for pattern, decision in rules:
+            if pattern.match_file(path) is not None:
+                result = decision
+        return result
+    return tracked
