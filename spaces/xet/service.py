@@ -53,7 +53,8 @@ def _check_file(store: XetStore, f: shard.FileInfo, indexes: dict) -> FileRecord
     if hashing.file_hash(chunks) != f.hash:
         raise BadRequest("A file's hash is not the hash of its chunks.")
     terms = [(t.xorb, t.start, t.end, t.unpacked) for t in f.terms]
-    return FileRecord(f.hash, f.size, f.sha256, terms)
+    # xet-core writes the sha256 as one of its hashes: its usual hex form (words reversed) is the digest's hex
+    return FileRecord(f.hash, f.size, hashing.to_hex(f.sha256) if f.sha256 else None, terms)
 
 
 def register_shard(store: XetStore, body: bytes) -> Registered:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from spaces.domain.lfs import check_oid
 from spaces.xet.hashing import from_hex, to_hex
 from spaces.xet.xorb import ChunkEntry, XorbIndex
 
@@ -23,14 +24,14 @@ _ENTRY = struct.Struct("<32sII")
 class FileRecord:
     hash: bytes
     size: int
-    sha256: bytes | None
+    sha256: str | None  # hex digest of the file's bytes, when the client declared it
     terms: list[tuple[bytes, int, int, int]]  # (xorb hash, first chunk, end chunk, unpacked bytes)
 
 
 class XetStore:
     def __init__(self, root: Path) -> None:
         self.root = root
-        for sub in ("xorbs", "files", "dedupe", "tmp"):
+        for sub in ("xorbs", "files", "dedupe", "sha256", "tmp"):
             (root / sub).mkdir(parents=True, exist_ok=True)
 
     def _path(self, kind: str, h: bytes, suffix: str = "") -> Path:
@@ -82,7 +83,7 @@ class XetStore:
         dest = self._path("files", rec.hash, ".json")
         if dest.exists():
             return False
-        doc = {"size": rec.size, "sha256": rec.sha256.hex() if rec.sha256 else None,
+        doc = {"size": rec.size, "sha256": rec.sha256,
                "terms": [[to_hex(x), a, b, n] for x, a, b, n in rec.terms]}
         self._write(dest, json.dumps(doc).encode())
         return True
@@ -92,7 +93,7 @@ class XetStore:
             doc = json.loads(self._path("files", h, ".json").read_bytes())
         except FileNotFoundError:
             return None
-        return FileRecord(h, doc["size"], bytes.fromhex(doc["sha256"]) if doc["sha256"] else None,
+        return FileRecord(h, doc["size"], doc["sha256"],
                           [(from_hex(x), a, b, n) for x, a, b, n in doc["terms"]])
 
     # global dedupe
@@ -105,4 +106,18 @@ class XetStore:
         try:
             return self._path("dedupe", chunk).read_bytes()
         except FileNotFoundError:
+            return None
+
+    # the Xet hash of an LFS object (sha256 hex) uploaded through Xet: resolve sends it as X-Xet-Hash
+    def link_sha256(self, oid: str, h: bytes) -> None:
+        check_oid(oid)
+        dest = self.root / "sha256" / oid[:2] / oid
+        if not dest.exists():
+            self._write(dest, h)
+
+    def xet_hash_of(self, oid: str) -> bytes | None:
+        check_oid(oid)
+        try:
+            return (self.root / "sha256" / oid[:2] / oid).read_bytes()
+        except (FileNotFoundError, ValueError):
             return None

@@ -137,12 +137,12 @@ def test_register_and_reconstruct(store: XetStore) -> None:
     chunks = [os.urandom(700 + i) for i in range(12)]
     xh = _upload(store, chunks)
     data = b"".join(chunks)
-    body = make_shard([(chunks, xh, [(0, 5), (5, 12)])], [(xh, chunks)], sha=hashlib.sha256(data).digest())
+    body = make_shard([(chunks, xh, [(0, 5), (5, 12)])], [(xh, chunks)], sha=hashing.from_hex(hashlib.sha256(data).hexdigest()))
     done = service.register_shard(store, body)
     assert done.new and done.files[0].size == len(data)
     fh = done.files[0].hash
     assert b"".join(service.read_file(store, fh)) == data
-    assert store.get_file(fh).sha256 == hashlib.sha256(data).digest()
+    assert store.get_file(fh).sha256 == hashlib.sha256(data).hexdigest()
     # a range in the middle: whole chunks, and the offset into the first one
     rec = service.reconstruct(store, fh, 1000, 5000)
     raw = store.xorb_path(xh).read_bytes()

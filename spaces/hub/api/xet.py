@@ -20,6 +20,9 @@ from starlette.concurrency import run_in_threadpool
 from spaces.errors import BadRequest, Forbidden, NotFound, RangeNotSatisfiable, Unauthorized
 from spaces.hub.api import discussions
 from spaces.hub.api.common import in_session, raw_segments, repo_type_of, typed_route
+from spaces.metrics import XET_RECEIVED_BYTES
+from spaces.storage import objects
+from spaces.storage.objects import RepoObjects
 from spaces.xet import hashing, service
 from spaces.xet.store import XetStore
 
@@ -27,6 +30,7 @@ router = APIRouter()
 
 TOKEN_TTL_S = 3600
 FETCH_TTL_S = 3600
+SPOOL_BATCH = 4 << 20
 _RANGE = re.compile(r"bytes=(\d{1,15})-(\d{0,15})")
 
 
@@ -64,7 +68,7 @@ async def xet_token(ns: str, name: str, rev: str, request: Request) -> JSONRespo
     return JSONResponse({"casUrl": cas, "accessToken": token, "exp": exp}, headers=headers)
 
 
-def _require(request: Request, write: bool) -> None:
+def _require(request: Request, write: bool) -> dict:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
@@ -77,6 +81,7 @@ def _require(request: Request, write: bool) -> None:
         raise Unauthorized("The Xet token has expired: ask the hub for a new one.")
     if write and not claims.get("w"):
         raise Forbidden("This needs a Xet write token.")
+    return claims
 
 
 def _hash_at(request: Request, index: int) -> bytes:
@@ -92,11 +97,16 @@ async def upload_xorb(prefix: str, h: str, request: Request) -> dict:
     expected = hashing.from_hex(h)
     store = xet_store(request)
     spool = store.spool()
-    size = 0
+    size, pending = 0, bytearray()
     try:
         async for block in request.stream():
             size += len(block)
-            await run_in_threadpool(spool.write, block)
+            XET_RECEIVED_BYTES.labels("xorb").inc(len(block))
+            pending += block
+            if len(pending) >= SPOOL_BATCH:  # one thread hop per few MiB, not per 64 KiB socket read
+                await run_in_threadpool(spool.write, bytes(pending))
+                pending.clear()
+        await run_in_threadpool(spool.write, bytes(pending))
         spool.close()
     except BaseException:
         spool.close()
@@ -118,10 +128,32 @@ async def head_xorb(prefix: str, h: str, request: Request) -> Response:
 
 @router.post("/xet/v1/shards", include_in_schema=False)
 async def upload_shard(request: Request) -> dict:
-    _require(request, write=True)
+    claims = _require(request, write=True)
     body = await request.body()
+    XET_RECEIVED_BYTES.labels("shard").inc(len(body))
     done = await run_in_threadpool(service.register_shard, xet_store(request), body)
+    await run_in_threadpool(_to_lfs, request.app.state.hub, claims["repo"], done.files)
     return {"result": 1 if done.new else 0}
+
+
+def _to_lfs(hub, repo: str, files: list) -> None:  # noqa: ANN001
+    """Make each file also an LFS object of the repository the token was issued for: the commit that follows
+    names it by sha256 (``lfsFile``), and git-lfs and plain ``resolve`` read it from the object store. The bytes
+    are rebuilt from the verified chunks as a stream and must hash to the sha256 the client declared."""
+    kind, _, repo_id = repo.partition("/")
+    store = hub.store(kind)
+    with hub.db.session() as s:
+        row = store.find(s, repo_id)
+        if row is None:
+            raise NotFound(f"The repository {repo_id} this Xet token was issued for no longer exists.")
+        links = RepoObjects(store.repo(row).path)
+    for rec in files:
+        if rec.sha256 is None:
+            continue  # no sha256 metadata: a file for a bucket, not a git repository
+        oid = rec.sha256
+        objects.put(hub.objects, oid, rec.size, service.read_file(hub.xet, rec.hash))
+        links.link(oid)
+        hub.xet.link_sha256(oid, rec.hash)
 
 
 @router.post("/xet/v2/shards", include_in_schema=False)
@@ -133,7 +165,7 @@ async def upload_shard_v2(request: Request) -> Response:
 @router.get("/xet/v1/chunks/{prefix}/{h}", include_in_schema=False)
 async def dedupe(prefix: str, h: str, request: Request) -> Response:
     _require(request, write=False)
-    if prefix != "default-merkledb":
+    if prefix not in ("default-merkledb", "default"):  # the spec says the first, hf_xet 1.8 sends the second
         raise BadRequest("The dedupe prefix is 'default-merkledb'.")
     body = await run_in_threadpool(service.dedupe_shard, xet_store(request), hashing.from_hex(h))
     return Response(body, media_type="application/octet-stream")
