@@ -198,6 +198,23 @@ async def download(ns: str, name: str, oid: str, request: Request) -> Response:
     return object_response(store, oid, size, request.headers.get("range"), {}, media_type="application/octet-stream")
 
 
+@_route("POST", "/locks/verify")
+async def locks_verify(ns: str, name: str, request: Request) -> Response:
+    """git-lfs asks before every push; file locking is not offered, so no file is ever locked."""
+    repo = await _guarded(request, ns, name, True)
+    if isinstance(repo, Response):
+        return repo
+    return JSONResponse({"ours": [], "theirs": []}, media_type=MEDIA)
+
+
+@_route("GET", "/locks")
+async def locks(ns: str, name: str, request: Request) -> Response:
+    repo = await _guarded(request, ns, name, False)
+    if isinstance(repo, Response):
+        return repo
+    return JSONResponse({"locks": []}, media_type=MEDIA)
+
+
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
     """``(start, end)`` inclusive for a satisfiable single ``bytes=`` range, None for no (or an unreadable)
     range: the whole body, False when unsatisfiable (416)."""

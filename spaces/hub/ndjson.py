@@ -1,7 +1,8 @@
 """The NDJSON body of ``create_commit``, decoded as it streams in.
 
-One JSON object per line: the header first, then ``file`` (base64 ``content``), ``deletedFile`` and
-``deletedFolder`` operations. A file's line is as large as the file (400 MiB of data is a 533 MiB line), so no
+One JSON object per line: the header first, then ``file`` (base64 ``content``), ``lfsFile`` (a Git LFS object
+already uploaded, by sha256 and size: the commit writes its pointer), ``deletedFile`` and ``deletedFolder``
+operations. A file's line is as large as the file (400 MiB of data is a 533 MiB line), so no
 line is held whole past ``line_limit``: when a line grows past it, the string it is in the middle of must be a
 ``content`` value, which is then base64-decoded as it arrives and written to a spool file; the rest of the line
 (its other keys, a few hundred bytes) is parsed as JSON with a placeholder where the content was. Contents of
@@ -21,10 +22,11 @@ import binascii
 import io
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from spaces.domain.lfs import Pointer, check_oid, check_size
 from spaces.domain.naming import validate_folder_path, validate_path_in_repo
 from spaces.errors import BadRequest
 from spaces.hub import jsonlimits
@@ -50,6 +52,9 @@ class ParsedCommit:
     additions: list[Addition]
     deletions: list[str]
     folders: list[str]
+    #: ``lfsFile`` lines: the pointer each writes at its path (also in ``additions``, as the pointer's text); the
+    #: commit checks the repository has each object before it writes anything
+    lfs: dict[str, Pointer] = field(default_factory=dict)
 
 
 class _BadBase64(Exception):
@@ -100,6 +105,7 @@ class CommitParser:
         self.additions: list[Addition] = []
         self.deletions: list[str] = []
         self.folders: list[str] = []
+        self.lfs: dict[str, Pointer] = {}
         # while a content string streams: the line up to it, the decoder, its output, a pending backslash
         self.prefix: bytes | None = None
         self.writer: _Base64Writer | None = None
@@ -142,7 +148,7 @@ class CommitParser:
         paths = [a.path for a in self.additions] + self.deletions
         if len(set(paths)) != len(paths):
             raise BadRequest("The same path appears twice in one commit.")
-        return ParsedCommit(self.header, self.additions, self.deletions, self.folders)
+        return ParsedCommit(self.header, self.additions, self.deletions, self.folders, self.lfs)
 
     def close(self) -> None:
         """Close a spool file left open by a body cut short (the caller removes the spool directory)."""
@@ -189,10 +195,15 @@ class CommitParser:
         elif key == "deletedFolder":
             self.folders.append(validate_folder_path(_str(value, "path", n)))
         elif key == "lfsFile":
-            raise BadRequest(f"Line {n}: LFS files are not supported by this server; upload the file as a regular "
-                             "file (huggingface_hub does so when preupload answers 'regular').")
+            path = validate_path_in_repo(_str(value, "path", n))
+            if value.get("algo", "sha256") != "sha256":
+                raise BadRequest(f"Line {n}: only sha256 LFS objects are supported.")
+            pointer = Pointer(check_oid(value.get("oid")), check_size(value.get("size")))
+            self.lfs[path] = pointer
+            self.additions.append(Addition(path, pointer.text()))
         else:
-            raise BadRequest(f"Line {n}: unknown operation '{key}' (expected file, deletedFile or deletedFolder).")
+            raise BadRequest(f"Line {n}: unknown operation '{key}' (expected file, lfsFile, deletedFile or "
+                             "deletedFolder).")
 
     def _keep(self, path: str, content: bytes) -> Addition:
         if self.spool is None or self.kept + len(content) <= self.memory_limit:

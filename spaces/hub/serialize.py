@@ -7,6 +7,7 @@ from typing import Any
 
 from spaces.db.models import Space
 from spaces.domain import hardware as hw
+from spaces.domain.lfs import Pointer
 from spaces.domain.stages import ERROR_STAGES, SpaceStage
 from spaces.storage.gitrepo import CommitInfo, TreeEntry
 
@@ -45,7 +46,7 @@ def runtime_json(space: Space, app_host: str) -> dict[str, Any]:
 
 
 def space_json(space: Space, app_host: str, *, siblings: list[TreeEntry] | None, blobs: bool = False,
-               sha: str | None = None) -> dict[str, Any]:
+               sha: str | None = None, pointers: dict[str, Pointer] | None = None) -> dict[str, Any]:
     card = dict(space.card_data or {})
     tags = list(card.get("tags") or []) if isinstance(card.get("tags"), list) else []
     if space.sdk and space.sdk not in tags:
@@ -74,21 +75,34 @@ def space_json(space: Space, app_host: str, *, siblings: list[TreeEntry] | None,
     data["duplicated_from"] = space.duplicated_from
     data["runtime"] = runtime_json(space, app_host)
     if siblings is not None:
-        data["siblings"] = [_sibling(e, blobs) for e in siblings if e.type == "file"]
+        data["siblings"] = [sibling_json(e, blobs, (pointers or {}).get(e.oid)) for e in siblings if e.type == "file"]
     return data
 
 
-def _sibling(entry: TreeEntry, blobs: bool) -> dict[str, Any]:
+def sibling_json(entry: TreeEntry, blobs: bool, pointer: Pointer | None = None) -> dict[str, Any]:
     if not blobs:
         return {"rfilename": entry.path}
-    return {"rfilename": entry.path, "size": entry.size, "blobId": entry.oid}
+    item = {"rfilename": entry.path, "size": pointer.size if pointer else entry.size, "blobId": entry.oid}
+    if pointer is not None:  # repo info's siblings name the sha256 "sha256", tree items "oid" (as the Hub does)
+        item["lfs"] = {"sha256": pointer.oid, "size": pointer.size, "pointerSize": entry.size}
+    return item
 
 
-def tree_item(entry: TreeEntry, last: CommitInfo | None = None) -> dict[str, Any]:
+def lfs_json(entry: TreeEntry, pointer: Pointer) -> dict[str, Any]:
+    """The Hub's ``lfs`` field of a file that git holds as an LFS pointer: the real object's sha256 and size."""
+    return {"oid": pointer.oid, "size": pointer.size, "pointerSize": entry.size}
+
+
+def tree_item(entry: TreeEntry, last: CommitInfo | None = None, pointer: Pointer | None = None) -> dict[str, Any]:
+    """A tree listing's (or paths-info's) item; for an LFS pointer ``size`` is the real file's and ``oid`` the
+    pointer blob's, as on the Hub."""
     if entry.type == "directory":
         item: dict[str, Any] = {"type": "directory", "path": entry.path, "oid": entry.oid}
     else:
         item = {"type": "file", "path": entry.path, "oid": entry.oid, "size": entry.size}
+        if pointer is not None:
+            item["size"] = pointer.size
+            item["lfs"] = lfs_json(entry, pointer)
     if last is not None:
         item["lastCommit"] = {"id": last.id, "title": last.title, "date": iso(last.date)}
     return item

@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
+from spaces.domain.lfs import MAX_POINTER_SIZE, Pointer, parse_pointer
 from spaces.domain.links import check_all as check_links
 from spaces.errors import (
     BadRequest,
@@ -562,6 +563,16 @@ class GitRepo:
             if parts[1] == b"blob":
                 found[parts[0].decode()] = out[pos:pos + size]
             pos += size + 1
+        return found
+
+    def lfs_pointers(self, entries: Iterable[TreeEntry]) -> dict[str, Pointer]:
+        """The Git LFS pointers among ``entries``, by blob id: only blobs small enough to be one are read."""
+        small = [e.oid for e in entries if e.type == "file" and e.size <= MAX_POINTER_SIZE]
+        found = {}
+        for oid, data in self.read_blobs(small).items():
+            pointer = parse_pointer(data)
+            if pointer is not None:
+                found[oid] = pointer
         return found
 
     def log(self, rev: str, *, limit: int = 50, skip: int = 0, path: str | None = None) -> list[CommitInfo]:

@@ -19,12 +19,16 @@ from starlette.concurrency import run_in_threadpool
 
 from spaces.domain.gitignore import ignore_matcher
 from spaces.domain.naming import validate_path_in_repo
-from spaces.errors import BadRequest, EntryNotFound, RevisionNotFound
+from spaces.domain.lfs import MAX_POINTER_SIZE, Pointer, lfs_matcher, parse_pointer
+from spaces.errors import BadRequest, EntryNotFound, LfsObjectMissing, RevisionNotFound
 from spaces.hub import jsonlimits, ndjson
 from spaces.hub.api import discussions
 from spaces.hub.api.common import after, in_session, json_body, query_int, repo_type_of, typed_route
 from spaces.hub.serialize import commit_json, tree_item
+from spaces.hub.lfs import object_response, parse_range
+from spaces.storage import lfsfiles
 from spaces.storage.gitrepo import GitRepo
+from spaces.storage.objects import RepoObjects
 
 router = APIRouter()
 
@@ -65,7 +69,8 @@ async def list_tree(ns: str, name: str, rest: str, request: Request) -> JSONResp
         entries = repo.list_tree(sha, _check_path(path), recursive=recursive)
         chunk = entries[offset:offset + page]
         last = repo.last_commits(sha, [e.path for e in chunk]) if expand else {}
-        return [tree_item(e, last.get(e.path)) for e in chunk], len(entries) > offset + page
+        pointers = repo.lfs_pointers(chunk)
+        return [tree_item(e, last.get(e.path), pointers.get(e.oid)) for e in chunk], len(entries) > offset + page
 
     items, more = await in_session(request, work)
     headers = {}
@@ -95,7 +100,8 @@ async def paths_info(ns: str, name: str, rest: str, request: Request) -> list[di
             except EntryNotFound:
                 continue  # HF omits missing paths from the answer
         last = repo.last_commits(sha, [e.path for e in found]) if expand else {}
-        return [tree_item(e, last.get(e.path)) for e in found]
+        pointers = repo.lfs_pointers(found)
+        return [tree_item(e, last.get(e.path), pointers.get(e.oid)) for e in found]
     return await in_session(request, work)
 
 
@@ -173,6 +179,14 @@ async def preupload(ns: str, name: str, rest: str, request: Request) -> dict:
         repo = store.repo(space)
         sha = repo.resolve(rev)
         ignored = ignore_matcher(git_ignore if git_ignore is not None else _repo_gitignore(repo, sha))
+        # "regular": contents travel base64 in the commit. "lfs" sends clients with hf_xet (the default) to a Xet
+        # server, which this hub is not yet, so it is answered only when the hub is told to (LargeFileSettings)
+        settings = hub.settings.large_files
+        large = None
+        if settings.preupload_lfs:
+            def large(size: object) -> bool:
+                return isinstance(size, int) and size >= settings.lfs_threshold
+        tracked = lfs_matcher(_repo_file(repo, sha, ".gitattributes")) if large is not None else None
         out = []
         for f in files:
             if not isinstance(f, dict) or not isinstance(f.get("path"), str):
@@ -185,18 +199,22 @@ async def preupload(ns: str, name: str, rest: str, request: Request) -> dict:
                     oid = entry.oid if entry.type == "file" else None
                 except EntryNotFound:
                     pass
-            # "regular": contents travel base64 in the commit; "lfs" would send hf_xet clients to a Xet server.
-            out.append({"path": f["path"], "uploadMode": "regular", "shouldIgnore": ignored(path), "oid": oid})
+            mode = "lfs" if large is not None and (large(f.get("size")) or tracked(path)) else "regular"
+            out.append({"path": f["path"], "uploadMode": mode, "shouldIgnore": ignored(path), "oid": oid})
         return {"files": out, "commitOid": sha}
     return await in_session(request, work, auth_required=True)
 
 
 def _repo_gitignore(repo: GitRepo, sha: str | None) -> str | None:
     """The .gitignore at the revision being committed to: what applies when the client sends none."""
+    return _repo_file(repo, sha, ".gitignore")
+
+
+def _repo_file(repo: GitRepo, sha: str | None, path: str) -> str | None:
     if sha is None:
         return None
     try:
-        return repo.read_blob(sha, ".gitignore").decode("utf-8", "replace")
+        return repo.read_blob(sha, path).decode("utf-8", "replace")
     except EntryNotFound:
         return None
 
@@ -231,9 +249,12 @@ async def commit(ns: str, name: str, rest: str, request: Request) -> dict:
 
         def work(s, p):  # noqa: ANN001, ANN202
             space, pr = discussions.writable_for(hub, s, p, f"{ns}/{name}", rev, create_pr, kind)
+            repo = store.repo(space)
+            lfsfiles.check_objects(repo, hub.objects, parsed.lfs)
+            additions = lfsfiles.to_pointers(repo, hub.objects, repo.resolve(rev), parsed.additions, parsed.lfs)
 
             def commit_on(to: str) -> str:
-                return store.commit(s, p, space, additions=parsed.additions, deletions=parsed.deletions,
+                return store.commit(s, p, space, additions=additions, deletions=parsed.deletions,
                                          deleted_folders=parsed.folders, message=summary, description=description,
                                          parent=parent, branch=to)
             if create_pr or pr is not None:
@@ -283,6 +304,17 @@ async def resolve(ns: str, name: str, rest: str, request: Request) -> Response:
         except EntryNotFound as exc:
             exc.extra["commit"] = sha  # X-Repo-Commit rides on the 404 too (the client caches .no_exist)
             raise
+        if entry.size <= MAX_POINTER_SIZE:  # small enough to be an LFS pointer: one read tells
+            content = repo.read_blob(sha, clean)
+            pointer = parse_pointer(content)
+            if pointer is None:
+                return sha, entry, content if request.method == "GET" else b""
+            # the real bytes from the object store, never the pointer text. HEAD describes the file as git has it
+            # (huggingface_hub turns any failed HEAD into "check your connection"); the GET says what is missing.
+            missing = not RepoObjects(repo.path).linked(pointer.oid) or hub.objects.size(pointer.oid) != pointer.size
+            if missing and request.method == "GET":
+                raise LfsObjectMissing(pointer.oid, clean)
+            return sha, entry, pointer
         if request.method == "GET" and entry.size > STREAM_BYTES and not request.headers.get("range"):
             return sha, entry, repo.open_blob(sha, clean)[1]  # chunks from `git cat-file`, never all in memory
         content = repo.read_blob(sha, clean) if request.method == "GET" else b""
@@ -301,22 +333,24 @@ async def resolve(ns: str, name: str, rest: str, request: Request) -> Response:
                "Content-Disposition": f"inline; filename*=UTF-8''{_quote(entry.path.rsplit('/', 1)[-1])}",
                "Cache-Control": "private, max-age=0, must-revalidate"}
     ctype = "application/octet-stream"
+    if isinstance(content, Pointer):
+        # the Hub's headers for an LFS file: the ETag and X-Linked-ETag are the sha256 (huggingface_hub names the
+        # cached blob after it), X-Linked-Size the real size
+        headers.update({"ETag": f'"{content.oid}"', "X-Linked-ETag": f'"{content.oid}"',
+                        "X-Linked-Size": str(content.size)})
+        return object_response(hub.objects, content.oid, content.size, request.headers.get("range"), headers,
+                               ctype, head=request.method == "HEAD")
     if request.method == "HEAD":
         headers["Content-Length"] = str(entry.size)
         return Response(status_code=200, headers=headers, media_type=ctype)
     if not isinstance(content, bytes):
         headers["Content-Length"] = str(entry.size)
         return StreamingResponse(content, headers=headers, media_type=ctype)
-    rng = request.headers.get("range")
-    if rng and rng.startswith("bytes="):
-        start_s, _, end_s = rng[6:].partition("-")
-        try:
-            start = int(start_s) if start_s else max(0, entry.size - int(end_s))
-            end = min(int(end_s), entry.size - 1) if end_s and start_s else entry.size - 1
-        except ValueError:
-            start, end = 0, entry.size - 1
-        if start >= entry.size or start > end:
-            return Response(status_code=416, headers={"Content-Range": f"bytes */{entry.size}", **headers})
+    rng = parse_range(request.headers.get("range"), entry.size)
+    if rng is False:
+        return Response(status_code=416, headers={"Content-Range": f"bytes */{entry.size}", **headers})
+    if rng:
+        start, end = rng
         headers["Content-Range"] = f"bytes {start}-{end}/{entry.size}"
         return Response(content[start:end + 1], status_code=206, headers=headers, media_type=ctype)
     return Response(content, headers=headers, media_type=ctype)

@@ -21,7 +21,7 @@ from spaces.db.models import Account, Membership, Repo, Space
 from spaces.errors import NotFound, RevisionNotFound
 from spaces.hub.api.common import after, in_session, query_int, repo_type_of
 from spaces.hub.api.spaces import readable as readable_spaces
-from spaces.hub.serialize import iso
+from spaces.hub.serialize import iso, sibling_json
 from spaces.services import accounts
 from spaces.services.accounts import Principal
 from spaces.storage.gitrepo import TreeEntry
@@ -62,7 +62,7 @@ def used_by(s: Session, p: Principal | None, kind: str, repo_id: str) -> list[st
 
 
 def repo_json(row: Repo, *, siblings: list[TreeEntry] | None = None, blobs: bool = False, sha: str | None = None,
-              spaces: list[str] | None = None) -> dict:
+              spaces: list[str] | None = None, pointers: dict | None = None) -> dict:
     """ModelInfo / DatasetInfo as huggingface_hub 2.4.0 reads them (every field it requires, none of a Space's)."""
     card = dict(row.card_data or {})
     tags = card_list(card, "tags")
@@ -76,8 +76,7 @@ def repo_json(row: Repo, *, siblings: list[TreeEntry] | None = None, blobs: bool
         data["library_name"] = card.get("library_name") if isinstance(card.get("library_name"), str) else None
         data["pipeline_tag"] = card.get("pipeline_tag") if isinstance(card.get("pipeline_tag"), str) else None
     if siblings is not None:
-        data["siblings"] = [{"rfilename": e.path, **({"size": e.size, "blobId": e.oid} if blobs else {})}
-                            for e in siblings if e.type == "file"]
+        data["siblings"] = [sibling_json(e, blobs, (pointers or {}).get(e.oid)) for e in siblings if e.type == "file"]
     if spaces is not None:
         data["spaces"] = spaces
     return data
@@ -154,7 +153,9 @@ async def _info(request: Request, ns: str, name: str, rev: str | None) -> dict:
         if sha is None and rev is not None:
             raise RevisionNotFound(rev)
         siblings = git.list_tree(sha, recursive=True) if sha else []
-        return repo_json(row, siblings=siblings, blobs=blobs, sha=sha, spaces=used_by(s, p, kind, row.repo_id))
+        pointers = git.lfs_pointers(siblings) if blobs else None
+        return repo_json(row, siblings=siblings, blobs=blobs, sha=sha, spaces=used_by(s, p, kind, row.repo_id),
+                         pointers=pointers)
     return await in_session(request, work)
 
 

@@ -135,7 +135,9 @@ def _info(request: Request, ns: str, name: str, rev: str | None):  # noqa: ANN20
         if sha is None and rev is not None:
             raise RevisionNotFound(rev)
         siblings = repo.list_tree(sha, recursive=True) if sha else []
-        return space_json(space, hub.settings.app_host(space.subdomain), siblings=siblings, blobs=blobs, sha=sha)
+        pointers = repo.lfs_pointers(siblings) if blobs else None
+        return space_json(space, hub.settings.app_host(space.subdomain), siblings=siblings, blobs=blobs, sha=sha,
+                          pointers=pointers)
 
     return in_session(request, work)
 

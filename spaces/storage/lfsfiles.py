@@ -1,0 +1,77 @@
+"""What a commit's additions become in git when the repository uses Git LFS.
+
+* An ``lfsFile`` operation (the object was uploaded before, through the batch API) writes its pointer, but only if
+  this repository holds that object with that size: a pointer to nothing would serve an error to every reader.
+* A regular file at a path the repository's ``.gitattributes`` stores with ``filter=lfs`` (the one in the commit,
+  or else the one at the branch tip) goes to the object store and git gets its pointer: what git-lfs itself would
+  have committed, so a git-lfs clone checks out the real file and the hub serves it like any other LFS file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+from spaces.domain.lfs import MAX_POINTER_SIZE, Pointer, lfs_matcher, parse_pointer
+from spaces.errors import BadRequest, EntryNotFound, LfsObjectMissing
+from spaces.storage.gitrepo import Addition, GitRepo
+from spaces.storage.objects import CHUNK, ObjectStore, RepoObjects, put
+
+
+def check_objects(repo: GitRepo, store: ObjectStore, pointers: dict[str, Pointer]) -> None:
+    """Refuse (before anything is written) a pointer whose object this repository does not hold."""
+    links = RepoObjects(repo.path)
+    for path, pointer in pointers.items():
+        held = store.size(pointer.oid) if links.linked(pointer.oid) else None
+        if held is None:
+            raise LfsObjectMissing(pointer.oid, path)
+        if held != pointer.size:
+            raise BadRequest(f"{path}: the LFS object sha256:{pointer.oid} has {held} bytes, not {pointer.size}.")
+
+
+def to_pointers(repo: GitRepo, store: ObjectStore, tip: str | None, additions: list[Addition],
+                pointers: dict[str, Pointer]) -> list[Addition]:
+    """``additions`` with every regular file at an LFS-tracked path replaced by its pointer (its bytes stored)."""
+    tracked = lfs_matcher(_gitattributes(repo, tip, additions))
+    out = []
+    for add in additions:
+        if add.path in pointers or add.path == ".gitattributes" or not tracked(add.path):
+            out.append(add)
+            continue
+        size = add.file.stat().st_size if add.file is not None else len(add.content)
+        if size <= MAX_POINTER_SIZE and parse_pointer(_small(add)) is not None:
+            out.append(add)  # already a pointer: what git-lfs would commit
+            continue
+        digest = hashlib.sha256()
+        for chunk in _chunks(add):
+            digest.update(chunk)
+        pointer = Pointer(digest.hexdigest(), size)
+        put(store, pointer.oid, size, _chunks(add))
+        RepoObjects(repo.path).link(pointer.oid)
+        out.append(Addition(add.path, pointer.text()))
+    return out
+
+
+def _gitattributes(repo: GitRepo, tip: str | None, additions: list[Addition]) -> str | None:
+    for add in additions:
+        if add.path == ".gitattributes":
+            return _small(add).decode("utf-8", "replace")
+    if tip is None:
+        return None
+    try:
+        return repo.read_blob(tip, ".gitattributes").decode("utf-8", "replace")
+    except EntryNotFound:
+        return None
+
+
+def _small(add: Addition) -> bytes:
+    return add.file.read_bytes() if add.file is not None else add.content
+
+
+def _chunks(add: Addition) -> Iterator[bytes]:
+    if add.file is None:
+        yield add.content
+        return
+    with open(add.file, "rb") as f:
+        while chunk := f.read(CHUNK):
+            yield chunk

@@ -1,0 +1,248 @@
+"""Git LFS (issue 23's large-file items) against a live server with Debian's ``git-lfs``, real ``git`` and the real
+``huggingface_hub``: push and clone of LFS-tracked files for every repository type, pointer semantics in the hub
+API (tree, paths-info, downloads with the Hub's headers and Range), auth of the batch API, bad input, objects
+stored once and never readable through a repository that did not upload them."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+from e2e.helpers import git_env
+from harness import unique
+from huggingface_hub import hf_hub_download, snapshot_download
+from huggingface_hub.errors import HfHubHTTPError
+
+pytestmark = [pytest.mark.timeout(240),
+              pytest.mark.skipif(shutil.which("git-lfs") is None, reason="needs git-lfs (apt-get install git-lfs)")]
+
+PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
+MiB = 1 << 20
+
+
+def lfs_git(*args: str, cwd: Path | None = None, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+    """git with git-lfs's filters configured (what `git lfs install` puts in a user's ~/.gitconfig)."""
+    e = git_env(**env)
+    conf = Path(e["HOME"]) / "lfs.gitconfig"
+    if not conf.exists():
+        conf.write_text(Path(e["GIT_CONFIG_GLOBAL"]).read_text() + '[filter "lfs"]\n\tclean = git-lfs clean -- %f\n'
+                        "\tsmudge = git-lfs smudge -- %f\n\tprocess = git-lfs filter-process\n\trequired = true\n")
+    e["GIT_CONFIG_GLOBAL"] = str(conf)
+    res = subprocess.run(["git", *args], cwd=cwd, env=e, capture_output=True, text=True, timeout=180)
+    if check and res.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} exited {res.returncode}\n{res.stdout}\n{res.stderr}")
+    return res
+
+
+def remote(server, kind: str, repo_id: str, token: str | None = None) -> str:  # noqa: ANN001
+    auth = f"user:{token}@" if token else ""
+    return f"http://{auth}{server.host}:{server.port}/{PREFIX[kind]}{repo_id}"
+
+
+def lfs_base(server, kind: str, repo_id: str) -> str:  # noqa: ANN001
+    return f"{server.url}/{PREFIX[kind]}{repo_id}.git/info/lfs"
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def make_repo():  # noqa: ANN201
+    made = []
+
+    def make(owner, kind: str, **kwargs: object) -> str:  # noqa: ANN001
+        repo_id = f"{owner.name}/{unique('lfs')}"
+        extra = {"space_sdk": "static"} if kind == "space" else {}
+        owner.api.create_repo(repo_id, repo_type=kind, **extra, **kwargs)
+        made.append((owner, kind, repo_id))
+        return repo_id
+
+    yield make
+    for owner, kind, repo_id in made:
+        owner.api.delete_repo(repo_id, repo_type=kind, missing_ok=True)
+
+
+def push_lfs_files(server, owner, kind: str, repo_id: str, work: Path, files: dict[str, bytes]) -> str:  # noqa: ANN001
+    """Clone, track *.bin and *.png with git-lfs, add ``files``, push; returns the pushed commit."""
+    lfs_git("clone", "-q", remote(server, kind, repo_id, owner.token), str(work))
+    lfs_git("lfs", "install", "--local", cwd=work)
+    lfs_git("lfs", "track", "*.bin", "*.png", cwd=work)
+    for path, data in files.items():
+        (work / path).parent.mkdir(parents=True, exist_ok=True)
+        (work / path).write_bytes(data)
+    lfs_git("add", "-A", cwd=work)
+    lfs_git("commit", "-q", "-m", "add large files", cwd=work)
+    out = lfs_git("push", "-q", "origin", "HEAD:main", cwd=work)
+    assert "error" not in out.stderr.lower(), out.stderr
+    return lfs_git("rev-parse", "HEAD", cwd=work).stdout.strip()
+
+
+@pytest.mark.parametrize("kind", ["model", "dataset", "space"])
+def test_git_lfs_push_then_clone_and_hub_downloads(server, alice, make_repo, tmp_path, kind):  # noqa: ANN001
+    repo_id = make_repo(alice, kind)
+    big = os.urandom(20 * MiB if kind == "model" else 3 * MiB)
+    png = b"\x89PNG\r\n\x1a\n" + os.urandom(5000)
+    sha = push_lfs_files(server, alice, kind, repo_id, tmp_path / "w", {"weights.bin": big, "img/example.png": png,
+                                                                       "notes.txt": b"plain\n"})
+    # git holds pointers; the store holds each object once, under its sha256
+    blob = lfs_git("--git-dir", str(tmp_path / "w" / ".git"), "cat-file", "-p", f"{sha}:weights.bin").stdout
+    assert blob.startswith("version https://git-lfs.github.com/spec/v1") and sha256(big) in blob
+    stored = server.data_dir / "lfs" / "objects" / sha256(big)[:2] / sha256(big)[2:4] / sha256(big)
+    assert stored.read_bytes() == big
+
+    # tree and paths-info: the real size and the lfs field, as the Hub answers
+    tree = {e.path: e for e in alice.api.list_repo_tree(repo_id, repo_type=kind, recursive=True)}
+    assert tree["weights.bin"].size == len(big)
+    assert tree["weights.bin"].lfs.sha256 == sha256(big) and tree["weights.bin"].lfs.size == len(big)
+    assert 100 < tree["weights.bin"].lfs.pointer_size < 200
+    assert tree["notes.txt"].lfs is None and tree["notes.txt"].size == 6
+    info = {e.path: e for e in alice.api.get_paths_info(repo_id, ["img/example.png", "notes.txt"], repo_type=kind)}
+    assert info["img/example.png"].lfs.sha256 == sha256(png) and info["img/example.png"].size == len(png)
+    files = {s.rfilename: s for s in alice.api.repo_info(repo_id, repo_type=kind, files_metadata=True).siblings}
+    assert files["weights.bin"].lfs.sha256 == sha256(big) and files["weights.bin"].size == len(big)
+
+    # downloads give the real bytes, with the Hub's headers, and Range
+    path = hf_hub_download(repo_id, "weights.bin", repo_type=kind, endpoint=server.url, token=alice.token,
+                           cache_dir=tmp_path / "cache")
+    assert Path(path).read_bytes() == big
+    url = f"{server.url}/{PREFIX[kind]}{repo_id}/resolve/main/weights.bin"
+    with alice.http() as http:
+        head = http.head(url)
+        assert head.status_code == 200, head.text
+        assert head.headers["x-linked-size"] == str(len(big)) == head.headers["content-length"]
+        assert head.headers["x-linked-etag"] == f'"{sha256(big)}"' == head.headers["etag"]
+        assert head.headers["x-repo-commit"] == sha
+        part = http.get(url, headers={"Range": "bytes=1000-1999"})
+        assert part.status_code == 206 and part.content == big[1000:2000]
+        assert part.headers["content-range"] == f"bytes 1000-1999/{len(big)}"
+        assert http.get(url, headers={"Range": f"bytes={len(big)}-"}).status_code == 416
+    snap = Path(snapshot_download(repo_id, repo_type=kind, endpoint=server.url, token=alice.token,
+                                  cache_dir=tmp_path / "snap"))
+    assert (snap / "img" / "example.png").read_bytes() == png and (snap / "weights.bin").read_bytes() == big
+
+    # a fresh clone checks the real files out (smudge); a clone without smudge gets them with `git lfs pull`
+    lfs_git("clone", "-q", remote(server, kind, repo_id, alice.token), str(tmp_path / "c1"))
+    assert (tmp_path / "c1" / "weights.bin").read_bytes() == big
+    lfs_git("clone", "-q", remote(server, kind, repo_id, alice.token), str(tmp_path / "c2"), GIT_LFS_SKIP_SMUDGE="1")
+    assert (tmp_path / "c2" / "img" / "example.png").read_bytes().startswith(b"version https://git-lfs")
+    lfs_git("lfs", "pull", cwd=tmp_path / "c2")
+    assert (tmp_path / "c2" / "img" / "example.png").read_bytes() == png
+
+
+def test_a_repo_cloned_from_elsewhere_with_lfs_history_pushes_whole(server, alice, make_repo, tmp_path):  # noqa: ANN001
+    """The "cloned from the Hub" case: a local repository with LFS files over several commits, pushed to a new
+    remote here: git-lfs's pre-push hook uploads every object the pushed history names."""
+    work = tmp_path / "from-hub"
+    lfs_git("init", "-q", str(work))
+    lfs_git("lfs", "install", "--local", cwd=work)
+    lfs_git("lfs", "track", "*.png", cwd=work)
+    versions = [os.urandom(3000 + i) for i in range(3)]
+    for i, data in enumerate(versions):
+        (work / "example.png").write_bytes(data)
+        lfs_git("add", "-A", cwd=work)
+        lfs_git("commit", "-q", "-m", f"v{i}", cwd=work)
+    repo_id = make_repo(alice, "model")
+    lfs_git("remote", "add", "here", remote(server, "model", repo_id, alice.token), cwd=work)
+    lfs_git("push", "-q", "--force", "here", "HEAD:main", cwd=work)  # over the seeded first commit
+    for i, data in enumerate(versions):  # every version's object was uploaded, not only the tip's
+        rev = lfs_git("rev-parse", f"HEAD~{2 - i}", cwd=work).stdout.strip()
+        got = hf_hub_download(repo_id, "example.png", revision=rev, endpoint=server.url, token=alice.token,
+                              cache_dir=tmp_path / "cache")
+        assert Path(got).read_bytes() == data
+
+
+def _batch(http: httpx.Client, base: str, operation: str, objects: list[dict]) -> httpx.Response:
+    return http.post(f"{base}/objects/batch", json={"operation": operation, "transfers": ["basic"],
+                                                    "objects": objects},
+                     headers={"Accept": "application/vnd.git-lfs+json"})
+
+
+def test_batch_api_auth_follows_the_repository(server, alice, alice_read, bob, anon, make_repo):  # noqa: ANN001
+    repo_id = make_repo(alice, "dataset", private=True)
+    base = lfs_base(server, "dataset", repo_id)
+    data = b"private bytes"
+    obj = [{"oid": sha256(data), "size": len(data)}]
+    with anon.http() as http:
+        r = _batch(http, base, "download", obj)
+        assert r.status_code == 401 and "LFS-Authenticate" in r.headers
+    with bob.http() as http:
+        assert _batch(http, base, "download", obj).status_code == 404
+    with alice_read.http() as http:
+        assert _batch(http, base, "upload", obj).status_code == 403
+        assert http.put(f"{base}/objects/{sha256(data)}", content=data).status_code == 403
+    with alice.http() as http:
+        up = _batch(http, base, "upload", obj).json()["objects"][0]
+        put = up["actions"]["upload"]
+        assert http.put(put["href"], content=data, headers=put["header"]).status_code == 200
+        assert http.post(up["actions"]["verify"]["href"], json=obj[0]).status_code == 200
+        assert "actions" not in _batch(http, base, "upload", obj).json()["objects"][0]  # already here
+    with alice_read.http() as http:
+        down = _batch(http, base, "download", obj).json()["objects"][0]["actions"]["download"]
+        assert http.get(down["href"], headers=down["header"]).content == data
+
+
+def test_objects_are_shared_only_by_proof_of_possession(server, alice, bob, make_repo, tmp_path):  # noqa: ANN001
+    """An object is stored once, but a repository reads it only once a writer of that repository uploaded its
+    bytes: knowing the sha256 of alice's private file gives bob nothing."""
+    secret = os.urandom(4000)
+    private = make_repo(alice, "model", private=True)
+    push_lfs_files(server, alice, "model", private, tmp_path / "a", {"secret.bin": secret})
+    mine = make_repo(bob, "model")
+    base = lfs_base(server, "model", mine)
+    obj = [{"oid": sha256(secret), "size": len(secret)}]
+    with bob.http() as http:
+        up = _batch(http, base, "upload", obj).json()["objects"][0]
+        assert "upload" in up["actions"]  # not "already there": bob must send the bytes
+        wrong = os.urandom(len(secret))
+        r = http.put(up["actions"]["upload"]["href"], content=wrong)
+        assert r.status_code == 422 and "hash" in r.json()["message"]
+        down = _batch(http, base, "download", obj).json()["objects"][0]
+        assert down["error"]["code"] == 404
+        assert http.get(f"{base}/objects/{sha256(secret)}").status_code == 404
+        # a pointer pushed without its object: the hub says what is missing, never serves the pointer text
+        bob.api.upload_file(path_or_fileobj=(
+            f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256(secret)}\nsize {len(secret)}\n"
+        ).encode(), path_in_repo="stolen.bin", repo_id=mine)
+        r = http.get(f"{server.url}/{mine}/resolve/main/stolen.bin")
+        assert r.status_code == 404 and r.headers["x-error-code"] == "LfsObjectMissing"
+        assert "git lfs push" in r.json()["error"]
+    with pytest.raises(HfHubHTTPError, match="never uploaded"):  # the client's own error says why
+        hf_hub_download(mine, "stolen.bin", endpoint=server.url, token=bob.token, cache_dir=tmp_path / "c")
+    assert not list((tmp_path / "c").rglob("stolen.bin"))
+    # the same bytes uploaded by bob himself: stored once, now readable in his repository
+    with bob.http() as http:
+        assert http.put(f"{base}/objects/{sha256(secret)}", content=secret).status_code == 200
+        assert http.get(f"{server.url}/{mine}/resolve/main/stolen.bin").content == secret
+    # deleting one repository leaves the object the other one uses
+    alice.api.delete_repo(private)
+    with bob.http() as http:
+        assert http.get(f"{server.url}/{mine}/resolve/main/stolen.bin").content == secret
+
+
+def test_bad_input_is_a_clear_4xx_and_stores_nothing(server, alice, make_repo):  # noqa: ANN001
+    repo_id = make_repo(alice, "model")
+    base = lfs_base(server, "model", repo_id)
+    data = os.urandom(1000)
+    oid = sha256(data)
+    objects = server.data_dir / "lfs" / "objects"
+    with alice.http() as http:
+        bad = _batch(http, base, "upload", [{"oid": "NOTHEX", "size": 3}, {"oid": oid, "size": -1}]).json()
+        assert [o["error"]["code"] for o in bad["objects"]] == [422, 422]
+        assert _batch(http, base, "delete", []).status_code == 422
+        assert http.post(f"{base}/objects/batch", content=b"{nope").status_code == 422
+        assert http.put(f"{base}/objects/{oid.upper()}", content=data).status_code == 422
+        r = http.put(f"{base}/objects/{oid}", content=data[:-1])  # size differs from the hash's object
+        assert r.status_code == 422
+        r = http.put(f"{base}/objects/{sha256(b'other')}", content=data)
+        assert r.status_code == 422 and "hash" in r.json()["message"]
+        assert not (objects / oid[:2] / oid[2:4] / oid).exists()
+        assert http.post(f"{base}/verify", json={"oid": oid, "size": len(data)}).status_code == 404
+        assert http.get(f"{base}/objects/{oid}").status_code == 404
+        assert http.get(f"{base}/objects/..%2F..%2Fsecret_key").status_code in (404, 422)
+    assert not list((objects / "tmp").glob("*")) if (objects / "tmp").exists() else True
