@@ -112,3 +112,50 @@ def test_tokens_need_access(server, alice, bob, anon, model) -> None:  # noqa: A
         assert httpx.get(f"{server.url}/api/models/{private}/xet-read-token/main").status_code in (401, 404)
     finally:
         alice.api.delete_repo(private, repo_type="model")
+
+
+def test_default_client_upload_download_snapshot_and_git_lfs_clone(server, alice, bob, model, tmp_path) -> None:  # noqa: ANN001
+    """The unchanged default client end to end: ``upload_file`` of a large file and ``upload_folder`` of many
+    .gitattributes-tracked ones go through Xet; ``hf_hub_download`` and ``snapshot_download`` come back through
+    Xet, byte-exact; git with git-lfs clones the same repository and checks the same bytes out."""
+    from e2e.test_lfs import lfs_git, remote
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    big = os.urandom(SIZE)
+    (tmp_path / "big.bin").write_bytes(big)
+    before = _xet_bytes(server)
+    alice.api.upload_file(path_or_fileobj=str(tmp_path / "big.bin"), path_in_repo="weights/big.bin", repo_id=model)
+    assert _xet_bytes(server) - before >= SIZE  # it came through Xet, not inside the commit
+    # big.bin went by size (nothing tracked it); git-lfs smudges only tracked paths, as the Hub's default
+    # .gitattributes tracks *.bin: track it now, and *.pt for the folder
+    attrs = b"*.bin filter=lfs diff=lfs merge=lfs -text\n*.pt filter=lfs diff=lfs merge=lfs -text\n"
+    alice.api.upload_file(path_or_fileobj=attrs, path_in_repo=".gitattributes", repo_id=model)
+    folder = tmp_path / "many"
+    folder.mkdir()
+    small = {f"part-{i:02d}.pt": os.urandom(50_000 + i) for i in range(12)}
+    for name, data in small.items():
+        (folder / name).write_bytes(data)
+    (folder / "README.md").write_text("# tiny\n")
+    before = _xet_bytes(server)
+    alice.api.upload_folder(folder_path=str(folder), path_in_repo="shards", repo_id=model)
+    assert _xet_bytes(server) - before >= sum(map(len, small.values()))
+
+    info = {f.path: f for f in alice.api.list_repo_tree(model, recursive=True) if hasattr(f, "lfs")}
+    assert info["weights/big.bin"].lfs.sha256 == hashlib.sha256(big).hexdigest()
+    assert info["weights/big.bin"].xet_hash and info["shards/part-00.pt"].xet_hash
+    assert info["shards/README.md"].lfs is None
+
+    meta = get_hf_file_metadata(hf_hub_url(model, "weights/big.bin", endpoint=server.url), token=bob.token)
+    assert meta.xet_file_data is not None and meta.size == SIZE  # the client will download through Xet
+    got = bob.api.hf_hub_download(model, "weights/big.bin", cache_dir=tmp_path / "c1")
+    assert Path(got).read_bytes() == big
+    snap = Path(bob.api.snapshot_download(model, cache_dir=tmp_path / "c2"))
+    for name, data in small.items():
+        assert (snap / "shards" / name).read_bytes() == data
+    assert (snap / "weights" / "big.bin").read_bytes() == big
+
+    lfs_git("clone", "-q", remote(server, "model", model, bob.token), str(tmp_path / "clone"))
+    assert (tmp_path / "clone" / "weights" / "big.bin").read_bytes() == big
+    assert (tmp_path / "clone" / "shards" / "part-07.pt").read_bytes() == small["part-07.pt"]
+    pointer = lfs_git("show", "HEAD:weights/big.bin", cwd=tmp_path / "clone").stdout
+    assert pointer.startswith("version https://git-lfs.github.com/spec/v1") and hashlib.sha256(big).hexdigest() in pointer

@@ -246,3 +246,24 @@ async def fetch_xorb(h: str, request: Request) -> Response:
     headers = {"Content-Range": f"bytes {first}-{last}/{size}", "Content-Length": str(last - first + 1),
                "Accept-Ranges": "bytes"}
     return StreamingResponse(blocks(), status_code=206, headers=headers, media_type="application/octet-stream")
+
+
+def resolve_headers(hub, repo_type: str, repo_id: str, rev: str, oid: str) -> dict[str, str]:  # noqa: ANN001
+    """What ``/resolve`` adds for an LFS file that came through Xet: huggingface_hub then downloads it through
+    Xet (``X-Xet-Hash``, and where to get a read token) instead of as one HTTP stream."""
+    h = hub.xet.xet_hash_of(oid)
+    if h is None:
+        return {}
+    file_id = hashing.to_hex(h)
+    refresh = hub.url(f"/api/{repo_type}s/{repo_id}/xet-read-token/{rev}")
+    recon = hub.url(f"/xet/v1/reconstructions/{file_id}")
+    return {"X-Xet-Hash": file_id, "X-Xet-Refresh-Route": refresh,
+            "Link": f'<{refresh}>; rel="xet-auth", <{recon}>; rel="xet-reconstruction-info"'}
+
+
+def with_xet_hash(hub, item: dict) -> dict:  # noqa: ANN001
+    """A tree or paths-info item with ``xetHash`` when its LFS object came through Xet (as the Hub lists it)."""
+    lfs = item.get("lfs")
+    if lfs and (h := hub.xet.xet_hash_of(lfs["oid"])) is not None:
+        item["xetHash"] = hashing.to_hex(h)
+    return item
