@@ -91,7 +91,7 @@ def dedupe_shard(store: XetStore, chunk: bytes) -> bytes:
         cas.append(shard.CasChunk(c.hash, pos, c.length))
         pos += c.length
     size = store.xorb_path(xh).stat().st_size
-    return shard.dedupe_answer([shard.CasInfo(xh, cas, pos, size)])
+    return shard.dedupe_answer([shard.CasInfo(xh, cas, pos, size)], os.urandom(32))
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ import struct
 import time
 from dataclasses import dataclass
 
+from blake3 import blake3
+
 from spaces.errors import BadRequest
 
 TAG = bytes([72, 70, 82, 101, 112, 111, 77, 101, 116, 97, 68, 97, 116, 97, 0, 85, 105, 103, 69, 106, 123,
@@ -128,23 +130,32 @@ def parse(buf: bytes, *, upload: bool = True) -> Shard:
     return Shard(files, xorbs)
 
 
-def parse_dedupe(buf: bytes) -> list[CasInfo]:
-    return parse(buf, upload=False).xorbs
+def hmac(h: bytes, key: bytes) -> bytes:
+    """xet-core's ``MerkleHash::hmac``: a BLAKE3 keyed hash of the raw hash."""
+    return blake3(h, key=key).digest()
 
 
-def dedupe_answer(xorbs: list[CasInfo], expiry_s: int = 7 * 24 * 3600) -> bytes:
-    """A shard with CAS blocks only and a footer with a zero HMAC key (chunk hashes in the clear)."""
+def parse_dedupe(buf: bytes) -> tuple[list[CasInfo], bytes]:
+    """The CAS blocks of a dedupe answer and its HMAC key (the footer's)."""
+    key = buf[-FOOTER + 72:-FOOTER + 104]
+    return parse(buf, upload=False).xorbs, key
+
+
+def dedupe_answer(xorbs: list[CasInfo], hmac_key: bytes, expiry_s: int = 7 * 24 * 3600) -> bytes:
+    """A shard with CAS blocks only. Its chunk hashes are keyed with ``hmac_key`` (in the footer): a client
+    matches the chunks it has, but learns no chunk hash it did not know (knowing them is what a shard's
+    verification entries prove, so handing them out would let anyone register, then read, others' files)."""
     out = bytearray(TAG + struct.pack("<QQ", 2, FOOTER))
     out += BOOKEND
     cas_offset = len(out)
     for x in xorbs:
         out += x.hash + struct.pack("<IIII", 0, len(x.chunks), x.bytes_in_cas, x.bytes_on_disk)
         for c in x.chunks:
-            out += c.hash + struct.pack("<II", c.offset, c.length) + bytes(8)
+            out += hmac(c.hash, hmac_key) + struct.pack("<II", c.offset, c.length) + bytes(8)
     out += BOOKEND
     footer_offset = len(out)
     now = int(time.time())
-    out += struct.pack("<QQQ", 1, RECORD, cas_offset) + bytes(48) + bytes(32) + struct.pack("<QQ", now, now + expiry_s)
+    out += struct.pack("<QQQ", 1, RECORD, cas_offset) + bytes(48) + hmac_key + struct.pack("<QQ", now, now + expiry_s)
     out += bytes(72) + struct.pack("<Q", footer_offset)
     assert len(out) - footer_offset == FOOTER
     return bytes(out)

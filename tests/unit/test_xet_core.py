@@ -151,8 +151,12 @@ def test_register_and_reconstruct(store: XetStore) -> None:
     with pytest.raises(RangeNotSatisfiable):
         service.reconstruct(store, fh, len(data), None)
     # dedupe: the first chunk of the file is always answerable
-    answer = shard.parse_dedupe(service.dedupe_shard(store, hashing.chunk_hash(chunks[0])))
+    answer, key = shard.parse_dedupe(service.dedupe_shard(store, hashing.chunk_hash(chunks[0])))
     assert answer[0].hash == xh and len(answer[0].chunks) == 12
+    # chunk hashes only keyed: a client matches what it has, and learns no hash it did not know
+    assert key != bytes(32)
+    assert [c.hash for c in answer[0].chunks] == [shard.hmac(hashing.chunk_hash(c), key) for c in chunks]
+    assert not {hashing.chunk_hash(c) for c in chunks} & {c.hash for c in answer[0].chunks}
     with pytest.raises(NotFound):
         service.dedupe_shard(store, hashing.chunk_hash(b"never"))
     assert not service.register_shard(store, body).new
