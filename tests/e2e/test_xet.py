@@ -159,3 +159,29 @@ def test_default_client_upload_download_snapshot_and_git_lfs_clone(server, alice
     assert (tmp_path / "clone" / "shards" / "part-07.pt").read_bytes() == small["part-07.pt"]
     pointer = lfs_git("show", "HEAD:weights/big.bin", cwd=tmp_path / "clone").stdout
     assert pointer.startswith("version https://git-lfs.github.com/spec/v1") and hashlib.sha256(big).hexdigest() in pointer
+
+
+def test_declared_sha256_is_checked_before_anything_is_linked(server, alice, model) -> None:  # noqa: ANN001
+    """A hand-made client: a shard whose sha256 metadata is not the file's bytes is refused (400) and the
+    repository gets no LFS object; with the right sha256 the same file becomes the repository's object."""
+    from unit.test_xet_core import make_shard, make_xorb
+    from spaces.xet import hashing
+
+    chunks = [os.urandom(9000) for _ in range(5)]
+    xh, body = make_xorb(chunks)
+    tok = httpx.get(f"{server.url}/api/models/{model}/xet-write-token/main", headers=alice.headers).json()
+    auth = {"authorization": f"Bearer {tok['accessToken']}"}
+    cas = tok["casUrl"]
+    r = httpx.post(f"{cas}/v1/xorbs/default/{hashing.to_hex(xh)}", content=body, headers=auth)
+    assert r.status_code == 200 and r.json() == {"was_inserted": True}
+    data = b"".join(chunks)
+    real = hashlib.sha256(data).hexdigest()
+    lie = hashlib.sha256(b"someone else's file").hexdigest()
+    objects = server.data_dir / "lfs" / "objects"
+    bad = make_shard([(chunks, xh, [(0, 5)])], [(xh, chunks)], sha=hashing.from_hex(lie))
+    r = httpx.post(f"{cas}/v1/shards", content=bad, headers=auth)
+    assert r.status_code == 400 and lie in r.json()["error"]
+    assert not (objects / lie[:2] / lie[2:4] / lie).exists()
+    good = make_shard([(chunks, xh, [(0, 5)])], [(xh, chunks)], sha=hashing.from_hex(real))
+    assert httpx.post(f"{cas}/v1/shards", content=good, headers=auth).status_code == 200
+    assert (objects / real[:2] / real[2:4] / real).read_bytes() == data

@@ -192,3 +192,15 @@ def test_bad_shard_refused_and_nothing_stored(store: XetStore, damage: str) -> N
     with pytest.raises(BadRequest):
         service.register_shard(store, body)
     assert not any((store.root / "files").rglob("*.json"))
+
+
+def test_prefetched_regroups_in_order_and_passes_errors_on() -> None:
+    from spaces.hub.api.xet import _prefetched
+    parts = [bytes([i]) * 3 for i in range(10)]
+    assert b"".join(_prefetched(iter(parts), block=7)) == b"".join(parts)
+
+    def broken():  # noqa: ANN202
+        yield b"x" * 10
+        raise BadRequest("corrupt")
+    with pytest.raises(BadRequest):
+        list(_prefetched(broken(), block=4))

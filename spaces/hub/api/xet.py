@@ -9,7 +9,9 @@ xorb and expire: the client fetches them without credentials, like the Hub's CDN
 from __future__ import annotations
 
 import os
+import queue
 import re
+import threading
 import time
 
 from fastapi import APIRouter, Request, Response
@@ -31,6 +33,8 @@ router = APIRouter()
 TOKEN_TTL_S = 3600
 FETCH_TTL_S = 3600
 SPOOL_BATCH = 4 << 20
+#: a download URL's bytes go out in blocks this large (one thread hop each)
+FETCH_BLOCK = 4 << 20
 _RANGE = re.compile(r"bytes=(\d{1,15})-(\d{0,15})")
 
 
@@ -151,7 +155,7 @@ def _to_lfs(hub, repo: str, files: list) -> None:  # noqa: ANN001
         if rec.sha256 is None:
             continue  # no sha256 metadata: a file for a bucket, not a git repository
         oid = rec.sha256
-        objects.put(hub.objects, oid, rec.size, service.read_file(hub.xet, rec.hash))
+        objects.put(hub.objects, oid, rec.size, _prefetched(service.read_file(hub.xet, rec.hash)))
         links.link(oid)
         hub.xet.link_sha256(oid, rec.hash)
 
@@ -238,7 +242,7 @@ async def fetch_xorb(h: str, request: Request) -> Response:
             f.seek(first)
             left = last - first + 1
             while left > 0:
-                data = f.read(min(left, 1 << 20))
+                data = f.read(min(left, FETCH_BLOCK))
                 if not data:
                     return
                 left -= len(data)
@@ -267,3 +271,41 @@ def with_xet_hash(hub, item: dict) -> dict:  # noqa: ANN001
     if lfs and (h := hub.xet.xet_hash_of(lfs["oid"])) is not None:
         item["xetHash"] = hashing.to_hex(h)
     return item
+
+
+def _prefetched(chunks, block: int = SPOOL_BATCH, depth: int = 4):  # noqa: ANN001, ANN202
+    """``chunks`` regrouped in blocks of ``block`` bytes, produced by a thread of its own: reading and
+    decompressing the next block overlaps hashing and writing this one (both release the GIL)."""
+    q: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:  # noqa: ANN001
+        while not stop.is_set():  # a consumer gone (an error, a closed generator) stops the producer too
+            try:
+                q.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        buf = bytearray()
+        try:
+            for c in chunks:
+                buf += c
+                if len(buf) >= block:
+                    if not put(bytes(buf)):
+                        return
+                    buf.clear()
+            put(bytes(buf)) and put(None)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+
+    threading.Thread(target=produce, daemon=True).start()
+    try:
+        while (item := q.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
