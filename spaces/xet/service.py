@@ -57,15 +57,18 @@ def _check_file(store: XetStore, f: shard.FileInfo, indexes: dict) -> FileRecord
     return FileRecord(f.hash, f.size, hashing.to_hex(f.sha256) if f.sha256 else None, terms)
 
 
-def register_shard(store: XetStore, body: bytes) -> Registered:
+def register_shard(store: XetStore, body: bytes, before_commit=None) -> Registered:  # noqa: ANN001
     """Check every file of an uploaded shard against the stored xorbs, then record them (all or nothing) and
-    the new xorbs' dedupe-eligible chunks."""
+    the new xorbs' dedupe-eligible chunks. ``before_commit(records)`` runs between the two (the hub's checks of
+    what the chunks cannot prove, the sha256); when it raises, nothing is recorded."""
     parsed = shard.parse(body)
     indexes: dict = {}
     records = [_check_file(store, f, indexes) for f in parsed.files]
     for x in parsed.xorbs:
         if not store.has_xorb(x.hash):
             raise BadRequest(f"The shard lists xorb {hashing.to_hex(x.hash)}, which was never uploaded.")
+    if before_commit is not None:
+        before_commit(records)
     new = False
     for rec in records:
         new = store.put_file(rec) or new
@@ -146,11 +149,8 @@ def reconstruct(store: XetStore, file_id: bytes, first: int | None = None, last:
     return Reconstruction(skip, pieces, rec.size)
 
 
-def read_file(store: XetStore, file_id: bytes):
-    """The file's bytes, chunk by chunk (for git-lfs and plain downloads of a file stored through Xet)."""
-    rec = store.get_file(file_id)
-    if rec is None:
-        raise NotFound("No such Xet file.")
+def read_file(store: XetStore, rec: FileRecord):
+    """A (checked) file's bytes, chunk by chunk, from its stored xorbs."""
     for xh, a, b, _n in rec.terms:
         idx = store.xorb_index(xh)
         lo, hi = idx.byte_range(a, b)

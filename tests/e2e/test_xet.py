@@ -185,3 +185,17 @@ def test_declared_sha256_is_checked_before_anything_is_linked(server, alice, mod
     good = make_shard([(chunks, xh, [(0, 5)])], [(xh, chunks)], sha=hashing.from_hex(real))
     assert httpx.post(f"{cas}/v1/shards", content=good, headers=auth).status_code == 200
     assert (objects / real[:2] / real[2:4] / real).read_bytes() == data
+    # the file is readable with a token for this repository, not with one for another repository
+    fid = hashing.to_hex(hashing.file_hash([(hashing.chunk_hash(c), len(c)) for c in chunks]))
+    read = httpx.get(f"{server.url}/api/models/{model}/xet-read-token/main", headers=alice.headers).json()
+    r = httpx.get(f"{cas}/v2/reconstructions/{fid}", headers={"authorization": f"Bearer {read['accessToken']}"})
+    assert r.status_code == 200 and r.json()["terms"][0]["unpacked_length"] == len(data)
+    other = f"{alice.name}/{unique('xo')}"
+    alice.api.create_repo(other, repo_type="model")
+    try:
+        tok2 = httpx.get(f"{server.url}/api/models/{other}/xet-read-token/main").json()  # anonymous: public repo
+        auth2 = {"authorization": f"Bearer {tok2['accessToken']}"}
+        assert httpx.get(f"{cas}/v2/reconstructions/{fid}", headers=auth2).status_code == 404
+        assert httpx.head(f"{cas}/v1/files/{fid}", headers=auth2).status_code == 404
+    finally:
+        alice.api.delete_repo(other, repo_type="model")

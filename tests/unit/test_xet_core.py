@@ -141,7 +141,7 @@ def test_register_and_reconstruct(store: XetStore) -> None:
     done = service.register_shard(store, body)
     assert done.new and done.files[0].size == len(data)
     fh = done.files[0].hash
-    assert b"".join(service.read_file(store, fh)) == data
+    assert b"".join(service.read_file(store, store.get_file(fh))) == data
     assert store.get_file(fh).sha256 == hashlib.sha256(data).hexdigest()
     # a range in the middle: whole chunks, and the offset into the first one
     rec = service.reconstruct(store, fh, 1000, 5000)
@@ -204,3 +204,17 @@ def test_prefetched_regroups_in_order_and_passes_errors_on() -> None:
         raise BadRequest("corrupt")
     with pytest.raises(BadRequest):
         list(_prefetched(broken(), block=4))
+
+
+def test_a_refusal_before_commit_records_nothing(store: XetStore) -> None:
+    chunks = [os.urandom(800) for _ in range(3)]
+    xh = _upload(store, chunks)
+    body = make_shard([(chunks, xh, [(0, 3)])], [(xh, chunks)])
+
+    def refuse(records) -> None:  # noqa: ANN001
+        assert records[0].size == 2400
+        raise BadRequest("the sha256 does not match")
+    with pytest.raises(BadRequest):
+        service.register_shard(store, body, refuse)
+    assert not any((store.root / "files").rglob("*.json")) and not any((store.root / "dedupe").rglob("*"))
+    assert service.register_shard(store, body).new

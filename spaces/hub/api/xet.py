@@ -135,8 +135,9 @@ async def upload_shard(request: Request) -> dict:
     claims = _require(request, write=True)
     body = await request.body()
     XET_RECEIVED_BYTES.labels("shard").inc(len(body))
-    done = await run_in_threadpool(service.register_shard, xet_store(request), body)
-    await run_in_threadpool(_to_lfs, request.app.state.hub, claims["repo"], done.files)
+    hub = request.app.state.hub
+    done = await run_in_threadpool(service.register_shard, xet_store(request), body,
+                                   lambda files: _to_lfs(hub, claims["repo"], files))
     return {"result": 1 if done.new else 0}
 
 
@@ -144,18 +145,12 @@ def _to_lfs(hub, repo: str, files: list) -> None:  # noqa: ANN001
     """Make each file also an LFS object of the repository the token was issued for: the commit that follows
     names it by sha256 (``lfsFile``), and git-lfs and plain ``resolve`` read it from the object store. The bytes
     are rebuilt from the verified chunks as a stream and must hash to the sha256 the client declared."""
-    kind, _, repo_id = repo.partition("/")
-    store = hub.store(kind)
-    with hub.db.session() as s:
-        row = store.find(s, repo_id)
-        if row is None:
-            raise NotFound(f"The repository {repo_id} this Xet token was issued for no longer exists.")
-        links = RepoObjects(store.repo(row).path)
+    links = _links(hub, repo)
     for rec in files:
         if rec.sha256 is None:
             continue  # no sha256 metadata: a file for a bucket, not a git repository
         oid = rec.sha256
-        objects.put(hub.objects, oid, rec.size, _prefetched(service.read_file(hub.xet, rec.hash)))
+        objects.put(hub.objects, oid, rec.size, _prefetched(service.read_file(hub.xet, rec)))
         links.link(oid)
         hub.xet.link_sha256(oid, rec.hash)
 
@@ -177,11 +172,28 @@ async def dedupe(prefix: str, h: str, request: Request) -> Response:
 
 @router.head("/xet/v1/files/{h}", include_in_schema=False)
 async def head_file(h: str, request: Request) -> Response:
-    _require(request, write=False)
-    rec = xet_store(request).get_file(hashing.from_hex(h))
-    if rec is None:
-        raise NotFound("No such Xet file.")
+    claims = _require(request, write=False)
+    rec = await run_in_threadpool(_readable_file, request.app.state.hub, claims["repo"], hashing.from_hex(h))
     return Response(headers={"Content-Length": str(rec.size)})
+
+
+def _readable_file(hub, repo: str, file_id: bytes):  # noqa: ANN001, ANN202
+    """The file, if the repository the token was issued for holds it (its sha256 is one of the repository's
+    LFS objects): a token for one repository (any public one gives a read token) reads no other's files."""
+    rec = hub.xet.get_file(file_id)
+    if rec is None or rec.sha256 is None or not _links(hub, repo).linked(rec.sha256):
+        raise NotFound("No such Xet file in this repository.")
+    return rec
+
+
+def _links(hub, repo: str) -> RepoObjects:  # noqa: ANN001
+    kind, _, repo_id = repo.partition("/")
+    store = hub.store(kind)
+    with hub.db.session() as s:
+        row = store.find(s, repo_id)
+        if row is None:
+            raise NotFound(f"The repository {repo_id} this Xet token was issued for no longer exists.")
+        return RepoObjects(store.repo(row).path)
 
 
 def _parse_range(header: str | None) -> tuple[int | None, int | None]:
@@ -195,11 +207,13 @@ def _parse_range(header: str | None) -> tuple[int | None, int | None]:
 
 @router.get("/xet/{version}/reconstructions/{h}", include_in_schema=False)
 async def reconstruction(version: str, h: str, request: Request) -> dict:
-    _require(request, write=False)
+    claims = _require(request, write=False)
     if version not in ("v1", "v2"):
         raise NotFound("No such API version.")
     first, last = _parse_range(request.headers.get("range"))
-    rec = await run_in_threadpool(service.reconstruct, xet_store(request), hashing.from_hex(h), first, last)
+    file_id = hashing.from_hex(h)
+    await run_in_threadpool(_readable_file, request.app.state.hub, claims["repo"], file_id)
+    rec = await run_in_threadpool(service.reconstruct, xet_store(request), file_id, first, last)
     signer = _signer(request, "xet-fetch")
     exp = int(time.time()) + FETCH_TTL_S
     hub = request.app.state.hub
