@@ -153,7 +153,7 @@ def read_file(store: XetStore, rec: FileRecord):
     """A (checked) file's bytes, chunk by chunk, from its stored xorbs."""
     for xh, a, b, _n in rec.terms:
         idx = store.xorb_index(xh)
-        lo, hi = idx.byte_range(a, b)
+        lo, _ = idx.byte_range(a, b)
         with open(store.xorb_path(xh), "rb") as f:
             f.seek(lo)
             pos = lo

@@ -34,8 +34,9 @@ def make_xorb(chunks: list[bytes], schemes: list[int] | None = None) -> tuple[by
     return h, encode(chunks, schemes)
 
 
-def make_shard(files: list[tuple[list[bytes], bytes, list[tuple[int, int]]]], xorbs: list[tuple[bytes, list[bytes]]],
-               *, proofs: bool = True, sha: bytes | None = None, file_hash: bytes | None = None) -> bytes:
+def make_shard(files: list[tuple[list[bytes], bytes, list[tuple[int, int]]]],
+               xorbs: list[tuple[bytes, list[bytes]]], *, proofs: bool = True, sha: bytes | None = None,
+               file_hash: bytes | None = None) -> bytes:
     """files: (chunks of the file, xorb hash, [(start, end)] ranges in that xorb)."""
     out = bytearray(shard.TAG + struct.pack("<QQ", 2, 0))
     for chunks, xh, ranges in files:
@@ -137,7 +138,8 @@ def test_register_and_reconstruct(store: XetStore) -> None:
     chunks = [os.urandom(700 + i) for i in range(12)]
     xh = _upload(store, chunks)
     data = b"".join(chunks)
-    body = make_shard([(chunks, xh, [(0, 5), (5, 12)])], [(xh, chunks)], sha=hashing.from_hex(hashlib.sha256(data).hexdigest()))
+    sha = hashing.from_hex(hashlib.sha256(data).hexdigest())
+    body = make_shard([(chunks, xh, [(0, 5), (5, 12)])], [(xh, chunks)], sha=sha)
     done = service.register_shard(store, body)
     assert done.new and done.files[0].size == len(data)
     fh = done.files[0].hash

@@ -19,7 +19,13 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from itsdangerous import BadSignature, URLSafeSerializer
 from starlette.concurrency import run_in_threadpool
 
-from spaces.errors import BadRequest, Forbidden, NotFound, RangeNotSatisfiable, Unauthorized
+from spaces.errors import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    RangeNotSatisfiable,
+    Unauthorized,
+)
 from spaces.hub.api import discussions
 from spaces.hub.api.common import in_session, raw_segments, repo_type_of, typed_route
 from spaces.metrics import XET_RECEIVED_BYTES
