@@ -10,6 +10,7 @@ the first rows compare a Python client's downloads from us with the same client'
 
     .venv/bin/python bench/model_download.py                 # 100 MB, 5 rounds, SQLite
     .venv/bin/python bench/model_download.py --mb 20 --rounds 3
+    .venv/bin/python bench/model_download.py --lfs           # pushed with git-lfs: served from the object store
 """
 
 from __future__ import annotations
@@ -39,16 +40,21 @@ from huggingface_hub import HfApi  # noqa: E402
 from proxy import bench_processes, free_port, nginx_conf, start, wait_port  # noqa: E402
 
 
-def push(url: str, token: str, prefix: str, repo_id: str, blob: Path, work: Path) -> None:
-    """The file as one git commit (the API's commit body is bounded; git is how big files arrive)."""
+def push(url: str, token: str, prefix: str, repo_id: str, blob: Path, work: Path, lfs: bool = False) -> None:
+    """The file as one git commit (the API's commit body is bounded; git is how big files arrive); ``lfs``: as
+    git-lfs pushes it (a pointer in git, the bytes through the LFS batch API into the object store)."""
     host = url.split("://", 1)[1]
     clone = work / f"clone-{prefix.strip('/') or 'model'}"
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b",
            "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
     subprocess.run(["git", "clone", "-q", f"http://u:{token}@{host}{prefix}/{repo_id}", str(clone)], check=True,
                    env=env)
+    if lfs:
+        subprocess.run(["git", "-C", str(clone), "lfs", "install", "--local"], check=True, env=env,
+                       capture_output=True)
+        subprocess.run(["git", "-C", str(clone), "lfs", "track", "*.bin"], check=True, env=env, capture_output=True)
     shutil.copy(blob, clone / "model.bin")
-    subprocess.run(["git", "-C", str(clone), "add", "model.bin"], check=True, env=env)
+    subprocess.run(["git", "-C", str(clone), "add", "-A"], check=True, env=env)
     subprocess.run(["git", "-C", str(clone), "commit", "-qm", "weights"], check=True, env=env)
     subprocess.run(["git", "-C", str(clone), "push", "-q", "origin", "main"], check=True, env=env, timeout=600)
     shutil.rmtree(clone)
@@ -77,6 +83,7 @@ def main() -> int:
     ap.add_argument("--mb", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    ap.add_argument("--lfs", action="store_true", help="push with git-lfs: downloads come from the object store")
     args = ap.parse_args()
     if not 1 <= args.mb <= 2000 or not 1 <= args.rounds <= 50:
         ap.error("--mb must be 1..2000 and --rounds 1..50")
@@ -95,7 +102,9 @@ def main() -> int:
             repo_id = "bench-user/weights"
             for kind, prefix in (("model", ""), ("dataset", "/datasets")):
                 api.create_repo(repo_id, repo_type=kind)
-                push(server.url, token, prefix, repo_id, blob, work)
+                push(server.url, token, prefix, repo_id, blob, work, lfs=args.lfs)
+            if args.lfs:
+                assert api.get_paths_info(repo_id, ["model.bin"])[0].lfs is not None, "not stored with LFS"
             port = free_port()
             procs.append(start([nginx, "-c", str(nginx_conf(
                 work, f"server {{ listen 127.0.0.1:{port}; root {blob.parent}; sendfile on; }}", "1"))]))
@@ -123,8 +132,8 @@ def main() -> int:
                     timed_curl(f"{server.url}/{repo_id}/resolve/main/model.bin", token))
                 times["curl from nginx"].append(timed_curl(f"http://127.0.0.1:{port}/model.bin"))
 
-            print(f"\n{args.mb} MB file, {args.rounds} interleaved rounds (medians), loopback, {os.cpu_count()} "
-                  f"cores, {args.database}\n")
+            print(f"\n{args.mb} MB file ({'LFS object' if args.lfs else 'git blob'}), {args.rounds} interleaved "
+                  f"rounds (medians), loopback, {os.cpu_count()} cores, {args.database}\n")
             rate = {k: args.mb / statistics.median(v) for k, v in times.items()}
             for k, v in rate.items():
                 print(f"  {k:26s} {v:8.0f} MB/s   ({statistics.median(times[k]) * 1000:.0f} ms)")

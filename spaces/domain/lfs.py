@@ -17,7 +17,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pathspec.patterns import GitWildMatchPattern
+try:  # pathspec >= 1.0; GitWildMatchPattern, the same rules, is deprecated there
+    from pathspec.patterns.gitignore.basic import GitIgnoreBasicPattern as _Pattern
+except ImportError:  # pragma: no cover - pathspec 0.12
+    from pathspec.patterns import GitWildMatchPattern as _Pattern
 
 from spaces.errors import BadRequest
 
@@ -63,7 +66,7 @@ def check_size(size: object) -> int:
 def lfs_matcher(gitattributes: str | None) -> Callable[[str], bool]:
     """A predicate: True when ``path`` is stored with LFS (``filter=lfs``) under the root ``.gitattributes`` text.
     As in git, the last line whose pattern matches decides; ``-filter``, ``!filter`` or another filter unset it."""
-    rules: list[tuple[GitWildMatchPattern, bool]] = []
+    rules: list[tuple[_Pattern, bool]] = []
     for line in (gitattributes or "").splitlines():
         parts = line.split()
         if not parts or parts[0].startswith("#") or parts[0].startswith("!"):
@@ -76,11 +79,10 @@ def lfs_matcher(gitattributes: str | None) -> Callable[[str], bool]:
                 decision = False
         if decision is None:
             continue
-        pattern = parts[0]
-        if "/" not in pattern.rstrip("/"):
-            pattern = "**/" + pattern  # a bare name matches at any depth, as git does
-        try:
-            rules.append((GitWildMatchPattern(pattern.lstrip("/")), decision))
+        if parts[0].endswith("/"):
+            continue  # git never applies attributes through a directory pattern
+        try:  # gitignore's pattern rules: a bare name matches at any depth, a leading '/' anchors at the root
+            rules.append((_Pattern(parts[0]), decision))
         except Exception:  # noqa: BLE001 - git ignores a pattern it cannot read; so do we
             continue
     if not rules:

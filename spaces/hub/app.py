@@ -22,6 +22,7 @@ from spaces.hub.context import Hub, request_base, request_id
 from spaces.hub.git_http import install_hooks
 from spaces.hub.git_http import router as git_router
 from spaces.hub.lfs import router as lfs_router
+from spaces.storage.objects import LocalObjectStore, objects_root
 from spaces.hub.limits import BodyLimit
 from spaces.hub.metrics import RequestMetrics
 from spaces.hub.metrics import router as metrics_router
@@ -79,7 +80,11 @@ def build_hub(settings: Settings, *, hooks: SpaceHooks | None = None, capacity: 
     settings.data_path.chmod(0o711)
     settings.repos_path.mkdir(parents=True, exist_ok=True)
     settings.repos_path.chmod(0o700)
+    objects = objects_root(settings.repos_path)  # LFS objects: private files too, so the platform's user only
+    objects.mkdir(parents=True, exist_ok=True)
+    objects.parent.chmod(0o700)
     _sweep_spools(settings.data_path / "tmp" / "uploads")  # commits cut short by a crash
+    LocalObjectStore(objects).sweep(SPOOL_STALE_S)  # LFS uploads cut short by a crash
     db = Database(settings.db_url)
     db.migrate()
     if settings.db_url.startswith("sqlite:///"):

@@ -15,7 +15,7 @@ from spaces.services import webhooks
 from spaces.services.repos import RepoService
 from spaces.services.spaces import SpaceService
 from spaces.settings import Settings
-from spaces.storage.objects import LocalObjectStore, ObjectStore
+from spaces.storage.objects import ObjectStore
 from spaces.xet.store import XetStore
 
 #: the hub's base URL as the current request reached it (used when SPACES_PUBLIC_URL is not set)
@@ -54,7 +54,7 @@ class Hub:
         self.datasets = RepoService(self.spaces.repos_root, "dataset")
         self.webhooks = webhooks.Sender(private_targets=self.settings.webhooks_private_targets)
         self.xet = XetStore(self.settings.data_path / "xet")
-        self.objects = LocalObjectStore(self.settings.data_path / "lfs" / "objects")
+        self.objects = self.spaces.objects
 
     def announce(self, s, row, kind: str, domain: str, action: str, scope: str, **extra) -> None:  # noqa: ANN001, ANN003
         """Tell the webhooks watching ``row`` (a Space, model or dataset) about a change, once ``s`` commits."""

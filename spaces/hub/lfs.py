@@ -4,8 +4,10 @@
 git-lfs POSTs ``objects/batch`` and gets, per object, the actions to take: ``upload`` (a PUT of the bytes to
 ``objects/{oid}``) and ``verify``, or ``download`` (a GET of the same URL, with ``Range``). Auth is git's: HTTP
 Basic (or Bearer) with an access token; reading needs read access to the repository, uploading needs write
-access. The action links carry the caller's own ``Authorization`` header back to it, so git-lfs needs no second
-credential prompt.
+access. The upload and download links are signed (``?sig=``: operation, repository id, object, size; valid
+``EXPIRES_S``), the way the Hub hands out presigned storage URLs: huggingface_hub PUTs to them without any
+header, so the signature is the authorization, and no credential travels in an answer. The same URLs without a
+signature take an access token as usual.
 
 Objects are stored once for the whole hub (``hub.objects``); a repository reads only the objects linked to it
 (``RepoObjects``). An upload of an object the store already has is still asked for and its bytes hashed (then
@@ -20,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
+from itsdangerous import BadSignature, TimestampSigner
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
@@ -34,6 +37,7 @@ log = logging.getLogger("spaces.lfs")
 router = APIRouter()
 MEDIA = "application/vnd.git-lfs+json"
 EXPIRES_S = 3600
+SALT = "spaces.lfs-link"
 PREFIXES = ("/{ns}/{name}", "/datasets/{ns}/{name}", "/spaces/{ns}/{name}")
 
 
@@ -54,15 +58,20 @@ def _lfs_error(status: int, message: str) -> JSONResponse:
                         headers=headers)
 
 
-def _authorize(request: Request, ns: str, name: str, write: bool) -> Path:
-    """The repository's path if the caller may read it (``write``: write to it); raises a SpacesError."""
+def _authorize(request: Request, ns: str, name: str, write: bool, signed: str | None = None) -> tuple[str, Path]:
+    """The repository's id and path if the caller may read it (``write``: write to it); raises a SpacesError.
+    ``signed``: the repository id a valid signature in the URL was made for, standing for the caller's token."""
     hub = request.app.state.hub
     kind = repo_type_of(request)
     store = hub.store(kind)
     repo_id = f"{ns}/{name.removesuffix('.git')}"
     with hub.db.session() as s:
-        principal = auth.principal(request, s)
         row = store.find(s, repo_id)
+        if signed is not None:
+            if row is None or row.id != signed:
+                raise RepoNotFound(repo_id, kind)
+            return row.id, store.repo(row).path
+        principal = auth.principal(request, s)
         if principal is None and (row is None or row.private or write):
             raise SpacesError(f"Repository {repo_id} not found, or authentication required: use your access "
                               "token as the password.", code="RepoNotFound", status=401)
@@ -71,14 +80,37 @@ def _authorize(request: Request, ns: str, name: str, write: bool) -> Path:
         accounts.check_read(s, principal, row)
         if write:
             accounts.check_write(s, principal, row)
-        return store.repo(row).path
+        return row.id, store.repo(row).path
 
 
-async def _guarded(request: Request, ns: str, name: str, write: bool) -> Path | JSONResponse:
+async def _guarded(request: Request, ns: str, name: str, write: bool, signed: str | None = None
+                   ) -> tuple[str, Path] | JSONResponse:
     try:
-        return await run_in_threadpool(_authorize, request, ns, name, write)
+        return await run_in_threadpool(_authorize, request, ns, name, write, signed)
     except SpacesError as exc:
         return _lfs_error(exc.status, exc.message)
+
+
+def _sign(request: Request, operation: str, repo: str, oid: str, size: int) -> str:
+    key = request.app.state.hub.settings.signing_key
+    return TimestampSigner(key, salt=SALT).sign(f"{operation}:{repo_type_of(request)}:{repo}:{oid}:{size}").decode()
+
+
+def _signed(request: Request, operation: str, oid: str, size: int | None) -> str | None | JSONResponse:
+    """The repository id a valid ``sig`` was made for (None: no signature; an answer when it is bad)."""
+    sig = request.query_params.get("sig")
+    if sig is None:
+        return None
+    key = request.app.state.hub.settings.signing_key
+    try:
+        payload = TimestampSigner(key, salt=SALT).unsign(sig, max_age=EXPIRES_S).decode()
+    except (BadSignature, UnicodeDecodeError):
+        return _lfs_error(403, "This link is invalid or expired: ask the batch API for a new one.")
+    op, kind, repo, signed_oid, signed_size = payload.split(":")
+    if (op, kind, signed_oid) != (operation, repo_type_of(request), oid) or (
+            size is not None and str(size) != signed_size):
+        return _lfs_error(403, "This link was made for another object or operation.")
+    return repo
 
 
 def _base(request: Request) -> str:
@@ -104,18 +136,22 @@ async def batch(ns: str, name: str, request: Request) -> Response:
             raise BadRequest("'objects' must be a list of {oid, size}.")
     except BadRequest as exc:
         return _lfs_error(422, exc.message)
-    repo = await _guarded(request, ns, name, operation == "upload")
-    if isinstance(repo, Response):
-        return repo
+    found = await _guarded(request, ns, name, operation == "upload")
+    if isinstance(found, Response):
+        return found
+    repo_id, repo = found
     hub = request.app.state.hub
     base = _base(request)
     header = {"Authorization": request.headers["authorization"]} if "authorization" in request.headers else {}
-    answer = await run_in_threadpool(_answer, hub.objects, RepoObjects(repo), operation, objects, base, header)
+
+    def sign(oid: str, size: int) -> str:
+        return _sign(request, operation, repo_id, oid, size)
+    answer = await run_in_threadpool(_answer, hub.objects, RepoObjects(repo), operation, objects, base, header, sign)
     return JSONResponse({"transfer": "basic", "objects": answer, "hash_algo": "sha256"}, media_type=MEDIA)
 
 
 def _answer(store: ObjectStore, links: RepoObjects, operation: str, objects: list[dict], base: str,
-            header: dict) -> list[dict]:
+            header: dict, sign) -> list[dict]:  # noqa: ANN001
     out = []
     for obj in objects:
         oid, size = obj.get("oid"), obj.get("size")
@@ -128,10 +164,11 @@ def _answer(store: ObjectStore, links: RepoObjects, operation: str, objects: lis
             continue
         item: dict = {"oid": oid, "size": size, "authenticated": True}
         have = links.linked(oid) and store.size(oid) == size
-        link = {"href": f"{base}/objects/{oid}", "header": header, "expires_in": EXPIRES_S}
+        link = {"href": f"{base}/objects/{oid}?sig={sign(oid, size)}", "expires_in": EXPIRES_S}
         if operation == "upload":
-            if not have:
-                item["actions"] = {"upload": link, "verify": {**link, "href": f"{base}/verify"}}
+            if not have:  # verify takes the caller's token, as git-lfs and huggingface_hub both send it
+                item["actions"] = {"upload": link, "verify": {"href": f"{base}/verify", "header": header,
+                                                              "expires_in": EXPIRES_S}}
         elif have:
             item["actions"] = {"download": link}
         else:
@@ -148,9 +185,13 @@ async def upload(ns: str, name: str, oid: str, request: Request) -> Response:
     declared = request.headers.get("content-length")
     if declared is None or not declared.isdigit():
         return _lfs_error(411, "An object upload needs a Content-Length (its size).")
-    repo = await _guarded(request, ns, name, True)
-    if isinstance(repo, Response):
-        return repo
+    signed = _signed(request, "upload", oid, int(declared))
+    if isinstance(signed, Response):
+        return signed
+    found = await _guarded(request, ns, name, True, signed)
+    if isinstance(found, Response):
+        return found
+    repo = found[1]
     hub = request.app.state.hub
     writer = await run_in_threadpool(hub.objects.writer, oid, int(declared))
     try:
@@ -176,10 +217,10 @@ async def verify(ns: str, name: str, request: Request) -> Response:
         size = check_size(data.get("size"))
     except BadRequest as exc:
         return _lfs_error(422, exc.message)
-    repo = await _guarded(request, ns, name, True)
-    if isinstance(repo, Response):
-        return repo
-    if not RepoObjects(repo).linked(oid) or request.app.state.hub.objects.size(oid) != size:
+    found = await _guarded(request, ns, name, True)
+    if isinstance(found, Response):
+        return found
+    if not RepoObjects(found[1]).linked(oid) or request.app.state.hub.objects.size(oid) != size:
         return _lfs_error(404, f"Object sha256:{oid} ({size} bytes) was not uploaded to this repository.")
     return Response(status_code=200)
 
@@ -188,31 +229,28 @@ async def verify(ns: str, name: str, request: Request) -> Response:
 async def download(ns: str, name: str, oid: str, request: Request) -> Response:
     if not OID.fullmatch(oid):
         return _lfs_error(422, f"Invalid object id {oid[:80]!r}: expected a sha256 in lowercase hex.")
-    repo = await _guarded(request, ns, name, False)
-    if isinstance(repo, Response):
-        return repo
+    signed = _signed(request, "download", oid, None)
+    if isinstance(signed, Response):
+        return signed
+    found = await _guarded(request, ns, name, False, signed)
+    if isinstance(found, Response):
+        return found
     store = request.app.state.hub.objects
     size = store.size(oid)
-    if size is None or not RepoObjects(repo).linked(oid):
+    if size is None or not RepoObjects(found[1]).linked(oid):
         return _lfs_error(404, f"Object sha256:{oid} does not exist in this repository.")
     return object_response(store, oid, size, request.headers.get("range"), {}, media_type="application/octet-stream")
 
 
 @_route("POST", "/locks/verify")
-async def locks_verify(ns: str, name: str, request: Request) -> Response:
-    """git-lfs asks before every push; file locking is not offered, so no file is ever locked."""
-    repo = await _guarded(request, ns, name, True)
-    if isinstance(repo, Response):
-        return repo
-    return JSONResponse({"ours": [], "theirs": []}, media_type=MEDIA)
-
-
 @_route("GET", "/locks")
 async def locks(ns: str, name: str, request: Request) -> Response:
-    repo = await _guarded(request, ns, name, False)
-    if isinstance(repo, Response):
-        return repo
-    return JSONResponse({"locks": []}, media_type=MEDIA)
+    """File locking is not offered: 501 is what git-lfs reads as "not supported" (it then stops asking for this
+    remote, without advice printed on every push)."""
+    found = await _guarded(request, ns, name, request.method == "POST")
+    if isinstance(found, Response):
+        return found
+    return _lfs_error(501, "File locking is not offered by this server.")
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None | bool:

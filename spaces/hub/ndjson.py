@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from spaces.domain.lfs import Pointer, check_oid, check_size
+from spaces.domain.lfs import check_oid, check_size
 from spaces.domain.naming import validate_folder_path, validate_path_in_repo
 from spaces.errors import BadRequest
 from spaces.hub import jsonlimits
@@ -52,9 +52,9 @@ class ParsedCommit:
     additions: list[Addition]
     deletions: list[str]
     folders: list[str]
-    #: ``lfsFile`` lines: the pointer each writes at its path (also in ``additions``, as the pointer's text); the
-    #: commit checks the repository has each object before it writes anything
-    lfs: dict[str, Pointer] = field(default_factory=dict)
+    #: ``lfsFile`` lines: path -> (sha256, size or None); in ``additions`` with empty content until the commit
+    #: checks the repository holds each object and puts its pointer there (``spaces.storage.lfsfiles``)
+    lfs: dict[str, tuple[str, int | None]] = field(default_factory=dict)
 
 
 class _BadBase64(Exception):
@@ -105,7 +105,7 @@ class CommitParser:
         self.additions: list[Addition] = []
         self.deletions: list[str] = []
         self.folders: list[str] = []
-        self.lfs: dict[str, Pointer] = {}
+        self.lfs: dict[str, tuple[str, int | None]] = {}
         # while a content string streams: the line up to it, the decoder, its output, a pending backslash
         self.prefix: bytes | None = None
         self.writer: _Base64Writer | None = None
@@ -198,9 +198,9 @@ class CommitParser:
             path = validate_path_in_repo(_str(value, "path", n))
             if value.get("algo", "sha256") != "sha256":
                 raise BadRequest(f"Line {n}: only sha256 LFS objects are supported.")
-            pointer = Pointer(check_oid(value.get("oid")), check_size(value.get("size")))
-            self.lfs[path] = pointer
-            self.additions.append(Addition(path, pointer.text()))
+            size = value.get("size")  # absent when huggingface_hub copies an LFS file: the object's own size
+            self.lfs[path] = (check_oid(value.get("oid")), None if size is None else check_size(size))
+            self.additions.append(Addition(path, b""))  # its pointer once the object is checked (lfsfiles)
         else:
             raise BadRequest(f"Line {n}: unknown operation '{key}' (expected file, lfsFile, deletedFile or "
                              "deletedFolder).")

@@ -6,6 +6,8 @@ What a backup holds (``DIR`` is created 0700; everything in it is as secret as t
     db/{table}.jsonl       every row of every table, one JSON object a line
     repos/{space id}.bundle  ``git bundle --all`` of each Space's repository (absent: the repository had no commit)
     repos/{type}s/{id}.bundle  the same for each model and dataset repository
+    repos/{...}.lfs        the Git LFS objects the repository may read, one sha256 a line (absent: none)
+    lfs/objects/ab/cd/{sha256}  each of those objects once (``spaces.storage.objects``)
     secret_key             the key that signs cookies (when the instance keeps it in its data dir)
 
 Consistency. The rows are read in one snapshot (SQLite: the online backup API copies the file first; PostgreSQL: one
@@ -43,6 +45,7 @@ from sqlalchemy import Connection, DateTime, LargeBinary, MetaData, create_engin
 from spaces.db.session import alembic_config, make_engine, migrate
 from spaces.errors import BadRequest, SpacesError
 from spaces.storage._gitcmd import run_git
+from spaces.storage.objects import LocalObjectStore, RepoObjects, objects_root, put
 
 FORMAT = 1
 SKIP_TABLES = {"alembic_version"}
@@ -73,6 +76,7 @@ def backup(db_url: str, repos: Path, data_dir: Path, dest: Path, *, signing_key_
     for space_id, sha in shas.items():
         (dest / "repos" / space_id).parent.mkdir(mode=0o700, exist_ok=True)
         _bundle(repos / f"{space_id}.git", dest / "repos" / f"{space_id}.bundle", space_id, sha)
+        _save_objects(repos, repos / f"{space_id}.git", dest, space_id)
     key = data_dir / "secret_key"
     if signing_key_file and key.is_file():
         _private_copy(key, dest / "secret_key")
@@ -152,6 +156,20 @@ def _bundle(repo: Path, out: Path, space_id: str, sha: str | None) -> None:
         raise BackupError(f"Space {space_id} records commit {sha}, which its repository lacks; run `git fsck` there.")
 
 
+def _save_objects(repos: Path, repo: Path, dest: Path, space_id: str) -> None:
+    """The repository's LFS links as a list, and each object it names into the backup once (copied: a backup
+    outlives the disk it was taken from)."""
+    oids = RepoObjects(repo).oids()
+    if not oids:
+        return
+    store, saved = LocalObjectStore(objects_root(repos)), LocalObjectStore(dest / "lfs" / "objects")
+    for oid in oids:
+        if store.exists(oid) and not saved.exists(oid):
+            saved.path(oid).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            shutil.copyfile(store.path(oid), saved.path(oid))
+    _write_private(dest / "repos" / f"{space_id}.lfs", "".join(f"{oid}\n" for oid in oids))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # restore
 
@@ -173,10 +191,24 @@ def restore(db_url: str, repos: Path, data_dir: Path, src: Path) -> dict:
     repos.mkdir(parents=True, exist_ok=True)
     for space_id, sha in shas.items():
         _unbundle(src / "repos" / f"{space_id}.bundle", repos / f"{space_id}.git", sha)
+        _load_objects(src, space_id, repos, repos / f"{space_id}.git")
     if (src / "secret_key").is_file() and not (data_dir / "secret_key").exists():
         data_dir.mkdir(parents=True, exist_ok=True)
         _private_copy(src / "secret_key", data_dir / "secret_key")
     return manifest
+
+
+def _load_objects(src: Path, space_id: str, repos: Path, repo: Path) -> None:
+    listing = src / "repos" / f"{space_id}.lfs"
+    if not listing.is_file() or not repo.is_dir():
+        return
+    saved, store, links = LocalObjectStore(src / "lfs" / "objects"), LocalObjectStore(objects_root(repos)), \
+        RepoObjects(repo)
+    for oid in listing.read_text().split():
+        if saved.exists(oid) and not store.exists(oid):
+            with open(saved.path(oid), "rb") as f:  # verified on the way in, as any upload
+                put(store, oid, saved.size(oid), iter(lambda: f.read(1 << 20), b""))
+        links.link(oid)
 
 
 def _read_manifest(src: Path) -> dict:

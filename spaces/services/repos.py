@@ -30,6 +30,7 @@ from spaces.services import accounts
 from spaces.services.accounts import Principal
 from spaces.storage.cached import CachedGitRepo
 from spaces.storage.gitrepo import Addition, GitRepo
+from spaces.storage.objects import LocalObjectStore, objects_root
 
 REPO_TYPES = ("model", "dataset")
 #: what the Hub's first commit holds; no LFS patterns, since this server takes large files through git as they are
@@ -47,13 +48,14 @@ class RepoService:
             raise ValueError(repo_type)
         self.kind = repo_type
         self.root = repos_root / f"{repo_type}s"
+        self.objects = LocalObjectStore(objects_root(repos_root))  # LFS objects, shared by every repository
 
     def _author(self, p: Principal) -> tuple[str, str]:
         return p.account.name, p.account.email or f"{p.account.name}@users.noreply.spaces"
 
     # ---- lookup -----------------------------------------------------------------------------------------
     def repo(self, row: Repo) -> GitRepo:
-        return CachedGitRepo(self.root / f"{row.id}.git")
+        return CachedGitRepo(self.root / f"{row.id}.git", self.objects)
 
     def find(self, s: Session, repo_id: str) -> Repo | None:
         return s.scalar(select(Repo).where(Repo.repo_type == self.kind, Repo.key == repo_id.lower()))

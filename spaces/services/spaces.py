@@ -48,6 +48,7 @@ from spaces.services import accounts
 from spaces.services.accounts import Principal
 from spaces.storage.cached import CachedGitRepo
 from spaces.storage.gitrepo import Addition, GitRepo
+from spaces.storage.objects import LocalObjectStore, objects_root
 
 SDKS = ("gradio", "streamlit", "docker", "static")
 SEED_GITATTRIBUTES = (
@@ -130,6 +131,7 @@ class SpaceService:
 
     def __init__(self, repos_root: Path, flavors: FlavorCatalog | None = None, hooks: SpaceHooks | None = None) -> None:
         self.repos_root = repos_root
+        self.objects = LocalObjectStore(objects_root(repos_root))  # LFS objects, shared by every repository
         #: the flavors a Space may ask for (the process's one catalog, operator overrides applied)
         self.flavors = flavors or FlavorCatalog()
         hooks = hooks or SpaceHooks()
@@ -147,7 +149,7 @@ class SpaceService:
 
     # ---- lookup -----------------------------------------------------------------------------------------
     def repo(self, space: Space) -> GitRepo:
-        return CachedGitRepo(self.repos_root / f"{space.id}.git")
+        return CachedGitRepo(self.repos_root / f"{space.id}.git", self.objects)
 
     def find(self, s: Session, repo_id: str) -> Space | None:
         return s.scalar(select(Space).where(Space.key == repo_id.lower()))

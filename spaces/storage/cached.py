@@ -51,6 +51,7 @@ _known_commits = _LRU(MAX_ENTRIES * 4)
 _trees = _LRU(MAX_ENTRIES)
 _stats = _LRU(MAX_ENTRIES * 4)
 _blobs = _LRU(MAX_ENTRIES, MAX_TOTAL_BLOB_BYTES)
+_pointers = _LRU(MAX_ENTRIES * 16)  # blob id -> its LFS pointer, or False: a blob's content never changes
 
 
 class CachedGitRepo(GitRepo):
@@ -81,6 +82,23 @@ class CachedGitRepo(GitRepo):
             hit = super().stat(sha, path)
             _stats.put(key, hit)
         return hit
+
+    def lfs_pointers(self, entries) -> dict:  # noqa: ANN001
+        entries = list(entries)
+        found, unknown = {}, []
+        for e in entries:
+            hit = _pointers.get(e.oid)
+            if hit is None:
+                unknown.append(e)
+            elif hit:
+                found[e.oid] = hit
+        if unknown:
+            read = super().lfs_pointers(unknown)
+            for e in unknown:
+                if e.type == "file":
+                    _pointers.put(e.oid, read.get(e.oid, False))
+            found.update(read)
+        return found
 
     def read_blob(self, rev: str, path: str) -> bytes:
         sha = self._rev(rev)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import re
 import secrets
 import shutil
@@ -73,7 +74,7 @@ from spaces.storage._treeedit import (
     write_blobs,
     write_tree,
 )
-from spaces.storage.objects import RepoObjects
+from spaces.storage.objects import ObjectStore, RepoObjects
 
 __all__ = ["Addition", "CommitInfo", "GitRepo", "TreeEntry", "blob_oid"]
 
@@ -137,8 +138,10 @@ def _ident(value: str) -> str:
 
 
 class GitRepo:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, objects: ObjectStore | None = None) -> None:
         self.path = Path(path)
+        #: where the LFS objects its pointers name are (``export`` checks them out); None: pointers stay pointers
+        self.objects = objects
 
     def __repr__(self) -> str:
         return f"GitRepo({str(self.path)!r})"
@@ -214,13 +217,39 @@ class GitRepo:
                     if _leaves(member):
                         raise _link_out(member)
                 tar.extractall(dest)
+                self._smudge(sha, dest)
                 return dest
             try:
                 tar.extractall(dest, filter="data")  # "data" refuses absolute paths, links out of dest, devices
             except tarfile.FilterError as exc:  # pushed before links leaving the repo were refused at push
                 member = getattr(exc, "tarinfo", None)
                 raise _link_out(member) from None
+        self._smudge(sha, dest)
         return dest
+
+    def _smudge(self, sha: str, dest: Path) -> None:
+        """Put the real content in place of each LFS pointer whose object this repository holds (what git-lfs's
+        smudge does on checkout): a Space's example images and weights are files, not pointers. Copies, never
+        links: the app may write its files, and the stored object is shared. A missing object leaves the pointer."""
+        if self.objects is None:
+            return
+        entries = self.list_tree(sha, recursive=True)
+        pointers = self.lfs_pointers(entries)
+        links = RepoObjects(self.path)
+        root = dest.resolve()
+        for entry in entries:
+            pointer = pointers.get(entry.oid)
+            if pointer is None or not links.linked(pointer.oid) or self.objects.size(pointer.oid) != pointer.size:
+                continue
+            target = dest / entry.path
+            if target.is_symlink() or not target.is_file() or not target.resolve().is_relative_to(root):
+                continue
+            tmp = target.with_name(f".{target.name}.lfs-tmp")
+            with open(tmp, "wb") as out:
+                for chunk in self.objects.open(pointer.oid):
+                    out.write(chunk)
+            os.chmod(tmp, target.stat().st_mode & 0o777)
+            os.replace(tmp, target)
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file() and not p.is_symlink())

@@ -18,24 +18,32 @@ from spaces.storage.gitrepo import Addition, GitRepo
 from spaces.storage.objects import CHUNK, ObjectStore, RepoObjects, put
 
 
-def check_objects(repo: GitRepo, store: ObjectStore, pointers: dict[str, Pointer]) -> None:
-    """Refuse (before anything is written) a pointer whose object this repository does not hold."""
+def check_objects(repo: GitRepo, store: ObjectStore, lfs: dict[str, tuple[str, int | None]]) -> dict[str, Pointer]:
+    """The pointers of ``lfsFile`` operations (path -> sha256 and size, None: the object's); refuses, before
+    anything is written, an object this repository does not hold or whose size differs."""
     links = RepoObjects(repo.path)
-    for path, pointer in pointers.items():
-        held = store.size(pointer.oid) if links.linked(pointer.oid) else None
+    pointers = {}
+    for path, (oid, size) in lfs.items():
+        held = store.size(oid) if links.linked(oid) else None
         if held is None:
-            raise LfsObjectMissing(pointer.oid, path)
-        if held != pointer.size:
-            raise BadRequest(f"{path}: the LFS object sha256:{pointer.oid} has {held} bytes, not {pointer.size}.")
+            raise LfsObjectMissing(oid, path)
+        if size is not None and held != size:
+            raise BadRequest(f"{path}: the LFS object sha256:{oid} has {held} bytes, not {size}.")
+        pointers[path] = Pointer(oid, held)
+    return pointers
 
 
 def to_pointers(repo: GitRepo, store: ObjectStore, tip: str | None, additions: list[Addition],
                 pointers: dict[str, Pointer]) -> list[Addition]:
-    """``additions`` with every regular file at an LFS-tracked path replaced by its pointer (its bytes stored)."""
+    """``additions`` with the ``pointers`` (from :func:`check_objects`) written and every regular file at an
+    LFS-tracked path replaced by its pointer (its bytes stored)."""
     tracked = lfs_matcher(_gitattributes(repo, tip, additions))
     out = []
     for add in additions:
-        if add.path in pointers or add.path == ".gitattributes" or not tracked(add.path):
+        if add.path in pointers:
+            out.append(Addition(add.path, pointers[add.path].text()))
+            continue
+        if add.path == ".gitattributes" or not tracked(add.path):
             out.append(add)
             continue
         size = add.file.stat().st_size if add.file is not None else len(add.content)

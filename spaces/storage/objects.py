@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -33,7 +34,12 @@ from typing import Protocol
 from spaces.domain.lfs import check_oid
 from spaces.errors import BadRequest, LfsObjectMissing
 
-CHUNK = 1 << 20
+CHUNK = 4 << 20
+
+
+def objects_root(repos_root: Path) -> Path:
+    """Where the hub's objects live: ``{data dir}/lfs/objects`` beside ``{data dir}/repos``."""
+    return Path(repos_root).parent / "lfs" / "objects"
 
 
 class ObjectWriter(Protocol):
@@ -133,6 +139,19 @@ class LocalObjectStore:
         except FileNotFoundError:
             return None
 
+    def sweep(self, older_than_s: float = 3600.0) -> int:
+        """Remove what uploads cut short by a crash left in ``tmp`` (an upload in progress writes, so its file
+        is fresh); the number removed."""
+        cutoff, removed = time.time() - older_than_s, 0
+        for tmp in (self.root / "tmp").glob("*") if (self.root / "tmp").is_dir() else ():
+            try:
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+                    removed += 1
+            except OSError:
+                continue
+        return removed
+
     def open(self, oid: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         try:
             f = open(self.path(oid), "rb")  # noqa: SIM115 - closed by the generator
@@ -171,6 +190,9 @@ class RepoObjects:
     def linked(self, oid: str) -> bool:
         check_oid(oid)
         return (self.dir / oid[:2] / oid).exists()
+
+    def oids(self) -> list[str]:
+        return sorted(m.name for m in self.dir.glob("*/*")) if self.dir.is_dir() else []
 
     def copy_to(self, repo_path: Path) -> None:
         """Give a copy of the repository (a duplicate) the same objects."""

@@ -17,6 +17,7 @@ from huggingface_hub import HfApi
 INDEX_V1 = b"<!doctype html><h1>v1</h1>"
 INDEX_V2 = b"<!doctype html><h1>v2</h1>"
 INDEX_LATE = b"<!doctype html><h1>after the backup</h1>"
+WEIGHTS = bytes(range(256)) * 64
 
 
 @pytest.fixture(params=DATABASES)
@@ -61,6 +62,12 @@ def test_backup_then_restore_finds_every_space_commit_secret_and_setting(instanc
         alice.api.create_repo(public_id, repo_type=kind, private=kind == "dataset")
         alice.api.upload_file(path_or_fileobj=kind.encode(), path_in_repo="kind.txt", repo_id=public_id,
                               repo_type=kind)
+        # and an LFS file (.gitattributes filter=lfs: stored as an object, a pointer in git)
+        alice.api.upload_file(path_or_fileobj=b"*.bin filter=lfs -text\n", path_in_repo=".gitattributes",
+                              repo_id=public_id, repo_type=kind)
+        alice.api.upload_file(path_or_fileobj=WEIGHTS + kind.encode(), path_in_repo="w.bin", repo_id=public_id,
+                              repo_type=kind)
+    assert alice.api.get_paths_info(public_id, ["w.bin"])[0].lfs is not None
 
     dest = tmp_path / "backup"
     source.cli("backup", str(dest))
@@ -91,6 +98,7 @@ def test_backup_then_restore_finds_every_space_commit_secret_and_setting(instanc
             variables = http.get(f"/api/spaces/{private_id}/variables").json()
             for kind, prefix in (("model", ""), ("dataset", "/datasets")):
                 assert http.get(f"{prefix}/{public_id}/resolve/main/kind.txt").content == kind.encode()
+                assert http.get(f"{prefix}/{public_id}/resolve/main/w.bin").content == WEIGHTS + kind.encode()
         assert variables["MODE"]["value"] == "demo"
         assert api.dataset_info(public_id).private is True
         assert _secret(target_dir, target_url, private_id) == {"API_KEY": "s3cret-value"}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from e2e.helpers import git_env
+from e2e.helpers import git_env, header_line, ndjson
 from harness import unique
 from huggingface_hub import hf_hub_download, snapshot_download
 from huggingface_hub.errors import HfHubHTTPError
@@ -95,6 +95,7 @@ def test_git_lfs_push_then_clone_and_hub_downloads(server, alice, make_repo, tmp
     assert blob.startswith("version https://git-lfs.github.com/spec/v1") and sha256(big) in blob
     stored = server.data_dir / "lfs" / "objects" / sha256(big)[:2] / sha256(big)[2:4] / sha256(big)
     assert stored.read_bytes() == big
+    assert (server.data_dir / "lfs").stat().st_mode & 0o077 == 0  # the sandboxed Spaces' uids cannot look in
 
     # tree and paths-info: the real size and the lfs field, as the Hub answers
     tree = {e.path: e for e in alice.api.list_repo_tree(repo_id, repo_type=kind, recursive=True)}
@@ -122,9 +123,23 @@ def test_git_lfs_push_then_clone_and_hub_downloads(server, alice, make_repo, tmp
         assert part.status_code == 206 and part.content == big[1000:2000]
         assert part.headers["content-range"] == f"bytes 1000-1999/{len(big)}"
         assert http.get(url, headers={"Range": f"bytes={len(big)}-"}).status_code == 416
+        # the web pages: the real size, never the pointer text shown as the file
+        page = http.get(f"{server.url}/{PREFIX[kind]}{repo_id}/blob/main/weights.bin")
+        assert page.status_code == 200 and "git-lfs.github.com" not in page.text, page.text[-3000:]
+        assert f"{len(big) >> 20}.0 MB" in page.text
     snap = Path(snapshot_download(repo_id, repo_type=kind, endpoint=server.url, token=alice.token,
                                   cache_dir=tmp_path / "snap"))
     assert (snap / "img" / "example.png").read_bytes() == png and (snap / "weights.bin").read_bytes() == big
+
+    # a duplicate reads the same objects (stored once), and keeps them when the original goes
+    copy_id = f"alice/{unique('dup')}"
+    alice.api.duplicate_repo(repo_id, copy_id, repo_type=kind)
+    try:
+        got = hf_hub_download(copy_id, "img/example.png", repo_type=kind, endpoint=server.url, token=alice.token,
+                              cache_dir=tmp_path / "dup")
+        assert Path(got).read_bytes() == png
+    finally:
+        alice.api.delete_repo(copy_id, repo_type=kind)
 
     # a fresh clone checks the real files out (smudge); a clone without smudge gets them with `git lfs pull`
     lfs_git("clone", "-q", remote(server, kind, repo_id, alice.token), str(tmp_path / "c1"))
@@ -178,13 +193,22 @@ def test_batch_api_auth_follows_the_repository(server, alice, alice_read, bob, a
         assert http.put(f"{base}/objects/{sha256(data)}", content=data).status_code == 403
     with alice.http() as http:
         up = _batch(http, base, "upload", obj).json()["objects"][0]
-        put = up["actions"]["upload"]
-        assert http.put(put["href"], content=data, headers=put["header"]).status_code == 200
+        href = up["actions"]["upload"]["href"]
+        assert "header" not in up["actions"]["upload"]  # no credential in the answer: the link is signed
+    other = os.urandom(10)
+    # a signed link is good for its own object and operation only, and cannot be forged
+    assert httpx.put(href.replace(sha256(data), sha256(other)), content=other).status_code == 403
+    assert httpx.put(href[:-3] + "AAA", content=data).status_code == 403
+    assert httpx.get(href).status_code == 403  # an upload link is no download link
+    assert httpx.put(href, content=data).status_code == 200  # what huggingface_hub does: a PUT, no header
+    with alice.http() as http:
         assert http.post(up["actions"]["verify"]["href"], json=obj[0]).status_code == 200
         assert "actions" not in _batch(http, base, "upload", obj).json()["objects"][0]  # already here
     with alice_read.http() as http:
         down = _batch(http, base, "download", obj).json()["objects"][0]["actions"]["download"]
-        assert http.get(down["href"], headers=down["header"]).content == data
+    assert httpx.get(down["href"]).content == data
+    with alice_read.http() as http:
+        assert http.get(f"{base}/objects/{sha256(data)}").content == data  # unsigned, with a token
 
 
 def test_objects_are_shared_only_by_proof_of_possession(server, alice, bob, make_repo, tmp_path):  # noqa: ANN001
@@ -246,3 +270,90 @@ def test_bad_input_is_a_clear_4xx_and_stores_nothing(server, alice, make_repo): 
         assert http.get(f"{base}/objects/{oid}").status_code == 404
         assert http.get(f"{base}/objects/..%2F..%2Fsecret_key").status_code in (404, 422)
     assert not list((objects / "tmp").glob("*")) if (objects / "tmp").exists() else True
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# commits through the hub API: lfsFile lines, .gitattributes, preupload
+
+
+GITATTRIBUTES = b"*.bin filter=lfs diff=lfs merge=lfs -text\n*.png filter=lfs diff=lfs merge=lfs -text\n"
+
+
+def _commit(http: httpx.Client, repo_id: str, *lines: dict) -> httpx.Response:
+    return http.post(f"/api/models/{repo_id}/commit/main", content=ndjson(header_line("lfs"), *lines),
+                     headers={"content-type": "application/x-ndjson"})
+
+
+def test_lfsfile_commit_needs_the_object_in_the_repository(server, alice, make_repo):  # noqa: ANN001
+    repo_id = make_repo(alice, "model")
+    data = os.urandom(3000)
+    line = {"key": "lfsFile", "value": {"path": "w.bin", "algo": "sha256", "oid": sha256(data), "size": len(data)}}
+    before = alice.api.repo_info(repo_id).sha
+    with alice.http() as http:
+        r = _commit(http, repo_id, line)
+        assert r.status_code == 404 and r.headers["x-error-code"] == "LfsObjectMissing", r.text
+        r = _commit(http, repo_id, {"key": "lfsFile", "value": {"path": "w.bin", "oid": "abc", "size": 3}})
+        assert r.status_code == 400 and "sha256" in r.json()["error"]
+        base = lfs_base(server, "model", repo_id)
+        assert http.put(f"{base}/objects/{sha256(data)}", content=data).status_code == 200
+        wrong = {"key": "lfsFile", "value": {**line["value"], "size": len(data) + 1}}
+        r = _commit(http, repo_id, wrong)
+        assert r.status_code == 400 and f"has {len(data)} bytes" in r.json()["error"]
+        assert alice.api.repo_info(repo_id).sha == before  # nothing was committed by the refusals
+        assert _commit(http, repo_id, line).status_code == 200
+    (item,) = alice.api.get_paths_info(repo_id, ["w.bin"])
+    assert item.lfs.sha256 == sha256(data) and item.size == len(data)
+    with alice.http() as http:
+        assert http.get(f"/{repo_id}/resolve/main/w.bin").content == data
+
+
+def test_gitattributes_lfs_paths_become_pointers(server, alice, make_repo, tmp_path):  # noqa: ANN001
+    """With the default client (hf_xet installed) preupload answers "regular" even for a tracked 20 MB file; the
+    commit still stores it as git-lfs would: the object in the store, a pointer in git."""
+    repo_id = make_repo(alice, "model")
+    alice.api.upload_file(path_or_fileobj=GITATTRIBUTES, path_in_repo=".gitattributes", repo_id=repo_id)
+    with alice.http() as http:
+        pre = http.post(f"/api/models/{repo_id}/preupload/main",
+                        json={"files": [{"path": "big.bin", "size": 20 * MiB, "sample": ""}]}).json()
+    assert pre["files"][0]["uploadMode"] == "regular"
+    data = os.urandom(MiB // 2)  # under the test server's commit limit
+    alice.api.upload_file(path_or_fileobj=data, path_in_repo="models/big.bin", repo_id=repo_id)
+    alice.api.upload_file(path_or_fileobj=b"text\n", path_in_repo="notes.txt", repo_id=repo_id)
+    info = {e.path: e for e in alice.api.get_paths_info(repo_id, ["models/big.bin", "notes.txt"])}
+    assert info["models/big.bin"].lfs.sha256 == sha256(data) and info["notes.txt"].lfs is None
+    got = hf_hub_download(repo_id, "models/big.bin", endpoint=server.url, token=alice.token, cache_dir=tmp_path)
+    assert Path(got).read_bytes() == data
+    lfs_git("clone", "-q", remote(server, "model", repo_id, alice.token), str(tmp_path / "c"))
+    assert (tmp_path / "c" / "models" / "big.bin").read_bytes() == data
+
+
+def test_preupload_lfs_setting_sends_the_client_through_the_batch_api(tmp_path, monkeypatch):  # noqa: ANN001
+    """Behind ``SPACES_LARGE_FILES__PREUPLOAD_LFS``: a client without Xet (HF_HUB_DISABLE_XET=1) uploads large
+    and .gitattributes-tracked files through the LFS batch API and commits them as lfsFile lines."""
+    from harness import make_actor, running_server
+    from huggingface_hub import CommitOperationAdd, CommitOperationCopy, constants
+
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    env = {"SPACES_LARGE_FILES__PREUPLOAD_LFS": "true", "SPACES_LARGE_FILES__LFS_THRESHOLD": str(MiB)}
+    with running_server("sqlite", extra_env=env) as srv:
+        alice = make_actor(srv, "alice")
+        repo_id = "alice/with-lfs"
+        alice.api.create_repo(repo_id, repo_type="dataset")
+        alice.api.upload_file(path_or_fileobj=GITATTRIBUTES, path_in_repo=".gitattributes", repo_id=repo_id,
+                              repo_type="dataset")
+        big, png, small = os.urandom(3 * MiB), os.urandom(2000), b"a small csv\n"
+        alice.api.create_commit(repo_id, [CommitOperationAdd("data/big.parquet", big),
+                                          CommitOperationAdd("img/a.png", png),
+                                          CommitOperationAdd("small.csv", small)],
+                                commit_message="data", repo_type="dataset")
+        log = srv.log()
+        assert f"LFS object {sha256(big)}" in log and f"LFS object {sha256(png)}" in log
+        alice.api.create_commit(repo_id, [CommitOperationCopy("data/big.parquet", "copy/big.parquet")],
+                                commit_message="copy", repo_type="dataset")
+        info = {e.path: e for e in alice.api.list_repo_tree(repo_id, repo_type="dataset", recursive=True)}
+        assert info["data/big.parquet"].lfs.sha256 == sha256(big) == info["copy/big.parquet"].lfs.sha256
+        assert info["img/a.png"].lfs.size == len(png) and info["small.csv"].lfs is None
+        snap = Path(snapshot_download(repo_id, repo_type="dataset", endpoint=srv.url, token=alice.token,
+                                      cache_dir=tmp_path / "snap"))
+        assert (snap / "copy" / "big.parquet").read_bytes() == big and (snap / "img" / "a.png").read_bytes() == png
+        assert (snap / "small.csv").read_bytes() == small

@@ -251,8 +251,8 @@ async def commit(ns: str, name: str, rest: str, request: Request) -> dict:
         def work(s, p):  # noqa: ANN001, ANN202
             space, pr = discussions.writable_for(hub, s, p, f"{ns}/{name}", rev, create_pr, kind)
             repo = store.repo(space)
-            lfsfiles.check_objects(repo, hub.objects, parsed.lfs)
-            additions = lfsfiles.to_pointers(repo, hub.objects, repo.resolve(rev), parsed.additions, parsed.lfs)
+            pointers = lfsfiles.check_objects(repo, hub.objects, parsed.lfs)
+            additions = lfsfiles.to_pointers(repo, hub.objects, repo.resolve(rev), parsed.additions, pointers)
 
             def commit_on(to: str) -> str:
                 return store.commit(s, p, space, additions=additions, deletions=parsed.deletions,

@@ -9,6 +9,8 @@ downloads use ``/resolve/...``; none of the routes here has those names.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
@@ -81,6 +83,8 @@ async def files_tab(ns: str, name: str, request: Request, rest: str = "") -> HTM
         if entry is not None and entry.type == "file":
             return page, sha, None, {}, entry
         entries = sorted(repo.list_tree(sha, path), key=lambda e: (e.type != "directory", e.path.lower()))
+        pointers = repo.lfs_pointers(entries)  # an LFS file's size is its object's, as the API says
+        entries = [replace(e, size=pointers[e.oid].size) if e.oid in pointers else e for e in entries]
         last = repo.last_commits(sha, [e.path for e in entries])
         head = repo.log(sha, limit=1, path=path or None)
         return page, sha, entries, last, head[0] if head else None
@@ -108,7 +112,10 @@ async def file_view(ns: str, name: str, rest: str, request: Request) -> HTMLResp
         if entry.type != "file":
             raise EntryNotFound(path, rev)
         text = None
-        if entry.size <= PREVIEW_BYTES:
+        pointer = repo.lfs_pointers([entry]).get(entry.oid)
+        if pointer is not None:  # stored with Git LFS: its real size, never the pointer text as its content
+            entry = replace(entry, size=pointer.size)
+        elif entry.size <= PREVIEW_BYTES:
             data = repo.read_blob(sha, path)
             if b"\0" not in data[:8000]:
                 try:
