@@ -100,6 +100,11 @@ class EntryNotFound(NotFound):
         self.path = path
 
 
+class RangeNotSatisfiable(SpacesError):
+    status = 416
+    code = "RangeNotSatisfiable"
+
+
 class LfsObjectMissing(NotFound):
     """An LFS pointer (or an ``lfsFile`` commit line) names an object this hub does not hold for the repository."""
 

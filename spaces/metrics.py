@@ -41,6 +41,9 @@ HUB_REQUEST_SECONDS = Histogram(
     "a followed log counts until its first byte, not its whole life), by route class", ["route_class"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0))
 
+XET_RECEIVED_BYTES = Counter("spaces_xet_received_bytes_total", "Bytes of Xet uploads the hub received (xorbs, "
+                             "shards), accepted or not", ["kind"])
+
 # ---- proxy (values come from ProxyCollector) ---------------------------------------------------------------------
 #: what became of a request for an app (see spaces.proxy.gate):
 #: proxied - forwarded to the running app at once; woken - forwarded after waiting for the Space to wake;

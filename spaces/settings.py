@@ -58,10 +58,10 @@ class LargeFileSettings(BaseModel):
 
     max_object_bytes: int = Field(50 * 1024**3, ge=1, description="largest LFS object one upload may send")
     preupload_lfs: bool = Field(
-        False, description="preupload answers 'lfs' for files of lfs_threshold bytes or more and for paths the "
-        "repository's .gitattributes stores with filter=lfs. Off by default: the default huggingface_hub (with "
-        "hf_xet) sends 'lfs' files through Xet, which this hub does not speak yet; clients with "
-        "HF_HUB_DISABLE_XET=1 then upload them through the LFS batch API")
+        True, description="preupload answers 'lfs' for files of lfs_threshold bytes or more and for paths the "
+        "repository's .gitattributes stores with filter=lfs: the default huggingface_hub (with hf_xet) then uploads "
+        "them through this hub's Xet service (spaces.xet), clients with HF_HUB_DISABLE_XET=1 through the LFS batch "
+        "API. Off: every file travels inside the commit (regular)")
     lfs_threshold: int = Field(10 * 1024 * 1024, ge=0, description="with preupload_lfs: files this large or "
                                "larger are uploaded as LFS objects")
 

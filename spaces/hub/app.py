@@ -17,7 +17,7 @@ from spaces.bus import Bus
 from spaces.db.session import Database
 from spaces.errors import SpacesError
 from spaces.hub import errors
-from spaces.hub.api import admin, branches, buckets, discussions, files, other_repos, repos, spaces, webhooks
+from spaces.hub.api import admin, branches, buckets, discussions, files, other_repos, repos, spaces, webhooks, xet
 from spaces.hub.api import status as status_api
 from spaces.hub.context import Hub, request_base, request_id
 from spaces.hub.git_http import install_hooks
@@ -159,6 +159,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
     app.include_router(discussions.router)
     app.include_router(admin.router)
     app.include_router(webhooks.router)
+    app.include_router(xet.router)
     app.include_router(lfs_router)  # before other_repos: /{ns}/{name}.git/info/lfs/... is not a model path
     app.include_router(other_repos.router)  # after every /spaces/... route: it has catch-all shapes
     app.include_router(git_router)

@@ -16,6 +16,7 @@ from spaces.services.repos import RepoService
 from spaces.services.spaces import SpaceService
 from spaces.settings import Settings
 from spaces.storage.objects import ObjectStore
+from spaces.xet.store import XetStore
 
 #: the hub's base URL as the current request reached it (used when SPACES_PUBLIC_URL is not set)
 request_base: ContextVar[str | None] = ContextVar("request_base", default=None)
@@ -43,6 +44,8 @@ class Hub:
     datasets: RepoService = field(init=False)
     #: POSTs the webhooks' payloads after the changes they announce commit
     webhooks: webhooks.Sender = field(init=False)
+    #: Xet storage (xorbs, files, dedupe) for the default huggingface_hub client's uploads and downloads
+    xet: XetStore = field(init=False)
     #: large files (Git LFS objects) by sha256, stored once for every repository (spaces.storage.objects)
     objects: ObjectStore = field(init=False)
 
@@ -50,6 +53,7 @@ class Hub:
         self.models = RepoService(self.spaces.repos_root, "model")
         self.datasets = RepoService(self.spaces.repos_root, "dataset")
         self.webhooks = webhooks.Sender(private_targets=self.settings.webhooks_private_targets)
+        self.xet = XetStore(self.settings.data_path / "xet")
         self.objects = self.spaces.objects
 
     def announce(self, s, row, kind: str, domain: str, action: str, scope: str, **extra) -> None:  # noqa: ANN001, ANN003

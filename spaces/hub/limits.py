@@ -24,6 +24,10 @@ from collections import deque
 from spaces.hub.ndjson import MEMORY_BOUND
 from spaces.settings import Limits
 
+#: a serialized xorb is at most 64 MiB (the Xet spec), plus the footer hf_xet appends
+XORB_LIMIT = 65 * 1024 * 1024
+SHARD_LIMIT = 32 * 1024 * 1024
+
 
 class BodyBudget:
     """Bytes of request bodies held in memory at once, handed out first come, first served."""
@@ -90,6 +94,10 @@ class BodyLimit:
             return self.limits_lfs, 1 << 20
         if "/commit/" in path:
             return self.limits.max_commit_bytes, MEMORY_BOUND
+        if path.startswith("/xet/v1/xorbs/"):  # streamed to a spool file and verified chunk by chunk
+            return XORB_LIMIT, MEMORY_BOUND
+        if path.startswith(("/xet/v1/shards", "/xet/v2/shards")):  # parsed whole: its records, not data
+            return SHARD_LIMIT, SHARD_LIMIT
         return self.limits.max_json_bytes, self.limits.max_json_bytes
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001

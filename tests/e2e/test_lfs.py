@@ -308,14 +308,16 @@ def test_lfsfile_commit_needs_the_object_in_the_repository(server, alice, make_r
 
 
 def test_gitattributes_lfs_paths_become_pointers(server, alice, make_repo, tmp_path):  # noqa: ANN001
-    """With the default client (hf_xet installed) preupload answers "regular" even for a tracked 20 MB file; the
-    commit still stores it as git-lfs would: the object in the store, a pointer in git."""
+    """Preupload answers "lfs" for a tracked path (the default client, with hf_xet, then uploads it through
+    Xet) and "regular" for an untracked small one; either way git holds what git-lfs would: the tracked file as
+    an object in the store and a pointer in git."""
     repo_id = make_repo(alice, "model")
     alice.api.upload_file(path_or_fileobj=GITATTRIBUTES, path_in_repo=".gitattributes", repo_id=repo_id)
     with alice.http() as http:
         pre = http.post(f"/api/models/{repo_id}/preupload/main",
-                        json={"files": [{"path": "big.bin", "size": 20 * MiB, "sample": ""}]}).json()
-    assert pre["files"][0]["uploadMode"] == "regular"
+                        json={"files": [{"path": "big.bin", "size": MiB, "sample": ""},
+                                        {"path": "notes.txt", "size": 5, "sample": ""}]}).json()
+    assert [f["uploadMode"] for f in pre["files"]] == ["lfs", "regular"]
     data = os.urandom(MiB // 2)  # under the test server's commit limit
     alice.api.upload_file(path_or_fileobj=data, path_in_repo="models/big.bin", repo_id=repo_id)
     alice.api.upload_file(path_or_fileobj=b"text\n", path_in_repo="notes.txt", repo_id=repo_id)

@@ -22,7 +22,7 @@ from spaces.domain.naming import validate_path_in_repo
 from spaces.domain.lfs import MAX_POINTER_SIZE, Pointer, lfs_matcher, parse_pointer
 from spaces.errors import BadRequest, EntryNotFound, LfsObjectMissing, RevisionNotFound
 from spaces.hub import jsonlimits, ndjson
-from spaces.hub.api import discussions
+from spaces.hub.api import discussions, xet
 from spaces.hub.api.common import after, in_session, json_body, query_int, repo_type_of, typed_route
 from spaces.hub.serialize import commit_json, tree_item
 from spaces.hub.lfs import object_response, parse_range
@@ -70,7 +70,8 @@ async def list_tree(ns: str, name: str, rest: str, request: Request) -> JSONResp
         chunk = entries[offset:offset + page]
         last = repo.last_commits(sha, [e.path for e in chunk]) if expand else {}
         pointers = repo.lfs_pointers(chunk)
-        return [tree_item(e, last.get(e.path), pointers.get(e.oid)) for e in chunk], len(entries) > offset + page
+        return ([xet.with_xet_hash(hub, tree_item(e, last.get(e.path), pointers.get(e.oid))) for e in chunk],
+                len(entries) > offset + page)
 
     items, more = await in_session(request, work)
     headers = {}
@@ -101,7 +102,7 @@ async def paths_info(ns: str, name: str, rest: str, request: Request) -> list[di
                 continue  # HF omits missing paths from the answer
         last = repo.last_commits(sha, [e.path for e in found]) if expand else {}
         pointers = repo.lfs_pointers(found)
-        return [tree_item(e, last.get(e.path), pointers.get(e.oid)) for e in found]
+        return [xet.with_xet_hash(hub, tree_item(e, last.get(e.path), pointers.get(e.oid))) for e in found]
     return await in_session(request, work)
 
 
@@ -347,6 +348,7 @@ async def resolve(ns: str, name: str, rest: str, request: Request) -> Response:
         # cached blob after it), X-Linked-Size the real size
         headers.update({"ETag": f'"{content.oid}"', "X-Linked-ETag": f'"{content.oid}"',
                         "X-Linked-Size": str(content.size)})
+        headers.update(xet.resolve_headers(hub, kind, f"{ns}/{name}", sha, content.oid))
         return object_response(hub.objects, content.oid, content.size, request.headers.get("range"), headers,
                                ctype, head=request.method == "HEAD")
     if request.method == "HEAD":

@@ -1,0 +1,192 @@
+"""Xet uploads and downloads (not a test): the real default client (hf_xet, as huggingface_hub drives it) against
+our hub, and curl against nginx accepting (WebDAV PUT) and serving (sendfile) the same bytes, in one run.
+
+Reports: upload and download throughput and their ratios to nginx (goals: download >= 0.5x, upload >= 0.3x, the
+Xet upload including the client's chunking and hashing, and the hub's verification and rebuilding of the file
+into the LFS object store); the bytes the hub received for a re-upload with 1% of the file changed in ten places
+(goal <= 5% of the file; ``spaces_xet_received_bytes_total``); the hub process's peak RSS while a file uploads
+(goal <= 256 MiB; sampled every 20 ms from /proc).
+
+    .venv/bin/python bench/xet.py              # 1024 MB, SQLite
+    .venv/bin/python bench/xet.py --mb 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+_HF_HOME = tempfile.mkdtemp(prefix="spaces-bench-hf-home-")
+os.environ.update(HF_HOME=_HF_HOME, HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1",
+                  HF_HUB_DISABLE_IMPLICIT_TOKEN="1", HF_XET_CACHE=str(Path(_HF_HOME) / "xet"))
+
+import hf_xet  # noqa: E402
+import httpx  # noqa: E402
+from harness import start_server  # noqa: E402
+from huggingface_hub import HfApi  # noqa: E402
+from huggingface_hub.utils._xet import get_xet_session  # noqa: E402
+from proxy import bench_processes, free_port, nginx_conf, start, wait_port  # noqa: E402
+
+METRICS_TOKEN = "bench-metrics-token"
+
+
+def rss_tree(pid: int) -> int:
+    """Resident bytes of a process and its children."""
+    total = 0
+    for p in [pid, *_children(pid)]:
+        try:
+            m = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{p}/status").read_text())
+            total += int(m[1]) * 1024 if m else 0
+        except OSError:
+            pass
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        kids = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+    return kids + [g for k in kids for g in _children(k)]
+
+
+class PeakRss:
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak, self._stop = pid, 0, threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_tree(self.pid))
+            time.sleep(0.02)
+
+    def __enter__(self) -> PeakRss:
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._t.join()
+
+
+def received(url: str) -> float:
+    text = httpx.get(f"{url}/metrics", headers={"authorization": f"Bearer {METRICS_TOKEN}"}).text
+    return sum(float(m[1]) for m in re.finditer(r'^spaces_xet_received_bytes_total\{[^}]*\} (\S+)', text, re.M))
+
+
+def xet_upload(url: str, token: str, repo_id: str, path: Path):  # noqa: ANN201
+    headers = {"authorization": f"Bearer {token}"}
+    with get_xet_session().new_upload_commit(token_refresh_url=f"{url}/api/models/{repo_id}/xet-write-token/main",
+                                             token_refresh_headers=headers) as commit:
+        handle = commit.start_upload_file(str(path), sha256=hf_xet.COMPUTE_SHA256)
+    return handle.result().xet_info
+
+
+def xet_download(url: str, token: str, repo_id: str, info, dest: Path) -> None:  # noqa: ANN001
+    headers = {"authorization": f"Bearer {token}"}
+    refresh = f"{url}/api/models/{repo_id}/xet-read-token/main"
+    tok = httpx.get(refresh, headers=headers).json()
+    with get_xet_session().new_file_download_group(
+            endpoint=tok["casUrl"], token=tok["accessToken"], token_expiry_unix_secs=tok["exp"],
+            token_refresh_url=refresh, token_refresh_headers=headers) as group:
+        group.start_download_file(hf_xet.XetFileInfo(info.hash, info.file_size), str(dest))
+
+
+def curl(*args: str) -> float:
+    out = subprocess.run(["curl", "-sf", "-o", "/dev/null", "-w", "%{time_total}", *args], check=True,
+                         capture_output=True, text=True, timeout=600).stdout
+    return float(out)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mb", type=int, default=1024)
+    args = ap.parse_args()
+    if not 1 <= args.mb <= 4096:
+        ap.error("--mb must be 1..4096")
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    size = args.mb << 20
+    server = start_server("sqlite", extra_env={"SPACES_METRICS_TOKEN": METRICS_TOKEN})
+    try:
+        with bench_processes("spaces-bench-xet-") as (work, procs):
+            token = server.token("bench-user")
+            repo_id = "bench-user/weights"
+            HfApi(endpoint=server.url, token=token).create_repo(repo_id)
+            www = work / "www"
+            (www / "up").mkdir(parents=True)
+            blob = www / "model.bin"
+            with open(blob, "wb") as f:
+                for _ in range(args.mb):
+                    f.write(os.urandom(1 << 20))
+            # nginx's workers run as nobody: they write the PUT (and their body temp files) into these folders
+            for d in (work, www, www / "up"):
+                d.chmod(0o777)
+            blob.chmod(0o644)
+            port = free_port()
+            procs.append(start([nginx, "-c", str(nginx_conf(work, f"""server {{ listen 127.0.0.1:{port}; root {www};
+  sendfile on; client_max_body_size 0; location /up/ {{ dav_methods PUT; }} }}""", "1"))]))
+            wait_port(port)
+
+            t_ng_up = curl("-T", str(blob), f"http://127.0.0.1:{port}/up/model.bin")
+            t_ng_down = curl(f"http://127.0.0.1:{port}/model.bin")
+
+            before = received(server.url)
+            with PeakRss(server.proc.pid) as rss:
+                t0 = time.perf_counter()
+                info = xet_upload(server.url, token, repo_id, blob)
+                t_up = time.perf_counter() - t0
+            first_bytes = received(server.url) - before
+            out = work / "out.bin"
+            t0 = time.perf_counter()
+            xet_download(server.url, token, repo_id, info, out)
+            t_down = time.perf_counter() - t0
+            digest = hashlib.sha256()
+            with open(out, "rb") as f:
+                while block := f.read(1 << 24):
+                    digest.update(block)
+            assert digest.hexdigest() == info.sha256, "corrupt download"
+            out.unlink()
+
+            with open(blob, "r+b") as f:  # 1% of the file, in ten places
+                for i in range(10):
+                    f.seek(i * size // 10 + 4321)
+                    f.write(os.urandom(size // 1000))
+            before = received(server.url)
+            t0 = time.perf_counter()
+            xet_upload(server.url, token, repo_id, blob)
+            t_re = time.perf_counter() - t0
+            re_bytes = received(server.url) - before
+
+            mbps = lambda t: args.mb / t  # noqa: E731
+            print(f"\n{args.mb} MB random file, loopback, {os.cpu_count()} cores, SQLite\n")
+            print(f"  Xet upload (hf_xet -> hub)      {mbps(t_up):7.0f} MB/s  ({t_up:.1f} s)")
+            print(f"  PUT to nginx (curl)             {mbps(t_ng_up):7.0f} MB/s  ({t_ng_up:.1f} s)")
+            print(f"  Xet download (hub -> hf_xet)    {mbps(t_down):7.0f} MB/s  ({t_down:.1f} s)")
+            print(f"  GET from nginx (curl)           {mbps(t_ng_down):7.0f} MB/s  ({t_ng_down:.1f} s)")
+            print(f"  first upload: hub received {first_bytes / 2**20:.0f} MiB")
+            print(f"  1%-changed re-upload: hub received {re_bytes / 2**20:.1f} MiB = {100 * re_bytes / size:.2f}% "
+                  f"of the file (goal <= 5%), in {t_re:.1f} s")
+            print(f"  hub peak RSS during the upload: {rss.peak / 2**20:.0f} MiB (goal <= 256 MiB)")
+            print(f"\nratios to nginx: upload {t_ng_up / t_up:.2f}x (goal >= 0.3x), download {t_ng_down / t_down:.2f}x "
+                  f"(goal >= 0.5x)")
+    finally:
+        server.stop()
+        shutil.rmtree(_HF_HOME, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

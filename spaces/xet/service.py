@@ -1,0 +1,165 @@
+"""Verifying and registering what a client uploads, and answering reconstructions.
+
+What a hostile client cannot do: store a xorb under a hash its bytes do not have (``xorb.verify_file``), register a
+file whose terms name missing xorbs or chunks, whose verification hashes do not match the chunks (it must know
+them), or whose file hash is not the one its chunks give (``register_shard``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from spaces.errors import BadRequest, NotFound, RangeNotSatisfiable
+from spaces.xet import hashing, shard, xorb
+from spaces.xet.store import FileRecord, XetStore
+
+
+@dataclass(frozen=True)
+class Registered:
+    files: list[FileRecord]
+    new: bool
+
+
+def upload_xorb(store: XetStore, expected: bytes, spooled: str, size: int) -> bool:
+    """Verify a spooled xorb and keep it; True when it was new. The spool file is consumed either way."""
+    try:
+        if store.has_xorb(expected):
+            return False
+        with open(spooled, "rb") as f:
+            index = xorb.verify_file(expected, f, size)
+        return store.put_xorb(spooled, index)
+    finally:
+        if os.path.exists(spooled):
+            os.unlink(spooled)
+
+
+def _check_file(store: XetStore, f: shard.FileInfo, indexes: dict) -> FileRecord:
+    chunks: list[tuple[bytes, int]] = []
+    for term, proof in zip(f.terms, f.verification or []):
+        idx = indexes.get(term.xorb)
+        if idx is None:
+            idx = indexes[term.xorb] = store.xorb_index(term.xorb)
+        if idx is None:
+            raise BadRequest(f"The shard names xorb {hashing.to_hex(term.xorb)}, which was never uploaded.")
+        if term.end > len(idx.chunks):
+            raise BadRequest("A term names chunks past the end of its xorb.")
+        span = idx.chunks[term.start:term.end]
+        if sum(c.length for c in span) != term.unpacked:
+            raise BadRequest("A term's length is not the length of its chunks.")
+        if hashing.range_hash([c.hash for c in span]) != proof:
+            raise BadRequest("A term's verification hash does not match its chunks.")
+        chunks.extend((c.hash, c.length) for c in span)
+    if hashing.file_hash(chunks) != f.hash:
+        raise BadRequest("A file's hash is not the hash of its chunks.")
+    terms = [(t.xorb, t.start, t.end, t.unpacked) for t in f.terms]
+    # xet-core writes the sha256 as one of its hashes: its usual hex form (words reversed) is the digest's hex
+    return FileRecord(f.hash, f.size, hashing.to_hex(f.sha256) if f.sha256 else None, terms)
+
+
+def register_shard(store: XetStore, body: bytes, before_commit=None) -> Registered:  # noqa: ANN001
+    """Check every file of an uploaded shard against the stored xorbs, then record them (all or nothing) and
+    the new xorbs' dedupe-eligible chunks. ``before_commit(records)`` runs between the two (the hub's checks of
+    what the chunks cannot prove, the sha256); when it raises, nothing is recorded."""
+    parsed = shard.parse(body)
+    indexes: dict = {}
+    records = [_check_file(store, f, indexes) for f in parsed.files]
+    for x in parsed.xorbs:
+        if not store.has_xorb(x.hash):
+            raise BadRequest(f"The shard lists xorb {hashing.to_hex(x.hash)}, which was never uploaded.")
+    if before_commit is not None:
+        before_commit(records)
+    new = False
+    for rec in records:
+        new = store.put_file(rec) or new
+        first_xorb, first_chunk = rec.terms[0][0], rec.terms[0][1]
+        idx = indexes[first_xorb]
+        store.put_dedupe(idx.chunks[first_chunk].hash, first_xorb)
+    for x in parsed.xorbs:
+        idx = indexes.get(x.hash) or store.xorb_index(x.hash)
+        for c in idx.chunks:
+            if hashing.dedupe_eligible(c.hash):
+                store.put_dedupe(c.hash, x.hash)
+    return Registered(records, new)
+
+
+def dedupe_shard(store: XetStore, chunk: bytes) -> bytes:
+    """The dedupe answer for a chunk: a shard describing the xorb that holds it, or 404."""
+    xh = store.get_dedupe(chunk)
+    idx = store.xorb_index(xh) if xh else None
+    if idx is None:
+        raise NotFound("No stored xorb holds that chunk.")
+    cas, pos = [], 0
+    for c in idx.chunks:
+        cas.append(shard.CasChunk(c.hash, pos, c.length))
+        pos += c.length
+    size = store.xorb_path(xh).stat().st_size
+    return shard.dedupe_answer([shard.CasInfo(xh, cas, pos, size)], os.urandom(32))
+
+
+@dataclass(frozen=True)
+class Piece:
+    xorb: bytes
+    start: int      # chunk range [start, end)
+    end: int
+    unpacked: int
+    bytes_first: int  # inclusive byte range of those chunks in the stored xorb
+    bytes_last: int
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    offset_into_first_range: int
+    pieces: list[Piece]
+    size: int
+
+
+def reconstruct(store: XetStore, file_id: bytes, first: int | None = None, last: int | None = None) -> Reconstruction:
+    """The terms covering bytes [first, last] of a file (the whole file without a range), trimmed to whole chunks."""
+    rec = store.get_file(file_id)
+    if rec is None:
+        raise NotFound("No such Xet file.")
+    first = 0 if first is None else first
+    last = rec.size - 1 if last is None else min(last, rec.size - 1)
+    if first >= rec.size or first > last:
+        raise RangeNotSatisfiable(f"The file has {rec.size} bytes.")
+    pieces, pos, skip = [], 0, 0
+    for xh, a, b, n in rec.terms:
+        if pos + n <= first:
+            pos += n
+            continue
+        if pos > last:
+            break
+        idx = store.xorb_index(xh)
+        start, end, cpos = a, b, pos
+        while cpos + idx.chunks[start].length <= first:  # drop whole chunks before the range
+            cpos += idx.chunks[start].length
+            start += 1
+        if not pieces:
+            skip = first - cpos
+        tail = cpos
+        for i in range(start, b):
+            if tail > last:
+                end = i
+                break
+            tail += idx.chunks[i].length
+        lo, hi = idx.byte_range(start, end)
+        pieces.append(Piece(xh, start, end, sum(c.length for c in idx.chunks[start:end]), lo, hi))
+        pos += n
+    return Reconstruction(skip, pieces, rec.size)
+
+
+def read_file(store: XetStore, rec: FileRecord):
+    """A (checked) file's bytes, chunk by chunk, from its stored xorbs."""
+    for xh, a, b, _n in rec.terms:
+        idx = store.xorb_index(xh)
+        lo, _ = idx.byte_range(a, b)
+        with open(store.xorb_path(xh), "rb") as f:
+            f.seek(lo)
+            pos = lo
+            for i in range(a, b):
+                nxt = idx.chunks[i + 1].offset if i + 1 < len(idx.chunks) else idx.data_end
+                raw = f.read(nxt - pos)
+                clen, scheme, ulen = xorb.read_header(raw, 0)
+                yield xorb.decode_chunk(scheme, raw[xorb.HEADER:xorb.HEADER + clen], ulen)
+                pos = nxt

@@ -1,0 +1,205 @@
+"""Xet storage through the real default client (hf_xet 1.8 as huggingface_hub 2.4 drives it) against a live
+server: token endpoints, xorb and shard upload, reconstruction and download, byte-exact; a re-upload with 1%
+changed sends only the changed chunks (bytes the server stored); bad input is a clear 4xx and stores nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+from harness import unique
+
+hf_xet = pytest.importorskip("hf_xet")
+
+pytestmark = pytest.mark.timeout(300)
+
+SIZE = int(os.environ.get("SPACES_TEST_XET_MB", "64")) << 20
+
+
+def _xet_bytes(server) -> int:  # noqa: ANN001
+    return sum(p.stat().st_size for p in (server.data_dir / "xet" / "xorbs").rglob("*") if p.is_file()
+               and not p.name.endswith(".idx"))
+
+
+@pytest.fixture
+def model(alice):  # noqa: ANN001, ANN201
+    repo_id = f"{alice.name}/{unique('xet')}"
+    alice.api.create_repo(repo_id, repo_type="model")
+    yield repo_id
+    alice.api.delete_repo(repo_id, repo_type="model")
+
+
+def upload(server, actor, repo_id: str, path: Path):  # noqa: ANN001, ANN201
+    """hf_xet's upload as huggingface_hub's _upload_xet_files drives it; the file's XetFileInfo."""
+    from huggingface_hub.utils._xet import get_xet_session
+    session = get_xet_session()
+    url = f"{server.url}/api/models/{repo_id}/xet-write-token/main"
+    with session.new_upload_commit(token_refresh_url=url, token_refresh_headers=actor.headers) as commit:
+        handle = commit.start_upload_file(str(path), sha256=hf_xet.COMPUTE_SHA256)
+    return handle.result().xet_info
+
+
+def download(server, actor, repo_id: str, info, dest: Path) -> None:  # noqa: ANN001
+    from huggingface_hub.utils._xet import get_xet_session
+    url = f"{server.url}/api/models/{repo_id}/xet-read-token/main"
+    tok = httpx.get(url, headers=actor.headers).json()
+    with get_xet_session().new_file_download_group(
+            endpoint=tok["casUrl"], token=tok["accessToken"], token_expiry_unix_secs=tok["exp"],
+            token_refresh_url=url, token_refresh_headers=actor.headers) as group:
+        group.start_download_file(hf_xet.XetFileInfo(info.hash, info.file_size), str(dest))
+
+
+def test_round_trip_and_partial_reupload(server, alice, model, tmp_path) -> None:  # noqa: ANN001
+    data = bytearray(os.urandom(SIZE))
+    src = tmp_path / "weights.bin"
+    src.write_bytes(data)
+    before = _xet_bytes(server)
+    info = upload(server, alice, model, src)
+    assert info.sha256 == hashlib.sha256(data).hexdigest()
+    first = _xet_bytes(server) - before
+    assert first >= SIZE * 0.99  # random data does not compress
+    out = tmp_path / "out.bin"
+    download(server, alice, model, info, out)
+    assert out.read_bytes() == data
+
+    # change 1% of the file in ten places; only the chunks around them travel again
+    for i in range(10):
+        at = (i * SIZE) // 10 + 12345
+        data[at:at + SIZE // 1000] = os.urandom(SIZE // 1000)
+    src.write_bytes(data)
+    mid = _xet_bytes(server)
+    info2 = upload(server, alice, model, src)
+    assert info2.hash != info.hash
+    assert _xet_bytes(server) - mid <= SIZE * 0.05
+    download(server, alice, model, info2, out)
+    assert out.read_bytes() == data
+
+
+def test_tokens_need_access(server, alice, bob, anon, model) -> None:  # noqa: ANN001
+    base = f"{server.url}/api/models/{model}"
+    assert httpx.get(f"{base}/xet-write-token/main", headers=bob.headers).status_code == 403
+    assert httpx.get(f"{base}/xet-write-token/main").status_code == 401
+    ok = httpx.get(f"{base}/xet-read-token/main", headers=bob.headers)
+    assert ok.status_code == 200 and ok.headers["X-Xet-Access-Token"] == ok.json()["accessToken"]
+    read = ok.json()
+    h = "0" * 64
+    cas = read["casUrl"]
+    auth = {"authorization": f"Bearer {read['accessToken']}"}
+    # a read token cannot write; no token, a forged one, a malformed hash: clear 4xx, nothing stored
+    assert httpx.post(f"{cas}/v1/xorbs/default/{h}", content=b"x", headers=auth).status_code == 403
+    assert httpx.post(f"{cas}/v1/shards", content=b"x", headers=auth).status_code == 403
+    assert httpx.get(f"{cas}/v1/reconstructions/{h}").status_code == 401
+    assert httpx.get(f"{cas}/v1/reconstructions/{h}", headers={"authorization": "Bearer forged"}).status_code == 401
+    assert httpx.get(f"{cas}/v2/reconstructions/nothex", headers=auth).status_code == 400
+    assert httpx.get(f"{cas}/v2/reconstructions/{h}", headers=auth).status_code == 404
+    assert httpx.get(f"{cas}/v1/chunks/default-merkledb/{h}", headers=auth).status_code == 404
+    write = httpx.get(f"{base}/xet-write-token/main", headers=alice.headers).json()
+    wauth = {"authorization": f"Bearer {write['accessToken']}"}
+    before = _xet_bytes(server)
+    bad = httpx.post(f"{cas}/v1/xorbs/default/{h}", content=b"\0\x05\0\0\0\x05\0\0hello", headers=wauth)
+    assert bad.status_code == 400 and "hash" in bad.json()["error"]
+    assert httpx.post(f"{cas}/v1/shards", content=b"garbage" * 10, headers=wauth).status_code == 400
+    assert _xet_bytes(server) == before
+    assert not list((server.data_dir / "xet" / "tmp").iterdir())
+    private = f"{alice.name}/{unique('xp')}"
+    alice.api.create_repo(private, repo_type="model", private=True)
+    try:
+        assert httpx.get(f"{server.url}/api/models/{private}/xet-read-token/main",
+                         headers=bob.headers).status_code == 404
+        assert httpx.get(f"{server.url}/api/models/{private}/xet-read-token/main").status_code in (401, 404)
+    finally:
+        alice.api.delete_repo(private, repo_type="model")
+
+
+def test_default_client_upload_download_snapshot_and_git_lfs_clone(  # noqa: ANN001
+        server, alice, bob, model, tmp_path) -> None:
+    """The unchanged default client end to end: ``upload_file`` of a large file and ``upload_folder`` of many
+    .gitattributes-tracked ones go through Xet; ``hf_hub_download`` and ``snapshot_download`` come back through
+    Xet, byte-exact; git with git-lfs clones the same repository and checks the same bytes out."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    from e2e.test_lfs import lfs_git, remote
+
+    big = os.urandom(SIZE)
+    (tmp_path / "big.bin").write_bytes(big)
+    before = _xet_bytes(server)
+    alice.api.upload_file(path_or_fileobj=str(tmp_path / "big.bin"), path_in_repo="weights/big.bin", repo_id=model)
+    assert _xet_bytes(server) - before >= SIZE  # it came through Xet, not inside the commit
+    # big.bin went by size (nothing tracked it); git-lfs smudges only tracked paths, as the Hub's default
+    # .gitattributes tracks *.bin: track it now, and *.pt for the folder
+    attrs = b"*.bin filter=lfs diff=lfs merge=lfs -text\n*.pt filter=lfs diff=lfs merge=lfs -text\n"
+    alice.api.upload_file(path_or_fileobj=attrs, path_in_repo=".gitattributes", repo_id=model)
+    folder = tmp_path / "many"
+    folder.mkdir()
+    small = {f"part-{i:02d}.pt": os.urandom(50_000 + i) for i in range(12)}
+    for name, data in small.items():
+        (folder / name).write_bytes(data)
+    (folder / "README.md").write_text("# tiny\n")
+    before = _xet_bytes(server)
+    alice.api.upload_folder(folder_path=str(folder), path_in_repo="shards", repo_id=model)
+    assert _xet_bytes(server) - before >= sum(map(len, small.values()))
+
+    info = {f.path: f for f in alice.api.list_repo_tree(model, recursive=True) if hasattr(f, "lfs")}
+    assert info["weights/big.bin"].lfs.sha256 == hashlib.sha256(big).hexdigest()
+    assert info["weights/big.bin"].xet_hash and info["shards/part-00.pt"].xet_hash
+    assert info["shards/README.md"].lfs is None
+
+    meta = get_hf_file_metadata(hf_hub_url(model, "weights/big.bin", endpoint=server.url), token=bob.token)
+    assert meta.xet_file_data is not None and meta.size == SIZE  # the client will download through Xet
+    got = bob.api.hf_hub_download(model, "weights/big.bin", cache_dir=tmp_path / "c1")
+    assert Path(got).read_bytes() == big
+    snap = Path(bob.api.snapshot_download(model, cache_dir=tmp_path / "c2"))
+    for name, data in small.items():
+        assert (snap / "shards" / name).read_bytes() == data
+    assert (snap / "weights" / "big.bin").read_bytes() == big
+
+    lfs_git("clone", "-q", remote(server, "model", model, bob.token), str(tmp_path / "clone"))
+    assert (tmp_path / "clone" / "weights" / "big.bin").read_bytes() == big
+    assert (tmp_path / "clone" / "shards" / "part-07.pt").read_bytes() == small["part-07.pt"]
+    pointer = lfs_git("show", "HEAD:weights/big.bin", cwd=tmp_path / "clone").stdout
+    assert pointer.startswith("version https://git-lfs.github.com/spec/v1")
+    assert hashlib.sha256(big).hexdigest() in pointer
+
+
+def test_declared_sha256_is_checked_before_anything_is_linked(server, alice, model) -> None:  # noqa: ANN001
+    """A hand-made client: a shard whose sha256 metadata is not the file's bytes is refused (400) and the
+    repository gets no LFS object; with the right sha256 the same file becomes the repository's object."""
+    from unit.test_xet_core import make_shard, make_xorb
+
+    from spaces.xet import hashing
+
+    chunks = [os.urandom(9000) for _ in range(5)]
+    xh, body = make_xorb(chunks)
+    tok = httpx.get(f"{server.url}/api/models/{model}/xet-write-token/main", headers=alice.headers).json()
+    auth = {"authorization": f"Bearer {tok['accessToken']}"}
+    cas = tok["casUrl"]
+    r = httpx.post(f"{cas}/v1/xorbs/default/{hashing.to_hex(xh)}", content=body, headers=auth)
+    assert r.status_code == 200 and r.json() == {"was_inserted": True}
+    data = b"".join(chunks)
+    real = hashlib.sha256(data).hexdigest()
+    lie = hashlib.sha256(b"someone else's file").hexdigest()
+    objects = server.data_dir / "lfs" / "objects"
+    bad = make_shard([(chunks, xh, [(0, 5)])], [(xh, chunks)], sha=hashing.from_hex(lie))
+    r = httpx.post(f"{cas}/v1/shards", content=bad, headers=auth)
+    assert r.status_code == 400 and lie in r.json()["error"]
+    assert not (objects / lie[:2] / lie[2:4] / lie).exists()
+    good = make_shard([(chunks, xh, [(0, 5)])], [(xh, chunks)], sha=hashing.from_hex(real))
+    assert httpx.post(f"{cas}/v1/shards", content=good, headers=auth).status_code == 200
+    assert (objects / real[:2] / real[2:4] / real).read_bytes() == data
+    # the file is readable with a token for this repository, not with one for another repository
+    fid = hashing.to_hex(hashing.file_hash([(hashing.chunk_hash(c), len(c)) for c in chunks]))
+    read = httpx.get(f"{server.url}/api/models/{model}/xet-read-token/main", headers=alice.headers).json()
+    r = httpx.get(f"{cas}/v2/reconstructions/{fid}", headers={"authorization": f"Bearer {read['accessToken']}"})
+    assert r.status_code == 200 and r.json()["terms"][0]["unpacked_length"] == len(data)
+    other = f"{alice.name}/{unique('xo')}"
+    alice.api.create_repo(other, repo_type="model")
+    try:
+        tok2 = httpx.get(f"{server.url}/api/models/{other}/xet-read-token/main").json()  # anonymous: public repo
+        auth2 = {"authorization": f"Bearer {tok2['accessToken']}"}
+        assert httpx.get(f"{cas}/v2/reconstructions/{fid}", headers=auth2).status_code == 404
+        assert httpx.head(f"{cas}/v1/files/{fid}", headers=auth2).status_code == 404
+    finally:
+        alice.api.delete_repo(other, repo_type="model")

@@ -1,0 +1,222 @@
+"""Xet core: hashes against hf_xet's own, xorbs of every compression scheme the client uses, shards, and the
+checks that keep a hostile client from storing a xorb under a wrong hash or registering a file it cannot back."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+
+import lz4.frame
+import pytest
+
+from spaces.errors import BadRequest, NotFound, RangeNotSatisfiable
+from spaces.xet import hashing, service, shard, xorb
+from spaces.xet.store import XetStore
+
+
+def group4(data: bytes) -> bytes:
+    return b"".join(data[g::4] for g in range(4))
+
+
+def encode(chunks: list[bytes], schemes: list[int]) -> bytes:
+    out = bytearray()
+    for data, scheme in zip(chunks, schemes):
+        payload = {0: data, 1: lz4.frame.compress(data), 2: lz4.frame.compress(group4(data))}[scheme]
+        out += bytes([0]) + len(payload).to_bytes(3, "little") + bytes([scheme]) + len(data).to_bytes(3, "little")
+        out += payload
+    return bytes(out)
+
+
+def make_xorb(chunks: list[bytes], schemes: list[int] | None = None) -> tuple[bytes, bytes]:
+    schemes = schemes or [i % 3 for i in range(len(chunks))]
+    h = hashing.merkle_root([(hashing.chunk_hash(c), len(c)) for c in chunks])
+    return h, encode(chunks, schemes)
+
+
+def make_shard(files: list[tuple[list[bytes], bytes, list[tuple[int, int]]]],
+               xorbs: list[tuple[bytes, list[bytes]]], *, proofs: bool = True, sha: bytes | None = None,
+               file_hash: bytes | None = None) -> bytes:
+    """files: (chunks of the file, xorb hash, [(start, end)] ranges in that xorb)."""
+    out = bytearray(shard.TAG + struct.pack("<QQ", 2, 0))
+    for chunks, xh, ranges in files:
+        flags = (shard.FLAG_VERIFICATION if proofs else 0) | (shard.FLAG_METADATA if sha else 0)
+        all_chunks = [(hashing.chunk_hash(c), len(c)) for c in chunks]
+        fh = file_hash or hashing.file_hash([all_chunks[i] for a, b in ranges for i in range(a, b)])
+        out += fh + struct.pack("<II", flags, len(ranges)) + bytes(8)
+        for a, b in ranges:
+            out += xh + struct.pack("<IIII", 0, sum(len(c) for c in chunks[a:b]), a, b)
+        if proofs:
+            for a, b in ranges:
+                out += hashing.range_hash([h for h, _ in all_chunks[a:b]]) + bytes(16)
+        if sha:
+            out += sha + bytes(16)
+    out += shard.BOOKEND
+    for xh, chunks in xorbs:
+        out += xh + struct.pack("<IIII", 0, len(chunks), sum(map(len, chunks)), 0)
+        pos = 0
+        for c in chunks:
+            out += hashing.chunk_hash(c) + struct.pack("<II", pos, len(c)) + bytes(8)
+            pos += len(c)
+    out += shard.BOOKEND
+    return bytes(out)
+
+
+def test_hex_form_reverses_each_word() -> None:
+    raw = bytes(range(32))
+    assert hashing.to_hex(raw) == "07060504030201000f0e0d0c0b0a090817161514131211101f1e1d1c1b1a1918"
+    assert hashing.from_hex(hashing.to_hex(raw)) == raw
+    for bad in ("00", "G" * 64, "A" * 64):
+        with pytest.raises(BadRequest):
+            hashing.from_hex(bad)
+
+
+def test_file_hash_matches_hf_xet(tmp_path) -> None:  # noqa: ANN001
+    hf_xet = pytest.importorskip("hf_xet")
+    data = os.urandom(3000)  # below the smallest chunk: one chunk
+    (tmp_path / "f").write_bytes(data)
+    info = hf_xet.hash_files([str(tmp_path / "f")])[0]
+    assert info.hash == hashing.to_hex(hashing.file_hash([(hashing.chunk_hash(data), len(data))]))
+
+
+def test_merkle_groups_and_is_order_sensitive() -> None:
+    leaves = [(hashing.chunk_hash(bytes([i]) * 10), 10) for i in range(40)]
+    root = hashing.merkle_root(leaves)
+    assert root != hashing.merkle_root(leaves[::-1])
+    assert root != hashing.merkle_root(leaves[:-1])
+    assert hashing.merkle_root(leaves[:1]) == leaves[0][0]
+
+
+def test_xorb_every_scheme_round_trips() -> None:
+    chunks = [os.urandom(1000), b"a" * 5003, bytes(range(256)) * 30 + b"xyz"]
+    h, body = make_xorb(chunks)
+    index = xorb.verify(h, body + b"XETBLOB" + b"\0" * 20 + (27).to_bytes(4, "little"))
+    assert [c.length for c in index.chunks] == [len(c) for c in chunks]
+    assert list(xorb.iter_chunks(body)) == chunks
+    lo, hi = index.byte_range(1, 3)
+    assert b"".join(xorb.iter_chunks(body[lo:hi + 1])) == chunks[1] + chunks[2]
+
+
+@pytest.mark.parametrize("damage", ["hash", "truncate", "scheme", "length", "empty", "lz4"])
+def test_xorb_refused(damage: str) -> None:
+    chunks = [b"hello world" * 100, b"second" * 50]
+    h, body = make_xorb(chunks, [1, 0])
+    if damage == "hash":
+        h = hashing.chunk_hash(b"other")
+    elif damage == "truncate":
+        body = body[:-5]
+    elif damage == "scheme":
+        body = body[:4] + b"\x07" + body[5:]
+    elif damage == "length":
+        body = body[:5] + (5000).to_bytes(3, "little") + body[8:]
+    elif damage == "empty":
+        body = b""
+    elif damage == "lz4":
+        body = body[:8] + b"\0" * 10 + body[18:]
+    with pytest.raises(BadRequest):
+        xorb.verify(h, body)
+
+
+def _spool(store: XetStore, body: bytes) -> str:
+    with store.spool() as f:
+        f.write(body)
+    return f.name
+
+
+@pytest.fixture
+def store(tmp_path) -> XetStore:  # noqa: ANN001
+    return XetStore(tmp_path / "xet")
+
+
+def _upload(store: XetStore, chunks: list[bytes]) -> bytes:
+    h, body = make_xorb(chunks)
+    assert service.upload_xorb(store, h, _spool(store, body), len(body))
+    return h
+
+
+def test_register_and_reconstruct(store: XetStore) -> None:
+    chunks = [os.urandom(700 + i) for i in range(12)]
+    xh = _upload(store, chunks)
+    data = b"".join(chunks)
+    sha = hashing.from_hex(hashlib.sha256(data).hexdigest())
+    body = make_shard([(chunks, xh, [(0, 5), (5, 12)])], [(xh, chunks)], sha=sha)
+    done = service.register_shard(store, body)
+    assert done.new and done.files[0].size == len(data)
+    fh = done.files[0].hash
+    assert b"".join(service.read_file(store, store.get_file(fh))) == data
+    assert store.get_file(fh).sha256 == hashlib.sha256(data).hexdigest()
+    # a range in the middle: whole chunks, and the offset into the first one
+    rec = service.reconstruct(store, fh, 1000, 5000)
+    raw = store.xorb_path(xh).read_bytes()
+    got = b"".join(b"".join(xorb.iter_chunks(raw[p.bytes_first:p.bytes_last + 1])) for p in rec.pieces)
+    assert got[rec.offset_into_first_range:][:4001] == data[1000:5001]
+    with pytest.raises(RangeNotSatisfiable):
+        service.reconstruct(store, fh, len(data), None)
+    # dedupe: the first chunk of the file is always answerable
+    answer, key = shard.parse_dedupe(service.dedupe_shard(store, hashing.chunk_hash(chunks[0])))
+    assert answer[0].hash == xh and len(answer[0].chunks) == 12
+    # chunk hashes only keyed: a client matches what it has, and learns no hash it did not know
+    assert key != bytes(32)
+    assert [c.hash for c in answer[0].chunks] == [shard.hmac(hashing.chunk_hash(c), key) for c in chunks]
+    assert not {hashing.chunk_hash(c) for c in chunks} & {c.hash for c in answer[0].chunks}
+    with pytest.raises(NotFound):
+        service.dedupe_shard(store, hashing.chunk_hash(b"never"))
+    assert not service.register_shard(store, body).new
+    assert not service.upload_xorb(store, xh, _spool(store, make_xorb(chunks)[1]), 1)
+
+
+@pytest.mark.parametrize("damage", ["no-xorb", "past-end", "proof", "file-hash", "no-proofs", "length", "magic",
+                                    "truncated", "unknown-cas"])
+def test_bad_shard_refused_and_nothing_stored(store: XetStore, damage: str) -> None:
+    chunks = [os.urandom(500) for _ in range(4)]
+    xh = _upload(store, chunks)
+    files, cas, kw = [(chunks, xh, [(0, 4)])], [(xh, chunks)], {}
+    if damage == "no-xorb":
+        files = [(chunks, hashing.chunk_hash(b"nope"), [(0, 4)])]
+    elif damage == "past-end":
+        files = [(chunks + [b"x"], xh, [(0, 5)])]
+    elif damage == "file-hash":
+        kw["file_hash"] = hashing.chunk_hash(b"lie")
+    elif damage == "no-proofs":
+        kw["proofs"] = False
+    elif damage == "unknown-cas":
+        cas = [(hashing.chunk_hash(b"ghost"), chunks)]
+    body = make_shard(files, cas, **kw)
+    if damage == "proof":
+        i = 48 + 48 + 48  # header, file header, one term: the proof follows
+        body = body[:i] + bytes(32) + body[i + 32:]
+    elif damage == "length":
+        body = body[:48 + 48 + 36] + (1).to_bytes(4, "little") + body[48 + 48 + 40:]
+    elif damage == "magic":
+        body = b"X" + body[1:]
+    elif damage == "truncated":
+        body = body[:-20]
+    with pytest.raises(BadRequest):
+        service.register_shard(store, body)
+    assert not any((store.root / "files").rglob("*.json"))
+
+
+def test_prefetched_regroups_in_order_and_passes_errors_on() -> None:
+    from spaces.hub.api.xet import _prefetched
+    parts = [bytes([i]) * 3 for i in range(10)]
+    assert b"".join(_prefetched(iter(parts), block=7)) == b"".join(parts)
+
+    def broken():  # noqa: ANN202
+        yield b"x" * 10
+        raise BadRequest("corrupt")
+    with pytest.raises(BadRequest):
+        list(_prefetched(broken(), block=4))
+
+
+def test_a_refusal_before_commit_records_nothing(store: XetStore) -> None:
+    chunks = [os.urandom(800) for _ in range(3)]
+    xh = _upload(store, chunks)
+    body = make_shard([(chunks, xh, [(0, 3)])], [(xh, chunks)])
+
+    def refuse(records) -> None:  # noqa: ANN001
+        assert records[0].size == 2400
+        raise BadRequest("the sha256 does not match")
+    with pytest.raises(BadRequest):
+        service.register_shard(store, body, refuse)
+    assert not any((store.root / "files").rglob("*.json")) and not any((store.root / "dedupe").rglob("*"))
+    assert service.register_shard(store, body).new
