@@ -26,6 +26,13 @@ The instance record on the Space row is an :class:`~spaces.runtime.instance.Inst
 placement; a standby's flavor and start): while a new revision starts, the previous one keeps serving, and it is
 stopped only once the new one answers (zero-downtime swap).
 
+Failures: an instance that exits, vanishes or does not open its port within its start-up timeout (counted from
+the start dated on the record) is stopped and started again after a backoff (``crash_backoff``, doubled each time);
+after ``max_crashes`` failures in a row the Space stays stopped in RUNTIME_ERROR, holding nothing, until a push or
+a restart. The count is forgotten only once an instance has answered for ``crash_reset_after``. A new revision that
+fails during a swap leaves the previous one serving (the current instance again) and is retried the same way; a
+newer revision or a restart during a swap stops the instance that has not answered, never the one serving.
+
 On start, ``adopt`` lists every labelled workload of the backend: the ones a Space row points at are kept as they
 are (nothing healthy is restarted), the rest are orphans and are stopped.
 """
@@ -432,12 +439,13 @@ class Reconciler:
         space = step.space
         space.restarts = (space.restarts or 0) + 1
         space.retry_at = None if crash.retry_in is None else utcnow() + timedelta(seconds=crash.retry_in)
-        self._act(step, lambda: self._stop_quietly(crash.handle))
         space.instance_sha = None  # whatever is left is not the revision to run: a start follows the backoff
+        if crash.previous is None:
+            self._close_usage(step.s, space)  # committed with the stage, before the stop (which may take seconds)
+        self._act(step, lambda: self._stop_quietly(crash.handle))
         if crash.previous is not None:  # the previous revision serves on: its route and billing stay
             space.instance = InstanceRecord.from_json(space.instance).reverted().to_json()
             return
-        self._close_usage(step.s, space)
         space.instance = None
         self._route(space, RouteState.ERROR.value, None, space.stage_message)
 
