@@ -123,7 +123,7 @@ class Reconciler:
                  start_standby: Callable | None = None, reserve: Callable | None = None,
                  stop_standby_after: float = 604800.0, own_labels: dict[str, str] | None = None,
                  crash_backoff: float = BACKOFF_BASE, max_crashes: int = MAX_CRASHES,
-                 crash_reset_after: float = CRASH_RESET_AFTER) -> None:
+                 crash_reset_after: float = CRASH_RESET_AFTER, default_startup_timeout: float = 1800.0) -> None:
         self.db = db
         #: labels of what this platform runs (its instance id): adoption looks only at those, so a platform that
         #: shares a Docker engine or a namespace with another never stops the other's instances as orphans
@@ -143,6 +143,7 @@ class Reconciler:
         self.sweep_seconds = sweep_seconds
         self.stop_frozen_after = stop_frozen_after
         self.crash_backoff, self.max_crashes, self.crash_reset_after = crash_backoff, max_crashes, crash_reset_after
+        self.default_startup_timeout = default_startup_timeout  # where README sets no startup_duration_timeout
         #: () -> bool, is this machine short of memory? Then the longest-asleep frozen Space is stopped each sweep
         self.memory_pressure = memory_pressure
         self._evict: set[str] = set()
@@ -283,7 +284,8 @@ class Reconciler:
                        tip=space.sha, hardware=space.hardware, stage=space.stage, instance_sha=space.instance_sha,
                        retry_at=_aware(space.retry_at), restarts=space.restarts or 0,
                        stage_changed_at=_aware(space.stage_changed_at),
-                       startup_timeout=startup_timeout(space.card_data), evict=space.id in self._evict,
+                       startup_timeout=startup_timeout(space.card_data, self.default_startup_timeout),
+                       evict=space.id in self._evict,
                        app_port=app_port(space.sdk, space.card_data))
 
     def _reconcile(self, space_id: str) -> None:

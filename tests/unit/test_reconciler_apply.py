@@ -204,6 +204,18 @@ def test_a_start_up_timeout_counts_as_a_failure_and_quotes_the_log_tail(world: W
     assert world.step(retry_at=None).instance is None and world.backend.phases == {}  # not started again
 
 
+def test_the_operators_default_start_up_timeout_applies_where_readme_sets_none(world: World) -> None:
+    world.rec.default_startup_timeout = 60.0
+    world.backend.listening = False
+    world.step()
+    world.edit_record(since=time.time() - 61)
+    space = world.step()
+    assert space.stage_reason == "startup_timeout" and "startup_duration_timeout of 60 s" in space.stage_message
+    space = world.step(retry_at=None, card_data={"startup_duration_timeout": "2m"})  # README's own wins
+    world.edit_record(since=time.time() - 61)
+    assert world.step().instance is not None
+
+
 def test_a_new_revision_failing_leaves_the_old_one_serving_and_managed(world: World) -> None:
     old = world.refs(running(world))[0]
     old_placement = world.step().instance["placement"]
