@@ -368,7 +368,9 @@ class Platform:
                                          self.capacity.reserve(s, space, node)),
                                      own_labels={LABEL_PLATFORM: self.instance_id},
                                      crash_backoff=settings.runtime.crash_backoff,
-                                     max_crashes=settings.runtime.max_crashes)
+                                     max_crashes=settings.runtime.max_crashes,
+                                     crash_reset_after=settings.runtime.crash_reset_after,
+                                     default_startup_timeout=settings.runtime.default_startup_timeout)
         if self.split:
             last_seen = SharedActivity(settings.redis_url, prefix=settings.redis_prefix,
                                        local=self.proxy.activity if self.proxy else None).last_seen

@@ -93,8 +93,14 @@ class RuntimeSettings(BaseModel):
         "(1.0: always, 0: never)")
     crash_backoff: float = Field(2.0, gt=0, description="seconds before a crashed app is started again after its "
                                  "first crash; doubled per crash in a row, at most 300")
-    max_crashes: int = Field(5, ge=1, description="crashes in a row (the app never answering in between) after which "
-                             "a Space stays stopped in RUNTIME_ERROR, holding no capacity, until a push or a restart")
+    max_crashes: int = Field(5, ge=1, description="failures in a row (crashes, and start-up timeouts: the app not "
+                             "opening its port within startup_duration_timeout) after which a Space stays stopped in "
+                             "RUNTIME_ERROR, holding no capacity, until a push or a restart; a new revision failing "
+                             "while the previous one serves leaves that one serving")
+    crash_reset_after: float = Field(600.0, gt=0, description="seconds an app must have answered on its port before "
+                                     "its count of failures is forgotten (Kubernetes resets CrashLoopBackOff after "
+                                     "10 minutes): an app that answers, then crashes within this, counts toward "
+                                     "max_crashes")
     default_startup_timeout: float = Field(1800.0, gt=0, description="when README has no startup_duration_timeout")
     backstop_seconds: float = Field(
         30.0, gt=0, description="the leading controller looks this often for instances and routes no Space owns any "

@@ -20,7 +20,12 @@ from spaces.runtime.instance import InstanceRecord
 
 BACKOFF_BASE = 2.0  # seconds; the wait after a first crash, doubled per consecutive crash
 BACKOFF_MAX = 300.0  # seconds; the longest wait after crashes, and after a start that found its revision gone
-MAX_CRASHES = 5  # consecutive crashes (none answering in between) after which a Space stays stopped
+MAX_CRASHES = 5  # failures in a row (crashes, start-up timeouts) after which a Space stays stopped
+#: seconds an instance must have answered before its Space's count of failures is forgotten. Kubernetes resets its
+#: CrashLoopBackOff after 10 minutes of running without problems; we do the same: an app that answers and falls
+#: over a few minutes later (a model loaded lazily, a leak) is failing too, and giving up here only means the
+#: owner is told and restarts it, where Kubernetes would merely wait 5 minutes between tries forever
+CRASH_RESET_AFTER = 600.0
 
 #: stages in which a Space is not started whatever else is true (the repository must change first)
 BLOCKED = frozenset({SpaceStage.NO_APP_FILE.value, SpaceStage.CONFIG_ERROR.value})
@@ -41,6 +46,7 @@ class Desired:
     restarts: int = 0  # consecutive crashes
     stage_changed_at: datetime | None = None
     startup_timeout: float = 1800.0
+    app_port: int | None = None  # the port the app is expected to open (README app_port, or the SDK's)
     evict: bool = False  # memory is short and this asleep Space was chosen to give its memory back
 
     @property
@@ -57,6 +63,7 @@ class Policy:
     #: after this many crashes in a row the Space stays stopped (RUNTIME_ERROR, holding nothing) until a push or a
     #: restart: an app that cannot start would otherwise be started again every few minutes forever
     max_crashes: int = MAX_CRASHES
+    crash_reset_after: float = CRASH_RESET_AFTER  # seconds of answering after which the count of failures resets
 
 
 # ---- actions ---------------------------------------------------------------------------------------------------
@@ -103,11 +110,22 @@ class Claim:
 
 @dataclass(frozen=True)
 class Crashed:
-    """The instance exited or vanished: count it, back off ``retry_in`` seconds, clear the record.
-    ``retry_in`` None: it crashed too often, no retry until a push or a restart resets the count."""
+    """The instance exited, vanished or did not open its port in time: count it, stop it, back off ``retry_in``
+    seconds, clear the record. ``retry_in`` None: it failed too often, no retry until a push or a restart resets the
+    count. ``previous``: the older revision that kept serving while this one started; it stays, as the current
+    instance again (its route, billing and placement unchanged)."""
 
     handle: Handle
     retry_in: float | None
+    previous: Handle | None = None
+
+
+@dataclass(frozen=True)
+class Revert:
+    """A swap abandoned before the new instance answered (a newer revision, or a restart, replaces it): stop the new
+    instance; the previous one, which kept serving, is the current instance again."""
+
+    handle: Handle
 
 
 @dataclass(frozen=True)
@@ -124,9 +142,12 @@ class WatchReady:
 
 @dataclass(frozen=True)
 class Running:
-    """The instance answers: bill it (again, after a thaw), forget its crashes."""
+    """The instance answers: bill it (again, after a thaw). ``answered_at``: its first answer (epoch seconds), to
+    record; ``forget_crashes``: it has answered long enough (``Policy.crash_reset_after``) to reset the count."""
 
     handle: Handle
+    answered_at: float | None = None
+    forget_crashes: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,9 +157,13 @@ class NotifyReady:
 
 @dataclass(frozen=True)
 class SetStage:
+    """``tail_of``: the message ends with this live instance's last log lines, which the applier reads (a poll
+    quotes them only for an instance that exited)."""
+
     stage: SpaceStage
     reason: str
     message: str
+    tail_of: Handle | None = None
 
 
 @dataclass(frozen=True)
@@ -160,8 +185,8 @@ class RetryLater:
     seconds: float
 
 
-Action = (StopPrevious | StopInstance | Freeze | Thaw | StartStandby | Claim | Crashed | Start | WatchReady
-          | Running | NotifyReady | SetStage | Route | Queue | RetryLater)
+Action = (StopPrevious | StopInstance | Freeze | Thaw | StartStandby | Claim | Crashed | Revert | Start
+          | WatchReady | Running | NotifyReady | SetStage | Route | Queue | RetryLater)
 #: after these the applier observes again and asks again
 REOBSERVE = (Claim, Crashed, Thaw)
 
@@ -183,52 +208,76 @@ def decide(desired: Desired, record: InstanceRecord | None, observed: Observed |
             return [Claim(current)]
         return [StopInstance(current)] + decide(desired, None, None, policy, now)  # the Space starts anew
     if current is not None and observed is not None and observed.phase in (Phase.EXITED, Phase.GONE):
-        return _crashed(desired, current, observed, policy)
-    if current is None and desired.restarts >= policy.max_crashes:
-        return [Route(RouteState.ERROR)]  # crashed too often: stopped until a push or a restart resets the count
-    if current is None or desired.instance_sha != desired.artifact_sha:
+        how = ("its process vanished" if observed.phase == Phase.GONE
+               else f"the app exited with code {observed.exit_code}")
+        tail = f"Last log lines:\n{observed.message.strip() or '(no output)'}"
+        return _failed(desired, record, policy, how, tail=tail, say=observed.phase != Phase.GONE)
+    stale = current is None or desired.instance_sha != desired.artifact_sha  # not what should run now
+    if stale and desired.restarts >= policy.max_crashes:
+        if current is None:  # failed too often: stopped until a push or a restart resets the count
+            return [Route(RouteState.ERROR)]
+        # the new revision failed too often while the previous one served: that one goes on serving (below)
+    elif stale:
         if desired.retry_at is not None and desired.retry_at > now:
             return []  # backing off after a crash; the sweep comes back
+        if record is not None and record.previous is not None:  # a newer revision (or a restart) mid-swap
+            return [Revert(current), Start(previous=record.previous)]  # the one serving stays until that answers
         return [Start(previous=current)]
     if observed.phase == Phase.FROZEN:
         return [Thaw(current)]
     if observed.phase == Phase.RUNNING:
-        return _running(desired, record, observed)
+        return _running(desired, record, observed, policy, now, stale)
     if observed.phase == Phase.STARTING:
-        started = current.data.get("started_at")
+        started = record.since  # None: a record written before starts were dated (no timeout, as then)
         if started and now.timestamp() - float(started) > desired.startup_timeout:
-            return [StopInstance(current),
-                    SetStage(SpaceStage.RUNTIME_ERROR, "startup_timeout",
-                             f"The app did not answer on its port within {int(desired.startup_timeout)} s "
-                             "(startup_duration_timeout). Check that it listens on 0.0.0.0 and the right port."),
-                    Route(RouteState.ERROR)]
+            port = f"port {desired.app_port}" if desired.app_port else "its port"
+            return _failed(desired, record, policy, f"the app did not open {port} within its "
+                           f"startup_duration_timeout of {desired.startup_timeout:g} s",
+                           advice=f"Check that it listens on 0.0.0.0 and {port}. ", tail=None)
         return [WatchReady(current)]
     return []
 
 
-def _crashed(desired: Desired, current: Handle, observed: Observed, policy: Policy) -> list[Action]:
-    """An instance exited or vanished: back off (doubling, capped), or past ``max_crashes`` in a row, give up."""
+def _failed(desired: Desired, record: InstanceRecord, policy: Policy, how: str, *, tail: str | None,
+            advice: str = "", say: bool = True) -> list[Action]:
+    """An instance exited, vanished or did not open its port in time: back off (doubling, capped), or after
+    ``max_crashes`` failures in a row, give up. A new revision failing while the previous one serves leaves that one
+    serving. ``tail`` None: the message ends with the instance's log tail, read by the applier."""
     crashes = desired.restarts + 1
-    how = ("its process vanished" if observed.phase == Phase.GONE
-           else f"the app exited with code {observed.exit_code}")
-    tail = f"Last log lines:\n{observed.message.strip() or '(no output)'}"
+    last = tail or ""
+    tail_of = record.current if tail is None else None
     if crashes >= policy.max_crashes:
-        return [SetStage(SpaceStage.RUNTIME_ERROR, "crashed_repeatedly",
-                         f"The app stopped {crashes} times in a row ({how}): it stays stopped until the next push "
-                         f"or a restart. {tail}"), Crashed(current, None)]
+        if record.previous is not None:
+            message = (f"The new revision failed {crashes} times in a row ({how}): the previous revision keeps "
+                       f"serving, and the new one is not started again until the next push or a restart. "
+                       f"{advice}{last}")
+        else:
+            message = (f"The app stopped {crashes} times in a row ({how}): it stays stopped until the next push "
+                       f"or a restart. {advice}{last}")
+        return [SetStage(SpaceStage.RUNTIME_ERROR, "crashed_repeatedly", message.strip(), tail_of),
+                Crashed(record.current, None, record.previous)]
     delay = min(BACKOFF_MAX, policy.crash_backoff * 2 ** min(desired.restarts, 20))
-    said = [] if observed.phase == Phase.GONE else [SetStage(
-        SpaceStage.RUNTIME_ERROR, "app_crashed", f"The app exited with code {observed.exit_code}; restarting in "
-        f"{delay:g} s. {tail}")]
-    return said + [Crashed(current, delay)]
+    if record.previous is not None:
+        message = (f"The new revision failed ({how}): the previous revision keeps serving; the new one is started "
+                   f"again in {delay:g} s. {advice}{last}")
+    else:
+        message = f"{how[0].upper()}{how[1:]}; restarting in {delay:g} s. {advice}{last}"
+    reason = "app_crashed" if tail is not None else "startup_timeout"
+    said = [SetStage(SpaceStage.RUNTIME_ERROR, reason, message.strip(), tail_of)] if say else []
+    return said + [Crashed(record.current, delay, record.previous)]
 
 
-def _running(desired: Desired, record: InstanceRecord, observed: Observed) -> list[Action]:
+def _running(desired: Desired, record: InstanceRecord, observed: Observed, policy: Policy, now: datetime,
+             stale: bool) -> list[Action]:
+    """The instance answers. ``stale``: it is the previous revision, serving on after the new one failed too often
+    (the stage keeps saying so, and its answering proves nothing about the new one's failures)."""
     actions: list[Action] = []
     if record.previous is not None:
         actions.append(StopPrevious(record.previous, forget=True))  # the swap is done: the new one answers
-    actions.append(Running(record.current))
-    if desired.stage not in (SpaceStage.RUNNING_BUILDING.value, SpaceStage.BUILD_ERROR.value):
+    healthy = (record.ready_at is not None and now.timestamp() - record.ready_at >= policy.crash_reset_after)
+    actions.append(Running(record.current, answered_at=None if record.ready_at is not None else now.timestamp(),
+                           forget_crashes=healthy and not stale and desired.restarts > 0))
+    if not stale and desired.stage not in (SpaceStage.RUNNING_BUILDING.value, SpaceStage.BUILD_ERROR.value):
         actions.append(SetStage(SpaceStage.RUNNING, "running", "The app is running."))
     actions.append(Route(RouteState.RUNNING, observed.address, static_root=record.current.data.get("static")))
     return actions + [NotifyReady()]
@@ -288,6 +337,8 @@ def _sleeping_route(observed: Observed | None, tiers: list[Action]) -> Route:
 def _standby(desired: Desired, policy: Policy, now: datetime) -> list[Action]:
     if not policy.standbys or desired.artifact_sha is None or _asleep_for(desired, now) > policy.stop_standby_after:
         return []
+    if desired.restarts >= policy.max_crashes:
+        return []  # its revision failed too often: nothing of it is started until a push or a restart
     return [StartStandby()]
 
 

@@ -26,6 +26,13 @@ The instance record on the Space row is an :class:`~spaces.runtime.instance.Inst
 placement; a standby's flavor and start): while a new revision starts, the previous one keeps serving, and it is
 stopped only once the new one answers (zero-downtime swap).
 
+Failures: an instance that exits, vanishes or does not open its port within its start-up timeout (counted from
+the start dated on the record) is stopped and started again after a backoff (``crash_backoff``, doubled each time);
+after ``max_crashes`` failures in a row the Space stays stopped in RUNTIME_ERROR, holding nothing, until a push or
+a restart. The count is forgotten only once an instance has answered for ``crash_reset_after``. A new revision that
+fails during a swap leaves the previous one serving (the current instance again) and is retried the same way; a
+newer revision or a restart during a swap stops the instance that has not answered, never the one serving.
+
 On start, ``adopt`` lists every labelled workload of the backend: the ones a Space row points at are kept as they
 are (nothing healthy is restarted), the rest are orphans and are stopped.
 """
@@ -35,6 +42,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -52,6 +60,7 @@ from spaces.runtime.contracts import LABEL_MANAGED, Backend, Handle, LogSink, Ph
 from spaces.runtime.decide import (
     BACKOFF_BASE,
     BACKOFF_MAX,  # noqa: F401 - re-exported: the backoff is told here
+    CRASH_RESET_AFTER,
     MAX_CRASHES,
     REOBSERVE,
     Action,
@@ -64,6 +73,7 @@ from spaces.runtime.decide import (
     Queue,
     Refusal,
     RetryLater,
+    Revert,
     Route,
     RouteState,
     Running,
@@ -79,13 +89,14 @@ from spaces.runtime.decide import (
     started,
 )
 from spaces.runtime.instance import InstanceRecord
-from spaces.runtime.specs import startup_timeout
+from spaces.runtime.specs import app_port, startup_timeout
 
 log = logging.getLogger("spaces.reconciler")
 
 # the readiness watcher tries a new instance's port every 2 ms for its first second, then every 10 ms: an app
 # woken from its zygote listens within tens of milliseconds, and the wait for the next try is part of its wake
 READY_POLL_FAST, READY_FAST_FOR, READY_POLL = 0.002, 1.0, 0.01
+LOG_TAIL_LINES = 30  # log lines quoted in the message of an app that did not open its port in time
 
 
 @dataclass
@@ -111,7 +122,8 @@ class Reconciler:
                  stop_frozen_after: float = 21600.0, memory_pressure: Callable[[], bool] | None = None,
                  start_standby: Callable | None = None, reserve: Callable | None = None,
                  stop_standby_after: float = 604800.0, own_labels: dict[str, str] | None = None,
-                 crash_backoff: float = BACKOFF_BASE, max_crashes: int = MAX_CRASHES) -> None:
+                 crash_backoff: float = BACKOFF_BASE, max_crashes: int = MAX_CRASHES,
+                 crash_reset_after: float = CRASH_RESET_AFTER, default_startup_timeout: float = 1800.0) -> None:
         self.db = db
         #: labels of what this platform runs (its instance id): adoption looks only at those, so a platform that
         #: shares a Docker engine or a namespace with another never stops the other's instances as orphans
@@ -130,7 +142,8 @@ class Reconciler:
         self.publish_route = publish_route
         self.sweep_seconds = sweep_seconds
         self.stop_frozen_after = stop_frozen_after
-        self.crash_backoff, self.max_crashes = crash_backoff, max_crashes
+        self.crash_backoff, self.max_crashes, self.crash_reset_after = crash_backoff, max_crashes, crash_reset_after
+        self.default_startup_timeout = default_startup_timeout  # where README sets no startup_duration_timeout
         #: () -> bool, is this machine short of memory? Then the longest-asleep frozen Space is stopped each sweep
         self.memory_pressure = memory_pressure
         self._evict: set[str] = set()
@@ -262,7 +275,8 @@ class Reconciler:
 
     def _policy(self) -> Policy:
         return Policy(self.stop_frozen_after, self.stop_standby_after, standbys=self.start_standby is not None,
-                      crash_backoff=self.crash_backoff, max_crashes=self.max_crashes)
+                      crash_backoff=self.crash_backoff, max_crashes=self.max_crashes,
+                      crash_reset_after=self.crash_reset_after)
 
     def _desired(self, step: _Step) -> Desired:
         space, artifact = step.space, step.artifact
@@ -270,7 +284,9 @@ class Reconciler:
                        tip=space.sha, hardware=space.hardware, stage=space.stage, instance_sha=space.instance_sha,
                        retry_at=_aware(space.retry_at), restarts=space.restarts or 0,
                        stage_changed_at=_aware(space.stage_changed_at),
-                       startup_timeout=startup_timeout(space.card_data), evict=space.id in self._evict)
+                       startup_timeout=startup_timeout(space.card_data, self.default_startup_timeout),
+                       evict=space.id in self._evict,
+                       app_port=app_port(space.sdk, space.card_data))
 
     def _reconcile(self, space_id: str) -> None:
         with self.db.session() as s:
@@ -297,7 +313,10 @@ class Reconciler:
     def _apply(self, step: _Step, action: Action) -> None:  # noqa: C901 - one branch per kind of action
         s, space = step.s, step.space
         if isinstance(action, SetStage):
-            set_stage(space, action.stage, action.reason, action.message)
+            message = action.message
+            if action.tail_of is not None:
+                message += f" Last log lines:\n{self._log_tail(action.tail_of) or '(no output)'}"
+            set_stage(space, action.stage, action.reason, message)
         elif isinstance(action, Route):
             upstream = None if action.only_while_recorded and space.instance is None else action.upstream
             self._route(space, action.state.value, upstream, action.message, action.static_root)
@@ -326,13 +345,21 @@ class Reconciler:
             self._claim_standby(step, action.handle)
         elif isinstance(action, Crashed):
             self._crashed(step, action)
+        elif isinstance(action, Revert):
+            self._act(step, lambda: self._stop_quietly(action.handle))
+            space.instance = InstanceRecord.from_json(space.instance).reverted().to_json()
+            space.instance_sha = None
         elif isinstance(action, Start):
             self._start_new(step, action.previous)
         elif isinstance(action, WatchReady):
             self._watch_ready(space.id, action.handle)
         elif isinstance(action, Running):
             self._open_usage(s, space)  # after a thaw billing resumes; idempotent while running
-            space.restarts, space.retry_at = 0, None
+            space.retry_at = None
+            if action.forget_crashes:
+                space.restarts = 0
+            if action.answered_at is not None:
+                space.instance = InstanceRecord.from_json(space.instance).answered(action.answered_at).to_json()
         elif isinstance(action, NotifyReady):
             with self._lock:
                 listeners = self._ready_listeners.pop(space.id, [])
@@ -412,13 +439,25 @@ class Reconciler:
 
     def _crashed(self, step: _Step, crash: Crashed) -> None:
         space = step.space
-        self._close_usage(step.s, space)
         space.restarts = (space.restarts or 0) + 1
         space.retry_at = None if crash.retry_in is None else utcnow() + timedelta(seconds=crash.retry_in)
+        space.instance_sha = None  # whatever is left is not the revision to run: a start follows the backoff
+        if crash.previous is None:
+            self._close_usage(step.s, space)  # committed with the stage, before the stop (which may take seconds)
         self._act(step, lambda: self._stop_quietly(crash.handle))
+        if crash.previous is not None:  # the previous revision serves on: its route and billing stay
+            space.instance = InstanceRecord.from_json(space.instance).reverted().to_json()
+            return
         space.instance = None
-        space.instance_sha = None
         self._route(space, RouteState.ERROR.value, None, space.stage_message)
+
+    def _log_tail(self, handle: Handle) -> str:
+        """The last lines of a live instance's log (an exited one's come with its poll)."""
+        try:
+            return "\n".join(deque(self.backend.logs(handle, follow=False), maxlen=LOG_TAIL_LINES)).strip()
+        except Exception:
+            log.warning("reading the log of %s failed", handle.ref, exc_info=True)
+            return ""
 
     def _start_new(self, step: _Step, current: Handle | None) -> None:
         s, space, artifact = step.s, step.space, step.artifact
@@ -436,7 +475,10 @@ class Reconciler:
             outcome = refused(self._desired(step), current is not None, Refusal.FAILED, exc.message)
         else:
             space.queued_at = None
-            space.instance = InstanceRecord.started(handle, placement, previous=current).to_json()
+            before = InstanceRecord.from_json(space.instance)
+            space.instance = InstanceRecord.started(
+                handle, placement, previous=current, since=time.time(),
+                previous_placement=before.placement if before is not None and current is not None else None).to_json()
             space.instance_sha = artifact.sha
             outcome = started(current is not None)
             self.logs.clear(space.id, "run")

@@ -82,7 +82,7 @@ def instance_spec(s: Session, space: Space, artifact: Artifact, *, app_host: str
     flavor = hw.get_flavor(space.hardware)
     card = space.card_data or {}
     sdk = space.sdk or "gradio"
-    port = card.get("app_port") if sdk == "docker" and isinstance(card.get("app_port"), int) else DEFAULT_PORTS[sdk]
+    port = app_port(sdk, card)
     app_file = card.get("app_file") or {"gradio": "app.py", "streamlit": "app.py", "static": "index.html"}.get(sdk)
     env = app_env(s, space, app_host, flavor, telemetry=telemetry, hub_endpoint=hub_endpoint)
     if limits.cpu < flavor.cpu:  # clamped to the node (flavors.fit_limits): the app sees what it really has
@@ -95,6 +95,14 @@ def instance_spec(s: Session, space: Space, artifact: Artifact, *, app_host: str
         env=env, limits=limits,
         node=node, flavor=flavor.name, startup_timeout=startup_timeout,
         labels={LABEL_MANAGED: "true", LABEL_SPACE: space.id, LABEL_SHA: artifact.sha})
+
+
+def app_port(sdk: str | None, card: dict | None) -> int:
+    """The port the app is expected to open: README ``app_port`` (Docker Spaces), else its SDK's."""
+    card, sdk = card or {}, sdk or "gradio"
+    if sdk == "docker" and isinstance(card.get("app_port"), int):
+        return card["app_port"]
+    return DEFAULT_PORTS.get(sdk, 7860)
 
 
 def startup_timeout(card: dict | None, default: float = 1800.0) -> float:

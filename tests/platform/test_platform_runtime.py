@@ -215,6 +215,63 @@ def test_an_app_crashing_at_every_start_stops_holding_nothing_until_restarted(pl
     kit.wait_for(lambda: len(kit.instance_logs(platform, sid)) > 5, timeout=60, what="a start after the restart")
 
 
+def test_an_app_that_never_opens_its_port_stops_after_five_start_up_timeouts(platform, alice,  # noqa: ANN001
+                                                                           make_space) -> None:
+    token = f"silent-{secrets.token_hex(4)}"
+    repo_id = make_space(alice, kit.space_files(**{
+        "README.md": kit.readme("gradio", startup_duration_timeout="2s"),
+        "app.py": kit.app_source("silent.py", TOKEN=token)}))
+    sid = kit.space_id(alice, repo_id)
+    kit.wait_for(lambda: alice.api.get_space_runtime(repo_id).raw["reason"] == "crashed_repeatedly", timeout=120,
+                 what="the Space to stop starting an app that never listens (5 timeouts of 2 s)")
+    rt = alice.api.get_space_runtime(repo_id)
+    error = rt.raw["errorMessage"]
+    assert rt.stage == "RUNTIME_ERROR" and rt.raw["hardware"]["current"] is None, rt.raw
+    assert "5 times in a row" in error and "did not open port 7860 within its startup_duration_timeout of 2 s" in error
+    assert f"silent-app: {token} loading" in error, error  # the log tail of the live instance it stopped
+    kit.wait_held(lambda: not [s for s in kit.instance_states(platform) if s.get("space_id") == sid], hold=3,
+                  what="no instance of the Space")
+    assert len(kit.instance_logs(platform, sid)) == 5  # one per start
+
+
+def test_an_app_crashing_soon_after_it_answers_stops_too(platform, alice, make_space) -> None:  # noqa: ANN001
+    token = f"flaky-{secrets.token_hex(4)}"
+    repo_id = make_space(alice, kit.space_files(**{"README.md": kit.readme("gradio"),
+                                                   "app.py": kit.app_source("flaky.py", TOKEN=token)}))
+    sid = kit.space_id(alice, repo_id)
+    kit.wait_for(lambda: alice.api.get_space_runtime(repo_id).raw["reason"] == "crashed_repeatedly", timeout=240,
+                 what="the Space to stop starting an app that crashes 3 s after it answers")
+    error = alice.api.get_space_runtime(repo_id).raw["errorMessage"]
+    assert "5 times in a row" in error and "exited with code 3" in error, error
+    logs = [p.read_text() for p in kit.instance_logs(platform, sid)]
+    assert len(logs) == 5 and all("flaky-app: answering" in text for text in logs)  # it answered every time
+    kit.wait_held(lambda: not [s for s in kit.instance_states(platform) if s.get("space_id") == sid], hold=3,
+                  what="no instance of the Space")
+
+
+def test_a_new_revision_that_crashes_leaves_the_old_one_serving_and_managed(platform, alice,  # noqa: ANN001
+                                                                            make_space) -> None:
+    mark = f"old-{secrets.token_hex(4)}"
+    repo_id = make_space(alice, kit.space_files(**{"README.md": kit.readme("gradio"),
+                                                   "app.py": kit.app_source("greet.py", MARK=mark)}))
+    kit.wait_stage(alice.api, repo_id, kit.RUNNING, timeout=300)
+    sid = kit.space_id(alice, repo_id)
+    old = kit.instance_of(platform, sid)
+    token = f"again-{secrets.token_hex(4)}"
+    kit.upload(alice.api, repo_id, {"app.py": kit.app_source("crash.py", TOKEN=token)}, "a broken revision")
+    kit.wait_for(lambda: alice.api.get_space_runtime(repo_id).raw["reason"] == "crashed_repeatedly", timeout=180,
+                 what="the Space to stop starting its crashing new revision")
+    rt = alice.api.get_space_runtime(repo_id)
+    error = rt.raw["errorMessage"]
+    assert rt.stage == "RUNTIME_ERROR" and "the previous revision keeps serving" in error, error
+    assert f"RuntimeError: {token}" in error, error
+    assert kit.gradio_call(platform.server, repo_id, "predict", "bob")[0] == f"{mark}: Hello, bob!"
+    # the old instance is the one instance of the Space (none left unmanaged), and it stays so
+    kit.wait_held(lambda: [s["pid"] for s in kit.instance_states(platform) if s.get("space_id") == sid]
+                  == [old["pid"]], hold=3, what="the old instance, alone")
+    assert alice.api.get_space_runtime(repo_id).raw["reason"] == "crashed_repeatedly"
+
+
 def test_free_user_cannot_request_paid_hardware(platform, alice, make_space) -> None:  # noqa: ANN001
     repo_id = make_space(alice, kit.space_files("static"), sdk="static")
     for flavor in ("t4-small", "cpu-upgrade"):

@@ -21,6 +21,7 @@ from spaces.runtime.decide import (
     Queue,
     Refusal,
     RetryLater,
+    Revert,
     Route,
     RouteState,
     Running,
@@ -39,7 +40,7 @@ from spaces.runtime.instance import InstanceRecord
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 A, B = "a" * 40, "b" * 40
-CUR = Handle("fake", "2", "local", {"port": 7002, "started_at": NOW.timestamp() - 10})
+CUR = Handle("fake", "2", "local", {"port": 7002})
 OLD = Handle("fake", "1", "local", {"port": 7001})
 ADDR = ("127.0.0.1", 7002)
 PLACED = {"node": "local", "flavor": "cpu-basic"}
@@ -51,8 +52,11 @@ LONG_ASLEEP = replace(ASLEEP, stage_changed_at=NOW - timedelta(days=1))  # past 
 GONE_A_WEEK = replace(ASLEEP, stage_changed_at=NOW - timedelta(days=8))  # past stop_standby_after (7 days)
 POLICY = Policy(stop_frozen_after=21600.0, stop_standby_after=604800.0, standbys=True)
 
-RUNNING = InstanceRecord.started(CUR, PLACED)
-SWAPPING = InstanceRecord.started(CUR, PLACED, previous=OLD)
+RUNNING = InstanceRecord.started(CUR, PLACED, since=NOW.timestamp() - 10)  # started 10 s ago, not answered yet
+ANSWERED = replace(RUNNING, ready_at=NOW.timestamp() - 5)  # it answered 5 s ago
+SWAPPING = InstanceRecord.started(CUR, PLACED, previous=OLD, since=NOW.timestamp() - 10)
+NEW_REVISION = replace(RUN, artifact_sha=B, tip=B)  # built; CUR runs A (instance_sha)
+GAVE_UP_ON_B = replace(NEW_REVISION, instance_sha=None, restarts=5, stage="RUNTIME_ERROR")  # CUR: A, serving on
 STANDBY = InstanceRecord.of_standby(CUR, "cpu-basic", NOW.timestamp() - 10)
 
 
@@ -63,7 +67,9 @@ def obs(phase: Phase, **kw: object) -> Observed:
 RUNNING_MSG = SetStage(SpaceStage.RUNNING, "running", "The app is running.")
 ASLEEP_MSG = SetStage(SpaceStage.SLEEPING, "idle",
                       "This Space is asleep after a period without visitors; opening it wakes it up.")
-SERVE = [Running(CUR), RUNNING_MSG, Route(RouteState.RUNNING, ADDR), NotifyReady()]
+SERVE = [Running(CUR, answered_at=NOW.timestamp()), RUNNING_MSG, Route(RouteState.RUNNING, ADDR), NotifyReady()]
+TIMED_OUT = "The app did not open port 7860 within its startup_duration_timeout of 5 s"
+CHECK_PORT = "Check that it listens on 0.0.0.0 and port 7860."
 KEEP_ROUTE = Route(RouteState.SLEEPING, ADDR, only_while_recorded=True)
 TIER2 = StopInstance(CUR, second_tier=True)  # the second tier of sleep: the memory is given back
 
@@ -81,17 +87,69 @@ TABLE = [
      [Start(previous=None)]),
     ("answers: serve it", RUN, RUNNING, obs(Phase.RUNNING), POLICY, SERVE),
     ("answers while a build runs: the stage stays", replace(RUN, stage="RUNNING_BUILDING"), RUNNING,
-     obs(Phase.RUNNING), POLICY, [Running(CUR), Route(RouteState.RUNNING, ADDR), NotifyReady()]),
+     obs(Phase.RUNNING), POLICY, [Running(CUR, NOW.timestamp()), Route(RouteState.RUNNING, ADDR), NotifyReady()]),
     ("new one answers: the previous one goes (zero-downtime swap)", RUN, SWAPPING, obs(Phase.RUNNING), POLICY,
      [StopPrevious(OLD, forget=True), *SERVE]),
     ("new one not answering yet: previous keeps serving, watch", RUN, SWAPPING, obs(Phase.STARTING), POLICY,
      [WatchReady(CUR)]),
     ("starting within its timeout: watch", RUN, RUNNING, obs(Phase.STARTING), POLICY, [WatchReady(CUR)]),
-    ("starting past its timeout: stop, say why", replace(RUN, startup_timeout=5.0), RUNNING, obs(Phase.STARTING),
-     POLICY, [StopInstance(CUR), SetStage(SpaceStage.RUNTIME_ERROR, "startup_timeout",
-                                          "The app did not answer on its port within 5 s (startup_duration_timeout)."
-                                          " Check that it listens on 0.0.0.0 and the right port."),
-              Route(RouteState.ERROR)]),
+    ("starting past its timeout: a failure as a crash is, said with the port and the log tail",
+     replace(RUN, startup_timeout=5.0, app_port=7860), RUNNING, obs(Phase.STARTING), POLICY,
+     [SetStage(SpaceStage.RUNTIME_ERROR, "startup_timeout", f"{TIMED_OUT}; restarting in 2 s. {CHECK_PORT}",
+               tail_of=CUR), Crashed(CUR, 2.0)]),
+    ("a fifth failure in a row by timeout: stopped until a push or a restart",
+     replace(RUN, startup_timeout=5.0, app_port=7860, restarts=4), RUNNING, obs(Phase.STARTING), POLICY,
+     [SetStage(SpaceStage.RUNTIME_ERROR, "crashed_repeatedly",
+               f"The app stopped 5 times in a row ({TIMED_OUT[0].lower()}{TIMED_OUT[1:]}): it stays stopped until "
+               f"the next push or a restart. {CHECK_PORT}", tail_of=CUR), Crashed(CUR, None)]),
+    ("start time unknown (a record from before starts were dated): watched, no timeout",
+     replace(RUN, startup_timeout=5.0), InstanceRecord.started(CUR, PLACED), obs(Phase.STARTING), POLICY,
+     [WatchReady(CUR)]),
+    # an app that answers, then crashes: its failures are forgotten only after crash_reset_after of answering
+    ("answered 5 s ago after 2 failures: served, the count kept", replace(RUN, restarts=2), ANSWERED,
+     obs(Phase.RUNNING), POLICY, [Running(CUR), RUNNING_MSG, Route(RouteState.RUNNING, ADDR), NotifyReady()]),
+    ("answered for crash_reset_after: its failures are forgotten", replace(RUN, restarts=2),
+     replace(ANSWERED, ready_at=NOW.timestamp() - 600), obs(Phase.RUNNING), POLICY,
+     [Running(CUR, forget_crashes=True), RUNNING_MSG, Route(RouteState.RUNNING, ADDR), NotifyReady()]),
+    ("the reset follows the policy", replace(RUN, restarts=2), replace(ANSWERED, ready_at=NOW.timestamp() - 61),
+     obs(Phase.RUNNING), replace(POLICY, crash_reset_after=60.0),
+     [Running(CUR, forget_crashes=True), RUNNING_MSG, Route(RouteState.RUNNING, ADDR), NotifyReady()]),
+    ("answered, then crashed a fifth time: stopped", replace(RUN, restarts=4), ANSWERED,
+     obs(Phase.EXITED, exit_code=1, message="boom"), POLICY,
+     [SetStage(SpaceStage.RUNTIME_ERROR, "crashed_repeatedly",
+               "The app stopped 5 times in a row (the app exited with code 1): it stays stopped until the next push "
+               "or a restart. Last log lines:\nboom"), Crashed(CUR, None)]),
+    # a new revision failing while the previous one serves: that one keeps serving, managed
+    ("new revision crashed mid-swap: the previous one serves on", RUN, SWAPPING,
+     obs(Phase.EXITED, exit_code=1, message="boom"), POLICY,
+     [SetStage(SpaceStage.RUNTIME_ERROR, "app_crashed",
+               "The new revision failed (the app exited with code 1): the previous revision keeps serving; the new "
+               "one is started again in 2 s. Last log lines:\nboom"), Crashed(CUR, 2.0, previous=OLD)]),
+    ("new revision timed out mid-swap: the previous one serves on", replace(RUN, startup_timeout=5.0, app_port=7860),
+     SWAPPING, obs(Phase.STARTING), POLICY,
+     [SetStage(SpaceStage.RUNTIME_ERROR, "startup_timeout",
+               f"The new revision failed ({TIMED_OUT[0].lower()}{TIMED_OUT[1:]}): the previous revision keeps "
+               f"serving; the new one is started again in 2 s. {CHECK_PORT}", tail_of=CUR),
+      Crashed(CUR, 2.0, previous=OLD)]),
+    ("new revision failed a fifth time mid-swap: not started again, the previous one serves on",
+     replace(RUN, restarts=4), SWAPPING, obs(Phase.GONE), POLICY,
+     [SetStage(SpaceStage.RUNTIME_ERROR, "crashed_repeatedly",
+               "The new revision failed 5 times in a row (its process vanished): the previous revision keeps "
+               "serving, and the new one is not started again until the next push or a restart. Last log lines:\n"
+               "(no output)"), Crashed(CUR, None, previous=OLD)]),
+    ("new revision backing off: the previous one serves, nothing to do",
+     replace(NEW_REVISION, instance_sha=None, restarts=1, retry_at=NOW + timedelta(seconds=1)), ANSWERED,
+     obs(Phase.RUNNING), POLICY, []),
+    ("gave up on the new revision: the previous one serves, the error stays, the count too", GAVE_UP_ON_B,
+     replace(ANSWERED, ready_at=NOW.timestamp() - 6000), obs(Phase.RUNNING), POLICY,
+     [Running(CUR), Route(RouteState.RUNNING, ADDR), NotifyReady()]),
+    ("gave up on the new revision, and the previous one crashes: stopped", GAVE_UP_ON_B, ANSWERED,
+     obs(Phase.EXITED, exit_code=1, message="boom"), POLICY,
+     [SetStage(SpaceStage.RUNTIME_ERROR, "crashed_repeatedly",
+               "The app stopped 6 times in a row (the app exited with code 1): it stays stopped until the next push "
+               "or a restart. Last log lines:\nboom"), Crashed(CUR, None)]),
+    ("a newer revision mid-swap: the unanswered one goes, the previous one serves until the newest answers",
+     NEW_REVISION, SWAPPING, obs(Phase.STARTING), POLICY, [Revert(CUR), Start(previous=OLD)]),
     ("woken while frozen: thaw, then look again", RUN, RUNNING, obs(Phase.FROZEN), POLICY, [Thaw(CUR)]),
     ("exited: say so, back off 2 s on the first crash", RUN, RUNNING, obs(Phase.EXITED, exit_code=3, message="boom\n"),
      POLICY, [SetStage(SpaceStage.RUNTIME_ERROR, "app_crashed",
@@ -148,6 +206,9 @@ TABLE = [
     ("nobody came for a week: the standby goes", GONE_A_WEEK, STANDBY, obs(Phase.FROZEN), POLICY,
      [TIER2, ASLEEP_MSG, Route(RouteState.SLEEPING)]),
     ("nobody came for a week: stopped with no standby", GONE_A_WEEK, RUNNING, obs(Phase.FROZEN), POLICY,
+     [TIER2, ASLEEP_MSG, Route(RouteState.SLEEPING)]),
+    ("frozen long after its revision failed too often: stopped, no standby of it",
+     replace(LONG_ASLEEP, restarts=5), RUNNING, obs(Phase.FROZEN), POLICY,
      [TIER2, ASLEEP_MSG, Route(RouteState.SLEEPING)]),
     ("standby of an older revision: replaced", replace(ASLEEP, instance_sha=None), STANDBY, obs(Phase.FROZEN),
      POLICY, [StopInstance(CUR), StartStandby(), ASLEEP_MSG, Route(RouteState.SLEEPING)]),

@@ -46,4 +46,21 @@ def test_the_transitions_write_the_shapes_the_reconciler_wrote() -> None:
     assert InstanceRecord.from_json(STORED[1]).without_previous().to_json() == STORED[0]
     assert InstanceRecord.of_standby(NEW, "cpu-basic", 1700000000.25).to_json() == STORED[2]
     claimed = InstanceRecord.from_json(STORED[2]).claimed(PLACEMENT)
-    assert claimed.to_json() == STORED[0] and not claimed.standby  # a woken standby is an instance like any
+    # a woken standby is an instance like any, and its start-up timeout still counts from its start
+    assert claimed.to_json() == {**STORED[0], "since": 1700000000.25} and not claimed.standby
+
+
+def test_a_start_is_dated_and_its_first_answer_kept() -> None:
+    record = InstanceRecord.started(NEW, PLACEMENT, since=1700000000.5).answered(1700000003.0)
+    assert record.to_json() == {**STORED[0], "since": 1700000000.5, "ready_at": 1700000003.0}
+    assert InstanceRecord.from_json(record.to_json()) == record
+
+
+def test_an_abandoned_swap_gives_the_previous_instance_its_own_placement_back() -> None:
+    old_placement = {**PLACEMENT, "node": "other"}
+    swapping = InstanceRecord.started(NEW, PLACEMENT, previous=OLD, since=2.0, previous_placement=old_placement)
+    stored = swapping.to_json()
+    assert stored["previous_placement"] == old_placement
+    reverted = InstanceRecord.from_json(stored).reverted()
+    assert reverted == InstanceRecord(OLD, None, old_placement) and reverted.to_json()["placement"] == old_placement
+    assert "previous_placement" not in swapping.without_previous().to_json()  # the swap done: nothing to go back to

@@ -5,6 +5,7 @@ tests/platform and tests/runtime_local)."""
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -31,6 +32,7 @@ class Backend:
         self.phases: dict[str, Phase] = {}
         self.stopped: list[str] = []
         self.listening = True
+        self.lines: dict[str, list[str]] = {}  # what each instance printed
         self.on_poll: Callable[[], None] | None = None
         self._refs = itertools.count(1)
 
@@ -57,7 +59,7 @@ class Backend:
         self.phases[handle.ref] = Phase.RUNNING
 
     def logs(self, handle: Handle, follow: bool = False) -> Iterator[str]:
-        return iter(())
+        return iter([] if follow else self.lines.get(handle.ref, []))
 
     def list(self, labels: dict[str, str]) -> list[Handle]:
         return []
@@ -87,7 +89,8 @@ class World:
     def _start(self, s, space: Space, artifact: Artifact) -> tuple[Handle, dict]:  # noqa: ANN001
         if self.refuse is not None:
             raise self.refuse
-        return self.backend.start(), dict(PLACEMENT)
+        handle = self.backend.start()
+        return handle, {**PLACEMENT, "of": handle.ref}  # which start placed it: a revert restores the right one
 
     def step(self, **change: object) -> Space:
         if change:
@@ -105,6 +108,13 @@ class World:
     def refs(self, space: Space) -> tuple[str | None, str | None]:
         inst = space.instance or {}
         return tuple((inst.get(k) or {}).get("ref") for k in ("current", "previous"))  # type: ignore[return-value]
+
+    def edit_record(self, **fields: object) -> None:
+        """Change the instance record as time would (``since``, ``ready_at``), without the step noticing."""
+        with self.db.session() as s:
+            space = s.get(Space, self.id)
+            space.instance = {**space.instance, **fields}
+            s.commit()
 
     def open_usage(self) -> int:
         with self.db.session() as s:
@@ -152,7 +162,96 @@ def test_a_crash_says_why_backs_off_and_starts_again_after(world: World) -> None
     assert world.step().instance is None  # backing off: no start yet
     space = world.step(retry_at=None)
     assert world.refs(space)[0] not in (None, first)
+    assert world.step().restarts == 1  # answering proves little until it has answered for crash_reset_after
+    world.edit_record(ready_at=time.time() - 601)
     assert world.step().restarts == 0
+
+
+def test_an_app_answering_then_crashing_soon_after_gives_up_too(world: World) -> None:
+    space = running(world)
+    for crash in range(1, 6):
+        handle = world.refs(space)[0]
+        assert handle is not None and space.instance.get("ready_at"), f"crash {crash}: not started, or not answering"
+        world.backend.phases[handle] = Phase.EXITED  # it answered, then crashed within crash_reset_after
+        space = world.step()
+        assert space.restarts == crash
+        space = world.step(retry_at=None)
+        space = world.step()  # it answers again
+    assert space.instance is None and space.stage_reason == "crashed_repeatedly" and world.backend.phases == {}
+
+
+def test_a_start_up_timeout_counts_as_a_failure_and_quotes_the_log_tail(world: World) -> None:
+    world.backend.listening = False  # it never opens its port
+    space = world.step()
+    handle = world.refs(space)[0]
+    assert space.instance["since"] > time.time() - 60  # the start is dated: the timeout counts from it
+    world.backend.lines[handle] = [f"line {i}" for i in range(100)]
+    assert world.refs(world.step())[0] == handle  # within its timeout (30 min): watched
+    world.edit_record(since=time.time() - 1801)
+    space = world.step()
+    assert space.instance is None and handle in world.backend.stopped and space.restarts == 1
+    assert space.retry_at is not None and world.routes[-1].state == "error" and world.open_usage() == 0
+    assert space.stage_reason == "startup_timeout", space.stage_message
+    assert space.stage_message.startswith("The app did not open port 7860 within its startup_duration_timeout of "
+                                          "1800 s; restarting in 2 s."), space.stage_message
+    assert space.stage_message.endswith("Last log lines:\n" + "\n".join(f"line {i}" for i in range(70, 100)))
+    for failure in range(2, 6):
+        space = world.step(retry_at=None)
+        world.edit_record(since=time.time() - 1801)
+        space = world.step()
+        assert space.restarts == failure and space.instance is None
+    assert space.stage_reason == "crashed_repeatedly" and "did not open port 7860" in space.stage_message
+    assert world.step(retry_at=None).instance is None and world.backend.phases == {}  # not started again
+
+
+def test_the_operators_default_start_up_timeout_applies_where_readme_sets_none(world: World) -> None:
+    world.rec.default_startup_timeout = 60.0
+    world.backend.listening = False
+    world.step()
+    world.edit_record(since=time.time() - 61)
+    space = world.step()
+    assert space.stage_reason == "startup_timeout" and "startup_duration_timeout of 60 s" in space.stage_message
+    space = world.step(retry_at=None, card_data={"startup_duration_timeout": "2m"})  # README's own wins
+    world.edit_record(since=time.time() - 61)
+    assert world.step().instance is not None
+
+
+def test_a_new_revision_failing_leaves_the_old_one_serving_and_managed(world: World) -> None:
+    old = world.refs(running(world))[0]
+    old_placement = world.step().instance["placement"]
+    world.backend.listening = False
+    space = world.step(artifact=world.artifact(B), sha=B)
+    for failure in range(1, 6):
+        new = world.refs(space)[0]
+        assert world.refs(space) == (new, old) and new != old, f"failure {failure}: not started beside the old one"
+        world.backend.phases[new] = Phase.EXITED
+        space = world.step()
+        assert world.refs(space) == (old, None) and new in world.backend.stopped and space.restarts == failure
+        assert world.backend.phases[old] == Phase.RUNNING and old not in world.backend.stopped
+        assert space.instance["placement"] == old_placement and space.instance_sha is None
+        assert world.routes[-1].state == "running" and world.routes[-1].upstream[1] == 7000 + int(old)
+        assert world.open_usage() == 1 and space.stage == SpaceStage.RUNTIME_ERROR.value
+        assert "the previous revision keeps serving" in space.stage_message and "oops" in space.stage_message
+        space = world.step(retry_at=None)
+    assert space.stage_reason == "crashed_repeatedly" and "not started again" in space.stage_message
+    space = world.step()
+    assert world.refs(space) == (old, None) and space.stage_reason == "crashed_repeatedly"  # the error stays
+    assert world.routes[-1].state == "running" and set(world.backend.phases) == {old}
+    space = world.step(restarts=0, instance_sha=None)  # what a push or a restart does: B is tried again
+    assert world.refs(space)[1] == old and world.refs(space)[0] not in (None, old)
+
+
+def test_a_newer_revision_mid_swap_replaces_the_unanswered_one_and_the_old_one_serves_on(world: World) -> None:
+    old = world.refs(running(world))[0]
+    world.backend.listening = False
+    first = world.refs(world.step(artifact=world.artifact(B), sha=B))[0]
+    space = world.step(artifact=world.artifact("c" * 40), sha="c" * 40)
+    newest = world.refs(space)[0]
+    assert world.refs(space) == (newest, old) and newest not in (first, old) and space.instance_sha == "c" * 40
+    assert first in world.backend.stopped and set(world.backend.phases) == {old, newest}  # nothing unmanaged
+    world.backend.phases[newest] = Phase.RUNNING
+    space = world.step()
+    assert world.refs(space) == (newest, None) and set(world.backend.phases) == {newest}
 
 
 def test_crashing_at_every_start_gives_up_holding_nothing_until_a_restart(world: World) -> None:
