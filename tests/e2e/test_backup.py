@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import stat
 import tempfile
 from pathlib import Path
@@ -39,6 +40,8 @@ def instances(request):  # noqa: ANN001, ANN201
         source.stop()
         if drop:
             drop()
+        # its claim in the host registry (uids, app ports) lasts as long as the data dir: every test run left one
+        shutil.rmtree(target_dir, ignore_errors=True)
 
 
 def _target_env(target_dir: Path, target_url: str | None, port: int) -> dict[str, str]:
