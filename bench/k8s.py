@@ -56,8 +56,12 @@ import wake
 
 CLUSTER = ROOT / "infra" / "kubernetes" / "cluster"
 BUILD_LOG = Path(os.environ.get("SPACES_K8S_CACHE", "/var/cache/spaces-k8s")) / "build.log"
-LOCAL_ZYGOTE = {"SPACES_RUNTIME__MIN_AVAILABLE_MEMORY": "1.0"}  # stopped at once when asleep; wakes fork the zygote
-LOCAL_COLD = {**LOCAL_ZYGOTE, "SPACES_LOCAL__ZYGOTE": "false"}
+# stopped at once when asleep, wakes fork the zygote; app ports of their own, below the ephemeral range (the
+# platform's automatic port blocks in 20000-32767 can all be held by other platforms on a shared machine)
+LOCAL_ZYGOTE = {"SPACES_RUNTIME__MIN_AVAILABLE_MEMORY": "1.0", "SPACES_LOCAL__PORT_MIN": "17000",
+                "SPACES_LOCAL__PORT_MAX": "17499"}
+LOCAL_COLD = {**LOCAL_ZYGOTE, "SPACES_LOCAL__ZYGOTE": "false", "SPACES_LOCAL__PORT_MIN": "17500",
+              "SPACES_LOCAL__PORT_MAX": "17999"}
 
 
 @dataclass(frozen=True)
