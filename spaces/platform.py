@@ -161,6 +161,27 @@ def make_backend(settings: Settings, catalog: FlavorCatalog | None = None):  # n
     return PerSdkBackend(backend, {"docker": DockerBackend(settings.docker)})
 
 
+#: the module of each backend (make_backend imports it when elected)
+BACKEND_MODULES = {
+    "kubernetes": "spaces.runtime.backends.kubernetes",
+    "docker": "spaces.runtime.backends.docker",
+    "local": "spaces.runtime.backends.local",
+}
+
+
+def preload_backend(settings: Settings) -> None:
+    """Import the backend's module and, through its ``preload()``, what its client library loads lazily, without
+    constructing it (no connection, no side effect). A controller does this before it stands by, so that once
+    elected it spends its takeover adopting and acting, not importing: the Kubernetes client's API classes and
+    their models took 10-20 s to load on a loaded 2-core node, and every failover waited for them
+    (bench/k8s.py)."""
+    import importlib
+
+    module = importlib.import_module(BACKEND_MODULES[settings.runtime.backend])
+    if hasattr(module, "preload"):
+        module.preload()
+
+
 def make_builder(settings: Settings, docker: DockerSpaces | None = None):  # noqa: ANN201
     if settings.runtime.backend in ("docker", "kubernetes"):
         from spaces.builder.image import DockerImageBuilder
@@ -647,6 +668,7 @@ class Platform:
         if "builder" in self.roles:
             self.builds.start()
         if self.leadership is not None:
+            preload_backend(settings)  # a standby takes over without importing first
             # leading at once: what runs is adopted before anything is served, as a restarted server always did
             self.leadership.start(first_here=True)
         if self.proxy is not None:

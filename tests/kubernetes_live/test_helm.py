@@ -20,29 +20,36 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "platform"))
-import platform_kit as kit  # noqa: E402
-from harness import HOST_CA  # noqa: E402
+import platform_kit as kit
+from chart_kit import (
+    CHART,
+    FULLNAME,
+    RELEASE,
+    build_image,
+    helm_binary,
+    install,
+    kubectl,
+    leaders,
+    ready_pods,
+    roles_values,
+    run,
+    services,
+    static_volumes,
+    wait,
+)
+from harness import HOST_CA
 
-CHART = ROOT / "infra" / "helm" / "spaces"
 EXTERNAL = CHART / "ci" / "external-values.yaml"
-RELEASE = "sp"
-FULLNAME = "sp-spaces"
 
 
 @pytest.fixture(scope="session")
 def helm() -> str:
     try:
-        proc = subprocess.run([str(ROOT / "infra" / "helm" / "build-helm.sh")], capture_output=True, text=True, check=False,
-                              timeout=3000)
+        return helm_binary()
     except subprocess.TimeoutExpired:
         pytest.fail("building Helm did not finish in 50 minutes", pytrace=False)
-    if proc.returncode != 0:
-        pytest.fail(f"building Helm failed: {proc.stderr[-2000:]}", pytrace=False)
-    return proc.stdout.strip().splitlines()[-1]
-
-
-def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(list(args), capture_output=True, text=True, input=input, timeout=120, check=False)
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 def render(helm: str, namespace: str, *extra: str) -> str:
@@ -53,10 +60,6 @@ def render(helm: str, namespace: str, *extra: str) -> str:
 
 def objects(manifest: str) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(manifest) if doc]
-
-
-def kubectl(cluster, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
-    return run(cluster.kubectl, "--kubeconfig", cluster.kubeconfig, *args, input=input)
 
 
 VALUE_SETS = {
@@ -265,71 +268,11 @@ def test_the_render_refuses_what_the_process_cannot_do(helm, args, why) -> None:
 
 # -- installed for real -------------------------------------------------------------------------------------------
 
-def build_image(script: str) -> list[str]:
-    """infra/images/<script> --push: images built from the project's base image into the cluster's registry."""
-    proc = subprocess.run([str(ROOT / "infra" / "images" / script), "--push"], capture_output=True, text=True,
-                          timeout=1500, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stdout.split()
-
-
 @pytest.fixture
 def volumes(cluster, namespace, tmp_path):
-    """Static hostPath PersistentVolumes bound to the chart's two claims (the cluster has no provisioner)."""
-    names = []
-    for sub, claim, size in [("data", f"{FULLNAME}-data", "20Gi"), ("pg", f"data-{FULLNAME}-postgresql-0", "8Gi")]:
-        path = tmp_path / sub
-        path.mkdir()
-        path.chmod(0o777)  # hostPath ignores fsGroup; the platform (uid 1000) and postgres write here
-        name = f"{namespace}-{sub}"
-        pv = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
-              "spec": {"capacity": {"storage": size}, "accessModes": ["ReadWriteOnce"], "storageClassName": "",
-                       "persistentVolumeReclaimPolicy": "Retain", "claimRef": {"namespace": namespace, "name": claim},
-                       "hostPath": {"path": str(path), "type": "Directory"}}}
-        assert kubectl(cluster, "apply", "-f", "-", input=json.dumps(pv)).returncode == 0
-        names.append(name)
+    names = static_volumes(cluster, namespace, tmp_path)
     yield
     kubectl(cluster, "delete", "pv", *names, "--wait=false")
-
-
-def services(cluster, namespace: str) -> dict[str, str]:
-    """Service name -> ClusterIP in the namespace (kube-proxy routes ClusterIPs here; names do not resolve)."""
-    items = json.loads(kubectl(cluster, "get", "svc", "-n", namespace, "-o", "json").stdout)["items"]
-    return {s["metadata"]["name"]: s["spec"]["clusterIP"] for s in items}
-
-
-def ready_pods(cluster, namespace: str, selector: str) -> list[dict]:
-    """The Ready pods matching selector that carry the chart's host aliases (the upgraded revision)."""
-    items = json.loads(kubectl(cluster, "get", "pods", "-n", namespace, "-l", selector, "-o", "json").stdout)["items"]
-    return [p for p in items if not p["metadata"].get("deletionTimestamp") and p["spec"].get("hostAliases")
-            and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))]
-
-
-def wait(what: str, check, timeout: float = 600, every: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
-        time.sleep(every)
-
-
-def install(helm, cluster, namespace: str, values: list[str]) -> str:
-    """``helm install``, then a ``helm upgrade`` naming the chart's Services in its pods' /etc/hosts
-    (``hostAliases``: no cluster DNS here, but kube-proxy routes the ClusterIPs, which are known once the Services
-    exist) and making the hub's Service its public URL. Returns that URL."""
-    proc = run(helm, "install", RELEASE, str(CHART), "-n", namespace, "--kubeconfig", cluster.kubeconfig, *values)
-    assert proc.returncode == 0, proc.stderr
-    ips = services(cluster, namespace)
-    hub = f"http://{ips[FULLNAME]}"
-    aliases = ["--set", f"publicUrl={hub}"]
-    for i, (name, ip) in enumerate(sorted(ips.items())):
-        aliases += ["--set", f"hostAliases[{i}].ip={ip}", "--set", f"hostAliases[{i}].hostnames[0]={name}"]
-    proc = run(helm, "upgrade", RELEASE, str(CHART), "-n", namespace, "--kubeconfig", cluster.kubeconfig,
-               "--reuse-values", *aliases)
-    assert proc.returncode == 0, proc.stderr
-    return hub
 
 
 GRADIO_CLIENT = """
@@ -427,48 +370,13 @@ def push_a_space_through_the_platform(cluster, namespace: str, hub: str) -> None
 
 # -- the replicated control plane ---------------------------------------------------------------------------------
 
-def role_pods(cluster, namespace: str, role: str) -> list[dict]:
-    items = json.loads(kubectl(cluster, "get", "pods", "-n", namespace, "-l", f"app.kubernetes.io/component={role}",
-                               "-o", "json").stdout)["items"]
-    return [p for p in items if not p["metadata"].get("deletionTimestamp") and p["status"].get("podIP")]
-
-
-def leaders(cluster, namespace: str) -> list[str]:
-    """The controller pods whose /readyz is 200 (a controller is ready only while it leads)."""
-    found = []
-    for pod in role_pods(cluster, namespace, "controller"):
-        try:
-            r = httpx.get(f"http://{pod['status']['podIP']}:9090/readyz", timeout=2)
-        except httpx.HTTPError:
-            continue
-        if r.status_code == 200:
-            found.append(pod["metadata"]["name"])
-    return found
-
-
-@pytest.mark.skipif(os.environ.get("SPACES_K8S_ROLES_LIVE") != "1", reason="opt-in (SPACES_K8S_ROLES_LIVE=1): ten "
-                    "platform processes at once; it has not passed yet on the shared 2-core machine (load 25: the "
-                    "bundled PostgreSQL's readiness probe timed out and every role restarted)")
 @pytest.mark.timeout(2400)
 def test_the_roles_apart_keep_a_space_answering_while_the_leader_is_deleted(
         helm, cluster, namespace, volumes) -> None:
     """hub x2, proxy x2 behind a Service, builder, controller x2 (leader: a PostgreSQL advisory lock): a Space
     pushed through the hubs' Service answers through the proxies' Service; `kubectl delete pod` of the leading
     controller: the standby leads, the Space answers all along and its pod is not restarted."""
-    platform = build_image("build-platform.sh")[-1]
-    postgres, redis = build_image("build-trial-services.sh")
-    repository, tag = platform.rsplit(":", 1)
-    small = ["--set", "resources.requests.cpu=50m", "--set", "resources.requests.memory=128Mi"]
-    values = ["--set", "roles.enabled=true", "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
-              "--set", f"postgresql.image={postgres}", "--set", f"redis.image={redis}",
-              "--set", "kubernetes.address=pod", "--set", "appsDomain=apps.test",
-              "--set", "builder.hostDockerSocket.enabled=true",
-              "--set", f"builder.hostDockerSocket.gid={os.stat('/var/run/docker.sock').st_gid}",
-              "--set", f"builder.imagePrefix={cluster.registry}/spaces", *small]
-    if HOST_CA.is_file():
-        assert kubectl(cluster, "create", "configmap", "build-ca", "-n", namespace,
-                       f"--from-file=ca-certificates.crt={HOST_CA}").returncode == 0
-        values += ["--set", "builder.caBundle.configMap=build-ca"]
+    values = roles_values(cluster, namespace)
     try:
         hub = install(helm, cluster, namespace, values)
         proxy = services(cluster, namespace)[f"{FULLNAME}-proxy"]

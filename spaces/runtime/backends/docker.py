@@ -128,6 +128,15 @@ def run_options(spec: InstanceSpec, settings: DockerBackendSettings, network: st
     }
 
 
+def preload() -> None:
+    """Import the docker SDK now, when it is installed (``spaces.platform.preload_backend``): the backend imports
+    it lazily, as an optional extra, and a controller elected later should not wait for it."""
+    import contextlib
+
+    with contextlib.suppress(ImportError):
+        import docker  # noqa: F401
+
+
 class DockerBackend:
     name = "docker"
 

@@ -105,6 +105,20 @@ def _load_api_client(settings: KubernetesSettings):
                           status=503) from None
 
 
+#: the API classes KubernetesBackend uses
+APIS = ("AppsV1Api", "CoreV1Api", "NetworkingV1Api")
+
+
+def preload() -> None:
+    """Load what the backend uses of the client now (``spaces.platform.preload_backend``): the client imports each
+    API class, and the models it names, at first attribute access (``kubernetes/client/__init__.py``)."""
+    from kubernetes import client, config  # noqa: F401
+    from kubernetes.client.exceptions import ApiException  # noqa: F401
+
+    for name in APIS:
+        getattr(client, name)
+
+
 class KubernetesBackend:
     name = "kubernetes"
 

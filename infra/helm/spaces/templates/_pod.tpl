@@ -140,41 +140,24 @@ spec:
         {{- with $v.extraEnv }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
-      {{- if $all }}
-      readinessProbe:
-        httpGet: {path: /api/health, port: http}
-        periodSeconds: 5
-        timeoutSeconds: 5   # not the default 1 s: a busy node must not take a healthy process out of its Service
-      livenessProbe:
-        httpGet: {path: /api/health, port: http}
-        periodSeconds: 20
-        timeoutSeconds: 5
-        failureThreshold: 6
-      startupProbe:   # first start: database migrations before the port opens
-        httpGet: {path: /api/health, port: http}
-        periodSeconds: 2
-        failureThreshold: 150
-      {{- else }}
-      {{- $port := ternary "http" "ops" (eq $role "hub") }}
+      {{- /* probes: the all-in-one process on /api/health; a role on /healthz (alive) and /readyz (its database
+           and Redis answer), the hub on its own port, the others on the ops port. Timings: values, probes */}}
+      {{- $port := ternary "http" "ops" (or $all (eq $role "hub")) }}
+      {{- $alive := ternary "/api/health" "/healthz" $all }}
       {{- if ne $role "controller" }}
-      # ready: the database and Redis answer (spaces/ops.py)
       readinessProbe:
-        httpGet: {path: /readyz, port: {{ $port }}}
-        periodSeconds: 5
-        timeoutSeconds: 5   # not the default 1 s: a busy node must not take a healthy process out of its Service
-      {{- end }}
+        httpGet: {path: {{ ternary "/api/health" "/readyz" $all }}, port: {{ $port }}}
+        {{- toYaml $v.probes.readiness | nindent 8 }}
+      {{- else }}
       # (a controller's /readyz is 200 only while it leads: as a readiness probe it would hold every rollout on
       # the standby; leadership shows on /readyz and on /metrics as spaces_controller_leader)
-      livenessProbe:
-        httpGet: {path: /healthz, port: {{ $port }}}
-        periodSeconds: 20
-        timeoutSeconds: 5
-        failureThreshold: 6
-      startupProbe:   # first start: database migrations before the port opens
-        httpGet: {path: /healthz, port: {{ $port }}}
-        periodSeconds: 2
-        failureThreshold: 150
       {{- end }}
+      livenessProbe:
+        httpGet: {path: {{ $alive }}, port: {{ $port }}}
+        {{- toYaml $v.probes.liveness | nindent 8 }}
+      startupProbe:   # first start: database migrations before the port opens
+        httpGet: {path: {{ $alive }}, port: {{ $port }}}
+        {{- toYaml $v.probes.startup | nindent 8 }}
       resources: {{- toYaml ($rv.resources | default $v.resources) | nindent 8 }}
       securityContext: {{- toYaml $v.securityContext | nindent 8 }}
       volumeMounts:
