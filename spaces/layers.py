@@ -4,7 +4,8 @@
 
     0  errors                        the one error tree; imports nothing of ours
     1  domain                        pure rules and records: stages, README front matter, names, flavors
-    2  db, storage, bus, ops         persistence and process plumbing: SQLAlchemy rows, git, hints, health
+    2  db, storage, bus, ops, xet    persistence and process plumbing: SQLAlchemy rows, git, hints, health,
+                                     the Xet CAS (xorbs, shards, reconstructions)
     3  builder, metrics              build packs, plans, environments and images; every metric (it reads the db)
     4  runtime                       scheduler, quota, flavors, nodes, backends, the reconciler, the sleeper
     5  services, templates_catalog,  accounts, Space lifecycle, builds, logs, wake, backup: the use cases;
@@ -27,7 +28,7 @@ from __future__ import annotations
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"errors"}),
     frozenset({"domain"}),
-    frozenset({"db", "storage", "bus", "ops"}),
+    frozenset({"db", "storage", "bus", "ops", "xet"}),
     frozenset({"builder", "metrics"}),
     frozenset({"runtime"}),
     frozenset({"services", "templates_catalog", "announce"}),

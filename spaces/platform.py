@@ -170,7 +170,7 @@ BACKEND_MODULES = {
 
 
 def preload_backend(settings: Settings) -> None:
-    """Import the backend's module and, through its ``preload()``, what its client library loads lazily, without
+    """Import the backend's module and, through its ``load_client()``, what its client library loads lazily, without
     constructing it (no connection, no side effect). A controller does this before it stands by, so that once
     elected it spends its takeover adopting and acting, not importing: the Kubernetes client's API classes and
     their models took 10-20 s to load on a loaded 2-core node, and every failover waited for them
@@ -178,8 +178,8 @@ def preload_backend(settings: Settings) -> None:
     import importlib
 
     module = importlib.import_module(BACKEND_MODULES[settings.runtime.backend])
-    if hasattr(module, "preload"):
-        module.preload()
+    if hasattr(module, "load_client"):
+        module.load_client()
 
 
 def make_builder(settings: Settings, docker: DockerSpaces | None = None):  # noqa: ANN201

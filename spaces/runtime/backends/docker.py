@@ -128,7 +128,7 @@ def run_options(spec: InstanceSpec, settings: DockerBackendSettings, network: st
     }
 
 
-def preload() -> None:
+def load_client() -> None:
     """Import the docker SDK now, when it is installed (``spaces.platform.preload_backend``): the backend imports
     it lazily, as an optional extra, and a controller elected later should not wait for it."""
     import contextlib

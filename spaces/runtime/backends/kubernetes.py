@@ -109,7 +109,7 @@ def _load_api_client(settings: KubernetesSettings):
 APIS = ("AppsV1Api", "CoreV1Api", "NetworkingV1Api")
 
 
-def preload() -> None:
+def load_client() -> None:
     """Load what the backend uses of the client now (``spaces.platform.preload_backend``): the client imports each
     API class, and the models it names, at first attribute access (``kubernetes/client/__init__.py``)."""
     from kubernetes import client, config  # noqa: F401
