@@ -165,6 +165,44 @@ def test_one_default_server_runs_a_docker_space_beside_a_gradio_space(platform: 
     dora.api.delete_repo(app, repo_type="space")
 
 
+FETCHER = """import os, urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        url = os.environ["HF_ENDPOINT"] + "/" + os.environ["MODEL"] + "/resolve/main/weights.txt"
+        try:
+            body, code = urllib.request.urlopen(url, timeout=10).read(), 200
+        except Exception as exc:
+            body, code = f"{url}: {exc}".encode(), 502
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+ThreadingHTTPServer(("0.0.0.0", 7860), Handler).serve_forever()
+"""
+
+
+def test_a_docker_space_loads_a_model_file_from_this_hub_with_no_setting(platform: kit.Platform) -> None:
+    """Issue 23: HF_ENDPOINT in a container names the hub as the container reaches it (not its own localhost)."""
+    gus = make_actor(platform.server, unique("gus"))
+    model, box = f"{gus.name}/tiny-model", f"{gus.name}/fetcher"
+    gus.api.create_repo(model)
+    weights = f"weights of {unique('w')}".encode()
+    gus.api.upload_file(path_or_fileobj=weights, path_in_repo="weights.txt", repo_id=model)
+    gus.api.create_repo(box, repo_type="space", space_sdk="docker")
+    gus.api.add_space_variable(box, "MODEL", model)
+    kit.upload(gus.api, box, kit.space_files("docker", **{"app.py": FETCHER}))
+    kit.wait_stage(gus.api, box, kit.RUNNING, timeout=300)
+    r = kit.app_get(platform.server, box)
+    assert (r.status_code, r.content) == (200, weights), r.text[:300]
+    [cid] = containers_of(platform, kit.space_id(gus, box))
+    env = docker("inspect", "--format", "{{json .Config.Env}}", cid)
+    assert f"HF_ENDPOINT=http://host.docker.internal:{platform.server.port}" in env, env
+    gus.api.delete_repo(box, repo_type="space")
+
+
 def test_the_form_offers_docker_where_an_engine_answers(platform: kit.Platform, browser,  # noqa: ANN001
                                                         artifacts: Path) -> None:
     page = browser.new_page()

@@ -97,8 +97,15 @@ def _gone(exc: Exception) -> bool:
     return status in (404, 409) or type(exc).__name__ == "NotFound"
 
 
-def run_options(spec: InstanceSpec, settings: DockerBackendSettings, network: str) -> dict[str, Any]:
-    """Keyword arguments of ``containers.run`` for one instance (pure, so it is tested as a dict)."""
+#: the name a container reaches the machine that runs it by (Docker Desktop's own name for it)
+HOST_ALIAS = "host.docker.internal"
+
+
+def run_options(spec: InstanceSpec, settings: DockerBackendSettings, network: str,
+                gateway: str | None = None) -> dict[str, Any]:
+    """Keyword arguments of ``containers.run`` for one instance (pure, so it is tested as a dict). ``gateway``:
+    the apps network's gateway on the host, which ``HOST_ALIAS`` names inside the container (not Docker's
+    ``host-gateway``, the default bridge's address: the hub listens for containers on this network's only)."""
     from docker.types import DeviceRequest, LogConfig
 
     env = dict(spec.env)
@@ -123,6 +130,7 @@ def run_options(spec: InstanceSpec, settings: DockerBackendSettings, network: st
         "init": True,
         "security_opt": ["no-new-privileges"],
         "log_config": LogConfig(type="json-file", config={"max-size": "10m", "max-file": "2"}),
+        **({"extra_hosts": {HOST_ALIAS: gateway}} if gateway else {}),
         **({"volumes": {m.source: {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in spec.mounts}}
            if spec.mounts else {}),
     }
@@ -134,7 +142,7 @@ class DockerBackend:
     def __init__(self, settings: DockerBackendSettings | None = None) -> None:
         self.settings = settings or DockerBackendSettings()
         self._clients: dict[str, Any] = {}
-        self._networks: set[str] = set()
+        self._networks: dict[tuple[str, str], str | None] = {}  # (node, network) -> its IPv4 gateway
         self._lock = threading.Lock()
         self._answered: dict[str, str] = {}  # container id -> State.StartedAt of the run whose app answered
 
@@ -170,7 +178,7 @@ class DockerBackend:
         import docker
 
         try:
-            client.networks.get(name)
+            network = client.networks.get(name)
         except docker.errors.NotFound:
             try:
                 client.networks.create(name, driver="bridge", labels={LABEL_MANAGED: "true"},
@@ -178,8 +186,17 @@ class DockerBackend:
             except docker.errors.APIError as exc:  # created concurrently by another start
                 if getattr(exc.response, "status_code", None) != 409:
                     raise
-        self._networks.add((node, name))
+            network = client.networks.get(name)
+        configs = (network.attrs.get("IPAM") or {}).get("Config") or []
+        self._networks[(node, name)] = next((c["Gateway"] for c in configs
+                                             if c.get("Gateway") and ":" not in c["Gateway"]), None)
         return name
+
+    def gateway(self, node: str) -> str | None:
+        """The host's IPv4 address on the apps network of ``node`` (made if missing): the address containers
+        reach this machine by, where the platform lets them reach its hub (``platform.HubForContainers``)."""
+        name = self._network(node)
+        return self._networks.get((node, name))
 
     # ---- contract -----------------------------------------------------------------------------------------
     def start(self, spec: InstanceSpec) -> Handle:
@@ -192,7 +209,8 @@ class DockerBackend:
         except docker.errors.ImageNotFound:
             raise StartFailed(f"The image {image} for {spec.sha[:7]} is not on node {spec.node}; rebuild the "
                               "Space to make it again.") from None
-        options = run_options(spec, self.settings, self._network(spec.node))
+        network = self._network(spec.node)
+        options = run_options(spec, self.settings, network, self._networks.get((spec.node, network)))
         if spec.mounts:
             self._prepare_mounts(spec)
         try:
