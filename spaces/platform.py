@@ -153,7 +153,10 @@ def make_backend(settings: Settings, catalog: FlavorCatalog | None = None):  # n
     from spaces.runtime.backends.docker import DockerBackend
     from spaces.runtime.backends.per_sdk import PerSdkBackend
 
-    return PerSdkBackend(backend, {"docker": DockerBackend(settings.docker)})
+    docker = settings.docker
+    if "cgroup_parent" not in docker.model_fields_set:  # under the cap of all Spaces together, as the local ones
+        docker = docker.model_copy(update={"cgroup_parent": f"/{local.cgroup_root}"})
+    return PerSdkBackend(backend, {"docker": DockerBackend(docker)})
 
 
 def make_builder(settings: Settings, docker: DockerSpaces | None = None):  # noqa: ANN201

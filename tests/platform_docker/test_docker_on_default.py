@@ -102,6 +102,19 @@ def containers_of(p: kit.Platform, space_id: str) -> list[str]:
                   "--filter", f"label=spaces.space-id={space_id}").split()
 
 
+def memory_cgroup(pid: int) -> str:
+    """The memory cgroup of a process (v1's memory hierarchy, or v2's one), as a path from the hierarchy's root."""
+    lines = [line.split(":", 2) for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines()]
+    return next(path for _, ctrl, path in lines if "memory" in ctrl.split(",") or ctrl == "")
+
+
+def root_memory_limit(group: str) -> int:
+    v1 = Path("/sys/fs/cgroup/memory") / group.lstrip("/") / "memory.limit_in_bytes"
+    v2 = Path("/sys/fs/cgroup") / group.lstrip("/") / "memory.max"
+    text = (v1 if v1.exists() else v2).read_text().strip()
+    return 2**63 if text == "max" else int(text)
+
+
 def test_one_default_server_runs_a_docker_space_beside_a_gradio_space(platform: kit.Platform) -> None:
     dora = make_actor(platform.server, unique("dora"))
     box, app = f"{dora.name}/box", f"{dora.name}/greeter"
@@ -132,6 +145,13 @@ def test_one_default_server_runs_a_docker_space_beside_a_gradio_space(platform: 
         [node] = r.json()["nodes"]
         return node["used"]
     assert used()["spaces"] == 2
+    # ... and the kernel holds both to the one cap of all Spaces' memory: the container's memory cgroup is under
+    # the local backend's root, whose limit is that cap
+    local_group = memory_cgroup(kit.instance_states(platform)[0]["pid"])
+    root = "/" + local_group.strip("/").split("/")[0]
+    box_group = memory_cgroup(int(docker("inspect", "--format", "{{.State.Pid}}", cid)))
+    assert box_group.startswith(root + "/"), (box_group, root)
+    assert root_memory_limit(root) < 2**50  # a cap, not "unlimited"
 
     # a control plane killed with SIGKILL adopts both again, each from its own backend: nothing restarted
     pids = {s["pid"] for s in kit.instance_states(platform)}

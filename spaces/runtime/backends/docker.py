@@ -30,6 +30,7 @@ Engines: ``engines`` maps node names to engine URLs (``None`` = the local socket
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import secrets
@@ -46,6 +47,8 @@ from pydantic import BaseModel, Field
 from spaces.runtime.contracts import (LABEL_MANAGED, LABEL_SHA, LABEL_SPACE, Handle, InstanceSpec, Observed, Phase,
                                       StartFailed)
 from spaces.runtime.volumes import give_to
+
+log = logging.getLogger(__name__)
 
 LABEL_PORT = "spaces.port"  # the app's port inside the container, to find its published port again
 
@@ -89,6 +92,10 @@ class DockerBackendSettings(BaseModel):
     pids_limit: int = Field(4096, description="most processes one app container may run")
     probe_timeout_s: float = Field(2.0, description="how long poll waits for the app's first bytes")
     log_tail_lines: int = Field(30, description="log lines quoted in the message of an exited app")
+    cgroup_parent: str | None = Field(
+        None, description="cgroup the containers run under (docker --cgroup-parent), on engines with the cgroupfs "
+        "driver; on the default set-up the local backend's cgroup root, so that containers and sandboxed Spaces "
+        "keep to one memory cap together (SPACES_LOCAL__SPACES_MEMORY_MB)")
 
 
 def _gone(exc: Exception) -> bool:
@@ -102,7 +109,7 @@ HOST_ALIAS = "host.docker.internal"
 
 
 def run_options(spec: InstanceSpec, settings: DockerBackendSettings, network: str,
-                gateway: str | None = None) -> dict[str, Any]:
+                gateway: str | None = None, cgroup_parent: str | None = None) -> dict[str, Any]:
     """Keyword arguments of ``containers.run`` for one instance (pure, so it is tested as a dict). ``gateway``:
     the apps network's gateway on the host, which ``HOST_ALIAS`` names inside the container (not Docker's
     ``host-gateway``, the default bridge's address: the hub listens for containers on this network's only)."""
@@ -131,6 +138,7 @@ def run_options(spec: InstanceSpec, settings: DockerBackendSettings, network: st
         "security_opt": ["no-new-privileges"],
         "log_config": LogConfig(type="json-file", config={"max-size": "10m", "max-file": "2"}),
         **({"extra_hosts": {HOST_ALIAS: gateway}} if gateway else {}),
+        **({"cgroup_parent": cgroup_parent} if cgroup_parent else {}),
         **({"volumes": {m.source: {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in spec.mounts}}
            if spec.mounts else {}),
     }
@@ -145,6 +153,7 @@ class DockerBackend:
         self._networks: dict[tuple[str, str], str | None] = {}  # (node, network) -> its IPv4 gateway
         self._lock = threading.Lock()
         self._answered: dict[str, str] = {}  # container id -> State.StartedAt of the run whose app answered
+        self._parents: dict[str, str | None] = {}  # node -> the cgroup parent its containers get
 
     # ---- engines ------------------------------------------------------------------------------------------
     def client(self, node: str) -> Any:
@@ -210,7 +219,8 @@ class DockerBackend:
             raise StartFailed(f"The image {image} for {spec.sha[:7]} is not on node {spec.node}; rebuild the "
                               "Space to make it again.") from None
         network = self._network(spec.node)
-        options = run_options(spec, self.settings, network, self._networks.get((spec.node, network)))
+        options = run_options(spec, self.settings, network, self._networks.get((spec.node, network)),
+                              self._cgroup_parent(spec.node))
         if spec.mounts:
             self._prepare_mounts(spec)
         try:
@@ -219,6 +229,20 @@ class DockerBackend:
         except docker.errors.APIError as exc:
             raise StartFailed(f"Docker could not start {image}: {exc.explanation or exc}") from None
         return self._handle(spec.node, container)
+
+    def _cgroup_parent(self, node: str) -> str | None:
+        """``settings.cgroup_parent`` where the engine places containers by cgroup path (the cgroupfs driver); the
+        systemd driver wants a slice, which the local backend's root is not: there the containers keep only their
+        own limits (said once in the log)."""
+        if not self.settings.cgroup_parent:
+            return None
+        if node not in self._parents:
+            driver = self.client(node).info().get("CgroupDriver", "")
+            self._parents[node] = self.settings.cgroup_parent if driver == "cgroupfs" else None
+            if driver != "cgroupfs":
+                log.warning("node %s's Docker engine uses the %s cgroup driver: its containers are not under %s "
+                            "(the cap of all Spaces' memory together)", node, driver, self.settings.cgroup_parent)
+        return self._parents[node]
 
     def _prepare_mounts(self, spec: InstanceSpec) -> None:
         """Volumes are directories of this machine: an engine elsewhere cannot see them. A read-write bucket's
