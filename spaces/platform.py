@@ -147,7 +147,7 @@ def make_backend(settings: Settings, catalog: FlavorCatalog | None = None):  # n
     backend = LocalBackend(local, holes=netguard.OwnPortHoles(local.uid_min),
                            shared_env={"HF_ENDPOINT": settings.space_hub_endpoint})
     if not settings.runtime.docker_spaces:
-        return backend
+        return _retiring_docker(settings, backend)
     # Docker Spaces beside the sandboxed ones, each instance on the backend that started it (see per_sdk); the
     # engine is reached at its first use, so one started after the server is used too
     from spaces.runtime.backends.docker import DockerBackend
@@ -157,6 +157,18 @@ def make_backend(settings: Settings, catalog: FlavorCatalog | None = None):  # n
     if "cgroup_parent" not in docker.model_fields_set:  # under the cap of all Spaces together, as the local ones
         docker = docker.model_copy(update={"cgroup_parent": f"/{local.cgroup_root}"})
     return PerSdkBackend(backend, {"docker": DockerBackend(docker)})
+
+
+def _retiring_docker(settings: Settings, backend):  # noqa: ANN001, ANN202
+    """Docker Spaces turned off: the containers that ran while they were on are stopped when the controller
+    sees them (see per_sdk's retired parts), if the engine still answers; without one there is nothing to stop."""
+    from spaces.runtime.backends.docker import DockerBackend, DockerEngine, engine_problem
+    from spaces.runtime.backends.per_sdk import PerSdkBackend
+
+    engines = settings.docker.engines
+    if engine_problem(engines.get("local") or next(iter(engines.values()), DockerEngine())):
+        return backend
+    return PerSdkBackend(backend, {}, retired=[DockerBackend(settings.docker)], refused={"docker": DockerSpaces.OFF})
 
 
 def make_builder(settings: Settings, docker: DockerSpaces | None = None):  # noqa: ANN201

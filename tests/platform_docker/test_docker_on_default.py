@@ -260,6 +260,28 @@ def test_without_an_engine_the_form_greys_docker_and_the_api_refuses_saying_why(
     eve.api.create_repo(f"{eve.name}/plain", repo_type="space", space_sdk="gradio")  # the others are made
 
 
+def test_docker_spaces_turned_off_stop_their_containers_and_say_why(platform: kit.Platform) -> None:
+    """SPACES_RUNTIME__DOCKER_SPACES turned off after a Docker Space ran: its container is stopped, not left
+    running unmanaged, and the Space is not tried on the local backend: it stops saying why."""
+    ivy = make_actor(platform.server, unique("ivy"))
+    box = f"{ivy.name}/box"
+    kit.create_space(ivy.api, box, kit.space_files("docker"), sdk="docker")
+    kit.wait_stage(ivy.api, box, kit.RUNNING, timeout=300)
+    box_id = kit.space_id(ivy, box)
+    assert len(containers_of(platform, box_id)) == 1
+    platform.extra_env["SPACES_RUNTIME__DOCKER_SPACES"] = "false"
+    try:
+        platform.restart()
+        wait_until(lambda: containers_of(platform, box_id) == [], timeout=60, what="the container stopped")
+        stopped = kit.wait_stage(ivy.api, box, "RUNTIME_ERROR", timeout=120)
+        assert "Docker Spaces are turned off" in str(stopped.raw), stopped.raw
+        assert box_id not in [s["space_id"] for s in kit.instance_states(platform)]
+    finally:
+        del platform.extra_env["SPACES_RUNTIME__DOCKER_SPACES"]
+        platform.restart()
+    ivy.api.delete_repo(box, repo_type="space")
+
+
 def test_spaces_down_stops_the_docker_spaces_containers_too(platform: kit.Platform) -> None:
     """Last in this module: it takes the default platform down."""
     ida = make_actor(platform.server, unique("ida"))
