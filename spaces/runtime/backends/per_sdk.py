@@ -22,9 +22,7 @@ runs it, so Docker containers and local processes on this machine draw on the sa
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
-
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 
 from spaces.runtime.contracts import Backend, Handle, InstanceSpec, Observed, Phase, StartFailed
 
