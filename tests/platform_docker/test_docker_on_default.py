@@ -280,6 +280,8 @@ def test_docker_spaces_turned_off_stop_their_containers_and_say_why(platform: ki
         del platform.extra_env["SPACES_RUNTIME__DOCKER_SPACES"]
         platform.restart()
     ivy.api.delete_repo(box, repo_type="space")
+    wait_until(lambda: containers_of(platform, box_id) == [] and box_id not in [
+        s["space_id"] for s in kit.instance_states(platform)], timeout=60, what="nothing of the Space left")
 
 
 def test_spaces_down_stops_the_docker_spaces_containers_too(platform: kit.Platform) -> None:
@@ -293,6 +295,7 @@ def test_spaces_down_stops_the_docker_spaces_containers_too(platform: kit.Platfo
     os.kill(platform.server.proc.pid, signal.SIGTERM)  # the server stops; its Spaces run on (as always)
     assert platform.server.proc.wait(30) == 0
     assert len(containers_of(platform, box_id)) == 1
+    left = [s["space_id"] for s in kit.instance_states(platform)]
     done = platform.server.cli("down", timeout=300)
-    assert "stopped 1 instance(s)" in done.stderr, done.stderr
+    assert "stopped 1 instance(s)" in done.stderr, (done.stderr, left)
     assert containers_of(platform, box_id) == []
