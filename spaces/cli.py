@@ -453,8 +453,9 @@ def _down_backend(settings: Settings):  # noqa: ANN202
     from spaces.runtime.contracts import LABEL_PLATFORM
 
     if settings.runtime.backend == "local":
-        r = teardown.down_local(settings.local, settings.data_path)
+        # the containers first: they run under the local backend's cgroup root, which down_local removes
         docker = _down_docker_spaces(settings)
+        r = teardown.down_local(settings.local, settings.data_path)
         if docker:
             r.stopped += docker.stopped  # its Docker Spaces' containers count among its instances
             r.problems += docker.problems
@@ -470,14 +471,14 @@ def _down_backend(settings: Settings):  # noqa: ANN202
 
 
 def _down_docker_spaces(settings: Settings):  # noqa: ANN202
-    """The default set-up's Docker Spaces (``SPACES_RUNTIME__DOCKER_SPACES``): their containers, where an engine
-    answers (none answering: it runs none of them now)."""
+    """The default set-up's Docker Spaces (``SPACES_RUNTIME__DOCKER_SPACES``, even turned off since they ran):
+    their containers, where an engine answers (none answering: it runs none of them now)."""
     from spaces.platform import DockerSpaces
     from spaces.runtime import teardown, tenancy
     from spaces.runtime.backends.docker import DockerBackend
     from spaces.runtime.contracts import LABEL_PLATFORM
 
-    if DockerSpaces(settings).problem():
+    if DockerSpaces(settings).probe.problem():
         return None
     return teardown.down_labelled(DockerBackend(settings.docker),
                                   {LABEL_PLATFORM: tenancy.instance_id(settings.data_path)})

@@ -152,13 +152,28 @@ def make_backend(settings: Settings, catalog: FlavorCatalog | None = None):  # n
     backend = LocalBackend(local, holes=netguard.OwnPortHoles(local.uid_min),
                            shared_env={"HF_ENDPOINT": settings.space_hub_endpoint})
     if not settings.runtime.docker_spaces:
-        return backend
+        return _retiring_docker(settings, backend)
     # Docker Spaces beside the sandboxed ones, each instance on the backend that started it (see per_sdk); the
     # engine is reached at its first use, so one started after the server is used too
     from spaces.runtime.backends.docker import DockerBackend
     from spaces.runtime.backends.per_sdk import PerSdkBackend
 
-    return PerSdkBackend(backend, {"docker": DockerBackend(settings.docker)})
+    docker = settings.docker
+    if "cgroup_parent" not in docker.model_fields_set:  # under the cap of all Spaces together, as the local ones
+        docker = docker.model_copy(update={"cgroup_parent": f"/{local.cgroup_root}"})
+    return PerSdkBackend(backend, {"docker": DockerBackend(docker)})
+
+
+def _retiring_docker(settings: Settings, backend):  # noqa: ANN001, ANN202
+    """Docker Spaces turned off: the containers that ran while they were on are stopped when the controller
+    sees them (see per_sdk's retired parts), if the engine still answers; without one there is nothing to stop."""
+    from spaces.runtime.backends.docker import DockerBackend, DockerEngine, engine_problem
+    from spaces.runtime.backends.per_sdk import PerSdkBackend
+
+    engines = settings.docker.engines
+    if engine_problem(engines.get("local") or next(iter(engines.values()), DockerEngine())):
+        return backend
+    return PerSdkBackend(backend, {}, retired=[DockerBackend(settings.docker)], refused={"docker": DockerSpaces.OFF})
 
 
 #: the module of each backend (make_backend imports it when elected)
@@ -303,6 +318,8 @@ class Platform:
         self.reconciler: Reconciler | None = None
         self.sleeper: Sleeper | None = None
         self.leadership: Leadership | None = None
+        #: HF_ENDPOINT of Docker Spaces when this process lets their containers reach its hub (``_hub_for_containers``)
+        self._container_hub: str | None = None
         #: space id -> the subdomain its route was last published on (a rename moves it)
         self._route_hosts: dict[str, str] = {}
         #: space id -> the route state last published (``ready`` goes out when it turns running)
@@ -493,12 +510,54 @@ class Platform:
         workdir = workdir_for(self.work_root, self.hub.spaces.repo(space), space.id, artifact.sha)
         spec = instance_spec(s, space, artifact, app_host=self.settings.app_host(space.subdomain), workdir=workdir,
                              limits=limits, node=node, telemetry=self.settings.runtime.sdk_telemetry,
-                             hub_endpoint=self.settings.space_hub_endpoint,
+                             hub_endpoint=self._hub_endpoint(space.sdk),
                              startup_timeout=startup_timeout(space.card_data,
                                                              self.settings.runtime.default_startup_timeout))
         spec = dataclasses.replace(spec, labels={**spec.labels, LABEL_PLATFORM: self.instance_id},
                                    mounts=self.volumes.mounts(s, space))
         return self.backend.start(spec)
+
+    def _hub_endpoint(self, sdk: str | None) -> str:
+        """A sandboxed Space reaches the hub where the operator's browser does; a Docker Space cannot (localhost
+        is its own container) and gets the gateway address ``_hub_for_containers`` listens on, unless the
+        operator named the endpoint (``runtime.hub_endpoint``)."""
+        if sdk == "docker" and self._container_hub is not None:
+            return self._container_hub
+        return self.settings.space_hub_endpoint
+
+    async def _hub_for_containers(self) -> None:
+        """Let the default set-up's Docker Spaces reach this hub: the proxy listens on the apps network's gateway
+        too (only containers on that network and this machine reach that address; a sandboxed Space's firewall
+        lets it reach the proxy's port on any local address already, and no other), and Docker Spaces get
+        ``HF_ENDPOINT=http://host.docker.internal:PORT``, a name their containers resolve to that gateway.
+        Not done where the operator said where the hub is (``runtime.hub_endpoint``, a public_url off this
+        machine), nor without the proxy and the controller in this process; an engine that does not answer now
+        leaves Docker Spaces the default endpoint (logged)."""
+        from urllib.parse import urlparse
+
+        from spaces.runtime.backends.docker import HOST_ALIAS, DockerBackend
+
+        settings, docker = self.settings, self.docker_spaces
+        if (docker is None or not docker.enabled or self.proxy is None or "controller" not in self.roles
+                or settings.runtime.hub_endpoint):
+            return
+        if urlparse(settings.hub_url).hostname not in ("localhost", "127.0.0.1", "::1"):
+            return  # the operator's public URL: containers reach it as anyone does
+        why = await asyncio.to_thread(docker.probe.problem)
+        if why:
+            log.warning("Docker Spaces cannot reach this hub (HF_ENDPOINT): %s", why)
+            return
+        node = "local" if "local" in settings.docker.engines else next(iter(settings.docker.engines))
+        try:
+            gateway = await asyncio.to_thread(DockerBackend(settings.docker).gateway, node)
+            if gateway is None:
+                raise OSError(f"the network {settings.docker.network} has no IPv4 gateway")
+            if settings.host not in ("0.0.0.0", "::", ""):  # listening on every address: on the gateway's too
+                await self.proxy.also_listen(gateway, settings.port)
+        except Exception as exc:  # noqa: BLE001 - the platform serves on; Docker Spaces miss the hub, as before
+            log.warning("Docker Spaces cannot reach this hub (HF_ENDPOINT): %s", exc)
+            return
+        self._container_hub = f"http://{HOST_ALIAS}:{settings.port}"
 
     def _repo_for_volume(self, s, repo_type: str, repo_id: str):  # noqa: ANN001, ANN202
         store = self.hub.store(repo_type)
@@ -667,6 +726,7 @@ class Platform:
             self._repair()
         if "builder" in self.roles:
             self.builds.start()
+        await self._hub_for_containers()  # before the controller starts any Docker Space
         if self.leadership is not None:
             preload_backend(settings)  # a standby takes over without importing first
             # leading at once: what runs is adopted before anything is served, as a restarted server always did

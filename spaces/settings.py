@@ -111,7 +111,9 @@ class RuntimeSettings(BaseModel):
     hub_endpoint: str | None = Field(
         None, description="the hub's URL as a Space's process reaches it, given to every Space as HF_ENDPOINT so "
         "that huggingface_hub in the app loads models and datasets from this hub (default: public_url, or "
-        "http://localhost:PORT; set it where the apps run elsewhere, e.g. in Docker containers or pods)")
+        "http://localhost:PORT; the default set-up's Docker Spaces get http://host.docker.internal:PORT, which the "
+        "proxy answers on the apps network's gateway; set it where the apps run elsewhere, e.g. on other engines or "
+        "in pods)")
 
 
 class Settings(BaseSettings):

@@ -75,6 +75,7 @@ class ProxyServer:
             429, pages.json_body(error="Too many open connections from your address; close some and retry."),
             content_type="application/json", headers=[("Retry-After", "5")], close=True)
         self._server: asyncio.AbstractServer | None = None
+        self._also: list[asyncio.AbstractServer] = []  # further addresses (see also_listen)
         self._sweeper: asyncio.Task | None = None
 
     async def start(self, host: str = "127.0.0.1", port: int = 8000) -> None:
@@ -83,6 +84,12 @@ class ProxyServer:
                                                 backlog=4096)
         self._sweeper = loop.create_task(self._sweep())
         log.info("proxy listening on %s:%s", host, self.port)
+
+    async def also_listen(self, host: str, port: int) -> None:
+        """Serve the same routes on one more address (the Docker apps network's gateway, for the hub's API)."""
+        loop = asyncio.get_running_loop()
+        self._also.append(await loop.create_server(lambda: ClientConnection(self), host, port, reuse_address=True))
+        log.info("proxy also listening on %s:%s", host, port)
 
     @property
     def port(self) -> int:
@@ -97,14 +104,18 @@ class ProxyServer:
     async def drain(self, timeout: float) -> None:
         """Stop accepting connections and give the open ones up to ``timeout`` seconds to finish (a SIGTERM);
         ``close`` then drops what is left."""
-        if self._server is not None:
-            self._server.close()
+        for server in (self._server, *self._also):
+            if server is not None:
+                server.close()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while self.connections and loop.time() < deadline:
             await asyncio.sleep(0.05)
 
     async def close(self) -> None:
+        for server in self._also:
+            server.close()
+        self._also = []
         if self._server is not None:
             self._server.close()
         if self._sweeper is not None:

@@ -29,7 +29,24 @@ def test_run_options_carry_labels_limits_gpus_and_a_loopback_port() -> None:
     assert "CUDA_VISIBLE_DEVICES" not in options["environment"] and options["environment"]["X"] == "1"
     assert options["network"] == "spaces-apps" and "no-new-privileges" in options["security_opt"]
     cpu_only = run_options(make_spec(artifact, port=7860), DockerBackendSettings(), "n")
-    assert cpu_only["device_requests"] is None
+    assert cpu_only["device_requests"] is None and "extra_hosts" not in cpu_only
+    # host.docker.internal is the apps network's gateway, where the platform lets containers reach its hub
+    assert run_options(spec, DockerBackendSettings(), "n", "172.18.0.1")["extra_hosts"] == {
+        "host.docker.internal": "172.18.0.1"}
+    assert run_options(spec, DockerBackendSettings(), "n", cgroup_parent="/spaces-x")["cgroup_parent"] == "/spaces-x"
+    assert "cgroup_parent" not in cpu_only
+
+
+@pytest.mark.parametrize("driver, parent", [("cgroupfs", "/spaces-x"), ("systemd", None)])
+def test_containers_go_under_the_cgroup_parent_only_where_the_engine_takes_a_path(driver: str, parent) -> None:
+    class Client:
+        def info(self) -> dict:
+            return {"CgroupDriver": driver}
+
+    backend = DockerBackend(DockerBackendSettings(cgroup_parent="/spaces-x"))
+    backend._clients["local"] = Client()
+    assert backend._cgroup_parent("local") == parent
+    assert DockerBackend(DockerBackendSettings())._cgroup_parent("local") is None
 
 
 @pytest.mark.parametrize("url, bind, reach", [

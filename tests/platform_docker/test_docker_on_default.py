@@ -102,6 +102,19 @@ def containers_of(p: kit.Platform, space_id: str) -> list[str]:
                   "--filter", f"label=spaces.space-id={space_id}").split()
 
 
+def memory_cgroup(pid: int) -> str:
+    """The memory cgroup of a process (v1's memory hierarchy, or v2's one), as a path from the hierarchy's root."""
+    lines = [line.split(":", 2) for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines()]
+    return next(path for _, ctrl, path in lines if "memory" in ctrl.split(",") or ctrl == "")
+
+
+def root_memory_limit(group: str) -> int:
+    v1 = Path("/sys/fs/cgroup/memory") / group.lstrip("/") / "memory.limit_in_bytes"
+    v2 = Path("/sys/fs/cgroup") / group.lstrip("/") / "memory.max"
+    text = (v1 if v1.exists() else v2).read_text().strip()
+    return 2**63 if text == "max" else int(text)
+
+
 def test_one_default_server_runs_a_docker_space_beside_a_gradio_space(platform: kit.Platform) -> None:
     dora = make_actor(platform.server, unique("dora"))
     box, app = f"{dora.name}/box", f"{dora.name}/greeter"
@@ -132,6 +145,13 @@ def test_one_default_server_runs_a_docker_space_beside_a_gradio_space(platform: 
         [node] = r.json()["nodes"]
         return node["used"]
     assert used()["spaces"] == 2
+    # ... and the kernel holds both to the one cap of all Spaces' memory: the container's memory cgroup is under
+    # the local backend's root, whose limit is that cap
+    local_group = memory_cgroup(kit.instance_states(platform)[0]["pid"])
+    root = "/" + local_group.strip("/").split("/")[0]
+    box_group = memory_cgroup(int(docker("inspect", "--format", "{{.State.Pid}}", cid)))
+    assert box_group.startswith(root + "/"), (box_group, root)
+    assert root_memory_limit(root) < 2**50  # a cap, not "unlimited"
 
     # a control plane killed with SIGKILL adopts both again, each from its own backend: nothing restarted
     pids = {s["pid"] for s in kit.instance_states(platform)}
@@ -163,6 +183,44 @@ def test_one_default_server_runs_a_docker_space_beside_a_gradio_space(platform: 
     dora.api.delete_repo(box, repo_type="space")
     wait_until(lambda: containers_of(platform, box_id) == [], timeout=60, what="the container removed")
     dora.api.delete_repo(app, repo_type="space")
+
+
+FETCHER = """import os, urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        url = os.environ["HF_ENDPOINT"] + "/" + os.environ["MODEL"] + "/resolve/main/weights.txt"
+        try:
+            body, code = urllib.request.urlopen(url, timeout=10).read(), 200
+        except Exception as exc:
+            body, code = f"{url}: {exc}".encode(), 502
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+ThreadingHTTPServer(("0.0.0.0", 7860), Handler).serve_forever()
+"""
+
+
+def test_a_docker_space_loads_a_model_file_from_this_hub_with_no_setting(platform: kit.Platform) -> None:
+    """Issue 23: HF_ENDPOINT in a container names the hub as the container reaches it (not its own localhost)."""
+    gus = make_actor(platform.server, unique("gus"))
+    model, box = f"{gus.name}/tiny-model", f"{gus.name}/fetcher"
+    gus.api.create_repo(model)
+    weights = f"weights of {unique('w')}".encode()
+    gus.api.upload_file(path_or_fileobj=weights, path_in_repo="weights.txt", repo_id=model)
+    gus.api.create_repo(box, repo_type="space", space_sdk="docker")
+    gus.api.add_space_variable(box, "MODEL", model)
+    kit.upload(gus.api, box, kit.space_files("docker", **{"app.py": FETCHER}))
+    kit.wait_stage(gus.api, box, kit.RUNNING, timeout=300)
+    r = kit.app_get(platform.server, box)
+    assert (r.status_code, r.content) == (200, weights), r.text[:300]
+    [cid] = containers_of(platform, kit.space_id(gus, box))
+    env = docker("inspect", "--format", "{{json .Config.Env}}", cid)
+    assert f"HF_ENDPOINT=http://host.docker.internal:{platform.server.port}" in env, env
+    gus.api.delete_repo(box, repo_type="space")
 
 
 def test_the_form_offers_docker_where_an_engine_answers(platform: kit.Platform, browser,  # noqa: ANN001
@@ -202,6 +260,30 @@ def test_without_an_engine_the_form_greys_docker_and_the_api_refuses_saying_why(
     eve.api.create_repo(f"{eve.name}/plain", repo_type="space", space_sdk="gradio")  # the others are made
 
 
+def test_docker_spaces_turned_off_stop_their_containers_and_say_why(platform: kit.Platform) -> None:
+    """SPACES_RUNTIME__DOCKER_SPACES turned off after a Docker Space ran: its container is stopped, not left
+    running unmanaged, and the Space is not tried on the local backend: it stops saying why."""
+    ivy = make_actor(platform.server, unique("ivy"))
+    box = f"{ivy.name}/box"
+    kit.create_space(ivy.api, box, kit.space_files("docker"), sdk="docker")
+    kit.wait_stage(ivy.api, box, kit.RUNNING, timeout=300)
+    box_id = kit.space_id(ivy, box)
+    assert len(containers_of(platform, box_id)) == 1
+    platform.extra_env["SPACES_RUNTIME__DOCKER_SPACES"] = "false"
+    try:
+        platform.restart()
+        wait_until(lambda: containers_of(platform, box_id) == [], timeout=60, what="the container stopped")
+        stopped = kit.wait_stage(ivy.api, box, "RUNTIME_ERROR", timeout=120)
+        assert "Docker Spaces are turned off" in str(stopped.raw), stopped.raw
+        assert box_id not in [s["space_id"] for s in kit.instance_states(platform)]
+    finally:
+        del platform.extra_env["SPACES_RUNTIME__DOCKER_SPACES"]
+        platform.restart()
+    ivy.api.delete_repo(box, repo_type="space")
+    wait_until(lambda: containers_of(platform, box_id) == [] and box_id not in [
+        s["space_id"] for s in kit.instance_states(platform)], timeout=60, what="nothing of the Space left")
+
+
 def test_spaces_down_stops_the_docker_spaces_containers_too(platform: kit.Platform) -> None:
     """Last in this module: it takes the default platform down."""
     ida = make_actor(platform.server, unique("ida"))
@@ -213,6 +295,7 @@ def test_spaces_down_stops_the_docker_spaces_containers_too(platform: kit.Platfo
     os.kill(platform.server.proc.pid, signal.SIGTERM)  # the server stops; its Spaces run on (as always)
     assert platform.server.proc.wait(30) == 0
     assert len(containers_of(platform, box_id)) == 1
+    left = [s["space_id"] for s in kit.instance_states(platform)]
     done = platform.server.cli("down", timeout=300)
-    assert "stopped 1 instance(s)" in done.stderr, done.stderr
+    assert "stopped 1 instance(s)" in done.stderr, (done.stderr, left)
     assert containers_of(platform, box_id) == []

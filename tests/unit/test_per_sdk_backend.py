@@ -21,7 +21,7 @@ from spaces.domain.stages import SpaceStage
 from spaces.errors import BadRequest
 from spaces.runtime.backends.docker import DockerEngine, EngineProbe, engine_problem
 from spaces.runtime.backends.per_sdk import PerSdkBackend
-from spaces.runtime.contracts import Handle, InstanceSpec, Limits, Observed, Phase
+from spaces.runtime.contracts import Handle, InstanceSpec, Limits, Observed, Phase, StartFailed
 from spaces.runtime.reconciler import Reconciler, RouteUpdate
 from spaces.services.logs import LogBus
 
@@ -134,6 +134,19 @@ def test_an_instance_of_a_backend_this_server_no_longer_runs_is_gone_to_it() -> 
     both.stop(orphan)  # nothing to do it with: logged, not raised
     with pytest.raises(NotImplementedError):
         both.freeze(orphan)
+
+
+def test_a_retired_backends_instances_are_listed_and_stopped_when_polled_and_its_sdk_refused() -> None:
+    """Docker Spaces turned off after containers ran: no container is left running unmanaged."""
+    docker = Fake("docker")
+    box = docker.start(spec("docker"))
+    both = PerSdkBackend(Fake("local"), {}, retired=[docker], refused={"docker": "Docker Spaces are turned off"})
+    assert [h.ref for h in both.list({})] == [box.ref]  # a restarted controller sees it (adopts or stops it)
+    assert both.poll(box).phase == Phase.GONE and docker.stopped == [box.ref]
+    with pytest.raises(StartFailed, match="turned off"):
+        both.start(spec("docker"))
+    assert docker.started == ["docker"]  # the one before it was retired
+    assert both.start(spec("gradio")).backend == "local"
 
 
 # ---- the reconciler over it: each instance with its own backend ----------------------------------------------

@@ -30,6 +30,7 @@ Engines: ``engines`` maps node names to engine URLs (``None`` = the local socket
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import secrets
@@ -46,6 +47,8 @@ from pydantic import BaseModel, Field
 from spaces.runtime.contracts import (LABEL_MANAGED, LABEL_SHA, LABEL_SPACE, Handle, InstanceSpec, Observed, Phase,
                                       StartFailed)
 from spaces.runtime.volumes import give_to
+
+log = logging.getLogger(__name__)
 
 LABEL_PORT = "spaces.port"  # the app's port inside the container, to find its published port again
 
@@ -89,6 +92,10 @@ class DockerBackendSettings(BaseModel):
     pids_limit: int = Field(4096, description="most processes one app container may run")
     probe_timeout_s: float = Field(2.0, description="how long poll waits for the app's first bytes")
     log_tail_lines: int = Field(30, description="log lines quoted in the message of an exited app")
+    cgroup_parent: str | None = Field(
+        None, description="cgroup the containers run under (docker --cgroup-parent), on engines with the cgroupfs "
+        "driver; on the default set-up the local backend's cgroup root, so that containers and sandboxed Spaces "
+        "keep to one memory cap together (SPACES_LOCAL__SPACES_MEMORY_MB)")
 
 
 def _gone(exc: Exception) -> bool:
@@ -97,8 +104,15 @@ def _gone(exc: Exception) -> bool:
     return status in (404, 409) or type(exc).__name__ == "NotFound"
 
 
-def run_options(spec: InstanceSpec, settings: DockerBackendSettings, network: str) -> dict[str, Any]:
-    """Keyword arguments of ``containers.run`` for one instance (pure, so it is tested as a dict)."""
+#: the name a container reaches the machine that runs it by (Docker Desktop's own name for it)
+HOST_ALIAS = "host.docker.internal"
+
+
+def run_options(spec: InstanceSpec, settings: DockerBackendSettings, network: str,
+                gateway: str | None = None, cgroup_parent: str | None = None) -> dict[str, Any]:
+    """Keyword arguments of ``containers.run`` for one instance (pure, so it is tested as a dict). ``gateway``:
+    the apps network's gateway on the host, which ``HOST_ALIAS`` names inside the container (not Docker's
+    ``host-gateway``, the default bridge's address: the hub listens for containers on this network's only)."""
     from docker.types import DeviceRequest, LogConfig
 
     env = dict(spec.env)
@@ -123,6 +137,8 @@ def run_options(spec: InstanceSpec, settings: DockerBackendSettings, network: st
         "init": True,
         "security_opt": ["no-new-privileges"],
         "log_config": LogConfig(type="json-file", config={"max-size": "10m", "max-file": "2"}),
+        **({"extra_hosts": {HOST_ALIAS: gateway}} if gateway else {}),
+        **({"cgroup_parent": cgroup_parent} if cgroup_parent else {}),
         **({"volumes": {m.source: {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in spec.mounts}}
            if spec.mounts else {}),
     }
@@ -143,9 +159,10 @@ class DockerBackend:
     def __init__(self, settings: DockerBackendSettings | None = None) -> None:
         self.settings = settings or DockerBackendSettings()
         self._clients: dict[str, Any] = {}
-        self._networks: set[str] = set()
+        self._networks: dict[tuple[str, str], str | None] = {}  # (node, network) -> its IPv4 gateway
         self._lock = threading.Lock()
         self._answered: dict[str, str] = {}  # container id -> State.StartedAt of the run whose app answered
+        self._parents: dict[str, str | None] = {}  # node -> the cgroup parent its containers get
 
     # ---- engines ------------------------------------------------------------------------------------------
     def client(self, node: str) -> Any:
@@ -179,7 +196,7 @@ class DockerBackend:
         import docker
 
         try:
-            client.networks.get(name)
+            network = client.networks.get(name)
         except docker.errors.NotFound:
             try:
                 client.networks.create(name, driver="bridge", labels={LABEL_MANAGED: "true"},
@@ -187,8 +204,17 @@ class DockerBackend:
             except docker.errors.APIError as exc:  # created concurrently by another start
                 if getattr(exc.response, "status_code", None) != 409:
                     raise
-        self._networks.add((node, name))
+            network = client.networks.get(name)
+        configs = (network.attrs.get("IPAM") or {}).get("Config") or []
+        self._networks[(node, name)] = next((c["Gateway"] for c in configs
+                                             if c.get("Gateway") and ":" not in c["Gateway"]), None)
         return name
+
+    def gateway(self, node: str) -> str | None:
+        """The host's IPv4 address on the apps network of ``node`` (made if missing): the address containers
+        reach this machine by, where the platform lets them reach its hub (``platform.HubForContainers``)."""
+        name = self._network(node)
+        return self._networks.get((node, name))
 
     # ---- contract -----------------------------------------------------------------------------------------
     def start(self, spec: InstanceSpec) -> Handle:
@@ -201,7 +227,9 @@ class DockerBackend:
         except docker.errors.ImageNotFound:
             raise StartFailed(f"The image {image} for {spec.sha[:7]} is not on node {spec.node}; rebuild the "
                               "Space to make it again.") from None
-        options = run_options(spec, self.settings, self._network(spec.node))
+        network = self._network(spec.node)
+        options = run_options(spec, self.settings, network, self._networks.get((spec.node, network)),
+                              self._cgroup_parent(spec.node))
         if spec.mounts:
             self._prepare_mounts(spec)
         try:
@@ -210,6 +238,20 @@ class DockerBackend:
         except docker.errors.APIError as exc:
             raise StartFailed(f"Docker could not start {image}: {exc.explanation or exc}") from None
         return self._handle(spec.node, container)
+
+    def _cgroup_parent(self, node: str) -> str | None:
+        """``settings.cgroup_parent`` where the engine places containers by cgroup path (the cgroupfs driver); the
+        systemd driver wants a slice, which the local backend's root is not: there the containers keep only their
+        own limits (said once in the log)."""
+        if not self.settings.cgroup_parent:
+            return None
+        if node not in self._parents:
+            driver = self.client(node).info().get("CgroupDriver", "")
+            self._parents[node] = self.settings.cgroup_parent if driver == "cgroupfs" else None
+            if driver != "cgroupfs":
+                log.warning("node %s's Docker engine uses the %s cgroup driver: its containers are not under %s "
+                            "(the cap of all Spaces' memory together)", node, driver, self.settings.cgroup_parent)
+        return self._parents[node]
 
     def _prepare_mounts(self, spec: InstanceSpec) -> None:
         """Volumes are directories of this machine: an engine elsewhere cannot see them. A read-write bucket's

@@ -10,6 +10,11 @@ instance is always polled, frozen, logged and stopped by the backend that starte
 changed (a push from ``gradio`` to ``docker`` starts the new revision on the Docker engine while the old process
 keeps serving until the new one answers) or a control plane restarted (adoption lists every part's instances).
 
+A part can be *retired*: the server runs no SDK on it any more (``SPACES_RUNTIME__DOCKER_SPACES`` turned off
+after Docker Spaces ran) but its engine still answers. Its instances are still listed, so a restarted control
+plane sees them, and the first poll of one stops it and says it is gone: no container is left running unmanaged,
+and the Space's next start is refused saying why (``refused``), not tried on a backend that cannot run it.
+
 Capacity is not this module's business: the scheduler places every Space on a node of its own list whatever
 runs it, so Docker containers and local processes on this machine draw on the same node's CPU and memory.
 """
@@ -17,9 +22,9 @@ runs it, so Docker containers and local processes on this machine draw on the sa
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
-from spaces.runtime.contracts import Backend, Handle, InstanceSpec, Observed, Phase
+from spaces.runtime.contracts import Backend, Handle, InstanceSpec, Observed, Phase, StartFailed
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +34,18 @@ class PerSdkBackend:
 
     name = "per-sdk"
 
-    def __init__(self, default: Backend, by_sdk: Mapping[str, Backend]) -> None:
+    def __init__(self, default: Backend, by_sdk: Mapping[str, Backend], *, retired: Iterable[Backend] = (),
+                 refused: Mapping[str, str] | None = None) -> None:
+        """``retired``: backends whose instances are stopped when seen; ``refused``: SDK -> why this server does
+        not run it (a start of it fails saying so)."""
         self.default = default
         self.by_sdk = dict(by_sdk)
+        self.refused = dict(refused or {})
         self.parts: dict[str, Backend] = {default.name: default}
         for backend in self.by_sdk.values():
+            self.parts.setdefault(backend.name, backend)
+        self.retired = {b.name for b in retired if b.name not in self.parts}
+        for backend in retired:
             self.parts.setdefault(backend.name, backend)
         #: where the platform starts a standby: the default's node (a standby is never placed elsewhere)
         self.node = getattr(default, "node", "local")
@@ -51,10 +63,16 @@ class PerSdkBackend:
 
     # ---- the Backend contract -----------------------------------------------------------------------------
     def start(self, spec: InstanceSpec) -> Handle:
+        if spec.sdk in self.refused:
+            raise StartFailed(self.refused[spec.sdk])
         return self.for_sdk(spec.sdk).start(spec)
 
     def poll(self, handle: Handle) -> Observed:
         backend = self._of(handle)
+        if handle.backend in self.retired:
+            log.warning("stopping %s: this server runs nothing on the %s backend any more", handle.ref, handle.backend)
+            backend.stop(handle)
+            return Observed(Phase.GONE)
         # gone as far as this server can tell: the reconciler clears the record and starts the Space anew on the
         # backend its SDK asks for now
         return backend.poll(handle) if backend is not None else Observed(Phase.GONE)
