@@ -149,12 +149,13 @@ def reconstruct(store: XetStore, file_id: bytes, first: int | None = None, last:
     return Reconstruction(skip, pieces, rec.size)
 
 
-#: read_file reads a stored xorb this many bytes at a time (whole chunks; one chunk may exceed it)
-READ_BLOCK = 8 << 20
+#: read_file reads a stored xorb this many bytes at a time (whole chunks; one chunk may go past it)
+READ_BLOCK = 4 << 20
 
 
 def read_file(store: XetStore, rec: FileRecord):
-    """A (checked) file's bytes from its stored xorbs, in blocks of whole chunks (about ``READ_BLOCK`` each).
+    """A (checked) file's bytes from its stored xorbs, in blocks of whole chunks (about ``READ_BLOCK`` each; the
+    prefetcher queues a few of them, so their size counts in the hub's peak RSS).
 
     One read and one join per block, not one read per ~64 KiB chunk: an uncompressed chunk (random or already
     compressed data, the common case for weights) is a slice of the read buffer, copied once into the block."""
