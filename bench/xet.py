@@ -5,7 +5,8 @@ Reports: upload and download throughput and their ratios to nginx (goals: downlo
 Xet upload including the client's chunking and hashing, and the hub's verification and rebuilding of the file
 into the LFS object store); the bytes the hub received for a re-upload with 1% of the file changed in ten places
 (goal <= 5% of the file; ``spaces_xet_received_bytes_total``); the hub process's peak RSS while a file uploads
-(goal <= 256 MiB; sampled every 20 ms from /proc).
+(goal <= 256 MiB; sampled every 20 ms from /proc). Both downloads write their file to the same disk; the GET to
+/dev/null is printed too, to show what writing the file costs.
 
     .venv/bin/python bench/xet.py              # 1024 MB, SQLite
     .venv/bin/python bench/xet.py --mb 100
@@ -105,10 +106,10 @@ def xet_download(url: str, token: str, repo_id: str, info, dest: Path) -> None: 
         group.start_download_file(hf_xet.XetFileInfo(info.hash, info.file_size), str(dest))
 
 
-def curl(*args: str) -> float:
-    out = subprocess.run(["curl", "-sf", "-o", "/dev/null", "-w", "%{time_total}", *args], check=True,
-                         capture_output=True, text=True, timeout=600).stdout
-    return float(out)
+def curl(*args: str, out: str = "/dev/null") -> float:
+    took = subprocess.run(["curl", "-sf", "-o", out, "-w", "%{time_total}", *args], check=True,
+                          capture_output=True, text=True, timeout=600).stdout
+    return float(took)
 
 
 def main() -> int:
@@ -141,7 +142,11 @@ def main() -> int:
             wait_port(port)
 
             t_ng_up = curl("-T", str(blob), f"http://127.0.0.1:{port}/up/model.bin")
-            t_ng_down = curl(f"http://127.0.0.1:{port}/model.bin")
+            t_ng_null = curl(f"http://127.0.0.1:{port}/model.bin")
+            # the reference for the Xet download writes its file to the same disk (hf_xet cannot write to /dev/null)
+            ng_out = work / "nginx-out.bin"
+            t_ng_down = curl(f"http://127.0.0.1:{port}/model.bin", out=str(ng_out))
+            ng_out.unlink()
 
             before = received(server.url)
             with PeakRss(server.proc.pid) as rss:
@@ -175,7 +180,8 @@ def main() -> int:
             print(f"  Xet upload (hf_xet -> hub)      {mbps(t_up):7.0f} MB/s  ({t_up:.1f} s)")
             print(f"  PUT to nginx (curl)             {mbps(t_ng_up):7.0f} MB/s  ({t_ng_up:.1f} s)")
             print(f"  Xet download (hub -> hf_xet)    {mbps(t_down):7.0f} MB/s  ({t_down:.1f} s)")
-            print(f"  GET from nginx (curl)           {mbps(t_ng_down):7.0f} MB/s  ({t_ng_down:.1f} s)")
+            print(f"  GET from nginx (curl) to a file {mbps(t_ng_down):7.0f} MB/s  ({t_ng_down:.1f} s)")
+            print(f"  GET from nginx to /dev/null     {mbps(t_ng_null):7.0f} MB/s  ({t_ng_null:.1f} s)")
             print(f"  first upload: hub received {first_bytes / 2**20:.0f} MiB")
             print(f"  1%-changed re-upload: hub received {re_bytes / 2**20:.1f} MiB = {100 * re_bytes / size:.2f}% "
                   f"of the file (goal <= 5%), in {t_re:.1f} s")

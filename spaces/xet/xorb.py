@@ -102,7 +102,8 @@ def iter_chunks(buf: bytes | memoryview):
     pos = 0
     while pos < len(buf):
         clen, scheme, ulen = read_header(buf, pos)
-        yield decode_chunk(scheme, bytes(buf[pos + HEADER:pos + HEADER + clen]), ulen)
+        # a memoryview in, a memoryview out for an uncompressed chunk: no copy until the caller joins
+        yield decode_chunk(scheme, buf[pos + HEADER:pos + HEADER + clen], ulen)
         pos += HEADER + clen
 
 

@@ -134,6 +134,24 @@ def _upload(store: XetStore, chunks: list[bytes]) -> bytes:
     return h
 
 
+def test_read_file_in_blocks(store: XetStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """read_file reads several chunks (of every scheme) per block, and a term spans several blocks."""
+    chunks = [os.urandom(700 + i) if i % 2 else (b"ab%d" % i) * 300 for i in range(12)]
+    xh = _upload(store, chunks)
+    data = b"".join(chunks[2:12]) + b"".join(chunks[0:3])
+    body = make_shard([(chunks, xh, [(2, 12), (0, 3)])], [(xh, chunks)],
+                      sha=hashing.from_hex(hashlib.sha256(data).hexdigest()))
+    fh = service.register_shard(store, body).files[0].hash
+    for limit, count in ((1, 13), (1500, None)):  # one chunk per block; several chunks, several blocks a term
+        monkeypatch.setattr(service, "READ_BLOCK", limit)
+        blocks = list(service.read_file(store, store.get_file(fh)))
+        assert b"".join(blocks) == data
+        assert len(blocks) == count if count else 2 < len(blocks) < 13
+    monkeypatch.setattr(service, "READ_BLOCK", 1 << 30)
+    assert [len(b) for b in service.read_file(store, store.get_file(fh))] == [len(data) - len(b"".join(chunks[0:3])),
+                                                                              len(b"".join(chunks[0:3]))]
+
+
 def test_register_and_reconstruct(store: XetStore) -> None:
     chunks = [os.urandom(700 + i) for i in range(12)]
     xh = _upload(store, chunks)

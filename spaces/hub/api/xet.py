@@ -114,9 +114,9 @@ async def upload_xorb(prefix: str, h: str, request: Request) -> dict:
             XET_RECEIVED_BYTES.labels("xorb").inc(len(block))
             pending += block
             if len(pending) >= SPOOL_BATCH:  # one thread hop per few MiB, not per 64 KiB socket read
-                await run_in_threadpool(spool.write, bytes(pending))
-                pending.clear()
-        await run_in_threadpool(spool.write, bytes(pending))
+                await run_in_threadpool(spool.write, pending)
+                pending = bytearray()  # no copy: the written buffer is dropped, a fresh one fills
+        await run_in_threadpool(spool.write, pending)
         spool.close()
     except BaseException:
         spool.close()
@@ -312,11 +312,15 @@ def _prefetched(chunks, block: int = SPOOL_BATCH, depth: int = 4):  # noqa: ANN0
         buf = bytearray()
         try:
             for c in chunks:
+                if not buf and len(c) >= block:  # already a block: handed on as it is, not copied
+                    if not put(c):
+                        return
+                    continue
                 buf += c
                 if len(buf) >= block:
-                    if not put(bytes(buf)):
+                    if not put(buf):
                         return
-                    buf.clear()
+                    buf = bytearray()  # the consumer owns the one it got
             put(bytes(buf)) and put(None)
         except BaseException as exc:  # handed to the consumer, raised there
             put(exc)

@@ -1,0 +1,104 @@
+"""The hub's server-side Xet work on an upload, without the network or the client (not a test): verifying the
+uploaded xorbs (``service.upload_xorb``) and rebuilding the file into the LFS object store inside the shard call
+(``read_file`` -> ``objects.put``: decode, sha256, write, fsync), side by side in one run with the floor for the
+second: copying the same bytes from a plain file with sha256 and fsync. ``bench/xet.py`` measures the whole path,
+but on a shared machine its figures swing by 2x from run to run; this one isolates the server's part.
+
+    .venv/bin/python bench/xet_rebuild.py              # 512 MB of random (incompressible) data
+    .venv/bin/python bench/xet_rebuild.py --mb 256 --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from spaces.hub.api.xet import _prefetched
+from spaces.storage import objects
+from spaces.xet import hashing, service
+from spaces.xet.store import FileRecord, XetStore
+
+CHUNK = 64 << 10
+XORB_CHUNKS = 1000  # about 64 MB a xorb, as hf_xet packs them
+
+
+def serialize(chunks: list[bytes]) -> bytes:
+    """Uncompressed chunks (scheme 0), as hf_xet stores random data."""
+    out = bytearray()
+    for c in chunks:
+        out += bytes([0]) + len(c).to_bytes(3, "little") + bytes([0]) + len(c).to_bytes(3, "little") + c
+    return bytes(out)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mb", type=int, default=512)
+    ap.add_argument("--repeat", type=int, default=2)
+    args = ap.parse_args()
+    if not 1 <= args.mb <= 4096 or not 1 <= args.repeat <= 10:
+        ap.error("--mb 1..4096, --repeat 1..10")
+    with tempfile.TemporaryDirectory(prefix="spaces-bench-xet-rebuild-", dir="/var/tmp") as tmp:
+        work = Path(tmp)
+        store = XetStore(work / "xet")
+        plain = work / "plain.bin"
+        sha, terms, t_verify = hashlib.sha256(), [], 0.0
+        with open(plain, "wb") as pf:
+            left = args.mb << 20
+            while left:
+                chunks = []
+                while left and len(chunks) < XORB_CHUNKS:
+                    chunks.append(os.urandom(min(CHUNK, left)))
+                    left -= len(chunks[-1])
+                for c in chunks:
+                    sha.update(c)
+                    pf.write(c)
+                xh = hashing.merkle_root([(hashing.chunk_hash(c), len(c)) for c in chunks])
+                body = serialize(chunks)
+                with store.spool() as f:
+                    f.write(body)
+                t0 = time.perf_counter()
+                service.upload_xorb(store, xh, f.name, len(body))
+                t_verify += time.perf_counter() - t0
+                terms.append((xh, 0, len(chunks), sum(map(len, chunks))))
+        oid, size = sha.hexdigest(), args.mb << 20
+        rec = FileRecord(b"\0" * 32, size, oid, terms)
+
+        def rebuild() -> float:
+            lfs = objects.LocalObjectStore(work / f"lfs-{time.monotonic_ns()}")
+            t0 = time.perf_counter()
+            assert objects.put(lfs, oid, size, _prefetched(service.read_file(store, rec)))
+            return time.perf_counter() - t0
+
+        def copy() -> float:  # the floor: the same bytes, sha256'd and written with fsync, 8 MiB a read
+            t0 = time.perf_counter()
+            h = hashlib.sha256()
+            with open(plain, "rb") as src, open(work / f"copy-{time.monotonic_ns()}", "wb") as dst:
+                while block := src.read(8 << 20):
+                    h.update(block)
+                    dst.write(block)
+                dst.flush()
+                os.fsync(dst.fileno())
+            assert h.hexdigest() == oid
+            return time.perf_counter() - t0
+
+        t_rebuild = min(rebuild() for _ in range(args.repeat))
+        t_copy = min(copy() for _ in range(args.repeat))
+        mbps = lambda t: args.mb / t
+        print(f"\n{args.mb} MB random file, {os.cpu_count()} cores, best of {args.repeat}\n")
+        print(f"  verify the uploaded xorbs          {mbps(t_verify):7.0f} MB/s  ({t_verify:.2f} s, one pass)")
+        print(f"  rebuild into the LFS store         {mbps(t_rebuild):7.0f} MB/s  ({t_rebuild:.2f} s)")
+        print(f"  floor: copy + sha256 + fsync       {mbps(t_copy):7.0f} MB/s  ({t_copy:.2f} s)")
+        print(f"\nrebuild / floor: {t_copy / t_rebuild:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
