@@ -261,7 +261,7 @@ async def commit(ns: str, name: str, rest: str, request: Request) -> dict:
             if create_pr or pr is not None:
                 return discussions.commit_to_pull_request(hub, s, p, space, pr, rev, summary, description,
                                                           commit_on, kind)
-            sha = commit_files(hub, s, p, kind, space, branch=branch, additions=parsed.additions,
+            sha = commit_files(hub, s, p, kind, space, branch=branch, additions=additions,
                                deletions=parsed.deletions, deleted_folders=parsed.folders, message=summary,
                                description=description, parent=parent)
             return {"success": True, "commitOid": sha,
