@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from spaces.db.models import Account, Repo, new_id, utcnow
 from spaces.db.session import after_commit, after_rollback
 from spaces.domain.cardconfig import parse_readme
+from spaces.domain.lfs import default_gitattributes
 from spaces.domain.naming import validate_repo_id
 from spaces.errors import BadRequest, EntryNotFound, Forbidden, RepoExists, RepoNotFound
 from spaces.services import accounts
@@ -34,7 +35,6 @@ from spaces.storage.objects import LocalObjectStore, objects_root
 
 REPO_TYPES = ("model", "dataset")
 #: what the Hub's first commit holds; no LFS patterns, since this server takes large files through git as they are
-SEED_GITATTRIBUTES = "* text=auto eol=lf\n"
 #: a README larger than this gives an empty card (its front matter is never read)
 MAX_README_BYTES = 1 << 20
 
@@ -94,7 +94,7 @@ class RepoService:
         after_rollback(s, git.delete)
         try:
             name_, email = self._author(principal)
-            git.commit(additions=[Addition(".gitattributes", SEED_GITATTRIBUTES.encode())],
+            git.commit(additions=[Addition(".gitattributes", default_gitattributes(self.kind).encode())],
                        message="initial commit", author_name=name_, author_email=email)
             self.refresh(s, row)
         except BaseException:

@@ -40,6 +40,7 @@ from spaces.db.models import Account, Space, SpaceSecret, SpaceVariable, new_id,
 from spaces.db.session import after_commit, after_rollback
 from spaces.domain import hardware as hw
 from spaces.domain.cardconfig import evaluate
+from spaces.domain.lfs import default_gitattributes
 from spaces.domain.naming import subdomain_candidates, validate_repo_id
 from spaces.domain.stages import SpaceStage, set_stage
 from spaces.errors import BadRequest, Forbidden, RepoExists, RepoNotFound
@@ -51,10 +52,8 @@ from spaces.storage.gitrepo import Addition, GitRepo
 from spaces.storage.objects import LocalObjectStore, objects_root
 
 SDKS = ("gradio", "streamlit", "docker", "static")
-SEED_GITATTRIBUTES = (
-    "# Large files go through git normally on this server; no LFS patterns are seeded.\n"
-    "* text=auto eol=lf\n"
-)
+#: a new Space's, as on the Hub: the usual model-weight and archive patterns go through LFS
+SEED_GITATTRIBUTES = default_gitattributes("space")
 DEFAULT_SDK_VERSION = {"gradio": "6.31.0", "streamlit": "1.67.0"}
 
 

@@ -5,6 +5,9 @@
 * A regular file at a path the repository's ``.gitattributes`` stores with ``filter=lfs`` (the one in the commit,
   or else the one at the branch tip) goes to the object store and git gets its pointer: what git-lfs itself would
   have committed, so a git-lfs clone checks out the real file and the hub serves it like any other LFS file.
+* A file that goes to LFS although ``.gitattributes`` does not track its path (an ``lfsFile`` the client sent for
+  its size, or a regular file of ``threshold`` bytes or more) gets a line in ``.gitattributes`` in the same
+  commit, as on the Hub: otherwise git-lfs clients would check out its bare pointer.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 
-from spaces.domain.lfs import MAX_POINTER_SIZE, Pointer, lfs_matcher, parse_pointer
+from spaces.domain.lfs import MAX_POINTER_SIZE, Pointer, lfs_matcher, parse_pointer, with_tracked
 from spaces.errors import BadRequest, EntryNotFound, LfsObjectMissing
 from spaces.storage.gitrepo import Addition, GitRepo
 from spaces.storage.objects import CHUNK, ObjectStore, RepoObjects, put
@@ -34,30 +37,51 @@ def check_objects(repo: GitRepo, store: ObjectStore, lfs: dict[str, tuple[str, i
 
 
 def to_pointers(repo: GitRepo, store: ObjectStore, tip: str | None, additions: list[Addition],
-                pointers: dict[str, Pointer]) -> list[Addition]:
-    """``additions`` with the ``pointers`` (from :func:`check_objects`) written and every regular file at an
-    LFS-tracked path replaced by its pointer (its bytes stored)."""
-    tracked = lfs_matcher(_gitattributes(repo, tip, additions))
-    out = []
+                pointers: dict[str, Pointer], threshold: int | None = None) -> list[Addition]:
+    """``additions`` with the ``pointers`` (from :func:`check_objects`) written, every regular file at an
+    LFS-tracked path (or of ``threshold`` bytes or more, None: no size limit) replaced by its pointer (its bytes
+    stored), and ``.gitattributes`` tracking each path that went to LFS."""
+    attributes = _gitattributes(repo, tip, additions)
+    tracked = lfs_matcher(attributes)
+    out, untracked = [], []
     for add in additions:
         if add.path in pointers:
             out.append(Addition(add.path, pointers[add.path].text()))
+            if not tracked(add.path):
+                untracked.append(add.path)
             continue
-        if add.path == ".gitattributes" or not tracked(add.path):
+        if add.path == ".gitattributes":
             out.append(add)
             continue
         size = add.file.stat().st_size if add.file is not None else len(add.content)
+        if not tracked(add.path) and (threshold is None or size < threshold):
+            out.append(add)
+            continue
         if size <= MAX_POINTER_SIZE and parse_pointer(_small(add)) is not None:
             out.append(add)  # already a pointer: what git-lfs would commit
-            continue
-        digest = hashlib.sha256()
-        for chunk in _chunks(add):
-            digest.update(chunk)
-        pointer = Pointer(digest.hexdigest(), size)
-        put(store, pointer.oid, size, _chunks(add))
-        RepoObjects(repo.path).link(pointer.oid)
-        out.append(Addition(add.path, pointer.text()))
-    return out
+        else:
+            out.append(Addition(add.path, _store(repo, store, add, size).text()))
+        if not tracked(add.path):
+            untracked.append(add.path)
+    return _track(out, attributes, untracked)
+
+
+def _store(repo: GitRepo, store: ObjectStore, add: Addition, size: int) -> Pointer:
+    digest = hashlib.sha256()
+    for chunk in _chunks(add):
+        digest.update(chunk)
+    pointer = Pointer(digest.hexdigest(), size)
+    put(store, pointer.oid, size, _chunks(add))
+    RepoObjects(repo.path).link(pointer.oid)
+    return pointer
+
+
+def _track(additions: list[Addition], attributes: str | None, paths: list[str]) -> list[Addition]:
+    """``additions`` with ``.gitattributes`` (the commit's, else the tip's) tracking ``paths`` with LFS."""
+    text = with_tracked(attributes, paths)
+    if text is None:
+        return additions
+    return [a for a in additions if a.path != ".gitattributes"] + [Addition(".gitattributes", text.encode())]
 
 
 def _gitattributes(repo: GitRepo, tip: str | None, additions: list[Addition]) -> str | None:

@@ -234,21 +234,21 @@ def test_objects_are_shared_only_by_proof_of_possession(server, alice, bob, make
         # a pointer pushed without its object: the hub says what is missing, never serves the pointer text
         bob.api.upload_file(path_or_fileobj=(
             f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256(secret)}\nsize {len(secret)}\n"
-        ).encode(), path_in_repo="stolen.bin", repo_id=mine)
-        r = http.get(f"{server.url}/{mine}/resolve/main/stolen.bin")
+        ).encode(), path_in_repo="stolen.dat", repo_id=mine)
+        r = http.get(f"{server.url}/{mine}/resolve/main/stolen.dat")
         assert r.status_code == 404 and r.headers["x-error-code"] == "LfsObjectMissing"
         assert "git lfs push" in r.json()["error"]
     with pytest.raises(HfHubHTTPError, match="never uploaded"):  # the client's own error says why
-        hf_hub_download(mine, "stolen.bin", endpoint=server.url, token=bob.token, cache_dir=tmp_path / "c")
-    assert not list((tmp_path / "c").rglob("stolen.bin"))
+        hf_hub_download(mine, "stolen.dat", endpoint=server.url, token=bob.token, cache_dir=tmp_path / "c")
+    assert not list((tmp_path / "c").rglob("stolen.dat"))
     # the same bytes uploaded by bob himself: stored once, now readable in his repository
     with bob.http() as http:
         assert http.put(f"{base}/objects/{sha256(secret)}", content=secret).status_code == 200
-        assert http.get(f"{server.url}/{mine}/resolve/main/stolen.bin").content == secret
+        assert http.get(f"{server.url}/{mine}/resolve/main/stolen.dat").content == secret
     # deleting one repository leaves the object the other one uses
     alice.api.delete_repo(private)
     with bob.http() as http:
-        assert http.get(f"{server.url}/{mine}/resolve/main/stolen.bin").content == secret
+        assert http.get(f"{server.url}/{mine}/resolve/main/stolen.dat").content == secret
 
 
 def test_bad_input_is_a_clear_4xx_and_stores_nothing(server, alice, make_repo):  # noqa: ANN001
@@ -329,6 +329,43 @@ def test_gitattributes_lfs_paths_become_pointers(server, alice, make_repo, tmp_p
     assert Path(got).read_bytes() == data
     lfs_git("clone", "-q", remote(server, "model", repo_id, alice.token), str(tmp_path / "c"))
     assert (tmp_path / "c" / "models" / "big.bin").read_bytes() == data
+
+
+def test_plain_ndjson_commit_converts_tracked_files_and_tracks_lfsfile_paths(server, alice, make_repo, tmp_path):  # noqa: ANN001
+    """Without the default client's preupload: a regular ``file`` line at a path the seeded .gitattributes tracks
+    (*.safetensors) is stored as an object and git gets its pointer; an ``lfsFile`` line at a path nothing tracks
+    (the client sent it to LFS for its size) gets its line in .gitattributes in the same commit, so a git-lfs
+    clone checks out both real files, not a bare pointer."""
+    import base64
+
+    repo_id = make_repo(alice, "model")
+    seeded = lfs_git("clone", "-q", remote(server, "model", repo_id, alice.token), str(tmp_path / "s"))
+    assert seeded.returncode == 0 and "*.safetensors filter=lfs" in (tmp_path / "s" / ".gitattributes").read_text()
+    weights, tokenizer, notes = os.urandom(MiB // 4), os.urandom(5000), b"plain text\n"
+    with alice.http() as http:
+        base = lfs_base(server, "model", repo_id)
+        assert http.put(f"{base}/objects/{sha256(tokenizer)}", content=tokenizer).status_code == 200
+        r = _commit(http, repo_id,
+                    {"key": "file", "value": {"path": "m/model.safetensors", "encoding": "base64",
+                                              "content": base64.b64encode(weights).decode()}},
+                    {"key": "file", "value": {"path": "notes.txt", "encoding": "base64",
+                                              "content": base64.b64encode(notes).decode()}},
+                    {"key": "lfsFile", "value": {"path": "tokenizer.json", "algo": "sha256",
+                                                 "oid": sha256(tokenizer), "size": len(tokenizer)}})
+        assert r.status_code == 200, r.text
+    assert len(alice.api.list_repo_commits(repo_id)) == 2  # everything, .gitattributes with it, in one commit
+    info = {e.path: e for e in alice.api.get_paths_info(repo_id, ["m/model.safetensors", "tokenizer.json",
+                                                                  "notes.txt"])}
+    assert info["m/model.safetensors"].lfs.sha256 == sha256(weights) and info["notes.txt"].lfs is None
+    assert info["tokenizer.json"].lfs.sha256 == sha256(tokenizer)
+    work = tmp_path / "c"
+    lfs_git("clone", "-q", remote(server, "model", repo_id, alice.token), str(work))
+    attrs = (work / ".gitattributes").read_text()
+    assert attrs == (tmp_path / "s" / ".gitattributes").read_text() + \
+        "tokenizer.json filter=lfs diff=lfs merge=lfs -text\n"
+    assert (work / "m" / "model.safetensors").read_bytes() == weights
+    assert (work / "tokenizer.json").read_bytes() == tokenizer and (work / "notes.txt").read_bytes() == notes
+    assert lfs_git("show", "HEAD:tokenizer.json", cwd=work).stdout.startswith("version https://git-lfs")
 
 
 def test_preupload_lfs_setting_sends_the_client_through_the_batch_api(tmp_path, monkeypatch):  # noqa: ANN001

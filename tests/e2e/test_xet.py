@@ -124,14 +124,16 @@ def test_default_client_upload_download_snapshot_and_git_lfs_clone(  # noqa: ANN
     from e2e.test_lfs import lfs_git, remote
 
     big = os.urandom(SIZE)
-    (tmp_path / "big.bin").write_bytes(big)
+    (tmp_path / "big.dat").write_bytes(big)
+    seeded = alice.api.hf_hub_download(model, ".gitattributes", cache_dir=tmp_path / "c0")
+    assert "*.pt filter=lfs" in Path(seeded).read_text()  # the Hub's seed: the folder's *.pt files are tracked
     before = _xet_bytes(server)
-    alice.api.upload_file(path_or_fileobj=str(tmp_path / "big.bin"), path_in_repo="weights/big.bin", repo_id=model)
+    alice.api.upload_file(path_or_fileobj=str(tmp_path / "big.dat"), path_in_repo="weights/big.dat", repo_id=model)
     assert _xet_bytes(server) - before >= SIZE  # it came through Xet, not inside the commit
-    # big.bin went by size (nothing tracked it); git-lfs smudges only tracked paths, as the Hub's default
-    # .gitattributes tracks *.bin: track it now, and *.pt for the folder
-    attrs = b"*.bin filter=lfs diff=lfs merge=lfs -text\n*.pt filter=lfs diff=lfs merge=lfs -text\n"
-    alice.api.upload_file(path_or_fileobj=attrs, path_in_repo=".gitattributes", repo_id=model)
+    # big.dat went to LFS by size alone (nothing tracks *.dat): as on the Hub, the commit tracked its path
+    assert len(alice.api.list_repo_commits(model)) == 2  # the file and its line went in one commit
+    attrs = Path(alice.api.hf_hub_download(model, ".gitattributes", cache_dir=tmp_path / "c0")).read_text()
+    assert attrs == Path(seeded).read_text() + "weights/big.dat filter=lfs diff=lfs merge=lfs -text\n"
     folder = tmp_path / "many"
     folder.mkdir()
     small = {f"part-{i:02d}.pt": os.urandom(50_000 + i) for i in range(12)}
@@ -143,23 +145,23 @@ def test_default_client_upload_download_snapshot_and_git_lfs_clone(  # noqa: ANN
     assert _xet_bytes(server) - before >= sum(map(len, small.values()))
 
     info = {f.path: f for f in alice.api.list_repo_tree(model, recursive=True) if hasattr(f, "lfs")}
-    assert info["weights/big.bin"].lfs.sha256 == hashlib.sha256(big).hexdigest()
-    assert info["weights/big.bin"].xet_hash and info["shards/part-00.pt"].xet_hash
+    assert info["weights/big.dat"].lfs.sha256 == hashlib.sha256(big).hexdigest()
+    assert info["weights/big.dat"].xet_hash and info["shards/part-00.pt"].xet_hash
     assert info["shards/README.md"].lfs is None
 
-    meta = get_hf_file_metadata(hf_hub_url(model, "weights/big.bin", endpoint=server.url), token=bob.token)
+    meta = get_hf_file_metadata(hf_hub_url(model, "weights/big.dat", endpoint=server.url), token=bob.token)
     assert meta.xet_file_data is not None and meta.size == SIZE  # the client will download through Xet
-    got = bob.api.hf_hub_download(model, "weights/big.bin", cache_dir=tmp_path / "c1")
+    got = bob.api.hf_hub_download(model, "weights/big.dat", cache_dir=tmp_path / "c1")
     assert Path(got).read_bytes() == big
     snap = Path(bob.api.snapshot_download(model, cache_dir=tmp_path / "c2"))
     for name, data in small.items():
         assert (snap / "shards" / name).read_bytes() == data
-    assert (snap / "weights" / "big.bin").read_bytes() == big
+    assert (snap / "weights" / "big.dat").read_bytes() == big
 
     lfs_git("clone", "-q", remote(server, "model", model, bob.token), str(tmp_path / "clone"))
-    assert (tmp_path / "clone" / "weights" / "big.bin").read_bytes() == big
+    assert (tmp_path / "clone" / "weights" / "big.dat").read_bytes() == big
     assert (tmp_path / "clone" / "shards" / "part-07.pt").read_bytes() == small["part-07.pt"]
-    pointer = lfs_git("show", "HEAD:weights/big.bin", cwd=tmp_path / "clone").stdout
+    pointer = lfs_git("show", "HEAD:weights/big.dat", cwd=tmp_path / "clone").stdout
     assert pointer.startswith("version https://git-lfs.github.com/spec/v1")
     assert hashlib.sha256(big).hexdigest() in pointer
 

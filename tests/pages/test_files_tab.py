@@ -4,13 +4,16 @@ sends it (CSRF token, session cookie), and in Chromium with screenshots at deskt
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+from pathlib import Path
 
 import pytest
 from harness import Server, unique
 from huggingface_hub import CommitOperationAdd
 
-from pagekit import Web, sign_up
+from pagekit import Web, sign_up, start_pages_server
 
 README = ("---\ntitle: Files\nsdk: static\n---\n\n# Hello <script>alert(1)</script>\n\nSome **bold** words.\n")
 APP = 'def greet(name):\n    """Say hello."""\n    return "Hello " + name  # greet\n'
@@ -106,11 +109,45 @@ def test_upload_commits_files_into_the_folder(web) -> None:  # noqa: ANN001
     assert {"data/a.txt", "data/b.bin"} <= set(api.list_repo_files(repo_id, repo_type="space"))
     assert read(api, repo_id, "data/a.txt") == "alpha\n"
     assert api.list_repo_commits(repo_id, repo_type="space")[0].title == "Upload 2 files"
+    # b.bin is at a path the seeded .gitattributes tracks (*.bin): stored as an LFS object, as the API stores it
+    info = {e.path: e for e in api.get_paths_info(repo_id, ["data/a.txt", "data/b.bin"], repo_type="space")}
+    assert info["data/a.txt"].lfs is None
+    assert info["data/b.bin"].lfs.sha256 == hashlib.sha256(bytes(range(256))).hexdigest()
     # a name git or the API would refuse is refused here too, and nothing moves
     before = api.list_repo_commits(repo_id, repo_type="space")[0].commit_id
     r = w.post(f"/spaces/{repo_id}/upload/main", {}, files=[("files", (".git", b"x", "text/plain"))],
                token=w.csrf(f"/spaces/{repo_id}/upload/main"))
     assert r.status_code == 303 and api.list_repo_commits(repo_id, repo_type="space")[0].commit_id == before
+
+
+def test_upload_of_a_large_file_goes_to_lfs_and_gitattributes_tracks_it(tmp_path) -> None:  # noqa: ANN001
+    """A file of the LFS threshold (here 256 KiB) or more at a path nothing tracks: an LFS object, and the same
+    commit adds its line to .gitattributes, so git-lfs clones check the real file out (as the commit API does,
+    and the Hub); a smaller one stays a plain git file."""
+    from e2e.test_lfs import lfs_git, remote
+
+    srv = start_pages_server("sqlite", extra_env={"SPACES_LARGE_FILES__LFS_THRESHOLD": str(256 << 10)})
+    try:
+        w = Web(srv)
+        w.sign_up()
+        repo_id, api = make_space(w)
+        big, small = os.urandom(512 << 10), os.urandom(1000)
+        files = [("files", ("big data.dat", big, "x/y")), ("files", ("small.dat", small, "x/y"))]
+        r = w.post(f"/spaces/{repo_id}/upload/main", {"summary": "big"}, files=files,
+                   token=w.csrf(f"/spaces/{repo_id}/upload/main"))
+        assert r.status_code == 303, r.text[:500]
+        info = {e.path: e for e in api.get_paths_info(repo_id, ["big data.dat", "small.dat"], repo_type="space")}
+        assert info["big data.dat"].lfs.sha256 == hashlib.sha256(big).hexdigest() and info["small.dat"].lfs is None
+        attrs = read(api, repo_id, ".gitattributes")
+        assert attrs.endswith("\n*tfevents* filter=lfs diff=lfs merge=lfs -text\n"
+                              "big[[:space:]]data.dat filter=lfs diff=lfs merge=lfs -text\n"), attrs
+        lfs_git("clone", "-q", remote(srv, "space", repo_id, api.token), str(tmp_path / "c"))
+        assert (tmp_path / "c" / "big data.dat").read_bytes() == big
+        assert (tmp_path / "c" / "small.dat").read_bytes() == small
+        assert Path(tmp_path / "c" / "app.py").read_text() == APP
+        w.close()
+    finally:
+        srv.stop()
 
 
 def test_a_reader_gets_no_edit_or_upload(web) -> None:  # noqa: ANN001

@@ -10,7 +10,15 @@ import threading
 
 import pytest
 
-from spaces.domain.lfs import Pointer, lfs_matcher, parse_pointer
+from spaces.domain.lfs import (
+    HUB_DATASET_GITATTRIBUTES,
+    HUB_GITATTRIBUTES,
+    Pointer,
+    default_gitattributes,
+    lfs_matcher,
+    parse_pointer,
+    with_tracked,
+)
 from spaces.errors import BadRequest, LfsObjectMissing
 from spaces.hub.ndjson import parse_ndjson
 from spaces.storage.objects import LocalObjectStore, RepoObjects, put
@@ -97,6 +105,63 @@ def test_gitattributes_lfs_rules():
 
 def _body(*lines: dict) -> bytes:
     return b"".join(json.dumps(x).encode() + b"\n" for x in lines)
+
+
+def test_hub_default_gitattributes_per_repo_type():
+    """New repositories get the Hub's seed: weights and archives go through LFS, datasets' media too."""
+    model, dataset = lfs_matcher(default_gitattributes("model")), lfs_matcher(default_gitattributes("dataset"))
+    assert default_gitattributes("space") == HUB_GITATTRIBUTES
+    for path in ("pytorch_model.bin", "w/model.safetensors", "ckpt.pt", "data.parquet", "a.tar.gz",
+                 "saved_model/variables/v.index", "runs/events.out.tfevents.1.host"):
+        assert model(path) and dataset(path), path
+    assert dataset("img/a.png") and dataset("a.wav") and not model("img/a.png")
+    assert not model("config.json") and not model("app.py") and not dataset("train.csv")
+    assert HUB_DATASET_GITATTRIBUTES.startswith(HUB_GITATTRIBUTES)
+
+
+@pytest.mark.parametrize("path", ["tokenizer.json", "dir/sub file.dat", "x[1]*?.txt", "#hash", "!bang", "a\tb"])
+def test_with_tracked_adds_one_line_that_tracks_exactly_that_path(path):  # noqa: ANN001
+    text = with_tracked(HUB_GITATTRIBUTES, [path, path])
+    assert text is not None and text.startswith(HUB_GITATTRIBUTES)
+    added = text[len(HUB_GITATTRIBUTES):]
+    assert added.count("\n") == 1 and added.endswith(" filter=lfs diff=lfs merge=lfs -text\n")
+    tracked = lfs_matcher(text)
+    assert tracked(path) and not tracked("other.json") and not tracked("x1.txt")
+    assert with_tracked(text, [path]) is None  # tracked now: nothing to add
+    assert with_tracked(None, ["w.bin"]) == "w.bin filter=lfs diff=lfs merge=lfs -text\n"
+    assert with_tracked("* text=auto", ["w.bin"]) == "* text=auto\nw.bin filter=lfs diff=lfs merge=lfs -text\n"
+
+
+def test_to_pointers_tracks_what_goes_to_lfs_for_its_size(tmp_path):  # noqa: ANN001
+    """A file that goes to LFS at a path .gitattributes does not track gets its line in the same commit; a tracked
+    one, a small one, or no threshold at all leaves .gitattributes alone."""
+    from spaces.storage import lfsfiles
+    from spaces.storage.gitrepo import Addition, GitRepo
+
+    store = LocalObjectStore(tmp_path / "objects")
+    repo = GitRepo.init_bare(tmp_path / "r.git")
+    tip = repo.commit(additions=[Addition(".gitattributes", b"*.bin filter=lfs diff=lfs merge=lfs -text\n")],
+                      message="m", author_name="a", author_email="a@b.c")
+    big, small, weights, sent = os.urandom(3000), b"small\n", os.urandom(2000), os.urandom(100)
+    put(store, sha(sent), len(sent), [sent])
+    RepoObjects(repo.path).link(sha(sent))
+    adds = [Addition("tokenizer.json", big), Addition("notes.txt", small), Addition("w.bin", weights),
+            Addition("up/loaded.dat", b"")]
+    out = {a.path: a.content for a in lfsfiles.to_pointers(repo, store, tip, adds,
+                                                           {"up/loaded.dat": Pointer(sha(sent), len(sent))}, 1000)}
+    assert out["tokenizer.json"] == Pointer(sha(big), len(big)).text() and store.size(sha(big)) == len(big)
+    assert out["w.bin"] == Pointer(sha(weights), len(weights)).text() and out["notes.txt"] == small
+    assert out["up/loaded.dat"] == Pointer(sha(sent), len(sent)).text()
+    assert out[".gitattributes"] == (b"*.bin filter=lfs diff=lfs merge=lfs -text\n"
+                                     b"tokenizer.json filter=lfs diff=lfs merge=lfs -text\n"
+                                     b"up/loaded.dat filter=lfs diff=lfs merge=lfs -text\n")
+    # the commit's own .gitattributes is the one extended; without a threshold only tracked paths convert
+    mine = Addition(".gitattributes", b"*.json filter=lfs diff=lfs merge=lfs -text\n")
+    out = {a.path: a.content for a in lfsfiles.to_pointers(repo, store, tip, [mine, *adds[:3]], {}, None)}
+    assert out[".gitattributes"] == mine.content and out["w.bin"] == weights
+    assert out["tokenizer.json"] == Pointer(sha(big), len(big)).text()
+    out = {a.path: a.content for a in lfsfiles.to_pointers(repo, store, tip, adds[1:3], {}, None)}
+    assert ".gitattributes" not in out and out["w.bin"] == Pointer(sha(weights), len(weights)).text()
 
 
 def test_lfsfile_lines_are_parsed_and_checked():

@@ -252,7 +252,8 @@ async def commit(ns: str, name: str, rest: str, request: Request) -> dict:
             space, pr = discussions.writable_for(hub, s, p, f"{ns}/{name}", rev, create_pr, kind)
             repo = store.repo(space)
             pointers = lfsfiles.check_objects(repo, hub.objects, parsed.lfs)
-            additions = lfsfiles.to_pointers(repo, hub.objects, repo.resolve(rev), parsed.additions, pointers)
+            additions = lfsfiles.to_pointers(repo, hub.objects, repo.resolve(rev), parsed.additions, pointers,
+                                             lfs_threshold(hub))
 
             def commit_on(to: str) -> str:
                 return store.commit(s, p, space, additions=additions, deletions=parsed.deletions,
@@ -280,6 +281,13 @@ def commit_files(hub, s, p, kind: str, row, *, branch: str, message: str, **ops)
     hub.announce(s, row, kind, "repo", "update", "repo.content",
                  updatedRefs=[{"ref": f"refs/heads/{branch}", "newSha": sha}])
     return sha
+
+
+def lfs_threshold(hub) -> int | None:  # noqa: ANN001
+    """The size from which a file committed as a regular one goes to LFS all the same (None: never for its size):
+    the preupload threshold, so a client that ignored preupload's answer gets what the others get."""
+    settings = hub.settings.large_files
+    return settings.lfs_threshold if settings.preupload_lfs else None
 
 
 def spool_root(data_path: Path) -> Path:

@@ -24,9 +24,10 @@ from spaces.domain.naming import validate_path_in_repo
 from spaces.errors import BadRequest, EntryNotFound, RevisionNotFound, SpacesError
 from spaces.hub import session as sess
 from spaces.hub.api.common import repo_type_of
-from spaces.hub.api.files import commit_files, spool_root
+from spaces.hub.api.files import commit_files, lfs_threshold, spool_root
 from spaces.hub.pages.space_view import PREVIEW_BYTES, _crumbs, _layout, _load, _rev_path
 from spaces.hub.pages.web import db, form, hub_of, redirect, render, require_user
+from spaces.storage import lfsfiles
 from spaces.storage.gitrepo import Addition
 
 router = APIRouter()
@@ -155,6 +156,9 @@ async def upload(ns: str, name: str, request: Request, rest: str = "") -> Respon
             try:
                 adds = [Addition(validate_path_in_repo(f"{folder}/{n}" if folder else n), file=p)
                         for n, p in additions]
+                # what the commit API does: tracked or large files become LFS objects, tracked in .gitattributes
+                repo = hub.store(repo_type_of(request)).repo(page.space)
+                adds = lfsfiles.to_pointers(repo, hub.objects, repo.resolve(rev), adds, {}, lfs_threshold(hub))
                 return page, commit_files(hub, s, principal, repo_type_of(request), page.space, branch=rev,
                                           message=summary, additions=adds)
             except SpacesError as exc:
