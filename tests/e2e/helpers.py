@@ -205,3 +205,13 @@ pinned: false
 
 broken front matter
 """
+
+
+#: where each repo type lives on the hub (git remotes, resolve, pages)
+PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
+
+
+def remote(server, kind: str, repo_id: str, token: str | None = None) -> str:  # noqa: ANN001
+    """A git remote for the repository (HTTP basic auth with ``token``, if given)."""
+    auth = f"user:{token}@" if token else ""
+    return f"http://{auth}{server.host}:{server.port}/{PREFIX[kind]}{repo_id}"

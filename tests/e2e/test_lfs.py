@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from e2e.helpers import git_env, header_line, ndjson
+from e2e.helpers import PREFIX, git_env, header_line, ndjson, remote
 from harness import unique
 from huggingface_hub import hf_hub_download, snapshot_download
 from huggingface_hub.errors import HfHubHTTPError
@@ -21,7 +21,6 @@ from huggingface_hub.errors import HfHubHTTPError
 pytestmark = [pytest.mark.timeout(240),
               pytest.mark.skipif(shutil.which("git-lfs") is None, reason="needs git-lfs (apt-get install git-lfs)")]
 
-PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 MiB = 1 << 20
 
 
@@ -39,33 +38,12 @@ def lfs_git(*args: str, cwd: Path | None = None, check: bool = True, **env: str)
     return res
 
 
-def remote(server, kind: str, repo_id: str, token: str | None = None) -> str:  # noqa: ANN001
-    auth = f"user:{token}@" if token else ""
-    return f"http://{auth}{server.host}:{server.port}/{PREFIX[kind]}{repo_id}"
-
-
 def lfs_base(server, kind: str, repo_id: str) -> str:  # noqa: ANN001
     return f"{server.url}/{PREFIX[kind]}{repo_id}.git/info/lfs"
 
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-@pytest.fixture
-def make_repo():  # noqa: ANN201
-    made = []
-
-    def make(owner, kind: str, **kwargs: object) -> str:  # noqa: ANN001
-        repo_id = f"{owner.name}/{unique('lfs')}"
-        extra = {"space_sdk": "static"} if kind == "space" else {}
-        owner.api.create_repo(repo_id, repo_type=kind, **extra, **kwargs)
-        made.append((owner, kind, repo_id))
-        return repo_id
-
-    yield make
-    for owner, kind, repo_id in made:
-        owner.api.delete_repo(repo_id, repo_type=kind, missing_ok=True)
 
 
 def push_lfs_files(server, owner, kind: str, repo_id: str, work: Path, files: dict[str, bytes]) -> str:  # noqa: ANN001

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from e2e.helpers import commit_all, git
+from e2e.helpers import PREFIX, commit_all, git, remote
 from harness import unique
 from huggingface_hub import CommitOperationAdd, hf_hub_download, snapshot_download
 from huggingface_hub.errors import (
@@ -25,7 +25,6 @@ from huggingface_hub.errors import (
 pytestmark = pytest.mark.timeout(180)
 
 KINDS = ("model", "dataset")
-PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 
 
 def hf(actor, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
@@ -36,31 +35,6 @@ def hf(actor, *args: str, check: bool = True) -> subprocess.CompletedProcess[str
     if check:
         assert res.returncode == 0, res.stdout + res.stderr
     return res
-
-
-def remote(server, kind: str, repo_id: str, token: str | None = None) -> str:  # noqa: ANN001
-    auth = f"user:{token}@" if token else ""
-    return f"http://{auth}{server.host}:{server.port}/{PREFIX[kind]}{repo_id}"
-
-
-@pytest.fixture
-def make_repo():  # noqa: ANN201
-    """``make_repo(alice, "model")`` creates a repository through the real client; gone after the test."""
-    made = []
-
-    def make(owner, kind: str, name: str | None = None, **kwargs: object) -> str:  # noqa: ANN001
-        repo_id = f"{owner.name}/{name or unique(kind[:2])}"
-        extra = {"space_sdk": "static"} if kind == "space" else {}
-        owner.api.create_repo(repo_id, repo_type=kind, **extra, **kwargs)
-        made.append((owner, kind, repo_id))
-        return repo_id
-
-    yield make
-    for owner, kind, repo_id in made:
-        try:
-            owner.api.delete_repo(repo_id, repo_type=kind, missing_ok=True)
-        except Exception:  # noqa: BLE001 - moved or made unreachable by the test
-            pass
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@
   ``server`` fixture.
 * ``browser``: Debian's ``/usr/bin/chromium`` (never a Playwright-downloaded browser) launched headless with a
   fresh profile; ``context`` / ``page`` give each test its own cookie jar.
+* ``web()``: an HTTP client of its own on ``pages_server`` (cookies, CSRF: :class:`pagekit.Web`).
 * ``shot(page, name)``: saves a screenshot under ``test-artifacts/screenshots/`` (kept after the run).
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from harness import Server
-from pagekit import ROOT, start_pages_server
+from pagekit import ROOT, Web, start_pages_server
 
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM = os.environ.get("SPACES_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -35,6 +36,20 @@ def pages_server(request: pytest.FixtureRequest) -> Iterator[Server]:
     finally:
         srv.stop()
         srv.log_path.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def web(pages_server: Server):  # noqa: ANN201
+    """``web()``: an HTTP client with its own cookie jar (:class:`pagekit.Web`) on the pages server; closed after."""
+    clients: list[Web] = []
+
+    def make() -> Web:
+        clients.append(Web(pages_server))
+        return clients[-1]
+
+    yield make
+    for c in clients:
+        c.close()
 
 
 @pytest.hookimpl(hookwrapper=True)

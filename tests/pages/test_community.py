@@ -6,24 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-from harness import Server, unique
+from harness import unique
 from huggingface_hub import CommitOperationAdd
-
-from pagekit import Web
-
-
-@pytest.fixture
-def web(pages_server: Server):  # noqa: ANN201
-    clients: list[Web] = []
-
-    def make() -> Web:
-        clients.append(Web(pages_server))
-        return clients[-1]
-
-    yield make
-    for c in clients:
-        c.close()
 
 
 def test_a_visitor_proposes_and_the_owner_merges_on_the_community_tab(web) -> None:  # noqa: ANN001

@@ -7,22 +7,8 @@ import html
 import re
 
 import httpx
-import pytest
 from harness import Server, unique
-from pagekit import Web, sign_up
-
-
-@pytest.fixture
-def web(pages_server: Server):  # noqa: ANN201
-    clients: list[Web] = []
-
-    def make() -> Web:
-        clients.append(Web(pages_server))
-        return clients[-1]
-
-    yield make
-    for c in clients:
-        c.close()
+from pagekit import sign_up
 
 
 def test_snippets_name_this_hubs_addresses(web, pages_server: Server) -> None:  # noqa: ANN001

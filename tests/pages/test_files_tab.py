@@ -9,7 +9,6 @@ import os
 import re
 from pathlib import Path
 
-import pytest
 from harness import Server, unique
 from huggingface_hub import CommitOperationAdd
 
@@ -17,19 +16,6 @@ from pagekit import Web, sign_up, start_pages_server
 
 README = ("---\ntitle: Files\nsdk: static\n---\n\n# Hello <script>alert(1)</script>\n\nSome **bold** words.\n")
 APP = 'def greet(name):\n    """Say hello."""\n    return "Hello " + name  # greet\n'
-
-
-@pytest.fixture
-def web(pages_server: Server):  # noqa: ANN201
-    clients: list[Web] = []
-
-    def make() -> Web:
-        clients.append(Web(pages_server))
-        return clients[-1]
-
-    yield make
-    for c in clients:
-        c.close()
 
 
 def make_space(w: Web) -> tuple[str, object]:

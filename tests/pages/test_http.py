@@ -15,19 +15,6 @@ from huggingface_hub.errors import HfHubHTTPError
 from pagekit import PASSWORD, Web, start_pages_server
 
 
-@pytest.fixture
-def web(pages_server: Server):  # noqa: ANN201
-    clients: list[Web] = []
-
-    def make() -> Web:
-        clients.append(Web(pages_server))
-        return clients[-1]
-
-    yield make
-    for c in clients:
-        c.close()
-
-
 def cards(html: str) -> list[str]:
     return re.findall(r'<a class="card" href="/spaces/([^"]+)"', html)
 
