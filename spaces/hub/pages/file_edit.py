@@ -21,11 +21,11 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import UploadFile
 
 from spaces.domain.naming import validate_path_in_repo
-from spaces.errors import BadRequest, EntryNotFound, RevisionNotFound, SpacesError
+from spaces.errors import BadRequest, SpacesError
 from spaces.hub import session as sess
 from spaces.hub.api.common import repo_type_of
 from spaces.hub.api.files import commit_files, lfs_threshold, spool_root
-from spaces.hub.pages.space_view import PREVIEW_BYTES, _crumbs, _layout, _load, _rev_path
+from spaces.hub.pages.space_view import PREVIEW_BYTES, _crumbs, _file_at, _layout, _load, _rev_path
 from spaces.hub.pages.web import db, form, hub_of, redirect, render, require_user
 from spaces.storage import lfsfiles
 from spaces.storage.gitrepo import Addition
@@ -50,12 +50,7 @@ def _writable(request: Request, hub, s, viewer, ns: str, name: str):  # noqa: AN
 
 def _text_of(repo, rev: str, path: str) -> tuple[str, str]:  # noqa: ANN001
     """(commit, text) of a file that can be edited here: UTF-8, no NUL, at most PREVIEW_BYTES."""
-    sha = repo.resolve(rev)
-    if sha is None:
-        raise RevisionNotFound(rev)
-    entry = repo.stat(sha, path)
-    if entry.type != "file":
-        raise EntryNotFound(path, rev)
+    sha, entry = _file_at(repo, rev, path)
     data = repo.read_blob(sha, path) if entry.size <= PREVIEW_BYTES else b"\0"
     try:
         if b"\0" in data:

@@ -54,6 +54,17 @@ def _rev_path(request: Request, marker: str) -> tuple[str, str]:
         return "main", ""
 
 
+def _file_at(repo, rev: str, path: str):  # noqa: ANN001, ANN202
+    """(commit, entry) of the file ``path`` at ``rev``; RevisionNotFound / EntryNotFound (a folder is not a file)."""
+    sha = repo.resolve(rev)
+    if sha is None:
+        raise RevisionNotFound(rev)
+    entry = repo.stat(sha, path)
+    if entry.type != "file":
+        raise EntryNotFound(path, rev)
+    return sha, entry
+
+
 def _load(request: Request, hub, s, viewer, ns: str, name: str):  # noqa: ANN001, ANN202
     """The page of the repository the path names (a Space, a model or a dataset) and its git repository."""
     from spaces.hub.pages import repo_view  # installed after this module (see spaces.hub.pages)
@@ -122,12 +133,7 @@ async def file_view(ns: str, name: str, rest: str, request: Request) -> HTMLResp
 
     def work(s, viewer):  # noqa: ANN001, ANN202
         page, repo = _load(request, hub, s, viewer, ns, name)
-        sha = repo.resolve(rev)
-        if sha is None:
-            raise RevisionNotFound(rev)
-        entry = repo.stat(sha, path)
-        if entry.type != "file":
-            raise EntryNotFound(path, rev)
+        sha, entry = _file_at(repo, rev, path)
         text = None
         pointer = repo.lfs_pointers([entry]).get(entry.oid)
         if pointer is not None:  # stored with Git LFS: its real size, never the pointer text as its content
