@@ -32,6 +32,12 @@ def test_the_stream_follows_a_build_and_says_gone(pages_server: Server) -> None:
     set_build(pages_server, repo, "queued", stage="BUILDING", reason="build_queued", message="Build is queued.",
               new=True)
     headers = {"authorization": f"Bearer {token}"}
+    # without Accept: text/event-stream (what EventSource sends), the status now, as JSON: never a stream that a
+    # script or a fuzzer waits on forever
+    now = httpx.get(f"{pages_server.url}/api/spaces/{repo}/status", headers=headers, timeout=30)
+    assert now.headers["content-type"].startswith("application/json")
+    assert (now.json()["stage"], now.json()["step"]) == ("BUILDING", "queued")
+    headers["accept"] = "text/event-stream"
     with httpx.stream("GET", f"{pages_server.url}/api/spaces/{repo}/status", headers=headers, timeout=30) as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
         seen = events(r)
@@ -80,6 +86,9 @@ def test_the_list_stream_sends_each_visible_space_and_its_changes(pages_server: 
     set_stage(pages_server, theirs, "RUNNING", "")
     headers = {"authorization": f"Bearer {pages_server.token(owner)}"}
     url = f"{pages_server.url}/api/status/spaces"
+    now = httpx.get(url, params={"ids": f"{mine},{theirs},nobody/none"}, headers=headers, timeout=30).json()
+    assert [(st["id"], st["label"]) for st in now] == [(mine, "Sleeping")]  # only mine, as JSON
+    headers["accept"] = "text/event-stream"
     with httpx.stream("GET", url, params={"ids": f"{mine},{theirs},nobody/none"}, headers=headers, timeout=30) as r:
         assert r.status_code == 200
         seen = events(r)

@@ -1,12 +1,14 @@
 """``GET /api/spaces/{o}/{n}/status``: the status every page shows (spaces.domain.status), as server-sent events
 (``event: status``, its JSON; ``event: gone`` when the Space can no longer be seen). Read like the runtime: whoever
 may see the Space, with a token or the web session's cookie. ``GET /api/status/spaces?ids=...``: the same for the
-cards of a list page, one stream for all of them. Ours, not the Hub's (the pages' script is their one reader)."""
+cards of a list page, one stream for all of them. Ours, not the Hub's (the pages' script is their one reader).
+A request that does not accept ``text/event-stream`` (curl, a script, a fuzzer) gets the status now as JSON instead
+of a stream that never ends."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy import select
 
 from spaces.db.models import Space
@@ -19,7 +21,7 @@ router = APIRouter()
 
 
 @router.get("/api/spaces/{ns}/{name}/status")
-async def status_stream(ns: str, name: str, request: Request) -> StreamingResponse:
+async def status_stream(ns: str, name: str, request: Request) -> Response:
     hub = request.app.state.hub
     repo_id = f"{ns}/{name}"
     space_id = await in_session(request, lambda s, p: hub.spaces.get(s, repo_id, p).id)  # a 404 before streaming
@@ -30,6 +32,9 @@ async def status_stream(ns: str, name: str, request: Request) -> StreamingRespon
         except SpacesError:
             return None
 
+    if not _wants_stream(request):
+        now = await read()
+        return JSONResponse(now.to_json() if now is not None else None)
     return StreamingResponse(status.stream(hub, space_id, read, request.is_disconnected),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -40,7 +45,7 @@ MANY_MAX = 100
 
 
 @router.get("/api/status/spaces")
-async def statuses_stream(request: Request) -> StreamingResponse:
+async def statuses_stream(request: Request) -> Response:
     """The list pages' cards: ``?ids=owner/name,owner/name`` (at most MANY_MAX); events ``{"id": repo_id, ...}``
     for the Spaces the caller may see. Only what a card shows is read: one query per read for all of them."""
     hub = request.app.state.hub
@@ -68,6 +73,8 @@ async def statuses_stream(request: Request) -> StreamingResponse:
     async def read():  # noqa: ANN202
         return await in_session(request, read_all)
 
+    if not _wants_stream(request):
+        return JSONResponse([{"id": ids[sid], **st.to_json()} for sid, st in (await read()).items()])
     return StreamingResponse(status.stream_many(hub, ids, read, request.is_disconnected),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -75,3 +82,8 @@ async def statuses_stream(request: Request) -> StreamingResponse:
 
 def _may_read(s, principal, space: Space) -> bool:  # noqa: ANN001
     return not space.private or accounts.may_read_namespace(s, principal, space.owner)
+
+
+def _wants_stream(request: Request) -> bool:
+    """EventSource always sends ``Accept: text/event-stream``."""
+    return "text/event-stream" in request.headers.get("accept", "")
