@@ -112,6 +112,10 @@ class Reconstruction:
     offset_into_first_range: int
     pieces: list[Piece]
     size: int
+    #: per xorb, the chunk ranges to fetch: overlapping and touching ranges of its terms merged into one, since
+    #: hf_xet serves a term from the first fetch range that starts at or before it (two terms [0,1) and [0,2) of
+    #: one xorb, as a file with repeated chunks has, would otherwise read [0,2) from the bytes of [0,1))
+    fetch: dict[bytes, list[Piece]]
 
 
 def reconstruct(store: XetStore, file_id: bytes, first: int | None = None, last: int | None = None) -> Reconstruction:
@@ -146,7 +150,24 @@ def reconstruct(store: XetStore, file_id: bytes, first: int | None = None, last:
         lo, hi = idx.byte_range(start, end)
         pieces.append(Piece(xh, start, end, sum(c.length for c in idx.chunks[start:end]), lo, hi))
         pos += n
-    return Reconstruction(skip, pieces, rec.size)
+    return Reconstruction(skip, pieces, rec.size, _fetch_ranges(store, pieces))
+
+
+def _fetch_ranges(store: XetStore, pieces: list[Piece]) -> dict[bytes, list[Piece]]:
+    spans: dict[bytes, list[list[int]]] = {}
+    for p in pieces:
+        spans.setdefault(p.xorb, []).append([p.start, p.end])
+    out: dict[bytes, list[Piece]] = {}
+    for xh, ranges in spans.items():
+        merged: list[list[int]] = []
+        for a, b in sorted(ranges):
+            if merged and a <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        idx = store.xorb_index(xh)
+        out[xh] = [Piece(xh, a, b, sum(c.length for c in idx.chunks[a:b]), *idx.byte_range(a, b)) for a, b in merged]
+    return out
 
 
 #: read_file reads a stored xorb this many bytes at a time (whole chunks; one chunk may go past it)

@@ -225,17 +225,18 @@ async def reconstruction(version: str, h: str, request: Request) -> dict:
     hub = request.app.state.hub
     terms, fetch = [], {}
     for p in rec.pieces:
-        xh = hashing.to_hex(p.xorb)
-        terms.append({"hash": xh, "unpacked_length": p.unpacked, "range": {"start": p.start, "end": p.end}})
+        terms.append({"hash": hashing.to_hex(p.xorb), "unpacked_length": p.unpacked,
+                      "range": {"start": p.start, "end": p.end}})
+    for xorb_hash, ranges in rec.fetch.items():
+        xh = hashing.to_hex(xorb_hash)
         url = hub.url(f"/xet/fetch/{xh}?sig={signer.dumps([xh, exp])}")
         if version == "v1":
-            entry = {"range": {"start": p.start, "end": p.end}, "url": url,
-                     "url_range": {"start": p.bytes_first, "end": p.bytes_last}}
+            fetch[xh] = [{"range": {"start": p.start, "end": p.end}, "url": url,
+                          "url_range": {"start": p.bytes_first, "end": p.bytes_last}} for p in ranges]
         else:
-            entry = {"url": url, "ranges": [{"chunks": {"start": p.start, "end": p.end},
-                                             "bytes": {"start": p.bytes_first, "end": p.bytes_last}}]}
-        if entry not in fetch.setdefault(xh, []):
-            fetch[xh].append(entry)
+            fetch[xh] = [{"url": url, "ranges": [{"chunks": {"start": p.start, "end": p.end},
+                                                  "bytes": {"start": p.bytes_first, "end": p.bytes_last}}
+                                                 for p in ranges]}]
     key = "fetch_info" if version == "v1" else "xorbs"
     return {"offset_into_first_range": rec.offset_into_first_range, "terms": terms, key: fetch}
 
