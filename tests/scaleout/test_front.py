@@ -122,6 +122,6 @@ def test_a_hub_killed_mid_push_loses_nothing_acknowledged(cluster, owner, tmp_pa
     # hub 1 comes back (a supervisor restarts it): it brings the database up to git's tip
     hub1.start()
     hub1.wait_alive()
-    wait_until(lambda: owner.api2.space_info(repo_id).sha == tip, timeout=30, what="the database at git's tip")
+    wait_until(lambda: owner.api2.space_info(repo_id).sha == tip, timeout=90, what="the database at git's tip")
     assert acked in git("log", "--format=%H", tip, cwd=repo_dir(cluster, sid)).stdout
     owner.api2.delete_repo(repo_id, repo_type="space")
