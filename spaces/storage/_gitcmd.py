@@ -201,15 +201,8 @@ def commit_lock(git_dir: Path) -> Iterator[None]:
         with lock:
             yield
         return
-    try:
-        fd = os.open(git_dir / COMMIT_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    except FileNotFoundError as exc:
-        raise GitError("The repository does not exist on disk.") from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with _flocked(git_dir / COMMIT_LOCK, fcntl.LOCK_EX):
         yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
 
 
 @contextmanager
@@ -217,15 +210,22 @@ def repo_busy(git_dir: Path) -> Iterator[None]:
     """Held (shared) by whatever keeps temporary files in a repository: a push (git's quarantine, until its
     receive-pack ends) and an API commit (its ``spaces-commit-*`` directory). ``idle_lock`` is how a sweeper
     makes sure none is, in any process, before removing what a killed one left."""
+    with _flocked(git_dir / BUSY_LOCK, fcntl.LOCK_SH):
+        yield
+
+
+@contextmanager
+def _flocked(path: Path, mode: int) -> Iterator[None]:
+    """``flock(mode)`` on a fresh descriptor of the repository's lock file ``path``, held for the block."""
     try:
-        fd = os.open(git_dir / BUSY_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except FileNotFoundError as exc:
         raise GitError("The repository does not exist on disk.") from exc
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH)
+        fcntl.flock(fd, mode)
         yield
     finally:
-        os.close(fd)
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 @contextmanager
