@@ -80,13 +80,9 @@ async def space_action(ns: str, name: str, action: str, request: Request) -> Res
             raise BadRequest(f"Type {repo_id} to confirm the deletion.")
         change(hub.spaces, s, space)
 
-    try:
-        await db(request, work)
-    except (NotFound, SignInRequired):
-        raise
-    except SpacesError as exc:
-        sess.flash(request, f"{repo_id}: {exc.message}", "error")
-        return redirect("/admin#spaces")
+    _, failed = await _attempt(request, work, "/admin#spaces", f"{repo_id}: ")
+    if failed is not None:
+        return failed
     sess.flash(request, f"{repo_id}: {done}.", "success")
     return redirect("/admin#spaces")
 
@@ -116,12 +112,20 @@ async def grant(request: Request) -> Response:
         set_grant(s, account, key, value)
         return value
 
+    value, failed = await _attempt(request, work, "/admin#grants", "Could not grant: ")
+    if failed is not None:
+        return failed
+    sess.flash(request, f"{account_name}: {key} = {'no limit' if value < 0 else value}.", "success")
+    return redirect("/admin#grants")
+
+
+async def _attempt(request: Request, work, anchor: str, failure: str) -> tuple[object, Response | None]:  # noqa: ANN001
+    """Run an admin action's ``work``; a refusal (a SpacesError other than not found / not signed in, which keep
+    their own pages) is flashed as ``failure`` + its message and answered with the redirect to ``anchor``."""
     try:
-        value = await db(request, work)
+        return await db(request, work), None
     except (NotFound, SignInRequired):
         raise
     except SpacesError as exc:
-        sess.flash(request, f"Could not grant: {exc.message}", "error")
-        return redirect("/admin#grants")
-    sess.flash(request, f"{account_name}: {key} = {'no limit' if value < 0 else value}.", "success")
-    return redirect("/admin#grants")
+        sess.flash(request, f"{failure}{exc.message}", "error")
+        return None, redirect(anchor)
