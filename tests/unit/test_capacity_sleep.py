@@ -22,20 +22,21 @@ from spaces.domain.stages import SpaceStage
 from spaces.runtime import quota as q
 from spaces.runtime.capacity import Capacity, placement_json
 from spaces.runtime.contracts import Phase
+from spaces.runtime.fakes import PhaseBackend
 from spaces.runtime.flavors import FlavorCatalog
 from spaces.runtime.nodes import Node
 from spaces.runtime.reconciler import Reconciler
 from spaces.runtime.scheduler import Policy
 from spaces.services.logs import LogBus
 
-from test_reconciler_standby import SHA, Backend  # noqa: E402  (tests/unit is on sys.path)
+from test_reconciler_standby import SHA  # noqa: E402  (tests/unit is on sys.path)
 
 NODE = Node("local", 0.3, 4096)  # 3 cpu-basic requests (0.1 core, 96 MiB each)
 
 
 class Fleet:
     def __init__(self, db: Database, quotas: q.QuotaSettings | None = None) -> None:
-        self.db, self.backend = db, Backend()
+        self.db, self.backend = db, PhaseBackend()
         self.capacity = Capacity(FlavorCatalog(), [NODE], quotas or q.QuotaSettings(), Policy())
         self.routes: list = []
         self.rec = Reconciler(db, self.backend, LogBus(db),  # type: ignore[arg-type]

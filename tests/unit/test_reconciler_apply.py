@@ -4,9 +4,8 @@ tests/platform and tests/runtime_local)."""
 
 from __future__ import annotations
 
-import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from harness import DATABASES, migrated_databases
@@ -17,7 +16,8 @@ from spaces.db.models import Account, Space, UsageInterval
 from spaces.db.session import Database
 from spaces.domain.stages import SpaceStage
 from spaces.errors import QuotaExceeded, WaitingForCapacity
-from spaces.runtime.contracts import Handle, Observed, Phase
+from spaces.runtime.contracts import Handle, Phase
+from spaces.runtime.fakes import PhaseBackend
 from spaces.runtime.reconciler import Reconciler, RouteUpdate
 from spaces.services.logs import LogBus
 
@@ -25,49 +25,10 @@ A, B = "a" * 40, "b" * 40
 PLACEMENT = {"node": "local", "flavor": "cpu-basic", "cpu": 2.0, "memory_mb": 16384, "gpus": []}
 
 
-class Backend:
-    name = "fake"
-
-    def __init__(self) -> None:
-        self.phases: dict[str, Phase] = {}
-        self.stopped: list[str] = []
-        self.listening = True
-        self.lines: dict[str, list[str]] = {}  # what each instance printed
-        self.on_poll: Callable[[], None] | None = None
-        self._refs = itertools.count(1)
-
-    def start(self) -> Handle:
-        ref = str(next(self._refs))
-        self.phases[ref] = Phase.RUNNING if self.listening else Phase.STARTING
-        return Handle("fake", ref, "local", {"port": 7000 + int(ref)})
-
-    def poll(self, handle: Handle) -> Observed:
-        if self.on_poll is not None:
-            self.on_poll()
-        phase = self.phases.get(handle.ref, Phase.GONE)
-        code = 1 if phase == Phase.EXITED else None
-        return Observed(phase, ("127.0.0.1", handle.data["port"]) if phase != Phase.GONE else None, code, "oops")
-
-    def stop(self, handle: Handle) -> None:
-        if self.phases.pop(handle.ref, None) is not None:
-            self.stopped.append(handle.ref)
-
-    def freeze(self, handle: Handle) -> None:
-        self.phases[handle.ref] = Phase.FROZEN
-
-    def thaw(self, handle: Handle) -> None:
-        self.phases[handle.ref] = Phase.RUNNING
-
-    def logs(self, handle: Handle, follow: bool = False) -> Iterator[str]:
-        return iter([] if follow else self.lines.get(handle.ref, []))
-
-    def list(self, labels: dict[str, str]) -> list[Handle]:
-        return []
-
-
 class World:
     def __init__(self, db: Database) -> None:
-        self.db, self.backend = db, Backend()
+        self.db, self.backend = db, PhaseBackend()
+        self.backend.exit_code, self.backend.exit_message = 1, "oops"
         self.routes: list[RouteUpdate] = []
         self.refuse: Exception | None = None
         self.rec = Reconciler(db, self.backend, LogBus(db), start_instance=self._start,  # type: ignore[arg-type]

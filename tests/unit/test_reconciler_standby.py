@@ -11,7 +11,6 @@ longer than ``stop_standby_after`` keeps none.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 
 import pytest
@@ -22,7 +21,8 @@ from spaces.db.models import Account, Space, UsageInterval
 from spaces.db.session import Database
 from spaces.domain.stages import SpaceStage
 from spaces.errors import QuotaExceeded
-from spaces.runtime.contracts import Handle, Observed, Phase
+from spaces.runtime.contracts import Handle, Phase
+from spaces.runtime.fakes import PhaseBackend
 from spaces.runtime.reconciler import Reconciler, RouteUpdate
 from spaces.services.logs import LogBus
 
@@ -30,48 +30,9 @@ SHA = "a" * 40
 PLACEMENT = {"node": "local", "flavor": "cpu-basic", "cpu": 2.0, "memory_mb": 16384, "gpus": []}
 
 
-class Backend:
-    """Instances as phases; a start listens at once unless ``listening`` is False."""
-
-    name = "fake"
-
-    def __init__(self) -> None:
-        self.phases: dict[str, Phase] = {}
-        self.started: list[str] = []
-        self.stopped: list[str] = []
-        self.listening = True
-        self._refs = itertools.count(1)
-
-    def start(self) -> Handle:
-        ref = str(next(self._refs))
-        self.phases[ref] = Phase.RUNNING if self.listening else Phase.STARTING
-        self.started.append(ref)
-        return Handle("fake", ref, "local", {"port": 7000 + int(ref)})
-
-    def poll(self, handle: Handle) -> Observed:
-        phase = self.phases.get(handle.ref, Phase.GONE)
-        return Observed(phase, ("127.0.0.1", handle.data["port"]) if phase != Phase.GONE else None)
-
-    def stop(self, handle: Handle) -> None:
-        if self.phases.pop(handle.ref, None) is not None:
-            self.stopped.append(handle.ref)
-
-    def freeze(self, handle: Handle) -> None:
-        self.phases[handle.ref] = Phase.FROZEN
-
-    def thaw(self, handle: Handle) -> None:
-        self.phases[handle.ref] = Phase.RUNNING
-
-    def logs(self, handle: Handle, follow: bool = False) -> Iterator[str]:
-        return iter(())
-
-    def list(self, labels: dict[str, str]) -> list[Handle]:
-        return []
-
-
 class World:
     def __init__(self, db: Database, sdk: str, name: str = "demo") -> None:
-        self.db, self.backend = db, Backend()
+        self.db, self.backend = db, PhaseBackend()
         self.routes: list[RouteUpdate] = []
         self.reserves: list[str] = []
         self.refuse: Exception | None = None  # what reserve (and so a start) raises
