@@ -44,6 +44,7 @@ from spaces.hub.api.common import repo_type_of
 from spaces.hub.errors import error_response
 from spaces.services import accounts
 from spaces.storage.gitrepo import GitRepo, remove_quarantines
+from spaces.storage.prereceive import hub_token
 
 log = logging.getLogger("spaces.git")
 router = APIRouter()
@@ -65,9 +66,9 @@ def _authorize(request: Request, repo_id: str, write: bool):  # noqa: ANN202
         accounts.check_read(s, principal, row)
         if write:
             accounts.check_write(s, principal, row)
-        urls = {}
+        urls = {"SPACES_PUSH_HUB": hub_token()} if write else {}
         if kind == "space":  # what the post-receive hook tells the pusher: a Space builds what was pushed
-            urls = {"SPACES_SPACE_URL": hub.space_url(row.repo_id),
+            urls |= {"SPACES_SPACE_URL": hub.space_url(row.repo_id),
                     "SPACES_LOGS_URL": hub.url(f"/api/spaces/{row.repo_id}/logs/build"),
                     "SPACES_APP_URL": hub.settings.app_host(row.subdomain)}
         return row.id, store.repo(row).path, urls

@@ -8,6 +8,10 @@ and serves (other branches and tags come and go freely), and an update whose old
 now (another push landed after the client read the refs: it is told to pull). What it prints reaches the
 pusher as ``remote:`` lines; exiting 1 refuses the whole push, so no ref moves and git and the database agree.
 
+It also refuses a push whose hub process is gone (``SPACES_PUSH_HUB``, see :func:`hub_token`): receive-pack is
+not killed with the hub that started it, and one that read the whole pack before a kill -9 would otherwise move
+main later, unacknowledged, with no hub left to bring the database to the new tip until the next start.
+
 The pushed objects are still in git's quarantine directory: the ``GIT_OBJECT_DIRECTORY`` and
 ``GIT_ALTERNATE_OBJECT_DIRECTORIES`` git gives the hook are passed on to the git commands it runs.
 """
@@ -60,8 +64,34 @@ def problems(git_dir: Path, updates: list[tuple[str, str, str]], env: dict[str, 
     return found
 
 
+def _started(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat); None when it is gone,
+    a zombie included (a hub killed by -9 stays one until its supervisor reaps it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()  # the name may hold spaces and parentheses: the fields after its ")"
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+def hub_token(pid: int | None = None) -> str:
+    """``pid:start`` of this process: names it for :func:`hub_alive` even after its pid is reused."""
+    pid = os.getpid() if pid is None else pid
+    return f"{pid}:{_started(pid)}"
+
+
+def hub_alive(token: str) -> bool:
+    pid, _, started = token.partition(":")
+    return pid.isdigit() and _started(int(pid)) == started
+
+
 def main() -> int:
     git_dir = Path(os.environ.get("GIT_DIR", ".")).resolve()
+    token = os.environ.get("SPACES_PUSH_HUB")
+    if token and not hub_alive(token):
+        print("spaces: push refused: the hub serving this push stopped before it finished; push again.")
+        return 1
     env = {k: os.environ[k] for k in _QUARANTINE if k in os.environ}
     updates = [tuple(line.split()) for line in sys.stdin.read().splitlines() if line.strip()]
     found = problems(git_dir, [u for u in updates if len(u) == 3], env)
