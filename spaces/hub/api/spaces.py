@@ -433,7 +433,9 @@ async def logs(ns: str, name: str, kind: str, request: Request) -> StreamingResp
     history = await asyncio.to_thread(hub.logs.history, space_id, kind, tail_n)
     if follow_param is not None:
         follow = follow_param in ("1", "true")
-    else:  # huggingface_hub sends no parameter: stay open while something may still be written
+    elif kind == "build":  # huggingface_hub sends no parameter: a build log grows while a build is pending (below),
+        follow = True      # whatever the stage says meanwhile (the reconciler may set one during a rebuild)
+    else:  # stay open while something may still be written
         follow = SpaceStage(stage) in INTERMEDIATE or stage == SpaceStage.RUNNING
     # A followed build log ends with the build (built or failed), as on the Hub: a loop over it ends by itself.
     asked_to_follow = follow
