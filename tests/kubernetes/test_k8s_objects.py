@@ -288,3 +288,18 @@ def test_the_network_policy_schema_check_can_fail() -> None:
         "ipBlock"].pop("except")
     with pytest.raises(kv.ValidationError):
         kv.validate(broken, SCHEMA_VERSIONS[-1], strict=True)
+
+
+def test_a_space_with_volumes_is_refused_not_started_without_them() -> None:
+    """Volumes are directories of the platform's data dir; a pod sees none of them (no PVC yet): the start says so
+    before any object is created, instead of running the app without its /data."""
+    from spaces.runtime.backends.kubernetes import KubernetesBackend
+    from spaces.runtime.contracts import Mount, StartFailed
+
+    class NoCluster:  # any call to the API server would fail the test
+        def __getattr__(self, name: str):  # noqa: ANN204
+            raise AssertionError(f"the API server was called: {name}")
+
+    backend = KubernetesBackend(api_client=NoCluster())
+    with pytest.raises(StartFailed, match="cannot mount volumes yet: /data"):
+        backend.start(make_spec(mounts=(Mount("/srv/buckets/b/mnt/data", "/data", False),)))

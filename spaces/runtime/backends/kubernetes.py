@@ -153,6 +153,10 @@ class KubernetesBackend:
 
         if spec.artifact.kind != "image":
             raise StartFailed(f"The Kubernetes backend runs images; this build produced a {spec.artifact.kind}.")
+        if spec.mounts:  # volumes are directories of the platform's data dir, which no pod sees (no PVC yet)
+            raise StartFailed("The Kubernetes backend cannot mount volumes yet: "
+                              + ", ".join(m.target for m in spec.mounts)
+                              + ". Remove the Space's volumes, or run it on the local or Docker backend.")
         flavor = self.flavors.get(spec.flavor)
         name = k8s.instance_name(spec.space_id, spec.sha)
         c, ns = self._client, self.namespace
