@@ -3,6 +3,9 @@
 * ``roomy`` runs the defaults: 30 Gradio Spaces put to sleep and 100 static Spaces hold no capacity (the admin
   API's node report and ``spaces nodes`` agree), any one of them answers a visit, and a woken Gradio Space holds
   exactly cpu-basic's request again. The memory the frozen Spaces keep is measured (their cgroups) and printed.
+  There too, Gradio Spaces nobody visits are frozen by the platform's own sleeper, each once its sleep time passed
+  (how 200 fit on two cores: an idle awake Gradio app keeps using a few percent of a core, a frozen one none); a
+  random one answers a visit while the others stay frozen.
 * ``tight`` holds two awake cpu-basic Spaces (a 0.75-core request, no overcommit): a third waits and says so on
   the proxy's waiting page and in its runtime ("Waiting for cpu-basic capacity: next in line ..."), never "waking
   up"; a sleeping Space gives its room to it; waking the sleeper then finds no room, and it waits saying so.
@@ -27,13 +30,16 @@ import platform_kit as kit
 from spaces.runtime.cgroups import Cgroups
 
 GRADIO, STATIC = 30, 100
+IDLE = 4  # Gradio Spaces left idle until the sleeper freezes them
 
 
 @pytest.fixture(scope="module")
 def roomy(platform_base: Path, platform) -> Iterator[kit.Platform]:  # noqa: ANN001
     # ``platform`` first: the session's gradio environment exists (or is built there) before this one starts
     with kit.running_platform(platform_base, f"roomy-{secrets.token_hex(3)}", envs_dir=platform_base / "envs",
-                              extra_env={"SPACES_RUNTIME__MIN_AVAILABLE_MEMORY": "0"}) as p:
+                              extra_env={"SPACES_RUNTIME__MIN_AVAILABLE_MEMORY": "0",
+                                         # the sleeper looks every second: a Space sleeps right at its sleep time
+                                         "SPACES_RUNTIME__SLEEP_SWEEP_SECONDS": "1"}) as p:
         yield p
 
 
@@ -110,6 +116,33 @@ def test_30_sleeping_gradio_and_100_static_spaces_hold_no_capacity_and_any_one_a
 
     cli = json.loads(roomy.server.cli("nodes", "--json").stdout)  # the operator's view: the same report
     assert cli["nodes"][0]["used"] == used and cli["nodes"][0]["allocatable"]["cpuOvercommit"] == 16
+
+
+@pytest.mark.timeout(600)
+def test_idle_gradio_spaces_are_frozen_by_the_sleeper_and_a_random_one_answers_while_the_rest_stay_frozen(
+        roomy) -> None:  # noqa: ANN001
+    sam = Who(roomy.server, "sam")
+    apps = [f"sam/idle{i}" for i in range(IDLE)]
+    for i, repo_id in enumerate(apps):  # one after another, as Spaces arrive; nobody visits them
+        kit.create_space(sam.api, repo_id, greeter(f"i{i}"), space_sleep_time=60)  # the shortest sleep time
+    for repo_id in apps:
+        kit.wait_for(lambda r=repo_id: kit.runtime(sam.api, r).stage == "SLEEPING", timeout=300,
+                     what=f"{repo_id} put to sleep by the sleeper")
+    groups = Cgroups(roomy.cgroup_root)
+    ids = {repo_id: kit.space_id(sam, repo_id) for repo_id in apps}
+    instance = {repo_id: kit.instance_of(roomy, sid)["instance"] for repo_id, sid in ids.items()}
+    kit.wait_for(lambda: all(groups.frozen(i) for i in instance.values()), timeout=60, what="every idle one frozen")
+    kept = sum(_cgroup_mib(groups, i) for i in instance.values())
+    print(f"\n{IDLE} Gradio Spaces frozen by the sleeper keep {kept / IDLE:.1f} MiB each in their cgroups")
+
+    woken = random.choice(apps)
+    mark = woken.removeprefix("sam/idle")
+    assert kit.gradio_call(roomy.server, woken, "predict", "you") == [f"i{mark}: Hello, you!"]
+    assert not groups.frozen(instance[woken])
+    kit.wait_for(lambda: kit.runtime(sam.api, woken).stage == kit.RUNNING, timeout=30, what=f"{woken} awake")
+    for repo_id in set(apps) - {woken}:  # a visit wakes its Space only
+        assert groups.frozen(instance[repo_id]), f"{repo_id} thawed by a visit to {woken}"
+        assert kit.runtime(sam.api, repo_id).stage == "SLEEPING"
 
 
 @pytest.mark.timeout(1200)
