@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
+from spaces import durable
 from spaces.domain.lfs import check_oid
 from spaces.errors import BadRequest, LfsObjectMissing
 
@@ -102,9 +103,8 @@ class _LocalWriter:
             os.fsync(self.file.fileno())
             self.file.close()
             self.file = None
-            dest = self.store.path(self.oid)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self.tmp, dest)  # whole or not at all; a concurrent equal upload replaces equal bytes
+            # whole or not at all, and still there after a crash; a concurrent equal upload replaces equal bytes
+            durable.publish(self.tmp, self.store.path(self.oid))
             return True
         finally:
             self.abort()
@@ -182,10 +182,7 @@ class RepoObjects:
 
     def link(self, oid: str) -> None:
         check_oid(oid)
-        marker = self.dir / oid[:2] / oid
-        if not marker.exists():
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
+        durable.touch(self.dir / oid[:2] / oid)  # an upload answered gives the repository the object for good
 
     def linked(self, oid: str) -> bool:
         check_oid(oid)

@@ -1,7 +1,8 @@
 """Xet data on local disk, content-addressed: verified xorbs (with their chunk index), registered files (their
-reconstruction terms) and the global-dedupe table (chunk hash -> xorb). Writes go to a temporary name and are
-renamed into place, so a crash leaves either nothing or a whole object. One small interface (``XetStore``) so
-that an object store can sit behind it instead."""
+reconstruction terms) and the global-dedupe table (chunk hash -> xorb). Writes go to a temporary name, are
+fsynced and renamed into place (``spaces.durable``, as the LFS objects are), so a crash leaves either nothing or a
+whole object, and nothing an upload was answered for is lost. One small interface (``XetStore``) so that an object
+store can sit behind it instead."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from spaces import durable
 from spaces.domain.lfs import check_oid
 from spaces.xet.hashing import from_hex, to_hex
 from spaces.xet.xorb import ChunkEntry, XorbIndex
@@ -42,14 +44,8 @@ class XetStore:
         """A temporary file on the store's disk (an upload lands here, then :meth:`put_xorb` renames it)."""
         return tempfile.NamedTemporaryFile(dir=self.root / "tmp", delete=False)
 
-    def _place(self, tmp: str | Path, dest: Path) -> None:
-        dest.parent.mkdir(exist_ok=True)
-        os.replace(tmp, dest)
-
     def _write(self, dest: Path, data: bytes) -> None:
-        with tempfile.NamedTemporaryFile(dir=self.root / "tmp", delete=False) as f:
-            f.write(data)
-        self._place(f.name, dest)
+        durable.write_bytes(dest, data, self.root / "tmp")
 
     # xorbs
     def has_xorb(self, h: bytes) -> bool:
@@ -60,7 +56,8 @@ class XetStore:
         if self.has_xorb(index.hash):
             os.unlink(spooled)
             return False
-        self._place(spooled, self._path("xorbs", index.hash))
+        durable.fsync_file(spooled)
+        durable.publish(spooled, self._path("xorbs", index.hash))  # on disk before its index says it is whole
         body = struct.pack("<QI", index.data_end, len(index.chunks))
         body += b"".join(_ENTRY.pack(c.hash, c.offset, c.length) for c in index.chunks)
         self._write(self._path("xorbs", index.hash, ".idx"), body)  # last: its presence says the xorb is whole
@@ -99,14 +96,18 @@ class XetStore:
     # global dedupe
     def put_dedupe(self, chunk: bytes, xorb: bytes) -> None:
         dest = self._path("dedupe", chunk)
-        if not dest.exists():
-            self._write(dest, xorb)
+        if not dest.exists():  # not fsynced: an entry lost to a crash only means that chunk is sent once more
+            with tempfile.NamedTemporaryFile(dir=self.root / "tmp", delete=False) as f:
+                f.write(xorb)
+            dest.parent.mkdir(exist_ok=True)
+            os.replace(f.name, dest)
 
     def get_dedupe(self, chunk: bytes) -> bytes | None:
         try:
-            return self._path("dedupe", chunk).read_bytes()
+            xorb = self._path("dedupe", chunk).read_bytes()
         except FileNotFoundError:
             return None
+        return xorb if len(xorb) == 32 else None  # an entry a crash left empty
 
     # the Xet hash of an LFS object (sha256 hex) uploaded through Xet: resolve sends it as X-Xet-Hash
     def link_sha256(self, oid: str, h: bytes) -> None:
