@@ -7,6 +7,7 @@ them), or whose file hash is not the one its chunks give (``register_shard``).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 
@@ -72,15 +73,54 @@ def register_shard(store: XetStore, body: bytes, before_commit=None) -> Register
     new = False
     for rec in records:
         new = store.put_file(rec) or new
-        first_xorb, first_chunk = rec.terms[0][0], rec.terms[0][1]
-        idx = indexes[first_xorb]
-        store.put_dedupe(idx.chunks[first_chunk].hash, first_xorb)
+        _dedupe_first_chunk(store, rec, indexes)
     for x in parsed.xorbs:
-        idx = indexes.get(x.hash) or store.xorb_index(x.hash)
-        for c in idx.chunks:
-            if hashing.dedupe_eligible(c.hash):
-                store.put_dedupe(c.hash, x.hash)
+        _dedupe_xorb(store, indexes.get(x.hash) or store.xorb_index(x.hash))
     return Registered(records, new)
+
+
+def _dedupe_first_chunk(store: XetStore, rec: FileRecord, indexes: dict) -> None:
+    first_xorb, first_chunk = rec.terms[0][0], rec.terms[0][1]
+    store.put_dedupe(indexes[first_xorb].chunks[first_chunk].hash, first_xorb)
+
+
+def _dedupe_xorb(store: XetStore, idx: xorb.XorbIndex) -> None:
+    for c in idx.chunks:
+        if hashing.dedupe_eligible(c.hash):
+            store.put_dedupe(c.hash, idx.hash)
+
+
+def adopt_file(store: XetStore, rec: FileRecord, xorbs: list[bytes]) -> bool:
+    """Register a file record that comes from a backup, not from a client's shard: its terms must name chunks of
+    the stored (verified) xorbs, they must hash to the file's hash, and its bytes to its sha256, as an upload's
+    must. ``xorbs``: the xorbs the backup carried along with it (their dedupe entries are rebuilt, as a shard's
+    upload makes them). True when the file is new to the store; BadRequest, and nothing recorded, otherwise."""
+    name = hashing.to_hex(rec.hash)
+    indexes: dict = {}
+    chunks: list[tuple[bytes, int]] = []
+    for xh, a, b, n in rec.terms:
+        idx = indexes.get(xh) or store.xorb_index(xh)
+        if idx is None or not 0 <= a < b <= len(idx.chunks):
+            raise BadRequest(f"Xet file {name} names chunks that no stored xorb holds.")
+        indexes[xh] = idx
+        span = idx.chunks[a:b]
+        if sum(c.length for c in span) != n:
+            raise BadRequest(f"Xet file {name}: a term's length is not the length of its chunks.")
+        chunks.extend((c.hash, c.length) for c in span)
+    if not rec.terms or hashing.file_hash(chunks) != rec.hash or sum(n for *_, n in rec.terms) != rec.size:
+        raise BadRequest(f"Xet file {name} is not the file its chunks make.")
+    if rec.sha256 is not None:
+        digest = hashlib.sha256()
+        for block in read_file(store, rec):
+            digest.update(block)
+        if digest.hexdigest() != rec.sha256:
+            raise BadRequest(f"Xet file {name}: its bytes do not hash to sha256:{rec.sha256}.")
+    new = store.put_file(rec)
+    _dedupe_first_chunk(store, rec, indexes)
+    for xh in xorbs:
+        if (idx := indexes.get(xh) or store.xorb_index(xh)) is not None:
+            _dedupe_xorb(store, idx)
+    return new
 
 
 def dedupe_shard(store: XetStore, chunk: bytes) -> bytes:

@@ -6,10 +6,13 @@ store can sit behind it instead."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import struct
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -30,11 +33,34 @@ class FileRecord:
     terms: list[tuple[bytes, int, int, int]]  # (xorb hash, first chunk, end chunk, unpacked bytes)
 
 
+def xet_root(data_dir: Path) -> Path:
+    """Where the hub's Xet data lives: ``{data dir}/xet``."""
+    return Path(data_dir) / "xet"
+
+
 class XetStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         for sub in ("xorbs", "files", "dedupe", "sha256", "tmp"):
             (root / sub).mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Nothing is collected while this is held (a backup holds it from its snapshot to its last copy)."""
+        with self._gc_lock(fcntl.LOCK_SH):
+            yield
+
+    @contextmanager
+    def collecting(self) -> Iterator[None]:
+        """Held by the garbage collector (``spaces.xet.gc``): one at a time, and never while a backup runs."""
+        with self._gc_lock(fcntl.LOCK_EX):
+            yield
+
+    @contextmanager
+    def _gc_lock(self, mode: int) -> Iterator[None]:
+        with open(self.root / "gc.lock", "a+b") as f:
+            fcntl.flock(f, mode)
+            yield
 
     def _path(self, kind: str, h: bytes, suffix: str = "") -> Path:
         name = to_hex(h)
