@@ -14,7 +14,8 @@ Contract:
 * ``exists(oid)``, ``size(oid)`` (None when absent) and ``open(oid, start, end)`` (an iterator of chunks of bytes
   ``start..end`` inclusive; raises ``LfsObjectMissing`` when absent) never block on a writer: objects are written
   under a temporary name and renamed into place whole, so a reader sees all of an object or none of it.
-* Objects are never deleted by the hub (no garbage collection yet): deleting a repository drops its links only.
+* Objects are never deleted by the hub (no garbage collection of LFS objects yet; ``spaces gc`` collects the Xet
+  data only): deleting a repository drops its links only.
 
 Which repository may read which object is :class:`RepoObjects`: a link per (repository, object), made when a
 client that can write the repository uploads the object's bytes (or the hub writes them in a commit). Without the

@@ -25,11 +25,13 @@ class Registered:
 def upload_xorb(store: XetStore, expected: bytes, spooled: str, size: int) -> bool:
     """Verify a spooled xorb and keep it; True when it was new. The spool file is consumed either way."""
     try:
-        if store.has_xorb(expected):
-            return False
-        with open(spooled, "rb") as f:
-            index = xorb.verify_file(expected, f, size)
-        return store.put_xorb(spooled, index)
+        with store.pinned():  # the collector never removes a xorb a client was just told is stored
+            if store.has_xorb(expected):
+                store.touch_xorb(expected)
+                return False
+            with open(spooled, "rb") as f:
+                index = xorb.verify_file(expected, f, size)
+            return store.put_xorb(spooled, index)
     finally:
         if os.path.exists(spooled):
             os.unlink(spooled)
@@ -61,7 +63,14 @@ def _check_file(store: XetStore, f: shard.FileInfo, indexes: dict) -> FileRecord
 def register_shard(store: XetStore, body: bytes, before_commit=None) -> Registered:  # noqa: ANN001
     """Check every file of an uploaded shard against the stored xorbs, then record them (all or nothing) and
     the new xorbs' dedupe-eligible chunks. ``before_commit(records)`` runs between the two (the hub's checks of
-    what the chunks cannot prove, the sha256); when it raises, nothing is recorded."""
+    what the chunks cannot prove, the sha256); when it raises, nothing is recorded. The files it records are young
+    (a file registered again is made young again), so the collector (``spaces.xet.gc``), which waits until this is
+    done, keeps them and the xorbs they name."""
+    with store.pinned():
+        return _register_shard(store, body, before_commit)
+
+
+def _register_shard(store: XetStore, body: bytes, before_commit) -> Registered:  # noqa: ANN001
     parsed = shard.parse(body)
     indexes: dict = {}
     records = [_check_file(store, f, indexes) for f in parsed.files]
@@ -124,11 +133,14 @@ def adopt_file(store: XetStore, rec: FileRecord, xorbs: list[bytes]) -> bool:
 
 
 def dedupe_shard(store: XetStore, chunk: bytes) -> bytes:
-    """The dedupe answer for a chunk: a shard describing the xorb that holds it, or 404."""
-    xh = store.get_dedupe(chunk)
-    idx = store.xorb_index(xh) if xh else None
-    if idx is None:
-        raise NotFound("No stored xorb holds that chunk.")
+    """The dedupe answer for a chunk: a shard describing the xorb that holds it, or 404. The xorb is made young
+    again: the client's shard may name it without uploading it."""
+    with store.pinned():
+        xh = store.get_dedupe(chunk)
+        idx = store.xorb_index(xh) if xh else None
+        if idx is None:
+            raise NotFound("No stored xorb holds that chunk.")
+        store.touch_xorb(xh)
     cas, pos = [], 0
     for c in idx.chunks:
         cas.append(shard.CasChunk(c.hash, pos, c.length))

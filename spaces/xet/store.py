@@ -89,6 +89,10 @@ class XetStore:
         self._write(self._path("xorbs", index.hash, ".idx"), body)  # last: its presence says the xorb is whole
         return True
 
+    def touch_xorb(self, h: bytes) -> None:
+        """Mark a stored xorb as used now: the collector keeps what is younger than its grace period."""
+        _touch(self._path("xorbs", h, ".idx"))
+
     def xorb_index(self, h: bytes) -> XorbIndex | None:
         try:
             raw = self._path("xorbs", h, ".idx").read_bytes()
@@ -105,6 +109,7 @@ class XetStore:
     def put_file(self, rec: FileRecord) -> bool:
         dest = self._path("files", rec.hash, ".json")
         if dest.exists():
+            _touch(dest)  # registered again: young again for the collector
             return False
         doc = {"size": rec.size, "sha256": rec.sha256,
                "terms": [[to_hex(x), a, b, n] for x, a, b, n in rec.terms]}
@@ -139,7 +144,9 @@ class XetStore:
     def link_sha256(self, oid: str, h: bytes) -> None:
         check_oid(oid)
         dest = self.root / "sha256" / oid[:2] / oid
-        if not dest.exists():
+        if dest.exists():
+            _touch(dest)
+        else:
             self._write(dest, h)
 
     def xet_hash_of(self, oid: str) -> bytes | None:
@@ -148,3 +155,10 @@ class XetStore:
             return (self.root / "sha256" / oid[:2] / oid).read_bytes()
         except (FileNotFoundError, ValueError):
             return None
+
+
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        pass
