@@ -8,7 +8,10 @@ the grace period: an upload in progress has its xorbs stored before its shard, a
 What a client reuses is made young again (``XetStore.touch``: a xorb uploaded twice or answered by a dedupe query,
 a file or link registered again), and those calls hold ``XetStore.pinned`` while they run, so the collector
 (``XetStore.collecting``) never removes a xorb between the moment a client was told of it and its shard. The Git LFS
-objects are not collected here: a file's LFS copy outlives its Xet data.
+objects are not collected here: a file's LFS copy outlives its Xet data. What is left: a commit that names an old
+Xet file without its shard being sent again (a git-lfs push of an object that came through Xet long ago), landing
+while a run reads the repositories, may lose that file's Xet data; it is then served from its LFS object, without
+Xet, as a file pushed with git-lfs is.
 """
 
 from __future__ import annotations
@@ -45,9 +48,18 @@ def collect(store: XetStore, referenced: set[str], grace_s: float, *, dry_run: b
         live_xorbs = _sweep_files(store, referenced, live_files, cutoff, dry_run, out)
         gone = _sweep_xorbs(store, live_xorbs, cutoff, dry_run, out)
         _sweep_dedupe(store, gone, cutoff, dry_run, out)
-        for tmp in _entries(store.root / "tmp"):
-            out.temporaries += _remove_if_old(tmp, cutoff, dry_run)
+        out.temporaries = _sweep_temporaries(store, cutoff, dry_run)
     return out
+
+
+def sweep_temporaries(store: XetStore, older_than_s: float) -> int:
+    """Remove the spool files uploads cut short by a crash left (an upload in progress writes, so its file is
+    fresh); the number removed. The hub runs it on start, as for the LFS store's."""
+    return _sweep_temporaries(store, time.time() - older_than_s, False)
+
+
+def _sweep_temporaries(store: XetStore, cutoff: float, dry_run: bool) -> int:
+    return sum(_remove_if_old(tmp, cutoff, dry_run) for tmp in _entries(store.root / "tmp"))
 
 
 def _sweep_links(store: XetStore, referenced: set[str], cutoff: float, dry_run: bool, out: Collected) -> set[str]:

@@ -8,6 +8,7 @@ import hashlib
 import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -140,3 +141,12 @@ def test_referenced_lfs_oids_follow_refs_not_history_squashed_away(tmp_path) -> 
     assert repo.referenced_lfs_oids() == {a, b, c}  # the branch side still reaches the old commits
     repo.delete_ref("refs/heads/side")
     assert repo.referenced_lfs_oids() == {a}
+
+
+def test_the_hub_start_sweeps_old_spools_only(store: XetStore) -> None:
+    (store.root / "tmp" / "cut-short").write_bytes(b"x")
+    age(store)
+    with store.spool() as f:  # an upload in progress
+        f.write(b"y")
+    assert gc.sweep_temporaries(store, HOUR) == 1
+    assert [p.name for p in (store.root / "tmp").iterdir()] == [Path(f.name).name]
