@@ -418,8 +418,11 @@ def gc(data_dir: Optional[Path] = DataDir,
     """Remove the Xet data (xorbs, file records) that no commit of any repository references any more: deleted
     repositories, files deleted and squashed out of history. Safe while the server runs; waits for a backup."""
     from spaces.services.collect import collect_xet
+    from spaces.xet.store import xet_root
 
     settings = operator_settings(data_dir)
+    if not xet_root(settings.data_path).is_dir():
+        fail(f"No Xet data in {settings.data_path}: nothing to collect.")
     try:
         done = collect_xet(settings.repos_path, settings.data_path, grace_hours * 3600, dry_run=dry_run)
     except SpacesError as exc:
