@@ -3,7 +3,8 @@
 ::
 
     0  errors                        the one error tree; imports nothing of ours
-    1  domain                        pure rules and records: stages, README front matter, names, flavors
+    1  domain, durable               pure rules and records: stages, README front matter, names, flavors;
+                                     files written so that a crash does not take them back (fsync, rename)
     2  db, storage, bus, ops, xet    persistence and process plumbing: SQLAlchemy rows, git, hints, health,
                                      the Xet CAS (xorbs, shards, reconstructions)
     3  builder, metrics              build packs, plans, environments and images; every metric (it reads the db)
@@ -27,7 +28,7 @@ from __future__ import annotations
 #: bottom to top; a name is a top-level module or package under ``spaces``
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"errors"}),
-    frozenset({"domain"}),
+    frozenset({"domain", "durable"}),
     frozenset({"db", "storage", "bus", "ops", "xet"}),
     frozenset({"builder", "metrics"}),
     frozenset({"runtime"}),

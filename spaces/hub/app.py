@@ -35,6 +35,7 @@ from spaces.services.buckets import BucketService
 from spaces.services.logs import LogBus
 from spaces.services.spaces import SpaceHooks, SpaceService
 from spaces.settings import Settings
+from spaces.xet.gc import sweep_temporaries
 
 log = logging.getLogger("spaces")
 
@@ -102,6 +103,7 @@ def build_hub(settings: Settings, *, hooks: SpaceHooks | None = None, capacity: 
                                     on_change=spaces.settings_changed,
                                     repo_exists=_repo_reader(lambda repo_type: made[0].store(repo_type))))
     made.append(hub)
+    sweep_temporaries(hub.xet, SPOOL_STALE_S)  # Xet uploads cut short by a crash
     return hub
 
 

@@ -16,7 +16,7 @@ from spaces.services.repos import RepoService
 from spaces.services.spaces import SpaceService
 from spaces.settings import Settings
 from spaces.storage.objects import ObjectStore
-from spaces.xet.store import XetStore
+from spaces.xet.store import XetStore, xet_root
 
 #: the hub's base URL as the current request reached it (used when SPACES_PUBLIC_URL is not set)
 request_base: ContextVar[str | None] = ContextVar("request_base", default=None)
@@ -53,7 +53,7 @@ class Hub:
         self.models = RepoService(self.spaces.repos_root, "model")
         self.datasets = RepoService(self.spaces.repos_root, "dataset")
         self.webhooks = webhooks.Sender(private_targets=self.settings.webhooks_private_targets)
-        self.xet = XetStore(self.settings.data_path / "xet")
+        self.xet = XetStore(xet_root(self.settings.data_path))
         self.objects = self.spaces.objects
 
     def announce(self, s, row, kind: str, domain: str, action: str, scope: str, **extra) -> None:  # noqa: ANN001, ANN003

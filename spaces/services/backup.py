@@ -8,13 +8,19 @@ What a backup holds (``DIR`` is created 0700; everything in it is as secret as t
     repos/{type}s/{id}.bundle  the same for each model and dataset repository
     repos/{...}.lfs        the Git LFS objects the repository may read, one sha256 a line (absent: none)
     lfs/objects/ab/cd/{sha256}  each of those objects once (``spaces.storage.objects``)
+    xet/                   for those objects that came through Xet: their file records, the xorbs these name and
+                           the sha256 -> Xet hash links (``spaces.xet.store``'s layout; dedupe entries are rebuilt)
     secret_key             the key that signs cookies (when the instance keeps it in its data dir)
 
 Consistency. The rows are read in one snapshot (SQLite: the online backup API copies the file first; PostgreSQL: one
 REPEATABLE READ transaction), the repositories after it. A push that lands between the two is in a bundle but not in
 the rows; the restore therefore points each Space's ``main`` at the commit its row names, so the copy is the
 instance as it was at the snapshot (later commits stay in the repository, unreferenced). A Space deleted between the
-two has no repository left: the backup fails, naming it, and is run again.
+two has no repository left: the backup fails, naming it, and is run again. Large files are copied after the
+snapshot too: stored by content, they never change, and the Xet garbage collector (``spaces gc``) waits while a
+backup runs, so what the snapshot's commits name is still there (what came after it is carried, unreferenced, and
+collected on the restored instance). A file whose Xet data is incomplete is carried as its LFS object alone: the
+restored hub serves it without Xet, as it serves a file uploaded through git-lfs.
 
 Restore writes into an instance that has never served (an empty database, or one migrated but without accounts),
 while it is not running. Rows are written at the backup's schema revision, then Alembic brings them to this
@@ -37,7 +43,7 @@ import shutil
 import sqlite3
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from sqlalchemy import Connection, DateTime, LargeBinary, MetaData, create_engine, insert, select, text
@@ -46,6 +52,8 @@ from spaces.db.session import alembic_config, make_engine, migrate
 from spaces.errors import BadRequest, SpacesError
 from spaces.storage._gitcmd import run_git
 from spaces.storage.objects import LocalObjectStore, RepoObjects, objects_root, put
+from spaces.xet import service as xet_service
+from spaces.xet.store import XetStore, xet_root
 
 FORMAT = 1
 SKIP_TABLES = {"alembic_version"}
@@ -69,14 +77,18 @@ def backup(db_url: str, repos: Path, data_dir: Path, dest: Path, *, signing_key_
     (dest / "db").mkdir(mode=0o700)
     (dest / "repos").mkdir(mode=0o700)
     taken = _now()
-    with _snapshot(db_url) as conn:
-        revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        counts, shas = _dump_rows(conn, dest / "db")
-        dialect = conn.dialect.name
-    for space_id, sha in shas.items():
-        (dest / "repos" / space_id).parent.mkdir(mode=0o700, exist_ok=True)
-        _bundle(repos / f"{space_id}.git", dest / "repos" / f"{space_id}.bundle", space_id, sha)
-        _save_objects(repos, repos / f"{space_id}.git", dest, space_id)
+    xet = XetStore(xet_root(data_dir)) if xet_root(data_dir).is_dir() else None
+    with xet.pinned() if xet is not None else nullcontext():  # nothing is collected until every object is copied
+        with _snapshot(db_url) as conn:
+            revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            counts, shas = _dump_rows(conn, dest / "db")
+            dialect = conn.dialect.name
+        for space_id, sha in shas.items():
+            (dest / "repos" / space_id).parent.mkdir(mode=0o700, exist_ok=True)
+            _bundle(repos / f"{space_id}.git", dest / "repos" / f"{space_id}.bundle", space_id, sha)
+            oids = _save_objects(repos, repos / f"{space_id}.git", dest, space_id)
+            if xet is not None:
+                _save_xet(xet, dest, oids)
     key = data_dir / "secret_key"
     if signing_key_file and key.is_file():
         _private_copy(key, dest / "secret_key")
@@ -156,18 +168,49 @@ def _bundle(repo: Path, out: Path, space_id: str, sha: str | None) -> None:
         raise BackupError(f"Space {space_id} records commit {sha}, which its repository lacks; run `git fsck` there.")
 
 
-def _save_objects(repos: Path, repo: Path, dest: Path, space_id: str) -> None:
+def _save_objects(repos: Path, repo: Path, dest: Path, space_id: str) -> list[str]:
     """The repository's LFS links as a list, and each object it names into the backup once (copied: a backup
-    outlives the disk it was taken from)."""
+    outlives the disk it was taken from); the objects' sha256s."""
     oids = RepoObjects(repo).oids()
     if not oids:
-        return
+        return []
     store, saved = LocalObjectStore(objects_root(repos)), LocalObjectStore(dest / "lfs" / "objects")
     for oid in oids:
         if store.exists(oid) and not saved.exists(oid):
             saved.path(oid).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             shutil.copyfile(store.path(oid), saved.path(oid))
     _write_private(dest / "repos" / f"{space_id}.lfs", "".join(f"{oid}\n" for oid in oids))
+    return oids
+
+
+def _save_xet(xet: XetStore, dest: Path, oids: list[str]) -> None:
+    """The Xet file of each LFS object that came through Xet, and every xorb it names, into the backup once."""
+    saved = None
+    for oid in oids:
+        h = xet.xet_hash_of(oid)
+        rec = xet.get_file(h) if h is not None else None
+        if rec is None or rec.sha256 != oid:
+            continue  # uploaded through git-lfs or as a regular file, or not whole: the LFS object alone
+        xorbs = list(dict.fromkeys(t[0] for t in rec.terms))
+        indexes = [xet.xorb_index(x) for x in xorbs]
+        if None in indexes:
+            continue
+        if saved is None:
+            (dest / "xet").mkdir(mode=0o700, exist_ok=True)
+            saved = XetStore(dest / "xet")
+        if saved.get_file(h) is None:
+            for x, idx in zip(xorbs, indexes):
+                if not saved.has_xorb(x):
+                    saved.put_xorb(_spool_copy(saved, xet.xorb_path(x)), idx)
+            saved.put_file(rec)
+        saved.link_sha256(oid, h)
+
+
+def _spool_copy(store: XetStore, path: Path) -> str:
+    """A copy of ``path`` in ``store``'s spool, for its ``put_xorb`` (or ``service.upload_xorb``) to move in."""
+    with store.spool() as spool, open(path, "rb") as f:
+        shutil.copyfileobj(f, spool, 1 << 20)
+    return spool.name
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -189,19 +232,23 @@ def restore(db_url: str, repos: Path, data_dir: Path, src: Path) -> dict:
     shas = _restart_spaces(db_url, manifest["created_at"])
     shas.update(_repo_shas(db_url))
     repos.mkdir(parents=True, exist_ok=True)
+    saved = XetStore(src / "xet") if (src / "xet").is_dir() else None
+    xet = XetStore(xet_root(data_dir)) if saved is not None else None
     for space_id, sha in shas.items():
         _unbundle(src / "repos" / f"{space_id}.bundle", repos / f"{space_id}.git", sha)
-        _load_objects(src, space_id, repos, repos / f"{space_id}.git")
+        oids = _load_objects(src, space_id, repos, repos / f"{space_id}.git")
+        if saved is not None and xet is not None:
+            _load_xet(saved, xet, oids)
     if (src / "secret_key").is_file() and not (data_dir / "secret_key").exists():
         data_dir.mkdir(parents=True, exist_ok=True)
         _private_copy(src / "secret_key", data_dir / "secret_key")
     return manifest
 
 
-def _load_objects(src: Path, space_id: str, repos: Path, repo: Path) -> None:
+def _load_objects(src: Path, space_id: str, repos: Path, repo: Path) -> list[str]:
     listing = src / "repos" / f"{space_id}.lfs"
     if not listing.is_file() or not repo.is_dir():
-        return
+        return []
     saved, store, links = LocalObjectStore(src / "lfs" / "objects"), LocalObjectStore(objects_root(repos)), \
         RepoObjects(repo)
     for oid in listing.read_text().split():
@@ -209,6 +256,25 @@ def _load_objects(src: Path, space_id: str, repos: Path, repo: Path) -> None:
             with open(saved.path(oid), "rb") as f:  # verified on the way in, as any upload
                 put(store, oid, saved.size(oid), iter(lambda: f.read(1 << 20), b""))
         links.link(oid)
+    return listing.read_text().split()
+
+
+def _load_xet(saved: XetStore, xet: XetStore, oids: list[str]) -> None:
+    """Each object's Xet file back, its xorbs verified on the way in as an upload's are, so the restored hub serves
+    them through Xet as the old one did."""
+    for oid in oids:
+        h = saved.xet_hash_of(oid)
+        rec = saved.get_file(h) if h is not None else None
+        if rec is None or rec.sha256 != oid:
+            continue
+        if xet.get_file(h) is None:
+            xorbs = list(dict.fromkeys(t[0] for t in rec.terms))
+            for x in xorbs:
+                path = saved.xorb_path(x)
+                if not xet.has_xorb(x) and path.is_file():
+                    xet_service.upload_xorb(xet, x, _spool_copy(xet, path), path.stat().st_size)
+            xet_service.adopt_file(xet, rec, xorbs)
+        xet.link_sha256(oid, h)
 
 
 def _read_manifest(src: Path) -> dict:

@@ -604,6 +604,24 @@ class GitRepo:
                 found[oid] = pointer
         return found
 
+    def referenced_lfs_oids(self) -> set[str]:
+        """The sha256 of every LFS pointer in a commit that some ref (branch, tag, pull request) reaches, history
+        included: what the repository still needs of the large-file stores. Only blobs small enough to be a
+        pointer are read; a commit no ref reaches (squashed away, a branch deleted) counts for nothing."""
+        listed = self._git("rev-list", "--all", "--objects", "--no-object-names",
+                           f"--filter=blob:limit={MAX_POINTER_SIZE + 1}")
+        if not listed.strip():
+            return set()
+        kinds = self._git("cat-file", "--batch-check=%(objectname) %(objecttype)", input=listed)
+        blobs = [line.split(" ")[0] for line in kinds.decode().splitlines() if line.endswith(" blob")]
+        found = set()
+        for i in range(0, len(blobs), 10_000):  # at most ~10 MB of small blobs in memory at once
+            for data in self.read_blobs(blobs[i:i + 10_000]).values():
+                pointer = parse_pointer(data)
+                if pointer is not None:
+                    found.add(pointer.oid)
+        return found
+
     def log(self, rev: str, *, limit: int = 50, skip: int = 0, path: str | None = None) -> list[CommitInfo]:
         """Commits reachable from ``rev``, newest first; with ``path``, only those touching it."""
         sha = self._rev(rev)

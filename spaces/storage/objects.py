@@ -14,7 +14,8 @@ Contract:
 * ``exists(oid)``, ``size(oid)`` (None when absent) and ``open(oid, start, end)`` (an iterator of chunks of bytes
   ``start..end`` inclusive; raises ``LfsObjectMissing`` when absent) never block on a writer: objects are written
   under a temporary name and renamed into place whole, so a reader sees all of an object or none of it.
-* Objects are never deleted by the hub (no garbage collection yet): deleting a repository drops its links only.
+* Objects are never deleted by the hub (no garbage collection of LFS objects yet; ``spaces gc`` collects the Xet
+  data only): deleting a repository drops its links only.
 
 Which repository may read which object is :class:`RepoObjects`: a link per (repository, object), made when a
 client that can write the repository uploads the object's bytes (or the hub writes them in a commit). Without the
@@ -31,6 +32,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
+from spaces import durable
 from spaces.domain.lfs import check_oid
 from spaces.errors import BadRequest, LfsObjectMissing
 
@@ -102,9 +104,8 @@ class _LocalWriter:
             os.fsync(self.file.fileno())
             self.file.close()
             self.file = None
-            dest = self.store.path(self.oid)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self.tmp, dest)  # whole or not at all; a concurrent equal upload replaces equal bytes
+            # whole or not at all, and still there after a crash; a concurrent equal upload replaces equal bytes
+            durable.publish(self.tmp, self.store.path(self.oid))
             return True
         finally:
             self.abort()
@@ -182,10 +183,7 @@ class RepoObjects:
 
     def link(self, oid: str) -> None:
         check_oid(oid)
-        marker = self.dir / oid[:2] / oid
-        if not marker.exists():
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
+        durable.touch(self.dir / oid[:2] / oid)  # an upload answered gives the repository the object for good
 
     def linked(self, oid: str) -> bool:
         check_oid(oid)

@@ -7,6 +7,7 @@ them), or whose file hash is not the one its chunks give (``register_shard``).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 
@@ -24,11 +25,13 @@ class Registered:
 def upload_xorb(store: XetStore, expected: bytes, spooled: str, size: int) -> bool:
     """Verify a spooled xorb and keep it; True when it was new. The spool file is consumed either way."""
     try:
-        if store.has_xorb(expected):
-            return False
-        with open(spooled, "rb") as f:
-            index = xorb.verify_file(expected, f, size)
-        return store.put_xorb(spooled, index)
+        with store.pinned():  # the collector never removes a xorb a client was just told is stored
+            if store.has_xorb(expected):
+                store.touch_xorb(expected)
+                return False
+            with open(spooled, "rb") as f:
+                index = xorb.verify_file(expected, f, size)
+            return store.put_xorb(spooled, index)
     finally:
         if os.path.exists(spooled):
             os.unlink(spooled)
@@ -60,7 +63,14 @@ def _check_file(store: XetStore, f: shard.FileInfo, indexes: dict) -> FileRecord
 def register_shard(store: XetStore, body: bytes, before_commit=None) -> Registered:  # noqa: ANN001
     """Check every file of an uploaded shard against the stored xorbs, then record them (all or nothing) and
     the new xorbs' dedupe-eligible chunks. ``before_commit(records)`` runs between the two (the hub's checks of
-    what the chunks cannot prove, the sha256); when it raises, nothing is recorded."""
+    what the chunks cannot prove, the sha256); when it raises, nothing is recorded. The files it records are young
+    (a file registered again is made young again), so the collector (``spaces.xet.gc``), which waits until this is
+    done, keeps them and the xorbs they name."""
+    with store.pinned():
+        return _register_shard(store, body, before_commit)
+
+
+def _register_shard(store: XetStore, body: bytes, before_commit) -> Registered:  # noqa: ANN001
     parsed = shard.parse(body)
     indexes: dict = {}
     records = [_check_file(store, f, indexes) for f in parsed.files]
@@ -72,23 +82,65 @@ def register_shard(store: XetStore, body: bytes, before_commit=None) -> Register
     new = False
     for rec in records:
         new = store.put_file(rec) or new
-        first_xorb, first_chunk = rec.terms[0][0], rec.terms[0][1]
-        idx = indexes[first_xorb]
-        store.put_dedupe(idx.chunks[first_chunk].hash, first_xorb)
+        _dedupe_first_chunk(store, rec, indexes)
     for x in parsed.xorbs:
-        idx = indexes.get(x.hash) or store.xorb_index(x.hash)
-        for c in idx.chunks:
-            if hashing.dedupe_eligible(c.hash):
-                store.put_dedupe(c.hash, x.hash)
+        _dedupe_xorb(store, indexes.get(x.hash) or store.xorb_index(x.hash))
     return Registered(records, new)
 
 
+def _dedupe_first_chunk(store: XetStore, rec: FileRecord, indexes: dict) -> None:
+    first_xorb, first_chunk = rec.terms[0][0], rec.terms[0][1]
+    store.put_dedupe(indexes[first_xorb].chunks[first_chunk].hash, first_xorb)
+
+
+def _dedupe_xorb(store: XetStore, idx: xorb.XorbIndex) -> None:
+    for c in idx.chunks:
+        if hashing.dedupe_eligible(c.hash):
+            store.put_dedupe(c.hash, idx.hash)
+
+
+def adopt_file(store: XetStore, rec: FileRecord, xorbs: list[bytes]) -> bool:
+    """Register a file record that comes from a backup, not from a client's shard: its terms must name chunks of
+    the stored (verified) xorbs, they must hash to the file's hash, and its bytes to its sha256, as an upload's
+    must. ``xorbs``: the xorbs the backup carried along with it (their dedupe entries are rebuilt, as a shard's
+    upload makes them). True when the file is new to the store; BadRequest, and nothing recorded, otherwise."""
+    name = hashing.to_hex(rec.hash)
+    indexes: dict = {}
+    chunks: list[tuple[bytes, int]] = []
+    for xh, a, b, n in rec.terms:
+        idx = indexes.get(xh) or store.xorb_index(xh)
+        if idx is None or not 0 <= a < b <= len(idx.chunks):
+            raise BadRequest(f"Xet file {name} names chunks that no stored xorb holds.")
+        indexes[xh] = idx
+        span = idx.chunks[a:b]
+        if sum(c.length for c in span) != n:
+            raise BadRequest(f"Xet file {name}: a term's length is not the length of its chunks.")
+        chunks.extend((c.hash, c.length) for c in span)
+    if not rec.terms or hashing.file_hash(chunks) != rec.hash or sum(n for *_, n in rec.terms) != rec.size:
+        raise BadRequest(f"Xet file {name} is not the file its chunks make.")
+    if rec.sha256 is not None:
+        digest = hashlib.sha256()
+        for block in read_file(store, rec):
+            digest.update(block)
+        if digest.hexdigest() != rec.sha256:
+            raise BadRequest(f"Xet file {name}: its bytes do not hash to sha256:{rec.sha256}.")
+    new = store.put_file(rec)
+    _dedupe_first_chunk(store, rec, indexes)
+    for xh in xorbs:
+        if (idx := indexes.get(xh) or store.xorb_index(xh)) is not None:
+            _dedupe_xorb(store, idx)
+    return new
+
+
 def dedupe_shard(store: XetStore, chunk: bytes) -> bytes:
-    """The dedupe answer for a chunk: a shard describing the xorb that holds it, or 404."""
-    xh = store.get_dedupe(chunk)
-    idx = store.xorb_index(xh) if xh else None
-    if idx is None:
-        raise NotFound("No stored xorb holds that chunk.")
+    """The dedupe answer for a chunk: a shard describing the xorb that holds it, or 404. The xorb is made young
+    again: the client's shard may name it without uploading it."""
+    with store.pinned():
+        xh = store.get_dedupe(chunk)
+        idx = store.xorb_index(xh) if xh else None
+        if idx is None:
+            raise NotFound("No stored xorb holds that chunk.")
+        store.touch_xorb(xh)
     cas, pos = [], 0
     for c in idx.chunks:
         cas.append(shard.CasChunk(c.hash, pos, c.length))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import stat
 import tempfile
@@ -21,6 +22,7 @@ INDEX_V1 = b"<!doctype html><h1>v1</h1>"
 INDEX_V2 = b"<!doctype html><h1>v2</h1>"
 INDEX_LATE = b"<!doctype html><h1>after the backup</h1>"
 WEIGHTS = bytes(range(256)) * 64
+XET_DATA = os.urandom(3 << 20)
 
 
 @pytest.fixture(params=DATABASES)
@@ -73,6 +75,11 @@ def test_backup_then_restore_finds_every_space_commit_secret_and_setting(instanc
         alice.api.upload_file(path_or_fileobj=WEIGHTS + kind.encode(), path_in_repo="w.bin", repo_id=public_id,
                               repo_type=kind)
     assert alice.api.get_paths_info(public_id, ["w.bin"])[0].lfs is not None
+    # a large file through Xet, the default client's way (hf_xet): several chunks, one xorb or more
+    (tmp_path / "big.bin").write_bytes(XET_DATA)
+    alice.api.upload_file(path_or_fileobj=str(tmp_path / "big.bin"), path_in_repo="big.bin", repo_id=public_id)
+    xet_hash = alice.api.get_paths_info(public_id, ["big.bin"])[0].xet_hash
+    assert xet_hash
 
     dest = tmp_path / "backup"
     source.cli("backup", str(dest))
@@ -107,6 +114,7 @@ def test_backup_then_restore_finds_every_space_commit_secret_and_setting(instanc
                 assert http.get(f"{prefix}/{public_id}/resolve/main/kind.txt").content == kind.encode()
                 assert http.get(f"{prefix}/{public_id}/resolve/main/w.bin").content == WEIGHTS + kind.encode()
         assert variables["MODE"]["value"] == "demo"
+        _assert_served_through_xet(target, alice, public_id, xet_hash, tmp_path)
         assert api.dataset_info(public_id).private is True
         assert _secret(target_dir, target_url, private_id) == {"API_KEY": "s3cret-value"}
         # every Space is built again and runs as after a push
@@ -133,6 +141,23 @@ def test_restore_refuses_what_is_not_a_backup(tmp_path) -> None:  # noqa: ANN001
     said = " ".join(res.stderr.split())
     assert res.returncode == 1 and "is not a backup" in said and "Traceback" not in said, said
     assert not (tmp_path / "data" / "spaces.db").exists()
+
+
+def _assert_served_through_xet(target, alice, repo_id: str, xet_hash: str, tmp_path: Path) -> None:  # noqa: ANN001
+    """The restored hub serves a file uploaded through Xet before the backup through Xet again: resolve sends the
+    client there (X-Xet-Hash), the default client downloads it byte-exact, and hf_xet rebuilds it from the restored
+    CAS alone (reconstruction and xorb fetches, no LFS download)."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    from e2e.test_xet import download
+
+    meta = get_hf_file_metadata(hf_hub_url(repo_id, "big.bin", endpoint=target.url), token=alice.token)
+    assert meta.xet_file_data is not None and meta.xet_file_data.file_hash == xet_hash
+    got = HfApi(endpoint=target.url, token=alice.token).hf_hub_download(repo_id, "big.bin", cache_dir=tmp_path / "c")
+    assert Path(got).read_bytes() == XET_DATA
+    info = type("XetInfo", (), {"hash": xet_hash, "file_size": len(XET_DATA)})
+    download(target, alice, repo_id, info, tmp_path / "through-xet.bin")
+    assert (tmp_path / "through-xet.bin").read_bytes() == XET_DATA
 
 
 def _secret(data_dir: Path, url: str | None, repo_id: str) -> dict[str, str]:

@@ -205,3 +205,70 @@ def test_declared_sha256_is_checked_before_anything_is_linked(server, alice, mod
         assert httpx.head(f"{cas}/v1/files/{fid}", headers=auth2).status_code == 404
     finally:
         alice.api.delete_repo(other, repo_type="model")
+
+
+def test_gc_removes_what_no_commit_references_and_keeps_uploads_in_progress(tmp_path) -> None:  # noqa: ANN001
+    """``spaces gc`` on a live server, files uploaded with the default client: a file deleted stays while the
+    history has it; squashed away, and a repository deleted, their xorbs go once older than the grace period; a
+    file still committed downloads through Xet byte-exact after; a xorb whose shard is still to come stays, and
+    its shard is then accepted."""
+    from harness import DATABASES, make_actor, start_server
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from unit.test_xet_core import make_shard, make_xorb
+    from unit.test_xet_gc import age
+
+    from spaces.xet import hashing
+    from spaces.xet.store import XetStore
+
+    srv = start_server(DATABASES[0])  # of its own: the collector sees every repository of the instance
+    try:
+        alice = make_actor(srv, "alice")
+        keep_id, gone_id = f"alice/{unique('gck')}", f"alice/{unique('gcg')}"
+        data = {name: os.urandom(2 << 20) for name in ("keep", "dropped", "other")}
+        for repo_id, names in ((keep_id, ("keep", "dropped")), (gone_id, ("other",))):
+            alice.api.create_repo(repo_id)
+            for name in names:
+                (tmp_path / f"{name}.bin").write_bytes(data[name])
+                alice.api.upload_file(path_or_fileobj=str(tmp_path / f"{name}.bin"), path_in_repo=f"{name}.bin",
+                                      repo_id=repo_id)
+        hashes = {p.path: p.xet_hash for p in alice.api.get_paths_info(keep_id, ["keep.bin", "dropped.bin"])}
+        hashes["other.bin"] = alice.api.get_paths_info(gone_id, ["other.bin"])[0].xet_hash
+        store = XetStore(srv.data_dir / "xet")
+        xorbs = {name: {t[0] for t in store.get_file(hashing.from_hex(h)).terms} for name, h in hashes.items()}
+        doomed = (xorbs["dropped.bin"] | xorbs["other.bin"]) - xorbs["keep.bin"]
+        assert doomed and all(store.has_xorb(x) for x in doomed)
+
+        alice.api.delete_file("dropped.bin", keep_id)
+        age(store)
+        srv.cli("gc", "--grace-hours", "1")
+        assert all(store.has_xorb(x) for x in doomed)  # the history still has dropped.bin
+
+        alice.api.super_squash_history(keep_id)
+        alice.api.delete_repo(gone_id)
+        age(store)
+        chunks = [os.urandom(9000) for _ in range(3)]  # an upload in progress: its xorb is stored, its shard not yet
+        xh, body = make_xorb(chunks)
+        tok = httpx.get(f"{srv.url}/api/models/{keep_id}/xet-write-token/main", headers=alice.headers).json()
+        auth = {"authorization": f"Bearer {tok['accessToken']}"}
+        assert httpx.post(f"{tok['casUrl']}/v1/xorbs/default/{hashing.to_hex(xh)}", content=body,
+                          headers=auth).json() == {"was_inserted": True}
+        said = srv.cli("gc", "--grace-hours", "1", "--dry-run").stderr
+        assert "would remove" in said and all(store.has_xorb(x) for x in doomed)
+        said = " ".join(srv.cli("gc", "--grace-hours", "1").stderr.split())
+        assert f"removed {len(doomed)} xorbs" in said, said
+        assert not any(store.has_xorb(x) or store.xorb_path(x).exists() for x in doomed)
+        assert all(store.has_xorb(x) for x in xorbs["keep.bin"]) and store.has_xorb(xh)
+        assert store.get_file(hashing.from_hex(hashes["dropped.bin"])) is None
+
+        meta = get_hf_file_metadata(hf_hub_url(keep_id, "keep.bin", endpoint=srv.url), token=alice.token)
+        assert meta.xet_file_data is not None
+        got = alice.api.hf_hub_download(keep_id, "keep.bin", cache_dir=tmp_path / "c")
+        assert Path(got).read_bytes() == data["keep"]
+        info = type("XetInfo", (), {"hash": hashes["keep.bin"], "file_size": len(data["keep"])})
+        download(srv, alice, keep_id, info, tmp_path / "through-xet.bin")
+        assert (tmp_path / "through-xet.bin").read_bytes() == data["keep"]
+        shard_body = make_shard([(chunks, xh, [(0, 3)])], [(xh, chunks)],
+                                sha=hashing.from_hex(hashlib.sha256(b"".join(chunks)).hexdigest()))
+        assert httpx.post(f"{tok['casUrl']}/v1/shards", content=shard_body, headers=auth).status_code == 200
+    finally:
+        srv.stop()

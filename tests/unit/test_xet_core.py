@@ -12,7 +12,7 @@ import pytest
 
 from spaces.errors import BadRequest, NotFound, RangeNotSatisfiable
 from spaces.xet import hashing, service, shard, xorb
-from spaces.xet.store import XetStore
+from spaces.xet.store import FileRecord, XetStore
 
 
 def group4(data: bytes) -> bytes:
@@ -238,3 +238,38 @@ def test_a_refusal_before_commit_records_nothing(store: XetStore) -> None:
         service.register_shard(store, body, refuse)
     assert not any((store.root / "files").rglob("*.json")) and not any((store.root / "dedupe").rglob("*"))
     assert service.register_shard(store, body).new
+
+
+@pytest.mark.parametrize("damage", [None, "file-hash", "sha256", "length", "past-end", "no-xorb"])
+def test_adopt_file_checks_a_record_from_a_backup(tmp_path, damage: str | None) -> None:  # noqa: ANN001
+    """A restore registers file records without a shard: they are checked against the (verified) xorbs as a
+    shard's files are, their bytes against their sha256, and the dedupe entries come back as an upload makes."""
+    old = XetStore(tmp_path / "old")
+    chunks = [os.urandom(700 + i) for i in range(6)]
+    xh = _upload(old, chunks)
+    data = b"".join(chunks)
+    body = make_shard([(chunks, xh, [(0, 6)])], [(xh, chunks)], sha=hashing.from_hex(hashlib.sha256(data).hexdigest()))
+    rec = service.register_shard(old, body).files[0]
+    new = XetStore(tmp_path / "new")
+    _upload(new, chunks)
+    if damage == "file-hash":
+        rec = FileRecord(hashing.chunk_hash(b"lie"), rec.size, rec.sha256, rec.terms)
+    elif damage == "sha256":
+        rec = FileRecord(rec.hash, rec.size, hashlib.sha256(b"other").hexdigest(), rec.terms)
+    elif damage == "length":
+        rec = FileRecord(rec.hash, rec.size, rec.sha256, [(xh, 0, 6, rec.size + 1)])
+    elif damage == "past-end":
+        rec = FileRecord(rec.hash, rec.size, rec.sha256, [(xh, 0, 7, rec.size)])
+    elif damage == "no-xorb":
+        rec = FileRecord(rec.hash, rec.size, rec.sha256, [(hashing.chunk_hash(b"x"), 0, 6, rec.size)])
+    if damage is not None:
+        with pytest.raises(BadRequest):
+            service.adopt_file(new, rec, [xh])
+        assert not any((new.root / "files").rglob("*.json")) and not any((new.root / "dedupe").rglob("*"))
+        return
+    assert service.adopt_file(new, rec, [xh]) and not service.adopt_file(new, rec, [xh])
+    assert b"".join(service.read_file(new, new.get_file(rec.hash))) == data
+    answer, _ = shard.parse_dedupe(service.dedupe_shard(new, hashing.chunk_hash(chunks[0])))
+    assert answer[0].hash == xh
+    assert sorted(p.name for p in (new.root / "dedupe").rglob("*") if p.is_file()) == \
+        sorted(p.name for p in (old.root / "dedupe").rglob("*") if p.is_file())
