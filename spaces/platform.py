@@ -293,6 +293,7 @@ class Platform:
         self.hub = hub = build_hub(settings, hooks=hooks, capacity=self.capacity, flavors=self.catalog,
                                      bus=self.bus)
         self.db = hub.db
+        hub.app_api.routes = self.routes  # the hub reads a running Gradio app's endpoints at its upstream
         self.health = Health()
         self.health.add("database", self._database_answers)
         if isinstance(self.bus, RedisBus):
@@ -480,6 +481,7 @@ class Platform:
     def _deleted(self, space_id: str, subdomain: str, instance: dict) -> None:
         if self.routes is not None:
             self.routes.delete(subdomain)  # the name answers 404 at once, wherever the controller is
+        self.hub.app_api.forget(space_id)
         self.bus.publish("deleted", {"space_id": space_id, "subdomain": subdomain, "instance": instance})
 
     def _moved(self, space_id: str, subdomain: str) -> None:
