@@ -575,7 +575,7 @@ class Platform:
         self.routes.put(update.subdomain, Route(update.space_id, update.upstream, update.state, update.private,
                                                 update.owner_id, update.message, update.title, update.stage,
                                                 static_root=update.static_root or "",
-                                                app_file=update.app_file or ""))
+                                                app_file=update.app_file or "", reason=update.reason))
         if update.state == "running" and self._route_states.get(update.space_id) != "running":
             self.bus.publish("ready", {"space_id": update.space_id})  # wakes waiting in proxies elsewhere
         self._route_states[update.space_id] = update.state
