@@ -92,6 +92,8 @@ class AppApi:
         try:
             info = await fetch_info(upstream, self.timeout)
         except (httpx.HTTPError, ValueError, TimeoutError, asyncio.TimeoutError) as exc:
+            if len(self._failed) > 10_000:  # a long-lived hub with many broken apps: start the count over
+                self._failed.clear()
             self._failed[(space_id, revision)] = time.monotonic()
             log.info("the endpoints of Space %s could not be read: %s", space_id, exc)
             return None
