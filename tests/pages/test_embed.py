@@ -35,7 +35,7 @@ def test_snippets_name_this_hubs_addresses(web, pages_server: Server) -> None:  
 def test_only_gradio_spaces_get_gradio_snippets(web) -> None:  # noqa: ANN001
     w = web()
     w.sign_up()
-    for sdk in ("static", "docker"):
+    for sdk in ("streamlit", "static", "docker"):
         repo_id = f"{w.name}/{unique(sdk)}"
         w.api().create_repo(repo_id, repo_type="space", space_sdk=sdk)
         page = w.get(f"/spaces/{repo_id}/embed").text
