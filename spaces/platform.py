@@ -293,6 +293,7 @@ class Platform:
         self.hub = hub = build_hub(settings, hooks=hooks, capacity=self.capacity, flavors=self.catalog,
                                      bus=self.bus)
         self.db = hub.db
+        hub.app_api.routes = self.routes  # the hub reads a running Gradio app's endpoints at its upstream
         self.health = Health()
         self.health.add("database", self._database_answers)
         if isinstance(self.bus, RedisBus):
@@ -480,6 +481,7 @@ class Platform:
     def _deleted(self, space_id: str, subdomain: str, instance: dict) -> None:
         if self.routes is not None:
             self.routes.delete(subdomain)  # the name answers 404 at once, wherever the controller is
+        self.hub.app_api.forget(space_id)
         self.bus.publish("deleted", {"space_id": space_id, "subdomain": subdomain, "instance": instance})
 
     def _moved(self, space_id: str, subdomain: str) -> None:
@@ -573,7 +575,7 @@ class Platform:
         self.routes.put(update.subdomain, Route(update.space_id, update.upstream, update.state, update.private,
                                                 update.owner_id, update.message, update.title, update.stage,
                                                 static_root=update.static_root or "",
-                                                app_file=update.app_file or ""))
+                                                app_file=update.app_file or "", reason=update.reason))
         if update.state == "running" and self._route_states.get(update.space_id) != "running":
             self.bus.publish("ready", {"space_id": update.space_id})  # wakes waiting in proxies elsewhere
         self._route_states[update.space_id] = update.state

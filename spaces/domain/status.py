@@ -7,6 +7,10 @@ one script (``spaces.js``) renders it. Nothing on a page computes a status of it
 and nothing is left showing a state the Space has left.
 
 The stepper: ``queued -> building (phase) -> starting -> running``; an error stops it at the step that failed.
+
+The proxy's own waiting page, which the App tab's frame shows while the app cannot answer yet, is drawn from the
+same :func:`derive` over what the route table carries (the stage, reason and message the reconciler recorded), so
+the frame and the page around it say the same thing.
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ PHASES: dict[str, str] = {
 FAILED_AT = {"NO_APP_FILE": "queued", "CONFIG_ERROR": "queued", "BUILD_ERROR": "building",
              "RUNTIME_ERROR": "starting"}
 WAKE_HINT = "Opening it wakes it up: the app appears below in a few seconds."
+WAKING_MESSAGE = "A visit woke it: the app opens in a few seconds."
+#: the reason the runtime records for a start that waits for room on a node (spaces.runtime.capacity)
+WAITING_FOR_CAPACITY = "waiting_for_capacity"
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,8 @@ class Observed:
     message: str = ""
     build: str | None = None
     phase: str | None = None
+    #: asleep on record, but a visit asked for it (the wake service wrote it down, or this proxy wakes it)
+    waking: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,11 +97,15 @@ def derive(o: Observed, *, sleep_after: str = "") -> Status:
     step, phase, busy, failed = _step(o)
     banner = ("sleeping" if o.stage == "SLEEPING" else "stopped") if o.stage in ASLEEP else None
     message = o.message or ""
-    if banner:
+    headline = _headline(o.stage, text, step)
+    if banner and o.waking:
+        text, tone, headline, message = "Waking up", "busy", "This Space is waking up", WAKING_MESSAGE
+    elif banner:
         message = _asleep_sentence(o.message, sleep_after)
+    elif o.reason == WAITING_FOR_CAPACITY and step == "starting":
+        headline = "This Space is waiting for room on the server"
     return Status(stage=o.stage, label=text, tone=tone, view=_view(o.stage), step=step,
-                  failed=failed, phase=phase, busy=busy, banner=banner, headline=_headline(o.stage, text, step),
-                  message=message)
+                  failed=failed, phase=phase, busy=busy, banner=banner, headline=headline, message=message)
 
 
 def _view(stage: str) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from spaces.db.session import Database
+from spaces.hub.app_api import AppApi
 from spaces.runtime.flavors import FlavorCatalog
 from spaces.services.buckets import BucketService
 from spaces.services.logs import LogBus
@@ -48,6 +49,8 @@ class Hub:
     xet: XetStore = field(init=False)
     #: large files (Git LFS objects) by sha256, stored once for every repository (spaces.storage.objects)
     objects: ObjectStore = field(init=False)
+    #: Gradio Spaces' own endpoints for their "Use via API" snippets (the platform hands it the route table)
+    app_api: AppApi = field(init=False)
 
     def __post_init__(self) -> None:
         self.models = RepoService(self.spaces.repos_root, "model")
@@ -55,6 +58,7 @@ class Hub:
         self.webhooks = webhooks.Sender(private_targets=self.settings.webhooks_private_targets)
         self.xet = XetStore(xet_root(self.settings.data_path))
         self.objects = self.spaces.objects
+        self.app_api = AppApi(self.settings.data_path / "cache" / "gradio-api")
 
     def announce(self, s, row, kind: str, domain: str, action: str, scope: str, **extra) -> None:  # noqa: ANN001, ANN003
         """Tell the webhooks watching ``row`` (a Space, model or dataset) about a change, once ``s`` commits."""

@@ -16,7 +16,7 @@ from typing import Any
 from spaces.db.models import Space
 from spaces.domain.status import Observed, Status, derive
 from spaces.hub.serialize import gc_timeout
-from spaces.services.status import observe
+from spaces.services.status import observe, waking
 
 POLL_SECONDS = 2.0
 KEEPALIVE_SECONDS = 15.0
@@ -39,7 +39,7 @@ def status_of(hub: Any, s: Any, space: Space) -> Status:
 
 def card_status(space: Space) -> Status:
     """What a card shows: the stage alone (no build phase), for the list pages' many Spaces at once."""
-    return derive(Observed(space.stage, space.stage_reason or "", space.stage_message or ""),
+    return derive(Observed(space.stage, space.stage_reason or "", space.stage_message or "", waking=waking(space)),
                   sleep_after=duration(gc_timeout(space)))
 
 

@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote
 
 from spaces import metrics
+from spaces.domain.status import WAITING_FOR_CAPACITY, Observed, Status, derive
 from spaces.proxy import pages
 from spaces.proxy.http1 import RequestHead, cookie_value
 from spaces.proxy.routes import Route, RouteTable
@@ -146,7 +147,7 @@ class Gate:
         self._ensure_wake(label, route.space_id)
         if _is_browser(req):
             self.counts.held += 1
-            page = pages.waiting_page(route.title or label, route.stage or state, self._message(route), state)
+            page = pages.waiting_page(route.title or label, *self._route_status(route))
             return Reply(pages.response(200, page, head_only=req.method == b"HEAD"), _no_body(req))
         return self._hold(req, label, route.space_id)
 
@@ -189,11 +190,18 @@ class Gate:
                                     headers=[("X-Error-Code", "RepoNotFound"),
                                              ("X-Error-Message", "Space not found.")]), _no_body(req))
 
-    def _message(self, route: Route) -> str:
+    def _route_status(self, route: Route) -> tuple[Status, str]:
+        """The Space's status as the hub's pages derive it (spaces.domain.status) from the record the route was
+        published with, so the App tab's frame and the page around it say the same; and a note of what only this
+        proxy knows: a wake that failed (a Space waiting for capacity says that, not that its wake timed out)."""
+        reason = route.reason or (WAITING_FOR_CAPACITY if pages.waiting_for_capacity(route.message) else "")
+        stage = route.stage or ("SLEEPING" if route.state == "sleeping" else "APP_STARTING")
+        # a sleeping route's page or status is only ever answered after a wake was asked for (``_ensure_wake``),
+        # which the wake service writes down at once: the hub's pages then say "waking up" too
+        status = derive(Observed(stage, reason, route.message, waking=route.state == "sleeping"))
         failed = self._wake_failed.get(route.space_id)
-        if failed and route.state != "running" and not pages.waiting_for_capacity(route.message):
-            return failed[0]  # (a Space waiting for capacity says so, not that its wake timed out)
-        return route.message or ("Waking up." if route.state == "sleeping" else "Starting the app.")
+        note = failed[0] if failed and route.state != "running" and reason != WAITING_FOR_CAPACITY else ""
+        return status, note
 
     # ---- the proxy's own endpoints on the app origin -----------------------------------------------------
     def _special(self, req: RequestHead, label: str, route: Route) -> Reply | Awaitable[Reply]:
@@ -217,10 +225,11 @@ class Gate:
             if failed is None or time.monotonic() - failed[1] > self.settings.retry_after:
                 self._ensure_wake(label, route.space_id)
         state = "starting" if route.state == "running" and route.upstream is None else route.state
-        message = self._message(route)
-        body = pages.json_body(state=state, stage=route.stage, message=message,
-                               waking=route.space_id in self._wakes, queued=pages.waiting_for_capacity(message),
-                               headline=pages.waiting_headline(route.state, message))
+        status, note = self._route_status(route)
+        body = pages.json_body(state=state, stage=status.stage, label=status.label, headline=status.headline,
+                               message=status.message, tone=status.tone, note=note,
+                               waking=route.space_id in self._wakes,
+                               queued=route.reason == WAITING_FOR_CAPACITY or pages.waiting_for_capacity(route.message))
         return Reply(pages.response(200, body, content_type="application/json"))
 
     async def _auth_ticket_check(self, req: RequestHead, route: Route, ticket: str, next_url: str) -> Reply:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import html
 import json
 
+from spaces.domain.status import Status
+
 _STYLE = """
 :root{--a:#7c3aed;--bg:#f8f7fc;--card:#fff;--t:#1f1b2e;--m:#6b6580;--b:#e4e0ef;color-scheme:light dark}
 @media(prefers-color-scheme:dark){:root{--a:#a78bfa;--bg:#100d1a;--card:#1a1627;--t:#ece9f6;--m:#a39cba;--b:#332c4a}}
@@ -30,12 +32,13 @@ animation:s .8s linear infinite}@keyframes s{to{transform:rotate(360deg)}}
 """
 
 _WAIT_SCRIPT = """
-(function(){var st=document.getElementById('st'),msg=document.getElementById('msg'),hd=document.getElementById('hd'),n=0;
+(function(){var st=document.getElementById('st'),msg=document.getElementById('msg'),hd=document.getElementById('hd'),
+nt=document.getElementById('nt'),n=0;
 function poll(){fetch('/__spaces/status',{cache:'no-store',credentials:'same-origin'}).then(function(r){return r.json()})
 .then(function(j){if(j.state==='running'){location.reload();return}
 if(j.state==='error'||j.state==='paused'){location.reload();return}
-st.textContent=j.stage||j.state;if(j.message)msg.textContent=j.message;if(j.headline)hd.textContent=j.headline;
-setTimeout(poll,n++<40?250:1000)})
+st.textContent=j.label;st.setAttribute('data-stage',j.stage);hd.textContent=j.headline;msg.textContent=j.message;
+nt.textContent=j.note||'';nt.hidden=!j.note;setTimeout(poll,n++<40?250:1000)})
 .catch(function(){setTimeout(poll,1000)})}setTimeout(poll,150)})();
 """
 
@@ -56,27 +59,22 @@ def not_found_page() -> bytes:
 
 
 def waiting_for_capacity(message: str) -> bool:
-    """Is this route message the runtime's "Waiting for <flavor> capacity: ..." (spaces.runtime.capacity)?"""
+    """Is this route message the runtime's "Waiting for <flavor> capacity: ..." (spaces.runtime.capacity)? A route
+    published before routes carried the stage's reason says so only in its message."""
     return message.startswith("Waiting for ") and " capacity: " in message
 
 
-def waiting_headline(state: str, message: str) -> str:
-    """The sentence at the top of the waiting page: a queued Space is not "waking up"."""
-    if waiting_for_capacity(message):
-        return "This Space is waiting for room on the server; the app opens here by itself once it starts."
-    if state == "sleeping":
-        return "This Space is waking up; the app opens here by itself in a moment."
-    return "This Space is starting; the app opens here by itself in a moment."
-
-
-def waiting_page(title: str, state: str, message: str, route_state: str = "sleeping") -> bytes:
+def waiting_page(title: str, status: Status, note: str = "") -> bytes:
+    """The page a browser gets while the app cannot answer yet: the Space's status as the hub's pages show it
+    (``spaces.domain.status``, the same words, element markers and stage), which the script keeps current.
+    ``note``: what this proxy alone knows (a wake that failed), shown apart from the status."""
     t = html.escape(title)
-    head = html.escape(waiting_headline(route_state, message))
-    body = (f'<h1>{t}</h1><p id="hd">{head}</p>'
-            f'<span class="stage" id="st">{html.escape(state)}</span><p id="msg">{html.escape(message)}</p>'
+    body = (f'<h1>{t}</h1><p id="hd" data-status-headline>{html.escape(status.headline)}</p>'
+            f'<span class="stage" id="st" data-stage-badge data-stage="{html.escape(status.stage)}">'
+            f'{html.escape(status.label)}</span><p id="msg" data-stage-message>{html.escape(status.message)}</p>'
+            f'<p id="nt"{"" if note else " hidden"}>{html.escape(note)}</p>'
             '<div class="spin" aria-label="waiting"></div>')
-    return _page(f"{title} - {'waiting' if waiting_for_capacity(message) else 'starting'}", body,
-                 script=_WAIT_SCRIPT)
+    return _page(f"{title} - {status.label}", body, script=_WAIT_SCRIPT)
 
 
 def error_page(title: str, stage: str, message: str, *, paused: bool = False) -> bytes:

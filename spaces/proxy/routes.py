@@ -49,6 +49,7 @@ class Route:
     #: them itself (spaces.proxy.static_routes), so ``upstream`` is not used for them
     static_root: str = ""
     app_file: str = ""
+    reason: str = ""  # the stage's reason code (``waiting_for_capacity``...): the waiting page's words come from it
 
     def __post_init__(self) -> None:
         if self.state not in STATES:

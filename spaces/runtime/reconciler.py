@@ -114,6 +114,7 @@ class RouteUpdate:
     stage: str = ""
     static_root: str | None = None  # static Spaces: the working copy the platform serves
     app_file: str | None = None
+    reason: str = ""  # the stage's reason code: the proxy's waiting page derives its words as the pages do
 
 
 class Reconciler:
@@ -376,7 +377,8 @@ class Reconciler:
                static_root: str | None = None) -> None:
         self.publish_route(RouteUpdate(space.id, space.subdomain, state, upstream, space.private, space.owner_id,
                                        message or space.stage_message, title=space.repo_id, stage=space.stage,
-                                       static_root=static_root, app_file=(space.card_data or {}).get("app_file")))
+                                       static_root=static_root, app_file=(space.card_data or {}).get("app_file"),
+                                       reason=space.stage_reason or ""))
 
     # ---- applying the actions that talk to the backend -----------------------------------------------------
     def _stop_instance(self, step: _Step, handle: Handle) -> None:
@@ -461,6 +463,10 @@ class Reconciler:
 
     def _start_new(self, step: _Step, current: Handle | None) -> None:
         s, space, artifact = step.s, step.space, step.artifact
+        if current is None:
+            # nothing serves while it starts (which may take seconds): the proxy's waiting page says now what the
+            # pages say (the stage the builder recorded), not what the route said before the build ended
+            self._route(space, RouteState.STARTING.value, None)
         try:
             handle, placement = self._act(step, lambda: self.start_instance(s, space, artifact))
         except QuotaExceeded as exc:

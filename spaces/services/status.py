@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from spaces.db.models import Build, Space
-from spaces.domain.status import Observed, phase_of
+from spaces.domain.status import ASLEEP, Observed, phase_of
 from spaces.services.logs import LogBus
 
 
@@ -18,4 +18,10 @@ def observe(s: Session, logs: LogBus, space: Space) -> Observed:
         last = logs.history(space.id, "build", 1)
         phase = phase_of(last[0].data) if last else None
     return Observed(stage=space.stage, reason=space.stage_reason or "", message=space.stage_message or "",
-                    build=build, phase=phase)
+                    build=build, phase=phase, waking=waking(space))
+
+
+def waking(space: Space) -> bool:
+    """Asleep on record, but no longer wanted asleep: a visit's wake is under way (the stage moves once the
+    reconciler acts on it)."""
+    return space.stage in ASLEEP and not space.asleep

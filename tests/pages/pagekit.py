@@ -89,6 +89,7 @@ def set_stage(server: Server, repo_id: str, stage: str, message: str = "") -> No
         with db.session() as s:
             space = s.scalar(select(Space).where(Space.key == repo_id.lower()))
             space.stage, space.stage_reason, space.stage_message = stage, "test", message
+            space.asleep = stage in ("SLEEPING", "STOPPED")  # the sleeper wants it asleep before it is
     finally:
         db.engine.dispose()
 

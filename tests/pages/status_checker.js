@@ -2,8 +2,12 @@
 // installed in every document of a Space page, it reads the page's status elements every 50 ms and records in
 // sessionStorage each contradiction (badges that disagree, the sleeping banner at the wrong stage, a step spinning
 // at a stage it is not, "queued", "building" or "sleep" said at another stage, "Your Space is ready") and the
-// sequence of stages it saw.
+// sequence of stages it saw. In the App tab's frame, the proxy's waiting page (same markers) posts what it says
+// to the page around it, which records a contradiction when the two disagree for longer than the two live feeds
+// (the hub's stream, the waiting page's poll) take to catch up, FRAME_LAG_MS; "frames" lists what the frame said.
 (() => {
+  const FRAME_LAG_MS = 3000;
+  const texts = (root, sel) => [...root.querySelectorAll(sel)].map((n) => n.innerText.trim());
   const CURRENT = {BUILDING: ["queued", "building"], RUNNING_BUILDING: ["queued", "building"],
                    APP_STARTING: ["starting"], RUNNING_APP_STARTING: ["starting"]};
   const visible = (el) => !!(el && el.offsetParent !== null && el.getClientRects().length);
@@ -16,7 +20,44 @@
     const list = JSON.parse(sessionStorage.getItem("stages") || "[]");
     if (list[list.length - 1] !== stage) { list.push(stage); sessionStorage.setItem("stages", JSON.stringify(list)); }
   };
+  const inFrame = window.top !== window;
+  let frame = null;  // {stage, label, headline, message, at}: the frame's last word
+  let apartSince = 0;
+  if (!inFrame) {
+    window.addEventListener("message", (ev) => {
+      const said = ev.data && ev.data.spacesFrameStatus;
+      if (!said) { return; }
+      frame = {...said, at: Date.now()};
+      const list = JSON.parse(sessionStorage.getItem("frames") || "[]");
+      const line = said.stage + " | " + said.label + " | " + said.headline + " | " + said.message;
+      if (list[list.length - 1] !== line && list.length < 50) {
+        list.push(line); sessionStorage.setItem("frames", JSON.stringify(list));
+      }
+    });
+  }
+  const frameCheck = () => {  // in the frame: say what this waiting page says, every tick
+    const badge = document.querySelector("[data-stage-badge]");
+    if (!badge) { return; }
+    parent.postMessage({spacesFrameStatus: {stage: badge.getAttribute("data-stage"), label: badge.innerText.trim(),
+      headline: texts(document, "[data-status-headline]")[0] || "",
+      message: texts(document, "[data-stage-message]")[0] || ""}}, "*");
+  };
+  const compareFrame = (stage, badge) => {  // around the frame: does the page say the same?
+    if (!frame || Date.now() - frame.at > 500 || !document.querySelector("#app-frame")) { apartSince = 0; return; }
+    const shown = (sel) => [...document.querySelectorAll(sel)].filter(visible).map((n) => n.innerText.trim());
+    const heads = shown("[data-status-headline]"), msgs = shown("[data-stage-message]");
+    const same = frame.stage === stage && frame.label === badge.innerText.trim()
+      && heads.includes(frame.headline) && msgs.includes(frame.message);
+    if (same) { apartSince = 0; return; }
+    apartSince = apartSince || Date.now();
+    if (Date.now() - apartSince > FRAME_LAG_MS) {
+      say("the frame says " + JSON.stringify([frame.stage, frame.label, frame.headline, frame.message]) +
+          " while the page says " + JSON.stringify([stage, badge.innerText.trim(), heads, msgs]));
+      apartSince = 0;
+    }
+  };
   const check = () => {
+    if (inFrame) { frameCheck(); return; }
     const badges = [...document.querySelectorAll("[data-stage-badge]")];
     if (!badges.length) { return; }
     const stages = new Set(badges.map((b) => b.getAttribute("data-stage")));
@@ -26,7 +67,8 @@
     const banner = document.querySelector("#sleep-notice");
     const asleep = stage === "SLEEPING" || stage === "STOPPED";
     if (visible(banner) !== asleep) { say("sleeping banner " + (asleep ? "missing" : "shown") + " at " + stage); }
-    if (visible(banner) && (banner.innerText.toLowerCase().match(/wake/g) || []).length !== 1) {
+    compareFrame(stage, badges[0]);
+    if (visible(banner) && (banner.innerText.toLowerCase().match(/wak(e|ing)/g) || []).length !== 1) {
       say("banner says wake " + banner.innerText);
     }
     const current = [...document.querySelectorAll("[data-status-stepper] li[data-state=current]")].filter(visible)

@@ -24,10 +24,22 @@ def test_snippets_name_this_hubs_addresses(web, pages_server: Server) -> None:  
     assert f'os.environ["HF_ENDPOINT"] = "{pages_server.url}"' in page and f'Client("{repo_id}")' in page
     assert f'Client.connect("{app.group(1)}")' in page
     assert f"curl -s -X POST {app.group(1)}gradio_api/call/predict" in page
+    # no app has run: the generic endpoint, and the page says why (the live app's own: tests/platform)
+    assert "The app is not running, so its endpoints could not be read" in page
     assert "ticket" not in page, "a snippet must never carry the viewer's app ticket"
     assert f"[![Space status]({pages_server.url}/spaces/{repo_id}/badge.svg)]({pages_server.url}/spaces/{repo_id})" \
         in page
     assert f'href="/spaces/{repo_id}/embed#api"' in w.get(f"/spaces/{repo_id}").text
+
+
+def test_only_gradio_spaces_get_gradio_snippets(web) -> None:  # noqa: ANN001
+    w = web()
+    w.sign_up()
+    for sdk in ("streamlit", "static", "docker"):
+        repo_id = f"{w.name}/{unique(sdk)}"
+        w.api().create_repo(repo_id, repo_type="space", space_sdk=sdk)
+        page = w.get(f"/spaces/{repo_id}/embed").text
+        assert 'id="api-curl"' in page and "gradio_client" not in page and "gradio_api" not in page, sdk
 
 
 def test_badge_shows_the_stage_and_keeps_private_spaces_private(web, pages_server: Server) -> None:  # noqa: ANN001

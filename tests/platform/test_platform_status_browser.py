@@ -59,3 +59,41 @@ def test_the_page_follows_a_first_build_a_sleep_and_a_wake(platform, alice, page
         assert "SLEEPING" in _stored(page, "stages")
     finally:
         alice.api.delete_repo(repo_id, repo_type="space")
+
+
+def test_the_frames_waiting_page_says_what_the_page_around_it_says(  # noqa: ANN001, F811
+        platform, alice, page, make_space, artifacts) -> None:
+    """The App tab's frame shows the proxy's waiting page while the app loads (and while it wakes): the checker
+    in both documents compares them, and the frame's words are the page's (issue 24: "waking up" in the frame
+    under "sleeping" on the page)."""
+    from playwright.sync_api import expect
+
+    out = artifacts / "platform"
+    out.mkdir(exist_ok=True)
+    repo_id = make_space(alice, kit.space_files(**{"README.md": kit.readme("gradio", title="Slow start"),
+                                                   "app.py": kit.app_source("slow_start.py", DELAY="20")}))
+    tab = page.context.new_page()  # a document of its own: the module's page already has a checker installed
+    try:
+        tab.add_init_script(CHECKER)
+        tab.goto(f"{platform.server.url}/spaces/{repo_id}")
+        frame = tab.frame_locator("#app-frame")
+        expect(frame.locator("[data-stage-badge]")).to_have_attribute("data-stage", "APP_STARTING", timeout=240000)
+        words = frame.locator("[data-status-headline]").inner_text()
+        expect(tab.locator("[data-status-strip] [data-status-headline]")).to_have_text(words)
+        expect(tab.locator("[data-status-strip] [data-stage-message]")).to_have_text(
+            frame.locator("[data-stage-message]").inner_text())
+        tab.screenshot(path=str(out / "status-live-frame-starting.png"))
+        badge = tab.locator(".space-head [data-stage-badge]")
+        expect(badge).to_have_attribute("data-stage", "RUNNING", timeout=120000)
+        expect(frame.get_by_label("Name")).to_be_visible(timeout=30000)  # the frame reloaded onto the app
+
+        platform.server.cli("sleep", repo_id, "--port", str(platform.port))
+        expect(tab.locator("#sleep-notice")).to_be_visible(timeout=30000)
+        tab.reload()  # the frame wakes it: page and frame say "waking up" together, then the app
+        expect(badge).to_have_attribute("data-stage", "RUNNING", timeout=60000)
+        expect(frame.get_by_label("Name")).to_be_visible(timeout=30000)
+        frames = _stored(tab, "frames")
+        assert any(line.startswith("APP_STARTING | ") for line in frames), frames
+        assert _stored(tab, "violations") == []
+    finally:
+        tab.close()

@@ -19,8 +19,6 @@ def test_the_waiting_page_of_a_queued_space_says_it_waits_for_room(proxy) -> Non
     assert status["headline"].startswith("This Space is waiting for room")
 
 
-def test_the_headline_follows_the_state() -> None:
-    assert "waking up" in pages.waiting_headline("sleeping", "Waking up.")
-    assert "is starting" in pages.waiting_headline("starting", "Starting the app.")
-    assert "waiting for room" in pages.waiting_headline("sleeping", QUEUED)
+def test_only_a_capacity_message_counts_as_waiting_for_room() -> None:
+    assert pages.waiting_for_capacity(QUEUED)
     assert not pages.waiting_for_capacity("Waiting for the builder")

@@ -74,7 +74,7 @@ def test_failed_wake_is_reported(proxy, upstreams):
         r = c.get("/headers")
         status = c.get("/__spaces/status").json()
     assert r.status_code == 503 and "Quota exceeded" in r.json()["error"]
-    assert "Quota exceeded" in status["message"]
+    assert "Quota exceeded" in status["note"]  # beside the status the pages show, not instead of it
 
 
 def test_paused_space_does_not_wake(proxy):

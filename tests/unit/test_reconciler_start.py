@@ -52,7 +52,8 @@ def test_an_unreadable_old_revision_waits_for_the_newer_build(db: Database) -> N
     space, routes = _reconcile(db, _space(db, sha=NEW, stage=SpaceStage.BUILDING))
     assert space.stage == SpaceStage.BUILDING.value
     assert space.retry_at is not None  # not retried at every sweep; the build's end clears it
-    assert not routes  # the proxy keeps showing what it showed (building)
+    # the proxy keeps showing what it showed: the build (the start's attempt said so before it began)
+    assert [(r.state, r.stage) for r in routes] == [("starting", SpaceStage.BUILDING.value)]
 
 
 def test_an_unreadable_current_revision_is_a_runtime_error(db: Database) -> None:

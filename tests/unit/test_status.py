@@ -83,6 +83,17 @@ def test_waiting_for_capacity_is_starting_with_the_queue_sentence() -> None:
     msg = "Waiting for cpu-basic capacity: 2 Spaces ahead."
     st = derive(Observed("APP_STARTING", "waiting_for_capacity", msg))
     assert (st.step, st.busy, st.message) == ("starting", True, msg)
+    assert st.headline == "This Space is waiting for room on the server"  # not "waking up", not "Starting"
+
+
+def test_a_wake_under_way_says_so_once_on_the_sleeping_banner() -> None:
+    for stage in ("SLEEPING", "STOPPED"):
+        st = derive(Observed(stage, "idle", "This Space is asleep; opening it wakes it up.", waking=True))
+        assert (st.banner, st.label, st.tone, st.headline) == (stage.lower(), "Waking up", "busy",
+                                                                "This Space is waking up")
+        assert "sleep" not in st.message.lower() and "wake" not in st.message.lower()
+        assert (st.view, st.step) == ("app", None)
+    assert derive(Observed("APP_STARTING", "starting", "Starting.", waking=True)).headline == "Starting…"
 
 
 def test_paused_is_off_the_stepper() -> None:

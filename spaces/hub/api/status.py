@@ -1,7 +1,7 @@
 """``GET /api/spaces/{o}/{n}/status``: the status every page shows (spaces.domain.status), as server-sent events
 (``event: status``, its JSON; ``event: gone`` when the Space can no longer be seen). Read like the runtime: whoever
 may see the Space, with a token or the web session's cookie. ``GET /api/status/spaces?ids=...``: the same for the
-cards of a list page, one stream for all of them. Ours, not the Hub's (the pages' script is their one reader).
+cards of a list page, one stream per MANY_MAX cards. Ours, not the Hub's (the pages' script is their one reader).
 A request that does not accept ``text/event-stream`` (curl, a script, a fuzzer) gets the status now as JSON instead
 of a stream that never ends."""
 

@@ -1,6 +1,7 @@
 """What people take a Space elsewhere with: the "Embed this Space" snippets (an iframe, Gradio's web component),
-the "Use via API" snippets (gradio_client, the JavaScript client, curl) with this hub's addresses, and a status
-badge for READMEs (``/spaces/{o}/{n}/badge.svg``: the stage as a small SVG, for whoever may see the Space)."""
+the "Use via API" snippets (gradio_client, the JavaScript client, curl) with this hub's addresses and the app's own
+endpoints (spaces.hub.app_api), and a status badge for READMEs (``/spaces/{o}/{n}/badge.svg``: the stage as a small
+SVG, for whoever may see the Space)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from html import escape
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from spaces.domain import gradio_api
+from spaces.domain.status import ASLEEP
+from spaces.hub.app_api import ApiView
 from spaces.hub.pages import space_common
 from spaces.hub.pages.render import stage_info
 from spaces.hub.pages.web import db, hub_of, render
@@ -29,7 +33,11 @@ async def embed_page(ns: str, name: str, request: Request) -> HTMLResponse:
     page = await db(request, work)
     space = page.space
     version = (space.card_data or {}).get("sdk_version") if isinstance(space.card_data, dict) else None
-    return await render(request, "space/embed.html", page=page, tab="app",
+    view = ApiView()
+    if space.sdk == "gradio":  # the app's own endpoints: kept per revision, read only from an app that runs now
+        view = await hub.app_api.view(space.id, space.subdomain, space.instance_sha or space.sha,
+                                      asleep=space.stage in ASLEEP)
+    return await render(request, "space/embed.html", page=page, tab="app", view=view, api=gradio_api,
                         app=hub.settings.app_host(space.subdomain).rstrip("/") + "/",
                         badge=hub.url(f"{page.base}/badge.svg"), space_url=hub.url(page.base),
                         gradio_version=str(version) if version else None)

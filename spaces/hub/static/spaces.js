@@ -53,20 +53,25 @@
     stream.addEventListener("gone", function () { stream.close(); });
   }
 
-  // the list pages' cards: one stream for the Spaces listed (the first 100), the same status by Space
+  // the list pages' cards: the same status by Space, one stream per MANY_MAX cards (the most one stream watches,
+  // spaces.hub.api.status.MANY_MAX: it keeps the URL short), so every card of a page follows (a page holds at most
+  // 200: two streams)
+  var MANY_MAX = 100;
   var cards = {};
   $$("[data-card-stage]").forEach(function (b) {
     var id = b.getAttribute("data-card-stage");
     (cards[id] = cards[id] || []).push(b);
   });
-  var listed = Object.keys(cards).slice(0, 100);
-  if (listed.length && window.EventSource) {
-    var many = new EventSource("/api/status/spaces?ids=" + listed.map(encodeURIComponent).join(","));
-    many.addEventListener("status", function (ev) {
-      var st;
-      try { st = JSON.parse(ev.data); } catch (e) { return; }
-      (cards[st.id] || []).forEach(function (b) { paintBadge(b, st); });
-    });
+  var listed = Object.keys(cards);
+  var paintCards = function (ev) {
+    var st;
+    try { st = JSON.parse(ev.data); } catch (e) { return; }
+    (cards[st.id] || []).forEach(function (b) { paintBadge(b, st); });
+  };
+  for (var at = 0; window.EventSource && at < listed.length; at += MANY_MAX) {
+    var batch = listed.slice(at, at + MANY_MAX);
+    new EventSource("/api/status/spaces?ids=" + batch.map(encodeURIComponent).join(","))
+      .addEventListener("status", paintCards);
   }
 
   // ---- logs over SSE -------------------------------------------------------------------------------------------
