@@ -57,6 +57,8 @@
     }
   };
   const check = () => {
+    // a document still being parsed has its badge but not yet the stepper below it: not a contradiction
+    if (document.readyState === "loading") { return; }
     if (inFrame) { frameCheck(); return; }
     const badges = [...document.querySelectorAll("[data-stage-badge]")];
     if (!badges.length) { return; }
