@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import TEMPLATES, Built, Recorder, settings
+from buildkit import TEMPLATES, Built, Recorder, settings
 
 from spaces.builder.detect import make_plan, plan_checkout
 from spaces.builder.errors import BuildConfigError, BuildFailed

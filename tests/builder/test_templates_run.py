@@ -6,7 +6,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from conftest import TEMPLATES, Built, free_port, verify
+from buildkit import TEMPLATES, Built, free_port, verify
 
 
 def checkout(name: str, tmp_path: Path) -> Path:

@@ -10,7 +10,7 @@ import time
 
 import httpx
 import pytest
-from conftest import free_port, start_process, stop_process
+from proxykit import free_port, start_process, stop_process
 
 
 def _recv_responses(sock: socket.socket, count: int) -> list[tuple[bytes, dict]]:

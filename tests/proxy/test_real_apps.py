@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import free_port, start_process, stop_process
+from proxykit import free_port, start_process, stop_process
 
 GRADIO_APP = """
 import os
