@@ -2,8 +2,8 @@
 our hub, and curl against nginx accepting (WebDAV PUT) and serving (sendfile) the same bytes, in one run.
 
 Reports: upload and download throughput and their ratios to nginx (goals: download >= 0.5x, upload >= 0.3x, the
-Xet upload including the client's chunking and hashing, and the hub's verification and rebuilding of the file
-into the LFS object store); the bytes the hub received for a re-upload with 1% of the file changed in ten places
+Xet upload including the client's chunking and hashing, and the hub's verification of the xorbs and of the
+file's sha256, read back from them); the bytes the hub received for a re-upload with 1% of the file changed in ten places
 (goal <= 5% of the file; ``spaces_xet_received_bytes_total``); the hub process's peak RSS while a file uploads
 (goal <= 256 MiB; sampled every 20 ms from /proc). Both downloads write their file to the same disk; the GET to
 /dev/null is printed too, to show what writing the file costs.
