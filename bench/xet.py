@@ -56,6 +56,19 @@ def rss_tree(pid: int) -> int:
     return total
 
 
+def cpu_tree(pid: int) -> float:
+    """CPU seconds (user + system) a process and its children have used so far: on a shared machine the
+    work done is steadier than the wall time."""
+    total = 0
+    for p in [pid, *_children(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (the 14th and 15th fields)
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _children(pid: int) -> list[int]:
     try:
         kids = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
@@ -150,14 +163,16 @@ def main() -> int:
 
             before = received(server.url)
             with PeakRss(server.proc.pid) as rss:
-                t0 = time.perf_counter()
+                t0, c0, h0 = time.perf_counter(), time.process_time(), cpu_tree(server.proc.pid)
                 info = xet_upload(server.url, token, repo_id, blob)
                 t_up = time.perf_counter() - t0
+                cpu_up = (time.process_time() - c0, cpu_tree(server.proc.pid) - h0)
             first_bytes = received(server.url) - before
             out = work / "out.bin"
-            t0 = time.perf_counter()
+            t0, c0, h0 = time.perf_counter(), time.process_time(), cpu_tree(server.proc.pid)
             xet_download(server.url, token, repo_id, info, out)
             t_down = time.perf_counter() - t0
+            cpu_down = (time.process_time() - c0, cpu_tree(server.proc.pid) - h0)
             digest = hashlib.sha256()
             with open(out, "rb") as f:
                 while block := f.read(1 << 24):
@@ -182,6 +197,8 @@ def main() -> int:
             print(f"  Xet download (hub -> hf_xet)    {mbps(t_down):7.0f} MB/s  ({t_down:.1f} s)")
             print(f"  GET from nginx (curl) to a file {mbps(t_ng_down):7.0f} MB/s  ({t_ng_down:.1f} s)")
             print(f"  GET from nginx to /dev/null     {mbps(t_ng_null):7.0f} MB/s  ({t_ng_null:.1f} s)")
+            print(f"  CPU seconds, upload:   client (hf_xet) {cpu_up[0]:.1f}, hub {cpu_up[1]:.1f}")
+            print(f"  CPU seconds, download: client (hf_xet) {cpu_down[0]:.1f}, hub {cpu_down[1]:.1f}")
             print(f"  first upload: hub received {first_bytes / 2**20:.0f} MiB")
             print(f"  1%-changed re-upload: hub received {re_bytes / 2**20:.1f} MiB = {100 * re_bytes / size:.2f}% "
                   f"of the file (goal <= 5%), in {t_re:.1f} s")

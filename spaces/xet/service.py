@@ -172,7 +172,8 @@ def _fetch_ranges(store: XetStore, pieces: list[Piece]) -> dict[bytes, list[Piec
     return out
 
 
-#: read_file reads a stored xorb this many bytes at a time (whole chunks; one chunk may go past it)
+#: read_file reads a stored xorb's chunks until they hold this many bytes (whole chunks; the last may go past it):
+#: a block of at least prefetch.BLOCK goes through the prefetcher as it is, not copied into a bigger one
 READ_BLOCK = 4 << 20
 
 
@@ -201,7 +202,7 @@ def read_file(store: XetStore, rec: FileRecord, first: int = 0, last: int | None
         with open(store.xorb_path(xh), "rb") as f:
             while i < b and pos <= last:
                 j, span = i + 1, idx.chunks[i].length
-                while j < b and idx.chunks[j].offset - idx.chunks[i].offset < READ_BLOCK and pos + span <= last:
+                while j < b and span < READ_BLOCK and pos + span <= last:
                     span += idx.chunks[j].length
                     j += 1
                 lo, hi = idx.byte_range(i, j)
