@@ -2,8 +2,8 @@
 our hub, and curl against nginx accepting (WebDAV PUT) and serving (sendfile) the same bytes, in one run.
 
 Reports: upload and download throughput and their ratios to nginx (goals: download >= 0.5x, upload >= 0.3x, the
-Xet upload including the client's chunking and hashing, and the hub's verification and rebuilding of the file
-into the LFS object store); the bytes the hub received for a re-upload with 1% of the file changed in ten places
+Xet upload including the client's chunking and hashing, and the hub's verification of the xorbs and of the
+file's sha256, read back from them); the bytes the hub received for a re-upload with 1% of the file changed in ten places
 (goal <= 5% of the file; ``spaces_xet_received_bytes_total``); the hub process's peak RSS while a file uploads
 (goal <= 256 MiB; sampled every 20 ms from /proc). Both downloads write their file to the same disk; the GET to
 /dev/null is printed too, to show what writing the file costs.
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -54,6 +55,19 @@ def rss_tree(pid: int) -> int:
         except OSError:
             pass
     return total
+
+
+def cpu_tree(pid: int) -> float:
+    """CPU seconds (user + system) a process and its children have used so far: on a shared machine the
+    work done is steadier than the wall time."""
+    total = 0
+    for p in [pid, *_children(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (the 14th and 15th fields)
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _children(pid: int) -> list[int]:
@@ -106,6 +120,15 @@ def xet_download(url: str, token: str, repo_id: str, info, dest: Path) -> None: 
         group.start_download_file(hf_xet.XetFileInfo(info.hash, info.file_size), str(dest))
 
 
+def commit(url: str, token: str, repo_id: str, path: str, oid: str, size: int) -> None:
+    """Commit an object uploaded through Xet by its sha256 (what huggingface_hub sends after the upload)."""
+    lines = [{"key": "header", "value": {"summary": "bench", "description": ""}},
+             {"key": "lfsFile", "value": {"path": path, "algo": "sha256", "oid": oid, "size": size}}]
+    r = httpx.post(f"{url}/api/models/{repo_id}/commit/main", content="".join(json.dumps(x) + "\n" for x in lines),
+                   headers={"authorization": f"Bearer {token}", "content-type": "application/x-ndjson"})
+    r.raise_for_status()
+
+
 def curl(*args: str, out: str = "/dev/null") -> float:
     took = subprocess.run(["curl", "-sf", "-o", out, "-w", "%{time_total}", *args], check=True,
                           capture_output=True, text=True, timeout=600).stdout
@@ -150,20 +173,26 @@ def main() -> int:
 
             before = received(server.url)
             with PeakRss(server.proc.pid) as rss:
-                t0 = time.perf_counter()
+                t0, c0, h0 = time.perf_counter(), time.process_time(), cpu_tree(server.proc.pid)
                 info = xet_upload(server.url, token, repo_id, blob)
                 t_up = time.perf_counter() - t0
+                cpu_up = (time.process_time() - c0, cpu_tree(server.proc.pid) - h0)
             first_bytes = received(server.url) - before
             out = work / "out.bin"
-            t0 = time.perf_counter()
+            t0, c0, h0 = time.perf_counter(), time.process_time(), cpu_tree(server.proc.pid)
             xet_download(server.url, token, repo_id, info, out)
             t_down = time.perf_counter() - t0
+            cpu_down = (time.process_time() - c0, cpu_tree(server.proc.pid) - h0)
             digest = hashlib.sha256()
             with open(out, "rb") as f:
                 while block := f.read(1 << 24):
                     digest.update(block)
             assert digest.hexdigest() == info.sha256, "corrupt download"
             out.unlink()
+            # a reader without Xet (git-lfs, curl, a client without hf_xet): the committed file through /resolve,
+            # whose bytes the hub reads back from the xorbs (nothing else stores them)
+            commit(server.url, token, repo_id, "model.bin", info.sha256, size)
+            t_plain = curl("-H", f"authorization: Bearer {token}", f"{server.url}/{repo_id}/resolve/main/model.bin")
 
             with open(blob, "r+b") as f:  # 1% of the file, in ten places
                 for i in range(10):
@@ -182,6 +211,10 @@ def main() -> int:
             print(f"  Xet download (hub -> hf_xet)    {mbps(t_down):7.0f} MB/s  ({t_down:.1f} s)")
             print(f"  GET from nginx (curl) to a file {mbps(t_ng_down):7.0f} MB/s  ({t_ng_down:.1f} s)")
             print(f"  GET from nginx to /dev/null     {mbps(t_ng_null):7.0f} MB/s  ({t_ng_null:.1f} s)")
+            print(f"  GET /resolve (no Xet, read back from the xorbs) to /dev/null "
+                  f"{mbps(t_plain):5.0f} MB/s  ({t_plain:.1f} s): {t_ng_null / t_plain:.2f}x nginx")
+            print(f"  CPU seconds, upload:   client (hf_xet) {cpu_up[0]:.1f}, hub {cpu_up[1]:.1f}")
+            print(f"  CPU seconds, download: client (hf_xet) {cpu_down[0]:.1f}, hub {cpu_down[1]:.1f}")
             print(f"  first upload: hub received {first_bytes / 2**20:.0f} MiB")
             print(f"  1%-changed re-upload: hub received {re_bytes / 2**20:.1f} MiB = {100 * re_bytes / size:.2f}% "
                   f"of the file (goal <= 5%), in {t_re:.1f} s")

@@ -53,6 +53,7 @@ from spaces.errors import BadRequest, SpacesError
 from spaces.storage._gitcmd import run_git
 from spaces.storage.objects import LocalObjectStore, RepoObjects, objects_root, put
 from spaces.xet import service as xet_service
+from spaces.xet.objects import object_store
 from spaces.xet.store import XetStore, xet_root
 
 FORMAT = 1
@@ -174,11 +175,15 @@ def _save_objects(repos: Path, repo: Path, dest: Path, space_id: str) -> list[st
     oids = RepoObjects(repo).oids()
     if not oids:
         return []
-    store, saved = LocalObjectStore(objects_root(repos)), LocalObjectStore(dest / "lfs" / "objects")
+    store, saved = object_store(repos), LocalObjectStore(dest / "lfs" / "objects")
     for oid in oids:
-        if store.exists(oid) and not saved.exists(oid):
-            saved.path(oid).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            shutil.copyfile(store.path(oid), saved.path(oid))
+        if saved.exists(oid) or not store.exists(oid):
+            continue
+        saved.path(oid).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if store.local.exists(oid):
+            shutil.copyfile(store.local.path(oid), saved.path(oid))
+        else:  # uploaded through Xet: its bytes rebuilt from the xorbs (and checked again on the way)
+            put(saved, oid, store.size(oid), store.open(oid))
     _write_private(dest / "repos" / f"{space_id}.lfs", "".join(f"{oid}\n" for oid in oids))
     return oids
 

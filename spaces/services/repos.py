@@ -31,7 +31,7 @@ from spaces.services import accounts
 from spaces.services.accounts import Principal
 from spaces.storage.cached import CachedGitRepo
 from spaces.storage.gitrepo import Addition, GitRepo
-from spaces.storage.objects import LocalObjectStore, objects_root
+from spaces.xet.objects import object_store
 
 REPO_TYPES = ("model", "dataset")
 #: what the Hub's first commit holds; no LFS patterns, since this server takes large files through git as they are
@@ -48,7 +48,7 @@ class RepoService:
             raise ValueError(repo_type)
         self.kind = repo_type
         self.root = repos_root / f"{repo_type}s"
-        self.objects = LocalObjectStore(objects_root(repos_root))  # LFS objects, shared by every repository
+        self.objects = object_store(repos_root)  # LFS objects (and Xet uploads), shared by every repository
 
     def _author(self, p: Principal) -> tuple[str, str]:
         return p.account.name, p.account.email or f"{p.account.name}@users.noreply.spaces"

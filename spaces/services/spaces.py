@@ -49,7 +49,7 @@ from spaces.services import accounts
 from spaces.services.accounts import Principal
 from spaces.storage.cached import CachedGitRepo
 from spaces.storage.gitrepo import Addition, GitRepo
-from spaces.storage.objects import LocalObjectStore, objects_root
+from spaces.xet.objects import object_store
 
 SDKS = ("gradio", "streamlit", "docker", "static")
 #: a new Space's, as on the Hub: the usual model-weight and archive patterns go through LFS
@@ -132,7 +132,7 @@ class SpaceService:
 
     def __init__(self, repos_root: Path, flavors: FlavorCatalog | None = None, hooks: SpaceHooks | None = None) -> None:
         self.repos_root = repos_root
-        self.objects = LocalObjectStore(objects_root(repos_root))  # LFS objects, shared by every repository
+        self.objects = object_store(repos_root)  # LFS objects (and Xet uploads), shared by every repository
         #: the flavors a Space may ask for (the process's one catalog, operator overrides applied)
         self.flavors = flavors or FlavorCatalog()
         hooks = hooks or SpaceHooks()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from spaces.errors import BadRequest, NotFound, RangeNotSatisfiable
 from spaces.xet import hashing, shard, xorb
+from spaces.xet.prefetch import prefetched
 from spaces.xet.store import FileRecord, XetStore
 
 
@@ -222,28 +223,64 @@ def _fetch_ranges(store: XetStore, pieces: list[Piece]) -> dict[bytes, list[Piec
     return out
 
 
-#: read_file reads a stored xorb this many bytes at a time (whole chunks; one chunk may go past it)
+#: read_file reads a stored xorb's chunks until they hold this many bytes (whole chunks; the last may go past it):
+#: a block of at least prefetch.BLOCK goes through the prefetcher as it is, not copied into a bigger one
 READ_BLOCK = 4 << 20
 
 
-def read_file(store: XetStore, rec: FileRecord):
-    """A (checked) file's bytes from its stored xorbs, in blocks of whole chunks (about ``READ_BLOCK`` each; the
-    prefetcher queues a few of them, so their size counts in the hub's peak RSS).
+def read_file(store: XetStore, rec: FileRecord, first: int = 0, last: int | None = None):
+    """Bytes [first, last] (inclusive; the whole file by default) of a (checked) file, from its stored xorbs, in
+    blocks of about ``READ_BLOCK`` (the prefetcher queues a few of them, so their size counts in the hub's RSS).
 
-    One read and one join per block, not one read per ~64 KiB chunk: an uncompressed chunk (random or already
-    compressed data, the common case for weights) is a slice of the read buffer, copied once into the block."""
-    for xh, a, b, _n in rec.terms:
+    One read and one join per block of whole chunks, not one read per ~64 KiB chunk: an uncompressed chunk
+    (random or already compressed data, the common case for weights) is a slice of the read buffer, copied once
+    into the block. Whole terms and chunks before ``first`` are skipped unread; reading stops after ``last``."""
+    last = rec.size - 1 if last is None else min(last, rec.size - 1)
+    pos = 0  # the file offset of chunk i below
+    for xh, a, b, n in rec.terms:
+        if pos + n <= first:
+            pos += n
+            continue
+        if pos > last:
+            return
         idx = store.xorb_index(xh)
+        if idx is None:
+            raise NotFound(f"The stored xorb {hashing.to_hex(xh)} is missing.")
+        i = a
+        while pos + idx.chunks[i].length <= first:  # chunks wholly before the range
+            pos += idx.chunks[i].length
+            i += 1
         with open(store.xorb_path(xh), "rb") as f:
-            i = a
-            while i < b:
-                j = i + 1
-                while j < b and idx.chunks[j].offset - idx.chunks[i].offset < READ_BLOCK:
+            while i < b and pos <= last:
+                j, span = i + 1, idx.chunks[i].length
+                while j < b and span < READ_BLOCK and pos + span <= last:
+                    span += idx.chunks[j].length
                     j += 1
                 lo, hi = idx.byte_range(i, j)
                 f.seek(lo)
                 raw = f.read(hi - lo + 1)
                 if len(raw) != hi - lo + 1:
                     raise NotFound(f"The stored xorb {hashing.to_hex(xh)} is truncated.")
-                yield b"".join(xorb.iter_chunks(memoryview(raw)))
+                block = b"".join(xorb.iter_chunks(memoryview(raw)))
+                cut_lo, cut_hi = max(0, first - pos), min(len(block), last - pos + 1)
+                yield block if (cut_lo, cut_hi) == (0, len(block)) else block[cut_lo:cut_hi]
+                pos += len(block)
                 i = j
+
+
+def verify_sha256(store: XetStore, rec: FileRecord) -> None:
+    """Check that a file's bytes hash to the sha256 its shard declared (a 400 otherwise), reading them back from
+    the xorbs as a stream: nothing is written, only read (from the page cache, just after the upload) and hashed.
+
+    Why here, in the shard call, and not while the xorbs arrive or later: a xorb holds chunks of several files
+    and a file's chunks come from several xorbs, some uploaded long before (dedupe), in any order, and a sha256
+    cannot be combined from parts; a lazy check would leave a window where a commit could name an unverified
+    object. The shard is where the file first exists whole, and the commit that names it follows."""
+    digest = hashlib.sha256()
+    size = 0
+    for block in prefetched(read_file(store, rec)):
+        digest.update(block)
+        size += len(block)
+    if size != rec.size or digest.hexdigest() != rec.sha256:
+        raise BadRequest(f"The file's bytes hash to sha256:{digest.hexdigest()}, not to sha256:{rec.sha256} as "
+                         "its shard declares; nothing was stored.")

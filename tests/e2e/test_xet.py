@@ -168,7 +168,9 @@ def test_default_client_upload_download_snapshot_and_git_lfs_clone(  # noqa: ANN
 
 def test_declared_sha256_is_checked_before_anything_is_linked(server, alice, model) -> None:  # noqa: ANN001
     """A hand-made client: a shard whose sha256 metadata is not the file's bytes is refused (400) and the
-    repository gets no LFS object; with the right sha256 the same file becomes the repository's object."""
+    repository gets no LFS object (a commit naming it is refused); with the right sha256 the same file becomes
+    the repository's object, kept once as xorbs and read from them by resolve and the git-lfs batch API."""
+    from e2e.test_lfs import _batch, _commit, lfs_base
     from unit.test_xet_core import make_shard, make_xorb
 
     from spaces.xet import hashing
@@ -188,9 +190,24 @@ def test_declared_sha256_is_checked_before_anything_is_linked(server, alice, mod
     r = httpx.post(f"{cas}/v1/shards", content=bad, headers=auth)
     assert r.status_code == 400 and lie in r.json()["error"]
     assert not (objects / lie[:2] / lie[2:4] / lie).exists()
+    assert not (server.data_dir / "xet" / "sha256" / lie[:2] / lie).exists()
+    lfs_line = {"key": "lfsFile", "value": {"path": "w.bin", "algo": "sha256", "oid": lie, "size": len(data)}}
+    with alice.http() as http:
+        r = _commit(http, model, lfs_line)
+        assert r.status_code == 404 and r.headers["x-error-code"] == "LfsObjectMissing", r.text
     good = make_shard([(chunks, xh, [(0, 5)])], [(xh, chunks)], sha=hashing.from_hex(real))
     assert httpx.post(f"{cas}/v1/shards", content=good, headers=auth).status_code == 200
-    assert (objects / real[:2] / real[2:4] / real).read_bytes() == data
+    # stored once, as xorbs: no second copy in the LFS store, yet every other reader gets the bytes by sha256
+    assert not (objects / real[:2] / real[2:4] / real).exists()
+    with alice.http() as http:
+        assert _commit(http, model, {"key": "lfsFile", "value": {**lfs_line["value"], "oid": real}}).status_code == 200
+        assert http.get(f"/{model}/resolve/main/w.bin").content == data
+        r = http.get(f"/{model}/resolve/main/w.bin", headers={"range": "bytes=8999-20000"})
+        assert r.status_code == 206 and r.content == data[8999:20001]
+        base = lfs_base(server, "model", model)
+        batch = _batch(http, base, "download", [{"oid": real, "size": len(data)}]).json()
+        action = batch["objects"][0]["actions"]["download"]
+        assert http.get(action["href"], headers=action.get("header", {})).content == data
     # the file is readable with a token for this repository, not with one for another repository
     fid = hashing.to_hex(hashing.file_hash([(hashing.chunk_hash(c), len(c)) for c in chunks]))
     read = httpx.get(f"{server.url}/api/models/{model}/xet-read-token/main", headers=alice.headers).json()

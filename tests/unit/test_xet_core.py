@@ -12,6 +12,7 @@ import pytest
 
 from spaces.errors import BadRequest, NotFound, RangeNotSatisfiable
 from spaces.xet import hashing, service, shard, xorb
+from spaces.xet.prefetch import prefetched
 from spaces.xet.store import FileRecord, XetStore
 
 
@@ -215,15 +216,14 @@ def test_bad_shard_refused_and_nothing_stored(store: XetStore, damage: str) -> N
 
 
 def test_prefetched_regroups_in_order_and_passes_errors_on() -> None:
-    from spaces.hub.api.xet import _prefetched
     parts = [bytes([i]) * 3 for i in range(10)]
-    assert b"".join(_prefetched(iter(parts), block=7)) == b"".join(parts)
+    assert b"".join(prefetched(iter(parts), block=7)) == b"".join(parts)
 
     def broken():  # noqa: ANN202
         yield b"x" * 10
         raise BadRequest("corrupt")
     with pytest.raises(BadRequest):
-        list(_prefetched(broken(), block=4))
+        list(prefetched(broken(), block=4))
 
 
 def test_a_refusal_before_commit_records_nothing(store: XetStore) -> None:
@@ -273,3 +273,63 @@ def test_adopt_file_checks_a_record_from_a_backup(tmp_path, damage: str | None) 
     assert answer[0].hash == xh
     assert sorted(p.name for p in (new.root / "dedupe").rglob("*") if p.is_file()) == \
         sorted(p.name for p in (old.root / "dedupe").rglob("*") if p.is_file())
+
+
+def _file(store: XetStore, chunks: list[bytes], ranges: list[tuple[int, int]], sha: str | None = None):  # noqa: ANN202
+    xh, xorb_body = make_xorb(chunks)
+    service.upload_xorb(store, xh, _spool(store, xorb_body), len(xorb_body))  # maybe there already
+    data = b"".join(chunks[i] for a, b in ranges for i in range(a, b))
+    body = make_shard([(chunks, xh, ranges)], [(xh, chunks)],
+                      sha=hashing.from_hex(sha or hashlib.sha256(data).hexdigest()))
+    return service.register_shard(store, body).files[0], data
+
+
+@pytest.mark.parametrize("block", [1, 1500, 1 << 30])
+def test_read_file_ranges(store: XetStore, monkeypatch: pytest.MonkeyPatch, block: int) -> None:
+    """Any byte range of a file, across chunk, block and term edges (a repeated term included)."""
+    monkeypatch.setattr(service, "READ_BLOCK", block)
+    chunks = [os.urandom(700 + i) if i % 2 else (b"cd%d" % i) * 300 for i in range(12)]
+    rec, data = _file(store, chunks, [(2, 12), (0, 3), (1, 4)])
+    n = len(data)
+    edges = sorted({0, 1, 699, 700, 701, 5000, n // 2, n - 701, n - 2, n - 1})
+    for first in edges:
+        for last in edges:
+            if first <= last:
+                assert b"".join(service.read_file(store, rec, first, last)) == data[first:last + 1], (first, last)
+    assert b"".join(service.read_file(store, rec, n - 5, n + 100)) == data[-5:]  # a last past the end: to the end
+
+
+def test_verify_sha256_reads_the_file_back(store: XetStore) -> None:
+    chunks = [os.urandom(900) for _ in range(6)]
+    rec, data = _file(store, chunks, [(0, 6)])
+    service.verify_sha256(store, rec)
+    lie, _ = _file(store, chunks, [(0, 4)], sha=hashlib.sha256(data).hexdigest())  # the sha256 of other bytes
+    with pytest.raises(BadRequest, match=hashlib.sha256(data).hexdigest()):
+        service.verify_sha256(store, lie)
+
+
+def test_objects_read_xet_files_by_sha256(tmp_path) -> None:  # noqa: ANN001
+    """The hub's object store: an object uploaded through Xet is read (whole, or a range) from its xorbs, once
+    its sha256 is linked; an LFS object from the disk store; neither: missing. Writes go to the LFS store."""
+    from spaces.errors import LfsObjectMissing
+    from spaces.storage.objects import put
+    from spaces.xet.objects import object_store
+
+    objects = object_store(tmp_path / "repos")
+    chunks = [os.urandom(5000 + i) for i in range(40)]
+    rec, data = _file(objects.xet, chunks, [(0, 40)])
+    oid = rec.sha256
+    assert not objects.exists(oid) and objects.size(oid) is None  # registered, not yet checked and linked
+    with pytest.raises(LfsObjectMissing):
+        objects.open(oid)
+    objects.xet.link_sha256(oid, rec.hash)
+    assert objects.exists(oid) and objects.size(oid) == len(data)
+    assert b"".join(objects.open(oid)) == data
+    assert b"".join(objects.open(oid, 4999, 123456)) == data[4999:123457]
+    assert not any((tmp_path / "lfs" / "objects").rglob("*"))  # stored once: no second copy was written
+    plain = os.urandom(3000)
+    plain_oid = hashlib.sha256(plain).hexdigest()
+    assert put(objects, plain_oid, len(plain), [plain])
+    assert objects.local.exists(plain_oid) and b"".join(objects.open(plain_oid, 10, 19)) == plain[10:20]
+    # a git-lfs upload of an object that came through Xet verifies the bytes; reads still work either way
+    assert put(objects, oid, len(data), [data]) is True and b"".join(objects.open(oid)) == data

@@ -9,9 +9,7 @@ xorb and expire: the client fetches them without credentials, like the Hub's CDN
 from __future__ import annotations
 
 import os
-import queue
 import re
-import threading
 import time
 
 from fastapi import APIRouter, Request, Response
@@ -29,7 +27,6 @@ from spaces.errors import (
 from spaces.hub.api import discussions
 from spaces.hub.api.common import in_session, raw_segments, repo_type_of, typed_route
 from spaces.metrics import XET_RECEIVED_BYTES
-from spaces.storage import objects
 from spaces.storage.objects import RepoObjects
 from spaces.xet import hashing, service
 from spaces.xet.store import XetStore
@@ -149,16 +146,19 @@ async def upload_shard(request: Request) -> dict:
 
 def _to_lfs(hub, repo: str, files: list) -> None:  # noqa: ANN001
     """Make each file also an LFS object of the repository the token was issued for: the commit that follows
-    names it by sha256 (``lfsFile``), and git-lfs and plain ``resolve`` read it from the object store. The bytes
-    are rebuilt from the verified chunks as a stream and must hash to the sha256 the client declared."""
+    names it by sha256 (``lfsFile``), and git-lfs and plain ``resolve`` read it through the object store, which
+    rebuilds it from the xorbs (``spaces.xet.objects``): the bytes are stored once. They must hash to the sha256
+    the client declared (read back and hashed here, unless this very file was checked before); only then is the
+    ``sha256 -> file`` link written that makes the object exist."""
     links = _links(hub, repo)
     for rec in files:
         if rec.sha256 is None:
             continue  # no sha256 metadata: a file for a bucket, not a git repository
         oid = rec.sha256
-        objects.put(hub.objects, oid, rec.size, _prefetched(service.read_file(hub.xet, rec)))
+        if hub.xet.xet_hash_of(oid) != rec.hash:  # the file hash fixes the bytes: once checked, always true
+            service.verify_sha256(hub.xet, rec)
+            hub.xet.link_sha256(oid, rec.hash)
         links.link(oid)
-        hub.xet.link_sha256(oid, rec.hash)
 
 
 @router.post("/xet/v2/shards", include_in_schema=False)
@@ -292,45 +292,3 @@ def with_xet_hash(hub, item: dict) -> dict:  # noqa: ANN001
     if lfs and (h := hub.xet.xet_hash_of(lfs["oid"])) is not None:
         item["xetHash"] = hashing.to_hex(h)
     return item
-
-
-def _prefetched(chunks, block: int = SPOOL_BATCH, depth: int = 4):  # noqa: ANN001, ANN202
-    """``chunks`` regrouped in blocks of ``block`` bytes, produced by a thread of its own: reading and
-    decompressing the next block overlaps hashing and writing this one (both release the GIL)."""
-    q: queue.Queue = queue.Queue(depth)
-    stop = threading.Event()
-
-    def put(item) -> bool:  # noqa: ANN001
-        while not stop.is_set():  # a consumer gone (an error, a closed generator) stops the producer too
-            try:
-                q.put(item, timeout=0.5)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        buf = bytearray()
-        try:
-            for c in chunks:
-                if not buf and len(c) >= block:  # already a block: handed on as it is, not copied
-                    if not put(c):
-                        return
-                    continue
-                buf += c
-                if len(buf) >= block:
-                    if not put(buf):
-                        return
-                    buf = bytearray()  # the consumer owns the one it got
-            put(bytes(buf)) and put(None)
-        except BaseException as exc:  # handed to the consumer, raised there
-            put(exc)
-
-    threading.Thread(target=produce, daemon=True).start()
-    try:
-        while (item := q.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
