@@ -7,11 +7,11 @@ records they lead to are kept, and every xorb a kept file's terms name. The rest
 the grace period: an upload in progress has its xorbs stored before its shard, and its shard before its commit.
 What a client reuses is made young again (``XetStore.touch``: a xorb uploaded twice or answered by a dedupe query,
 a file or link registered again), and those calls hold ``XetStore.pinned`` while they run, so the collector
-(``XetStore.collecting``) never removes a xorb between the moment a client was told of it and its shard. The Git LFS
-objects are not collected here: a file's LFS copy outlives its Xet data. What is left: a commit that names an old
-Xet file without its shard being sent again (a git-lfs push of an object that came through Xet long ago), landing
-while a run reads the repositories, may lose that file's Xet data; it is then served from its LFS object, without
-Xet, as a file pushed with git-lfs is.
+(``XetStore.collecting``) never removes a xorb between the moment a client was told of it and its shard. The xorbs
+are a Xet file's only copy (``spaces.xet.objects``): a commit that names an old file without sending it again (a
+file deleted, squashed, then committed again) checks it through the object store, which makes its link young under
+``pinned``, so a run that read the repositories before that commit keeps it. The Git LFS objects (git-lfs uploads)
+are not collected here.
 """
 
 from __future__ import annotations

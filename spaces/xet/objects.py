@@ -34,8 +34,15 @@ class XetBackedObjects:
         self.local, self.xet = local, xet
 
     def _xet_file(self, oid: str) -> FileRecord | None:
-        h = self.xet.xet_hash_of(oid)
-        return self.xet.get_file(h) if h is not None else None
+        """The file, made young again for the collector: a commit that names an object no commit referenced any
+        more (deleted, squashed) checks it here, and the xorbs are its only copy; a collection that read the
+        repositories before the commit landed must not remove it after (``spaces.xet.gc``)."""
+        with self.xet.pinned():
+            h = self.xet.xet_hash_of(oid)
+            rec = self.xet.get_file(h) if h is not None else None
+            if rec is not None:
+                self.xet.link_sha256(oid, h)  # already there: its time is set to now
+        return rec
 
     def writer(self, oid: str, size: int) -> ObjectWriter:
         return self.local.writer(oid, size)

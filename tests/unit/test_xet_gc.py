@@ -150,3 +150,24 @@ def test_the_hub_start_sweeps_old_spools_only(store: XetStore) -> None:
         f.write(b"y")
     assert gc.sweep_temporaries(store, HOUR) == 1
     assert [p.name for p in (store.root / "tmp").iterdir()] == [Path(f.name).name]
+
+
+def test_a_commit_naming_an_unreferenced_file_keeps_it_from_a_collection_under_way(tmp_path: Path) -> None:
+    """The xorbs are a Xet file's only copy: a commit that names an old, unreferenced file (deleted, squashed, then
+    committed again without an upload) checks it through the object store, which makes it young again, so a
+    collection that read the repositories before that commit does not remove it."""
+    from spaces.storage.objects import LocalObjectStore
+    from spaces.xet.objects import XetBackedObjects
+
+    store = XetStore(tmp_path / "xet")
+    chunks = [os.urandom(1000 + i) for i in range(3)]
+    [(sha, _)] = register(store, [chunks])
+    age(store)
+    objects = XetBackedObjects(LocalObjectStore(tmp_path / "lfs"), store)
+    referenced: set[str] = set()  # what the collector read from git before the commit landed
+    assert objects.size(sha) == sum(map(len, chunks))  # the commit's check (spaces.storage.lfsfiles)
+    gc.collect(store, referenced, grace_s=HOUR)
+    assert b"".join(objects.open(sha)) == b"".join(chunks)
+    age(store)
+    gc.collect(store, referenced, grace_s=HOUR)  # named by nothing and old: now it goes
+    assert not objects.exists(sha)
