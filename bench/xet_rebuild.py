@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from spaces.storage import objects
 from spaces.xet import hashing, service
-from spaces.xet.objects import XetBackedObjects
+from spaces.services.objects import XetBackedObjects
 from spaces.xet.prefetch import prefetched
 from spaces.xet.store import FileRecord, XetStore
 

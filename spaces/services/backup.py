@@ -53,7 +53,7 @@ from spaces.errors import BadRequest, SpacesError
 from spaces.storage._gitcmd import run_git
 from spaces.storage.objects import LocalObjectStore, RepoObjects, objects_root, put
 from spaces.xet import service as xet_service
-from spaces.xet.objects import object_store
+from spaces.services.objects import object_store
 from spaces.xet.store import XetStore, xet_root
 
 FORMAT = 1

@@ -31,7 +31,7 @@ from spaces.services import accounts
 from spaces.services.accounts import Principal
 from spaces.storage.cached import CachedGitRepo
 from spaces.storage.gitrepo import Addition, GitRepo
-from spaces.xet.objects import object_store
+from spaces.services.objects import object_store
 
 REPO_TYPES = ("model", "dataset")
 #: what the Hub's first commit holds; no LFS patterns, since this server takes large files through git as they are

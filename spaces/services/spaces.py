@@ -49,7 +49,7 @@ from spaces.services import accounts
 from spaces.services.accounts import Principal
 from spaces.storage.cached import CachedGitRepo
 from spaces.storage.gitrepo import Addition, GitRepo
-from spaces.xet.objects import object_store
+from spaces.services.objects import object_store
 
 SDKS = ("gradio", "streamlit", "docker", "static")
 #: a new Space's, as on the Hub: the usual model-weight and archive patterns go through LFS

@@ -8,7 +8,7 @@ the grace period: an upload in progress has its xorbs stored before its shard, a
 What a client reuses is made young again (``XetStore.touch``: a xorb uploaded twice or answered by a dedupe query,
 a file or link registered again), and those calls hold ``XetStore.pinned`` while they run, so the collector
 (``XetStore.collecting``) never removes a xorb between the moment a client was told of it and its shard. The xorbs
-are a Xet file's only copy (``spaces.xet.objects``): a commit that names an old file without sending it again (a
+are a Xet file's only copy (``spaces.services.objects``): a commit that names an old file without sending it again (a
 file deleted, squashed, then committed again) checks it through the object store, which makes its link young under
 ``pinned``, so a run that read the repositories before that commit keeps it. The Git LFS objects (git-lfs uploads)
 are not collected here.

@@ -313,7 +313,7 @@ def test_objects_read_xet_files_by_sha256(tmp_path) -> None:  # noqa: ANN001
     its sha256 is linked; an LFS object from the disk store; neither: missing. Writes go to the LFS store."""
     from spaces.errors import LfsObjectMissing
     from spaces.storage.objects import put
-    from spaces.xet.objects import object_store
+    from spaces.services.objects import object_store
 
     objects = object_store(tmp_path / "repos")
     chunks = [os.urandom(5000 + i) for i in range(40)]

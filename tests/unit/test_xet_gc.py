@@ -157,7 +157,7 @@ def test_a_commit_naming_an_unreferenced_file_keeps_it_from_a_collection_under_w
     committed again without an upload) checks it through the object store, which makes it young again, so a
     collection that read the repositories before that commit does not remove it."""
     from spaces.storage.objects import LocalObjectStore
-    from spaces.xet.objects import XetBackedObjects
+    from spaces.services.objects import XetBackedObjects
 
     store = XetStore(tmp_path / "xet")
     chunks = [os.urandom(1000 + i) for i in range(3)]

@@ -147,7 +147,7 @@ async def upload_shard(request: Request) -> dict:
 def _to_lfs(hub, repo: str, files: list) -> None:  # noqa: ANN001
     """Make each file also an LFS object of the repository the token was issued for: the commit that follows
     names it by sha256 (``lfsFile``), and git-lfs and plain ``resolve`` read it through the object store, which
-    rebuilds it from the xorbs (``spaces.xet.objects``): the bytes are stored once. They must hash to the sha256
+    rebuilds it from the xorbs (``spaces.services.objects``): the bytes are stored once. They must hash to the sha256
     the client declared (read back and hashed here, unless this very file was checked before); only then is the
     ``sha256 -> file`` link written that makes the object exist."""
     links = _links(hub, repo)
