@@ -180,21 +180,11 @@ def reconstruct(store: XetStore, file_id: bytes, first: int | None = None, last:
     last = rec.size - 1 if last is None else min(last, rec.size - 1)
     if first >= rec.size or first > last:
         raise RangeNotSatisfiable(f"The file has {rec.size} bytes.")
-    pieces, pos, skip = [], 0, 0
-    for xh, a, b, n in rec.terms:
-        if pos + n <= first:
-            pos += n
-            continue
-        if pos > last:
-            break
-        idx = store.xorb_index(xh)
-        start, end, cpos = a, b, pos
-        while cpos + idx.chunks[start].length <= first:  # drop whole chunks before the range
-            cpos += idx.chunks[start].length
-            start += 1
+    pieces, skip = [], 0
+    for xh, idx, start, b, cpos in _overlapping(store, rec, first, last):
         if not pieces:
             skip = first - cpos
-        tail = cpos
+        end, tail = b, cpos
         for i in range(start, b):
             if tail > last:
                 end = i
@@ -202,8 +192,27 @@ def reconstruct(store: XetStore, file_id: bytes, first: int | None = None, last:
             tail += idx.chunks[i].length
         lo, hi = idx.byte_range(start, end)
         pieces.append(Piece(xh, start, end, sum(c.length for c in idx.chunks[start:end]), lo, hi))
-        pos += n
     return Reconstruction(skip, pieces, rec.size, _fetch_ranges(store, pieces))
+
+
+def _overlapping(store: XetStore, rec: FileRecord, first: int, last: int):
+    """The terms of ``rec`` holding bytes of [first, last], as (xorb hash, its index, the first chunk holding such
+    a byte, the term's end chunk, that chunk's offset in the file): whole terms and chunks before ``first`` are
+    skipped unread, and nothing after ``last`` is looked at."""
+    pos = 0  # the file offset of the term
+    for xh, a, b, n in rec.terms:
+        if pos > last:
+            return
+        if pos + n > first:
+            idx = store.xorb_index(xh)
+            if idx is None:
+                raise NotFound(f"The stored xorb {hashing.to_hex(xh)} is missing.")
+            i, at = a, pos
+            while at + idx.chunks[i].length <= first:  # chunks wholly before the range
+                at += idx.chunks[i].length
+                i += 1
+            yield xh, idx, i, b, at
+        pos += n
 
 
 def _fetch_ranges(store: XetStore, pieces: list[Piece]) -> dict[bytes, list[Piece]]:
@@ -236,20 +245,7 @@ def read_file(store: XetStore, rec: FileRecord, first: int = 0, last: int | None
     (random or already compressed data, the common case for weights) is a slice of the read buffer, copied once
     into the block. Whole terms and chunks before ``first`` are skipped unread; reading stops after ``last``."""
     last = rec.size - 1 if last is None else min(last, rec.size - 1)
-    pos = 0  # the file offset of chunk i below
-    for xh, a, b, n in rec.terms:
-        if pos + n <= first:
-            pos += n
-            continue
-        if pos > last:
-            return
-        idx = store.xorb_index(xh)
-        if idx is None:
-            raise NotFound(f"The stored xorb {hashing.to_hex(xh)} is missing.")
-        i = a
-        while pos + idx.chunks[i].length <= first:  # chunks wholly before the range
-            pos += idx.chunks[i].length
-            i += 1
+    for xh, idx, i, b, pos in _overlapping(store, rec, first, last):  # pos: the file offset of chunk i
         with open(store.xorb_path(xh), "rb") as f:
             while i < b and pos <= last:
                 j, span = i + 1, idx.chunks[i].length
