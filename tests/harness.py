@@ -250,9 +250,23 @@ class Server:
         # Space apps live in sessions of their own and outlive the control plane on purpose (a restarted
         # server re-adopts them); a finished test has no restart coming, so they go too.
         kill_space_processes(self.data_dir)
+        unmount_under(self.data_dir)
         while self._cleanups:
             with contextlib.suppress(Exception):
                 self._cleanups.pop()()
+
+
+def unmount_under(data_dir: Path) -> int:
+    """Detach what the server left mounted under ``data_dir`` (Spaces' home disks, bucket disks), deepest first: the
+    stopped server's Spaces keep them on purpose, but a finished test has no restart coming, ``rmtree`` cannot remove
+    a mounted disk, and every run would leak a loop device per Space. Returns how many."""
+    root = str(Path(data_dir).resolve()) + "/"
+    with open("/proc/self/mountinfo") as f:  # field 5: the mount point, with spaces etc. as octal escapes
+        points = [line.split()[4].encode().decode("unicode_escape") for line in f]
+    inside = sorted((p for p in points if p.startswith(root)), key=len, reverse=True)
+    for point in inside:
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+    return len(inside)
 
 
 def kill_space_processes(data_dir: Path) -> int:
