@@ -67,6 +67,12 @@ class Reply:
         self.data, self.keep_alive = data, keep_alive
 
 
+def _reason(route: Route) -> str:
+    """The stage's reason code the route was published with; a route published before routes carried it says
+    "waiting for capacity" only in its message."""
+    return route.reason or (WAITING_FOR_CAPACITY if pages.waiting_for_capacity(route.message) else "")
+
+
 class Gate:
     def __init__(self, *, routes: RouteTable, apps_domain: str, hub_upstream: tuple[str, int] | str | None,
                  waker: Waker, authorize: Authorize, on_upstream_dead: Callable[[str], Any],
@@ -194,7 +200,7 @@ class Gate:
         """The Space's status as the hub's pages derive it (spaces.domain.status) from the record the route was
         published with, so the App tab's frame and the page around it say the same; and a note of what only this
         proxy knows: a wake that failed (a Space waiting for capacity says that, not that its wake timed out)."""
-        reason = route.reason or (WAITING_FOR_CAPACITY if pages.waiting_for_capacity(route.message) else "")
+        reason = _reason(route)
         stage = route.stage or ("SLEEPING" if route.state == "sleeping" else "APP_STARTING")
         # a sleeping route's page or status is only ever answered after a wake was asked for (``_ensure_wake``),
         # which the wake service writes down at once: the hub's pages then say "waking up" too
@@ -229,7 +235,7 @@ class Gate:
         body = pages.json_body(state=state, stage=status.stage, label=status.label, headline=status.headline,
                                message=status.message, tone=status.tone, note=note,
                                waking=route.space_id in self._wakes,
-                               queued=route.reason == WAITING_FOR_CAPACITY or pages.waiting_for_capacity(route.message))
+                               queued=_reason(route) == WAITING_FOR_CAPACITY)
         return Reply(pages.response(200, body, content_type="application/json"))
 
     async def _auth_ticket_check(self, req: RequestHead, route: Route, ticket: str, next_url: str) -> Reply:
