@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 import httpx
 
 from spaces.domain import gradio_api
+from spaces.durable import write_bytes
 from spaces.domain.gradio_api import Endpoint, Param
 
 log = logging.getLogger(__name__)
@@ -124,10 +124,8 @@ class AppApi:
 
     def _store(self, space_id: str, revision: str, found: tuple[Endpoint, ...]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        path = self._path(space_id)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"sha": revision, "endpoints": [asdict(e) for e in found]}))
-        os.replace(tmp, path)
+        data = json.dumps({"sha": revision, "endpoints": [asdict(e) for e in found]}).encode()
+        write_bytes(self._path(space_id), data, self.root)  # whole or absent for another hub process reading it
 
 
 async def fetch_info(upstream: tuple[str, int], timeout: float) -> Any:
