@@ -52,7 +52,7 @@ from spaces.proxy.server import ProxyServer
 from spaces.proxy.static_routes import StaticRoutes
 from spaces.runtime import tenancy
 from spaces.runtime.capacity import Capacity, placement_json
-from spaces.runtime.contracts import LABEL_PLATFORM, Handle, Limits
+from spaces.runtime.contracts import LABEL_PLATFORM, Handle, HoldsClaims, Limits
 from spaces.runtime.flavors import FlavorCatalog
 from spaces.runtime.leader import Leadership, make_lock
 from spaces.runtime.nodes import detect_local_node, node_from_config
@@ -60,7 +60,7 @@ from spaces.runtime.reconciler import Reconciler, RouteUpdate
 from spaces.runtime.sleeper import Sleeper
 from spaces.runtime.specs import instance_spec, startup_timeout, variables_and_secrets, workdir_for
 from spaces.runtime.static_site import StaticSites
-from spaces.runtime.volumes import Volumes
+from spaces.runtime.volumes import Volumes, forget_deleted_buckets
 from spaces.services import accounts
 from spaces.services import templates
 from spaces.services.builds import BuildService
@@ -304,7 +304,8 @@ class Platform:
             sweep_temporaries(settings.repos_path)
         self.work_root = settings.data_path / "work"
         self.work_root.mkdir(parents=True, exist_ok=True)
-        self.volumes = Volumes(settings.data_path, repo_for=self._repo_for_volume)
+        self.volumes = Volumes(settings.data_path, repo_for=self._repo_for_volume,
+                               claims=settings.runtime.backend == "kubernetes")
         # builds: the hub queues them (a row), builders run them
         self.builds = BuildService(hub.db, hub.logs, repo_for=hub.spaces.repo,
                                    builder=make_builder(settings, self.docker_spaces)
@@ -650,6 +651,8 @@ class Platform:
         for entry in self.work_root.iterdir() if self.work_root.is_dir() else ():
             if entry.is_dir() and entry.name not in subdomains:
                 self._forget_space(entry.name)
+        if isinstance(self.backend, HoldsClaims):
+            forget_deleted_buckets(self.db, self.backend)
         return unowned
 
     async def _authorize(self, space_id: str, token: str | None, ticket: str | None) -> bool:

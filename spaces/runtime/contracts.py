@@ -16,6 +16,9 @@ Lifecycle, in the spirit of ``subprocess.Popen``:
   instance that the reconciler freezes before anyone uses it, in place of a Space stopped after a long sleep; see
   ``spaces.runtime.reconciler``). Only SDKs that run no app code before the first visitor qualify: their server
   waits, and the app's script runs per session. Absent means none.
+* ``claims()`` / ``forget_claim(bucket_id)``: optional (``HoldsClaims``), for a backend that keeps buckets in
+  storage of its own (a PersistentVolumeClaim each on Kubernetes) instead of mounting the platform's directories:
+  the buckets it holds storage for, and giving one's storage back once its bucket is deleted.
 
 A ``Handle`` is small, frozen and JSON-serialisable (stored on the Space row) so that a control plane killed
 with SIGKILL can adopt the instance again after a restart.
@@ -26,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from spaces.builder.plan import Artifact
 from spaces.errors import SpacesError
@@ -50,12 +53,24 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """A bucket kept by the backend in storage of its own (``HoldsClaims``): no directory of the platform's host
+    backs it. ``sub_path``: a folder of the bucket mounted instead of its root."""
+
+    bucket_id: str  # the bucket's row id: stable across renames, names its storage
+    size_mb: int
+    sub_path: str | None = None
+
+
+@dataclass(frozen=True)
 class Mount:
-    """A directory of the host the instance sees at ``target`` (a volume, ``spaces.runtime.volumes``)."""
+    """What the instance sees at ``target`` (a volume, ``spaces.runtime.volumes``): a directory of the host
+    (``source``), or a bucket's own storage (``claim``; ``source`` is then empty)."""
 
     source: str
     target: str
     read_only: bool = True
+    claim: Claim | None = None
 
 
 @dataclass(frozen=True)
@@ -138,3 +153,12 @@ class Backend(Protocol):
     def freeze(self, handle: Handle) -> None: ...
 
     def thaw(self, handle: Handle) -> None: ...
+
+
+@runtime_checkable
+class HoldsClaims(Protocol):
+    """A backend that keeps buckets in storage of its own (see the module docstring)."""
+
+    def claims(self) -> set[str]: ...
+
+    def forget_claim(self, bucket_id: str) -> None: ...

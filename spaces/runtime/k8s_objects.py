@@ -14,6 +14,17 @@ so a new revision starts beside the old one and the runtime stops the old handle
   during a rollout;
 * a **Service** (ClusterIP) selecting that instance's pod, so the proxy has a stable address.
 
+A bucket a Space mounts is a **PersistentVolumeClaim** of its own (:func:`build_claim`, ``bucket-<bucket id>``),
+made on the first start that mounts it and outliving every instance (the platform deletes it with the bucket): its
+size is the bucket's, its class the operator's (``storage_class``; the cluster's default when unset). Its files
+belong to uid 1000, the user Space images run as (the Hub's convention): ``fsGroup`` for the volume types whose
+ownership the kubelet manages, and, for those it does not (hostPath, NFS), an init container of the Space's own
+image that gives the volume's top directory to that user as root with CHOWN alone (the app could run as root
+anyway: its image is its author's). One Space writes a bucket at a time, but a new revision starts beside the old
+one: a ReadWriteOnce volume attaches to one node, so the pods writing a bucket are tied to the node of any other
+pod writing it (a required pod affinity on the bucket's label), else the new pod would wait for an attachment
+the old one keeps until the new one answers.
+
 One **NetworkPolicy** per namespace (:func:`build_network_policy`) isolates every Space pod (``spaces.managed``):
 ingress only from the proxy; egress only to DNS and to the internet minus the cluster's own ranges (pods, Services,
 nodes, the cloud metadata address). Without it any Space could call the control plane's pods and every other Space
@@ -33,7 +44,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from spaces.runtime.contracts import LABEL_MANAGED, LABEL_SHA, LABEL_SPACE, InstanceSpec, Observed, Phase
+from spaces.runtime.contracts import LABEL_MANAGED, LABEL_SHA, LABEL_SPACE, Claim, InstanceSpec, Observed, Phase
 from spaces.runtime.flavors import Reservation
 
 #: selects the pods of one instance (Deployment selector and Service selector)
@@ -41,6 +52,12 @@ LABEL_INSTANCE = "spaces.instance"
 LABEL_FLAVOR = "spaces.flavor"
 ANNOTATION_REPO = "spaces.repo-id"
 CONTAINER = "app"
+#: on a bucket's claim: the bucket's id (how the platform finds the claims of deleted buckets)
+LABEL_BUCKET = "spaces.bucket"
+#: on a pod writing a bucket, suffixed with the bucket's id (see the module docstring)
+LABEL_WRITES_PREFIX = "bucket.spaces/"
+#: the user Space images run as
+APP_UID = 1000
 
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_KEY_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
@@ -56,6 +73,8 @@ class PodOptions:
     gpu_runtime_class: str | None = None  # e.g. "nvidia" where the GPU operator installs one
     image_pull_policy: str = "IfNotPresent"
     network_policy: NetworkPolicyOptions | None = None  # None: no NetworkPolicy objects
+    storage_class: str | None = None  # buckets' claims; None: the cluster's default StorageClass
+    claim_access_mode: str = "ReadWriteOnce"
 
 
 #: what a Space must not reach by default: RFC 1918 and CGNAT ranges (where pod, Service and node addresses sit in
@@ -177,6 +196,8 @@ def build_deployment(spec: InstanceSpec, name: str, reservation: Reservation,
         pod_spec["runtimeClassName"] = options.gpu_runtime_class
     if options.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": s} for s in options.image_pull_secrets]
+    labels = dict(labels)
+    _claim_volumes(spec, pod_spec, container, labels)
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": _meta(spec, name, options.namespace),
@@ -189,6 +210,62 @@ def build_deployment(spec: InstanceSpec, name: str, reservation: Reservation,
                          "spec": pod_spec},
         },
     }
+
+
+def claim_name(bucket_id: str) -> str:
+    return f"bucket-{bucket_id.lower()}"
+
+
+def build_claim(claim: Claim, options: PodOptions = PodOptions()) -> dict[str, Any]:
+    """The PersistentVolumeClaim holding a bucket's files."""
+    spec: dict[str, Any] = {"accessModes": [options.claim_access_mode],
+                            "resources": {"requests": {"storage": memory_quantity(claim.size_mb)}}}
+    if options.storage_class is not None:
+        spec["storageClassName"] = options.storage_class
+    return {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": claim_name(claim.bucket_id), "namespace": options.namespace,
+                     "labels": {LABEL_BUCKET: label_value(claim.bucket_id),
+                                "app.kubernetes.io/managed-by": "spaces"}},
+        "spec": spec,
+    }
+
+
+def _claim_volumes(spec: InstanceSpec, pod_spec: dict[str, Any], container: dict[str, Any],
+                   labels: dict[str, str]) -> None:
+    """Mount the instance's buckets (``spec.mounts``, each a ``Claim``) into the pod being built."""
+    claims = [m for m in spec.mounts if m.claim is not None]
+    if not claims:
+        return
+    volumes, mounts, writes = [], [], []
+    for i, m in enumerate(claims):
+        volumes.append({"name": f"bucket-{i}", "persistentVolumeClaim": {"claimName": claim_name(m.claim.bucket_id),
+                                                                          "readOnly": m.read_only}})
+        mount = {"name": f"bucket-{i}", "mountPath": m.target, "readOnly": m.read_only}
+        if m.claim.sub_path:
+            mount["subPath"] = m.claim.sub_path
+        mounts.append(mount)
+        if not m.read_only:
+            writes.append((mount, m.claim.bucket_id))
+    pod_spec["volumes"] = volumes
+    container["volumeMounts"] = mounts
+    pod_spec["securityContext"] = {"fsGroup": APP_UID, "fsGroupChangePolicy": "OnRootMismatch"}
+    if not writes:
+        return
+    pod_spec["initContainers"] = [{
+        "name": "bucket-owner", "image": container["image"], "imagePullPolicy": container["imagePullPolicy"],
+        "command": ["chown", f"{APP_UID}:{APP_UID}", *(m["mountPath"] for m, _ in writes)],
+        "volumeMounts": [m for m, _ in writes], "resources": container["resources"],
+        "securityContext": {"runAsUser": 0, "runAsNonRoot": False, "allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"], "add": ["CHOWN"]},
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+    }]
+    terms = []
+    for _, bucket_id in writes:
+        key = LABEL_WRITES_PREFIX + bucket_id.lower()
+        labels[key] = "true"
+        terms.append({"labelSelector": {"matchLabels": {key: "true"}}, "topologyKey": "kubernetes.io/hostname"})
+    pod_spec["affinity"] = {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": terms}}
 
 
 def build_service(spec: InstanceSpec, name: str, options: PodOptions = PodOptions()) -> dict[str, Any]:

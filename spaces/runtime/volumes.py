@@ -11,11 +11,17 @@
 
 The backend mounts them (``InstanceSpec.mounts``): read-only where asked, and gives a read-write bucket's files to
 the Space's uid at start.
+
+A backend whose instances do not run on this machine (Kubernetes: pods see no directory of the platform's data
+dir) keeps each bucket in storage of its own instead (``Volumes(claims=True)``): the mount then names the bucket
+(``Claim``), the backend makes its storage on first use (a PersistentVolumeClaim) and gives it back once the
+bucket is deleted (``spaces.platform``'s backstop). A repository volume has no such storage: refused there.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 from collections.abc import Callable
@@ -26,24 +32,31 @@ from sqlalchemy.orm import Session
 
 from spaces.db.models import Bucket, Space, SpaceVolumes
 from spaces.domain.volumes import Volume
-from spaces.runtime.contracts import Mount, StartFailed
+from spaces.db.session import Database
+from spaces.runtime.contracts import Claim, HoldsClaims, Mount, StartFailed
 from spaces.runtime.spacedisk import SpaceDisk, loop_mount
+
+log = logging.getLogger(__name__)
 
 #: (repo type, "owner/name") -> the repository (``spaces.storage.gitrepo.GitRepo``) or None when there is none
 RepoFor = Callable[[Session, str, str], object | None]
 
 
 class Volumes:
-    def __init__(self, data_dir: Path, repo_for: RepoFor) -> None:
+    def __init__(self, data_dir: Path, repo_for: RepoFor, *, claims: bool = False) -> None:
         self.buckets = data_dir / "buckets"
         self.snapshots = data_dir / "volumes"
         self.repo_for = repo_for
+        self.claims = claims  # buckets are the backend's storage (Claim), not disks of this machine
 
     def mounts(self, s: Session, space: Space) -> tuple[Mount, ...]:
         """The mounts of the Space's volumes now; StartFailed naming a volume whose source is gone."""
         row = s.get(SpaceVolumes, space.id)
         out = []
         for v in (Volume.from_json(raw) for raw in (row.volumes if row else [])):
+            if self.claims:
+                out.append(self._claim(s, v))
+                continue
             src = self._bucket(s, v) if v.type == "bucket" else self._snapshot(s, v)
             if v.path:
                 src = src / v.path
@@ -53,11 +66,24 @@ class Volumes:
             out.append(Mount(str(src), v.mount_path, v.read_only))
         return tuple(out)
 
-    def _bucket(self, s: Session, v: Volume) -> Path:
+    def _claim(self, s: Session, v: Volume) -> Mount:
+        if v.type != "bucket":
+            raise StartFailed(f"The {v.type} {v.source} mounted at {v.mount_path} cannot be mounted on this "
+                              "cluster: repository volumes are files of the platform's own disk, which pods do not "
+                              "see. Mount a bucket instead, or load the files from this hub in the app "
+                              "(preload_from_hub in the README).")
+        bucket = self._row(s, v)
+        return Mount("", v.mount_path, v.read_only, Claim(bucket.id, bucket.size_mb, v.path))
+
+    def _row(self, s: Session, v: Volume) -> Bucket:
         bucket = s.scalar(select(Bucket).where(Bucket.key == v.source.lower()))
         if bucket is None:
             raise StartFailed(f"The bucket {v.source} mounted at {v.mount_path} no longer exists; change the "
                               "Space's volumes.")
+        return bucket
+
+    def _bucket(self, s: Session, v: Volume) -> Path:
+        bucket = self._row(s, v)
         return BucketDisk(self.buckets / bucket.id).ensure(bucket.size_mb)
 
     def _snapshot(self, s: Session, v: Volume) -> Path:
@@ -105,6 +131,22 @@ class BucketDisk(SpaceDisk):
         if self.dir.exists():
             self.release()
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def forget_deleted_buckets(db: Database, backend: HoldsClaims) -> list[str]:
+    """Give back the storage of buckets deleted since the last call (the hub deletes the row; only the leader
+    holds the backend); the ids given back. What the backend holds is read before the rows: storage made for a
+    bucket created in between is then not in ``held``, so it is never taken for a deleted bucket's."""
+    held = backend.claims()
+    if not held:
+        return []
+    with db.session() as s:
+        live = set(s.scalars(select(Bucket.id).where(Bucket.id.in_(held))))
+    gone = sorted(held - live)
+    for bucket_id in gone:
+        log.info("giving back the storage of the deleted bucket %s", bucket_id)
+        backend.forget_claim(bucket_id)
+    return gone
 
 
 def give_to(path: Path, uid: int) -> None:

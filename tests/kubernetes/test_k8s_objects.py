@@ -11,7 +11,7 @@ import pytest
 
 from spaces.builder.plan import Artifact
 from spaces.runtime import k8s_objects as k8s
-from spaces.runtime.contracts import InstanceSpec
+from spaces.runtime.contracts import Claim, InstanceSpec, Mount
 from spaces.runtime.flavors import FlavorCatalog, FlavorSettings
 
 kv = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate carries the OpenAPI JSON schemas")
@@ -38,6 +38,11 @@ NAME = "space-65f0c0ffee0123456789abcd-0123456789"
 LABELS = {"spaces.managed": "true", "spaces.space-id": "65f0c0ffee0123456789abcd", "spaces.sha": SHA,
           "spaces.flavor": "cpu-basic", "spaces.instance": NAME}
 META = {"name": NAME, "namespace": "spaces", "labels": LABELS, "annotations": {"spaces.repo-id": "alice/demo"}}
+
+
+RW_BUCKET, RO_BUCKET = "0a1b2c3d4e5f60718293a4b5", "ffeeddccbbaa998877665544"
+BUCKET_MOUNTS = (Mount("", "/data", False, Claim(RW_BUCKET, 20480)),
+                 Mount("", "/shared/models", True, Claim(RO_BUCKET, 512, "weights/v1")))
 
 
 def objects(spec: InstanceSpec, catalog: FlavorCatalog = CAT, options: k8s.PodOptions | None = None):
@@ -128,6 +133,7 @@ VARIANTS = {
         k8s.PodOptions(image_pull_secrets=("a", "b"), gpu_runtime_class="nvidia")),
     "odd ids and labels": lambda: objects(make_spec(space_id="Alice_Demo/ÜBER.space", labels={"team": "a b/c"})),
     "docker port": lambda: objects(make_spec(sdk="docker", port=8080)),
+    "buckets": lambda: objects(make_spec(mounts=BUCKET_MOUNTS)),
 }
 
 
@@ -290,16 +296,71 @@ def test_the_network_policy_schema_check_can_fail() -> None:
         kv.validate(broken, SCHEMA_VERSIONS[-1], strict=True)
 
 
-def test_a_space_with_volumes_is_refused_not_started_without_them() -> None:
-    """Volumes are directories of the platform's data dir; a pod sees none of them (no PVC yet): the start says so
-    before any object is created, instead of running the app without its /data."""
-    from spaces.runtime.backends.kubernetes import KubernetesBackend
-    from spaces.runtime.contracts import Mount, StartFailed
+class NoCluster:  # any call to the API server fails the test
+    def __getattr__(self, name: str):  # noqa: ANN204
+        raise AssertionError(f"the API server was called: {name}")
 
-    class NoCluster:  # any call to the API server would fail the test
-        def __getattr__(self, name: str):  # noqa: ANN204
-            raise AssertionError(f"the API server was called: {name}")
+
+def test_a_directory_of_the_platforms_machine_is_refused_before_any_object_is_made() -> None:
+    """A repository volume is files of the platform's disk, which no pod sees: the start says so instead of running
+    the app without it (``spaces.runtime.volumes`` refuses it first; this is the backend's own guard)."""
+    from spaces.runtime.backends.kubernetes import KubernetesBackend
+    from spaces.runtime.contracts import StartFailed
 
     backend = KubernetesBackend(api_client=NoCluster())
-    with pytest.raises(StartFailed, match="cannot mount volumes yet: /data"):
-        backend.start(make_spec(mounts=(Mount("/srv/buckets/b/mnt/data", "/data", False),)))
+    with pytest.raises(StartFailed, match="mounts buckets only.*: /assets"):
+        backend.start(make_spec(mounts=(Mount("/srv/volumes/space/a/sha", "/assets", True),)))
+
+
+def test_buckets_are_claims_mounted_where_the_space_asked() -> None:
+    _, deployment, _ = objects(make_spec(mounts=BUCKET_MOUNTS))
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["volumes"] == [
+        {"name": "bucket-0", "persistentVolumeClaim": {"claimName": f"bucket-{RW_BUCKET}", "readOnly": False}},
+        {"name": "bucket-1", "persistentVolumeClaim": {"claimName": f"bucket-{RO_BUCKET}", "readOnly": True}}]
+    assert pod["containers"][0]["volumeMounts"] == [
+        {"name": "bucket-0", "mountPath": "/data", "readOnly": False},
+        {"name": "bucket-1", "mountPath": "/shared/models", "readOnly": True, "subPath": "weights/v1"}]
+    assert pod["securityContext"] == {"fsGroup": 1000, "fsGroupChangePolicy": "OnRootMismatch"}
+    # only what the app writes is given to its user, by root holding CHOWN and nothing else
+    (init,) = pod["initContainers"]
+    assert init["command"] == ["chown", "1000:1000", "/data"]
+    assert init["volumeMounts"] == [{"name": "bucket-0", "mountPath": "/data", "readOnly": False}]
+    assert init["image"] == pod["containers"][0]["image"]
+    assert init["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN"]}
+    # the pods writing one bucket share a node (a ReadWriteOnce volume attaches to one)
+    key = f"bucket.spaces/{RW_BUCKET}"
+    assert deployment["spec"]["template"]["metadata"]["labels"][key] == "true"
+    assert key not in deployment["metadata"]["labels"]
+    assert pod["affinity"] == {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {key: "true"}}, "topologyKey": "kubernetes.io/hostname"}]}}
+
+
+def test_a_space_reading_buckets_only_gets_no_init_container_and_no_affinity() -> None:
+    _, deployment, _ = objects(make_spec(mounts=BUCKET_MOUNTS[1:]))
+    pod = deployment["spec"]["template"]["spec"]
+    assert "initContainers" not in pod and "affinity" not in pod
+    assert not any(k.startswith("bucket.spaces/") for k in deployment["spec"]["template"]["metadata"]["labels"])
+
+
+def test_no_volumes_no_pod_security_context() -> None:
+    pod = objects(make_spec())[1]["spec"]["template"]["spec"]
+    assert not {"volumes", "securityContext", "initContainers", "affinity"} & set(pod)
+
+
+def test_a_buckets_claim_exactly() -> None:
+    assert k8s.build_claim(Claim(RW_BUCKET, 20480), k8s.PodOptions(namespace="apps", storage_class="fast")) == {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": f"bucket-{RW_BUCKET}", "namespace": "apps",
+                     "labels": {"spaces.bucket": RW_BUCKET, "app.kubernetes.io/managed-by": "spaces"}},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "20480Mi"}},
+                 "storageClassName": "fast"}}
+    # no class named: the cluster's default class provisions it
+    assert "storageClassName" not in k8s.build_claim(Claim(RW_BUCKET, 16))["spec"]
+
+
+@pytest.mark.parametrize("version", SCHEMA_VERSIONS)
+def test_a_buckets_claim_is_valid_against_openapi_json_schema(version: str) -> None:
+    claim = k8s.build_claim(Claim(RW_BUCKET, 64), k8s.PodOptions(storage_class="standard"))
+    kv.validate(claim, version, strict=True)
+    assert client.ApiClient().sanitize_for_serialization(client.V1PersistentVolumeClaim.from_dict(claim)) == claim

@@ -163,7 +163,9 @@ def test_the_role_allows_what_the_backend_calls_in_its_namespace_only(helm, clus
                            ("patch", "secrets"), ("delete", "secrets"), ("list", "pods"), ("get", "pods/log"),
                            ("get", "networkpolicies.networking.k8s.io"),
                            ("create", "networkpolicies.networking.k8s.io"),
-                           ("update", "networkpolicies.networking.k8s.io")]:
+                           ("update", "networkpolicies.networking.k8s.io"),
+                           ("list", "persistentvolumeclaims"), ("create", "persistentvolumeclaims"),
+                           ("delete", "persistentvolumeclaims")]:
         assert can(verb, resource), f"{verb} {resource}"
     # and nothing more: not other namespaces, not reading secrets back, not the cluster
     assert not can("create", "deployments.apps", "default")
@@ -171,6 +173,7 @@ def test_the_role_allows_what_the_backend_calls_in_its_namespace_only(helm, clus
     assert not can("list", "secrets")
     assert not can("create", "pods/exec")
     assert not can("delete", "networkpolicies.networking.k8s.io")
+    assert not can("create", "persistentvolumes", "")  # claims only: the cluster's provisioner makes volumes
     assert not can("list", "nodes", "")
 
 

@@ -8,6 +8,9 @@
 * A Streamlit Space answers over its WebSocket through the proxy from its pod.
 * Sleep removes the Deployment (a pod cannot be paused), a visit through the proxy wakes it, and a kill -9 of the
   control plane while the pod runs is followed by an adoption that restarts nothing.
+* A bucket mounted at /data is a PersistentVolumeClaim (the cluster's default class: the controller-manager's
+  hostPath provisioner here) that keeps what the app wrote across a restart, a sleep and a rebuild; deleting the
+  bucket deletes its claim.
 """
 
 from __future__ import annotations
@@ -230,3 +233,67 @@ def test_a_crashing_space_is_a_runtime_error_with_its_log_tail(k8s_platform) -> 
     r = kit.app_get(srv, repo_id, "/")
     assert r.status_code == 503 and r.json()["stage"] == "RUNTIME_ERROR", r.text[:300]
     hf.delete_repo(repo_id, repo_type="space")
+
+
+def store_app(mark: str) -> dict[str, bytes]:
+    """tests/platform/apps/store.py: counts its starts in /data/starts."""
+    return kit.space_files(**{"README.md": kit.readme("gradio"), "app.py": kit.app_source("store.py", MARK=mark)})
+
+
+def starts_now(srv, repo_id: str) -> int | None:  # noqa: ANN001
+    try:
+        return int(kit.gradio_call(srv, repo_id, "starts", "")[0])
+    except Exception:  # noqa: BLE001 - an instance swapping for another: look again
+        return None
+
+
+@pytest.mark.timeout(1500)
+def test_a_bucket_is_a_claim_that_keeps_what_the_app_wrote(k8s_platform, api) -> None:
+    from huggingface_hub import HfApi, Volume
+    from kubernetes.utils import parse_quantity
+
+    srv, ns = k8s_platform.server, k8s_platform.ns
+    core = client.CoreV1Api(api)
+    hf = HfApi(endpoint=srv.url, token=srv.token("nora"))
+    bucket, repo_id = "nora/data", "nora/keeps"
+    hf.create_bucket(bucket)
+    hf.create_repo(repo_id, repo_type="space", space_sdk="gradio",
+                   space_volumes=[Volume(type="bucket", source=bucket, mount_path="/data")])
+    kit.upload(hf, repo_id, store_app("v1"), "first version")
+    kit.wait_stage(hf, repo_id, kit.RUNNING, timeout=900)
+    try:
+        assert starts_now(srv, repo_id) == 1
+    except AssertionError:
+        raise AssertionError(f"app log:\n{pod_logs(api, ns)}\nserver log:\n{srv.log()[-3000:]}") from None
+
+    (claim,) = core.list_namespaced_persistent_volume_claim(ns, label_selector="spaces.bucket").items
+    assert claim.status.phase == "Bound" and claim.spec.storage_class_name == "standard"
+    # the bucket's size (StorageSettings.bucket_mb), as the API canonicalises it
+    assert parse_quantity(claim.spec.resources.requests["storage"]) == 20480 * 2**20
+    (pod,) = core.list_namespaced_pod(ns).items
+    assert [v.persistent_volume_claim.claim_name for v in pod.spec.volumes] == [claim.metadata.name]
+
+    # a restart: a new pod, the same claim
+    hf.restart_space(repo_id)
+    kit.wait_for(lambda: starts_now(srv, repo_id) == 2, timeout=300, what="the restarted app counts its second start")
+
+    # asleep: no pod (Kubernetes cannot pause one); a visit wakes a new one on the same claim
+    import httpx
+
+    r = httpx.post(f"{srv.url}/api/spaces/{repo_id}/sleep", headers={"authorization": f"Bearer {hf.token}"})
+    assert r.status_code < 300, r.text
+    kit.wait_stage(hf, repo_id, "SLEEPING", timeout=60)
+    wait_until(lambda: not core.list_namespaced_pod(ns).items, timeout=120, what="no pod left asleep")
+    kit.wait_for(lambda: starts_now(srv, repo_id) == 3, timeout=300, what="the woken app counts its third start")
+
+    # a push that rebuilds: a new image and revision, the same files
+    kit.upload(hf, repo_id, store_app("v2"), "second version")
+    kit.wait_for(lambda: starts_now(srv, repo_id) == 4, timeout=900, what="the new revision counts its start")
+    assert kit.gradio_call(srv, repo_id, "read", "/data/starts")[0] == "OK 4"
+
+    # the bucket outlives the Space; deleting the bucket deletes its claim (the leader's backstop sweep)
+    hf.delete_repo(repo_id, repo_type="space")
+    assert core.list_namespaced_persistent_volume_claim(ns, label_selector="spaces.bucket").items
+    hf.delete_bucket(bucket)
+    wait_until(lambda: not core.list_namespaced_persistent_volume_claim(ns, label_selector="spaces.bucket").items,
+               timeout=240, what="the deleted bucket's claim gone")

@@ -15,6 +15,8 @@ Lifecycle against the :class:`~spaces.runtime.contracts.Backend` protocol:
   (it still covers the pod during its grace period).
 * ``list(labels)``: Deployments matching the label selector in our namespace (re-adoption after a restart).
 * ``logs(handle, follow)``: ``read_namespaced_pod_log`` of the instance's newest pod.
+* ``claims()``/``forget_claim(bucket_id)`` (``HoldsClaims``): a bucket a Space mounts is a PersistentVolumeClaim
+  made by the first ``start`` that mounts it; the platform deletes the claims of deleted buckets.
 * ``freeze``/``thaw``: not supported: a pod cannot be paused; scaling to 0 is a stop, which the sleeper does.
 
 The ``kubernetes`` package is imported lazily, only when this backend is built.
@@ -30,7 +32,8 @@ from pydantic import BaseModel, Field
 
 from spaces.errors import SpacesError
 from spaces.runtime import k8s_objects as k8s
-from spaces.runtime.contracts import LABEL_SHA, LABEL_SPACE, Handle, InstanceSpec, Observed, Phase, StartFailed
+from spaces.runtime.contracts import (LABEL_SHA, LABEL_SPACE, Claim, Handle, InstanceSpec, Observed, Phase,
+                                     StartFailed)
 from spaces.runtime.flavors import FlavorCatalog
 
 log = logging.getLogger(__name__)
@@ -86,6 +89,11 @@ class KubernetesSettings(BaseModel):
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field("IfNotPresent")
     log_tail_lines: int = Field(30, ge=1, description="log lines quoted in a crash message")
     network_policy: NetworkPolicySettings = Field(default_factory=NetworkPolicySettings)
+    storage_class: str | None = Field(None, description="StorageClass of buckets' PersistentVolumeClaims (a "
+                                      "Space's /data); default: the cluster's default class")
+    claim_access_mode: Literal["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"] = Field(
+        "ReadWriteOnce", description="access mode of buckets' claims: ReadWriteMany where the storage allows a "
+        "bucket on several nodes at once (a read-only mount by another Space elsewhere)")
 
 
 def _load_api_client(settings: KubernetesSettings):
@@ -132,6 +140,7 @@ class KubernetesBackend:
             namespace=self.settings.namespace, image_pull_secrets=tuple(self.settings.image_pull_secrets),
             gpu_runtime_class=self.settings.gpu_runtime_class, image_pull_policy=self.settings.image_pull_policy,
             network_policy=self.settings.network_policy.options(),
+            storage_class=self.settings.storage_class, claim_access_mode=self.settings.claim_access_mode,
         )
         self._client = client
         self.api_client = api_client or _load_api_client(self.settings)
@@ -153,10 +162,10 @@ class KubernetesBackend:
 
         if spec.artifact.kind != "image":
             raise StartFailed(f"The Kubernetes backend runs images; this build produced a {spec.artifact.kind}.")
-        if spec.mounts:  # volumes are directories of the platform's data dir, which no pod sees (no PVC yet)
-            raise StartFailed("The Kubernetes backend cannot mount volumes yet: "
-                              + ", ".join(m.target for m in spec.mounts)
-                              + ". Remove the Space's volumes, or run it on the local or Docker backend.")
+        host_dirs = [m.target for m in spec.mounts if m.claim is None]
+        if host_dirs:  # a directory of the platform's machine, which no pod sees (spaces.runtime.volumes)
+            raise StartFailed("The Kubernetes backend mounts buckets only, not directories of the platform's "
+                              f"machine: {', '.join(host_dirs)}.")
         flavor = self.flavors.get(spec.flavor)
         name = k8s.instance_name(spec.space_id, spec.sha)
         c, ns = self._client, self.namespace
@@ -165,6 +174,8 @@ class KubernetesBackend:
             k8s.build_deployment(spec, name, flavor.reservation, flavor.tolerations, self.options))
         try:
             self._ensure_network_policy()  # before the Deployment: no Space pod runs without it
+            for m in spec.mounts:
+                self._ensure_claim(m.claim)
             self._create_or(lambda: self.core.create_namespaced_secret(ns, secret),
                             lambda: self.core.replace_namespaced_secret(f"{name}-env", ns, secret))
             created = self._create_or(lambda: self.apps.create_namespaced_deployment(ns, deployment),
@@ -200,6 +211,29 @@ class KubernetesBackend:
                 self.net.replace_namespaced_network_policy(name, ns, body)
 
         self._create_or(lambda: self.net.create_namespaced_network_policy(ns, wanted), replace_if_changed)
+
+    def _ensure_claim(self, claim: Claim) -> None:
+        """The bucket's PersistentVolumeClaim, made on its first mount; one that exists is the bucket's files."""
+        body = k8s.build_claim(claim, self.options)
+        self._create_or(lambda: self.core.create_namespaced_persistent_volume_claim(self.namespace, body),
+                        lambda: None)
+
+    def claims(self) -> set[str]:
+        """The ids of the buckets that have a claim here (``contracts.HoldsClaims``)."""
+        found = self.core.list_namespaced_persistent_volume_claim(self.namespace, label_selector=k8s.LABEL_BUCKET)
+        prefix = k8s.claim_name("")
+        return {c.metadata.name[len(prefix):] for c in found.items if c.metadata.name.startswith(prefix)}
+
+    def forget_claim(self, bucket_id: str) -> None:
+        """Delete a deleted bucket's claim: its volume goes with it where the class reclaims by deleting (the
+        claim's protection waits for a pod still stopping)."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.core.delete_namespaced_persistent_volume_claim(k8s.claim_name(bucket_id), self.namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
 
     @staticmethod
     def _create_or(create, on_conflict):

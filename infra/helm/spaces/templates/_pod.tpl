@@ -69,6 +69,10 @@ spec:
         {{- with $v.kubernetes.gpuRuntimeClass }}
         - {name: SPACES_KUBERNETES__GPU_RUNTIME_CLASS, value: {{ . | quote }}}
         {{- end }}
+        {{- with $v.kubernetes.storageClass }}
+        - {name: SPACES_KUBERNETES__STORAGE_CLASS, value: {{ . | quote }}}
+        {{- end }}
+        - {name: SPACES_KUBERNETES__CLAIM_ACCESS_MODE, value: {{ $v.kubernetes.claimAccessMode | quote }}}
         - {name: SPACES_PUBLIC_URL, value: {{ $v.publicUrl | default (printf "http://%s.%s:%v" $fullname $r.Release.Namespace $v.service.port) | quote }}}
         {{- with $v.appsDomain }}
         - {name: SPACES_APPS_DOMAIN, value: {{ . | quote }}}
