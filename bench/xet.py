@@ -20,11 +20,13 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,6 +131,56 @@ def commit(url: str, token: str, repo_id: str, path: str, oid: str, size: int) -
     r.raise_for_status()
 
 
+def write_random(path: Path, mb: int) -> None:
+    with open(path, "wb") as f:
+        for _ in range(mb):
+            f.write(os.urandom(1 << 20))
+
+
+@dataclass
+class Run:
+    """One of each transfer, on one file: seconds, (client, hub) CPU seconds."""
+
+    ng_up: float
+    ng_null: float
+    ng_down: float
+    up: float
+    down: float
+    cpu_up: tuple[float, float]
+    cpu_down: tuple[float, float]
+    received: float
+    peak_rss: int
+    info: object
+
+
+def one_run(server, token: str, repo_id: str, blob: Path, port: int, work: Path) -> Run:  # noqa: ANN001
+    ng_up = curl("-T", str(blob), f"http://127.0.0.1:{port}/up/model.bin")
+    ng_null = curl(f"http://127.0.0.1:{port}/model.bin")
+    # the reference for the Xet download writes its file to the same disk (hf_xet cannot write to /dev/null)
+    ng_out = work / "nginx-out.bin"
+    ng_down = curl(f"http://127.0.0.1:{port}/model.bin", out=str(ng_out))
+    ng_out.unlink()
+    before = received(server.url)
+    with PeakRss(server.proc.pid) as rss:
+        t0, c0, h0 = time.perf_counter(), time.process_time(), cpu_tree(server.proc.pid)
+        info = xet_upload(server.url, token, repo_id, blob)
+        up = time.perf_counter() - t0
+        cpu_up = (time.process_time() - c0, cpu_tree(server.proc.pid) - h0)
+    got = received(server.url) - before
+    out = work / "out.bin"
+    t0, c0, h0 = time.perf_counter(), time.process_time(), cpu_tree(server.proc.pid)
+    xet_download(server.url, token, repo_id, info, out)
+    down = time.perf_counter() - t0
+    cpu_down = (time.process_time() - c0, cpu_tree(server.proc.pid) - h0)
+    digest = hashlib.sha256()
+    with open(out, "rb") as f:
+        while block := f.read(1 << 24):
+            digest.update(block)
+    assert digest.hexdigest() == info.sha256, "corrupt download"
+    out.unlink()
+    return Run(ng_up, ng_null, ng_down, up, down, cpu_up, cpu_down, got, rss.peak, info)
+
+
 def curl(*args: str, out: str = "/dev/null") -> float:
     took = subprocess.run(["curl", "-sf", "-o", out, "-w", "%{time_total}", *args], check=True,
                           capture_output=True, text=True, timeout=600).stdout
@@ -138,9 +190,10 @@ def curl(*args: str, out: str = "/dev/null") -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mb", type=int, default=1024)
+    ap.add_argument("--runs", type=int, default=3, help="interleaved runs of each transfer (medians reported)")
     args = ap.parse_args()
-    if not 1 <= args.mb <= 4096:
-        ap.error("--mb must be 1..4096")
+    if not 1 <= args.mb <= 4096 or not 1 <= args.runs <= 9:
+        ap.error("--mb must be 1..4096, --runs 1..9")
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     size = args.mb << 20
     server = start_server("sqlite", extra_env={"SPACES_METRICS_TOKEN": METRICS_TOKEN})
@@ -152,9 +205,7 @@ def main() -> int:
             www = work / "www"
             (www / "up").mkdir(parents=True)
             blob = www / "model.bin"
-            with open(blob, "wb") as f:
-                for _ in range(args.mb):
-                    f.write(os.urandom(1 << 20))
+            write_random(blob, args.mb)
             # nginx's workers run as nobody: they write the PUT (and their body temp files) into these folders
             for d in (work, www, www / "up"):
                 d.chmod(0o777)
@@ -164,31 +215,14 @@ def main() -> int:
   sendfile on; client_max_body_size 0; location /up/ {{ dav_methods PUT; }} }}""", "1"))]))
             wait_port(port)
 
-            t_ng_up = curl("-T", str(blob), f"http://127.0.0.1:{port}/up/model.bin")
-            t_ng_null = curl(f"http://127.0.0.1:{port}/model.bin")
-            # the reference for the Xet download writes its file to the same disk (hf_xet cannot write to /dev/null)
-            ng_out = work / "nginx-out.bin"
-            t_ng_down = curl(f"http://127.0.0.1:{port}/model.bin", out=str(ng_out))
-            ng_out.unlink()
-
-            before = received(server.url)
-            with PeakRss(server.proc.pid) as rss:
-                t0, c0, h0 = time.perf_counter(), time.process_time(), cpu_tree(server.proc.pid)
-                info = xet_upload(server.url, token, repo_id, blob)
-                t_up = time.perf_counter() - t0
-                cpu_up = (time.process_time() - c0, cpu_tree(server.proc.pid) - h0)
-            first_bytes = received(server.url) - before
-            out = work / "out.bin"
-            t0, c0, h0 = time.perf_counter(), time.process_time(), cpu_tree(server.proc.pid)
-            xet_download(server.url, token, repo_id, info, out)
-            t_down = time.perf_counter() - t0
-            cpu_down = (time.process_time() - c0, cpu_tree(server.proc.pid) - h0)
-            digest = hashlib.sha256()
-            with open(out, "rb") as f:
-                while block := f.read(1 << 24):
-                    digest.update(block)
-            assert digest.hexdigest() == info.sha256, "corrupt download"
-            out.unlink()
+            # interleaved runs, each with fresh bytes (the same file again would be deduplicated away): both sides
+            # meet the same page cache (on this VM a write into fresh page-cache memory varies 2x from run to run)
+            runs: list[Run] = []
+            for i in range(args.runs):
+                if i:
+                    write_random(blob, args.mb)
+                runs.append(one_run(server, token, repo_id, blob, port, work))
+            info = runs[-1].info
             # a reader without Xet (git-lfs, curl, a client without hf_xet): the committed file through /resolve,
             # whose bytes the hub reads back from the xorbs (nothing else stores them)
             commit(server.url, token, repo_id, "model.bin", info.sha256, size)
@@ -205,22 +239,30 @@ def main() -> int:
             re_bytes = received(server.url) - before
 
             mbps = lambda t: args.mb / t  # noqa: E731
-            print(f"\n{args.mb} MB random file, loopback, {os.cpu_count()} cores, SQLite\n")
-            print(f"  Xet upload (hf_xet -> hub)      {mbps(t_up):7.0f} MB/s  ({t_up:.1f} s)")
-            print(f"  PUT to nginx (curl)             {mbps(t_ng_up):7.0f} MB/s  ({t_ng_up:.1f} s)")
-            print(f"  Xet download (hub -> hf_xet)    {mbps(t_down):7.0f} MB/s  ({t_down:.1f} s)")
-            print(f"  GET from nginx (curl) to a file {mbps(t_ng_down):7.0f} MB/s  ({t_ng_down:.1f} s)")
-            print(f"  GET from nginx to /dev/null     {mbps(t_ng_null):7.0f} MB/s  ({t_ng_null:.1f} s)")
+            med = {k: statistics.median(getattr(r, k) for r in runs) for k in
+                   ("up", "ng_up", "down", "ng_down", "ng_null")}
+            print(f"\n{args.mb} MB random file, loopback, {os.cpu_count()} cores, SQLite, median of {len(runs)} "
+                  "interleaved runs (each run's figure in brackets)\n")
+            for label, k in (("Xet upload (hf_xet -> hub)     ", "up"), ("PUT to nginx (curl)            ", "ng_up"),
+                             ("Xet download (hub -> hf_xet)   ", "down"), ("GET from nginx (curl) to a file", "ng_down"),
+                             ("GET from nginx to /dev/null    ", "ng_null")):
+                each = ", ".join(f"{mbps(getattr(r, k)):.0f}" for r in runs)
+                print(f"  {label} {mbps(med[k]):7.0f} MB/s  ({med[k]:.1f} s)  [{each}]")
             print(f"  GET /resolve (no Xet, read back from the xorbs) to /dev/null "
-                  f"{mbps(t_plain):5.0f} MB/s  ({t_plain:.1f} s): {t_ng_null / t_plain:.2f}x nginx")
-            print(f"  CPU seconds, upload:   client (hf_xet) {cpu_up[0]:.1f}, hub {cpu_up[1]:.1f}")
-            print(f"  CPU seconds, download: client (hf_xet) {cpu_down[0]:.1f}, hub {cpu_down[1]:.1f}")
-            print(f"  first upload: hub received {first_bytes / 2**20:.0f} MiB")
+                  f"{mbps(t_plain):5.0f} MB/s  ({t_plain:.1f} s): {med['ng_null'] / t_plain:.2f}x nginx")
+            cpu = {k: [statistics.median(getattr(r, k)[side] for r in runs) for side in (0, 1)]
+                   for k in ("cpu_up", "cpu_down")}
+            print(f"  CPU seconds, upload:   client (hf_xet) {cpu['cpu_up'][0]:.1f}, hub {cpu['cpu_up'][1]:.1f}")
+            print(f"  CPU seconds, download: client (hf_xet) {cpu['cpu_down'][0]:.1f}, hub {cpu['cpu_down'][1]:.1f}")
+            print(f"  first upload: hub received {runs[0].received / 2**20:.0f} MiB")
             print(f"  1%-changed re-upload: hub received {re_bytes / 2**20:.1f} MiB = {100 * re_bytes / size:.2f}% "
                   f"of the file (goal <= 5%), in {t_re:.1f} s")
-            print(f"  hub peak RSS during the upload: {rss.peak / 2**20:.0f} MiB (goal <= 256 MiB)")
-            print(f"\nratios to nginx: upload {t_ng_up / t_up:.2f}x (goal >= 0.3x), download {t_ng_down / t_down:.2f}x "
-                  f"(goal >= 0.5x)")
+            print(f"  hub peak RSS during an upload: {max(r.peak_rss for r in runs) / 2**20:.0f} MiB (goal <= 256 MiB) "
+                  f"[{', '.join(f'{r.peak_rss / 2**20:.0f}' for r in runs)}]")
+            ratios = [(r.ng_up / r.up, r.ng_down / r.down) for r in runs]
+            print(f"\nratios to nginx (medians): upload {med['ng_up'] / med['up']:.2f}x (goal >= 0.3x), download "
+                  f"{med['ng_down'] / med['down']:.2f}x (goal >= 0.5x); per run: "
+                  + ", ".join(f"{u:.2f}x/{d:.2f}x" for u, d in ratios))
     finally:
         server.stop()
         shutil.rmtree(_HF_HOME, ignore_errors=True)

@@ -110,6 +110,9 @@ def serve(host: Optional[str] = typer.Option(None, help="listen address (default
     import asyncio
     import logging
 
+    from spaces.malloc import limit_arenas
+
+    limit_arenas()  # before any thread: see spaces/malloc.py
     from spaces.platform import Platform, parse_roles
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -5,8 +5,8 @@
     0  errors                        the one error tree; imports nothing of ours
     1  domain, durable               pure rules and records: stages, README front matter, names, flavors;
                                      files written so that a crash does not take them back (fsync, rename)
-    2  db, storage, bus, ops, xet    persistence and process plumbing: SQLAlchemy rows, git, hints, health,
-                                     the Xet CAS (xorbs, shards, reconstructions)
+    2  db, storage, bus, ops, xet,   persistence and process plumbing: SQLAlchemy rows, git, hints, health,
+       malloc                        the Xet CAS (xorbs, shards, reconstructions), the C allocator's arenas
     3  builder, metrics              build packs, plans, environments and images; every metric (it reads the db)
     4  runtime                       scheduler, quota, flavors, nodes, backends, the reconciler, the sleeper
     5  services, templates_catalog,  accounts, Space lifecycle, builds, logs, wake, backup: the use cases;
@@ -29,7 +29,7 @@ from __future__ import annotations
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"errors"}),
     frozenset({"domain", "durable"}),
-    frozenset({"db", "storage", "bus", "ops", "xet"}),
+    frozenset({"db", "storage", "bus", "ops", "xet", "malloc"}),
     frozenset({"builder", "metrics"}),
     frozenset({"runtime"}),
     frozenset({"services", "templates_catalog", "announce"}),
