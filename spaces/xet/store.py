@@ -162,3 +162,16 @@ def _touch(path: Path) -> None:
         os.utime(path)
     except FileNotFoundError:
         pass
+
+
+def write_blocks(fd: int, blocks: list[bytes]) -> None:
+    """The blocks as they came off the socket, in one ``writev`` (gathering them into one buffer first copied
+    every byte once more)."""
+    view = [memoryview(b) for b in blocks if b]
+    while view:
+        done = os.writev(fd, view[:1024])  # IOV_MAX
+        while view and done >= len(view[0]):
+            done -= len(view[0])
+            view.pop(0)
+        if done:
+            view[0] = view[0][done:]

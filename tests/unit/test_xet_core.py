@@ -333,3 +333,19 @@ def test_objects_read_xet_files_by_sha256(tmp_path) -> None:  # noqa: ANN001
     assert objects.local.exists(plain_oid) and b"".join(objects.open(plain_oid, 10, 19)) == plain[10:20]
     # a git-lfs upload of an object that came through Xet verifies the bytes; reads still work either way
     assert put(objects, oid, len(data), [data]) is True and b"".join(objects.open(oid)) == data
+
+
+def test_spooled_blocks_are_written_whole_and_in_order_through_short_writes(tmp_path, monkeypatch) -> None:
+    from spaces.xet import store as store_module
+
+    blocks = [os.urandom(n) for n in (5, 0, 7, 1, 64)]
+    real = os.writev
+
+    def short(fd, buffers):  # noqa: ANN001, ANN202 - at most 3 bytes a call, as a full disk or a signal may do
+        return real(fd, [bytes(b"".join(bytes(x) for x in buffers)[:3])])
+
+    monkeypatch.setattr(store_module.os, "writev", short)
+    path = tmp_path / "spool"
+    with open(path, "wb") as f:
+        store_module.write_blocks(f.fileno(), blocks)
+    assert path.read_bytes() == b"".join(blocks)

@@ -29,13 +29,15 @@ from spaces.hub.api.common import in_session, raw_segments, repo_type_of, typed_
 from spaces.metrics import XET_RECEIVED_BYTES
 from spaces.storage.objects import RepoObjects
 from spaces.xet import hashing, service
-from spaces.xet.store import XetStore
+from spaces.xet.store import XetStore, write_blocks
 
 router = APIRouter()
 
 TOKEN_TTL_S = 3600
 FETCH_TTL_S = 3600
-SPOOL_BATCH = 4 << 20
+#: an upload's blocks go to its spool file this many bytes at a time (one thread hop each): few enough hops, and
+#: small enough that the kernel copies them into the page cache while they are still in the CPU's cache
+SPOOL_BATCH = 1 << 20
 #: a download URL's bytes go out in blocks this large (one thread hop each)
 FETCH_BLOCK = 4 << 20
 _RANGE = re.compile(r"bytes=(\d{1,15})-(\d{0,15})")
@@ -104,16 +106,17 @@ async def upload_xorb(prefix: str, h: str, request: Request) -> dict:
     expected = hashing.from_hex(h)
     store = xet_store(request)
     spool = store.spool()
-    size, pending = 0, bytearray()
+    size, pending, batch = 0, [], 0
     try:
         async for block in request.stream():
             size += len(block)
+            batch += len(block)
             XET_RECEIVED_BYTES.labels("xorb").inc(len(block))
-            pending += block
-            if len(pending) >= SPOOL_BATCH:  # one thread hop per few MiB, not per 64 KiB socket read
-                await run_in_threadpool(spool.write, pending)
-                pending = bytearray()  # no copy: the written buffer is dropped, a fresh one fills
-        await run_in_threadpool(spool.write, pending)
+            pending.append(block)
+            if batch >= SPOOL_BATCH:  # one thread hop per few MiB, not per 64 KiB socket read
+                await run_in_threadpool(write_blocks, spool.fileno(), pending)
+                pending, batch = [], 0
+        await run_in_threadpool(write_blocks, spool.fileno(), pending)
         spool.close()
     except BaseException:
         spool.close()
