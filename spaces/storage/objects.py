@@ -112,8 +112,10 @@ class _LocalWriter:
             os.fsync(self.file.fileno())
             self.file.close()
             self.file = None
-            # whole or not at all, and still there after a crash; a concurrent equal upload replaces equal bytes
-            durable.publish(self.tmp, self.store.path(self.oid))
+            # whole or not at all, and still there after a crash; a concurrent equal upload replaces equal bytes;
+            # never between the collector's look at an old copy's time and its removal (``pinned``)
+            with self.store.pinned():
+                durable.publish(self.tmp, self.store.path(self.oid))
             return True
         finally:
             self.abort()
@@ -128,7 +130,8 @@ class _LocalWriter:
 class LocalObjectStore:
     """Objects as files under ``root/ab/cd/<oid>`` (git-lfs's own layout), written through ``root/tmp``.
 
-    ``pinned``: the collector's lock, held shared while an object is made young (:meth:`touch`); the hub's store
+    ``pinned``: the collector's lock, held shared while an object is made young (:meth:`touch`) or renamed into
+    place, so nothing changes between the collector's look at an object's time and its removal; the hub's store
     shares the Xet store's (``XetStore.pinned``/``collecting``: one collector, and a backup pins both). None for a
     store no collector runs on (a backup's copy)."""
 

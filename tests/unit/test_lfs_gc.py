@@ -125,3 +125,23 @@ def test_the_collector_waits_for_a_backup_and_a_check_waits_for_the_collector(ob
         collect_lfs(objects.local, set(), time.time() - HOUR)
     worker.join(30)
     assert sizes == [None]  # it was gone by then: the client is told to upload it
+
+
+def test_an_upload_waits_for_a_collection_under_way_before_it_publishes(objects: XetBackedObjects) -> None:
+    """A new object is renamed into place under ``pinned``: an equal upload that started before the old copy was
+    stored never lands between the collector's look at the old copy and its removal."""
+    data = os.urandom(900)
+    oid = hashlib.sha256(data).hexdigest()
+    w = objects.writer(oid, len(data))  # started while the object was absent: it spools
+    w.write(data)
+    store_one(objects, data)  # an equal upload stores it meanwhile; it becomes old and unreferenced
+    age(objects.local, oid)
+    done: list[bool] = []
+    with objects.xet.collecting():
+        worker = threading.Thread(target=lambda: done.append(w.commit()))
+        worker.start()
+        worker.join(0.5)
+        assert worker.is_alive()  # the publish waits for the collection
+        assert collect_lfs(objects.local, set(), time.time() - HOUR).objects == 1
+    worker.join(30)
+    assert done == [True] and b"".join(objects.open(oid)) == data  # acknowledged and there
