@@ -418,22 +418,25 @@ def gc(data_dir: Optional[Path] = DataDir,
        grace_hours: float = typer.Option(24.0, "--grace-hours", min=0.0,
                                          help="keep what was stored or reused this recently (uploads in progress)"),
        dry_run: bool = typer.Option(False, "--dry-run", help="count what would go, remove nothing")) -> None:
-    """Remove the Xet data (xorbs, file records) that no commit of any repository references any more: deleted
-    repositories, files deleted and squashed out of history. Safe while the server runs; waits for a backup."""
-    from spaces.services.collect import collect_xet
+    """Remove the Xet data (xorbs, file records) and the Git LFS objects that no commit of any repository
+    references any more: deleted repositories, files deleted and squashed out of history. Safe while the server
+    runs; waits for a backup."""
+    from spaces.services.collect import collect_all
+    from spaces.storage.objects import objects_root
     from spaces.xet.store import xet_root
 
     settings = operator_settings(data_dir)
-    if not xet_root(settings.data_path).is_dir():
-        fail(f"No Xet data in {settings.data_path}: nothing to collect.")
+    if not xet_root(settings.data_path).is_dir() and not objects_root(settings.repos_path).is_dir():
+        fail(f"No Xet data or LFS objects in {settings.data_path}: nothing to collect.")
     try:
-        done = collect_xet(settings.repos_path, settings.data_path, grace_hours * 3600, dry_run=dry_run)
+        done, lfs = collect_all(settings.repos_path, settings.data_path, grace_hours * 3600, dry_run=dry_run)
     except SpacesError as exc:
         fail(exc.message)
     verb = "would remove" if dry_run else "removed"
     err.print(f"{verb} {done.xorbs} xorbs ({done.xorb_bytes / (1 << 20):.1f} MiB), {done.files} Xet files, "
-              f"{done.links} links, {done.dedupe} dedupe entries, {done.temporaries} temporary files; "
-              f"{done.kept_xorbs} xorbs kept")
+              f"{done.links} links, {done.dedupe} dedupe entries, {done.temporaries} temporary files, "
+              f"{lfs.objects} LFS objects ({lfs.object_bytes / (1 << 20):.1f} MiB); "
+              f"{done.kept_xorbs} xorbs, {lfs.kept} LFS objects kept")
 
 
 # ---- spaces down (spaces.runtime.teardown, spaces.services.down) ---------------------------------------------------

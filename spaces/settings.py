@@ -54,7 +54,7 @@ class Limits(BaseModel):
 
 class LargeFileSettings(BaseModel):
     """Large files: Git LFS objects, stored once by sha256 under ``data_dir/lfs/objects`` (see
-    ``spaces.storage.objects``). Objects that no repository uses any more stay on disk (no garbage collection)."""
+    ``spaces.storage.objects``). Objects that no repository uses any more stay on disk until ``spaces gc``."""
 
     max_object_bytes: int = Field(50 * 1024**3, ge=1, description="largest LFS object one upload may send")
     preupload_lfs: bool = Field(

@@ -28,10 +28,12 @@ def object_store(repos_root: Path) -> XetBackedObjects:
 
 class XetBackedObjects:
     """An :class:`~spaces.storage.objects.ObjectStore`: an object is read from the LFS store when it is there,
-    else rebuilt from Xet. New objects (git-lfs uploads, regular files of a commit) go to the LFS store."""
+    else rebuilt from Xet. New objects (git-lfs uploads, regular files of a commit) go to the LFS store. Both are
+    collected under one lock (``XetStore.pinned``/``collecting``): a backup pins both, one collector runs."""
 
     def __init__(self, local: LocalObjectStore, xet: XetStore) -> None:
         self.local, self.xet = local, xet
+        local.pinned = xet.pinned  # what makes an LFS object young excludes the collector as the Xet side does
 
     def _xet_file(self, oid: str) -> FileRecord | None:
         """The file, made young again for the collector: a commit that names an object no commit referenced any
@@ -48,10 +50,12 @@ class XetBackedObjects:
         return self.local.writer(oid, size)
 
     def exists(self, oid: str) -> bool:
-        return self.local.exists(oid) or self._xet_file(oid) is not None
+        return self.size(oid) is not None
 
     def size(self, oid: str) -> int | None:
-        size = self.local.size(oid)
+        """Also what a client is told "already there" by (the batch API, the commit path): an LFS object is made
+        young for the collector as the Xet file is (``LocalObjectStore.touch``)."""
+        size = self.local.touch(oid)
         if size is None and (rec := self._xet_file(oid)) is not None:
             size = rec.size
         return size

@@ -14,8 +14,12 @@ Contract:
 * ``exists(oid)``, ``size(oid)`` (None when absent) and ``open(oid, start, end)`` (an iterator of chunks of bytes
   ``start..end`` inclusive; raises ``LfsObjectMissing`` when absent) never block on a writer: objects are written
   under a temporary name and renamed into place whole, so a reader sees all of an object or none of it.
-* Objects are never deleted by the hub (no garbage collection of LFS objects yet; ``spaces gc`` collects the Xet
-  data only): deleting a repository drops its links only.
+* Objects are never deleted by the hub's requests: deleting a repository drops its links only. ``spaces gc``
+  (``spaces.services.collect``) removes the objects no commit of any repository names once they are older than its
+  grace period, holding the lock ``pinned`` excludes: an upload in progress stores its object before its commit,
+  and an object a client is told is already there (the batch API's answer, the commit path's check; both call
+  ``size`` through the hub's store) or sends again (``writer``) is made young (:meth:`LocalObjectStore.touch`)
+  under ``pinned``, so a collection that read the repositories before the commit that names it keeps it.
 
 Which repository may read which object is :class:`RepoObjects`: a link per (repository, object), made when a
 client that can write the repository uploads the object's bytes (or the hub writes them in a commit). Without the
@@ -28,7 +32,8 @@ import hashlib
 import os
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Protocol
 
@@ -75,7 +80,8 @@ class _LocalWriter:
         self.store, self.oid, self.expected = store, oid, size
         self.hash = hashlib.sha256()
         self.written = 0
-        self.keep = not store.exists(oid)  # an existing object is only verified, not written again
+        # an existing object is only verified, not written again; made young, as the commit that names it follows
+        self.keep = store.touch(oid) is None
         self.tmp = store.root / "tmp" / f"{oid}.{uuid.uuid4().hex}"
         self.file = None
         if self.keep:
@@ -99,13 +105,17 @@ class _LocalWriter:
                 raise BadRequest(f"Object sha256:{self.oid}: the bytes received hash to sha256:"
                                  f"{self.hash.hexdigest()}; nothing was stored.")
             if self.file is None:
+                if self.store.touch(self.oid) is None:  # collected during an upload longer than the grace period
+                    raise BadRequest(f"Object sha256:{self.oid} was removed while it was being sent; send it again.")
                 return False
             self.file.flush()
             os.fsync(self.file.fileno())
             self.file.close()
             self.file = None
-            # whole or not at all, and still there after a crash; a concurrent equal upload replaces equal bytes
-            durable.publish(self.tmp, self.store.path(self.oid))
+            # whole or not at all, and still there after a crash; a concurrent equal upload replaces equal bytes;
+            # never between the collector's look at an old copy's time and its removal (``pinned``)
+            with self.store.pinned():
+                durable.publish(self.tmp, self.store.path(self.oid))
             return True
         finally:
             self.abort()
@@ -118,10 +128,16 @@ class _LocalWriter:
 
 
 class LocalObjectStore:
-    """Objects as files under ``root/ab/cd/<oid>`` (git-lfs's own layout), written through ``root/tmp``."""
+    """Objects as files under ``root/ab/cd/<oid>`` (git-lfs's own layout), written through ``root/tmp``.
 
-    def __init__(self, root: Path) -> None:
+    ``pinned``: the collector's lock, held shared while an object is made young (:meth:`touch`) or renamed into
+    place, so nothing changes between the collector's look at an object's time and its removal; the hub's store
+    shares the Xet store's (``XetStore.pinned``/``collecting``: one collector, and a backup pins both). None for a
+    store no collector runs on (a backup's copy)."""
+
+    def __init__(self, root: Path, pinned: Callable[[], AbstractContextManager] | None = None) -> None:
         self.root = Path(root)
+        self.pinned = pinned or nullcontext
 
     def path(self, oid: str) -> Path:
         check_oid(oid)
@@ -139,6 +155,23 @@ class LocalObjectStore:
             return self.path(oid).stat().st_size
         except FileNotFoundError:
             return None
+
+    def touch(self, oid: str) -> int | None:
+        """Mark a stored object as used now (the collector keeps what is younger than its grace period); its size,
+        None when absent."""
+        path = self.path(oid)
+        with self.pinned():
+            try:
+                os.utime(path)
+                return path.stat().st_size
+            except FileNotFoundError:
+                return None
+
+    def oids(self) -> Iterator[tuple[str, Path]]:
+        """Every stored object (``ab/cd/<oid>``) with its path; the temporaries are not objects."""
+        for path in self.root.glob("[0-9a-f][0-9a-f]/[0-9a-f][0-9a-f]/*"):
+            if path.name.startswith(path.parent.parent.name + path.parent.name) and path.is_file():
+                yield path.name, path
 
     def sweep(self, older_than_s: float = 3600.0) -> int:
         """Remove what uploads cut short by a crash left in ``tmp`` (an upload in progress writes, so its file

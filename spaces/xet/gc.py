@@ -11,7 +11,7 @@ a file or link registered again), and those calls hold ``XetStore.pinned`` while
 are a Xet file's only copy (``spaces.services.objects``): a commit that names an old file without sending it again (a
 file deleted, squashed, then committed again) checks it through the object store, which makes its link young under
 ``pinned``, so a run that read the repositories before that commit keeps it. The Git LFS objects (git-lfs uploads)
-are not collected here.
+are collected by the same run under the same lock (``spaces.services.collect``).
 """
 
 from __future__ import annotations

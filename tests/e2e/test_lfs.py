@@ -376,3 +376,62 @@ def test_preupload_lfs_setting_sends_the_client_through_the_batch_api(tmp_path, 
                                       cache_dir=tmp_path / "snap"))
         assert (snap / "copy" / "big.parquet").read_bytes() == big and (snap / "img" / "a.png").read_bytes() == png
         assert (snap / "small.csv").read_bytes() == small
+
+
+def test_gc_removes_lfs_objects_no_commit_references_and_keeps_the_rest(tmp_path):  # noqa: ANN001
+    """``spaces gc`` on a live server, objects pushed with git-lfs: those of a deleted repository and of a file
+    deleted and squashed out of history go (grace 0), an object another repository still commits stays and
+    downloads byte-exact (huggingface_hub and a git-lfs clone); within the grace period nothing goes; a dry run
+    counts without removing."""
+    from harness import DATABASES, make_actor, start_server
+
+    srv = start_server(DATABASES[0])  # of its own: the collector sees every repository of the instance
+    try:
+        alice = make_actor(srv, "alice")
+        gone_id, kept_id = f"alice/{unique('lgcg')}", f"alice/{unique('lgck')}"
+        data = {name: os.urandom(300_000 + i) for i, name in enumerate(("only", "shared", "dropped", "kept"))}
+        for repo_id in (gone_id, kept_id):
+            alice.api.create_repo(repo_id)
+        push_lfs_files(srv, alice, "model", gone_id, tmp_path / "g", {"only.bin": data["only"],
+                                                                       "shared.bin": data["shared"]})
+        push_lfs_files(srv, alice, "model", kept_id, tmp_path / "k", {"shared.bin": data["shared"],
+                                                                       "dropped.bin": data["dropped"],
+                                                                       "kept.bin": data["kept"]})
+        stored = {n: srv.data_dir / "lfs" / "objects" / sha256(d)[:2] / sha256(d)[2:4] / sha256(d)
+                  for n, d in data.items()}
+        assert all(p.is_file() for p in stored.values())
+
+        alice.api.delete_repo(gone_id)
+        alice.api.delete_file("dropped.bin", kept_id)
+        said = " ".join(srv.cli("gc", "--grace-hours", "0").stderr.split())
+        # only.bin goes; dropped.bin is still in the history
+        assert said.startswith("removed") and ", 1 LFS objects (" in said, said
+        assert not stored["only"].exists() and all(stored[n].is_file() for n in ("shared", "dropped", "kept"))
+
+        alice.api.super_squash_history(kept_id)
+        said = " ".join(srv.cli("gc", "--grace-hours", "1").stderr.split())
+        assert ", 0 LFS objects (" in said and stored["dropped"].is_file(), said  # younger than an hour
+        said = " ".join(srv.cli("gc", "--grace-hours", "0", "--dry-run").stderr.split())
+        mib = len(data["dropped"]) / (1 << 20)
+        assert said.startswith("would remove") and f", 1 LFS objects ({mib:.1f} MiB)" in said, said
+        assert stored["dropped"].is_file()
+        said = " ".join(srv.cli("gc", "--grace-hours", "0").stderr.split())
+        assert said.startswith("removed") and ", 1 LFS objects (" in said and "2 LFS objects kept" in said, said
+        assert not stored["dropped"].exists()
+        assert stored["shared"].is_file() and stored["kept"].is_file()  # referenced by kept_id's commit
+
+        for name in ("shared", "kept"):
+            got = alice.api.hf_hub_download(kept_id, f"{name}.bin", cache_dir=tmp_path / "c")
+            assert Path(got).read_bytes() == data[name]
+        lfs_git("clone", "-q", remote(srv, "model", kept_id, alice.token), str(tmp_path / "clone"))
+        assert (tmp_path / "clone" / "shared.bin").read_bytes() == data["shared"]
+        assert not (tmp_path / "clone" / "dropped.bin").exists()
+
+        # the object removed can be pushed again: the batch API asks for it (the repository's link alone is not
+        # "already there"), and it downloads whole
+        push_lfs_files(srv, alice, "model", kept_id, tmp_path / "again", {"dropped.bin": data["dropped"]})
+        assert stored["dropped"].is_file()
+        got = alice.api.hf_hub_download(kept_id, "dropped.bin", cache_dir=tmp_path / "c2")
+        assert Path(got).read_bytes() == data["dropped"]
+    finally:
+        srv.stop()
