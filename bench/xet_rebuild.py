@@ -110,7 +110,7 @@ def main() -> int:
         t_copy = min(copy() for _ in range(args.repeat))
         store.link_sha256(oid, rec.hash)
         store.put_file(rec)
-        from_xet = XetBackedObjects(objects.LocalObjectStore(work / "lfs-none"), store)
+        from_xet = XetBackedObjects(work / "lfs-none", store)
         t_read_lfs = min(read(lfs_stores[0]) for _ in range(args.repeat))
         t_read_xet = min(read(from_xet) for _ in range(args.repeat))
         mbps = lambda t: args.mb / t

@@ -23,7 +23,7 @@ from spaces.xet.store import FileRecord, XetStore, xet_root
 def object_store(repos_root: Path) -> XetBackedObjects:
     """The hub's one object store: LFS objects on disk, and the files uploaded through Xet (``{data dir}/xet``
     beside ``{data dir}/repos``)."""
-    return XetBackedObjects(LocalObjectStore(objects_root(repos_root)), XetStore(xet_root(Path(repos_root).parent)))
+    return XetBackedObjects(objects_root(repos_root), XetStore(xet_root(Path(repos_root).parent)))
 
 
 class XetBackedObjects:
@@ -31,9 +31,9 @@ class XetBackedObjects:
     else rebuilt from Xet. New objects (git-lfs uploads, regular files of a commit) go to the LFS store. Both are
     collected under one lock (``XetStore.pinned``/``collecting``): a backup pins both, one collector runs."""
 
-    def __init__(self, local: LocalObjectStore, xet: XetStore) -> None:
-        self.local, self.xet = local, xet
-        local.pinned = xet.pinned  # what makes an LFS object young excludes the collector as the Xet side does
+    def __init__(self, local_root: Path, xet: XetStore) -> None:
+        # what makes an LFS object young excludes the collector as the Xet side does: one lock for both stores
+        self.local, self.xet = LocalObjectStore(local_root, pinned=xet.pinned), xet
 
     def _xet_file(self, oid: str) -> FileRecord | None:
         """The file, made young again for the collector: a commit that names an object no commit referenced any

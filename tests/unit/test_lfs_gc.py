@@ -24,7 +24,7 @@ HOUR = 3600.0
 
 @pytest.fixture
 def objects(tmp_path: Path) -> XetBackedObjects:
-    return XetBackedObjects(LocalObjectStore(tmp_path / "lfs"), XetStore(tmp_path / "xet"))
+    return XetBackedObjects(tmp_path / "lfs", XetStore(tmp_path / "xet"))
 
 
 def store_one(objects: XetBackedObjects, data: bytes) -> str:

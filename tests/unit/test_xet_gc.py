@@ -156,14 +156,13 @@ def test_a_commit_naming_an_unreferenced_file_keeps_it_from_a_collection_under_w
     """The xorbs are a Xet file's only copy: a commit that names an old, unreferenced file (deleted, squashed, then
     committed again without an upload) checks it through the object store, which makes it young again, so a
     collection that read the repositories before that commit does not remove it."""
-    from spaces.storage.objects import LocalObjectStore
     from spaces.services.objects import XetBackedObjects
 
     store = XetStore(tmp_path / "xet")
     chunks = [os.urandom(1000 + i) for i in range(3)]
     [(sha, _)] = register(store, [chunks])
     age(store)
-    objects = XetBackedObjects(LocalObjectStore(tmp_path / "lfs"), store)
+    objects = XetBackedObjects(tmp_path / "lfs", store)
     referenced: set[str] = set()  # what the collector read from git before the commit landed
     assert objects.size(sha) == sum(map(len, chunks))  # the commit's check (spaces.storage.lfsfiles)
     gc.collect(store, referenced, grace_s=HOUR)
