@@ -10,6 +10,7 @@ What a backup holds (``DIR`` is created 0700; everything in it is as secret as t
     lfs/objects/ab/cd/{sha256}  each of those objects once (``spaces.storage.objects``)
     xet/                   for those objects that came through Xet: their file records, the xorbs these name and
                            the sha256 -> Xet hash links (``spaces.xet.store``'s layout; dedupe entries are rebuilt)
+    buckets/{bucket id}/   each bucket's files (the app's ``/data``), file by file (absent: never mounted)
     secret_key             the key that signs cookies (when the instance keeps it in its data dir)
 
 Consistency. The rows are read in one snapshot (SQLite: the online backup API copies the file first; PostgreSQL: one
@@ -20,7 +21,11 @@ two has no repository left: the backup fails, naming it, and is run again. Large
 snapshot too: stored by content, they never change, and the Xet garbage collector (``spaces gc``) waits while a
 backup runs, so what the snapshot's commits name is still there (what came after it is carried, unreferenced, and
 collected on the restored instance). A file whose Xet data is incomplete is carried as its LFS object alone: the
-restored hub serves it without Xet, as it serves a file uploaded through git-lfs.
+restored hub serves it without Xet, as it serves a file uploaded through git-lfs. A bucket's files are copied after
+the snapshot as well, from its filesystem (mounted for the copy when no Space has it mounted): one a running Space
+writes meanwhile is carried as the copy found it, as a file copy of a live disk would (stop or pause the Space
+first for a bucket that must be one moment's). Buckets on Kubernetes (a claim each) are not on this disk: not
+carried.
 
 Restore writes into an instance that has never served (an empty database, or one migrated but without accounts),
 while it is not running. Rows are written at the backup's schema revision, then Alembic brings them to this
@@ -52,6 +57,7 @@ from spaces.db.session import alembic_config, make_engine, migrate
 from spaces.errors import BadRequest, SpacesError
 from spaces.storage._gitcmd import run_git
 from spaces.storage.objects import LocalObjectStore, RepoObjects, objects_root, put
+from spaces.runtime.volumes import BucketDisk
 from spaces.xet import service as xet_service
 from spaces.services.objects import object_store
 from spaces.xet.store import XetStore, xet_root
@@ -90,6 +96,7 @@ def backup(db_url: str, repos: Path, data_dir: Path, dest: Path, *, signing_key_
             oids = _save_objects(repos, repos / f"{space_id}.git", dest, space_id)
             if xet is not None:
                 _save_xet(xet, dest, oids)
+    _save_buckets(data_dir, dest)
     key = data_dir / "secret_key"
     if signing_key_file and key.is_file():
         _private_copy(key, dest / "secret_key")
@@ -211,6 +218,46 @@ def _save_xet(xet: XetStore, dest: Path, oids: list[str]) -> None:
         saved.link_sha256(oid, h)
 
 
+def _buckets(db_dir: Path) -> dict[str, int]:
+    """Bucket id -> size in MB, from the rows of a backup."""
+    rows = db_dir / "buckets.jsonl"
+    if not rows.is_file():
+        return {}
+    out = {}
+    for line in rows.read_text().splitlines():
+        row = json.loads(line)
+        out[row["id"]] = int(row["size_mb"])
+    return out
+
+
+def _save_buckets(data_dir: Path, dest: Path) -> None:
+    for bucket_id, size_mb in _buckets(dest / "db").items():
+        disk = BucketDisk(data_dir / "buckets" / bucket_id)
+        if not disk.image.exists():
+            continue  # never mounted: nothing written
+        was_mounted = disk.mounted()
+        files = disk.ensure(size_mb)
+        try:
+            shutil.copytree(files, dest / "buckets" / bucket_id, symlinks=True)
+        finally:
+            if not was_mounted:
+                disk.release()
+
+
+def _load_buckets(src: Path, data_dir: Path) -> None:
+    sizes = _buckets(src / "db")
+    saved = src / "buckets"
+    for entry in sorted(saved.iterdir()) if saved.is_dir() else ():
+        if entry.name not in sizes:
+            raise BadRequest(f"The backup holds files of a bucket it has no row for: {entry.name}.")
+        disk = BucketDisk(data_dir / "buckets" / entry.name)
+        files = disk.ensure(sizes[entry.name])
+        try:
+            shutil.copytree(entry, files, symlinks=True, dirs_exist_ok=True)
+        finally:
+            disk.release()
+
+
 def _spool_copy(store: XetStore, path: Path) -> str:
     """A copy of ``path`` in ``store``'s spool, for its ``put_xorb`` (or ``service.upload_xorb``) to move in."""
     with store.spool() as spool, open(path, "rb") as f:
@@ -244,6 +291,7 @@ def restore(db_url: str, repos: Path, data_dir: Path, src: Path) -> dict:
         oids = _load_objects(src, space_id, repos, repos / f"{space_id}.git")
         if saved is not None and xet is not None:
             _load_xet(saved, xet, oids)
+    _load_buckets(src, data_dir)
     if (src / "secret_key").is_file() and not (data_dir / "secret_key").exists():
         data_dir.mkdir(parents=True, exist_ok=True)
         _private_copy(src / "secret_key", data_dir / "secret_key")

@@ -16,6 +16,7 @@ from harness import DATABASES, TEST_ROOT, create_postgres_database, make_actor, 
     unique, wait_until
 from huggingface_hub import HfApi
 
+from spaces.runtime.volumes import BucketDisk
 from spaces.templates_catalog import list_templates
 
 INDEX_V1 = b"<!doctype html><h1>v1</h1>"
@@ -23,6 +24,7 @@ INDEX_V2 = b"<!doctype html><h1>v2</h1>"
 INDEX_LATE = b"<!doctype html><h1>after the backup</h1>"
 WEIGHTS = bytes(range(256)) * 64
 XET_DATA = os.urandom(3 << 20)
+BUCKET_MB = 64
 
 
 @pytest.fixture(params=DATABASES)
@@ -81,8 +83,21 @@ def test_backup_then_restore_finds_every_space_commit_secret_and_setting(instanc
     xet_hash = alice.api.get_paths_info(public_id, ["big.bin"])[0].xet_hash
     assert xet_hash
 
+    # buckets (a Space's /data): one mounted, as while a Space runs, and one unmounted at the backup; both hold files
+    buckets = {}
+    for name in (f"alice/{unique('live')}", f"alice/{unique('idle')}"):
+        alice.api.create_bucket(name, private=True)
+        buckets[name] = bucket_id = _bucket_id(source.data_dir, source.env.get("SPACES_DATABASE_URL"), name)
+        files = BucketDisk(source.data_dir / "buckets" / bucket_id).ensure(BUCKET_MB)
+        (files / "runs" / "1").mkdir(parents=True)
+        (files / "runs" / "1" / "counts.txt").write_text(name)
+        (files / "latest").symlink_to("runs/1")  # carried as a link, never followed
+    idle_disk = BucketDisk(source.data_dir / "buckets" / buckets[list(buckets)[1]])
+    idle_disk.release()
+
     dest = tmp_path / "backup"
     source.cli("backup", str(dest))
+    assert not idle_disk.mounted()  # mounted for the copy only
     assert stat.S_IMODE(dest.stat().st_mode) == 0o700
     manifest = json.loads((dest / "manifest.json").read_text())
     # alice's two and the template Spaces the hub seeds (paused: the restore leaves them paused, unbuilt)
@@ -116,6 +131,11 @@ def test_backup_then_restore_finds_every_space_commit_secret_and_setting(instanc
         assert variables["MODE"]["value"] == "demo"
         _assert_served_through_xet(target, alice, public_id, xet_hash, tmp_path)
         assert api.dataset_info(public_id).private is True
+        for name, bucket_id in buckets.items():
+            assert api.bucket_info(name).private is True
+            files = BucketDisk(target_dir / "buckets" / bucket_id).ensure(BUCKET_MB)
+            assert (files / "latest" / "counts.txt").read_text() == name
+            assert os.readlink(files / "latest") == "runs/1"
         assert _secret(target_dir, target_url, private_id) == {"API_KEY": "s3cret-value"}
         # every Space is built again and runs as after a push
         for repo_id in (private_id, public_id):
@@ -170,6 +190,16 @@ def _secret(data_dir: Path, url: str | None, repo_id: str) -> dict[str, str]:
     finally:
         engine.dispose()
     return dict(rows)
+
+
+def _bucket_id(data_dir: Path, url: str | None, name: str) -> str:
+    """A bucket's row id: its disk's folder name."""
+    engine = sa.create_engine(url or f"sqlite:///{data_dir / 'spaces.db'}")
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT id FROM buckets WHERE key = :k"), {"k": name.lower()}).scalar()
+    finally:
+        engine.dispose()
 
 
 def _free_port() -> int:
