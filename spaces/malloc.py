@@ -12,7 +12,6 @@ variable, which glibc reads only when the process starts: ``spaces serve`` would
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 
 log = logging.getLogger(__name__)
@@ -22,14 +21,10 @@ M_ARENA_MAX = -8  # glibc's malloc.h
 
 def limit_arenas(count: int = 2) -> bool:
     """Cap the number of malloc arenas; False where the C library is not glibc (nothing changed)."""
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError, TypeError):
-        return False
+    libc = ctypes.CDLL(None)  # the C library this process already runs on
     if not hasattr(libc, "gnu_get_libc_version"):
         return False
+    mallopt = libc.mallopt
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     ok = mallopt(M_ARENA_MAX, count) == 1
     if not ok:

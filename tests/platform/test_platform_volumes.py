@@ -8,13 +8,12 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import platform_kit as kit
 import pytest
-from harness import make_actor, unique
+from harness import make_actor, unique, unmount_under
 from huggingface_hub import Volume
 
 pytestmark = pytest.mark.timeout(600)
@@ -29,14 +28,7 @@ def vplatform(platform_base: Path) -> Iterator[kit.Platform]:
         try:
             yield p
         finally:
-            unmount_under(p.data_dir / "buckets")
-
-
-def unmount_under(root: Path) -> None:
-    """The buckets stay mounted while their platform lives; a test's platform takes them down with it."""
-    mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
-    for m in sorted((m for m in mounts if m.startswith(str(root) + "/")), reverse=True):
-        subprocess.run(["umount", "-l", m], check=False)
+            unmount_under(p.data_dir / "buckets")  # the buckets stay mounted while their platform lives
 
 
 def store_files(mark: str) -> dict[str, bytes]:
