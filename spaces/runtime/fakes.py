@@ -59,3 +59,18 @@ class PhaseBackend:
 
     def list(self, labels: dict[str, str]) -> list[Handle]:
         return []
+
+
+class ClaimsKept:
+    """A backend's storage of buckets (``HoldsClaims``): the ids it holds, and those it was told to give back.
+    ``on_list`` runs as it lists and returns what was made at that moment (a bucket created mid-sweep)."""
+
+    def __init__(self, held: set[str], on_list: Callable[[], set[str]] = set) -> None:
+        self.held, self.forgotten, self.on_list = held, [], on_list
+
+    def claims(self) -> set[str]:
+        self.held |= self.on_list()
+        return set(self.held)
+
+    def forget_claim(self, bucket_id: str) -> None:
+        self.forgotten.append(bucket_id)

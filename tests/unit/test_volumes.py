@@ -12,6 +12,7 @@ from spaces.db.session import Database
 from spaces.domain.volumes import MAX_VOLUMES, Volume, parse_volumes
 from spaces.errors import BadRequest, Conflict, Forbidden, RepoNotFound
 from spaces.runtime.contracts import Claim, HoldsClaims, Mount, StartFailed
+from spaces.runtime.fakes import ClaimsKept
 from spaces.runtime.volumes import Volumes, forget_deleted_buckets
 from spaces.services import accounts
 from spaces.services.buckets import BucketService, StorageSettings
@@ -115,21 +116,6 @@ def test_on_a_backend_of_claims_a_repository_volume_is_refused_with_the_reason(d
                       claims=True)
     with db.session() as s, pytest.raises(StartFailed, match="model alice/m mounted at /m cannot be mounted"):
         volumes.mounts(s, s.get(Space, space_id))
-
-
-class ClaimsKept:
-    """What a backend of claims holds (``HoldsClaims``), and what it was told to give back. ``on_list`` runs as
-    the backend lists, and returns what was made at that moment."""
-
-    def __init__(self, held: set[str], on_list=lambda: set()) -> None:  # noqa: ANN001
-        self.held, self.forgotten, self.on_list = held, [], on_list
-
-    def claims(self) -> set[str]:
-        self.held |= self.on_list()
-        return set(self.held)
-
-    def forget_claim(self, bucket_id: str) -> None:
-        self.forgotten.append(bucket_id)
 
 
 def test_the_claims_of_deleted_buckets_are_given_back_and_no_other(db: Database, tmp_path: Path) -> None:
